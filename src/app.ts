@@ -1,0 +1,104 @@
+import { randomUUID } from 'node:crypto';
+import express, { Express, NextFunction, Request, Response } from 'express';
+import * as OpenApiValidator from 'express-openapi-validator';
+import helmet from 'helmet';
+import type { Logger } from 'pino';
+import { pinoHttp } from 'pino-http';
+import { AdminService } from './admin/service';
+import { errorHandler } from './http/errors';
+import { inputGuards } from './http/guards';
+import { InitService } from './init/service';
+import { HttpMetrics, createMetrics } from './metrics';
+import { LoginLimit, adminRouter } from './routes/admin';
+import { SPEC_PATH } from './paths';
+import { docsRouter } from './routes/docs';
+import { initRouter } from './routes/init';
+import { opsRouter } from './routes/ops';
+import { secretRouter } from './routes/secret';
+import { SecretService } from './secrets/service';
+import { VaultClient } from './vault/client';
+import { Kv } from './vault/kv';
+import { Sys } from './vault/sys';
+
+export interface AppOptions {
+  vault: VaultClient;
+  logger: Logger;
+  metrics?: HttpMetrics;
+  adminLogin: string;
+  adminPassword: string;
+  /** Seconds a node may keep a secret whose `meta.ttl` is unset. */
+  defaultSecretTtl: number;
+  loginLimit?: LoginLimit;
+  /** Largest accepted request body. */
+  bodyLimit?: string;
+  /** Check every answer against the contract too (tests do; it costs time on the hot path). */
+  validateResponses?: boolean;
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
+
+export function createApp(opts: AppOptions): Express {
+  const metrics = opts.metrics ?? createMetrics();
+  const kv = new Kv(opts.vault);
+  const sys = new Sys(opts.vault);
+  const init = new InitService(sys, kv, { login: opts.adminLogin, password: opts.adminPassword });
+  const admin = new AdminService(sys);
+  const secrets = new SecretService(kv, opts.defaultSecretTtl);
+
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.set('trust proxy', false);
+
+  app.use(
+    pinoHttp({
+      logger: opts.logger,
+      genReqId: (req, res) => {
+        const given = req.headers['x-request-id'];
+        const id = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+        res.setHeader('X-Request-Id', id);
+        return id;
+      },
+      serializers: {
+        req: (req) => ({ id: req.id, method: req.method, url: req.url, remoteAddress: req.remoteAddress }),
+        res: (res) => ({ statusCode: res.statusCode }),
+      },
+      customLogLevel: (_req, res, err) => (err || res.statusCode >= 500 ? 'error' : 'info'),
+    }),
+  );
+  app.use(countRequests(metrics));
+  app.use(helmet());
+  app.use(inputGuards);
+  app.use(express.json({ limit: opts.bodyLimit ?? '64kb', inflate: false, strict: true }));
+  app.use(docsRouter(SPEC_PATH));
+  app.use(
+    OpenApiValidator.middleware({
+      apiSpec: SPEC_PATH,
+      validateRequests: { allowUnknownQueryParameters: false },
+      validateResponses: opts.validateResponses ?? false,
+      validateSecurity: false,
+      ignorePaths: /^\/(docs|openapi\.(yaml|json))/,
+    }),
+  );
+  app.use(opsRouter(opts.vault, metrics.registry));
+  app.use(initRouter(init));
+  app.use(adminRouter(admin, opts.loginLimit ?? { max: 10, windowMs: 60_000 }));
+  app.use(secretRouter(secrets));
+  app.use(errorHandler(opts.logger));
+  return app;
+}
+
+/** Requests and latency by route template (never the raw path: it carries names). */
+function countRequests(metrics: HttpMetrics) {
+  return (req: Request, res: Response, next: NextFunction): void => {
+    const started = process.hrtime.bigint();
+    res.on('finish', () => {
+      const openapi = (req as Request & { openapi?: { openApiRoute?: string } }).openapi;
+      const route = openapi?.openApiRoute ?? (req.route?.path as string | undefined) ?? 'unmatched';
+      const labels = { method: req.method, route, status: String(res.statusCode) };
+      metrics.requests.inc(labels);
+      metrics.duration.observe(labels, Number(process.hrtime.bigint() - started) / 1e9);
+    });
+    next();
+  };
+}

@@ -1,0 +1,33 @@
+import fs from 'node:fs';
+import { InvalidArgumentError, Option } from 'commander';
+
+/** An option with its RKS_* environment variable (flags win over the environment). */
+export function opt(flags: string, description: string, env: string): Option {
+  return new Option(flags, description).env(env);
+}
+
+export function positiveInt(name: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`${name} must be a positive integer`);
+    return n;
+  };
+}
+
+/**
+ * Boolean environment variables, parsed strictly: commander treats any set value of a
+ * flag's variable as "on", so RKS_NO_TLS=0 would disable TLS.
+ */
+export function envFlag(name: string): boolean | undefined {
+  const v = process.env[name];
+  if (v === undefined || v === '') return undefined;
+  if (/^(1|true|yes|on)$/i.test(v)) return true;
+  if (/^(0|false|no|off)$/i.test(v)) return false;
+  throw new InvalidArgumentError(`${name} must be true or false, got '${v}'`);
+}
+
+/** A secret given inline or as a file; the file wins, and its trailing newline is dropped. */
+export function secretFrom(inline: string | undefined, file: string | undefined): string | undefined {
+  if (file) return fs.readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+  return inline;
+}

@@ -1,0 +1,61 @@
+/**
+ * Typed errors that carry their own HTTP status, so handlers never guess.
+ * Messages are shown to callers: they must never contain a token, a password or a key.
+ */
+export class RksError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+export class BadRequest extends RksError {
+  constructor(message: string) {
+    super(400, message);
+  }
+}
+
+export class Unauthorized extends RksError {
+  constructor(message = 'authentication required') {
+    super(401, message);
+  }
+}
+
+export class Forbidden extends RksError {
+  constructor(message = 'permission denied') {
+    super(403, message);
+  }
+}
+
+export class NotFound extends RksError {
+  constructor(message: string) {
+    super(404, message);
+  }
+}
+
+export class Conflict extends RksError {
+  constructor(message: string) {
+    super(409, message);
+  }
+}
+
+export class Locked extends RksError {
+  constructor(message: string) {
+    super(423, message);
+  }
+}
+
+export class BadGateway extends RksError {
+  constructor(message: string) {
+    super(502, message);
+  }
+}
+
+export class ServiceUnavailable extends RksError {
+  constructor(message: string) {
+    super(503, message);
+  }
+}

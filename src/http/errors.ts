@@ -1,0 +1,67 @@
+import type { NextFunction, Request, Response } from 'express';
+import type { Logger } from 'pino';
+import { RksError } from '../errors';
+import { FQDN_RULE } from '../names';
+import { VaultError } from '../vault/client';
+
+interface ValidatorItem {
+  path?: string;
+  message?: string;
+}
+
+const FIELD_RULES: Record<string, string> = {
+  fqdn: `invalid secret name: must be ${FQDN_RULE}`,
+  group: "invalid group name: use 1 to 64 letters, digits or '-'",
+  nodeId: "invalid node id: use 1 to 64 letters, digits or '-'",
+  'x-lcdn-nodeid': "invalid X-LCDN-nodeId: use 1 to 64 letters, digits or '-'",
+};
+
+/** Turns an express-openapi-validator item into a reason a human can act on. */
+function describeValidation(item: ValidatorItem): string {
+  const path = (item.path ?? '').replace(/^[./]+/, '').replace(/\//g, '.');
+  const field = path.split('.').pop() ?? '';
+  if (FIELD_RULES[field] && /pattern|maxLength|minLength|required/.test(item.message ?? '')) {
+    return item.message?.includes('required') ? `${path} is required` : FIELD_RULES[field];
+  }
+  return path ? `${path}: ${item.message}` : String(item.message);
+}
+
+/** Maps any error to `{"errors": [...]}` with its status. Reasons never echo input values. */
+export function errorHandler(logger: Logger) {
+  return (err: unknown, req: Request, res: Response, _next: NextFunction): void => {
+    const { status, errors } = toHttp(err);
+    const log = (req as Request & { log?: Logger }).log ?? logger;
+    if (status >= 500) log.error({ err }, 'request failed');
+    else log.debug({ status, errors }, 'request refused');
+    if (res.headersSent) return;
+    res.status(status).json({ errors });
+  };
+}
+
+export function toHttp(err: unknown): { status: number; errors: string[] } {
+  if (err instanceof RksError) return { status: err.status, errors: [err.message] };
+  if (err instanceof VaultError) {
+    if (err.status === 403) return { status: 403, errors: ['permission denied'] };
+    if (err.status === 503) return { status: 503, errors: ['vault is sealed or unavailable'] };
+    if (err.status === 429) return { status: 503, errors: ['vault is overloaded or on standby'] };
+    if (err.status >= 500) return { status: 503, errors: ['vault failed to answer'] };
+    return { status: 500, errors: ['unexpected answer from vault'] };
+  }
+  const e = err as { status?: number; type?: string; errors?: ValidatorItem[]; message?: string };
+  // body-parser
+  if (e.type === 'entity.too.large') return { status: 413, errors: ['request body too large'] };
+  if (e.type === 'entity.parse.failed') return { status: 400, errors: ['request body is not valid JSON'] };
+  if (e.type === 'encoding.unsupported' || e.type === 'charset.unsupported') {
+    return { status: 415, errors: ['unsupported body encoding'] };
+  }
+  // express-openapi-validator
+  if (typeof e.status === 'number' && e.status >= 400 && e.status < 500) {
+    if (e.status === 404) return { status: 404, errors: ['no such endpoint'] };
+    if (e.status === 405) return { status: 405, errors: ['method not allowed'] };
+    if (Array.isArray(e.errors) && e.errors.length > 0) {
+      return { status: e.status, errors: e.errors.map(describeValidation) };
+    }
+    return { status: e.status, errors: [String(e.message ?? 'bad request')] };
+  }
+  return { status: 500, errors: ['internal error'] };
+}

@@ -1,0 +1,90 @@
+import { Conflict, Forbidden } from '../errors';
+import { isVaultError } from '../vault/client';
+import { CasMismatch, Kv } from '../vault/kv';
+import { ADMIN_POLICY, KV_MOUNT, USERPASS_PATH, adminPolicy, kvPath } from '../vault/layout';
+import { Sys } from '../vault/sys';
+
+export interface AdminCredentials {
+  login: string;
+  password: string;
+}
+
+export interface RksConfigRecord {
+  initialized: true;
+  initializedAt: string;
+  layout: number;
+}
+
+/**
+ * Prepares Vault for rks. Every step is idempotent and `rks/data/config` is written last
+ * (check-and-set 0), so an init that stopped half-way can simply be run again, and two
+ * concurrent inits cannot both succeed.
+ */
+export class InitService {
+  constructor(
+    private readonly sys: Sys,
+    private readonly kv: Kv,
+    private readonly admin: AdminCredentials,
+  ) {}
+
+  async init(token: string): Promise<void> {
+    try {
+      await this.sys.lookupSelf(token);
+    } catch (err) {
+      if (isVaultError(err, 403)) throw new Forbidden('permission denied: init needs the Vault root token');
+      throw err;
+    }
+    if (await this.isInitialised(token)) throw new Conflict('rks is already initialised');
+
+    const mounts = await this.sys.mounts(token);
+    const kv = mounts[`${KV_MOUNT}/`];
+    if (!kv) {
+      await this.sys.mount(KV_MOUNT, 'kv', { version: '2' }, token);
+    } else if (kv.type !== 'kv' || kv.options?.version !== '2') {
+      throw new Conflict(`'${KV_MOUNT}/' is already mounted and is not a KV version 2 engine`);
+    }
+
+    const auths = await this.sys.authMethods(token);
+    const userpass = auths[`${USERPASS_PATH}/`];
+    if (!userpass) await this.sys.enableAuth(USERPASS_PATH, 'userpass', token);
+    else if (userpass.type !== 'userpass') {
+      throw new Conflict(`'auth/${USERPASS_PATH}/' is already enabled and is not userpass`);
+    }
+
+    await this.sys.putPolicy(ADMIN_POLICY, adminPolicy, token);
+    await this.sys.writeUserpassUser(
+      USERPASS_PATH,
+      this.admin.login,
+      { password: this.admin.password, token_policies: [ADMIN_POLICY], token_ttl: '1h', token_max_ttl: '24h' },
+      token,
+    );
+
+    const record: RksConfigRecord = { initialized: true, initializedAt: new Date().toISOString(), layout: 1 };
+    await this.writeConfig(record, token);
+  }
+
+  async isInitialised(token: string): Promise<boolean> {
+    try {
+      return Boolean((await this.kv.read<RksConfigRecord>(kvPath.config, token))?.data.initialized);
+    } catch (err) {
+      // No mount yet: Vault answers 404 to root ("no handler for route") and 400 while a new
+      // KV v2 mount is still upgrading.
+      if (isVaultError(err, 404) || isVaultError(err, 400)) return false;
+      throw err;
+    }
+  }
+
+  private async writeConfig(record: RksConfigRecord, token: string): Promise<void> {
+    // A freshly mounted KV v2 engine refuses writes for a moment while it upgrades.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.kv.write(kvPath.config, record, token, 0);
+        return;
+      } catch (err) {
+        if (err instanceof CasMismatch) throw new Conflict('rks is already initialised');
+        if (attempt >= 50 || !(isVaultError(err, 400, 'pgrading') || isVaultError(err, 503))) throw err;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+  }
+}

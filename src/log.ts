@@ -1,0 +1,35 @@
+import pino, { Logger } from 'pino';
+
+/** Paths pino blanks out in every log line: tokens, passwords and keys never reach a log. */
+export const REDACT_PATHS = [
+  'req.headers["x-vault-token"]',
+  'req.headers.authorization',
+  'req.headers.cookie',
+  'res.headers["set-cookie"]',
+  'password',
+  '*.password',
+  'adminPassword',
+  '*.adminPassword',
+  'token',
+  '*.token',
+  'private_key',
+  '*.private_key',
+  '*.*.private_key',
+  'psk',
+  '*.psk',
+];
+
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+
+export function createLogger(level: LogLevel = 'info', destination?: pino.DestinationStream): Logger {
+  return pino(
+    {
+      level,
+      base: { service: 'rks' },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+      formatters: { level: (label) => ({ level: label }) },
+    },
+    destination,
+  );
+}

@@ -1,0 +1,13 @@
+import { Router } from 'express';
+import type { InitService } from '../init/service';
+import { vaultToken } from '../http/guards';
+
+export function initRouter(init: InitService): Router {
+  const r = Router();
+  r.post('/rks/v1/init', async (req, res) => {
+    await init.init(vaultToken(req));
+    req.log.info('rks initialised');
+    res.status(201).end();
+  });
+  return r;
+}

@@ -1,0 +1,79 @@
+import { VaultClient, isVaultError } from './client';
+import { kvData, kvMetadata } from './layout';
+
+export interface KvEntry<T> {
+  data: T;
+  version: number;
+}
+
+/** Check-and-set found another version than the one the write was based on. */
+export class CasMismatch extends Error {
+  constructor() {
+    super('check-and-set version mismatch');
+    this.name = 'CasMismatch';
+  }
+}
+
+/** KV v2 under rks's mount. Paths are relative to the mount (see layout.kvPath). */
+export class Kv {
+  constructor(private readonly vault: VaultClient) {}
+
+  /** The current version, or null when there is none (never written, or deleted). */
+  async read<T>(path: string, token: string): Promise<KvEntry<T> | null> {
+    try {
+      const res = await this.vault.call('GET', kvData(path), { token, operation: 'kv.read' });
+      const d = res?.data;
+      if (!d || d.data === null || d.data === undefined) return null;
+      return { data: d.data as T, version: Number(d.metadata?.version ?? 0) };
+    } catch (err) {
+      if (isVaultError(err, 404)) return null;
+      throw err;
+    }
+  }
+
+  /**
+   * Writes a new version. With `cas` the write only happens when the current version is
+   * `cas` (0: only when absent); otherwise CasMismatch. Resolves with the new version.
+   */
+  async write<T>(path: string, data: T, token: string, cas?: number): Promise<number> {
+    try {
+      const res = await this.vault.call('POST', kvData(path), {
+        token,
+        operation: 'kv.write',
+        body: cas === undefined ? { data } : { data, options: { cas } },
+      });
+      return Number(res?.data?.version ?? 0);
+    } catch (err) {
+      if (isVaultError(err, 400, 'check-and-set')) throw new CasMismatch();
+      throw err;
+    }
+  }
+
+  /** True when the current version exists, without reading the data itself. */
+  async exists(path: string, token: string): Promise<boolean> {
+    try {
+      const res = await this.vault.call('GET', kvMetadata(path), { token, operation: 'kv.metadata' });
+      const meta = res?.data;
+      const current = meta?.versions?.[String(meta?.current_version)];
+      return Boolean(current && !current.destroyed && !current.deletion_time);
+    } catch (err) {
+      if (isVaultError(err, 404)) return false;
+      throw err;
+    }
+  }
+
+  /** Destroys every version and the metadata; absent paths are fine. */
+  async destroy(path: string, token: string): Promise<void> {
+    await this.vault.call('DELETE', kvMetadata(path), { token, operation: 'kv.destroy' });
+  }
+
+  async list(path: string, token: string): Promise<string[]> {
+    try {
+      const res = await this.vault.call('LIST', kvMetadata(path), { token, operation: 'kv.list' });
+      return (res?.data?.keys as string[]) ?? [];
+    } catch (err) {
+      if (isVaultError(err, 404)) return [];
+      throw err;
+    }
+  }
+}

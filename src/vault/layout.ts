@@ -1,0 +1,70 @@
+/**
+ * Every Vault object rks owns, by name. Group names and node ids are `[a-zA-Z0-9-]`,
+ * so `_` separates the parts unambiguously: `rks_node_edge_1` can only be node `1` of
+ * group `edge`, and no group name can reach a policy rks or Vault relies on.
+ * Vault lower-cases policy names, so names are lower-cased here before they are joined.
+ */
+export const KV_MOUNT = 'rks';
+export const USERPASS_PATH = 'userpass';
+export const ADMIN_POLICY = 'rks_admin';
+export const PREFIX = 'rks_';
+
+/** KV v2 paths, relative to the mount (`rks/data/<path>`). */
+export const kvPath = {
+  config: 'config',
+  secret: (fqdn: string) => fqdn,
+  group: (group: string) => `groups/${group}`,
+  groupConfig: (group: string) => `groups/${group}/config`,
+  groupToken: (group: string) => `groups/${group}/grouptoken`,
+  groupSecrets: (group: string) => `groups/${group}/secret-list`,
+  /** Reverse index: the groups a secret is associated with. */
+  secretGroups: (fqdn: string) => `index/secret-groups/${fqdn}`,
+};
+
+export const kvData = (path: string) => `${KV_MOUNT}/data/${path}`;
+export const kvMetadata = (path: string) => `${KV_MOUNT}/metadata/${path}`;
+
+export const groupTokenName = (group: string) => `${PREFIX}grouptoken_${group.toLowerCase()}`;
+export const nodePolicyName = (group: string) => `${PREFIX}node_${group.toLowerCase()}`;
+export const nodeRoleName = (group: string, nodeId: string) =>
+  `${PREFIX}node_${group.toLowerCase()}_${nodeId.toLowerCase()}`;
+
+/** The admin policy: what administration needs, nothing more. */
+export const adminPolicy = `# rks administrator
+path "${KV_MOUNT}/data/*" {
+  capabilities = ["create", "read", "update", "delete", "list"]
+}
+path "${KV_MOUNT}/metadata/*" {
+  capabilities = ["read", "delete", "list"]
+}
+path "sys/policies/acl/${PREFIX}grouptoken_*" {
+  capabilities = ["create", "read", "update", "delete"]
+}
+path "sys/policies/acl/${PREFIX}node_*" {
+  capabilities = ["create", "read", "update", "delete"]
+}
+path "auth/token/roles/${PREFIX}*" {
+  capabilities = ["create", "read", "update", "delete", "list"]
+}
+path "auth/token/create/${PREFIX}grouptoken_*" {
+  capabilities = ["update"]
+}
+path "auth/token/lookup" {
+  capabilities = ["update"]
+}
+path "auth/token/revoke" {
+  capabilities = ["update"]
+}
+path "auth/token/renew" {
+  capabilities = ["update"]
+}
+path "sys/leases/revoke-prefix/auth/token/create/${PREFIX}*" {
+  capabilities = ["update", "sudo"]
+}
+path "auth/token/lookup-self" {
+  capabilities = ["read"]
+}
+path "auth/token/renew-self" {
+  capabilities = ["update"]
+}
+`;

@@ -1,0 +1,84 @@
+import { VaultClient, isVaultError } from './client';
+
+/** Vault's system backend, the token store and userpass: what init and login need. */
+export class Sys {
+  constructor(private readonly vault: VaultClient) {}
+
+  async lookupSelf(token: string): Promise<{ policies: string[]; ttl: number; meta: Record<string, string> | null }> {
+    const res = await this.vault.call('GET', 'auth/token/lookup-self', { token, operation: 'token.lookup-self' });
+    return { policies: res.data.policies ?? [], ttl: Number(res.data.ttl ?? 0), meta: res.data.meta ?? null };
+  }
+
+  /** Mount type by path (`rks/`), for the mounts the token can see. */
+  async mounts(token: string): Promise<Record<string, { type: string; options?: Record<string, string> | null }>> {
+    const res = await this.vault.call('GET', 'sys/mounts', { token, operation: 'sys.mounts' });
+    return res.data ?? res;
+  }
+
+  async mount(path: string, type: string, options: Record<string, string>, token: string): Promise<void> {
+    await this.vault.call('POST', `sys/mounts/${path}`, {
+      token,
+      operation: 'sys.mount',
+      body: { type, options, description: 'rks' },
+    });
+  }
+
+  async authMethods(token: string): Promise<Record<string, { type: string }>> {
+    const res = await this.vault.call('GET', 'sys/auth', { token, operation: 'sys.auth' });
+    return res.data ?? res;
+  }
+
+  async enableAuth(path: string, type: string, token: string): Promise<void> {
+    await this.vault.call('POST', `sys/auth/${path}`, {
+      token,
+      operation: 'sys.enable-auth',
+      body: { type, description: 'rks' },
+    });
+  }
+
+  async putPolicy(name: string, policy: string, token: string): Promise<void> {
+    await this.vault.call('PUT', `sys/policies/acl/${name}`, { token, operation: 'policy.write', body: { policy } });
+  }
+
+  async readPolicy(name: string, token: string): Promise<string | null> {
+    try {
+      const res = await this.vault.call('GET', `sys/policies/acl/${name}`, { token, operation: 'policy.read' });
+      return res.data.policy as string;
+    } catch (err) {
+      if (isVaultError(err, 404)) return null;
+      throw err;
+    }
+  }
+
+  async deletePolicy(name: string, token: string): Promise<void> {
+    await this.vault.call('DELETE', `sys/policies/acl/${name}`, { token, operation: 'policy.delete' });
+  }
+
+  async writeUserpassUser(
+    mount: string,
+    user: string,
+    body: { password: string; token_policies: string[]; token_ttl: string; token_max_ttl: string },
+    token: string,
+  ): Promise<void> {
+    await this.vault.call('POST', `auth/${mount}/users/${encodeURIComponent(user)}`, {
+      token,
+      operation: 'userpass.write-user',
+      body,
+    });
+  }
+
+  /** Resolves with the client token, or null for bad credentials. */
+  async userpassLogin(mount: string, user: string, password: string): Promise<string | null> {
+    try {
+      const res = await this.vault.call('POST', `auth/${mount}/login/${encodeURIComponent(user)}`, {
+        token: null,
+        operation: 'userpass.login',
+        body: { password },
+      });
+      return res.auth.client_token as string;
+    } catch (err) {
+      if (isVaultError(err, 400) || isVaultError(err, 403)) return null;
+      throw err;
+    }
+  }
+}

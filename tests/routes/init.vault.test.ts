@@ -1,0 +1,107 @@
+import request from 'supertest';
+import { createApp } from '../../src/app';
+import { createLogger } from '../../src/log';
+import { createMetrics } from '../../src/metrics';
+import { VaultClient } from '../../src/vault/client';
+import { TestVault, startVault } from '../support/vault';
+
+/**
+ * Init needs a Vault rks has never touched, so this suite starts a dev server of its own;
+ * every other suite shares the run's initialised one.
+ */
+describe('POST /rks/v1/init', () => {
+  let vault: TestVault;
+  let client: VaultClient;
+  let app: ReturnType<typeof createApp>;
+  const admin = { login: 'ops-admin', password: 'correct horse battery staple' };
+
+  const read = async (path: string) => {
+    const res = await fetch(`${vault.addr}/v1/${path}`, { headers: { 'X-Vault-Token': vault.rootToken } });
+    return { status: res.status, body: res.status === 204 ? null : await res.json() };
+  };
+
+  beforeAll(async () => {
+    vault = await startVault();
+    client = new VaultClient({ addr: vault.addr });
+    app = createApp({
+      vault: client,
+      logger: createLogger('silent'),
+      metrics: createMetrics(undefined, false),
+      adminLogin: admin.login,
+      adminPassword: admin.password,
+      defaultSecretTtl: 300,
+      validateResponses: true,
+    });
+  }, 60_000);
+  afterAll(async () => {
+    client.close();
+    await vault.stop();
+  });
+
+  it('refuses a bad token with 403 and changes nothing', async () => {
+    const res = await request(app).post('/rks/v1/init').set('X-Vault-Token', 'not-a-token');
+    expect(res.status).toBe(403);
+    expect(res.body.errors[0]).toMatch(/permission denied/);
+    expect((await read('sys/mounts')).body.data['rks/']).toBeUndefined();
+  });
+
+  it('refuses a missing token with 403', async () => {
+    expect((await request(app).post('/rks/v1/init')).status).toBe(403);
+  });
+
+  it('refuses a valid non-root token with 403 and changes nothing', async () => {
+    const res = await fetch(`${vault.addr}/v1/auth/token/create`, {
+      method: 'POST',
+      headers: { 'X-Vault-Token': vault.rootToken },
+      body: JSON.stringify({ policies: ['default'] }),
+    });
+    const token = (await res.json()).auth.client_token;
+    expect((await request(app).post('/rks/v1/init').set('X-Vault-Token', token)).status).toBe(403);
+    expect((await read('sys/mounts')).body.data['rks/']).toBeUndefined();
+  });
+
+  it('initialises with the root token, no Content-Type and no body (201)', async () => {
+    const res = await request(app).post('/rks/v1/init').set('X-Vault-Token', vault.rootToken);
+    expect(res.status).toBe(201);
+  });
+
+  it('left Vault with a KV v2 mount, userpass, the admin policy and the admin user', async () => {
+    const mounts = (await read('sys/mounts')).body.data;
+    expect(mounts['rks/']).toMatchObject({ type: 'kv', options: { version: '2' } });
+    const auth = (await read('sys/auth')).body.data;
+    expect(auth['userpass/']).toMatchObject({ type: 'userpass' });
+    const policy = (await read('sys/policies/acl/rks_admin')).body.data.policy as string;
+    expect(policy).toContain('path "rks/data/*"');
+    const user = (await read(`auth/userpass/users/${admin.login}`)).body.data;
+    expect(user.token_policies).toEqual(['rks_admin']);
+    const config = (await read('rks/data/config')).body.data.data;
+    expect(config).toMatchObject({ initialized: true, layout: 1 });
+    expect(JSON.stringify(config)).not.toContain(admin.password);
+  });
+
+  it('lets the configured admin log in; the token carries only rks_admin', async () => {
+    const res = await request(app).post('/rks/v1/admin/login').send(admin);
+    expect(res.status).toBe(200);
+    const lookup = await fetch(`${vault.addr}/v1/auth/token/lookup-self`, { headers: { 'X-Vault-Token': res.body.adminToken } });
+    expect((await lookup.json()).data.policies).toEqual(['default', 'rks_admin']);
+  });
+
+  it('a second init is 409', async () => {
+    const res = await request(app).post('/rks/v1/init').set('X-Vault-Token', vault.rootToken);
+    expect(res.status).toBe(409);
+    expect(res.body).toEqual({ errors: ['rks is already initialised'] });
+  });
+
+  it('accepts an empty JSON body too, and still answers 409', async () => {
+    const res = await request(app).post('/rks/v1/init').set('X-Vault-Token', vault.rootToken).send({});
+    expect(res.status).toBe(409);
+  });
+
+  it('resumes an init that stopped half-way', async () => {
+    await fetch(`${vault.addr}/v1/rks/metadata/config`, { method: 'DELETE', headers: { 'X-Vault-Token': vault.rootToken } });
+    await fetch(`${vault.addr}/v1/sys/policies/acl/rks_admin`, { method: 'DELETE', headers: { 'X-Vault-Token': vault.rootToken } });
+    const res = await request(app).post('/rks/v1/init').set('X-Vault-Token', vault.rootToken);
+    expect(res.status).toBe(201);
+    expect((await read('sys/policies/acl/rks_admin')).status).toBe(200);
+  });
+});

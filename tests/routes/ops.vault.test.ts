@@ -1,0 +1,77 @@
+import request from 'supertest';
+import YAML from 'yaml';
+import { adminToken, harness, Harness } from '../support/harness';
+import { freePort } from '../support/vault';
+
+describe('operations endpoints', () => {
+  let h: Harness;
+  beforeAll(() => {
+    h = harness({ metrics: undefined });
+  });
+  afterAll(() => h.close());
+
+  it('GET /healthz is 200 with Vault status', async () => {
+    const res = await request(h.app).get('/healthz');
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ status: 'ok', vault: { reachable: true, initialized: true, sealed: false } });
+  });
+
+  it('GET /healthz is 503 within a second when Vault is unreachable', async () => {
+    const dead = harness({ vaultAddr: `http://127.0.0.1:${await freePort()}` });
+    try {
+      const started = Date.now();
+      const res = await request(dead.app).get('/healthz');
+      expect(res.status).toBe(503);
+      expect(res.body).toEqual({ status: 'unavailable', vault: { reachable: false } });
+      expect(Date.now() - started).toBeLessThan(1000);
+      // Any other call is a clean 503 too.
+      const login = await request(dead.app).post('/rks/v1/admin/login').send({ login: 'a', password: 'b' });
+      expect(login.status).toBe(503);
+      expect(login.body).toEqual({ errors: ['vault is unreachable'] });
+    } finally {
+      dead.close();
+    }
+  });
+
+  it('GET /metrics counts requests by route template and Vault call latencies', async () => {
+    const token = await adminToken(h.app);
+    await request(h.app).get('/rks/v1/secret/nothing-here.example.com').set('X-Vault-Token', token).expect(404);
+    const res = await request(h.app).get('/metrics');
+    expect(res.status).toBe(200);
+    expect(res.headers['content-type']).toMatch(/^text\/plain/);
+    expect(res.text).toContain('rks_http_requests_total{method="GET",route="/rks/v1/secret/{fqdn}",status="404"} 1');
+    expect(res.text).toMatch(/rks_http_request_duration_seconds_bucket\{[^}]*route="\/rks\/v1\/secret\/\{fqdn\}"/);
+    expect(res.text).toMatch(/rks_vault_request_duration_seconds_count\{operation="kv.read",status="404"\} 1/);
+    expect(res.text).not.toContain('nothing-here');
+  });
+
+  it('serves the contract as YAML and JSON, and browsable docs offline', async () => {
+    const yaml = await request(h.app).get('/openapi.yaml').expect(200);
+    const spec = YAML.parse(yaml.text);
+    const json = await request(h.app).get('/openapi.json').expect(200);
+    expect(json.body).toEqual(spec);
+    const paths = Object.keys(spec.paths);
+    for (const p of [
+      '/rks/v1/init',
+      '/rks/v1/admin/login',
+      '/rks/v1/group/{group}',
+      '/rks/v1/group/{group}/config',
+      '/rks/v1/group/{group}/grouptoken',
+      '/rks/v1/group/{group}/secrets',
+      '/rks/v1/group/{group}/secrets/{fqdn}',
+      '/rks/v1/group/{group}/nodes/{nodeId}',
+      '/rks/v1/node',
+      '/rks/v1/auth/token/renew-self',
+      '/rks/v1/secret/{fqdn}',
+      '/rks/v1/secret/{fqdn}/groups',
+      '/healthz',
+      '/metrics',
+    ]) {
+      expect(paths).toContain(p);
+    }
+    const page = await request(h.app).get('/docs').expect(200);
+    expect(page.text).toContain('swagger-ui-bundle.js');
+    await request(h.app).get('/docs/assets/swagger-ui-bundle.js').expect(200);
+    await request(h.app).get('/docs/assets/swagger-ui.css').expect(200);
+  });
+});

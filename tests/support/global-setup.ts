@@ -1,0 +1,22 @@
+import { randomBytes } from 'node:crypto';
+import { InitService } from '../../src/init/service';
+import { VaultClient } from '../../src/vault/client';
+import { Kv } from '../../src/vault/kv';
+import { Sys } from '../../src/vault/sys';
+import { startVault } from './vault';
+
+/** One OpenBao/Vault dev server for the whole run, with rks initialised on it. */
+export default async function globalSetup(): Promise<void> {
+  const vault = await startVault();
+  (globalThis as { __rksVault?: typeof vault }).__rksVault = vault;
+  const admin = { login: 'rks-admin', password: randomBytes(18).toString('base64url') };
+  const client = new VaultClient({ addr: vault.addr });
+  await new InitService(new Sys(client), new Kv(client), admin).init(vault.rootToken);
+  client.close();
+  Object.assign(process.env, {
+    RKS_TEST_VAULT_ADDR: vault.addr,
+    RKS_TEST_ROOT_TOKEN: vault.rootToken,
+    RKS_TEST_ADMIN_LOGIN: admin.login,
+    RKS_TEST_ADMIN_PASSWORD: admin.password,
+  });
+}

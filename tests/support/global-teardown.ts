@@ -1,0 +1,3 @@
+export default async function globalTeardown(): Promise<void> {
+  await (globalThis as { __rksVault?: { stop(): Promise<void> } }).__rksVault?.stop();
+}

@@ -1,0 +1,76 @@
+import type { Express } from 'express';
+import request from 'supertest';
+import { createApp, AppOptions } from '../../src/app';
+import { createLogger } from '../../src/log';
+import { createMetrics } from '../../src/metrics';
+import { VaultClient } from '../../src/vault/client';
+
+export const env = {
+  get vaultAddr() {
+    return must('RKS_TEST_VAULT_ADDR');
+  },
+  get rootToken() {
+    return must('RKS_TEST_ROOT_TOKEN');
+  },
+  get adminLogin() {
+    return must('RKS_TEST_ADMIN_LOGIN');
+  },
+  get adminPassword() {
+    return must('RKS_TEST_ADMIN_PASSWORD');
+  },
+};
+
+function must(name: string): string {
+  const v = process.env[name];
+  if (!v) throw new Error(`${name} is not set: run the tests through jest's global setup (make test)`);
+  return v;
+}
+
+export interface Harness {
+  app: Express;
+  vault: VaultClient;
+  close(): void;
+}
+
+/** An rks app on the run's shared Vault, checking its answers against the contract. */
+export function harness(overrides: Partial<AppOptions> & { vaultAddr?: string } = {}): Harness {
+  const metrics = createMetrics(undefined, false);
+  const vault = new VaultClient({ addr: overrides.vaultAddr ?? env.vaultAddr, registry: metrics.registry });
+  const app = createApp({
+    vault,
+    metrics,
+    logger: createLogger((process.env.RKS_TEST_LOG_LEVEL as 'silent') ?? 'silent'),
+    adminLogin: env.adminLogin,
+    adminPassword: env.adminPassword,
+    defaultSecretTtl: 300,
+    loginLimit: { max: 1000, windowMs: 60_000 },
+    validateResponses: true,
+    ...overrides,
+  });
+  return { app, vault, close: () => vault.close() };
+}
+
+/** A fresh admin token, through the real login endpoint. */
+export async function adminToken(app: Express): Promise<string> {
+  const res = await request(app)
+    .post('/rks/v1/admin/login')
+    .send({ login: env.adminLogin, password: env.adminPassword })
+    .expect(200);
+  return res.body.adminToken as string;
+}
+
+/** Reads a path straight from Vault with the root token (to check state after a call). */
+export async function vaultRead(path: string): Promise<{ status: number; body: any }> {
+  const res = await fetch(`${env.vaultAddr}/v1/${path}`, { headers: { 'X-Vault-Token': env.rootToken } });
+  return { status: res.status, body: res.status === 204 ? null : await res.json() };
+}
+
+export async function vaultWrite(path: string, body: unknown, method = 'POST'): Promise<{ status: number; body: any }> {
+  const res = await fetch(`${env.vaultAddr}/v1/${path}`, {
+    method,
+    headers: { 'X-Vault-Token': env.rootToken, 'Content-Type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  const text = await res.text();
+  return { status: res.status, body: text ? JSON.parse(text) : null };
+}

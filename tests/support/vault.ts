@@ -1,0 +1,86 @@
+import { ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+
+export interface TestVault {
+  addr: string;
+  rootToken: string;
+  pid: number;
+  stop(): Promise<void>;
+}
+
+const ROOT = path.resolve(__dirname, '..', '..');
+
+/** The server binary: $RKS_VAULT_BIN, else whatever scripts/vault-bin.sh finds or builds. */
+export function vaultBinary(): string {
+  if (process.env.RKS_VAULT_BIN) return process.env.RKS_VAULT_BIN;
+  return execFileSync(path.join(ROOT, 'scripts', 'vault-bin.sh'), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitReady(addr: string, child: ChildProcess, log: () => string): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`vault exited with ${child.exitCode}:\n${log()}`);
+    try {
+      const res = await fetch(`${addr}/v1/sys/health`);
+      if (res.status === 200) return;
+    } catch {
+      /* not listening yet */
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`vault did not become ready:\n${log()}`);
+}
+
+/** Starts an in-memory dev server on free loopback ports. */
+export async function startVault(): Promise<TestVault> {
+  const bin = vaultBinary();
+  const [port, clusterPort] = [await freePort(), await freePort()];
+  const rootToken = `root-${randomBytes(12).toString('hex')}`;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rks-vault-'));
+  let output = '';
+  const child = spawn(
+    bin,
+    [
+      'server',
+      '-dev',
+      `-dev-root-token-id=${rootToken}`,
+      `-dev-listen-address=127.0.0.1:${port}`,
+      '-dev-no-store-token',
+    ],
+    { env: { ...process.env, HOME: dir, VAULT_ADDR: '', BAO_ADDR: '', VAULT_CLUSTER_ADDR: `https://127.0.0.1:${clusterPort}` }, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  child.stdout!.on('data', (d: Buffer) => (output = (output + d.toString()).slice(-20_000)));
+  child.stderr!.on('data', (d: Buffer) => (output = (output + d.toString()).slice(-20_000)));
+  const addr = `http://127.0.0.1:${port}`;
+  await waitReady(addr, child, () => output);
+  return {
+    addr,
+    rootToken,
+    pid: child.pid!,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null) return resolve();
+        child.once('exit', () => {
+          fs.rmSync(dir, { recursive: true, force: true });
+          resolve();
+        });
+        child.kill('SIGTERM');
+        setTimeout(() => child.kill('SIGKILL'), 5000).unref();
+      }),
+  };
+}
