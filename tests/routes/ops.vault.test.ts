@@ -6,7 +6,7 @@ import { freePort } from '../support/vault';
 describe('operations endpoints', () => {
   let h: Harness;
   beforeAll(() => {
-    h = harness({ metrics: undefined });
+    h = harness();
   });
   afterAll(() => h.close());
 

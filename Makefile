@@ -1,0 +1,42 @@
+# rks — the two commands: `make dev` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+NPM ?= npm
+
+.PHONY: help install build vault dev test test-unit lint typecheck compose-lint clean
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+node_modules/.installed: package.json package-lock.json
+	$(NPM) ci --no-audit --no-fund
+	@touch $@
+
+install: node_modules/.installed ## install npm dependencies
+
+build: install ## compile TypeScript to dist/
+	$(NPM) run --silent build
+
+vault: ## find or build the OpenBao/Vault server binary (prints its path)
+	@scripts/vault-bin.sh
+
+dev: build ## run OpenBao dev + rks on https://127.0.0.1:8080, initialised (Ctrl-C stops)
+	@scripts/dev.sh
+
+typecheck: install ## type-check sources and tests
+	npx tsc -p tsconfig.json --noEmit
+
+compose-lint: ## validate docker-compose.yml with docker-compose config
+	@scripts/compose-lint.sh
+
+lint: typecheck compose-lint ## every static check
+
+test: install lint ## run every test, against a real OpenBao/Vault
+	@RKS_VAULT_BIN=$$(scripts/vault-bin.sh) && export RKS_VAULT_BIN && npx jest
+
+test-unit: install ## only the tests that need no Vault
+	npx jest --selectProjects unit
+
+clean: ## remove build output and dev state
+	rm -rf dist .dev coverage

@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# make dev: a local OpenBao/Vault dev server and rks in front of it, initialised, with
+# .dev/env describing both. Ctrl-C stops everything this script started.
+# RKS_* variables in the environment pass through to `rks serve`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VAULT_PORT=${RKS_DEV_VAULT_PORT:-8200}
+LISTEN=${RKS_LISTEN:-127.0.0.1:8080}
+RKS_PORT=${LISTEN##*:}
+DEV=$PWD/.dev
+mkdir -p "$DEV"
+chmod 700 "$DEV"
+
+say() { printf '\033[1mdev:\033[0m %s\n' "$*" >&2; }
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+for p in "$VAULT_PORT" "$RKS_PORT"; do
+  if port_busy "$p"; then
+    say "port $p is in use (another make dev?); set RKS_DEV_VAULT_PORT or RKS_LISTEN to use others"
+    exit 1
+  fi
+done
+
+BIN=$(scripts/vault-bin.sh)
+ROOT_TOKEN=${RKS_DEV_ROOT_TOKEN:-root-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')}
+ADMIN_LOGIN=${RKS_ADMIN_LOGIN:-admin}
+ADMIN_PASSWORD=${RKS_ADMIN_PASSWORD:-$(head -c 18 /dev/urandom | base64 | tr '+/' '-_')}
+VAULT_ADDR_DEV=http://127.0.0.1:$VAULT_PORT
+RKS_URL_DEV=https://127.0.0.1:$RKS_PORT
+
+pids=()
+cleanup() {
+  trap - INT TERM EXIT
+  say "stopping"
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup INT TERM EXIT
+
+say "starting $("$BIN" version | head -1) dev server on $VAULT_ADDR_DEV (log: .dev/vault.log)"
+"$BIN" server -dev -dev-root-token-id="$ROOT_TOKEN" -dev-listen-address="127.0.0.1:$VAULT_PORT" \
+  -dev-no-store-token >"$DEV/vault.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do
+  curl -fsS "$VAULT_ADDR_DEV/v1/sys/health" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+curl -fsS "$VAULT_ADDR_DEV/v1/sys/health" >/dev/null || { say "Vault did not start; see .dev/vault.log"; exit 1; }
+
+umask 077
+printf '%s' "$ADMIN_PASSWORD" >"$DEV/admin-password"
+rm -f "$DEV/ca.pem"
+
+say "starting rks on $RKS_URL_DEV"
+RKS_LISTEN=$LISTEN RKS_ADMIN_LOGIN=$ADMIN_LOGIN \
+  node bin/rks serve --vault-addr "$VAULT_ADDR_DEV" --admin-password-file "$DEV/admin-password" \
+  --ephemeral-cert-out "$DEV/ca.pem" &
+pids+=($!)
+for _ in $(seq 100); do
+  [ -s "$DEV/ca.pem" ] && curl -fsS --cacert "$DEV/ca.pem" "$RKS_URL_DEV/healthz" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+curl -fsS --cacert "$DEV/ca.pem" "$RKS_URL_DEV/healthz" >/dev/null || { say "rks did not start"; exit 1; }
+
+curl -fsS --cacert "$DEV/ca.pem" -X POST -H "X-Vault-Token: $ROOT_TOKEN" "$RKS_URL_DEV/rks/v1/init" >/dev/null
+say "rks initialised"
+
+cat >"$DEV/env" <<ENV
+export RKS_URL=$RKS_URL_DEV
+export VAULT_ADDR=$VAULT_ADDR_DEV
+export VAULT_TOKEN=$ROOT_TOKEN
+export RKS_ADMIN_LOGIN=$ADMIN_LOGIN
+export RKS_ADMIN_PASSWORD=$ADMIN_PASSWORD
+export RKS_CA_CERT=$DEV/ca.pem
+ENV
+
+cat >&2 <<MSG
+
+  rks      $RKS_URL_DEV   (API docs: $RKS_URL_DEV/docs)
+  Vault    $VAULT_ADDR_DEV   (root token in .dev/env)
+
+  In another shell:
+    source .dev/env
+    curl --cacert "\$RKS_CA_CERT" "\$RKS_URL/healthz"
+    curl --cacert "\$RKS_CA_CERT" "\$RKS_URL/rks/v1/admin/login" -H 'Content-Type: application/json' \\
+      -d "{\"login\":\"\$RKS_ADMIN_LOGIN\",\"password\":\"\$RKS_ADMIN_PASSWORD\"}"
+
+  Everything is in memory: stopping make dev (Ctrl-C) forgets it all.
+
+MSG
+wait -n "${pids[@]}"
