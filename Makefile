@@ -32,7 +32,7 @@ compose-lint: ## validate docker-compose.yml with docker-compose config
 
 lint: typecheck compose-lint ## every static check
 
-test: install lint ## run every test, against a real OpenBao/Vault
+test: build lint ## run every test, against a real OpenBao/Vault
 	@RKS_VAULT_BIN=$$(scripts/vault-bin.sh) && export RKS_VAULT_BIN && npx jest
 
 test-unit: install ## only the tests that need no Vault
