@@ -13,7 +13,7 @@ describe('POST /rks/v1/admin/login', () => {
     expect(res.status).toBe(200);
     expect(Object.keys(res.body)).toEqual(['adminToken']);
     const lookup = await fetch(`${env.vaultAddr}/v1/auth/token/lookup-self`, { headers: { 'X-Vault-Token': res.body.adminToken } });
-    expect((await lookup.json()).data.policies).toContain('rks_admin');
+    expect(((await lookup.json()) as any).data.policies).toContain('rks_admin');
   });
 
   it.each([

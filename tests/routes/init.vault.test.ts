@@ -17,7 +17,7 @@ describe('POST /rks/v1/init', () => {
 
   const read = async (path: string) => {
     const res = await fetch(`${vault.addr}/v1/${path}`, { headers: { 'X-Vault-Token': vault.rootToken } });
-    return { status: res.status, body: res.status === 204 ? null : await res.json() };
+    return { status: res.status, body: res.status === 204 ? null : (await res.json()) as any };
   };
 
   beforeAll(async () => {
@@ -55,7 +55,7 @@ describe('POST /rks/v1/init', () => {
       headers: { 'X-Vault-Token': vault.rootToken },
       body: JSON.stringify({ policies: ['default'] }),
     });
-    const token = (await res.json()).auth.client_token;
+    const token = ((await res.json()) as any).auth.client_token;
     expect((await request(app).post('/rks/v1/init').set('X-Vault-Token', token)).status).toBe(403);
     expect((await read('sys/mounts')).body.data['rks/']).toBeUndefined();
   });
@@ -83,7 +83,7 @@ describe('POST /rks/v1/init', () => {
     const res = await request(app).post('/rks/v1/admin/login').send(admin);
     expect(res.status).toBe(200);
     const lookup = await fetch(`${vault.addr}/v1/auth/token/lookup-self`, { headers: { 'X-Vault-Token': res.body.adminToken } });
-    expect((await lookup.json()).data.policies).toEqual(['default', 'rks_admin']);
+    expect(((await lookup.json()) as any).data.policies).toEqual(['default', 'rks_admin']);
   });
 
   it('a second init is 409', async () => {

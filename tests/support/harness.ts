@@ -62,7 +62,7 @@ export async function adminToken(app: Express): Promise<string> {
 /** Reads a path straight from Vault with the root token (to check state after a call). */
 export async function vaultRead(path: string): Promise<{ status: number; body: any }> {
   const res = await fetch(`${env.vaultAddr}/v1/${path}`, { headers: { 'X-Vault-Token': env.rootToken } });
-  return { status: res.status, body: res.status === 204 ? null : await res.json() };
+  return { status: res.status, body: res.status === 204 ? null : ((await res.json()) as any) };
 }
 
 export async function vaultWrite(path: string, body: unknown, method = 'POST'): Promise<{ status: number; body: any }> {
