@@ -16,6 +16,13 @@ import { initRouter } from './routes/init';
 import { opsRouter } from './routes/ops';
 import { secretRouter } from './routes/secret';
 import { SecretService } from './secrets/service';
+import { CallbackOptions, CallbackVerifier } from './callback/verifier';
+import { GroupService } from './groups/service';
+import { NodeService } from './nodes/service';
+import { groupRouter } from './routes/group';
+import { nodeRouter } from './routes/node';
+import { ServiceSession } from './vault/session';
+import { Tokens } from './vault/tokens';
 import { VaultClient } from './vault/client';
 import { Kv } from './vault/kv';
 import { Sys } from './vault/sys';
@@ -31,6 +38,11 @@ export interface AppOptions {
   loginLimit?: LoginLimit;
   /** Largest accepted request body. */
   bodyLimit?: string;
+  /** rks's own admin session; one per process, shared with background work. */
+  session?: ServiceSession;
+  /** Seconds a node token lives between renewals. */
+  nodeTokenPeriod?: number;
+  callback?: CallbackOptions;
   /** Check every answer against the contract too (tests do; it costs time on the hot path). */
   validateResponses?: boolean;
 }
@@ -43,7 +55,12 @@ export function createApp(opts: AppOptions): Express {
   const sys = new Sys(opts.vault);
   const init = new InitService(sys, kv, { login: opts.adminLogin, password: opts.adminPassword });
   const admin = new AdminService(sys);
+  const tokens = new Tokens(opts.vault);
   const secrets = new SecretService(kv, opts.defaultSecretTtl);
+  const groups = new GroupService(kv, sys, tokens, { nodeTokenPeriod: opts.nodeTokenPeriod ?? 600 });
+  const session = opts.session ?? new ServiceSession(sys, opts.adminLogin, opts.adminPassword, opts.logger);
+  const verifier = new CallbackVerifier(opts.callback ?? { timeoutMs: 5000 }, opts.logger);
+  const nodes = new NodeService(kv, tokens, session, verifier, opts.nodeTokenPeriod ?? 600);
 
   const app = express();
   app.disable('x-powered-by');
@@ -83,6 +100,8 @@ export function createApp(opts: AppOptions): Express {
   app.use(opsRouter(opts.vault, metrics.registry));
   app.use(initRouter(init));
   app.use(adminRouter(admin, opts.loginLimit ?? { max: 10, windowMs: 60_000 }));
+  app.use(groupRouter(groups));
+  app.use(nodeRouter(nodes));
   app.use(secretRouter(secrets));
   app.use(errorHandler(opts.logger));
   return app;

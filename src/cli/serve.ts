@@ -6,7 +6,12 @@ import { LogLevel, createLogger } from '../log';
 import { createMetrics } from '../metrics';
 import { selfSignedCertificate } from '../pki/selfsigned';
 import { TlsFiles, startServer } from '../server/server';
+import { GroupTokenRenewer } from '../groups/renewer';
 import { VaultClient } from '../vault/client';
+import { Kv } from '../vault/kv';
+import { ServiceSession } from '../vault/session';
+import { Sys } from '../vault/sys';
+import { Tokens } from '../vault/tokens';
 import { envFlag, opt, positiveInt, secretFrom } from './options';
 
 interface ServeOptions {
@@ -23,6 +28,11 @@ interface ServeOptions {
   logLevel: LogLevel;
   defaultSecretTtl: number;
   loginRateLimit: number;
+  nodeTokenPeriod: number;
+  groupTokenRenewInterval: number;
+  callbackCaFile?: string[];
+  callbackInsecure: boolean;
+  callbackTimeout: number;
 }
 
 export function serveCommand(): Command {
@@ -55,6 +65,25 @@ export function serveCommand(): Command {
         .argParser(positiveInt('--login-rate-limit'))
         .default(10),
     )
+    .addOption(
+      opt('--node-token-period <seconds>', 'node tokens live this long between renewals', 'RKS_NODE_TOKEN_PERIOD')
+        .argParser(positiveInt('--node-token-period'))
+        .default(600),
+    )
+    .addOption(
+      opt('--group-token-renew-interval <seconds>', 'how often rks renews every group token', 'RKS_GROUP_TOKEN_RENEW_INTERVAL')
+        .argParser(positiveInt('--group-token-renew-interval'))
+        .default(3600),
+    )
+    .addOption(
+      opt('--callback-ca-file <file...>', 'extra CA bundle(s) trusted for callback and OAuth URLs', 'RKS_CALLBACK_CA_FILE'),
+    )
+    .option('--callback-insecure', 'do not verify callback/OAuth TLS certificates (env RKS_CALLBACK_INSECURE=true); logged', false)
+    .addOption(
+      opt('--callback-timeout <seconds>', 'timeout of each OAuth and callback request', 'RKS_CALLBACK_TIMEOUT')
+        .argParser(positiveInt('--callback-timeout'))
+        .default(5),
+    )
     .addHelpText(
       'after',
       `
@@ -66,6 +95,9 @@ Example:
     )
     .action(async (o: ServeOptions, cmd: Command) => {
       if (cmd.getOptionValueSource('tls') !== 'cli' && envFlag('RKS_NO_TLS') === true) o.tls = false;
+      if (cmd.getOptionValueSource('callbackInsecure') !== 'cli' && envFlag('RKS_CALLBACK_INSECURE') === true) {
+        o.callbackInsecure = true;
+      }
       await serve(o);
     });
 }
@@ -84,6 +116,8 @@ async function serve(o: ServeOptions): Promise<void> {
 
   const metrics = createMetrics();
   const vault = new VaultClient({ addr: vaultAddr!, caFile: o.vaultCaFile, registry: metrics.registry });
+  const sys = new Sys(vault);
+  const session = new ServiceSession(sys, o.adminLogin, adminPassword!, logger);
   const app = createApp({
     vault,
     logger,
@@ -92,7 +126,12 @@ async function serve(o: ServeOptions): Promise<void> {
     adminPassword: adminPassword!,
     defaultSecretTtl: o.defaultSecretTtl,
     loginLimit: { max: o.loginRateLimit, windowMs: 60_000 },
+    session,
+    nodeTokenPeriod: o.nodeTokenPeriod,
+    callback: { timeoutMs: o.callbackTimeout * 1000, caFiles: o.callbackCaFile, insecure: o.callbackInsecure },
   });
+  const renewer = new GroupTokenRenewer(new Kv(vault), new Tokens(vault), session, o.groupTokenRenewInterval * 1000, logger);
+  renewer.start();
 
   let tls: TlsFiles | null = null;
   if (!o.tls) {
@@ -121,6 +160,7 @@ async function serve(o: ServeOptions): Promise<void> {
     stopping = true;
     logger.info({ signal }, 'shutting down: finishing requests in flight');
     await running.close();
+    await renewer.stop();
     vault.close();
     logger.info('stopped');
     process.exit(0);

@@ -14,6 +14,22 @@ export class CasMismatch extends Error {
   }
 }
 
+/** Check-and-set kept losing to concurrent writers until the retry budget ran out. */
+export class CasExhausted extends Error {
+  constructor(readonly path: string) {
+    super(`gave up updating ${path}: too many concurrent changes`);
+    this.name = 'CasExhausted';
+  }
+}
+
+/** What an update function answers: the new value, or NO_CHANGE to leave the entry as it is. */
+export const NO_CHANGE = Symbol('no change');
+
+export interface CasBudget {
+  attempts: number;
+  ms: number;
+}
+
 /** KV v2 under rks's mount. Paths are relative to the mount (see layout.kvPath). */
 export class Kv {
   constructor(private readonly vault: VaultClient) {}
@@ -46,6 +62,33 @@ export class Kv {
     } catch (err) {
       if (isVaultError(err, 400, 'check-and-set')) throw new CasMismatch();
       throw err;
+    }
+  }
+
+  /**
+   * Read-modify-write with check-and-set, retried with jittered backoff when another writer
+   * got there first. `fn` sees the current value (null when absent) and may throw to abort.
+   * Resolves with the value now stored.
+   */
+  async update<T>(
+    path: string,
+    token: string,
+    fn: (current: T | null) => T | typeof NO_CHANGE,
+    budget: CasBudget = { attempts: 100, ms: 10_000 },
+  ): Promise<T | null> {
+    const deadline = Date.now() + budget.ms;
+    for (let attempt = 1; ; attempt++) {
+      const current = await this.read<T>(path, token);
+      const next = fn(current?.data ?? null);
+      if (next === NO_CHANGE) return current?.data ?? null;
+      try {
+        await this.write(path, next, token, current?.version ?? 0);
+        return next;
+      } catch (err) {
+        if (!(err instanceof CasMismatch)) throw err;
+        if (attempt >= budget.attempts || Date.now() >= deadline) throw new CasExhausted(path);
+        await new Promise((r) => setTimeout(r, Math.random() * Math.min(50, 2 * attempt)));
+      }
     }
   }
 

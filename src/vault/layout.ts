@@ -24,10 +24,36 @@ export const kvPath = {
 export const kvData = (path: string) => `${KV_MOUNT}/data/${path}`;
 export const kvMetadata = (path: string) => `${KV_MOUNT}/metadata/${path}`;
 
+/** Policy and role of a group's token (two namespaces in Vault, one name). */
 export const groupTokenName = (group: string) => `${PREFIX}grouptoken_${group.toLowerCase()}`;
 export const nodePolicyName = (group: string) => `${PREFIX}node_${group.toLowerCase()}`;
 export const nodeRoleName = (group: string, nodeId: string) =>
   `${PREFIX}node_${group.toLowerCase()}_${nodeId.toLowerCase()}`;
+
+/**
+ * What a group token may do: look itself up, renew itself, and create node tokens from the
+ * roles rks made for the nodes it admitted. Nothing else: no config, no secret, no role.
+ */
+export const groupTokenPolicy = (group: string) => `# rks group token of '${group}'
+path "auth/token/lookup-self" {
+  capabilities = ["read"]
+}
+path "auth/token/renew-self" {
+  capabilities = ["update"]
+}
+path "auth/token/create/${nodeRoleName(group, '')}*" {
+  capabilities = ["update"]
+}
+`;
+
+/** What a node token may do: look itself up, renew itself, read exactly these secrets. */
+export const nodePolicy = (group: string, fqdns: string[]) =>
+  [
+    `# rks node token of '${group}': ${fqdns.length} secret(s)`,
+    'path "auth/token/lookup-self" {\n  capabilities = ["read"]\n}',
+    'path "auth/token/renew-self" {\n  capabilities = ["update"]\n}',
+    ...fqdns.map((f) => `path "${kvData(kvPath.secret(f))}" {\n  capabilities = ["read"]\n}`),
+  ].join('\n') + '\n';
 
 /** The admin policy: what administration needs, nothing more. */
 export const adminPolicy = `# rks administrator
@@ -42,6 +68,9 @@ path "sys/policies/acl/${PREFIX}grouptoken_*" {
 }
 path "sys/policies/acl/${PREFIX}node_*" {
   capabilities = ["create", "read", "update", "delete"]
+}
+path "auth/token/roles" {
+  capabilities = ["list"]
 }
 path "auth/token/roles/${PREFIX}*" {
   capabilities = ["create", "read", "update", "delete", "list"]

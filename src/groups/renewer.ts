@@ -1,0 +1,62 @@
+import type { Logger } from 'pino';
+import { Kv } from '../vault/kv';
+import { kvPath } from '../vault/layout';
+import { ServiceSession } from '../vault/session';
+import { Tokens } from '../vault/tokens';
+import type { GroupTokenRecord } from './service';
+
+/**
+ * Keeps every group token alive: group tokens are periodic, and a period without renewal
+ * would revoke the token and every node under it. Failures are logged and retried on the
+ * next round; they never stop rks.
+ */
+export class GroupTokenRenewer {
+  private timer?: NodeJS.Timeout;
+  private running?: Promise<void>;
+
+  constructor(
+    private readonly kv: Kv,
+    private readonly tokens: Tokens,
+    private readonly session: ServiceSession,
+    private readonly intervalMs: number,
+    private readonly logger: Logger,
+  ) {}
+
+  start(): void {
+    const tick = () => {
+      this.running ??= this.renewAll().then(() => undefined).finally(() => (this.running = undefined));
+    };
+    setTimeout(tick, 1000).unref();
+    this.timer = setInterval(tick, this.intervalMs);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    await this.running;
+  }
+
+  /** One round; answers how many group tokens were renewed. */
+  async renewAll(): Promise<number> {
+    let renewed = 0;
+    try {
+      await this.session.run(async (t) => {
+        const groups = (await this.kv.list('groups/', t)).map((k) => k.replace(/\/$/, ''));
+        for (const g of groups) {
+          try {
+            const record = await this.kv.read<GroupTokenRecord>(kvPath.groupToken(g), t);
+            if (!record) continue;
+            await this.tokens.renew(record.data.groupToken, t);
+            renewed++;
+          } catch (err) {
+            this.logger.warn({ group: g, err: String((err as Error).message) }, 'group token renewal failed; will retry');
+          }
+        }
+      });
+      this.logger.debug({ renewed }, 'group tokens renewed');
+    } catch (err) {
+      this.logger.warn({ err: String((err as Error).message) }, 'group token renewal round failed; will retry');
+    }
+    return renewed;
+  }
+}

@@ -1,0 +1,279 @@
+import { BadRequest, Conflict, Locked, NotFound } from '../errors';
+import { parseFqdn, parseName } from '../names';
+import { CasExhausted, CasMismatch, Kv, NO_CHANGE } from '../vault/kv';
+import {
+  groupTokenName,
+  groupTokenPolicy,
+  kvPath,
+  nodePolicy,
+  nodePolicyName,
+  nodeRoleName,
+} from '../vault/layout';
+import { Sys } from '../vault/sys';
+import { Tokens } from '../vault/tokens';
+import { KeyedLock } from './keyed-lock';
+
+/** A group's registration info, as the API carries it and `rks/data/groups/<g>/config` holds it. */
+export interface GroupRegInfo {
+  callbackURL: string;
+  oauthURL: string;
+  oauthClientID: string;
+  oauthClientSecret: string;
+}
+
+export interface GroupTokenRecord {
+  groupToken: string;
+  accessor: string;
+}
+
+interface SecretList {
+  secrets: string[];
+}
+
+interface SecretGroups {
+  groups: string[];
+}
+
+/** Group tokens are periodic: renewed (by rks, in the background) they never expire. */
+export const GROUP_TOKEN_PERIOD = 31 * 24 * 3600;
+
+export interface GroupOptions {
+  /** Seconds a node token lives between renewals. */
+  nodeTokenPeriod: number;
+}
+
+/**
+ * Groups, their tokens and their secret lists. Every call runs with the caller's (admin)
+ * token; edits of one group are serialised in this process and checked-and-set in Vault.
+ */
+export class GroupService {
+  private readonly lock = new KeyedLock();
+
+  constructor(
+    private readonly kv: Kv,
+    private readonly sys: Sys,
+    private readonly tokens: Tokens,
+    readonly options: GroupOptions,
+  ) {}
+
+  async create(token: string, name: string, info: GroupRegInfo): Promise<string> {
+    const g = parseName('group name', name);
+    checkInfo(info);
+    return this.lock.run(g, async () => {
+      try {
+        // Claims the name: a second create, concurrent or not, stops here.
+        await this.kv.write(kvPath.groupConfig(g), info, token, 0);
+      } catch (err) {
+        if (err instanceof CasMismatch) throw new Conflict(`group '${g}' already exists`);
+        throw err;
+      }
+      try {
+        await this.kv.write<SecretList>(kvPath.groupSecrets(g), { secrets: [] }, token);
+        await this.sys.putPolicy(nodePolicyName(g), nodePolicy(g, []), token);
+        return await this.issueGroupToken(token, g);
+      } catch (err) {
+        await this.purge(token, g).catch(() => undefined);
+        throw err;
+      }
+    });
+  }
+
+  async get(token: string, name: string): Promise<GroupRegInfo> {
+    const g = parseName('group name', name);
+    const entry = await this.kv.read<GroupRegInfo>(kvPath.groupConfig(g), token);
+    if (!entry) throw notFound(g);
+    return entry.data;
+  }
+
+  async update(token: string, name: string, info: GroupRegInfo): Promise<GroupRegInfo> {
+    const g = parseName('group name', name);
+    checkInfo(info);
+    return this.lock.run(g, async () => {
+      await this.casOrLocked(() =>
+        this.kv.update<GroupRegInfo>(kvPath.groupConfig(g), token, (current) => {
+          if (!current) throw notFound(g);
+          return info;
+        }),
+      );
+      return info;
+    });
+  }
+
+  /** Removes everything rks made for the group. Safe to run again after a crash half-way. */
+  async delete(token: string, name: string): Promise<void> {
+    const g = parseName('group name', name);
+    await this.lock.run(g, async () => {
+      await this.mustExist(token, g);
+      await this.purge(token, g);
+    });
+  }
+
+  async groupToken(token: string, name: string): Promise<string> {
+    const g = parseName('group name', name);
+    await this.mustExist(token, g);
+    const record = await this.kv.read<GroupTokenRecord>(kvPath.groupToken(g), token);
+    if (!record) throw new NotFound(`group '${g}' has no token; rotate it to issue one`);
+    return record.data.groupToken;
+  }
+
+  /** Revokes every token of the group (and with them every node token), then issues a new one. */
+  async rotateGroupToken(token: string, name: string): Promise<string> {
+    const g = parseName('group name', name);
+    return this.lock.run(g, async () => {
+      await this.mustExist(token, g);
+      await this.tokens.revokeRoleTokens(groupTokenName(g), token);
+      return this.issueGroupToken(token, g);
+    });
+  }
+
+  async secrets(token: string, name: string): Promise<string[]> {
+    const g = parseName('group name', name);
+    await this.mustExist(token, g);
+    const list = await this.kv.read<SecretList>(kvPath.groupSecrets(g), token);
+    return [...(list?.data.secrets ?? [])].sort();
+  }
+
+  async associate(token: string, name: string, secret: string): Promise<void> {
+    const g = parseName('group name', name);
+    const fqdn = parseFqdn(secret);
+    await this.lock.run(g, async () => {
+      await this.mustExist(token, g);
+      if (!(await this.kv.exists(kvPath.secret(fqdn), token))) throw new NotFound(`secret '${fqdn}' not found`);
+      // The index is a superset of the lists at every moment, so a secret in use is never deleted.
+      await this.editIndex(token, fqdn, (groups) => (groups.includes(g) ? groups : [...groups, g]));
+      await this.casOrLocked(() =>
+        this.kv.update<SecretList>(kvPath.groupSecrets(g), token, (list) => {
+          const secrets = list?.secrets ?? [];
+          if (secrets.includes(fqdn)) throw new Conflict(`secret '${fqdn}' is already associated with group '${g}'`);
+          return { secrets: [...secrets, fqdn] };
+        }),
+      );
+      await this.syncNodePolicy(token, g);
+    });
+  }
+
+  async dissociate(token: string, name: string, secret: string): Promise<void> {
+    const g = parseName('group name', name);
+    const fqdn = parseFqdn(secret);
+    await this.lock.run(g, async () => {
+      await this.mustExist(token, g);
+      let listed = true;
+      await this.casOrLocked(() =>
+        this.kv.update<SecretList>(kvPath.groupSecrets(g), token, (list) => {
+          const secrets = list?.secrets ?? [];
+          listed = secrets.includes(fqdn);
+          return listed ? { secrets: secrets.filter((s) => s !== fqdn) } : NO_CHANGE;
+        }),
+      );
+      if (listed) await this.syncNodePolicy(token, g);
+      await this.editIndex(token, fqdn, (groups) => groups.filter((x) => x !== g));
+      if (!listed) throw new NotFound(`secret '${fqdn}' is not associated with group '${g}'`);
+    });
+  }
+
+  /** Revokes a node's tokens and removes its role; fine for a node that never registered. */
+  async revokeNode(token: string, name: string, nodeId: string): Promise<void> {
+    const g = parseName('group name', name);
+    const n = parseName('node id', nodeId);
+    await this.mustExist(token, g);
+    await this.tokens.revokeRoleTokens(nodeRoleName(g, n), token);
+    await this.tokens.deleteRole(nodeRoleName(g, n), token);
+  }
+
+  private async issueGroupToken(token: string, g: string): Promise<string> {
+    const name = groupTokenName(g);
+    await this.sys.putPolicy(name, groupTokenPolicy(g), token);
+    await this.tokens.writeRole(
+      name,
+      {
+        allowed_policies: [name],
+        orphan: true,
+        token_period: GROUP_TOKEN_PERIOD,
+        renewable: true,
+        token_no_default_policy: true,
+      },
+      token,
+    );
+    const issued = await this.tokens.createFromRole(name, token, { groupname: g });
+    await this.kv.write<GroupTokenRecord>(kvPath.groupToken(g), { groupToken: issued.token, accessor: issued.accessor }, token);
+    return issued.token;
+  }
+
+  /** Every step is idempotent and the config, which marks the group as existing, goes last. */
+  private async purge(token: string, g: string): Promise<void> {
+    await this.tokens.revokeRoleTokens(groupTokenName(g), token);
+    const prefix = nodeRoleName(g, '');
+    for (const role of (await this.tokens.listRoles(token)).filter((r) => r.startsWith(prefix))) {
+      await this.tokens.revokeRoleTokens(role, token);
+      await this.tokens.deleteRole(role, token);
+    }
+    const list = await this.kv.read<SecretList>(kvPath.groupSecrets(g), token);
+    for (const fqdn of list?.data.secrets ?? []) {
+      await this.editIndex(token, fqdn, (groups) => groups.filter((x) => x !== g));
+    }
+    await this.tokens.deleteRole(groupTokenName(g), token);
+    await this.sys.deletePolicy(groupTokenName(g), token);
+    await this.sys.deletePolicy(nodePolicyName(g), token);
+    await this.kv.destroy(kvPath.groupToken(g), token);
+    await this.kv.destroy(kvPath.groupSecrets(g), token);
+    await this.kv.destroy(kvPath.groupConfig(g), token);
+  }
+
+  /**
+   * Rewrites the node policy from the secret list until the list did not change meanwhile,
+   * so concurrent writers (other rks instances) converge on the latest list.
+   */
+  private async syncNodePolicy(token: string, g: string): Promise<void> {
+    for (let attempt = 0; attempt < 50; attempt++) {
+      const before = await this.kv.read<SecretList>(kvPath.groupSecrets(g), token);
+      await this.sys.putPolicy(nodePolicyName(g), nodePolicy(g, before?.data.secrets ?? []), token);
+      const after = await this.kv.read<SecretList>(kvPath.groupSecrets(g), token);
+      if ((after?.version ?? 0) === (before?.version ?? 0)) return;
+    }
+    throw new Locked(`group '${g}' is changing too fast; retry`);
+  }
+
+  private async editIndex(token: string, fqdn: string, fn: (groups: string[]) => string[]): Promise<void> {
+    await this.casOrLocked(() =>
+      this.kv.update<SecretGroups>(kvPath.secretGroups(fqdn), token, (index) => ({ groups: fn(index?.groups ?? []) })),
+    );
+  }
+
+  private async casOrLocked<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      if (err instanceof CasExhausted) throw new Locked('too many concurrent changes to this group; retry');
+      throw err;
+    }
+  }
+
+  private async mustExist(token: string, g: string): Promise<void> {
+    if (!(await this.kv.exists(kvPath.groupConfig(g), token))) throw notFound(g);
+  }
+}
+
+function notFound(g: string): NotFound {
+  return new NotFound(`group '${g}' not found`);
+}
+
+function checkInfo(info: GroupRegInfo): void {
+  if (info.callbackURL && !(info.oauthURL && info.oauthClientID && info.oauthClientSecret)) {
+    throw new BadRequest('a callbackURL needs oauthURL, oauthClientID and oauthClientSecret');
+  }
+  for (const [field, value] of [
+    ['callbackURL', info.callbackURL],
+    ['oauthURL', info.oauthURL],
+  ] as const) {
+    if (!value) continue;
+    let url: URL;
+    try {
+      url = new URL(value);
+    } catch {
+      throw new BadRequest(`${field} is not a valid URL`);
+    }
+    if (url.protocol !== 'https:' || url.username || url.password || url.hash) {
+      throw new BadRequest(`${field} must be an https URL without credentials or fragment`);
+    }
+  }
+}

@@ -1,0 +1,85 @@
+import { VaultClient, isVaultError } from './client';
+
+export interface IssuedToken {
+  token: string;
+  accessor: string;
+  /** Seconds. */
+  ttl: number;
+}
+
+export interface TokenInfo {
+  policies: string[];
+  meta: Record<string, string>;
+  ttl: number;
+}
+
+export interface RoleSpec {
+  allowed_policies: string[];
+  orphan: boolean;
+  token_period: number;
+  renewable: true;
+  token_no_default_policy: true;
+}
+
+/** The token store: roles, tokens made from them, renewal and revocation. */
+export class Tokens {
+  constructor(private readonly vault: VaultClient) {}
+
+  async lookupSelf(token: string): Promise<TokenInfo> {
+    const res = await this.vault.call('GET', 'auth/token/lookup-self', { token, operation: 'token.lookup-self' });
+    return { policies: res.data.policies ?? [], meta: res.data.meta ?? {}, ttl: Number(res.data.ttl ?? 0) };
+  }
+
+  async renewSelf(token: string): Promise<IssuedToken> {
+    const res = await this.vault.call('POST', 'auth/token/renew-self', { token, operation: 'token.renew-self', body: {} });
+    return issued(res);
+  }
+
+  /** Renews another token by value (the admin policy allows it). */
+  async renew(target: string, token: string): Promise<IssuedToken> {
+    const res = await this.vault.call('POST', 'auth/token/renew', { token, operation: 'token.renew', body: { token: target } });
+    return issued(res);
+  }
+
+  async writeRole(name: string, spec: RoleSpec, token: string): Promise<void> {
+    await this.vault.call('POST', `auth/token/roles/${name}`, { token, operation: 'token.write-role', body: spec });
+  }
+
+  async deleteRole(name: string, token: string): Promise<void> {
+    await this.vault.call('DELETE', `auth/token/roles/${name}`, { token, operation: 'token.delete-role' });
+  }
+
+  async listRoles(token: string): Promise<string[]> {
+    try {
+      const res = await this.vault.call('LIST', 'auth/token/roles', { token, operation: 'token.list-roles' });
+      return res.data.keys ?? [];
+    } catch (err) {
+      if (isVaultError(err, 404)) return [];
+      throw err;
+    }
+  }
+
+  /** A token from a role; a child of `token` unless the role makes orphans. */
+  async createFromRole(role: string, token: string, meta: Record<string, string>): Promise<IssuedToken> {
+    const res = await this.vault.call('POST', `auth/token/create/${role}`, {
+      token,
+      operation: 'token.create',
+      body: { meta, display_name: role },
+    });
+    return issued(res);
+  }
+
+  /** Revokes every token created through `role`, and with each its children. */
+  async revokeRoleTokens(role: string, token: string): Promise<void> {
+    // Vault matches the prefix as whole path segments: role `..._1` does not reach `..._10`.
+    await this.vault.call('POST', `sys/leases/revoke-prefix/auth/token/create/${role}`, {
+      token,
+      operation: 'token.revoke-prefix',
+      body: {},
+    });
+  }
+}
+
+function issued(res: any): IssuedToken {
+  return { token: res.auth.client_token, accessor: res.auth.accessor, ttl: Number(res.auth.lease_duration) };
+}
