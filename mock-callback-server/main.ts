@@ -1,10 +1,10 @@
 import fs from 'node:fs';
 import { Command, Option } from 'commander';
 import { selfSignedCertificate } from '../src/pki/selfsigned';
-import { startMockCallbackServer } from './server';
+import { MockCallbackServer, startMockCallbackServer } from './server';
 
 /** `node dist/mock-callback-server/main.js --port 8443`: a group manager stand-in. */
-export async function main(argv = process.argv): Promise<void> {
+export async function main(argv = process.argv): Promise<MockCallbackServer> {
   const cmd = new Command('mock-callback-server')
     .description('A group-manager stand-in for rks callback verification (HTTPS, for tests and demos)')
     .addOption(new Option('--port <n>', 'port').env('RKS_MOCK_PORT').default('8443'))
@@ -47,13 +47,17 @@ Endpoints:
     allowed: String(o.allow).split(',').filter(Boolean),
   });
   process.stdout.write(`mock callback server on ${mock.url}\n  oauthURL    ${mock.oauthURL}\n  callbackURL ${mock.callbackURL}\n`);
-  const stop = () => void mock.close().then(() => process.exit(0));
-  process.on('SIGTERM', stop);
-  process.on('SIGINT', stop);
+  return mock;
 }
 
 if (require.main === module) {
-  main().catch((err: Error) => {
+  main()
+    .then((mock) => {
+      const stop = () => void mock.close().then(() => process.exit(0));
+      process.on('SIGTERM', stop);
+      process.on('SIGINT', stop);
+    })
+    .catch((err: Error) => {
     process.stderr.write(`mock-callback-server: ${err.message}\n`);
     process.exit(1);
   });

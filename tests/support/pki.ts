@@ -33,6 +33,7 @@ interface IssueOptions {
   issuer?: Issued;
   ca?: boolean;
   dns?: string[];
+  ips?: string[];
   notBefore?: Date;
   notAfter?: Date;
   keys?: Keys;
@@ -51,7 +52,11 @@ export async function issue(o: IssueOptions): Promise<Issued> {
     ),
     await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
   ];
-  if (o.dns) extensions.push(new x509.SubjectAlternativeNameExtension(o.dns.map((value) => ({ type: 'dns', value }))));
+  const san = [
+    ...(o.dns ?? []).map((value) => ({ type: 'dns' as const, value })),
+    ...(o.ips ?? []).map((value) => ({ type: 'ip' as const, value })),
+  ];
+  if (san.length) extensions.push(new x509.SubjectAlternativeNameExtension(san));
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber: (serial++).toString(16).padStart(2, '0'),
     subject: `CN=${o.name}`,
