@@ -1,0 +1,74 @@
+import { createHmac, pbkdf2Sync, randomBytes, X509Certificate } from 'node:crypto';
+import { PskJwt, deriveKey, sha256Fingerprint } from '../../src/pki/psk';
+
+/** The recipe of design §6, written here independently of src/pki/psk.ts. */
+function independentJwt(psk: string, payload: object, header: Record<string, unknown> = {}, salt = randomBytes(16)): string {
+  const b64url = (b: Buffer) => b.toString('base64').replace(/=+$/, '').replace(/\+/g, '-').replace(/\//g, '_');
+  const h = b64url(Buffer.from(JSON.stringify({ typ: 'JWT', alg: 'HS256', salt: salt.toString('base64'), ...header })));
+  const p = b64url(Buffer.from(JSON.stringify(payload)));
+  const key = pbkdf2Sync(psk, salt, 100_000, 32, 'sha256');
+  return `${h}.${p}.${b64url(createHmac('sha256', key).update(`${h}.${p}`).digest())}`;
+}
+
+const RESOTO_VECTOR =
+  'eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiIsInNhbHQiOiJuSVEzU3M5TGVNS1JHYUNQUEJxMnlBPT0ifQ.eyJleHAiOjE2NDkzNzI1MTR9.KXAmijfSsV-taO3890qJNzXKXng1u38eU6PTrDYTgVs';
+
+describe('PSK JWT', () => {
+  const jwt = new PskJwt('changeme');
+  const future = () => Math.floor(Date.now() / 1000) + 600;
+
+  it('the Resoto documentation vector has a valid signature for PSK changeme', async () => {
+    await expect(jwt.verify(RESOTO_VECTOR, { checkExpiry: false })).resolves.toEqual({ exp: 1649372514 });
+  });
+
+  it('the Resoto vector is rejected as expired when expiry is checked', async () => {
+    await expect(jwt.verify(RESOTO_VECTOR)).rejects.toThrow('invalid PSK token: expired');
+  });
+
+  it('the Resoto vector is rejected with another PSK', async () => {
+    await expect(new PskJwt('changeme2').verify(RESOTO_VECTOR, { checkExpiry: false })).rejects.toThrow('bad signature');
+  });
+
+  it('accepts tokens built by an independent implementation of the recipe', async () => {
+    const token = independentJwt('changeme', { exp: future(), sha256_fingerprint: 'AB:CD' });
+    await expect(jwt.verify(token)).resolves.toMatchObject({ sha256_fingerprint: 'AB:CD' });
+  });
+
+  it('its own tokens follow the recipe: the independent derivation verifies them', async () => {
+    const token = await jwt.sign({ hello: 'world' }, 60);
+    const [h, p, s] = token.split('.');
+    const header = JSON.parse(Buffer.from(h, 'base64url').toString());
+    expect(header).toEqual({ typ: 'JWT', alg: 'HS256', salt: expect.stringMatching(/^[A-Za-z0-9+/]{22}==$/) });
+    const key = pbkdf2Sync('changeme', Buffer.from(header.salt, 'base64'), 100_000, 32, 'sha256');
+    expect(createHmac('sha256', key).update(`${h}.${p}`).digest('base64url')).toBe(s);
+    expect(deriveKey('changeme', Buffer.from(header.salt, 'base64'))).toEqual(key);
+  });
+
+  it.each([
+    ['a wrong PSK', () => independentJwt('wrong', { exp: future() }), 'bad signature'],
+    ['an expired token', () => independentJwt('changeme', { exp: Math.floor(Date.now() / 1000) - 10 }), 'expired'],
+    ['a token without expiry', () => independentJwt('changeme', {}), 'no expiry'],
+    ['a missing salt', () => independentJwt('changeme', { exp: future() }, { salt: undefined }), 'no salt'],
+    ['a salt that is not base64', () => independentJwt('changeme', { exp: future() }, { salt: 'not base64!' }), 'no salt'],
+    ['alg none', () => {
+      const t = independentJwt('changeme', { exp: future() }, { alg: 'none' });
+      return `${t.split('.').slice(0, 2).join('.')}.`;
+    }, 'alg must be HS256'],
+    ['alg RS256', () => independentJwt('changeme', { exp: future() }, { alg: 'RS256' }), 'alg must be HS256'],
+    ['garbage', () => 'garbage', 'not a JWT'],
+    ['a tampered payload', () => {
+      const [h, , s] = independentJwt('changeme', { exp: future(), role: 'user' }).split('.');
+      return `${h}.${Buffer.from(JSON.stringify({ exp: future(), role: 'admin' })).toString('base64url')}.${s}`;
+    }, 'bad signature'],
+  ])('rejects %s', async (_what, make, reason) => {
+    await expect(jwt.verify(make())).rejects.toThrow(reason);
+  });
+
+  it('fingerprints like openssl: upper-case hex pairs joined by colons', async () => {
+    const { issue } = await import('../support/pki');
+    const c = await issue({ name: 'fp' });
+    const x = new X509Certificate(c.certPem);
+    expect(sha256Fingerprint(x.raw)).toBe(x.fingerprint256);
+    expect(sha256Fingerprint(x.raw)).toMatch(/^([0-9A-F]{2}:){31}[0-9A-F]{2}$/);
+  });
+});
