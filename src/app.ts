@@ -7,7 +7,12 @@ import { pinoHttp } from 'pino-http';
 import { AdminService } from './admin/service';
 import { errorHandler } from './http/errors';
 import { inputGuards } from './http/guards';
-import { InitService } from './init/service';
+import { requirePsk } from './http/psk';
+import { CaBundle, InitService } from './init/service';
+import { PskJwt } from './pki/psk';
+import { PkiService } from './pki/service';
+import { caRouter } from './routes/ca';
+import { Pki } from './vault/pki';
 import { HttpMetrics, createMetrics } from './metrics';
 import { LoginLimit, adminRouter } from './routes/admin';
 import { SPEC_PATH } from './paths';
@@ -40,9 +45,19 @@ export interface AppOptions {
   bodyLimit?: string;
   /** rks's own admin session; one per process, shared with background work. */
   session?: ServiceSession;
+  /** The PKI service, shared with the server-certificate manager. */
+  pkiService?: PkiService;
   /** Seconds a node token lives between renewals. */
   nodeTokenPeriod?: number;
   callback?: CallbackOptions;
+  /** The pre-shared key of the trust bootstrap (/ca/cert, /ca/sign). */
+  psk?: string;
+  /** Every API request must also carry a valid PSK JWT. */
+  requirePsk?: boolean;
+  /** A CA to import at init instead of generating one in Vault. */
+  caBundle?: CaBundle;
+  /** Called after a successful init (rks then switches to a CA-issued certificate). */
+  onInitialised?: () => void;
   /** Check every answer against the contract too (tests do; it costs time on the hot path). */
   validateResponses?: boolean;
 }
@@ -53,7 +68,7 @@ export function createApp(opts: AppOptions): Express {
   const metrics = opts.metrics ?? createMetrics();
   const kv = new Kv(opts.vault);
   const sys = new Sys(opts.vault);
-  const init = new InitService(sys, kv, { login: opts.adminLogin, password: opts.adminPassword });
+  const init = new InitService(sys, kv, new Pki(opts.vault), { login: opts.adminLogin, password: opts.adminPassword }, opts.caBundle);
   const admin = new AdminService(sys);
   const tokens = new Tokens(opts.vault);
   const secrets = new SecretService(kv, opts.defaultSecretTtl);
@@ -61,6 +76,9 @@ export function createApp(opts: AppOptions): Express {
   const session = opts.session ?? new ServiceSession(sys, opts.adminLogin, opts.adminPassword, opts.logger);
   const verifier = new CallbackVerifier(opts.callback ?? { timeoutMs: 5000 }, opts.logger);
   const nodes = new NodeService(kv, tokens, session, verifier, opts.nodeTokenPeriod ?? 600);
+  const pki = opts.pkiService ?? new PkiService(new Pki(opts.vault), session);
+  const psk = opts.psk ? new PskJwt(opts.psk) : undefined;
+  if (opts.requirePsk && !psk) throw new Error('requirePsk needs a PSK');
 
   const app = express();
   app.disable('x-powered-by');
@@ -85,6 +103,7 @@ export function createApp(opts: AppOptions): Express {
   );
   app.use(countRequests(metrics));
   app.use(helmet());
+  if (opts.requirePsk) app.use(requirePsk(psk!));
   app.use(inputGuards);
   app.use(express.json({ limit: opts.bodyLimit ?? '64kb', inflate: false, strict: true }));
   app.use(docsRouter(SPEC_PATH));
@@ -94,11 +113,13 @@ export function createApp(opts: AppOptions): Express {
       validateRequests: { allowUnknownQueryParameters: false },
       validateResponses: opts.validateResponses ?? false,
       validateSecurity: false,
-      ignorePaths: /^\/(docs|openapi\.(yaml|json))/,
+      // /ca/sign takes a PEM body with any Content-Type, which the validator cannot describe.
+      ignorePaths: /^\/(docs|openapi\.(yaml|json)|ca\/sign)/,
     }),
   );
   app.use(opsRouter(opts.vault, metrics.registry));
-  app.use(initRouter(init));
+  app.use(caRouter(pki, psk));
+  app.use(initRouter(init, opts.onInitialised));
   app.use(adminRouter(admin, opts.loginLimit ?? { max: 10, windowMs: 60_000 }));
   app.use(groupRouter(groups));
   app.use(nodeRouter(nodes));

@@ -1,11 +1,16 @@
+import { X509Certificate, createHash, createPrivateKey } from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { Command } from 'commander';
 import { createApp } from '../app';
 import { LogLevel, createLogger } from '../log';
 import { createMetrics } from '../metrics';
-import { selfSignedCertificate } from '../pki/selfsigned';
-import { TlsFiles, startServer } from '../server/server';
+import { localNames } from '../pki/selfsigned';
+import { PkiService } from '../pki/service';
+import { ManagedCertificate } from '../server/certificate';
+import { Pki } from '../vault/pki';
+import { RunningServer, TlsFiles, startServer } from '../server/server';
 import { GroupTokenRenewer } from '../groups/renewer';
 import { VaultClient } from '../vault/client';
 import { Kv } from '../vault/kv';
@@ -33,6 +38,16 @@ interface ServeOptions {
   callbackCaFile?: string[];
   callbackInsecure: boolean;
   callbackTimeout: number;
+  psk?: string;
+  pskFile?: string;
+  requirePsk: boolean;
+  caCert?: string;
+  caCertKey?: string;
+  certKeyPass?: string;
+  hostname: string;
+  san?: string[];
+  certLifetime: number;
+  certRenewBefore: number;
 }
 
 export function serveCommand(): Command {
@@ -45,7 +60,25 @@ export function serveCommand(): Command {
     .addOption(opt('--admin-password <password>', 'administrator password (prefer --admin-password-file)', 'RKS_ADMIN_PASSWORD'))
     .addOption(opt('--admin-password-file <file>', 'file holding the administrator password', 'RKS_ADMIN_PASSWORD_FILE'))
     .addOption(opt('--cert <file>', 'PEM server certificate (with its chain) to serve with', 'RKS_CERT'))
-    .addOption(opt('--cert-key <file>', 'PEM private key of --cert', 'RKS_CERT_KEY'))
+    .addOption(opt('--cert-key <file>', 'PEM private key of --cert (may be encrypted)', 'RKS_CERT_KEY'))
+    .addOption(opt('--cert-key-pass <passphrase>', 'passphrase of an encrypted --cert-key', 'RKS_CERT_KEY_PASS'))
+    .addOption(opt('--hostname <name>', 'common name of rks\'s own certificate', 'RKS_HOSTNAME').default(os.hostname()))
+    .addOption(opt('--san <name...>', 'extra DNS names or IP addresses for rks\'s own certificate', 'RKS_SAN'))
+    .addOption(
+      opt('--cert-lifetime <seconds>', 'lifetime of rks\'s own certificate', 'RKS_CERT_LIFETIME')
+        .argParser(positiveInt('--cert-lifetime'))
+        .default(30 * 86400),
+    )
+    .addOption(
+      opt('--cert-renew-before <seconds>', 'renew rks\'s own certificate this long before it expires', 'RKS_CERT_RENEW_BEFORE')
+        .argParser(positiveInt('--cert-renew-before'))
+        .default(86400),
+    )
+    .addOption(opt('--ca-cert <file>', 'at init, import this CA certificate instead of generating one in Vault', 'RKS_CA_CERT_FILE'))
+    .addOption(opt('--ca-cert-key <file>', 'the private key of --ca-cert', 'RKS_CA_CERT_KEY'))
+    .addOption(opt('--psk <passphrase>', 'pre-shared key of the trust bootstrap (/ca/cert, /ca/sign)', 'RKS_PSK'))
+    .addOption(opt('--psk-file <file>', 'file holding the pre-shared key', 'RKS_PSK_FILE'))
+    .option('--require-psk', 'every API request must also carry a PSK JWT (env RKS_REQUIRE_PSK=true)', false)
     .option('--no-tls', 'serve plain HTTP (env RKS_NO_TLS=true); only behind a TLS-terminating proxy')
     .addOption(
       opt('--ephemeral-cert-out <file>', 'write the ephemeral self-signed certificate here, for clients to trust', 'RKS_EPHEMERAL_CERT_OUT'),
@@ -88,13 +121,16 @@ export function serveCommand(): Command {
       'after',
       `
 Every option can also be set with the RKS_* environment variable shown; flags win.
-Without --cert/--cert-key, rks serves HTTPS with an ephemeral self-signed certificate.
+TLS: with --cert/--cert-key rks serves that certificate. Otherwise it serves a certificate from
+its own CA in Vault (made by init), renewed before it expires; before init it serves an
+ephemeral self-signed one and logs its fingerprint.
 
 Example:
   rks serve --vault-addr http://127.0.0.1:8200 --admin-password-file /run/secrets/rks-admin`,
     )
     .action(async (o: ServeOptions, cmd: Command) => {
       if (cmd.getOptionValueSource('tls') !== 'cli' && envFlag('RKS_NO_TLS') === true) o.tls = false;
+      if (cmd.getOptionValueSource('requirePsk') !== 'cli' && envFlag('RKS_REQUIRE_PSK') === true) o.requirePsk = true;
       if (cmd.getOptionValueSource('callbackInsecure') !== 'cli' && envFlag('RKS_CALLBACK_INSECURE') === true) {
         o.callbackInsecure = true;
       }
@@ -106,6 +142,7 @@ async function serve(o: ServeOptions): Promise<void> {
   const logger = createLogger(o.logLevel);
   const vaultAddr = o.vaultAddr ?? process.env.VAULT_ADDR;
   const adminPassword = secretFrom(o.adminPassword, o.adminPasswordFile);
+  const psk = secretFrom(o.psk, o.pskFile);
   const fail = (msg: string): never => {
     logger.fatal(msg);
     process.exit(2);
@@ -113,11 +150,43 @@ async function serve(o: ServeOptions): Promise<void> {
   if (!vaultAddr) fail('no Vault address: set --vault-addr, RKS_VAULT_ADDR or VAULT_ADDR');
   if (!adminPassword) fail('no administrator password: set --admin-password-file or RKS_ADMIN_PASSWORD');
   if (Boolean(o.cert) !== Boolean(o.certKey)) fail('--cert and --cert-key go together');
+  if (Boolean(o.caCert) !== Boolean(o.caCertKey)) fail('--ca-cert and --ca-cert-key go together');
+  if (o.requirePsk && !psk) fail('--require-psk needs --psk');
+  if (o.certRenewBefore >= o.certLifetime) fail('--cert-renew-before must be shorter than --cert-lifetime');
+
+  let external: TlsFiles | undefined;
+  if (o.tls && o.cert && o.certKey) {
+    external = { cert: fs.readFileSync(o.cert), key: fs.readFileSync(o.certKey), passphrase: o.certKeyPass };
+    try {
+      createPrivateKey({ key: external.key, passphrase: o.certKeyPass });
+    } catch {
+      fail('--cert-key cannot be read: not a PEM private key, or a wrong or missing --cert-key-pass');
+    }
+  }
 
   const metrics = createMetrics();
   const vault = new VaultClient({ addr: vaultAddr!, caFile: o.vaultCaFile, registry: metrics.registry });
-  const sys = new Sys(vault);
-  const session = new ServiceSession(sys, o.adminLogin, adminPassword!, logger);
+  const session = new ServiceSession(new Sys(vault), o.adminLogin, adminPassword!, logger);
+  const pki = new PkiService(new Pki(vault), session);
+  const names = localNames([o.hostname, ...(o.san ?? [])]);
+  let running: RunningServer | undefined;
+  const managed =
+    o.tls && !external
+      ? new ManagedCertificate(
+          pki,
+          {
+            commonName: o.hostname,
+            dnsNames: names.dns,
+            ipAddresses: names.ips,
+            lifetimeSeconds: o.certLifetime,
+            renewBeforeSeconds: o.certRenewBefore,
+            retrySeconds: 10,
+          },
+          logger,
+          (tls) => running?.setCertificate(tls),
+        )
+      : undefined;
+
   const app = createApp({
     vault,
     logger,
@@ -127,29 +196,36 @@ async function serve(o: ServeOptions): Promise<void> {
     defaultSecretTtl: o.defaultSecretTtl,
     loginLimit: { max: o.loginRateLimit, windowMs: 60_000 },
     session,
+    pkiService: pki,
+    psk,
+    requirePsk: o.requirePsk,
+    caBundle: o.caCert ? { certPem: fs.readFileSync(o.caCert, 'utf8'), keyPem: fs.readFileSync(o.caCertKey!, 'utf8') } : undefined,
+    onInitialised: () => void managed?.refresh(),
     nodeTokenPeriod: o.nodeTokenPeriod,
     callback: { timeoutMs: o.callbackTimeout * 1000, caFiles: o.callbackCaFile, insecure: o.callbackInsecure },
   });
   const renewer = new GroupTokenRenewer(new Kv(vault), new Tokens(vault), session, o.groupTokenRenewInterval * 1000, logger);
   renewer.start();
 
-  let tls: TlsFiles | null = null;
+  let tls: TlsFiles | null = external ?? null;
   if (!o.tls) {
     logger.warn('TLS is off (--no-tls): tokens and private keys cross the network in clear text');
-  } else if (o.cert && o.certKey) {
-    tls = { cert: fs.readFileSync(o.cert), key: fs.readFileSync(o.certKey) };
-  } else {
-    tls = await selfSignedCertificate();
-    logger.warn('serving with an ephemeral self-signed certificate; clients must trust it explicitly');
-    if (o.ephemeralCertOut) {
-      fs.mkdirSync(path.dirname(path.resolve(o.ephemeralCertOut)), { recursive: true });
-      fs.writeFileSync(o.ephemeralCertOut, tls.cert);
-      logger.info({ file: o.ephemeralCertOut }, 'wrote the ephemeral certificate');
+  } else if (managed) {
+    tls = await managed.start();
+    if (managed.current?.selfSigned) {
+      const cert = new X509Certificate(tls.cert);
+      const pin = createHash('sha256').update(cert.publicKey.export({ type: 'spki', format: 'der' })).digest('base64');
+      logger.warn({ fingerprint: cert.fingerprint256, pinnedPubKey: `sha256//${pin}` }, 'the ephemeral certificate; pin it (curl --pinnedpubkey) to init safely');
+      if (o.ephemeralCertOut) {
+        fs.mkdirSync(path.dirname(path.resolve(o.ephemeralCertOut)), { recursive: true });
+        fs.writeFileSync(o.ephemeralCertOut, tls.cert);
+        logger.info({ file: o.ephemeralCertOut }, 'wrote the ephemeral certificate');
+      }
     }
   }
 
-  const running = await startServer(app, o.listen, tls, logger);
-  logger.info({ url: running.url, vault: vault.addr }, 'rks listening');
+  running = await startServer(app, o.listen, tls, logger);
+  logger.info({ url: running.url, vault: vault.addr, psk: Boolean(psk), requirePsk: o.requirePsk }, 'rks listening');
 
   let stopping = false;
   const stop = async (signal: string) => {
@@ -159,7 +235,8 @@ async function serve(o: ServeOptions): Promise<void> {
     }
     stopping = true;
     logger.info({ signal }, 'shutting down: finishing requests in flight');
-    await running.close();
+    managed?.stop();
+    await running!.close();
     await renewer.stop();
     vault.close();
     logger.info('stopped');

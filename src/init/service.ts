@@ -1,12 +1,28 @@
 import { Conflict, Forbidden } from '../errors';
 import { isVaultError } from '../vault/client';
 import { CasMismatch, Kv } from '../vault/kv';
-import { ADMIN_POLICY, KV_MOUNT, USERPASS_PATH, adminPolicy, kvPath } from '../vault/layout';
+import {
+  ADMIN_POLICY,
+  KV_MOUNT,
+  PKI_CLIENT_ROLE,
+  PKI_MOUNT,
+  PKI_SERVER_ROLE,
+  USERPASS_PATH,
+  adminPolicy,
+  kvPath,
+} from '../vault/layout';
+import { Pki } from '../vault/pki';
 import { Sys } from '../vault/sys';
 
 export interface AdminCredentials {
   login: string;
   password: string;
+}
+
+/** A CA to import instead of generating one in Vault. */
+export interface CaBundle {
+  certPem: string;
+  keyPem: string;
 }
 
 export interface RksConfigRecord {
@@ -24,7 +40,9 @@ export class InitService {
   constructor(
     private readonly sys: Sys,
     private readonly kv: Kv,
+    private readonly pki: Pki,
     private readonly admin: AdminCredentials,
+    private readonly ca?: CaBundle,
   ) {}
 
   async init(token: string): Promise<void> {
@@ -59,8 +77,28 @@ export class InitService {
       token,
     );
 
+    await this.initPki(token, mounts);
+
     const record: RksConfigRecord = { initialized: true, initializedAt: new Date().toISOString(), layout: 1 };
     await this.writeConfig(record, token);
+  }
+
+  /** The PKI engine, its CA (made inside Vault unless one was given) and the leaf roles. */
+  private async initPki(token: string, mounts: Record<string, { type: string }>): Promise<void> {
+    const mount = mounts[`${PKI_MOUNT}/`];
+    if (!mount) {
+      await this.sys.mount(PKI_MOUNT, 'pki', {}, token);
+    } else if (mount.type !== 'pki') {
+      throw new Conflict(`'${PKI_MOUNT}/' is already mounted and is not a PKI engine`);
+    }
+    await this.pki.tune('87600h', token);
+    if (!(await this.pki.caPem())) {
+      if (this.ca) await this.pki.importCa(`${this.ca.certPem.trim()}\n${this.ca.keyPem.trim()}\n`, token);
+      else await this.pki.generateRoot('rks CA', '87600h', token);
+    }
+    const leaf = { key_usage: ['DigitalSignature', 'KeyEncipherment'], max_ttl: '8760h' };
+    await this.pki.writeRole(PKI_SERVER_ROLE, { ...leaf, server_flag: true, client_flag: true }, token);
+    await this.pki.writeRole(PKI_CLIENT_ROLE, { ...leaf, server_flag: false, client_flag: true }, token);
   }
 
   async isInitialised(token: string): Promise<boolean> {

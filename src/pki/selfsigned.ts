@@ -1,9 +1,6 @@
-import 'reflect-metadata';
 import { webcrypto } from 'node:crypto';
 import os from 'node:os';
-import * as x509 from '@peculiar/x509';
-
-x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
+import { toPem, x509 } from './x509';
 
 export interface KeyPairPem {
   cert: string;
@@ -11,11 +8,6 @@ export interface KeyPairPem {
 }
 
 const EC = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
-
-function toPem(der: ArrayBuffer, label: string): string {
-  const b64 = Buffer.from(der).toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n$/, '');
-  return `-----BEGIN ${label}-----\n${b64}\n-----END ${label}-----\n`;
-}
 
 /** The names this host answers to: its host name, localhost and every local address. */
 export function localNames(extra: string[] = []): { dns: string[]; ips: string[] } {

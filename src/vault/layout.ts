@@ -7,6 +7,11 @@
 export const KV_MOUNT = 'rks';
 export const USERPASS_PATH = 'userpass';
 export const ADMIN_POLICY = 'rks_admin';
+/** Vault's PKI engine holding rks's CA. */
+export const PKI_MOUNT = 'rks-pki';
+/** PKI roles: `server` (server and client auth) for rks itself and /ca/sign, `client` for client auth only. */
+export const PKI_SERVER_ROLE = 'server';
+export const PKI_CLIENT_ROLE = 'client';
 export const PREFIX = 'rks_';
 
 /** KV v2 paths, relative to the mount (`rks/data/<path>`). */
@@ -95,5 +100,11 @@ path "auth/token/lookup-self" {
 }
 path "auth/token/renew-self" {
   capabilities = ["update"]
+}
+path "${PKI_MOUNT}/sign/*" {
+  capabilities = ["update"]
+}
+path "${PKI_MOUNT}/cert/ca" {
+  capabilities = ["read"]
 }
 `;

@@ -1,0 +1,93 @@
+import { X509Certificate } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { PkiService } from '../pki/service';
+import { selfSignedCertificate } from '../pki/selfsigned';
+import type { TlsFiles } from './server';
+
+export interface ManagedCertificateOptions {
+  commonName: string;
+  dnsNames: string[];
+  ipAddresses: string[];
+  lifetimeSeconds: number;
+  /** Renew this long before the certificate expires. */
+  renewBeforeSeconds: number;
+  /** Wait between attempts while there is no CA yet or Vault fails. */
+  retrySeconds: number;
+}
+
+/**
+ * rks's own server certificate, issued by its CA in Vault and renewed before it expires.
+ * Until the CA exists (before init) it serves an ephemeral self-signed certificate and keeps
+ * trying; `refresh()` tries at once (right after init). Every new certificate goes to
+ * `apply`, which swaps it in for new handshakes without touching open connections.
+ */
+export class ManagedCertificate {
+  private timer?: NodeJS.Timeout;
+  private stopped = false;
+  private issuing?: Promise<boolean>;
+  current?: { tls: TlsFiles; selfSigned: boolean; notAfter: Date };
+
+  constructor(
+    private readonly pki: PkiService,
+    private readonly opts: ManagedCertificateOptions,
+    private readonly logger: Logger,
+    private readonly apply: (tls: TlsFiles) => void = () => undefined,
+  ) {}
+
+  /** The certificate to start serving with. */
+  async start(): Promise<TlsFiles> {
+    if (!(await this.issue())) {
+      const eph = await selfSignedCertificate(this.opts.commonName);
+      this.current = { tls: eph, selfSigned: true, notAfter: new Date(new X509Certificate(eph.cert).validTo) };
+      this.logger.warn('serving with an ephemeral self-signed certificate until rks is initialised and has its CA');
+      this.schedule(this.opts.retrySeconds);
+    }
+    return this.current!.tls;
+  }
+
+  /** Tries to (re)issue now; resolves true when a CA-issued certificate is in use. */
+  refresh(): Promise<boolean> {
+    return this.issue();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.timer);
+  }
+
+  private issue(): Promise<boolean> {
+    this.issuing ??= this.issueOnce().finally(() => (this.issuing = undefined));
+    return this.issuing;
+  }
+
+  private async issueOnce(): Promise<boolean> {
+    const { commonName, dnsNames, ipAddresses, lifetimeSeconds, renewBeforeSeconds, retrySeconds } = this.opts;
+    try {
+      const issued = await this.pki.issueServerCertificate(commonName, dnsNames, ipAddresses, lifetimeSeconds);
+      const tls = { cert: issued.chain, key: issued.key };
+      const first = !this.current || this.current.selfSigned;
+      this.current = { tls, selfSigned: false, notAfter: issued.notAfter };
+      this.apply(tls);
+      const fingerprint = new X509Certificate(issued.cert).fingerprint256;
+      this.logger.info({ notAfter: issued.notAfter.toISOString(), fingerprint }, first ? 'serving with a certificate from the rks CA' : 'server certificate renewed');
+      const renewIn = (issued.notAfter.getTime() - Date.now()) / 1000 - renewBeforeSeconds;
+      this.schedule(Math.max(1, renewIn));
+      return true;
+    } catch (err) {
+      if (this.current && !this.current.selfSigned) {
+        this.logger.warn({ err: (err as Error).message }, 'server certificate renewal failed; will retry');
+      } else {
+        this.logger.debug({ err: (err as Error).message }, 'no certificate from the rks CA yet');
+      }
+      this.schedule(retrySeconds);
+      return false;
+    }
+  }
+
+  private schedule(seconds: number): void {
+    if (this.stopped) return;
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => void this.issue(), seconds * 1000);
+    this.timer.unref();
+  }
+}
