@@ -26,6 +26,7 @@ BIN=$(scripts/vault-bin.sh)
 ROOT_TOKEN=${RKS_DEV_ROOT_TOKEN:-root-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')}
 ADMIN_LOGIN=${RKS_ADMIN_LOGIN:-admin}
 ADMIN_PASSWORD=${RKS_ADMIN_PASSWORD:-$(head -c 18 /dev/urandom | base64 | tr '+/' '-_')}
+PSK=${RKS_PSK:-$(head -c 18 /dev/urandom | base64 | tr '+/' '-_')}
 VAULT_ADDR_DEV=http://127.0.0.1:$VAULT_PORT
 RKS_URL_DEV=https://127.0.0.1:$RKS_PORT
 
@@ -50,21 +51,31 @@ curl -fsS "$VAULT_ADDR_DEV/v1/sys/health" >/dev/null || { say "Vault did not sta
 
 umask 077
 printf '%s' "$ADMIN_PASSWORD" >"$DEV/admin-password"
-rm -f "$DEV/ca.pem"
+printf '%s' "$PSK" >"$DEV/psk"
+rm -f "$DEV/ca.pem" "$DEV/ephemeral.pem"
 
 say "starting rks on $RKS_URL_DEV"
 RKS_LISTEN=$LISTEN RKS_ADMIN_LOGIN=$ADMIN_LOGIN \
   node bin/rks serve --vault-addr "$VAULT_ADDR_DEV" --admin-password-file "$DEV/admin-password" \
-  --ephemeral-cert-out "$DEV/ca.pem" &
+  --psk-file "$DEV/psk" --ephemeral-cert-out "$DEV/ephemeral.pem" &
 pids+=($!)
 for _ in $(seq 100); do
-  [ -s "$DEV/ca.pem" ] && curl -fsS --cacert "$DEV/ca.pem" "$RKS_URL_DEV/healthz" >/dev/null 2>&1 && break
+  [ -s "$DEV/ephemeral.pem" ] && curl -fsS --cacert "$DEV/ephemeral.pem" "$RKS_URL_DEV/healthz" >/dev/null 2>&1 && break
   sleep 0.1
 done
-curl -fsS --cacert "$DEV/ca.pem" "$RKS_URL_DEV/healthz" >/dev/null || { say "rks did not start"; exit 1; }
+curl -fsS --cacert "$DEV/ephemeral.pem" "$RKS_URL_DEV/healthz" >/dev/null || { say "rks did not start"; exit 1; }
 
-curl -fsS --cacert "$DEV/ca.pem" -X POST -H "X-Vault-Token: $ROOT_TOKEN" "$RKS_URL_DEV/rks/v1/init" >/dev/null
-say "rks initialised"
+# Before init rks serves an ephemeral certificate (written where only we read it); init makes
+# the CA in Vault, rks switches to a certificate from it, and the CA is fetched the way a
+# bootstrapping client would: its fingerprint checked with the PSK.
+curl -fsS --cacert "$DEV/ephemeral.pem" -X POST -H "X-Vault-Token: $ROOT_TOKEN" "$RKS_URL_DEV/rks/v1/init" >/dev/null
+say "rks initialised; fetching its CA with the PSK"
+node bin/rks ca cert --url "$RKS_URL_DEV" --psk-file "$DEV/psk" --out "$DEV/ca.pem"
+for _ in $(seq 100); do
+  curl -fsS --cacert "$DEV/ca.pem" "$RKS_URL_DEV/healthz" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+curl -fsS --cacert "$DEV/ca.pem" "$RKS_URL_DEV/healthz" >/dev/null || { say "rks is not serving a certificate from its CA"; exit 1; }
 
 cat >"$DEV/env" <<ENV
 export RKS_URL=$RKS_URL_DEV
@@ -73,6 +84,7 @@ export VAULT_TOKEN=$ROOT_TOKEN
 export RKS_ADMIN_LOGIN=$ADMIN_LOGIN
 export RKS_ADMIN_PASSWORD=$ADMIN_PASSWORD
 export RKS_CA_CERT=$DEV/ca.pem
+export RKS_PSK=$PSK
 ENV
 
 cat >&2 <<MSG

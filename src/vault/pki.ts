@@ -55,6 +55,7 @@ export class Pki {
       operation: 'pki.write-role',
       body: {
         ...role,
+        key_type: 'any',
         allow_any_name: true,
         enforce_hostnames: false,
         allow_ip_sans: true,

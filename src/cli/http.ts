@@ -1,0 +1,72 @@
+import fs from 'node:fs';
+import https from 'node:https';
+import axios, { AxiosInstance, AxiosResponse } from 'axios';
+
+/** A failure the CLI prints as one line: the server's reason, never a stack trace. */
+export class CliError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode = 1,
+  ) {
+    super(message);
+  }
+}
+
+export interface ConnectOptions {
+  url: string;
+  /** PEM file of the CA that issued rks's certificate (else the system CAs). */
+  caCert?: string;
+  /** Skip TLS verification: only where trust comes from elsewhere (the PSK fingerprint). */
+  insecure?: boolean;
+}
+
+/** HTTP to rks for the CLI: its error bodies become CliError messages. */
+export class RksHttp {
+  private readonly http: AxiosInstance;
+
+  constructor(readonly opts: ConnectOptions) {
+    let ca: Buffer | undefined;
+    if (opts.caCert && !opts.insecure) {
+      try {
+        ca = fs.readFileSync(opts.caCert);
+      } catch {
+        throw new CliError(`cannot read the CA certificate ${opts.caCert} (--ca-cert / RKS_CA_CERT)`);
+      }
+    }
+    this.http = axios.create({
+      baseURL: opts.url.replace(/\/+$/, ''),
+      httpsAgent: new https.Agent({ ca, rejectUnauthorized: !opts.insecure }),
+      validateStatus: () => true,
+      maxRedirects: 0,
+      timeout: 30_000,
+      proxy: false,
+      transitional: { silentJSONParsing: true, forcedJSONParsing: false },
+      responseType: 'text',
+    });
+  }
+
+  async request(method: string, path: string, opts: { headers?: Record<string, string>; body?: string } = {}): Promise<AxiosResponse<string>> {
+    let res: AxiosResponse<string>;
+    try {
+      res = await this.http.request({ method, url: path, headers: opts.headers, data: opts.body });
+    } catch (err) {
+      const e = err as { code?: string; message: string };
+      if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY/.test(e.code ?? '')) {
+        throw new CliError(`cannot verify rks's TLS certificate (${e.code}): set --ca-cert / RKS_CA_CERT, or fetch the CA with 'rks ca cert --psk'`);
+      }
+      throw new CliError(`cannot reach rks at ${this.opts.url}: ${e.code ?? e.message}`);
+    }
+    if (res.status >= 400) throw new CliError(`${res.status}: ${reason(res.data)}`);
+    return res;
+  }
+}
+
+function reason(body: string): string {
+  try {
+    const parsed = JSON.parse(body) as { errors?: unknown };
+    if (Array.isArray(parsed.errors) && parsed.errors.length) return parsed.errors.join('; ');
+  } catch {
+    /* not JSON */
+  }
+  return body.slice(0, 200) || 'no reason given';
+}

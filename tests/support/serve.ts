@@ -1,0 +1,82 @@
+import { ChildProcess, spawn } from 'node:child_process';
+import https from 'node:https';
+import os from 'node:os';
+import path from 'node:path';
+import tls from 'node:tls';
+
+const BIN = path.resolve(__dirname, '..', '..', 'bin', 'rks');
+
+export interface Running {
+  child: ChildProcess;
+  output: () => string;
+  exited: Promise<number | null>;
+  /** Resolves once the output contains `text`. */
+  waitFor(text: string, ms?: number): Promise<void>;
+  stop(): Promise<number | null>;
+}
+
+/** Runs the built `rks` binary (make test builds it first) with only the given environment. */
+export function runRks(args: string[], env: Record<string, string> = {}): Running {
+  let out = '';
+  const child = spawn(process.execPath, [BIN, ...args], {
+    env: { PATH: process.env.PATH!, HOME: os.tmpdir(), ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (out += d));
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  return {
+    child,
+    output: () => out,
+    exited,
+    async waitFor(text: string, ms = 15_000) {
+      const deadline = Date.now() + ms;
+      while (!out.includes(text)) {
+        if (child.exitCode !== null || Date.now() > deadline) throw new Error(`'${text}' did not appear; output:\n${out}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    },
+    async stop() {
+      if (child.exitCode === null) child.kill('SIGTERM');
+      return exited;
+    },
+  };
+}
+
+/** The certificate a TLS server presents (chain verification off: we only look). */
+export function peerCertificate(port: number, servername = 'localhost'): Promise<tls.PeerCertificate> {
+  return new Promise((resolve, reject) => {
+    const s = tls.connect({ port, host: '127.0.0.1', servername, rejectUnauthorized: false }, () => {
+      const cert = s.getPeerCertificate(true);
+      s.end();
+      resolve(cert);
+    });
+    s.on('error', reject);
+  });
+}
+
+export interface HttpsAnswer {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+}
+
+export function httpsRequest(
+  url: string,
+  opts: { method?: string; ca?: string | Buffer; insecure?: boolean; headers?: Record<string, string>; body?: string; agent?: https.Agent } = {},
+): Promise<HttpsAnswer> {
+  return new Promise((resolve, reject) => {
+    const req = https.request(
+      url,
+      { method: opts.method ?? 'GET', ca: opts.ca, rejectUnauthorized: !opts.insecure, headers: opts.headers, agent: opts.agent },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c) => (body += c));
+        res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body }));
+      },
+    );
+    req.on('error', reject);
+    req.end(opts.body);
+  });
+}
