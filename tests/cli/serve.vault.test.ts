@@ -56,7 +56,7 @@ describe('rks serve', () => {
   const base = () => ({ RKS_VAULT_ADDR: env.vaultAddr, RKS_ADMIN_PASSWORD: 'x', RKS_LOG_LEVEL: 'info' });
   afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-  it('serves HTTPS with an ephemeral certificate written for clients, then stops cleanly on SIGTERM', async () => {
+  it('with no CA it may use (wrong admin password), serves an ephemeral certificate written for clients; stops cleanly on SIGTERM', async () => {
     const port = await freePort();
     const certOut = path.join(dir, 'ephemeral.pem');
     const s = rks(['serve', '--ephemeral-cert-out', certOut], { ...base(), RKS_LISTEN: `127.0.0.1:${port}` });

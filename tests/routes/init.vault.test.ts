@@ -1,9 +1,15 @@
+import { X509Certificate } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import request from 'supertest';
 import { createApp } from '../../src/app';
 import { createLogger } from '../../src/log';
 import { createMetrics } from '../../src/metrics';
 import { VaultClient } from '../../src/vault/client';
-import { TestVault, startVault } from '../support/vault';
+import { issue } from '../support/pki';
+import { Running, httpsRequest, peerCertificate, runRks } from '../support/serve';
+import { TestVault, freePort, startVault } from '../support/vault';
 
 /**
  * Init needs a Vault rks has never touched, so this suite starts a dev server of its own;
@@ -14,6 +20,9 @@ describe('POST /rks/v1/init', () => {
   let client: VaultClient;
   let app: ReturnType<typeof createApp>;
   const admin = { login: 'ops-admin', password: 'correct horse battery staple' };
+  const ephemeralFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'rks-init-')), 'ephemeral.pem');
+  let served: Running;
+  let servedPort: number;
 
   const read = async (path: string) => {
     const res = await fetch(`${vault.addr}/v1/${path}`, { headers: { 'X-Vault-Token': vault.rootToken } });
@@ -32,10 +41,18 @@ describe('POST /rks/v1/init', () => {
       defaultSecretTtl: 300,
       validateResponses: true,
     });
+    servedPort = await freePort();
+    served = runRks(['serve', '--listen', `127.0.0.1:${servedPort}`, '--ephemeral-cert-out', ephemeralFile], {
+      RKS_VAULT_ADDR: vault.addr,
+      RKS_ADMIN_LOGIN: admin.login,
+      RKS_ADMIN_PASSWORD: admin.password,
+    });
   }, 60_000);
   afterAll(async () => {
+    await served.stop();
     client.close();
     await vault.stop();
+    fs.rmSync(path.dirname(ephemeralFile), { recursive: true, force: true });
   });
 
   it('refuses a bad token with 403 and changes nothing', async () => {
@@ -60,9 +77,22 @@ describe('POST /rks/v1/init', () => {
     expect((await read('sys/mounts')).body.data['rks/']).toBeUndefined();
   });
 
-  it('initialises with the root token, no Content-Type and no body (201)', async () => {
-    const res = await request(app).post('/rks/v1/init').set('X-Vault-Token', vault.rootToken);
+  it('a running rks serves an ephemeral certificate before init', async () => {
+    await served.waitFor('rks listening');
+    expect(served.output()).toContain('serving with an ephemeral self-signed certificate');
+    expect((await peerCertificate(servedPort)).subject.O).toBe('rks ephemeral');
+  });
+
+  it('initialises with the root token, no Content-Type and no body (201), and switches to a CA certificate', async () => {
+    const res = await httpsRequest(`https://127.0.0.1:${servedPort}/rks/v1/init`, {
+      method: 'POST',
+      ca: fs.readFileSync(ephemeralFile),
+      headers: { 'X-Vault-Token': vault.rootToken },
+    });
     expect(res.status).toBe(201);
+    await served.waitFor('serving with a certificate from the rks CA', 5000);
+    const peer = await peerCertificate(servedPort);
+    expect(peer.issuer.CN).toBe('rks CA');
   });
 
   it('left Vault with a KV v2 mount, userpass, the admin policy and the admin user', async () => {
@@ -74,6 +104,16 @@ describe('POST /rks/v1/init', () => {
     expect(policy).toContain('path "rks/data/*"');
     const user = (await read(`auth/userpass/users/${admin.login}`)).body.data;
     expect(user.token_policies).toEqual(['rks_admin']);
+    expect(mounts['rks-pki/']).toMatchObject({ type: 'pki' });
+    const ca = (await read('rks-pki/cert/ca')).body.data.certificate as string;
+    expect(new X509Certificate(ca).subject).toBe('CN=rks CA');
+    // Generated inside Vault: the key is not exportable.
+    const key = (await read('rks-pki/key/default')).body.data;
+    expect(key.key_type).toBe('ec');
+    expect(JSON.stringify(key)).not.toContain('PRIVATE KEY');
+    for (const role of ['server', 'client']) expect((await read(`rks-pki/roles/${role}`)).status).toBe(200);
+    expect((await read('rks-pki/roles/server')).body.data).toMatchObject({ server_flag: true, client_flag: true });
+    expect((await read('rks-pki/roles/client')).body.data).toMatchObject({ server_flag: false, client_flag: true });
     const config = (await read('rks/data/config')).body.data.data;
     expect(config).toMatchObject({ initialized: true, layout: 1 });
     expect(JSON.stringify(config)).not.toContain(admin.password);
@@ -97,11 +137,25 @@ describe('POST /rks/v1/init', () => {
     expect(res.status).toBe(409);
   });
 
-  it('resumes an init that stopped half-way', async () => {
-    await fetch(`${vault.addr}/v1/rks/metadata/config`, { method: 'DELETE', headers: { 'X-Vault-Token': vault.rootToken } });
-    await fetch(`${vault.addr}/v1/sys/policies/acl/rks_admin`, { method: 'DELETE', headers: { 'X-Vault-Token': vault.rootToken } });
-    const res = await request(app).post('/rks/v1/init').set('X-Vault-Token', vault.rootToken);
+  it('resumes an init that stopped half-way, importing a given CA (--ca-cert)', async () => {
+    const del = (path: string) => fetch(`${vault.addr}/v1/${path}`, { method: 'DELETE', headers: { 'X-Vault-Token': vault.rootToken } });
+    await del('rks/metadata/config');
+    await del('sys/policies/acl/rks_admin');
+    await del('sys/mounts/rks-pki');
+    const own = await issue({ name: 'Our Own CA', ca: true });
+    const withCa = createApp({
+      vault: client,
+      logger: createLogger('silent'),
+      metrics: createMetrics(undefined, false),
+      adminLogin: admin.login,
+      adminPassword: admin.password,
+      defaultSecretTtl: 300,
+      caBundle: { certPem: own.certPem, keyPem: own.keyPem },
+    });
+    const res = await request(withCa).post('/rks/v1/init').set('X-Vault-Token', vault.rootToken);
     expect(res.status).toBe(201);
     expect((await read('sys/policies/acl/rks_admin')).status).toBe(200);
+    const ca = await request(withCa).get('/ca/cert');
+    expect(new X509Certificate(ca.text).fingerprint256).toBe(new X509Certificate(own.certPem).fingerprint256);
   });
 });
