@@ -6,10 +6,11 @@ export function opt(flags: string, description: string, env: string): Option {
   return new Option(flags, description).env(env);
 }
 
-export function positiveInt(name: string) {
+export function positiveInt(name: string, max = Number.MAX_SAFE_INTEGER) {
   return (value: string): number => {
     const n = Number(value);
     if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`${name} must be a positive integer`);
+    if (n > max) throw new InvalidArgumentError(`${name} must be at most ${max}`);
     return n;
   };
 }

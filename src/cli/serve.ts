@@ -66,12 +66,12 @@ export function serveCommand(): Command {
     .addOption(opt('--san <name...>', 'extra DNS names or IP addresses for rks\'s own certificate', 'RKS_SAN'))
     .addOption(
       opt('--cert-lifetime <seconds>', 'lifetime of rks\'s own certificate', 'RKS_CERT_LIFETIME')
-        .argParser(positiveInt('--cert-lifetime'))
+        .argParser(positiveInt('--cert-lifetime', 365 * 86400))
         .default(30 * 86400),
     )
     .addOption(
       opt('--cert-renew-before <seconds>', 'renew rks\'s own certificate this long before it expires', 'RKS_CERT_RENEW_BEFORE')
-        .argParser(positiveInt('--cert-renew-before'))
+        .argParser(positiveInt('--cert-renew-before', 365 * 86400))
         .default(86400),
     )
     .addOption(opt('--ca-cert <file>', 'at init, import this CA certificate instead of generating one in Vault', 'RKS_CA_CERT_FILE'))
@@ -90,7 +90,7 @@ export function serveCommand(): Command {
     )
     .addOption(
       opt('--default-secret-ttl <seconds>', 'TTL given to secrets pushed without meta.ttl', 'RKS_DEFAULT_SECRET_TTL')
-        .argParser(positiveInt('--default-secret-ttl'))
+        .argParser(positiveInt('--default-secret-ttl', 31_536_000))
         .default(300),
     )
     .addOption(
@@ -100,12 +100,12 @@ export function serveCommand(): Command {
     )
     .addOption(
       opt('--node-token-period <seconds>', 'node tokens live this long between renewals', 'RKS_NODE_TOKEN_PERIOD')
-        .argParser(positiveInt('--node-token-period'))
+        .argParser(positiveInt('--node-token-period', 31 * 86400))
         .default(600),
     )
     .addOption(
       opt('--group-token-renew-interval <seconds>', 'how often rks renews every group token', 'RKS_GROUP_TOKEN_RENEW_INTERVAL')
-        .argParser(positiveInt('--group-token-renew-interval'))
+        .argParser(positiveInt('--group-token-renew-interval', 7 * 86400))
         .default(3600),
     )
     .addOption(
@@ -114,7 +114,7 @@ export function serveCommand(): Command {
     .option('--callback-insecure', 'do not verify callback/OAuth TLS certificates (env RKS_CALLBACK_INSECURE=true); logged', false)
     .addOption(
       opt('--callback-timeout <seconds>', 'timeout of each OAuth and callback request', 'RKS_CALLBACK_TIMEOUT')
-        .argParser(positiveInt('--callback-timeout'))
+        .argParser(positiveInt('--callback-timeout', 120))
         .default(5),
     )
     .addHelpText(
@@ -225,7 +225,7 @@ async function serve(o: ServeOptions): Promise<void> {
   }
 
   running = await startServer(app, o.listen, tls, logger);
-  logger.info({ url: running.url, vault: vault.addr, psk: Boolean(psk), requirePsk: o.requirePsk }, 'rks listening');
+  logger.info({ url: running.url, vault: vault.addr, pskConfigured: Boolean(psk), requirePsk: o.requirePsk }, 'rks listening');
 
   let stopping = false;
   const stop = async (signal: string) => {

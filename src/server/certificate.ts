@@ -4,6 +4,9 @@ import type { PkiService } from '../pki/service';
 import { selfSignedCertificate } from '../pki/selfsigned';
 import type { TlsFiles } from './server';
 
+/** setTimeout's upper bound (2^31 - 1 ms). */
+const MAX_TIMER_MS = 2_147_483_647;
+
 export interface ManagedCertificateOptions {
   commonName: string;
   dnsNames: string[];
@@ -84,10 +87,16 @@ export class ManagedCertificate {
     }
   }
 
+  /** Issues again in `seconds`; waits in steps because timers cannot span more than ~24.8 days. */
   private schedule(seconds: number): void {
     if (this.stopped) return;
     clearTimeout(this.timer);
-    this.timer = setTimeout(() => void this.issue(), seconds * 1000);
-    this.timer.unref();
+    const due = Date.now() + seconds * 1000;
+    const wait = () => {
+      const left = due - Date.now();
+      this.timer = setTimeout(() => (left > MAX_TIMER_MS ? wait() : void this.issue()), Math.min(Math.max(left, 0), MAX_TIMER_MS));
+      this.timer.unref();
+    };
+    wait();
   }
 }

@@ -61,6 +61,19 @@ describe('ManagedCertificate', () => {
     }
   });
 
+  it('a lifetime beyond what one timer can span does not renew early', async () => {
+    const applied: string[] = [];
+    const { cert, vault } = managed(env.vaultAddr, [], (t) => applied.push(String(t.cert)), 40 * 86400, 86400);
+    try {
+      await cert.start();
+      await new Promise((r) => setTimeout(r, 500));
+      expect(applied).toHaveLength(1);
+    } finally {
+      cert.stop();
+      vault.close();
+    }
+  });
+
   it('renews before expiry and hands each new certificate over', async () => {
     const applied: string[] = [];
     const { cert, vault } = managed(env.vaultAddr, [], (t) => applied.push(String(t.cert)), 4, 3);
