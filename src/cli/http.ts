@@ -30,7 +30,7 @@ export class RksHttp {
       try {
         ca = fs.readFileSync(opts.caCert);
       } catch {
-        throw new CliError(`cannot read the CA certificate ${opts.caCert} (--ca-cert / RKS_CA_CERT)`);
+        throw new CliError(`cannot read the CA certificate ${opts.caCert} (--ca-cert / RKS_CA_CERT)`, 2);
       }
     }
     this.http = axios.create({
@@ -52,9 +52,9 @@ export class RksHttp {
     } catch (err) {
       const e = err as { code?: string; message: string };
       if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY/.test(e.code ?? '')) {
-        throw new CliError(`cannot verify rks's TLS certificate (${e.code}): set --ca-cert / RKS_CA_CERT, or fetch the CA with 'rks ca cert --psk'`);
+        throw new CliError(`cannot verify rks's TLS certificate (${e.code}): set --ca-cert / RKS_CA_CERT, or fetch the CA with 'rks ca cert --psk'`, 3);
       }
-      throw new CliError(`cannot reach rks at ${this.opts.url}: ${e.code ?? e.message}`);
+      throw new CliError(`cannot reach rks at ${this.opts.url}: ${e.code ?? e.message}`, 3);
     }
     if (res.status >= 400) throw new CliError(`${res.status}: ${reason(res.data)}`);
     return res;

@@ -1,0 +1,284 @@
+import { X509Certificate } from 'node:crypto';
+import fs from 'node:fs';
+import { Command } from 'commander';
+import { CliError, RksHttp } from './http';
+import { opt, positiveInt, secretFrom } from './options';
+
+/** Options every command that talks to rks shares. */
+interface Conn {
+  url: string;
+  caCert?: string;
+  json?: boolean;
+  token?: string;
+}
+
+function connected(cmd: Command, tokenHelp = 'admin token (from rks login)'): Command {
+  return cmd
+    .addOption(opt('--url <url>', 'rks address', 'RKS_URL').default('https://127.0.0.1:8080'))
+    .addOption(opt('--ca-cert <file>', 'CA certificate that rks\'s certificate chains to', 'RKS_CA_CERT'))
+    .addOption(opt('--token <token>', tokenHelp, 'RKS_TOKEN'))
+    .option('--json', 'print JSON, for scripts');
+}
+
+async function call(o: Conn, method: string, path: string, opts: { body?: unknown; token?: string; headers?: Record<string, string> } = {}): Promise<unknown> {
+  const token = opts.token ?? o.token;
+  if (!token) throw new CliError('no token: pass --token or set RKS_TOKEN (rks login prints one)', 2);
+  const http = new RksHttp({ url: o.url, caCert: o.caCert });
+  const res = await http.request(method, path, {
+    headers: { 'X-Vault-Token': token, ...(opts.body !== undefined ? { 'Content-Type': 'application/json' } : {}), ...opts.headers },
+    body: opts.body !== undefined ? JSON.stringify(opts.body) : undefined,
+  });
+  return res.data ? JSON.parse(res.data) : null;
+}
+
+/** Prints `value` as JSON with --json, else the human form. */
+function out(o: Conn, value: unknown, human?: string): void {
+  if (o.json) process.stdout.write(`${JSON.stringify(value ?? { ok: true }, null, 2)}\n`);
+  else if (human !== undefined) process.stdout.write(human.endsWith('\n') || human === '' ? human : `${human}\n`);
+}
+
+const enc = encodeURIComponent;
+
+export function initCommand(): Command {
+  return connected(new Command('init').description('Prepare Vault for rks (once, with the Vault root token)'), 'Vault root token (or $VAULT_TOKEN)').action(
+    async (o: Conn) => {
+      await call(o, 'POST', '/rks/v1/init', { token: o.token ?? process.env.VAULT_TOKEN });
+      out(o, { initialised: true }, 'rks initialised');
+    },
+  );
+}
+
+export function loginCommand(): Command {
+  return connected(new Command('login').description('Log in as the administrator and print the admin token'))
+    .addOption(opt('--login <name>', 'administrator login', 'RKS_ADMIN_LOGIN').default('admin'))
+    .addOption(opt('--password <password>', 'password (prefer --password-file)', 'RKS_ADMIN_PASSWORD'))
+    .addOption(opt('--password-file <file>', 'file holding the password', 'RKS_ADMIN_PASSWORD_FILE'))
+    .option('--save <file>', 'also write the token to this file (mode 0600)')
+    .action(async (o: Conn & { login: string; password?: string; passwordFile?: string; save?: string }) => {
+      const password = secretFrom(o.password, o.passwordFile);
+      if (!password) throw new CliError('no password: pass --password-file or set RKS_ADMIN_PASSWORD', 2);
+      const http = new RksHttp({ url: o.url, caCert: o.caCert });
+      const res = await http.request('POST', '/rks/v1/admin/login', {
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ login: o.login, password }),
+      });
+      const { adminToken } = JSON.parse(res.data) as { adminToken: string };
+      if (o.save) {
+        fs.writeFileSync(o.save, `${adminToken}\n`, { mode: 0o600 });
+        fs.chmodSync(o.save, 0o600);
+        process.stderr.write(`admin token saved to ${o.save}\n`);
+      }
+      out(o, { adminToken }, adminToken);
+    });
+}
+
+interface GroupFlags extends Conn {
+  callbackUrl?: string;
+  oauthUrl?: string;
+  oauthClientId?: string;
+  oauthClientSecret?: string;
+  oauthClientSecretFile?: string;
+}
+
+function groupFlags(cmd: Command): Command {
+  return cmd
+    .option('--callback-url <url>', 'verify nodes with GET <url>/<nodeId> (https)')
+    .option('--oauth-url <url>', 'OAuth2 client-credentials token URL of the group manager')
+    .option('--oauth-client-id <id>', 'OAuth2 client id')
+    .option('--oauth-client-secret <secret>', 'OAuth2 client secret (prefer the file)')
+    .option('--oauth-client-secret-file <file>', 'file holding the OAuth2 client secret');
+}
+
+function groupInfo(o: GroupFlags, base = { callbackURL: '', oauthURL: '', oauthClientID: '', oauthClientSecret: '' }) {
+  return {
+    callbackURL: o.callbackUrl ?? base.callbackURL,
+    oauthURL: o.oauthUrl ?? base.oauthURL,
+    oauthClientID: o.oauthClientId ?? base.oauthClientID,
+    oauthClientSecret: secretFrom(o.oauthClientSecret, o.oauthClientSecretFile) ?? base.oauthClientSecret,
+  };
+}
+
+function showGroup(info: Record<string, string>): string {
+  return [
+    `callbackURL        ${info.callbackURL || '(none: nodes are not verified)'}`,
+    `oauthURL           ${info.oauthURL || '-'}`,
+    `oauthClientID      ${info.oauthClientID || '-'}`,
+    `oauthClientSecret  ${info.oauthClientSecret ? '(set)' : '-'}`,
+  ].join('\n');
+}
+
+export function groupCommand(): Command {
+  const group = new Command('group').description('Groups of nodes: create, inspect, rotate, associate secrets, revoke nodes');
+  groupFlags(connected(group.command('create').description('Create a group; prints its group token').argument('<group>')))
+    .action(async (name: string, o: GroupFlags) => {
+      const res = (await call(o, 'POST', `/rks/v1/group/${enc(name)}`, { body: groupInfo(o) })) as { groupToken: string };
+      out(o, res, res.groupToken);
+    });
+  for (const [verb, path, help] of [
+    ['get', '', 'Show a group'],
+    ['config', '/config', 'Show a group\'s registration info'],
+  ] as const) {
+    connected(group.command(verb).description(help).argument('<group>')).action(async (name: string, o: Conn) => {
+      const info = (await call(o, 'GET', `/rks/v1/group/${enc(name)}${path}`)) as Record<string, string>;
+      out(o, info, showGroup(info));
+    });
+  }
+  groupFlags(connected(group.command('update').description('Change a group\'s registration info (unset flags keep their value)').argument('<group>')))
+    .action(async (name: string, o: GroupFlags) => {
+      const current = (await call(o, 'GET', `/rks/v1/group/${enc(name)}`)) as ReturnType<typeof groupInfo>;
+      const info = (await call(o, 'PUT', `/rks/v1/group/${enc(name)}`, { body: groupInfo(o, current) })) as Record<string, string>;
+      out(o, info, showGroup(info));
+    });
+  connected(group.command('delete').description('Delete a group: its tokens, its nodes\' tokens, its Vault objects').argument('<group>'))
+    .action(async (name: string, o: Conn) => {
+      await call(o, 'DELETE', `/rks/v1/group/${enc(name)}`);
+      out(o, null, `group ${name} deleted`);
+    });
+  const token = group.command('token').description('The group token');
+  connected(token.command('get').description('Print the current group token').argument('<group>')).action(async (name: string, o: Conn) => {
+    const res = (await call(o, 'GET', `/rks/v1/group/${enc(name)}/grouptoken`)) as { groupToken: string };
+    out(o, res, res.groupToken);
+  });
+  connected(token.command('rotate').description('Issue a new group token; the old one and every node token under it are revoked').argument('<group>'))
+    .action(async (name: string, o: Conn) => {
+      const res = (await call(o, 'PUT', `/rks/v1/group/${enc(name)}/grouptoken`)) as { groupToken: string };
+      out(o, res, res.groupToken);
+    });
+  connected(group.command('secrets').description('List the secrets the group\'s nodes may read').argument('<group>'))
+    .action(async (name: string, o: Conn) => {
+      const list = (await call(o, 'GET', `/rks/v1/group/${enc(name)}/secrets`)) as string[];
+      out(o, list, list.join('\n'));
+    });
+  connected(group.command('associate').description('Let the group\'s nodes read a secret').argument('<group>').argument('<fqdn>'))
+    .action(async (name: string, fqdn: string, o: Conn) => {
+      await call(o, 'POST', `/rks/v1/group/${enc(name)}/secrets/${enc(fqdn)}`);
+      out(o, null, `${fqdn} associated with ${name}`);
+    });
+  connected(group.command('dissociate').description('Take a secret away from the group\'s nodes').argument('<group>').argument('<fqdn>'))
+    .action(async (name: string, fqdn: string, o: Conn) => {
+      await call(o, 'DELETE', `/rks/v1/group/${enc(name)}/secrets/${enc(fqdn)}`);
+      out(o, null, `${fqdn} dissociated from ${name}`);
+    });
+  connected(group.command('revoke-node').description('Revoke a node\'s tokens').argument('<group>').argument('<node-id>'))
+    .action(async (name: string, nodeId: string, o: Conn) => {
+      await call(o, 'DELETE', `/rks/v1/group/${enc(name)}/nodes/${enc(nodeId)}`);
+      out(o, null, `node ${nodeId} of ${name} revoked`);
+    });
+  return group;
+}
+
+interface PushFlags extends Conn {
+  cert: string;
+  key: string;
+  chain?: string;
+  ttl?: number;
+}
+
+function read(file: string, what: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch {
+    throw new CliError(`cannot read ${what} ${file}`, 2);
+  }
+}
+
+function secretBody(o: PushFlags) {
+  const certificate = read(o.cert, 'certificate') + (o.chain ? `\n${read(o.chain, 'chain')}` : '');
+  return { data: { certificate, private_key: read(o.key, 'key'), ...(o.ttl ? { meta: { ttl: o.ttl } } : {}) } };
+}
+
+function pushFlags(cmd: Command): Command {
+  return cmd
+    .requiredOption('--cert <file>', 'PEM certificate (may hold the chain too)')
+    .requiredOption('--key <file>', 'PEM private key of the certificate')
+    .option('--chain <file>', 'PEM intermediate certificates, any order')
+    .option('--ttl <seconds>', 'how long nodes may keep the key in memory', positiveInt('--ttl', 31_536_000));
+}
+
+interface SecretBody {
+  data: { certificate: string; private_key: string; meta: { ttl: number } };
+}
+
+export function secretCommand(): Command {
+  const secret = new Command('secret').description('Certificates and keys: push, update, inspect, delete');
+  pushFlags(connected(secret.command('push').description('Store a certificate and its key under a name').argument('<fqdn>')))
+    .action(async (fqdn: string, o: PushFlags) => {
+      await call(o, 'POST', `/rks/v1/secret/${enc(fqdn)}`, { body: secretBody(o) });
+      out(o, null, `${fqdn} stored`);
+    });
+  pushFlags(connected(secret.command('update').description('Replace the certificate and key of a name').argument('<fqdn>')))
+    .action(async (fqdn: string, o: PushFlags) => {
+      await call(o, 'PUT', `/rks/v1/secret/${enc(fqdn)}`, { body: secretBody(o) });
+      out(o, null, `${fqdn} updated`);
+    });
+  connected(secret.command('get').description('Print a secret: the certificate chain, then the private key').argument('<fqdn>'))
+    .action(async (fqdn: string, o: Conn) => {
+      const s = (await call(o, 'GET', `/rks/v1/secret/${enc(fqdn)}`)) as SecretBody;
+      out(o, s, `${s.data.certificate.trim()}\n${s.data.private_key.trim()}\n`);
+    });
+  connected(secret.command('delete').description('Destroy a secret (refused while a group uses it)').argument('<fqdn>'))
+    .action(async (fqdn: string, o: Conn) => {
+      await call(o, 'DELETE', `/rks/v1/secret/${enc(fqdn)}`);
+      out(o, null, `${fqdn} deleted`);
+    });
+  connected(secret.command('groups').description('List the groups that use a secret').argument('<fqdn>'))
+    .action(async (fqdn: string, o: Conn) => {
+      const list = (await call(o, 'GET', `/rks/v1/secret/${enc(fqdn)}/groups`)) as string[];
+      out(o, list, list.join('\n'));
+    });
+  connected(secret.command('info').description('Describe a secret\'s certificate (never prints the key)').argument('<fqdn>'))
+    .action(async (fqdn: string, o: Conn) => {
+      const s = (await call(o, 'GET', `/rks/v1/secret/${enc(fqdn)}`)) as SecretBody;
+      const groups = (await call(o, 'GET', `/rks/v1/secret/${enc(fqdn)}/groups`)) as string[];
+      const [leafPem] = s.data.certificate.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/) ?? [];
+      const leaf = new X509Certificate(leafPem ?? s.data.certificate);
+      const key = leaf.publicKey.asymmetricKeyDetails ?? {};
+      const info = {
+        name: fqdn,
+        subject: leaf.subject.replace(/\n/g, ', '),
+        sans: (leaf.subjectAltName ?? '').split(', ').filter(Boolean),
+        issuer: leaf.issuer.replace(/\n/g, ', '),
+        notBefore: new Date(leaf.validFrom).toISOString(),
+        notAfter: new Date(leaf.validTo).toISOString(),
+        keyType: leaf.publicKey.asymmetricKeyType === 'rsa' ? `RSA ${key.modulusLength}` : `EC ${key.namedCurve}`,
+        sha256Fingerprint: leaf.fingerprint256,
+        chainLength: (s.data.certificate.match(/BEGIN CERTIFICATE/g) ?? []).length,
+        ttl: s.data.meta.ttl,
+        groups,
+      };
+      out(
+        o,
+        info,
+        [
+          `name         ${info.name}`,
+          `subject      ${info.subject}`,
+          `SANs         ${info.sans.join(', ') || '-'}`,
+          `issuer       ${info.issuer}`,
+          `valid        ${info.notBefore} to ${info.notAfter}`,
+          `key          ${info.keyType}`,
+          `sha256       ${info.sha256Fingerprint}`,
+          `chain        ${info.chainLength} certificate(s)`,
+          `ttl          ${info.ttl} s`,
+          `groups       ${groups.join(', ') || '-'}`,
+        ].join('\n'),
+      );
+    });
+  return secret;
+}
+
+export function nodeCommand(): Command {
+  const node = new Command('node').description('What an edge node does: register, renew');
+  connected(node.command('register').description('Register a node with a group token; prints the node token'), 'group token')
+    .addOption(opt('--node-id <id>', 'the node\'s id', 'RKS_NODE_ID').makeOptionMandatory())
+    .action(async (o: Conn & { nodeId: string }) => {
+      const res = (await call(o, 'POST', '/rks/v1/node', { headers: { 'X-LCDN-nodeId': o.nodeId } })) as { nodeToken: string; ttl: number };
+      if (!o.json) process.stderr.write(`node token valid for ${res.ttl} s; renew it before then\n`);
+      out(o, res, res.nodeToken);
+    });
+  connected(node.command('renew').description('Renew a group or node token; prints its new TTL'), 'the token to renew')
+    .action(async (o: Conn) => {
+      const res = (await call(o, 'POST', '/rks/v1/auth/token/renew-self')) as { nodeToken: string; ttl: number };
+      out(o, { ttl: res.ttl }, `${res.ttl}`);
+    });
+  return node;
+}

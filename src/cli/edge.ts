@@ -1,0 +1,68 @@
+import fs from 'node:fs';
+import https from 'node:https';
+import { Command } from 'commander';
+import { RksNode } from '../client';
+import { LogLevel, createLogger } from '../log';
+import { parseListen } from '../server/server';
+import { opt, secretFrom } from './options';
+
+interface EdgeOptions {
+  listen: string;
+  url: string;
+  caCert?: string;
+  groupToken?: string;
+  groupTokenFile?: string;
+  nodeId: string;
+  logLevel: LogLevel;
+}
+
+/**
+ * `rks edge`: an HTTPS server for every name its group may read, with no key on disk. Keys
+ * come from rks on the first handshake that needs them and live in memory for their TTL.
+ */
+export function edgeCommand(): Command {
+  return new Command('edge')
+    .description('Serve HTTPS for every name the group may read, with keys pulled from rks on demand')
+    .addOption(opt('--listen <host:port>', 'address to serve HTTPS on', 'RKS_EDGE_LISTEN').default('0.0.0.0:8443'))
+    .addOption(opt('--url <url>', 'rks address', 'RKS_URL').default('https://127.0.0.1:8080'))
+    .addOption(opt('--ca-cert <file>', 'CA certificate that rks\'s certificate chains to', 'RKS_CA_CERT'))
+    .addOption(opt('--group-token <token>', 'the group token (prefer --group-token-file)', 'RKS_GROUP_TOKEN'))
+    .addOption(opt('--group-token-file <file>', 'file holding the group token', 'RKS_GROUP_TOKEN_FILE'))
+    .addOption(opt('--node-id <id>', 'this node\'s id (X-LCDN-nodeId)', 'RKS_NODE_ID').makeOptionMandatory())
+    .addOption(opt('--log-level <level>', 'log level', 'RKS_LOG_LEVEL').default('info'))
+    .action(async (o: EdgeOptions) => {
+      const logger = createLogger(o.logLevel);
+      const groupToken = secretFrom(o.groupToken, o.groupTokenFile);
+      if (!groupToken) {
+        logger.fatal('no group token: set --group-token-file or RKS_GROUP_TOKEN');
+        process.exit(2);
+      }
+      const node = new RksNode({ url: o.url, groupToken: groupToken!, nodeId: o.nodeId, ca: o.caCert ? fs.readFileSync(o.caCert) : undefined });
+      node.on('registered', ({ ttl }) => logger.info({ ttl }, 'registered with rks'));
+      node.on('renewed', ({ ttl }) => logger.debug({ ttl }, 'node token renewed'));
+      node.on('fetched', (e) => logger.info(e, 'key fetched'));
+      node.on('expired', (e) => logger.info(e, 'key dropped at the end of its TTL'));
+      node.on('refused', (e) => logger.info(e, 'no key for this name'));
+      node.on('error', (err) => logger.warn({ err: err.message }, 'rks request failed'));
+      await node.start();
+
+      const server = https.createServer({ SNICallback: node.sniCallback, minVersion: 'TLSv1.2' }, (req, res) => {
+        const host = (req.socket as { servername?: string }).servername ?? 'unknown';
+        res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8' });
+        res.end(`${host} served by rks edge node ${o.nodeId}\n`);
+      });
+      server.on('tlsClientError', (err) => logger.debug({ err: err.message }, 'handshake failed'));
+      const { host, port } = parseListen(o.listen);
+      await new Promise<void>((resolve) => server.listen(port, host, resolve));
+      logger.info({ listen: o.listen, rks: o.url }, 'edge listening');
+
+      const stop = () => {
+        logger.info('edge stopping');
+        node.stop();
+        server.close(() => process.exit(0));
+        server.closeIdleConnections();
+      };
+      process.on('SIGTERM', stop);
+      process.on('SIGINT', stop);
+    });
+}

@@ -1,0 +1,2 @@
+export { RksNode } from './node';
+export type { NodeSecret, RksNodeEvents, RksNodeOptions } from './node';

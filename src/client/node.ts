@@ -1,0 +1,307 @@
+import { EventEmitter } from 'node:events';
+import https from 'node:https';
+import http from 'node:http';
+import tls from 'node:tls';
+
+/** A certificate and key held in memory, never on disk, until `expiresAt`. */
+export interface NodeSecret {
+  name: string;
+  certificate: string;
+  privateKey: string;
+  /** Seconds the server allowed the key to be kept. */
+  ttl: number;
+  expiresAt: number;
+}
+
+export interface RksNodeOptions {
+  /** rks address, e.g. https://rks.example.com:8080 */
+  url: string;
+  groupToken: string;
+  nodeId: string;
+  /** PEM CA(s) that rks's certificate chains to (else the system CAs). */
+  ca?: string | Buffer;
+  /** Milliseconds for each request to rks. */
+  timeoutMs?: number;
+  /** Renew the node token when this fraction of its TTL has passed. */
+  renewAt?: number;
+  /** First and largest wait after a failure, in milliseconds. */
+  backoffMs?: { min: number; max: number };
+}
+
+/** Events: `registered`, `renewed`, `fetched`, `expired`, `refused`, `error` (see RksNode). */
+export interface RksNodeEvents {
+  registered: [{ ttl: number }];
+  renewed: [{ ttl: number }];
+  fetched: [{ name: string; ttl: number; ms: number }];
+  expired: [{ name: string }];
+  refused: [{ name: string; status: number }];
+  error: [Error];
+}
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    reason: string,
+  ) {
+    super(`rks answered ${status}: ${reason}`);
+  }
+}
+
+interface Failure {
+  until: number;
+  delay: number;
+  status?: number;
+}
+
+/**
+ * An edge node of rks: registers with its group token, keeps its node token alive
+ * (re-registering when it expired or was revoked), and fetches secrets on demand. Each key is
+ * kept in memory for at most its TTL and dropped at expiry; concurrent fetches of one name
+ * share one request; failures back off. `sniCallback` plugs it into `tls`/`https` servers.
+ */
+export class RksNode extends EventEmitter<RksNodeEvents> {
+  private readonly agent: https.Agent | http.Agent;
+  private readonly base: URL;
+  private token?: string;
+  private registering?: Promise<void>;
+  private renewTimer?: NodeJS.Timeout;
+  private readonly cache = new Map<string, { secret: NodeSecret; context: tls.SecureContext; timer: NodeJS.Timeout }>();
+  private readonly inflight = new Map<string, Promise<NodeSecret | null>>();
+  private readonly failures = new Map<string, Failure>();
+  private stopped = false;
+
+  constructor(private readonly opts: RksNodeOptions) {
+    super();
+    this.base = new URL(opts.url);
+    this.agent =
+      this.base.protocol === 'https:'
+        ? new https.Agent({ keepAlive: true, maxSockets: 32, ca: opts.ca })
+        : new http.Agent({ keepAlive: true, maxSockets: 32 });
+  }
+
+  /** Registers the node; resolves once it holds a node token. */
+  async start(): Promise<void> {
+    this.stopped = false;
+    await this.register();
+  }
+
+  /** Forgets every key and token and stops all timers. */
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.renewTimer);
+    for (const name of [...this.cache.keys()]) this.drop(name, false);
+    this.token = undefined;
+    this.agent.destroy();
+  }
+
+  /** Names currently held in memory. */
+  cached(): string[] {
+    return [...this.cache.keys()];
+  }
+
+  /**
+   * The secret for a server name: the exact name, else a wildcard `*.parent` matching exactly
+   * one label. Null when the group may not read either (or rks cannot be reached).
+   */
+  async secretFor(servername: string): Promise<NodeSecret | null> {
+    const name = servername.toLowerCase().replace(/\.$/, '');
+    const labels = name.split('.');
+    const candidates = labels.length > 2 ? [name, `*.${labels.slice(1).join('.')}`] : [name];
+    for (const candidate of candidates) {
+      const secret = await this.secret(candidate);
+      if (secret) return secret;
+    }
+    return null;
+  }
+
+  /** A SecureContext for a server name, or null; for `tls.createServer({ SNICallback })`. */
+  async contextFor(servername: string): Promise<tls.SecureContext | null> {
+    const secret = await this.secretFor(servername);
+    return secret ? this.cache.get(secret.name)?.context ?? null : null;
+  }
+
+  /** `SNICallback` for `tls.createServer` / `https.createServer`: unknown names fail the handshake. */
+  readonly sniCallback = (servername: string, cb: (err: Error | null, ctx?: tls.SecureContext) => void): void => {
+    this.contextFor(servername).then(
+      (ctx) => (ctx ? cb(null, ctx) : cb(new Error(`no certificate for ${servername}`))),
+      (err: Error) => cb(err),
+    );
+  };
+
+  /** One name, exactly as stored in rks (`www.example.com`, `*.example.com`). */
+  async secret(name: string): Promise<NodeSecret | null> {
+    const held = this.cache.get(name);
+    if (held && held.secret.expiresAt > Date.now()) return held.secret;
+    if (held) this.drop(name, true);
+    const failed = this.failures.get(name);
+    if (failed && failed.until > Date.now()) return null;
+    let pending = this.inflight.get(name);
+    if (!pending) {
+      pending = this.fetch(name).finally(() => this.inflight.delete(name));
+      this.inflight.set(name, pending);
+    }
+    return pending;
+  }
+
+  private async fetch(name: string): Promise<NodeSecret | null> {
+    const started = Date.now();
+    try {
+      const body = await this.withToken((token) => this.call('GET', `/rks/v1/secret/${encodeURIComponent(name)}`, token), true);
+      const data = (body as { data: { certificate: string; private_key: string; meta: { ttl: number } } }).data;
+      const ttl = Math.max(1, Number(data.meta?.ttl) || 1);
+      const secret: NodeSecret = { name, certificate: data.certificate, privateKey: data.private_key, ttl, expiresAt: Date.now() + ttl * 1000 };
+      const context = tls.createSecureContext({ cert: secret.certificate, key: secret.privateKey });
+      const timer = setTimeout(() => this.drop(name, true), ttl * 1000);
+      timer.unref();
+      this.cache.set(name, { secret, context, timer });
+      this.failures.delete(name);
+      this.emit('fetched', { name, ttl, ms: Date.now() - started });
+      return secret;
+    } catch (err) {
+      const status = err instanceof HttpError ? err.status : undefined;
+      if (status === 403 || status === 404) this.emit('refused', { name, status });
+      else this.emit('error', err as Error);
+      this.backoff(name, status);
+      return null;
+    }
+  }
+
+  private drop(name: string, announce: boolean): void {
+    const held = this.cache.get(name);
+    if (!held) return;
+    clearTimeout(held.timer);
+    this.cache.delete(name);
+    if (announce) this.emit('expired', { name });
+  }
+
+  private backoff(name: string, status?: number): void {
+    const { min, max } = this.opts.backoffMs ?? { min: 1000, max: 60_000 };
+    const previous = this.failures.get(name);
+    const delay = previous ? Math.min(previous.delay * 2, max) : min;
+    this.failures.set(name, { until: Date.now() + delay, delay, status });
+  }
+
+  /**
+   * Runs `fn` with the node token. A 403 may mean the token died (revoked, or expired while
+   * rks was away): the token is checked, and if it is gone the node registers again and
+   * `fn` runs once more.
+   */
+  private async withToken<T>(fn: (token: string) => Promise<T>, retry: boolean): Promise<T> {
+    if (!this.token) await this.register();
+    const token = this.token!;
+    try {
+      return await fn(token);
+    } catch (err) {
+      if (!retry || !(err instanceof HttpError) || err.status !== 403) throw err;
+      if (await this.tokenAlive(token)) throw err;
+      if (this.token === token) this.token = undefined;
+      await this.registerOrForget();
+      return fn(this.token!);
+    }
+  }
+
+  private async tokenAlive(token: string): Promise<boolean> {
+    try {
+      await this.renew(token);
+      return true;
+    } catch (err) {
+      if (err instanceof HttpError && err.status === 403) return false;
+      throw err;
+    }
+  }
+
+  /** Registers again; if rks refuses the node, no key it holds may be served any longer. */
+  private async registerOrForget(): Promise<void> {
+    try {
+      await this.register();
+    } catch (err) {
+      if (err instanceof HttpError && (err.status === 403 || err.status === 400)) {
+        for (const name of [...this.cache.keys()]) this.drop(name, true);
+      }
+      throw err;
+    }
+  }
+
+  private register(): Promise<void> {
+    this.registering ??= (async () => {
+      const body = (await this.call('POST', '/rks/v1/node', this.opts.groupToken, { 'X-LCDN-nodeId': this.opts.nodeId })) as {
+        nodeToken: string;
+        ttl: number;
+      };
+      this.token = body.nodeToken;
+      this.scheduleRenewal(body.ttl);
+      this.emit('registered', { ttl: body.ttl });
+    })().finally(() => (this.registering = undefined));
+    return this.registering;
+  }
+
+  private async renew(token: string): Promise<number> {
+    const body = (await this.call('POST', '/rks/v1/auth/token/renew-self', token)) as { ttl: number };
+    if (token === this.token) this.scheduleRenewal(body.ttl);
+    return body.ttl;
+  }
+
+  private scheduleRenewal(ttl: number, delayMs?: number): void {
+    if (this.stopped) return;
+    clearTimeout(this.renewTimer);
+    const wait = delayMs ?? Math.max(1000, ttl * 1000 * (this.opts.renewAt ?? 2 / 3));
+    this.renewTimer = setTimeout(() => void this.renewOrRegister(ttl), wait);
+    this.renewTimer.unref();
+  }
+
+  private async renewOrRegister(ttl: number): Promise<void> {
+    try {
+      if (this.token) {
+        const next = await this.renew(this.token);
+        this.emit('renewed', { ttl: next });
+        return;
+      }
+      await this.register();
+    } catch (err) {
+      if (err instanceof HttpError && err.status === 403) {
+        this.token = undefined;
+        try {
+          await this.registerOrForget();
+          return;
+        } catch (again) {
+          this.emit('error', again as Error);
+        }
+      } else {
+        this.emit('error', err as Error);
+      }
+      // rks or Vault unreachable: try again soon, well before the token can run out.
+      const { min, max } = this.opts.backoffMs ?? { min: 1000, max: 60_000 };
+      this.scheduleRenewal(ttl, Math.min(max, Math.max(min, (ttl * 1000) / 10)));
+    }
+  }
+
+  private call(method: string, path: string, token: string, headers: Record<string, string> = {}): Promise<unknown> {
+    const lib = this.base.protocol === 'https:' ? https : http;
+    return new Promise((resolve, reject) => {
+      const req = lib.request(
+        new URL(path, this.base),
+        { method, agent: this.agent, timeout: this.opts.timeoutMs ?? 5000, headers: { 'X-Vault-Token': token, ...headers } },
+        (res) => {
+          let raw = '';
+          res.setEncoding('utf8');
+          res.on('data', (c: string) => (raw += c));
+          res.on('end', () => {
+            let body: unknown = null;
+            try {
+              body = raw ? JSON.parse(raw) : null;
+            } catch {
+              /* not JSON */
+            }
+            if (res.statusCode! >= 400) {
+              const reason = (body as { errors?: string[] } | null)?.errors?.join('; ') ?? 'no reason given';
+              reject(new HttpError(res.statusCode!, reason));
+            } else resolve(body);
+          });
+        },
+      );
+      req.on('timeout', () => req.destroy(new Error(`rks did not answer within ${this.opts.timeoutMs ?? 5000} ms`)));
+      req.on('error', reject);
+      req.end();
+    });
+  }
+}
