@@ -74,3 +74,39 @@ export async function vaultWrite(path: string, body: unknown, method = 'POST'): 
   const text = await res.text();
   return { status: res.status, body: text ? JSON.parse(text) : null };
 }
+
+/** rks served over real HTTPS (a certificate from its CA), in this process. */
+export interface ServedRks {
+  url: string;
+  port: number;
+  ca: string;
+  app: Express;
+  stop(): Promise<void>;
+  /** Listens again on the same port (after stop). */
+  start(): Promise<void>;
+}
+
+export async function serveRks(overrides: Partial<AppOptions> = {}): Promise<ServedRks> {
+  const { startServer } = await import('../../src/server/server');
+  const { PkiService } = await import('../../src/pki/service');
+  const { Pki } = await import('../../src/vault/pki');
+  const { ServiceSession } = await import('../../src/vault/session');
+  const { Sys } = await import('../../src/vault/sys');
+  const h = harness(overrides);
+  const logger = createLogger('silent');
+  const pki = new PkiService(new Pki(h.vault), new ServiceSession(new Sys(h.vault), env.adminLogin, env.adminPassword, logger));
+  const issued = await pki.issueServerCertificate('localhost', ['localhost'], ['127.0.0.1'], 3600);
+  const ca = (await pki.caCertificate()).pem;
+  let running = await startServer(h.app, '127.0.0.1:0', { cert: issued.chain, key: issued.key }, logger);
+  const port = Number(new URL(running.url).port);
+  return {
+    url: `https://127.0.0.1:${port}`,
+    port,
+    ca,
+    app: h.app,
+    stop: () => running.close(100),
+    start: async () => {
+      running = await startServer(h.app, `127.0.0.1:${port}`, { cert: issued.chain, key: issued.key }, logger);
+    },
+  };
+}
