@@ -1,0 +1,199 @@
+import { X509Certificate } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import tls from 'node:tls';
+import { ServedRks, env, serveRks, vaultRead } from '../support/harness';
+import { chainFor, issue } from '../support/pki';
+import { uniq } from '../support/rks';
+import { runRks } from '../support/serve';
+import { freePort } from '../support/vault';
+
+/** The real `rks` binary against a real rks over HTTPS. */
+describe('rks CLI', () => {
+  let rks: ServedRks;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rks-cli-'));
+  const caFile = path.join(dir, 'rks-ca.pem');
+  let token: string;
+
+  /** Runs the CLI; resolves with its exit code, stdout+stderr. */
+  async function cli(args: string[], extra: Record<string, string> = {}) {
+    const r = runRks(args, { RKS_URL: rks.url, RKS_CA_CERT: caFile, ...(token ? { RKS_TOKEN: token } : {}), ...extra });
+    const code = await r.exited;
+    return { code, out: r.output() };
+  }
+
+  beforeAll(async () => {
+    rks = await serveRks();
+    fs.writeFileSync(caFile, rks.ca);
+  });
+  afterAll(async () => {
+    await rks.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('login prints the admin token and saves nothing unless asked', async () => {
+    const r = await cli(['login', '--login', env.adminLogin], { RKS_ADMIN_PASSWORD: env.adminPassword });
+    expect(r.code).toBe(0);
+    token = r.out.trim();
+    expect(token).toMatch(/^hvs\./);
+    expect(fs.readdirSync(dir)).toEqual(['rks-ca.pem']);
+    const saved = path.join(dir, 'token');
+    const s = await cli(['login', '--login', env.adminLogin, '--save', saved], { RKS_ADMIN_PASSWORD: env.adminPassword });
+    expect(s.code).toBe(0);
+    expect(fs.statSync(saved).mode & 0o777).toBe(0o600);
+  });
+
+  it('login with a wrong password shows the server\'s reason and exits 1', async () => {
+    const r = await cli(['login', '--login', env.adminLogin, '--password', 'wrong']);
+    expect(r.code).toBe(1);
+    expect(r.out.trim()).toBe('rks: 400: invalid login or password');
+  });
+
+  it('secret push, info, get, groups, update, delete', async () => {
+    const name = `${uniq('cli')}.example.com`;
+    const c = await chainFor([name]);
+    fs.writeFileSync(path.join(dir, 'leaf.pem'), c.leaf.certPem);
+    fs.writeFileSync(path.join(dir, 'chain.pem'), c.root.certPem + c.intermediate.certPem);
+    fs.writeFileSync(path.join(dir, 'key.pem'), c.privateKey);
+    const files = ['--cert', path.join(dir, 'leaf.pem'), '--chain', path.join(dir, 'chain.pem'), '--key', path.join(dir, 'key.pem')];
+
+    expect(await cli(['secret', 'push', name, ...files, '--ttl', '120'])).toEqual({ code: 0, out: `${name} stored\n` });
+    expect((await vaultRead(`rks/data/${name}`)).body.data.data.meta).toEqual({ ttl: 120 });
+
+    const info = await cli(['secret', 'info', name, '--json']);
+    expect(info.code).toBe(0);
+    const parsed = JSON.parse(info.out);
+    expect(parsed).toMatchObject({
+      name,
+      subject: `CN=${name}`,
+      sans: [`DNS:${name}`],
+      issuer: 'CN=rks test intermediate',
+      keyType: 'EC prime256v1',
+      sha256Fingerprint: new X509Certificate(c.leaf.certPem).fingerprint256,
+      chainLength: 3,
+      ttl: 120,
+      groups: [],
+    });
+    expect(info.out).not.toContain('PRIVATE KEY');
+    const human = await cli(['secret', 'info', name]);
+    expect(human.out).toContain(`subject      CN=${name}`);
+
+    const got = await cli(['secret', 'get', name]);
+    expect(got.out).toContain(c.privateKey.trim());
+    expect(await cli(['secret', 'groups', name, '--json'])).toEqual({ code: 0, out: '[]\n' });
+
+    const next = await chainFor([name]);
+    fs.writeFileSync(path.join(dir, 'next.pem'), next.certificate);
+    fs.writeFileSync(path.join(dir, 'next.key'), next.privateKey);
+    expect((await cli(['secret', 'update', name, '--cert', path.join(dir, 'next.pem'), '--key', path.join(dir, 'next.key')])).code).toBe(0);
+    expect((await vaultRead(`rks/data/${name}`)).body.data.data.private_key).toBe(next.privateKey);
+
+    expect(await cli(['secret', 'delete', name])).toEqual({ code: 0, out: `${name} deleted\n` });
+    const gone = await cli(['secret', 'info', name]);
+    expect(gone).toEqual({ code: 1, out: `rks: 404: secret '${name}' not found\n` });
+  });
+
+  it('bad TLS material is refused with the server\'s reason', async () => {
+    const c = await chainFor(['one.example.com']);
+    fs.writeFileSync(path.join(dir, 'one.pem'), c.certificate);
+    fs.writeFileSync(path.join(dir, 'one.key'), c.privateKey);
+    const r = await cli(['secret', 'push', 'two.example.com', '--cert', path.join(dir, 'one.pem'), '--key', path.join(dir, 'one.key')]);
+    expect(r).toEqual({ code: 1, out: "rks: 400: certificate 'one.example.com' is not valid for 'two.example.com'\n" });
+  });
+
+  it('group create, get, update, config, secrets, associate, token get/rotate, revoke-node, delete; node register and renew', async () => {
+    const g = uniq('cli');
+    const name = `${uniq('gs')}.example.com`;
+    const c = await chainFor([name]);
+    fs.writeFileSync(path.join(dir, 'g.pem'), c.certificate);
+    fs.writeFileSync(path.join(dir, 'g.key'), c.privateKey);
+    await cli(['secret', 'push', name, '--cert', path.join(dir, 'g.pem'), '--key', path.join(dir, 'g.key')]);
+
+    const created = await cli(['group', 'create', g]);
+    expect(created.code).toBe(0);
+    const groupToken = created.out.trim();
+    expect((await cli(['group', 'token', 'get', g])).out.trim()).toBe(groupToken);
+    expect((await cli(['group', 'get', g])).out).toContain('callbackURL        (none: nodes are not verified)');
+
+    const upd = await cli(['group', 'update', g, '--callback-url', 'https://m.example.com/cb', '--oauth-url', 'https://m.example.com/t', '--oauth-client-id', 'id', '--oauth-client-secret', 'sec', '--json']);
+    expect(JSON.parse(upd.out)).toEqual({ callbackURL: 'https://m.example.com/cb', oauthURL: 'https://m.example.com/t', oauthClientID: 'id', oauthClientSecret: 'sec' });
+    const partial = await cli(['group', 'update', g, '--oauth-client-id', 'id2', '--json']);
+    expect(JSON.parse(partial.out)).toMatchObject({ callbackURL: 'https://m.example.com/cb', oauthClientID: 'id2' });
+    expect((await cli(['group', 'config', g])).out).toContain('oauthClientSecret  (set)');
+    await cli(['group', 'update', g, '--callback-url', '', '--oauth-url', '', '--oauth-client-id', '', '--oauth-client-secret', '']);
+
+    expect(await cli(['group', 'associate', g, name])).toEqual({ code: 0, out: `${name} associated with ${g}\n` });
+    expect((await cli(['group', 'secrets', g])).out).toBe(`${name}\n`);
+    expect((await cli(['secret', 'groups', name])).out).toBe(`${g}\n`);
+
+    const reg = await cli(['node', 'register', '--node-id', 'n1', '--json'], { RKS_TOKEN: groupToken });
+    const { nodeToken, ttl } = JSON.parse(reg.out);
+    expect(ttl).toBe(600);
+    expect(await cli(['node', 'renew'], { RKS_TOKEN: nodeToken })).toEqual({ code: 0, out: '600\n' });
+    expect((await cli(['secret', 'get', name], { RKS_TOKEN: nodeToken })).code).toBe(0);
+
+    expect((await cli(['group', 'revoke-node', g, 'n1'])).code).toBe(0);
+    expect((await cli(['node', 'renew'], { RKS_TOKEN: nodeToken })).out).toBe('rks: 403: permission denied\n');
+
+    const rotated = await cli(['group', 'token', 'rotate', g]);
+    expect(rotated.out.trim()).not.toBe(groupToken);
+    expect((await cli(['node', 'renew'], { RKS_TOKEN: groupToken })).code).toBe(1);
+
+    expect((await cli(['group', 'dissociate', g, name])).code).toBe(0);
+    expect(await cli(['group', 'delete', g])).toEqual({ code: 0, out: `group ${g} deleted\n` });
+    expect((await cli(['group', 'get', g])).code).toBe(1);
+  });
+
+  it('exit codes: 2 for usage errors, 3 when rks cannot be reached or verified', async () => {
+    expect((await cli(['group', 'create'])).code).toBe(2);
+    expect((await cli(['secret', 'push', 'a.example.com'])).code).toBe(2);
+    expect((await cli(['group', 'get', 'x'], { RKS_TOKEN: '' })).code).toBe(2);
+    const down = await cli(['group', 'get', 'x'], { RKS_URL: `https://127.0.0.1:${await freePort()}` });
+    expect(down.code).toBe(3);
+    expect(down.out).toMatch(/cannot reach rks/);
+    const untrusted = await cli(['group', 'get', 'x'], { RKS_CA_CERT: '' });
+    expect(untrusted.code).toBe(3);
+    expect(untrusted.out).toMatch(/cannot verify rks's TLS certificate/);
+    const help = await cli(['group', '--help']);
+    expect(help.code).toBe(0);
+    expect(help.out).toContain('revoke-node');
+  });
+
+  it('rks edge serves HTTPS for the group\'s names with keys it pulls, none on disk', async () => {
+    const g = uniq('edge');
+    const name = `${uniq('ed')}.example.com`;
+    const ca = await issue({ name: 'edge CA', ca: true });
+    const leaf = await issue({ name, dns: [name], issuer: ca });
+    fs.writeFileSync(path.join(dir, 'e.pem'), leaf.certPem);
+    fs.writeFileSync(path.join(dir, 'e.key'), leaf.keyPem);
+    await cli(['secret', 'push', name, '--cert', path.join(dir, 'e.pem'), '--key', path.join(dir, 'e.key')]);
+    const groupToken = (await cli(['group', 'create', g])).out.trim();
+    await cli(['group', 'associate', g, name]);
+    fs.rmSync(path.join(dir, 'e.key'));
+
+    const port = await freePort();
+    const edge = runRks(['edge', '--listen', `127.0.0.1:${port}`, '--node-id', 'edge-9'], {
+      RKS_URL: rks.url,
+      RKS_CA_CERT: caFile,
+      RKS_GROUP_TOKEN: groupToken,
+    });
+    try {
+      await edge.waitFor('edge listening');
+      const body = await new Promise<string>((resolve, reject) => {
+        const s = tls.connect({ port, host: '127.0.0.1', servername: name, ca: ca.certPem }, () => {
+          s.write(`GET / HTTP/1.1\r\nHost: ${name}\r\nConnection: close\r\n\r\n`);
+        });
+        let data = '';
+        s.on('data', (d) => (data += d));
+        s.on('end', () => resolve(data));
+        s.on('error', reject);
+      });
+      expect(body).toContain(`${name} served by rks edge node edge-9`);
+      expect(edge.output()).toContain('key fetched');
+      expect(edge.output()).not.toContain('PRIVATE KEY');
+    } finally {
+      await edge.stop();
+    }
+  });
+});
