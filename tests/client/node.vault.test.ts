@@ -4,7 +4,7 @@ import request from 'supertest';
 import { RksNode } from '../../src/client';
 import { MockCallbackServer, startMockCallbackServer } from '../../mock-callback-server/server';
 import { ServedRks, adminToken, serveRks } from '../support/harness';
-import { Chain, chainFor, issue } from '../support/pki';
+import { Chain, issue } from '../support/pki';
 import { createGroup, uniq, vaultAs } from '../support/rks';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -26,7 +26,7 @@ function handshake(port: number, servername: string, ca: string): Promise<{ fing
     const s = tls.connect({ port, host: '127.0.0.1', servername, ca }, () => {
       const cert = s.getPeerCertificate();
       s.destroy();
-      resolve({ fingerprint: cert.fingerprint256, subject: cert.subject.CN });
+      resolve({ fingerprint: cert.fingerprint256, subject: String(cert.subject.CN) });
     });
     s.on('error', (err) => resolve({ failed: err.message }));
   });
