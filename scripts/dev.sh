@@ -85,6 +85,7 @@ export RKS_ADMIN_LOGIN=$ADMIN_LOGIN
 export RKS_ADMIN_PASSWORD=$ADMIN_PASSWORD
 export RKS_CA_CERT=$DEV/ca.pem
 export RKS_PSK=$PSK
+export PATH="$PWD/bin:\$PATH"
 ENV
 
 cat >&2 <<MSG
