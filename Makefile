@@ -4,7 +4,7 @@ SHELL := /bin/bash
 
 NPM ?= npm
 
-.PHONY: help install build vault dev test test-unit lint typecheck compose-lint clean bench-handshake
+.PHONY: help install build vault dev test test-unit lint typecheck compose-lint clean bench bench-handshake
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -37,6 +37,9 @@ test: build lint ## run every test, against a real OpenBao/Vault
 
 test-unit: install ## only the tests that need no Vault
 	npx jest --selectProjects unit
+
+bench: build ## rks vs Vault on the hot paths, side by side (not part of make test)
+	@RKS_VAULT_BIN=$$(scripts/vault-bin.sh) && export RKS_VAULT_BIN && npx tsx bench/run.ts
 
 bench-handshake: build ## edge TLS handshake latency: cached name vs cold name
 	@RKS_VAULT_BIN=$$(scripts/vault-bin.sh) && export RKS_VAULT_BIN && npx tsx bench/handshake.ts

@@ -7,6 +7,8 @@ import path from 'node:path';
 
 export interface TestVault {
   addr: string;
+  /** What the binary says of itself, e.g. "Vault v1.21.0". */
+  version: string;
   rootToken: string;
   pid: number;
   stop(): Promise<void>;
@@ -70,6 +72,7 @@ export async function startVault(): Promise<TestVault> {
   await waitReady(addr, child, () => output);
   return {
     addr,
+    version: execFileSync(bin, ['version'], { encoding: 'utf8' }).split(/[,\n]/)[0].trim(),
     rootToken,
     pid: child.pid!,
     stop: () =>

@@ -1,0 +1,232 @@
+/**
+ * make bench: rks's hot paths measured side by side with Vault itself, in one run.
+ * Starts its own OpenBao/Vault dev server (in-memory storage) and the built `rks serve`
+ * (TLS on, info logging), seeds data, and drives both with autocannon.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import autocannon from 'autocannon';
+import { startMockCallbackServer } from '../mock-callback-server/server';
+import { issue } from '../tests/support/pki';
+import { ADMIN, client, round, startStack, summary, writeResult } from './lib';
+
+const DURATION = Number(process.env.BENCH_DURATION ?? 10);
+const WARMUP = Number(process.env.BENCH_WARMUP ?? 2);
+const say = (msg: string) => process.stderr.write(`bench: ${msg}\n`);
+
+interface Load {
+  rps: number;
+  p50Ms: number;
+  p99Ms: number;
+  errors: number;
+}
+
+async function load(url: string, opts: Partial<autocannon.Options> & { connections: number; duration?: number }): Promise<Load> {
+  const res = await autocannon({ url, duration: opts.duration ?? DURATION, ...opts });
+  return {
+    rps: round(res.requests.average, 0),
+    p50Ms: res.latency.p50,
+    p99Ms: res.latency.p99,
+    errors: res.errors + res.timeouts + res.non2xx,
+  };
+}
+
+/** Highest resident set size of a process while `fn` runs, in MB. */
+async function peakRss<T>(pid: number, fn: () => Promise<T>): Promise<{ result: T; mb: number }> {
+  let peak = 0;
+  const sample = () => {
+    const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+    if (m) peak = Math.max(peak, Number(m[1]) / 1024);
+  };
+  const timer = setInterval(sample, 100);
+  try {
+    const result = await fn();
+    sample();
+    return { result, mb: round(peak, 1) };
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+async function main() {
+  say(`starting OpenBao/Vault (dev server, in-memory storage) and rks (TLS, info logs); ${DURATION}s a run`);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rks-bench-'));
+  const mockCa = await issue({ name: 'bench manager CA', ca: true });
+  const mockCert = await issue({ name: 'bench manager', issuer: mockCa, ips: ['127.0.0.1'] });
+  fs.writeFileSync(path.join(dir, 'mock-ca.pem'), mockCa.certPem);
+  const mock = await startMockCallbackServer({ cert: mockCert.certPem, key: mockCert.keyPem, clientId: 'bench', clientSecret: 'bench-secret' });
+  const stack = await startStack(['--callback-ca-file', path.join(dir, 'mock-ca.pem')], { RKS_LOGIN_RATE_LIMIT: '1000' });
+  const rksPid = stack.rks.child.pid!;
+  let rssMb = 0;
+  const measureRss = async <T>(fn: () => Promise<T>) => {
+    const { result, mb } = await peakRss(rksPid, fn);
+    rssMb = Math.max(rssMb, mb);
+    return result;
+  };
+
+  try {
+    const call = client(stack.url, stack.ca);
+    const admin = (await call('POST', '/rks/v1/admin/login', undefined, ADMIN)).body.adminToken as string;
+    const noCallback = { callbackURL: '', oauthURL: '', oauthClientID: '', oauthClientSecret: '' };
+    const sites = await issue({ name: 'bench sites CA', ca: true });
+    const push = async (name: string) => {
+      const leaf = await issue({ name, dns: [name], issuer: sites });
+      const r = await call('POST', `/rks/v1/secret/${name}`, admin, { data: { certificate: leaf.certPem, private_key: leaf.keyPem, meta: { ttl: 300 } } });
+      if (r.status !== 201) throw new Error(`push ${name}: ${r.status}`);
+    };
+    const associate = async (g: string, name: string) => {
+      const t0 = process.hrtime.bigint();
+      const r = await call('POST', `/rks/v1/group/${g}/secrets/${name}`, admin);
+      if (r.status !== 201) throw new Error(`associate ${name}: ${r.status} ${JSON.stringify(r.body)}`);
+      return Number(process.hrtime.bigint() - t0) / 1e6;
+    };
+
+    // --- GET /rks/v1/secret/{fqdn} versus the same KV read straight from Vault ---
+    const hot = 'hot.bench.example';
+    const groupToken = (await call('POST', '/rks/v1/group/bench', admin, noCallback)).body.groupToken as string;
+    await push(hot);
+    await associate('bench', hot);
+    const nodeToken = (await call('POST', '/rks/v1/node', groupToken, undefined, { 'X-LCDN-nodeId': 'bench-node' })).body.nodeToken as string;
+    const rksUrl = `${stack.url}/rks/v1/secret/${hot}`;
+    const vaultUrl = `${stack.vault.addr}/v1/rks/data/${hot}`;
+    const headers = { 'X-Vault-Token': nodeToken };
+    const getSecret: Record<string, { rks: Load; vault: Load; ratio: number }> = {};
+    for (const connections of [1, 10, 50]) {
+      say(`GET secret, ${connections} connection(s): Vault directly, then through rks`);
+      await load(vaultUrl, { connections, headers, duration: WARMUP });
+      const vault = await load(vaultUrl, { connections, headers });
+      await load(rksUrl, { connections, headers, duration: WARMUP });
+      const rks = await measureRss(() => load(rksUrl, { connections, headers }));
+      getSecret[connections] = { rks, vault, ratio: round(rks.rps / vault.rps) };
+    }
+
+    // --- registrations, without and with callback verification ---
+    say('node registrations: without a callback, then with the mock callback');
+    let n = 0;
+    const register = (token: string) =>
+      measureRss(() =>
+        load(`${stack.url}/rks/v1/node`, {
+          connections: 10,
+          method: 'POST',
+          headers: { 'X-Vault-Token': token },
+          requests: [
+            {
+              setupRequest: (req: any) => {
+                const id = `n${n++}`;
+                mock.allowed.add(id);
+                return { ...req, headers: { ...req.headers, 'X-LCDN-nodeId': id } };
+              },
+            },
+          ],
+          duration: Math.max(3, Math.round(DURATION / 2)),
+        }),
+      );
+    const plainReg = await register(groupToken);
+    const cbToken = (
+      await call('POST', '/rks/v1/group/bench-cb', admin, {
+        callbackURL: mock.callbackURL,
+        oauthURL: mock.oauthURL,
+        oauthClientID: 'bench',
+        oauthClientSecret: 'bench-secret',
+      })
+    ).body.groupToken as string;
+    const cbReg = await register(cbToken);
+
+    // --- association latency as the group grows; reads from a 1000-secret group ---
+    say('pushing 1030 secrets and associating them one by one');
+    const names = Array.from({ length: 1030 }, (_, i) => `s${i}.big.bench.example`);
+    for (let i = 0; i < names.length; i += 10) await Promise.all(names.slice(i, i + 10).map(push));
+    await call('POST', '/rks/v1/group/big', admin, noCallback);
+    const association: Record<string, ReturnType<typeof summary>> = {};
+    let i = 0;
+    for (const size of [10, 100, 1000]) {
+      while (i < size) await associate('big', names[i++]);
+      const ms: number[] = [];
+      for (let k = 0; k < 10; k++) ms.push(await associate('big', names[i++]));
+      association[size] = summary(ms);
+      // leave the group at exactly the next checkpoint's starting point
+    }
+    const bigToken = (await call('GET', '/rks/v1/group/big/grouptoken', admin)).body.groupToken as string;
+    const bigNode = (await call('POST', '/rks/v1/node', bigToken, undefined, { 'X-LCDN-nodeId': 'big-node' })).body.nodeToken as string;
+    say('GET secret for a node of the 1000-secret group, 50 connections');
+    const bigUrl = `${stack.url}/rks/v1/secret/${names[500]}`;
+    await load(bigUrl, { connections: 50, headers: { 'X-Vault-Token': bigNode }, duration: WARMUP });
+    const bigGet = await measureRss(() => load(bigUrl, { connections: 50, headers: { 'X-Vault-Token': bigNode } }));
+
+    const g50 = getSecret[50];
+    const result = {
+      command: 'make bench',
+      date: new Date().toISOString(),
+      machine: `${os.cpus().length} cores, ${os.cpus()[0]?.model ?? 'unknown cpu'}`,
+      vault: `${stack.vault.version} dev server, in-memory storage, plain HTTP on loopback`,
+      rks: 'built rks serve, HTTPS (certificate from its CA), info logging',
+      durationSeconds: DURATION,
+      getSecret: {
+        connections: 50,
+        rksRps: g50.rks.rps,
+        vaultRps: g50.vault.rps,
+        ratio: g50.ratio,
+        rksP50Ms: g50.rks.p50Ms,
+        vaultP50Ms: g50.vault.p50Ms,
+        rksP99Ms: g50.rks.p99Ms,
+        vaultP99Ms: g50.vault.p99Ms,
+        byConnections: getSecret,
+      },
+      registration: {
+        connections: 10,
+        withoutCallback: plainReg,
+        withCallback: cbReg,
+      },
+      association: { bySecretsInGroup: association },
+      getSecretFrom1000SecretGroup: { connections: 50, ...bigGet, ratioToOneSecretGroup: round(bigGet.rps / g50.rks.rps) },
+      rksPeakRssMb: rssMb,
+      targets: {
+        ratioAtLeast08: g50.ratio >= 0.8,
+        p99AtMostTwiceVault: g50.rks.p99Ms <= 2 * g50.vault.p99Ms,
+        associationInto1000Under100ms: association[1000].p50Ms <= 100,
+        rssUnder150Mb: rssMb <= 150,
+      },
+    };
+    const file = writeResult('latest', result);
+    const errors = [...Object.values(getSecret).flatMap((x) => [x.rks.errors, x.vault.errors]), plainReg.errors, cbReg.errors, bigGet.errors];
+    process.stdout.write(`${table(result)}\nwritten to ${file}\n`);
+    if (errors.some((e) => e > 0)) say(`WARNING: some requests failed (${errors.join(', ')}); see the JSON`);
+  } finally {
+    await stack.stop();
+    await mock.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function table(r: any): string {
+  const rows = [
+    '| GET /rks/v1/secret/{fqdn} | rks req/s | Vault req/s | rks ÷ Vault | rks p50 / p99 ms | Vault p50 / p99 ms |',
+    '| --- | --- | --- | --- | --- | --- |',
+    ...Object.entries(r.getSecret.byConnections).map(
+      ([c, x]: [string, any]) =>
+        `| ${c} connection(s) | ${x.rks.rps} | ${x.vault.rps} | **${x.ratio}** | ${x.rks.p50Ms} / ${x.rks.p99Ms} | ${x.vault.p50Ms} / ${x.vault.p99Ms} |`,
+    ),
+    '',
+    '| other scenario | result |',
+    '| --- | --- |',
+    `| POST /rks/v1/node, no callback (10 conn.) | ${r.registration.withoutCallback.rps} req/s, p99 ${r.registration.withoutCallback.p99Ms} ms |`,
+    `| POST /rks/v1/node, mock callback (10 conn.) | ${r.registration.withCallback.rps} req/s, p99 ${r.registration.withCallback.p99Ms} ms |`,
+    ...Object.entries(r.association.bySecretsInGroup).map(
+      ([n, s]: [string, any]) => `| associate into a group of ${n} secrets | p50 ${s.p50Ms} ms, p99 ${s.p99Ms} ms |`,
+    ),
+    `| GET secret, node of a 1000-secret group (50 conn.) | ${r.getSecretFrom1000SecretGroup.rps} req/s, p99 ${r.getSecretFrom1000SecretGroup.p99Ms} ms |`,
+    `| rks peak resident memory | ${r.rksPeakRssMb} MB |`,
+    '',
+    `Targets: ratio ≥ 0.8 ${mark(r.targets.ratioAtLeast08)} · p99 ≤ 2 × Vault ${mark(r.targets.p99AtMostTwiceVault)} · ` +
+      `association (1000) ≤ 100 ms ${mark(r.targets.associationInto1000Under100ms)} · RSS ≤ 150 MB ${mark(r.targets.rssUnder150Mb)}`,
+  ];
+  return rows.join('\n');
+}
+
+const mark = (ok: boolean) => (ok ? 'met' : 'MISSED');
+
+main().catch((err) => {
+  process.stderr.write(`${err.stack ?? err}\n`);
+  process.exit(1);
+});
