@@ -20,7 +20,7 @@ export interface Stack {
 }
 
 /** An OpenBao/Vault dev server (in memory) and the built `rks serve`, initialised, with TLS on. */
-export async function startStack(extraArgs: string[] = [], env: Record<string, string> = {}): Promise<Stack> {
+export async function startStack(extraArgs: string[] = [], env: Record<string, string> = {}, nodeArgs: string[] = []): Promise<Stack> {
   const vault = await startVault();
   const client = new VaultClient({ addr: vault.addr });
   await new InitService(new Sys(client), new Kv(client), new Pki(client), ADMIN).init(vault.rootToken);
@@ -32,7 +32,7 @@ export async function startStack(extraArgs: string[] = [], env: Record<string, s
     RKS_ADMIN_LOGIN: ADMIN.login,
     RKS_ADMIN_PASSWORD: ADMIN.password,
     ...env,
-  });
+  }, nodeArgs);
   await rks.waitFor('serving with a certificate from the rks CA');
   await rks.waitFor('rks listening');
   return {

@@ -7,6 +7,7 @@ import { pinoHttp } from 'pino-http';
 import { AdminService } from './admin/service';
 import { errorHandler } from './http/errors';
 import { inputGuards } from './http/guards';
+import { secretHotPath } from './http/hot-path';
 import { requirePsk } from './http/psk';
 import { CaBundle, InitService } from './init/service';
 import { PskJwt } from './pki/psk';
@@ -85,6 +86,8 @@ export function createApp(opts: AppOptions): Express {
   app.set('etag', false);
   app.set('trust proxy', false);
 
+  // The hot path: unless every request must also prove the PSK, it skips the general chain.
+  if (!opts.requirePsk) app.use(secretHotPath(secrets, metrics, opts.logger));
   app.use(
     pinoHttp({
       logger: opts.logger,

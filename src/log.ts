@@ -21,6 +21,10 @@ export const REDACT_PATHS = [
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
+/**
+ * JSON logs to stdout, written asynchronously: a request never waits for a log write, lines
+ * written meanwhile go out together, and pino flushes what is left when the process exits.
+ */
 export function createLogger(level: LogLevel = 'info', destination?: pino.DestinationStream): Logger {
   return pino(
     {
@@ -30,6 +34,6 @@ export function createLogger(level: LogLevel = 'info', destination?: pino.Destin
       redact: { paths: REDACT_PATHS, censor: '[redacted]' },
       formatters: { level: (label) => ({ level: label }) },
     },
-    destination,
+    destination ?? pino.destination({ dest: 1, sync: false }),
   );
 }

@@ -1,8 +1,6 @@
 import fs from 'node:fs';
-import http from 'node:http';
-import https from 'node:https';
-import nodeVault from 'node-vault';
 import { Histogram, Registry } from 'prom-client';
+import { Pool } from 'undici';
 import { Forbidden, ServiceUnavailable } from '../errors';
 
 /** An answer from Vault that is not a success; `errors` are Vault's own reasons. */
@@ -38,36 +36,27 @@ export interface CallOptions {
 }
 
 /**
- * The one door to Vault. One node-vault client and one keep-alive connection pool per
- * process; every call carries the caller's token explicitly, so nothing ever runs with
- * a token the caller did not present.
+ * The one door to Vault: one pool of keep-alive connections per process (undici), and every
+ * call carries the caller's token explicitly, so nothing ever runs with a token the caller
+ * did not present. Connecting times out after a second, so an unreachable Vault is a fast 503.
  */
 export class VaultClient {
   readonly addr: string;
-  private readonly client: nodeVault.client;
+  private readonly pool: Pool;
   private readonly latency?: Histogram<'operation' | 'status'>;
-  private readonly agentOptions: { httpAgent?: http.Agent; httpsAgent?: https.Agent };
+  private readonly timeoutMs: number;
 
   constructor(opts: VaultClientOptions) {
     this.addr = opts.addr.replace(/\/+$/, '');
-    const pool = { keepAlive: true, maxSockets: opts.maxSockets ?? 128, maxFreeSockets: 32 };
-    this.agentOptions = this.addr.startsWith('https:')
-      ? {
-          httpsAgent: new https.Agent({
-            ...pool,
-            ...(opts.caFile ? { ca: fs.readFileSync(opts.caFile) } : {}),
-          }),
-        }
-      : { httpAgent: new http.Agent(pool) };
-    this.client = nodeVault({
-      endpoint: this.addr,
-      apiVersion: 'v1',
-      noCustomHTTPVerbs: true,
-      // Verify Vault's certificate whatever $VAULT_SKIP_VERIFY says; time out a hung Vault.
-      rpDefaults: { strictSSL: true, timeout: opts.timeoutMs ?? 10_000 },
-    } as nodeVault.VaultOptions);
-    // node-vault falls back to $VAULT_TOKEN; rks must never act with a token nobody presented.
-    this.client.token = '';
+    this.timeoutMs = opts.timeoutMs ?? 10_000;
+    this.pool = new Pool(this.addr, {
+      connections: opts.maxSockets ?? 128,
+      pipelining: 1,
+      keepAliveTimeout: 30_000,
+      headersTimeout: this.timeoutMs,
+      bodyTimeout: this.timeoutMs,
+      connect: { timeout: 1000, ...(opts.caFile ? { ca: fs.readFileSync(opts.caFile) } : {}) },
+    });
     if (opts.registry) {
       this.latency = new Histogram({
         name: 'rks_vault_request_duration_seconds',
@@ -89,70 +78,63 @@ export class VaultClient {
     if (opts.token === '') throw new Forbidden('missing X-Vault-Token');
     const headers: Record<string, string> = {};
     if (opts.token !== null) headers['X-Vault-Token'] = opts.token;
+    if (opts.body !== undefined) headers['Content-Type'] = 'application/json';
     const listing = method === 'LIST';
     const started = process.hrtime.bigint();
     let status = 'error';
     try {
-      const body = await this.client.request({
-        path: `/${path}${listing ? '?list=true' : ''}`,
-        method: listing ? 'GET' : method,
-        headers,
-        ...(opts.body !== undefined ? { json: opts.body } : {}),
-        ...this.agentOptions,
-      });
-      status = '2xx';
-      return body as T;
-    } catch (err) {
-      const e = err as { response?: { statusCode: number; body?: { errors?: unknown } } };
-      if (e.response) {
-        status = String(e.response.statusCode);
-        const errors = Array.isArray(e.response.body?.errors)
-          ? (e.response.body!.errors as unknown[]).map(String)
-          : [];
-        throw new VaultError(e.response.statusCode, errors, operation);
+      let res;
+      try {
+        res = await this.pool.request({
+          path: `/v1/${path}${listing ? '?list=true' : ''}`,
+          method: listing ? 'GET' : method,
+          headers,
+          body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
+        });
+      } catch {
+        throw new ServiceUnavailable('vault is unreachable');
       }
-      throw new ServiceUnavailable('vault is unreachable');
+      const text = await res.body.text();
+      status = res.statusCode < 300 ? '2xx' : String(res.statusCode);
+      let parsed: any;
+      try {
+        parsed = text ? JSON.parse(text) : undefined;
+      } catch {
+        parsed = undefined;
+      }
+      if (res.statusCode >= 300) {
+        const errors = Array.isArray(parsed?.errors) ? (parsed.errors as unknown[]).map(String) : [];
+        throw new VaultError(res.statusCode, errors, operation);
+      }
+      return parsed as T;
     } finally {
-      this.latency?.observe(
-        { operation, status },
-        Number(process.hrtime.bigint() - started) / 1e9,
-      );
+      this.latency?.observe({ operation, status }, Number(process.hrtime.bigint() - started) / 1e9);
     }
   }
 
-  /** Vault's health without a token; never throws for an answer Vault gives. */
+  /** Vault's health without a token; never throws. */
   async health(timeoutMs = 1000): Promise<VaultHealth> {
-    const url = `${this.addr}/v1/sys/health?standbyok=true&perfstandbyok=true&sealedcode=200&uninitcode=200`;
-    const agent = this.agentOptions.httpsAgent ?? this.agentOptions.httpAgent;
-    return new Promise((resolve) => {
-      const lib = url.startsWith('https:') ? https : http;
-      const req = lib.get(url, { agent, timeout: timeoutMs }, (res) => {
-        let raw = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => (raw += c));
-        res.on('end', () => {
-          try {
-            const b = JSON.parse(raw);
-            resolve({
-              reachable: true,
-              initialized: Boolean(b.initialized),
-              sealed: Boolean(b.sealed),
-              standby: Boolean(b.standby),
-              version: String(b.version ?? ''),
-            });
-          } catch {
-            resolve({ reachable: false });
-          }
-        });
+    try {
+      const res = await this.pool.request({
+        path: '/v1/sys/health?standbyok=true&perfstandbyok=true&sealedcode=200&uninitcode=200',
+        method: 'GET',
+        signal: AbortSignal.timeout(timeoutMs),
       });
-      req.on('timeout', () => req.destroy(new Error('timeout')));
-      req.on('error', () => resolve({ reachable: false }));
-    });
+      const b = (await res.body.json()) as Record<string, unknown>;
+      return {
+        reachable: true,
+        initialized: Boolean(b.initialized),
+        sealed: Boolean(b.sealed),
+        standby: Boolean(b.standby),
+        version: String(b.version ?? ''),
+      };
+    } catch {
+      return { reachable: false };
+    }
   }
 
   close(): void {
-    this.agentOptions.httpAgent?.destroy();
-    this.agentOptions.httpsAgent?.destroy();
+    void this.pool.destroy();
   }
 }
 

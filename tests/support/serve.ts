@@ -16,14 +16,19 @@ export interface Running {
 }
 
 /** Runs the built `rks` binary (make test builds it first) with only the given environment. */
-export function runRks(args: string[], env: Record<string, string> = {}): Running {
+export function runRks(args: string[], env: Record<string, string> = {}, nodeArgs: string[] = []): Running {
   let out = '';
-  const child = spawn(process.execPath, [BIN, ...args], {
+  const child = spawn(process.execPath, [...nodeArgs, BIN, ...args], {
     env: { PATH: process.env.PATH!, HOME: os.tmpdir(), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (out += d));
+  // Keep the start and a bounded tail: a server under load writes a lot.
+  const keep = (d: Buffer) => {
+    out += d;
+    if (out.length > 1_000_000) out = out.slice(0, 100_000) + out.slice(-400_000);
+  };
+  child.stdout!.on('data', keep);
+  child.stderr!.on('data', keep);
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
   return {
     child,
