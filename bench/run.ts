@@ -9,6 +9,8 @@ import path from 'node:path';
 import autocannon from 'autocannon';
 import { startMockCallbackServer } from '../mock-callback-server/server';
 import { issue } from '../tests/support/pki';
+import { runRks } from '../tests/support/serve';
+import { freePort } from '../tests/support/vault';
 import { ADMIN, client, round, startStack, summary, writeResult } from './lib';
 
 const DURATION = Number(process.env.BENCH_DURATION ?? 10);
@@ -30,6 +32,23 @@ async function load(url: string, opts: Partial<autocannon.Options> & { connectio
     p99Ms: res.latency.p99,
     errors: res.errors + res.timeouts + res.non2xx,
   };
+}
+
+/** CPU seconds a process has used so far (user + system). */
+function cpuSeconds(pid: number): number {
+  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/** Runs a load and reports, besides its result, the CPU each process spent per request. */
+async function withCpu(pids: Record<string, number>, fn: () => Promise<Load>): Promise<Load & { cpuUsPerRequest: Record<string, number> }> {
+  const before = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuSeconds(pid)]));
+  const result = await fn();
+  const requests = result.rps * DURATION;
+  const cpuUsPerRequest = Object.fromEntries(
+    Object.entries(pids).map(([k, pid]) => [k, round(((cpuSeconds(pid) - before[k]) * 1e6) / Math.max(1, requests), 0)]),
+  );
+  return { ...result, cpuUsPerRequest };
 }
 
 /** Highest resident set size of a process while `fn` runs, in MB. */
@@ -91,15 +110,30 @@ async function main() {
     const rksUrl = `${stack.url}/rks/v1/secret/${hot}`;
     const vaultUrl = `${stack.vault.addr}/v1/rks/data/${hot}`;
     const headers = { 'X-Vault-Token': nodeToken };
+    const pids = { rks: rksPid, vault: stack.vault.pid };
     const getSecret: Record<string, { rks: Load; vault: Load; ratio: number }> = {};
     for (const connections of [1, 10, 50]) {
       say(`GET secret, ${connections} connection(s): Vault directly, then through rks`);
       await load(vaultUrl, { connections, headers, duration: WARMUP });
-      const vault = await load(vaultUrl, { connections, headers });
+      const vault = await withCpu(pids, () => load(vaultUrl, { connections, headers }));
       await load(rksUrl, { connections, headers, duration: WARMUP });
-      const rks = await measureRss(() => load(rksUrl, { connections, headers }));
+      const rks = await measureRss(() => withCpu(pids, () => load(rksUrl, { connections, headers })));
       getSecret[connections] = { rks, vault, ratio: round(rks.rps / vault.rps) };
     }
+
+    // The same through a second rks with --no-tls: how much of the gap is TLS to the client.
+    say('GET secret, 50 connections, through an rks with --no-tls');
+    const plainPort = await freePort();
+    const plain = runRks(['serve', '--listen', `127.0.0.1:${plainPort}`, '--no-tls', '--log-level', 'info'], {
+      RKS_VAULT_ADDR: stack.vault.addr,
+      RKS_ADMIN_LOGIN: ADMIN.login,
+      RKS_ADMIN_PASSWORD: ADMIN.password,
+    });
+    await plain.waitFor('rks listening');
+    const plainUrl = `http://127.0.0.1:${plainPort}/rks/v1/secret/${hot}`;
+    await load(plainUrl, { connections: 50, headers, duration: WARMUP });
+    const noTls = await withCpu({ rks: plain.child.pid!, vault: stack.vault.pid }, () => load(plainUrl, { connections: 50, headers }));
+    await plain.stop();
 
     // --- registrations, without and with callback verification ---
     say('node registrations: without a callback, then with the mock callback');
@@ -151,8 +185,10 @@ async function main() {
     const bigNode = (await call('POST', '/rks/v1/node', bigToken, undefined, { 'X-LCDN-nodeId': 'big-node' })).body.nodeToken as string;
     say('GET secret for a node of the 1000-secret group, 50 connections');
     const bigUrl = `${stack.url}/rks/v1/secret/${names[500]}`;
+    const bigVaultUrl = `${stack.vault.addr}/v1/rks/data/${names[500]}`;
     await load(bigUrl, { connections: 50, headers: { 'X-Vault-Token': bigNode }, duration: WARMUP });
     const bigGet = await measureRss(() => load(bigUrl, { connections: 50, headers: { 'X-Vault-Token': bigNode } }));
+    const bigVault = await load(bigVaultUrl, { connections: 50, headers: { 'X-Vault-Token': bigNode } });
 
     const g50 = getSecret[50];
     const result = {
@@ -172,6 +208,7 @@ async function main() {
         rksP99Ms: g50.rks.p99Ms,
         vaultP99Ms: g50.vault.p99Ms,
         byConnections: getSecret,
+        rksWithoutTls: { ...noTls, ratio: round(noTls.rps / g50.vault.rps) },
       },
       registration: {
         connections: 10,
@@ -179,7 +216,13 @@ async function main() {
         withCallback: cbReg,
       },
       association: { bySecretsInGroup: association },
-      getSecretFrom1000SecretGroup: { connections: 50, ...bigGet, ratioToOneSecretGroup: round(bigGet.rps / g50.rks.rps) },
+      getSecretFrom1000SecretGroup: {
+        connections: 50,
+        rks: bigGet,
+        vault: bigVault,
+        ratio: round(bigGet.rps / bigVault.rps),
+        vaultRpsComparedToOneSecretGroup: round(bigVault.rps / g50.vault.rps),
+      },
       rksPeakRssMb: rssMb,
       targets: {
         ratioAtLeast08: g50.ratio >= 0.8,
@@ -189,7 +232,7 @@ async function main() {
       },
     };
     const file = writeResult('latest', result);
-    const errors = [...Object.values(getSecret).flatMap((x) => [x.rks.errors, x.vault.errors]), plainReg.errors, cbReg.errors, bigGet.errors];
+    const errors = [...Object.values(getSecret).flatMap((x) => [x.rks.errors, x.vault.errors]), noTls.errors, plainReg.errors, cbReg.errors, bigGet.errors, bigVault.errors];
     process.stdout.write(`${table(result)}\nwritten to ${file}\n`);
     if (errors.some((e) => e > 0)) say(`WARNING: some requests failed (${errors.join(', ')}); see the JSON`);
   } finally {
@@ -207,6 +250,10 @@ function table(r: any): string {
       ([c, x]: [string, any]) =>
         `| ${c} connection(s) | ${x.rks.rps} | ${x.vault.rps} | **${x.ratio}** | ${x.rks.p50Ms} / ${x.rks.p99Ms} | ${x.vault.p50Ms} / ${x.vault.p99Ms} |`,
     ),
+    `| 50 connections, rks with --no-tls | ${r.getSecret.rksWithoutTls.rps} | ${r.getSecret.byConnections[50].vault.rps} | **${r.getSecret.rksWithoutTls.ratio}** | ${r.getSecret.rksWithoutTls.p50Ms} / ${r.getSecret.rksWithoutTls.p99Ms} | |`,
+    '',
+    `CPU per request at 50 connections: rks ${r.getSecret.byConnections[50].rks.cpuUsPerRequest.rks} µs (HTTPS), ${r.getSecret.rksWithoutTls.cpuUsPerRequest.rks} µs (--no-tls); ` +
+      `Vault ${r.getSecret.byConnections[50].vault.cpuUsPerRequest.vault} µs (direct), ${r.getSecret.byConnections[50].rks.cpuUsPerRequest.vault} µs (behind rks).`,
     '',
     '| other scenario | result |',
     '| --- | --- |',
@@ -215,7 +262,7 @@ function table(r: any): string {
     ...Object.entries(r.association.bySecretsInGroup).map(
       ([n, s]: [string, any]) => `| associate into a group of ${n} secrets | p50 ${s.p50Ms} ms, p99 ${s.p99Ms} ms |`,
     ),
-    `| GET secret, node of a 1000-secret group (50 conn.) | ${r.getSecretFrom1000SecretGroup.rps} req/s, p99 ${r.getSecretFrom1000SecretGroup.p99Ms} ms |`,
+    `| GET secret, node of a 1000-secret group (50 conn.) | rks ${r.getSecretFrom1000SecretGroup.rks.rps} req/s (p99 ${r.getSecretFrom1000SecretGroup.rks.p99Ms} ms), Vault directly ${r.getSecretFrom1000SecretGroup.vault.rps} req/s: ratio ${r.getSecretFrom1000SecretGroup.ratio} |`,
     `| rks peak resident memory | ${r.rksPeakRssMb} MB |`,
     '',
     `Targets: ratio ≥ 0.8 ${mark(r.targets.ratioAtLeast08)} · p99 ≤ 2 × Vault ${mark(r.targets.p99AtMostTwiceVault)} · ` +
