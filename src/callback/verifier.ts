@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import https from 'node:https';
 import tls from 'node:tls';
-import axios, { AxiosError, AxiosInstance } from 'axios';
+import type { AxiosError, AxiosInstance, CreateAxiosDefaults } from 'axios';
 import type { Logger } from 'pino';
 import { BadGateway, Forbidden } from '../errors';
 import type { GroupRegInfo } from '../groups/service';
@@ -22,23 +22,30 @@ export interface CallbackOptions {
  * the same origin, so credentials never travel to another host.
  */
 export class CallbackVerifier {
-  private readonly http: AxiosInstance;
+  private http?: AxiosInstance;
+  private readonly config: CreateAxiosDefaults;
 
   constructor(opts: CallbackOptions, logger: Logger) {
     const ca = opts.caFiles?.length ? [...tls.rootCertificates, ...opts.caFiles.map((f) => fs.readFileSync(f, 'utf8'))] : undefined;
     if (opts.insecure) logger.warn('callback TLS verification is OFF (--callback-insecure): group managers are not authenticated');
-    this.http = axios.create({
+    this.config = {
       timeout: opts.timeoutMs,
       httpsAgent: new https.Agent({ keepAlive: true, ca, rejectUnauthorized: !opts.insecure }),
       maxRedirects: 3,
       validateStatus: () => true,
       proxy: false,
       // Called before each redirect hop: refuse one that leaves the origin it came from.
-      beforeRedirect: (next: { protocol: string; hostname: string; port?: string | number }, _res: unknown, current: { url: string }) => {
+      beforeRedirect: (next: Record<string, any>, _res: unknown, current: { url: string }) => {
         const to = new URL(`${next.protocol}//${next.hostname}${next.port ? `:${next.port}` : ''}`).origin;
         if (to !== new URL(current.url).origin) throw new Error(`redirect to another origin (${next.hostname})`);
       },
-    } as never);
+    } as CreateAxiosDefaults;
+  }
+
+  /** axios, loaded on the first registration that needs a callback. */
+  private client(): AxiosInstance {
+    this.http ??= (require('axios') as typeof import('axios')).default.create(this.config);
+    return this.http;
   }
 
   async verify(info: GroupRegInfo, nodeId: string): Promise<void> {
@@ -71,7 +78,7 @@ export class CallbackVerifier {
 
   private async request(what: string, url: string, config: Record<string, unknown>) {
     try {
-      return await this.http.request({ url, ...config });
+      return await this.client().request({ url, ...config });
     } catch (err) {
       throw new BadGateway(`${what} failed: ${describe(err as AxiosError)}`);
     }

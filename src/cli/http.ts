@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import https from 'node:https';
-import axios, { AxiosInstance, AxiosResponse } from 'axios';
+import type { AxiosInstance, AxiosResponse } from 'axios';
 
 /** A failure the CLI prints as one line: the server's reason, never a stack trace. */
 export class CliError extends Error {
@@ -33,7 +33,8 @@ export class RksHttp {
         throw new CliError(`cannot read the CA certificate ${opts.caCert} (--ca-cert / RKS_CA_CERT)`, 2);
       }
     }
-    this.http = axios.create({
+    // Loaded here, not at start-up: `rks serve` never needs it.
+    this.http = (require('axios') as typeof import('axios')).default.create({
       baseURL: opts.url.replace(/\/+$/, ''),
       httpsAgent: new https.Agent({ ca, rejectUnauthorized: !opts.insecure }),
       validateStatus: () => true,

@@ -1,6 +1,9 @@
 import { createPublicKey, webcrypto } from 'node:crypto';
 import { BadRequest } from '../errors';
-import { toPem, x509 } from './x509';
+import type * as X509 from './x509';
+
+/** @peculiar/x509 and its ASN.1 stack, loaded when a CSR is first made or checked. */
+const lib = (): Promise<typeof X509> => import('./x509');
 
 export type KeyType = 'ec' | 'rsa';
 
@@ -17,9 +20,10 @@ export interface CheckedCsr {
  * least 2048 bits or an EC key on P-256 or P-384, and no request to become a CA.
  */
 export async function checkCsr(text: string): Promise<CheckedCsr> {
+  const { x509 } = await lib();
   const block = CSR_BLOCK.exec(text)?.[0];
   if (!block) throw new BadRequest('body must be a PEM certificate signing request');
-  let csr: x509.Pkcs10CertificateRequest;
+  let csr: X509.x509.Pkcs10CertificateRequest;
   try {
     csr = new x509.Pkcs10CertificateRequest(block);
   } catch {
@@ -43,8 +47,8 @@ export async function checkCsr(text: string): Promise<CheckedCsr> {
     throw new BadRequest(`unsupported key type '${key.asymmetricKeyType}': use RSA or EC`);
   }
 
-  const basic = csr.getExtension('2.5.29.19') as x509.BasicConstraintsExtension | null;
-  const usage = csr.getExtension('2.5.29.15') as x509.KeyUsagesExtension | null;
+  const basic = csr.getExtension('2.5.29.19') as X509.x509.BasicConstraintsExtension | null;
+  const usage = csr.getExtension('2.5.29.15') as X509.x509.KeyUsagesExtension | null;
   if (basic?.ca || (usage && usage.usages & (x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign))) {
     throw new BadRequest('the CSR asks for a CA certificate; only leaf certificates are signed');
   }
@@ -67,6 +71,7 @@ export interface CsrRequest {
 
 /** A new private key and a CSR for it; the key stays with the caller. */
 export async function newKeyAndCsr(req: CsrRequest): Promise<KeyAndCsr> {
+  const { x509, toPem } = await lib();
   const rsa = req.keyType === 'rsa';
   const alg = rsa
     ? { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256', publicExponent: new Uint8Array([1, 0, 1]), modulusLength: req.keyBits ?? 3072 }

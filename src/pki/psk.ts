@@ -1,5 +1,5 @@
 import { createHash, pbkdf2Sync, randomBytes } from 'node:crypto';
-import { SignJWT, decodeProtectedHeader, errors as joseErrors, jwtVerify } from 'jose';
+import type * as Jose from 'jose';
 import { Unauthorized } from '../errors';
 
 /**
@@ -10,6 +10,9 @@ import { Unauthorized } from '../errors';
 const ITERATIONS = 100_000;
 const KEY_BYTES = 32;
 const SALT_BYTES = 16;
+
+/** jose, loaded on first use: only an rks with a PSK needs it. */
+const jose = (): Promise<typeof Jose> => import('jose');
 
 export function deriveKey(psk: string, salt: Buffer): Buffer {
   return pbkdf2Sync(psk, salt, ITERATIONS, KEY_BYTES, 'sha256');
@@ -36,6 +39,7 @@ export class PskJwt {
 
   async sign(payload: Record<string, unknown>, expiresInSeconds = 3600): Promise<string> {
     const salt = randomBytes(SALT_BYTES);
+    const { SignJWT } = await jose();
     return new SignJWT(payload)
       .setProtectedHeader({ typ: 'JWT', alg: 'HS256', salt: salt.toString('base64') })
       .setExpirationTime(Math.floor(Date.now() / 1000) + expiresInSeconds)
@@ -44,6 +48,7 @@ export class PskJwt {
 
   /** The payload of a valid token; Unauthorized with the reason otherwise. */
   async verify(token: string, opts: VerifyOptions = {}): Promise<Record<string, unknown>> {
+    const { decodeProtectedHeader, errors: joseErrors, jwtVerify } = await jose();
     let header: ReturnType<typeof decodeProtectedHeader>;
     try {
       header = decodeProtectedHeader(token);

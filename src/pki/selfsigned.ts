@@ -1,6 +1,5 @@
 import { webcrypto } from 'node:crypto';
 import os from 'node:os';
-import { toPem, x509 } from './x509';
 
 export interface KeyPairPem {
   cert: string;
@@ -21,6 +20,7 @@ export function localNames(extra: string[] = []): { dns: string[]; ips: string[]
 
 /** A throw-away self-signed server certificate, for serving before a CA exists. */
 export async function selfSignedCertificate(commonName = os.hostname(), days = 30): Promise<KeyPairPem> {
+  const { x509, toPem } = await import('./x509');
   const keys = (await webcrypto.subtle.generateKey(EC, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
   const { dns, ips } = localNames();
   const now = Date.now();

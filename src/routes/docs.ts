@@ -1,7 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import express, { Router } from 'express';
-import YAML from 'yaml';
 
 
 const PAGE = `<!doctype html>
@@ -25,11 +24,14 @@ const INIT = `window.ui = SwaggerUIBundle({ url: '/openapi.yaml', dom_id: '#ui',
 export function docsRouter(specFile: string): Router {
   const r = Router();
   const yaml = fs.readFileSync(specFile, 'utf8');
-  const json = JSON.stringify(YAML.parse(yaml));
+  let json: string | undefined;
   // swagger-ui-dist is a plain asset folder; resolve it without importing its entry point.
   const assets = path.dirname(require.resolve('swagger-ui-dist/package.json'));
   r.get('/openapi.yaml', (_req, res) => res.type('application/yaml').send(yaml));
-  r.get('/openapi.json', (_req, res) => res.type('application/json').send(json));
+  r.get('/openapi.json', async (_req, res) => {
+    json ??= JSON.stringify((await import('yaml')).parse(yaml));
+    res.type('application/json').send(json);
+  });
   r.get(['/docs', '/docs/'], (_req, res) => res.type('html').send(PAGE));
   r.get('/docs/init.js', (_req, res) => res.type('application/javascript').send(INIT));
   r.use('/docs/assets', express.static(assets, { index: false, maxAge: '1h' }));
