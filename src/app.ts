@@ -59,7 +59,7 @@ export interface AppOptions {
   caBundle?: CaBundle;
   /** Called after a successful init (rks then switches to a CA-issued certificate). */
   onInitialised?: () => void;
-  /** Check every answer against the contract too (tests do; it costs time on the hot path). */
+  /** Check every answer against the contract too (tests do; it costs time on every request). */
   validateResponses?: boolean;
 }
 
