@@ -25,6 +25,9 @@ export interface CaBundle {
   keyPem: string;
 }
 
+/** Versions KV keeps of each secret. */
+export const KEPT_VERSIONS = 2;
+
 export interface RksConfigRecord {
   initialized: true;
   initializedAt: string;
@@ -61,6 +64,9 @@ export class InitService {
     } else if (kv.type !== 'kv' || kv.options?.version !== '2') {
       throw new Conflict(`'${KV_MOUNT}/' is already mounted and is not a KV version 2 engine`);
     }
+
+    // The current version and the one before (to roll back a bad push); older keys go.
+    await this.configureKv(token);
 
     const auths = await this.sys.authMethods(token);
     const userpass = auths[`${USERPASS_PATH}/`];
@@ -109,6 +115,19 @@ export class InitService {
       // KV v2 mount is still upgrading.
       if (isVaultError(err, 404) || isVaultError(err, 400)) return false;
       throw err;
+    }
+  }
+
+  private async configureKv(token: string): Promise<void> {
+    // A freshly mounted KV v2 engine refuses changes for a moment while it upgrades.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.kv.configure(KEPT_VERSIONS, token);
+        return;
+      } catch (err) {
+        if (attempt >= 50 || !(isVaultError(err, 400) || isVaultError(err, 503))) throw err;
+        await new Promise((r) => setTimeout(r, 100));
+      }
     }
   }
 

@@ -1,5 +1,5 @@
 import { VaultClient, isVaultError } from './client';
-import { kvData, kvMetadata } from './layout';
+import { KV_MOUNT, kvData, kvMetadata } from './layout';
 
 export interface KvEntry<T> {
   data: T;
@@ -33,6 +33,11 @@ export interface CasBudget {
 /** KV v2 under rks's mount. Paths are relative to the mount (see layout.kvPath). */
 export class Kv {
   constructor(private readonly vault: VaultClient) {}
+
+  /** Keeps at most `maxVersions` versions of every entry (older private keys are destroyed). */
+  async configure(maxVersions: number, token: string): Promise<void> {
+    await this.vault.call('POST', `${KV_MOUNT}/config`, { token, operation: 'kv.config', body: { max_versions: maxVersions } });
+  }
 
   /** The current version, or null when there is none (never written, or deleted). */
   async read<T>(path: string, token: string): Promise<KvEntry<T> | null> {

@@ -104,6 +104,7 @@ describe('POST /rks/v1/init', () => {
     expect(policy).toContain('path "rks/data/*"');
     const user = (await read(`auth/userpass/users/${admin.login}`)).body.data;
     expect(user.token_policies).toEqual(['rks_admin']);
+    expect((await read('rks/config')).body.data.max_versions).toBe(2);
     expect(mounts['rks-pki/']).toMatchObject({ type: 'pki' });
     const ca = (await read('rks-pki/cert/ca')).body.data.certificate as string;
     expect(new X509Certificate(ca).subject).toBe('CN=rks CA');

@@ -69,6 +69,17 @@ describe('secrets: /rks/v1/secret/{fqdn}', () => {
       expect(got.body.data.meta).toEqual({ ttl: 300 });
     });
 
+    it('Vault keeps the current version and the one before, no older private key', async () => {
+      for (let i = 0; i < 2; i++) {
+        const again = await chainFor([fqdn]);
+        await api().put(`/rks/v1/secret/${fqdn}`).set('X-Vault-Token', token).send(secret(again)).expect(200);
+      }
+      const meta = (await vaultRead(`rks/metadata/${fqdn}`)).body.data;
+      expect(meta.current_version).toBe(4);
+      expect(Object.keys(meta.versions).sort()).toEqual(['3', '4']);
+      expect((await vaultRead(`rks/data/${fqdn}?version=1`)).status).toBe(404);
+    });
+
     it('GET .../groups lists no group yet', async () => {
       const res = await api().get(`/rks/v1/secret/${fqdn}/groups`).set('X-Vault-Token', token);
       expect(res.status).toBe(200);
