@@ -119,29 +119,28 @@ export class InitService {
   }
 
   private async configureKv(token: string): Promise<void> {
-    // A freshly mounted KV v2 engine refuses changes for a moment while it upgrades.
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await this.kv.configure(KEPT_VERSIONS, token);
-        return;
-      } catch (err) {
-        if (attempt >= 50 || !(isVaultError(err, 400) || isVaultError(err, 503))) throw err;
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    }
+    await whileUpgrading(() => this.kv.configure(KEPT_VERSIONS, token));
   }
 
   private async writeConfig(record: RksConfigRecord, token: string): Promise<void> {
-    // A freshly mounted KV v2 engine refuses writes for a moment while it upgrades.
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await this.kv.write(kvPath.config, record, token, 0);
-        return;
-      } catch (err) {
-        if (err instanceof CasMismatch) throw new Conflict('rks is already initialised');
-        if (attempt >= 50 || !(isVaultError(err, 400, 'pgrading') || isVaultError(err, 503))) throw err;
-        await new Promise((r) => setTimeout(r, 100));
-      }
+    try {
+      await whileUpgrading(() => this.kv.write(kvPath.config, record, token, 0));
+    } catch (err) {
+      if (err instanceof CasMismatch) throw new Conflict('rks is already initialised');
+      throw err;
+    }
+  }
+}
+
+/** A freshly mounted KV v2 engine refuses changes for a moment while it upgrades: retry those. */
+async function whileUpgrading<T>(fn: () => Promise<T>): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await fn();
+    } catch (err) {
+      const upgrading = isVaultError(err, 400, 'pgrading') || isVaultError(err, 503);
+      if (attempt >= 50 || !upgrading) throw err;
+      await new Promise((r) => setTimeout(r, 100));
     }
   }
 }
