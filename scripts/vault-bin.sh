@@ -13,7 +13,7 @@ OPENBAO_COMMIT=dd9c19c37a878cf4a81b18efb8d6f0599c7da923
 # The newest Vault release whose go.mod names an SDK version that matches its own tree
 # (its replace directives for ./sdk and ./api do not apply from a wrapper module).
 VAULT_VERSION=v1.21.0
-CACHE_DIR=${RKS_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/rks}
+CACHE_DIR=${RKS_CACHE_DIR:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/rks}
 OPENBAO_BIN=$CACHE_DIR/openbao-$OPENBAO_VERSION/bao
 VAULT_BIN=$CACHE_DIR/vault-$VAULT_VERSION/vault
 
