@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import request from 'supertest';
-import { createApp } from '../../src/app';
+import { AppOptions, createApp } from '../../src/app';
 import { createLogger } from '../../src/log';
 import { createMetrics } from '../../src/metrics';
 import { VaultClient } from '../../src/vault/client';
@@ -29,18 +29,22 @@ describe('POST /rks/v1/init', () => {
     return { status: res.status, body: res.status === 204 ? null : (await res.json()) as any };
   };
 
-  beforeAll(async () => {
-    vault = await startVault();
-    client = new VaultClient({ addr: vault.addr });
-    app = createApp({
-      vault: client,
+  /** An rks app on this suite's own Vault. */
+  const appOn = (vaultClient: VaultClient, extra: Partial<AppOptions>) =>
+    createApp({
+      vault: vaultClient,
       logger: createLogger('silent'),
       metrics: createMetrics(undefined, false),
       adminLogin: admin.login,
       adminPassword: admin.password,
       defaultSecretTtl: 300,
-      validateResponses: true,
+      ...extra,
     });
+
+  beforeAll(async () => {
+    vault = await startVault();
+    client = new VaultClient({ addr: vault.addr });
+    app = appOn(client, { validateResponses: true });
     servedPort = await freePort();
     served = runRks(['serve', '--listen', `127.0.0.1:${servedPort}`, '--ephemeral-cert-out', ephemeralFile], {
       RKS_VAULT_ADDR: vault.addr,
@@ -144,15 +148,7 @@ describe('POST /rks/v1/init', () => {
     await del('sys/policies/acl/rks_admin');
     await del('sys/mounts/rks-pki');
     const own = await issue({ name: 'Our Own CA', ca: true });
-    const withCa = createApp({
-      vault: client,
-      logger: createLogger('silent'),
-      metrics: createMetrics(undefined, false),
-      adminLogin: admin.login,
-      adminPassword: admin.password,
-      defaultSecretTtl: 300,
-      caBundle: { certPem: own.certPem, keyPem: own.keyPem },
-    });
+    const withCa = appOn(client, { caBundle: { certPem: own.certPem, keyPem: own.keyPem } });
     const res = await request(withCa).post('/rks/v1/init').set('X-Vault-Token', vault.rootToken);
     expect(res.status).toBe(201);
     expect((await read('sys/policies/acl/rks_admin')).status).toBe(200);
