@@ -1,6 +1,7 @@
-import { createHash, pbkdf2Sync, randomBytes } from 'node:crypto';
+import { createHash, pbkdf2, pbkdf2Sync, randomBytes } from 'node:crypto';
+import { promisify } from 'node:util';
 import type * as Jose from 'jose';
-import { Unauthorized } from '../errors';
+import { RksError, Unauthorized } from '../errors';
 
 /**
  * The pre-shared-key JWT of the Resoto / Fix Inventory trust bootstrap: HS256 with a key
@@ -18,6 +19,14 @@ export function deriveKey(psk: string, salt: Buffer): Buffer {
   return pbkdf2Sync(psk, salt, ITERATIONS, KEY_BYTES, 'sha256');
 }
 
+const pbkdf2Async = promisify(pbkdf2);
+/**
+ * Derivations running at once. Each costs tens of milliseconds and the salt is the caller's
+ * choice, so they run off the event loop and a flood of fresh tokens gets 429s instead of
+ * starving every other request.
+ */
+const MAX_DERIVATIONS = 16;
+
 /** SHA-256 of the DER certificate: upper-case hex pairs joined by ':'. */
 export function sha256Fingerprint(der: Buffer): string {
   return createHash('sha256').update(der).digest('hex').toUpperCase().match(/../g)!.join(':');
@@ -34,6 +43,7 @@ export interface VerifyOptions {
  */
 export class PskJwt {
   private readonly keys = new Map<string, Buffer>();
+  private deriving = 0;
 
   constructor(private readonly psk: string) {}
 
@@ -43,7 +53,7 @@ export class PskJwt {
     return new SignJWT(payload)
       .setProtectedHeader({ typ: 'JWT', alg: 'HS256', salt: salt.toString('base64') })
       .setExpirationTime(Math.floor(Date.now() / 1000) + expiresInSeconds)
-      .sign(this.key(salt.toString('base64')));
+      .sign(await this.key(salt.toString('base64')));
   }
 
   /** The payload of a valid token; Unauthorized with the reason otherwise. */
@@ -57,11 +67,13 @@ export class PskJwt {
     }
     if (header.alg !== 'HS256') throw new Unauthorized('invalid PSK token: alg must be HS256');
     const salt = header.salt;
-    if (typeof salt !== 'string' || !/^[A-Za-z0-9+/]+={0,2}$/.test(salt)) {
-      throw new Unauthorized('invalid PSK token: no salt in its header');
+    // 8 to 64 bytes of salt (the recipe uses 16): a huge salt would make derivation dearer.
+    if (typeof salt !== 'string' || !/^[A-Za-z0-9+/]{11,86}={0,2}$/.test(salt)) {
+      throw new Unauthorized('invalid PSK token: no salt (8 to 64 bytes, base64) in its header');
     }
     try {
-      const { payload } = await jwtVerify(token, this.key(salt), {
+      const key = await this.key(salt);
+      const { payload } = await jwtVerify(token, key, {
         algorithms: ['HS256'],
         ...(opts.checkExpiry === false ? { currentDate: new Date(0) } : {}),
       });
@@ -70,21 +82,27 @@ export class PskJwt {
       }
       return payload;
     } catch (err) {
-      if (err instanceof Unauthorized) throw err;
+      if (err instanceof RksError) throw err;
       if (err instanceof joseErrors.JWTExpired) throw new Unauthorized('invalid PSK token: expired');
       throw new Unauthorized('invalid PSK token: bad signature');
     }
   }
 
-  private key(salt: string): Buffer {
-    let key = this.keys.get(salt);
-    if (!key) {
-      key = deriveKey(this.psk, Buffer.from(salt, 'base64'));
+  private async key(salt: string): Promise<Buffer> {
+    const known = this.keys.get(salt);
+    if (known) return known;
+    if (this.deriving >= MAX_DERIVATIONS) throw new RksError(429, 'too many PSK tokens being checked at once; retry shortly');
+    this.deriving++;
+    try {
+      const key = await pbkdf2Async(this.psk, Buffer.from(salt, 'base64'), ITERATIONS, KEY_BYTES, 'sha256');
       if (this.keys.size >= 1024) this.keys.delete(this.keys.keys().next().value!);
       this.keys.set(salt, key);
+      return key;
+    } finally {
+      this.deriving--;
     }
-    return key;
   }
+
 }
 
 /** The Bearer token of an Authorization header, if any. */

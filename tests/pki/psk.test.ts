@@ -50,6 +50,7 @@ describe('PSK JWT', () => {
     ['a token without expiry', () => independentJwt('changeme', {}), 'no expiry'],
     ['a missing salt', () => independentJwt('changeme', { exp: future() }, { salt: undefined }), 'no salt'],
     ['a salt that is not base64', () => independentJwt('changeme', { exp: future() }, { salt: 'not base64!' }), 'no salt'],
+    ['a huge salt', () => independentJwt('changeme', { exp: future() }, {}, randomBytes(4096)), 'no salt'],
     ['alg none', () => {
       const t = independentJwt('changeme', { exp: future() }, { alg: 'none' });
       return `${t.split('.').slice(0, 2).join('.')}.`;
@@ -62,6 +63,24 @@ describe('PSK JWT', () => {
     }, 'bad signature'],
   ])('rejects %s', async (_what, make, reason) => {
     await expect(jwt.verify(make())).rejects.toThrow(reason);
+  });
+
+  it('a flood of fresh tokens neither blocks the event loop nor runs unbounded (429 beyond 16 at once)', async () => {
+    const tokens = Array.from({ length: 40 }, () => independentJwt('changeme', { exp: future() }));
+    const fresh = new PskJwt('changeme');
+    let worstLagMs = 0;
+    let last = Date.now();
+    const timer = setInterval(() => {
+      worstLagMs = Math.max(worstLagMs, Date.now() - last - 5);
+      last = Date.now();
+    }, 5);
+    const results = await Promise.allSettled(tokens.map((t) => fresh.verify(t)));
+    clearInterval(timer);
+    const refused = results.filter((r) => r.status === 'rejected') as PromiseRejectedResult[];
+    expect(results.length - refused.length).toBeGreaterThanOrEqual(16);
+    expect(refused.length).toBeGreaterThan(0);
+    for (const r of refused) expect(r.reason).toMatchObject({ status: 429 });
+    expect(worstLagMs).toBeLessThan(100);
   });
 
   it('fingerprints like openssl: upper-case hex pairs joined by colons', async () => {
