@@ -1,5 +1,3 @@
-/** rks as a library: the app for embedding, and the node SDK for edge servers. */
-export { createApp } from './app';
-export type { AppOptions } from './app';
+/** The rks package: the node SDK, for edge servers (it loads nothing of the server). */
 export { RksNode } from './client';
 export type { NodeSecret, RksNodeEvents, RksNodeOptions } from './client';
