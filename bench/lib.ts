@@ -33,8 +33,15 @@ export async function startStack(extraArgs: string[] = [], env: Record<string, s
     RKS_ADMIN_PASSWORD: ADMIN.password,
     ...env,
   }, nodeArgs);
-  await rks.waitFor('serving with a certificate from the rks CA');
-  await rks.waitFor('rks listening');
+  try {
+    await rks.waitFor('serving with a certificate from the rks CA');
+    await rks.waitFor('rks listening');
+  } catch (err) {
+    // Leave nothing running behind a failed start.
+    await rks.stop();
+    await vault.stop();
+    throw err;
+  }
   return {
     vault,
     rks,
