@@ -27,6 +27,10 @@ export interface Behaviour {
   delayMs?: number;
   /** Redirect every callback to this URL. */
   redirectTo?: string;
+  /** Answer 200 at once but send the body one byte every this many milliseconds (a trickle). */
+  trickleMs?: number;
+  /** Answer 200 with a body of this many bytes. */
+  answerBytes?: number;
 }
 
 export interface RecordedRequest {
@@ -98,6 +102,20 @@ export async function startMockCallbackServer(opts: MockOptions): Promise<MockCa
     if (behaviour.delayMs) await new Promise((r) => setTimeout(r, behaviour.delayMs));
     if (behaviour.redirectTo) return void res.redirect(302, `${behaviour.redirectTo.replace(/\/$/, '')}/${req.params.id}`);
     if (behaviour.callbackStatus) return void res.status(behaviour.callbackStatus).json({ error: 'simulated' });
+    if (behaviour.answerBytes) return void res.status(200).type('text/plain').send('x'.repeat(behaviour.answerBytes));
+    if (behaviour.trickleMs) {
+      res.status(200).type('application/json').flushHeaders();
+      const body = JSON.stringify({ entityId: req.params.id, padding: 'x'.repeat(100) });
+      let i = 0;
+      const timer = setInterval(() => {
+        if (i >= body.length || res.destroyed) {
+          clearInterval(timer);
+          return void res.end();
+        }
+        res.write(body[i++]);
+      }, behaviour.trickleMs);
+      return;
+    }
     next();
   }, bearer, (req, res) => {
     const id = String(req.params.id);

@@ -4,7 +4,8 @@ import * as OpenApiValidator from 'express-openapi-validator';
 import helmet from 'helmet';
 import type { Logger } from 'pino';
 import { pinoHttp } from 'pino-http';
-import { AdminService } from './admin/service';
+import { safeUrl } from './log';
+import { AdminService, LoginLimits } from './admin/service';
 import { errorHandler } from './http/errors';
 import { inputGuards } from './http/guards';
 import { secretHotPath } from './http/hot-path';
@@ -15,7 +16,7 @@ import { PkiService } from './pki/service';
 import { caRouter } from './routes/ca';
 import { Pki } from './vault/pki';
 import { HttpMetrics, createMetrics } from './metrics';
-import { LoginLimit, adminRouter } from './routes/admin';
+import { adminRouter } from './routes/admin';
 import { SPEC_PATH } from './paths';
 import { docsRouter } from './routes/docs';
 import { initRouter } from './routes/init';
@@ -41,7 +42,10 @@ export interface AppOptions {
   adminPassword: string;
   /** Seconds a node may keep a secret whose `meta.ttl` is unset. */
   defaultSecretTtl: number;
-  loginLimit?: LoginLimit;
+  /** Failed admin logins allowed per source address and per login name. */
+  loginLimits?: LoginLimits;
+  /** Most nodes a group may have admitted at once. */
+  maxNodesPerGroup?: number;
   /** Largest accepted request body. */
   bodyLimit?: string;
   /** rks's own admin session; one per process, shared with background work. */
@@ -65,18 +69,29 @@ export interface AppOptions {
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
+export const DEFAULT_MAX_NODES_PER_GROUP = 10_000;
+
 export function createApp(opts: AppOptions): Express {
   const metrics = opts.metrics ?? createMetrics();
   const kv = new Kv(opts.vault);
   const sys = new Sys(opts.vault);
   const init = new InitService(sys, kv, new Pki(opts.vault), { login: opts.adminLogin, password: opts.adminPassword }, opts.caBundle);
-  const admin = new AdminService(sys);
+  const credentials = { login: opts.adminLogin, password: opts.adminPassword };
+  const admin = new AdminService(sys, opts.loginLimits, credentials);
   const tokens = new Tokens(opts.vault);
   const secrets = new SecretService(kv, opts.defaultSecretTtl);
   const groups = new GroupService(kv, sys, tokens, { nodeTokenPeriod: opts.nodeTokenPeriod ?? 600 });
-  const session = opts.session ?? new ServiceSession(sys, opts.adminLogin, opts.adminPassword, opts.logger);
+  const session = opts.session ?? new ServiceSession(opts.vault, credentials, opts.logger);
   const verifier = new CallbackVerifier(opts.callback ?? { timeoutMs: 5000 }, opts.logger);
-  const nodes = new NodeService(kv, tokens, session, verifier, opts.nodeTokenPeriod ?? 600);
+  const nodes = new NodeService(
+    kv,
+    tokens,
+    session,
+    verifier,
+    { tokenPeriod: opts.nodeTokenPeriod ?? 600, maxNodesPerGroup: opts.maxNodesPerGroup ?? DEFAULT_MAX_NODES_PER_GROUP },
+    metrics.nodeLimitRefusals,
+    opts.logger,
+  );
   const pki = opts.pkiService ?? new PkiService(new Pki(opts.vault), session);
   const psk = opts.psk ? new PskJwt(opts.psk) : undefined;
   if (opts.requirePsk && !psk) throw new Error('requirePsk needs a PSK');
@@ -98,7 +113,7 @@ export function createApp(opts: AppOptions): Express {
         return id;
       },
       serializers: {
-        req: (req) => ({ id: req.id, method: req.method, url: req.url, remoteAddress: req.remoteAddress }),
+        req: (req) => ({ id: req.id, method: req.method, url: safeUrl(req.url), remoteAddress: req.remoteAddress }),
         res: (res) => ({ statusCode: res.statusCode }),
       },
       customLogLevel: (_req, res, err) => (err || res.statusCode >= 500 ? 'error' : 'info'),
@@ -122,8 +137,13 @@ export function createApp(opts: AppOptions): Express {
   );
   app.use(opsRouter(opts.vault, metrics.registry));
   app.use(caRouter(pki, psk));
-  app.use(initRouter(init, opts.onInitialised));
-  app.use(adminRouter(admin, opts.loginLimit ?? { max: 10, windowMs: 60_000 }));
+  app.use(
+    initRouter(init, () => {
+      session.retryNow();
+      opts.onInitialised?.();
+    }),
+  );
+  app.use(adminRouter(admin));
   app.use(groupRouter(groups));
   app.use(nodeRouter(nodes));
   app.use(secretRouter(secrets));

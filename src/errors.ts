@@ -6,6 +6,8 @@ export class RksError extends Error {
   constructor(
     readonly status: number,
     message: string,
+    /** Headers the answer carries (Retry-After, Allow). */
+    readonly headers: Record<string, string> = {},
   ) {
     super(message);
     this.name = new.target.name;
@@ -45,6 +47,12 @@ export class Conflict extends RksError {
 export class Locked extends RksError {
   constructor(message: string) {
     super(423, message);
+  }
+}
+
+export class TooManyRequests extends RksError {
+  constructor(message: string, retryAfterSeconds: number) {
+    super(429, message, { 'Retry-After': String(Math.max(1, Math.ceil(retryAfterSeconds))) });
   }
 }
 

@@ -37,3 +37,12 @@ export function createLogger(level: LogLevel = 'info', destination?: pino.Destin
     destination ?? pino.destination({ dest: 1, sync: false }),
   );
 }
+
+/**
+ * A request target fit for a log line: the path, and only a marker for the query string,
+ * which callers sometimes fill with tokens or passwords (`?token=hvs.…`).
+ */
+export function safeUrl(url: string): string {
+  const q = url.indexOf('?');
+  return q === -1 ? url : `${url.slice(0, q)}?[redacted]`;
+}

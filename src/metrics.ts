@@ -4,6 +4,10 @@ export interface HttpMetrics {
   registry: Registry;
   requests: Counter<'method' | 'route' | 'status'>;
   duration: Histogram<'method' | 'route' | 'status'>;
+  /** Registrations refused because a group reached --max-nodes-per-group. */
+  nodeLimitRefusals: Counter;
+  /** Nodes removed after --node-idle-expiry without a registration or renewal. */
+  nodesPruned: Counter;
 }
 
 /** One registry per app, so several apps (tests) never share counters. */
@@ -22,6 +26,16 @@ export function createMetrics(registry = new Registry(), withDefaults = true): H
       help: 'HTTP request latency by route and status',
       labelNames: ['method', 'route', 'status'],
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers: [registry],
+    }),
+    nodeLimitRefusals: new Counter({
+      name: 'rks_node_limit_refusals_total',
+      help: 'Registrations of new nodes refused because their group has --max-nodes-per-group nodes',
+      registers: [registry],
+    }),
+    nodesPruned: new Counter({
+      name: 'rks_nodes_pruned_total',
+      help: 'Nodes removed (tokens revoked, role and record deleted) after --node-idle-expiry without being seen',
       registers: [registry],
     }),
   };

@@ -2,8 +2,14 @@ import { BadRequest } from './errors';
 
 const LABEL = /^[a-z0-9_-]{1,63}$/;
 
+/**
+ * Longest secret name: Vault's file storage turns the last path segment into a file name,
+ * which it lengthens by encryption, and refuses names of more than 104 characters.
+ */
+export const FQDN_MAX = 100;
+
 export const FQDN_RULE =
-  "a DNS name of at least two labels (letters, digits, '-', '_'; at most 63 characters a label, 253 in all), optionally starting with '*.'";
+  `a DNS name of at least two labels (letters, digits, '-', '_'; at most 63 characters a label, ${FQDN_MAX} in all), optionally starting with '*.'`;
 
 /**
  * Checks a secret name and returns its canonical (lower-case) form. The name becomes part
@@ -14,7 +20,7 @@ export function parseFqdn(input: string): string {
   const name = input.toLowerCase();
   const bare = name.startsWith('*.') ? name.slice(2) : name;
   const labels = bare.split('.');
-  if (name.length > 253 || labels.length < 2 || !labels.every((l) => LABEL.test(l))) {
+  if (name.length > FQDN_MAX || labels.length < 2 || !labels.every((l) => LABEL.test(l))) {
     throw new BadRequest(`invalid secret name: must be ${FQDN_RULE}`);
   }
   return name;
@@ -26,6 +32,18 @@ export const NAME_PATTERN = /^[a-zA-Z0-9-]{1,64}$/;
 export function parseName(kind: 'group name' | 'node id', input: string): string {
   if (!NAME_PATTERN.test(input)) {
     throw new BadRequest(`invalid ${kind}: use 1 to 64 letters, digits or '-'`);
+  }
+  return input.toLowerCase();
+}
+
+/** Vault's own rule for userpass names, within 64 characters. */
+export const LOGIN_PATTERN = /^[a-zA-Z0-9_]([a-zA-Z0-9_.-]{0,62}[a-zA-Z0-9_])?$/;
+export const LOGIN_RULE = "1 to 64 letters, digits, '_', '-' or '.', starting and ending with a letter, digit or '_'";
+
+/** Administrator logins (Vault userpass names), compared case-insensitively as Vault does. */
+export function parseLogin(input: string): string {
+  if (!LOGIN_PATTERN.test(input)) {
+    throw new BadRequest(`invalid login: use ${LOGIN_RULE}`);
   }
   return input.toLowerCase();
 }

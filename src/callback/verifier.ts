@@ -1,57 +1,51 @@
 import fs from 'node:fs';
-import https from 'node:https';
 import tls from 'node:tls';
-import type { AxiosError, AxiosInstance, CreateAxiosDefaults } from 'axios';
 import type { Logger } from 'pino';
+import { Agent, request } from 'undici';
 import { BadGateway, Forbidden } from '../errors';
 import type { GroupRegInfo } from '../groups/service';
 
 export interface CallbackOptions {
-  /** Milliseconds for each of the OAuth and callback requests. */
+  /** Milliseconds for a whole verification: OAuth token and callback, from connect to last byte. */
   timeoutMs: number;
   /** PEM files with CAs to trust besides the system's. */
   caFiles?: string[];
   /** Skip TLS verification (explicit, and logged). */
   insecure?: boolean;
+  /** Largest answer read from a group manager. */
+  maxAnswerBytes?: number;
+  /** How often the CA files are looked at for changes (milliseconds). */
+  caCheckMs?: number;
 }
+
+const MAX_REDIRECTS = 3;
 
 /**
  * Asks a group manager whether a node is genuine: an OAuth2 client-credentials token from
  * `oauthURL`, then `GET {callbackURL}/{nodeId}` with it. 200 admits the node; 403 and 404
- * refuse it; anything else is the manager failing (502). Redirects are followed only within
- * the same origin, so credentials never travel to another host.
+ * refuse it; anything else is the manager failing (502). The whole exchange has one deadline
+ * and each answer a size bound, so a slow or hostile manager costs a registration at most
+ * the deadline. Redirects are followed only within the same origin, so credentials never
+ * travel to another host.
  */
 export class CallbackVerifier {
-  private http?: AxiosInstance;
-  private readonly config: CreateAxiosDefaults;
+  private readonly trust: TrustStore;
+  private readonly maxAnswerBytes: number;
 
-  constructor(opts: CallbackOptions, logger: Logger) {
-    const ca = opts.caFiles?.length ? [...tls.rootCertificates, ...opts.caFiles.map((f) => fs.readFileSync(f, 'utf8'))] : undefined;
+  constructor(
+    private readonly opts: CallbackOptions,
+    logger: Logger,
+  ) {
     if (opts.insecure) logger.warn('callback TLS verification is OFF (--callback-insecure): group managers are not authenticated');
-    this.config = {
-      timeout: opts.timeoutMs,
-      httpsAgent: new https.Agent({ keepAlive: true, ca, rejectUnauthorized: !opts.insecure }),
-      maxRedirects: 3,
-      validateStatus: () => true,
-      proxy: false,
-      // Called before each redirect hop: refuse one that leaves the origin it came from.
-      beforeRedirect: (next: Record<string, any>, _res: unknown, current: { url: string }) => {
-        const to = new URL(`${next.protocol}//${next.hostname}${next.port ? `:${next.port}` : ''}`).origin;
-        if (to !== new URL(current.url).origin) throw new Error(`redirect to another origin (${next.hostname})`);
-      },
-    } as CreateAxiosDefaults;
-  }
-
-  /** axios, loaded on the first registration that needs a callback. */
-  private client(): AxiosInstance {
-    this.http ??= (require('axios') as typeof import('axios')).default.create(this.config);
-    return this.http;
+    this.trust = new TrustStore(opts.caFiles ?? [], Boolean(opts.insecure), opts.caCheckMs ?? 5_000, logger);
+    this.maxAnswerBytes = opts.maxAnswerBytes ?? 64 * 1024;
   }
 
   async verify(info: GroupRegInfo, nodeId: string): Promise<void> {
-    const accessToken = await this.oauthToken(info);
+    const deadline = AbortSignal.timeout(this.opts.timeoutMs);
+    const accessToken = await this.oauthToken(info, deadline);
     const url = `${info.callbackURL.replace(/\/+$/, '')}/${encodeURIComponent(nodeId)}`;
-    const res = await this.request('callback', url, { method: 'GET', headers: { Authorization: `Bearer ${accessToken}` } });
+    const res = await this.fetch('callback', url, { method: 'GET', headers: { Authorization: `Bearer ${accessToken}` } }, deadline);
     if (res.status === 200) return;
     if (res.status === 403 || res.status === 404) {
       throw new Forbidden(`node '${nodeId}' was refused by the group's callback (${res.status})`);
@@ -59,38 +53,156 @@ export class CallbackVerifier {
     throw new BadGateway(`callback answered ${res.status}`);
   }
 
-  private async oauthToken(info: GroupRegInfo): Promise<string> {
+  close(): Promise<void> {
+    return this.trust.close();
+  }
+
+  private async oauthToken(info: GroupRegInfo, deadline: AbortSignal): Promise<string> {
     const url = new URL(info.oauthURL);
     url.searchParams.set('grant_type', 'client_credentials');
     url.searchParams.set('client_id', info.oauthClientID);
     url.searchParams.set('client_secret', info.oauthClientSecret);
-    const res = await this.request('OAuth token request', url.toString(), {
-      method: 'POST',
-      auth: { username: info.oauthClientID, password: info.oauthClientSecret },
-      headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
-      data: 'grant_type=client_credentials',
-    });
+    const basic = Buffer.from(`${info.oauthClientID}:${info.oauthClientSecret}`).toString('base64');
+    const res = await this.fetch(
+      'OAuth token request',
+      url.toString(),
+      {
+        method: 'POST',
+        headers: { Authorization: `Basic ${basic}`, 'Content-Type': 'application/x-www-form-urlencoded' },
+        body: 'grant_type=client_credentials',
+      },
+      deadline,
+    );
     if (res.status !== 200) throw new BadGateway(`OAuth token request answered ${res.status}`);
-    const token = (res.data as { access_token?: unknown } | undefined)?.access_token;
+    let token: unknown;
+    try {
+      token = (JSON.parse(res.body) as { access_token?: unknown } | null)?.access_token;
+    } catch {
+      throw new BadGateway('OAuth token answer is not JSON');
+    }
     if (typeof token !== 'string' || token === '') throw new BadGateway('OAuth token answer has no access_token');
     return token;
   }
 
-  private async request(what: string, url: string, config: Record<string, unknown>) {
-    try {
-      return await this.client().request({ url, ...config });
-    } catch (err) {
-      throw new BadGateway(`${what} failed: ${describe(err as AxiosError)}`);
+  /** One request, its same-origin redirects, and its answer read up to the size bound. */
+  private async fetch(
+    what: string,
+    url: string,
+    init: { method: 'GET' | 'POST'; headers: Record<string, string>; body?: string },
+    deadline: AbortSignal,
+  ): Promise<{ status: number; body: string }> {
+    let target = new URL(url);
+    let { method, body } = init;
+    for (let hop = 0; ; hop++) {
+      try {
+        const res = await request(target, { dispatcher: this.trust.dispatcher(), method, headers: init.headers, body, signal: deadline });
+        const location = res.headers.location;
+        if ([301, 302, 303, 307, 308].includes(res.statusCode) && typeof location === 'string' && hop < MAX_REDIRECTS) {
+          await res.body.dump();
+          const next = new URL(location, target);
+          if (next.origin !== target.origin) throw new BadGateway(`${what} failed: redirect to another origin (${next.hostname})`);
+          if (res.statusCode === 303 || (res.statusCode !== 307 && res.statusCode !== 308 && method === 'POST')) {
+            method = 'GET';
+            body = undefined;
+          }
+          target = next;
+          continue;
+        }
+        const chunks: Buffer[] = [];
+        let size = 0;
+        for await (const chunk of res.body) {
+          size += (chunk as Buffer).length;
+          if (size > this.maxAnswerBytes) {
+            res.body.destroy();
+            throw new BadGateway(`${what} failed: answer larger than ${this.maxAnswerBytes} bytes`);
+          }
+          chunks.push(chunk as Buffer);
+        }
+        return { status: res.statusCode, body: Buffer.concat(chunks).toString('utf8') };
+      } catch (err) {
+        if (err instanceof BadGateway) throw err;
+        throw new BadGateway(`${what} failed: ${deadline.aborted ? `no complete answer within ${this.opts.timeoutMs / 1000} s` : describe(err)}`);
+      }
     }
   }
 }
 
-function describe(err: AxiosError): string {
-  if (err.code === 'ECONNABORTED' || err.code === 'ETIMEDOUT') return 'timed out';
-  if (err.code === 'ECONNREFUSED') return 'connection refused';
-  if (err.code === 'ENOTFOUND') return 'host not found';
-  const code = err.code ?? '';
-  if (/CERT|SELF_SIGNED|TLS|SSL/.test(code) || /certificate/i.test(err.message)) return `TLS verification failed (${code || err.message})`;
-  if (/redirect to another origin/.test(err.message)) return err.message;
+function describe(err: unknown): string {
+  const e = err as { code?: string; message?: string; cause?: { code?: string; message?: string } };
+  const code = e.code ?? e.cause?.code ?? '';
+  const message = e.message ?? '';
+  if (code === 'ECONNREFUSED') return 'connection refused';
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return 'host not found';
+  if (code === 'UND_ERR_CONNECT_TIMEOUT') return 'connection timed out';
+  if (/CERT|SELF_SIGNED|TLS|SSL|ALTNAME/.test(code) || /certificate/i.test(message)) return `TLS verification failed (${code || 'certificate'})`;
+  if (code === 'ECONNRESET' || code === 'UND_ERR_SOCKET') return 'connection closed by the server';
   return code || 'network error';
+}
+
+/**
+ * The CAs trusted for group managers, built into one TLS context at start and again only when
+ * a CA file changes: a trust store of a few hundred certificates is far too costly to parse
+ * for every connection.
+ */
+class TrustStore {
+  private agent: Agent;
+  private stamp: string;
+  private checkedAt = Date.now();
+
+  constructor(
+    private readonly files: string[],
+    private readonly insecure: boolean,
+    private readonly checkMs: number,
+    private readonly logger: Logger,
+  ) {
+    this.stamp = this.readStamp();
+    this.agent = this.build();
+  }
+
+  dispatcher(): Agent {
+    if (this.files.length > 0 && Date.now() - this.checkedAt >= this.checkMs) {
+      this.checkedAt = Date.now();
+      const stamp = this.readStamp();
+      if (stamp !== this.stamp) {
+        try {
+          const next = this.build();
+          void this.agent.close();
+          this.agent = next;
+          this.stamp = stamp;
+          this.logger.info({ files: this.files }, 'callback CA files changed: trust store rebuilt');
+        } catch (err) {
+          this.logger.error({ files: this.files, err: (err as Error).message }, 'callback CA files changed but cannot be read: keeping the previous trust store');
+        }
+      }
+    }
+    return this.agent;
+  }
+
+  close(): Promise<void> {
+    return this.agent.close();
+  }
+
+  private build(): Agent {
+    const secureContext = this.files.length
+      ? tls.createSecureContext({ ca: [...tls.rootCertificates, ...this.files.map((f) => fs.readFileSync(f, 'utf8'))] })
+      : undefined;
+    return new Agent({
+      connections: 32,
+      keepAliveTimeout: 10_000,
+      connect: { ...(secureContext ? { secureContext } : {}), rejectUnauthorized: !this.insecure },
+    });
+  }
+
+  private readStamp(): string {
+    return this.files
+      .map((f) => {
+        try {
+          const st = fs.statSync(f);
+          return `${st.mtimeMs}:${st.size}`;
+        } catch {
+          return 'missing';
+        }
+      })
+      .join('|');
+  }
 }

@@ -3,7 +3,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Command } from 'commander';
-import { createApp } from '../app';
+import { DEFAULT_LOGIN_LIMITS } from '../admin/service';
+import { DEFAULT_MAX_NODES_PER_GROUP, createApp } from '../app';
+import { NodePruner } from '../nodes/pruner';
+import { Periodic } from '../background/periodic';
+import { USERPASS_LOCKOUT } from '../vault/layout';
 import { LogLevel, createLogger } from '../log';
 import { createMetrics } from '../metrics';
 import { localNames } from '../pki/selfsigned';
@@ -15,7 +19,6 @@ import { GroupTokenRenewer } from '../groups/renewer';
 import { VaultClient } from '../vault/client';
 import { Kv } from '../vault/kv';
 import { ServiceSession } from '../vault/session';
-import { Sys } from '../vault/sys';
 import { Tokens } from '../vault/tokens';
 import { envFlag, opt, positiveInt, secretFrom } from './options';
 
@@ -33,6 +36,9 @@ interface ServeOptions {
   logLevel: LogLevel;
   defaultSecretTtl: number;
   loginRateLimit: number;
+  loginFailureLimit: number;
+  maxNodesPerGroup: number;
+  nodeIdleExpiry: number;
   nodeTokenPeriod: number;
   groupTokenRenewInterval: number;
   callbackCaFile?: string[];
@@ -94,9 +100,28 @@ export function serveCommand(): Command {
         .default(300),
     )
     .addOption(
-      opt('--login-rate-limit <n>', 'admin login attempts per minute per source address', 'RKS_LOGIN_RATE_LIMIT')
+      opt('--login-rate-limit <n>', 'failed admin logins from one address before it must pause a minute', 'RKS_LOGIN_RATE_LIMIT')
         .argParser(positiveInt('--login-rate-limit'))
-        .default(10),
+        .default(DEFAULT_LOGIN_LIMITS.perSource),
+    )
+    .addOption(
+      opt(
+        '--login-failure-limit <n>',
+        `failed logins of one login name passed to Vault per 15 minutes (Vault locks at ${USERPASS_LOCKOUT.threshold}, set by init)`,
+        'RKS_LOGIN_FAILURE_LIMIT',
+      )
+        .argParser(positiveInt('--login-failure-limit', USERPASS_LOCKOUT.threshold - 1))
+        .default(DEFAULT_LOGIN_LIMITS.perLogin),
+    )
+    .addOption(
+      opt('--max-nodes-per-group <n>', 'most nodes a group may have registered (bounds what a group token can create in Vault)', 'RKS_MAX_NODES_PER_GROUP')
+        .argParser(positiveInt('--max-nodes-per-group', 1_000_000))
+        .default(DEFAULT_MAX_NODES_PER_GROUP),
+    )
+    .addOption(
+      opt('--node-idle-expiry <seconds>', 'forget nodes that neither registered nor renewed through rks for this long', 'RKS_NODE_IDLE_EXPIRY')
+        .argParser(positiveInt('--node-idle-expiry', 365 * 86400))
+        .default(7 * 86400),
     )
     .addOption(
       opt('--node-token-period <seconds>', 'node tokens live this long between renewals', 'RKS_NODE_TOKEN_PERIOD')
@@ -113,7 +138,7 @@ export function serveCommand(): Command {
     )
     .option('--callback-insecure', 'do not verify callback/OAuth TLS certificates (env RKS_CALLBACK_INSECURE=true); logged', false)
     .addOption(
-      opt('--callback-timeout <seconds>', 'timeout of each OAuth and callback request', 'RKS_CALLBACK_TIMEOUT')
+      opt('--callback-timeout <seconds>', 'deadline of a node\'s verification: OAuth token and callback, connect to last byte', 'RKS_CALLBACK_TIMEOUT')
         .argParser(positiveInt('--callback-timeout', 120))
         .default(5),
     )
@@ -166,7 +191,7 @@ async function serve(o: ServeOptions): Promise<void> {
 
   const metrics = createMetrics();
   const vault = new VaultClient({ addr: vaultAddr!, caFile: o.vaultCaFile, registry: metrics.registry });
-  const session = new ServiceSession(new Sys(vault), o.adminLogin, adminPassword!, logger);
+  const session = new ServiceSession(vault, { login: o.adminLogin, password: adminPassword! }, logger);
   const pki = new PkiService(new Pki(vault), session);
   const names = localNames([o.hostname, ...(o.san ?? [])]);
   let running: RunningServer | undefined;
@@ -194,7 +219,8 @@ async function serve(o: ServeOptions): Promise<void> {
     adminLogin: o.adminLogin,
     adminPassword: adminPassword!,
     defaultSecretTtl: o.defaultSecretTtl,
-    loginLimit: { max: o.loginRateLimit, windowMs: 60_000 },
+    loginLimits: { perSource: o.loginRateLimit, perLogin: o.loginFailureLimit },
+    maxNodesPerGroup: o.maxNodesPerGroup,
     session,
     pkiService: pki,
     psk,
@@ -204,8 +230,13 @@ async function serve(o: ServeOptions): Promise<void> {
     nodeTokenPeriod: o.nodeTokenPeriod,
     callback: { timeoutMs: o.callbackTimeout * 1000, caFiles: o.callbackCaFile, insecure: o.callbackInsecure },
   });
-  const renewer = new GroupTokenRenewer(new Kv(vault), new Tokens(vault), session, o.groupTokenRenewInterval * 1000, logger);
-  renewer.start();
+  const renewer = new GroupTokenRenewer(new Kv(vault), new Tokens(vault), session, logger);
+  const pruner = new NodePruner(new Kv(vault), new Tokens(vault), session, o.nodeIdleExpiry * 1000, logger, metrics.nodesPruned);
+  const background = [
+    new Periodic(o.groupTokenRenewInterval * 1000, () => renewer.renewAll()),
+    new Periodic(Math.min(o.nodeIdleExpiry * 1000, 3600_000), () => pruner.pruneAll()),
+  ];
+  for (const job of background) job.start();
 
   let tls: TlsFiles | null = external ?? null;
   if (!o.tls) {
@@ -237,7 +268,7 @@ async function serve(o: ServeOptions): Promise<void> {
     logger.info({ signal }, 'shutting down: finishing requests in flight');
     managed?.stop();
     await running!.close();
-    await renewer.stop();
+    await Promise.all(background.map((job) => job.stop()));
     vault.close();
     logger.info('stopped');
     process.exit(0);

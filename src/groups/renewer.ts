@@ -11,37 +11,19 @@ import type { GroupTokenRecord } from './service';
  * next round; they never stop rks.
  */
 export class GroupTokenRenewer {
-  private timer?: NodeJS.Timeout;
-  private running?: Promise<void>;
-
   constructor(
     private readonly kv: Kv,
     private readonly tokens: Tokens,
     private readonly session: ServiceSession,
-    private readonly intervalMs: number,
     private readonly logger: Logger,
   ) {}
-
-  start(): void {
-    const tick = () => {
-      this.running ??= this.renewAll().then(() => undefined).finally(() => (this.running = undefined));
-    };
-    setTimeout(tick, 1000).unref();
-    this.timer = setInterval(tick, this.intervalMs);
-    this.timer.unref();
-  }
-
-  async stop(): Promise<void> {
-    clearInterval(this.timer);
-    await this.running;
-  }
 
   /** One round; answers how many group tokens were renewed. */
   async renewAll(): Promise<number> {
     let renewed = 0;
     try {
       await this.session.run(async (t) => {
-        const groups = (await this.kv.list('groups/', t)).map((k) => k.replace(/\/$/, ''));
+        const groups = (await this.kv.list(kvPath.groups, t)).map((k) => k.replace(/\/$/, ''));
         for (const g of groups) {
           try {
             const record = await this.kv.read<GroupTokenRecord>(kvPath.groupToken(g), t);

@@ -11,6 +11,7 @@ import {
 } from '../vault/layout';
 import { Sys } from '../vault/sys';
 import { Tokens } from '../vault/tokens';
+import { forgetNode } from '../nodes/forget';
 import { KeyedLock } from './keyed-lock';
 
 /** A group's registration info, as the API carries it and `rks/data/groups/<g>/config` holds it. */
@@ -176,8 +177,7 @@ export class GroupService {
     const g = parseName('group name', name);
     const n = parseName('node id', nodeId);
     await this.mustExist(token, g);
-    await this.tokens.revokeRoleTokens(nodeRoleName(g, n), token);
-    await this.tokens.deleteRole(nodeRoleName(g, n), token);
+    await forgetNode(this.kv, this.tokens, g, n, token);
   }
 
   private async issueGroupToken(token: string, g: string): Promise<string> {
@@ -202,6 +202,7 @@ export class GroupService {
   /** Every step is idempotent and the config, which marks the group as existing, goes last. */
   private async purge(token: string, g: string): Promise<void> {
     await this.tokens.revokeRoleTokens(groupTokenName(g), token);
+    for (const n of await this.kv.list(kvPath.groupNodes(g), token)) await this.kv.destroy(kvPath.groupNode(g, n), token);
     const prefix = nodeRoleName(g, '');
     for (const role of (await this.tokens.listRoles(token)).filter((r) => r.startsWith(prefix))) {
       await this.tokens.revokeRoleTokens(role, token);

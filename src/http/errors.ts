@@ -1,7 +1,7 @@
 import type { NextFunction, Request, Response } from 'express';
 import type { Logger } from 'pino';
 import { RksError } from '../errors';
-import { FQDN_RULE } from '../names';
+import { FQDN_RULE, LOGIN_RULE } from '../names';
 import { VaultError } from '../vault/client';
 
 interface ValidatorItem {
@@ -14,10 +14,13 @@ const FIELD_RULES: Record<string, string> = {
   group: "invalid group name: use 1 to 64 letters, digits or '-'",
   nodeId: "invalid node id: use 1 to 64 letters, digits or '-'",
   'x-lcdn-nodeid': "invalid X-LCDN-nodeId: use 1 to 64 letters, digits or '-'",
+  login: `invalid login: use ${LOGIN_RULE}`,
 };
 
 /** Turns an express-openapi-validator item into a reason a human can act on. */
 function describeValidation(item: ValidatorItem): string {
+  // The validator names the parameter, which may be whatever a caller put in the query string.
+  if (/unknown query parameter/i.test(item.message ?? '')) return 'unknown query parameter';
   const path = (item.path ?? '').replace(/^[./]+/, '').replace(/\//g, '.');
   const field = path.split('.').pop() ?? '';
   if (FIELD_RULES[field] && /pattern|maxLength|minLength|required/.test(item.message ?? '')) {
@@ -29,17 +32,23 @@ function describeValidation(item: ValidatorItem): string {
 /** Maps any error to `{"errors": [...]}` with its status. Reasons never echo input values. */
 export function errorHandler(logger: Logger) {
   return (err: unknown, req: Request, res: Response, _next: NextFunction): void => {
-    const { status, errors } = toHttp(err);
+    const { status, errors, headers } = toHttp(err);
     const log = (req as Request & { log?: Logger }).log ?? logger;
     if (status >= 500) log.error({ err }, 'request failed');
     else log.debug({ status, errors }, 'request refused');
     if (res.headersSent) return;
-    res.status(status).json({ errors });
+    res.status(status).set(headers).json({ errors });
   };
 }
 
-export function toHttp(err: unknown): { status: number; errors: string[] } {
-  if (err instanceof RksError) return { status: err.status, errors: [err.message] };
+export interface HttpAnswer {
+  status: number;
+  errors: string[];
+  headers?: Record<string, string>;
+}
+
+export function toHttp(err: unknown): HttpAnswer {
+  if (err instanceof RksError) return { status: err.status, errors: [err.message], headers: err.headers };
   if (err instanceof VaultError) {
     if (err.status === 403) return { status: 403, errors: ['permission denied'] };
     if (err.status === 503) return { status: 503, errors: ['vault is sealed or unavailable'] };
@@ -47,7 +56,7 @@ export function toHttp(err: unknown): { status: number; errors: string[] } {
     if (err.status >= 500) return { status: 503, errors: ['vault failed to answer'] };
     return { status: 500, errors: ['unexpected answer from vault'] };
   }
-  const e = err as { status?: number; type?: string; errors?: ValidatorItem[]; message?: string };
+  const e = err as { status?: number; type?: string; errors?: ValidatorItem[]; message?: string; headers?: Record<string, string> };
   // body-parser
   if (e.type === 'entity.too.large') return { status: 413, errors: ['request body too large'] };
   if (e.type === 'entity.parse.failed') return { status: 400, errors: ['request body is not valid JSON'] };
@@ -57,7 +66,10 @@ export function toHttp(err: unknown): { status: number; errors: string[] } {
   // express-openapi-validator
   if (typeof e.status === 'number' && e.status >= 400 && e.status < 500) {
     if (e.status === 404) return { status: 404, errors: ['no such endpoint'] };
-    if (e.status === 405) return { status: 405, errors: ['method not allowed'] };
+    if (e.status === 405) {
+      const allow = e.headers?.Allow;
+      return { status: 405, errors: ['method not allowed'], headers: allow ? { Allow: allow } : undefined };
+    }
     if (Array.isArray(e.errors) && e.errors.length > 0) {
       return { status: e.status, errors: e.errors.map(describeValidation) };
     }

@@ -3,6 +3,7 @@ import type { NextFunction, Request, Response } from 'express';
 import type { Logger } from 'pino';
 import type { HttpMetrics } from '../metrics';
 import type { SecretService } from '../secrets/service';
+import { safeUrl } from '../log';
 import { toHttp } from './errors';
 
 const SECRET_GET = /^\/rks\/v1\/secret\/([^/?#]+)$/;
@@ -46,21 +47,23 @@ export function secretHotPath(secrets: SecretService, metrics: HttpMetrics, logg
     const given = req.headers['x-request-id'];
     const id = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
     const token = req.headers['x-vault-token'];
+    // A token given twice (Node joins the values) is refused by the general chain's guards.
+    if (typeof token === 'string' && token.includes(',')) return next();
     let name: string;
     try {
       name = decodeURIComponent(match[1]);
     } catch {
       return next();
     }
-    const finish = (status: number, body: string) => {
-      res.writeHead(status, { ...HEADERS, 'X-Request-Id': id, 'Content-Length': Buffer.byteLength(body) });
+    const finish = (status: number, body: string, extra?: Record<string, string>) => {
+      res.writeHead(status, { ...HEADERS, ...extra, 'X-Request-Id': id, 'Content-Length': Buffer.byteLength(body) });
       res.end(body);
       const labels = { method: 'GET', route: ROUTE, status: String(status) };
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       metrics.requests.inc(labels);
       metrics.duration.observe(labels, seconds);
       logger[status >= 500 ? 'error' : 'info'](
-        { req: { id, method: 'GET', url: req.url, remoteAddress: req.socket.remoteAddress }, res: { statusCode: status }, responseTime: Math.round(seconds * 1000) },
+        { req: { id, method: 'GET', url: safeUrl(req.url), remoteAddress: req.socket.remoteAddress }, res: { statusCode: status }, responseTime: Math.round(seconds * 1000) },
         'request completed',
       );
     };
@@ -69,9 +72,9 @@ export function secretHotPath(secrets: SecretService, metrics: HttpMetrics, logg
       .then(
         (secret) => finish(200, JSON.stringify(secret)),
         (err: unknown) => {
-          const { status, errors } = toHttp(err);
+          const { status, errors, headers } = toHttp(err);
           if (status >= 500) logger.error({ err, req: { id } }, 'request failed');
-          finish(status, JSON.stringify({ errors }));
+          finish(status, JSON.stringify({ errors }), headers);
         },
       );
   };

@@ -1,15 +1,24 @@
 import { Conflict, Forbidden } from '../errors';
+import { AppRole } from '../vault/approle';
 import { isVaultError } from '../vault/client';
+import { ServiceCredentials, serviceCredentials } from '../vault/identity';
 import { CasMismatch, Kv } from '../vault/kv';
 import {
   ADMIN_POLICY,
   KV_MOUNT,
+  LAYOUT,
   PKI_CLIENT_ROLE,
   PKI_MOUNT,
   PKI_SERVER_ROLE,
+  SERVICE_AUTH_PATH,
+  SERVICE_POLICY,
+  SERVICE_ROLE,
+  SERVICE_TOKEN_PERIOD,
+  USERPASS_LOCKOUT,
   USERPASS_PATH,
   adminPolicy,
   kvPath,
+  servicePolicy,
 } from '../vault/layout';
 import { Pki } from '../vault/pki';
 import { Sys } from '../vault/sys';
@@ -32,7 +41,11 @@ export interface RksConfigRecord {
   initialized: true;
   initializedAt: string;
   layout: number;
+  upgradedAt?: string;
 }
+
+/** What an init did: a new initialisation, or the changes that brought an older one up to date. */
+export type InitOutcome = { initialised: true } | { upgraded: string[] };
 
 /**
  * Prepares Vault for rks. Every step is idempotent and `rks/data/config` is written last
@@ -40,22 +53,42 @@ export interface RksConfigRecord {
  * concurrent inits cannot both succeed.
  */
 export class InitService {
+  private readonly appRole: AppRole;
+
   constructor(
     private readonly sys: Sys,
     private readonly kv: Kv,
     private readonly pki: Pki,
     private readonly admin: AdminCredentials,
     private readonly ca?: CaBundle,
-  ) {}
+  ) {
+    this.appRole = new AppRole(sys.vault, SERVICE_AUTH_PATH);
+  }
 
-  async init(token: string): Promise<void> {
+  /**
+   * Initialises Vault for rks, or brings an initialised one up to this rks's layout (its
+   * service identity and the admin login's lockout settings). Decides from reads alone, so a
+   * refused init (403, or 409 when there is nothing to do) writes nothing.
+   */
+  async init(token: string): Promise<InitOutcome> {
     try {
       await this.sys.lookupSelf(token);
     } catch (err) {
       if (isVaultError(err, 403)) throw new Forbidden('permission denied: init needs the Vault root token');
       throw err;
     }
-    if (await this.isInitialised(token)) throw new Conflict('rks is already initialised');
+    const creds = await serviceCredentials(this.admin.login, this.admin.password);
+    const existing = await this.configRecord(token);
+    if (existing) {
+      const stale = await this.staleParts(token, existing.data, creds);
+      if (stale.length === 0) throw new Conflict('rks is already initialised');
+      await this.ensureServiceIdentity(token, creds);
+      await this.ensureUserpass(token);
+      await this.sys.putPolicy(ADMIN_POLICY, adminPolicy, token);
+      const record: RksConfigRecord = { ...existing.data, layout: LAYOUT, upgradedAt: new Date().toISOString() };
+      await this.writeConfig(record, token, existing.version);
+      return { upgraded: stale };
+    }
 
     const mounts = await this.sys.mounts(token);
     const kv = mounts[`${KV_MOUNT}/`];
@@ -68,13 +101,7 @@ export class InitService {
     // The current version and the one before (to roll back a bad push); older keys go.
     await this.configureKv(token);
 
-    const auths = await this.sys.authMethods(token);
-    const userpass = auths[`${USERPASS_PATH}/`];
-    if (!userpass) await this.sys.enableAuth(USERPASS_PATH, 'userpass', token);
-    else if (userpass.type !== 'userpass') {
-      throw new Conflict(`'auth/${USERPASS_PATH}/' is already enabled and is not userpass`);
-    }
-
+    await this.ensureUserpass(token);
     await this.sys.putPolicy(ADMIN_POLICY, adminPolicy, token);
     await this.sys.writeUserpassUser(
       USERPASS_PATH,
@@ -82,11 +109,86 @@ export class InitService {
       { password: this.admin.password, token_policies: [ADMIN_POLICY], token_ttl: '1h', token_max_ttl: '24h' },
       token,
     );
+    await this.ensureServiceIdentity(token, creds);
 
     await this.initPki(token, mounts);
 
-    const record: RksConfigRecord = { initialized: true, initializedAt: new Date().toISOString(), layout: 1 };
-    await this.writeConfig(record, token);
+    const record: RksConfigRecord = { initialized: true, initializedAt: new Date().toISOString(), layout: LAYOUT };
+    await this.writeConfig(record, token, 0);
+    return { initialised: true };
+  }
+
+  /** What an initialised Vault lacks compared with this rks's layout; reads only. */
+  private async staleParts(token: string, record: RksConfigRecord, creds: ServiceCredentials): Promise<string[]> {
+    const stale: string[] = [];
+    const identity =
+      (await this.sys.readPolicy(SERVICE_POLICY, token)) === servicePolicy &&
+      (await this.appRole.roleId(SERVICE_ROLE, token)) === creds.roleId &&
+      (await this.appRole.hasSecretId(SERVICE_ROLE, creds.secretId, token));
+    if (!identity) stale.push('service identity');
+    const lockout = await this.sys.authTune(USERPASS_PATH, token);
+    if (
+      Number(lockout.user_lockout_threshold) !== USERPASS_LOCKOUT.threshold ||
+      Number(lockout.user_lockout_counter_reset_duration) * 1000 !== USERPASS_LOCKOUT.counterResetMs ||
+      lockout.user_lockout_disable === true
+    ) {
+      stale.push('admin login lockout settings');
+    }
+    if ((await this.sys.readPolicy(ADMIN_POLICY, token)) !== adminPolicy) stale.push('admin policy');
+    if ((record.layout ?? 1) < LAYOUT && stale.length === 0) stale.push('layout version');
+    return stale;
+  }
+
+  /** The userpass mount of the human admin login, with Vault's user lockout set explicitly. */
+  private async ensureUserpass(token: string): Promise<void> {
+    const auths = await this.sys.authMethods(token);
+    const userpass = auths[`${USERPASS_PATH}/`];
+    if (!userpass) await this.sys.enableAuth(USERPASS_PATH, 'userpass', token);
+    else if (userpass.type !== 'userpass') {
+      throw new Conflict(`'auth/${USERPASS_PATH}/' is already enabled and is not userpass`);
+    }
+    await this.sys.tuneAuth(
+      USERPASS_PATH,
+      {
+        user_lockout_config: {
+          lockout_threshold: String(USERPASS_LOCKOUT.threshold),
+          lockout_duration: USERPASS_LOCKOUT.duration,
+          lockout_counter_reset_duration: USERPASS_LOCKOUT.counterReset,
+          lockout_disable: false,
+        },
+      },
+      token,
+    );
+  }
+
+  /** rks's own AppRole: its policy, its role, and the credentials derived from the admin's. */
+  private async ensureServiceIdentity(token: string, creds: ServiceCredentials): Promise<void> {
+    const auths = await this.sys.authMethods(token);
+    const mount = auths[`${SERVICE_AUTH_PATH}/`];
+    if (!mount) await this.sys.enableAuth(SERVICE_AUTH_PATH, 'approle', token);
+    else if (mount.type !== 'approle') {
+      throw new Conflict(`'auth/${SERVICE_AUTH_PATH}/' is already enabled and is not approle`);
+    }
+    await this.sys.putPolicy(SERVICE_POLICY, servicePolicy, token);
+    await this.appRole.writeRole(
+      SERVICE_ROLE,
+      {
+        token_policies: [SERVICE_POLICY],
+        token_period: SERVICE_TOKEN_PERIOD,
+        token_no_default_policy: true,
+        token_type: 'service',
+        bind_secret_id: true,
+        secret_id_ttl: 0,
+        secret_id_num_uses: 0,
+      },
+      token,
+    );
+    if ((await this.appRole.roleId(SERVICE_ROLE, token)) !== creds.roleId) {
+      await this.appRole.setRoleId(SERVICE_ROLE, creds.roleId, token);
+    }
+    if (!(await this.appRole.hasSecretId(SERVICE_ROLE, creds.secretId, token))) {
+      await this.appRole.replaceSecretIds(SERVICE_ROLE, creds.secretId, token);
+    }
   }
 
   /** The PKI engine, its CA (made inside Vault unless one was given) and the leaf roles. */
@@ -108,12 +210,16 @@ export class InitService {
   }
 
   async isInitialised(token: string): Promise<boolean> {
+    return Boolean((await this.configRecord(token))?.data.initialized);
+  }
+
+  private async configRecord(token: string) {
     try {
-      return Boolean((await this.kv.read<RksConfigRecord>(kvPath.config, token))?.data.initialized);
+      return await this.kv.read<RksConfigRecord>(kvPath.config, token);
     } catch (err) {
       // No mount yet: Vault answers 404 to root ("no handler for route") and 400 while a new
       // KV v2 mount is still upgrading.
-      if (isVaultError(err, 404) || isVaultError(err, 400)) return false;
+      if (isVaultError(err, 404) || isVaultError(err, 400)) return null;
       throw err;
     }
   }
@@ -122,9 +228,10 @@ export class InitService {
     await whileUpgrading(() => this.kv.configure(KEPT_VERSIONS, token));
   }
 
-  private async writeConfig(record: RksConfigRecord, token: string): Promise<void> {
+  /** Check-and-set: two concurrent inits (or upgrades) cannot both succeed. */
+  private async writeConfig(record: RksConfigRecord, token: string, cas: number): Promise<void> {
     try {
-      await whileUpgrading(() => this.kv.write(kvPath.config, record, token, 0));
+      await whileUpgrading(() => this.kv.write(kvPath.config, record, token, cas));
     } catch (err) {
       if (err instanceof CasMismatch) throw new Conflict('rks is already initialised');
       throw err;

@@ -1,8 +1,11 @@
+import type { Logger } from 'pino';
+import type { Counter } from 'prom-client';
 import type { CallbackVerifier } from '../callback/verifier';
-import { Forbidden } from '../errors';
+import { Conflict, Forbidden } from '../errors';
+import { KeyedLock } from '../groups/keyed-lock';
 import type { GroupRegInfo } from '../groups/service';
 import { parseName } from '../names';
-import { Kv } from '../vault/kv';
+import { Kv, NO_CHANGE } from '../vault/kv';
 import { groupTokenName, kvPath, nodePolicyName, nodeRoleName } from '../vault/layout';
 import { ServiceSession } from '../vault/session';
 import { Tokens } from '../vault/tokens';
@@ -12,19 +15,44 @@ export interface NodeToken {
   ttl: number;
 }
 
+/** What rks keeps of an admitted node, at `rks/data/groups/<g>/nodes/<nodeId>`. */
+export interface NodeRecord {
+  registeredAt: string;
+  /** Last registration or token renewal through rks. */
+  seenAt: string;
+}
+
+export interface NodeOptions {
+  /** Seconds a node token lives between renewals. */
+  tokenPeriod: number;
+  /** Most nodes a group may have admitted at once. */
+  maxNodesPerGroup: number;
+}
+
+/** A node's record is refreshed on renewal at most this often (per rks instance). */
+const SEEN_EVERY_MS = 3600_000;
+
 /**
  * Node registration. The caller proves its group with its group token; rks (with its own
- * session) reads the group's callback settings, asks the group manager if one is set, makes
- * the node's role, and the node token is then created with the caller's group token: a child
- * of it, so revoking the group token revokes the node.
+ * session) reads the group's callback settings, asks the group manager if one is set, and
+ * admits the node: a record and a token role per node, at most `maxNodesPerGroup` of them a
+ * group, and at most one live token a node (registering again revokes the previous one). The
+ * node token is created with the caller's group token: a child of it, so revoking the group
+ * token revokes the node. So a group token, however often it registers, cannot grow Vault
+ * beyond a bound the operator chose.
  */
 export class NodeService {
+  private readonly admitting = new KeyedLock();
+  private readonly seen = new Map<string, number>();
+
   constructor(
     private readonly kv: Kv,
     private readonly tokens: Tokens,
     private readonly session: ServiceSession,
     private readonly verifier: CallbackVerifier,
-    private readonly nodeTokenPeriod: number,
+    private readonly options: NodeOptions,
+    private readonly limitRefusals?: Counter,
+    private readonly logger?: Logger,
   ) {}
 
   async register(groupToken: string, nodeId: string): Promise<NodeToken> {
@@ -37,27 +65,65 @@ export class NodeService {
     if (!config) throw new Forbidden('permission denied: the group no longer exists');
     if (config.data.callbackURL) await this.verifier.verify(config.data, n);
 
-    const role = nodeRoleName(g, n);
-    await this.session.run((t) =>
-      this.tokens.writeRole(
-        role,
-        {
-          allowed_policies: [nodePolicyName(g)],
-          orphan: false,
-          token_period: this.nodeTokenPeriod,
-          renewable: true,
-          token_no_default_policy: true,
-        },
-        t,
-      ),
-    );
-    const issued = await this.tokens.createFromRole(role, groupToken, { groupname: g, nodeid: n });
+    await this.session.run((t) => this.admit(g, n, t));
+    const issued = await this.tokens.createFromRole(nodeRoleName(g, n), groupToken, { groupname: g, nodeid: n });
     return { nodeToken: issued.token, ttl: issued.ttl };
   }
 
   /** Renews the caller's own token (group or node) and answers its new TTL. */
   async renewSelf(token: string): Promise<NodeToken> {
     const renewed = await this.tokens.renewSelf(token);
+    if (renewed.meta.nodeid && renewed.meta.groupname) this.markSeen(renewed.meta.groupname, renewed.meta.nodeid);
     return { nodeToken: token, ttl: renewed.ttl };
+  }
+
+  private async admit(g: string, n: string, t: string): Promise<void> {
+    const role = nodeRoleName(g, n);
+    const now = new Date().toISOString();
+    const known = await this.kv.read<NodeRecord>(kvPath.groupNode(g, n), t);
+    if (known) {
+      await this.tokens.revokeRoleTokens(role, t);
+      await this.kv.write<NodeRecord>(kvPath.groupNode(g, n), { registeredAt: known.data.registeredAt, seenAt: now }, t);
+      return;
+    }
+    // New nodes of a group are admitted one at a time here, so the count holds in this process.
+    await this.admitting.run(g, async () => {
+      const count = (await this.kv.list(kvPath.groupNodes(g), t)).length;
+      if (count >= this.options.maxNodesPerGroup) {
+        this.limitRefusals?.inc();
+        throw new Conflict(
+          `group '${g}' has reached its limit of ${this.options.maxNodesPerGroup} nodes (--max-nodes-per-group): revoke nodes that are gone, or raise the limit`,
+        );
+      }
+      await this.tokens.writeRole(
+        role,
+        {
+          allowed_policies: [nodePolicyName(g)],
+          orphan: false,
+          token_period: this.options.tokenPeriod,
+          renewable: true,
+          token_no_default_policy: true,
+        },
+        t,
+      );
+      await this.tokens.revokeRoleTokens(role, t);
+      await this.kv.write<NodeRecord>(kvPath.groupNode(g, n), { registeredAt: now, seenAt: now }, t);
+    });
+  }
+
+  /** Refreshes a renewing node's record now and then, so pruning leaves it alone. */
+  private markSeen(g: string, n: string): void {
+    const key = `${g}/${n}`;
+    const now = Date.now();
+    if (now - (this.seen.get(key) ?? 0) < SEEN_EVERY_MS) return;
+    if (this.seen.size >= 100_000) this.seen.clear();
+    this.seen.set(key, now);
+    void this.session
+      .run((t) =>
+        this.kv.update<NodeRecord>(kvPath.groupNode(g, n), t, (current) =>
+          current ? { ...current, seenAt: new Date(now).toISOString() } : NO_CHANGE,
+        ),
+      )
+      .catch((err: Error) => this.logger?.debug({ group: g, node: n, err: err.message }, 'could not refresh a node record'));
   }
 }

@@ -1,7 +1,7 @@
 import { createHash, pbkdf2, pbkdf2Sync, randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 import type * as Jose from 'jose';
-import { RksError, Unauthorized } from '../errors';
+import { RksError, TooManyRequests, Unauthorized } from '../errors';
 
 /**
  * The pre-shared-key JWT of the Resoto / Fix Inventory trust bootstrap: HS256 with a key
@@ -91,7 +91,7 @@ export class PskJwt {
   private async key(salt: string): Promise<Buffer> {
     const known = this.keys.get(salt);
     if (known) return known;
-    if (this.deriving >= MAX_DERIVATIONS) throw new RksError(429, 'too many PSK tokens being checked at once; retry shortly');
+    if (this.deriving >= MAX_DERIVATIONS) throw new TooManyRequests('too many PSK tokens being checked at once; retry shortly', 1);
     this.deriving++;
     try {
       const key = await pbkdf2Async(this.psk, Buffer.from(salt, 'base64'), ITERATIONS, KEY_BYTES, 'sha256');

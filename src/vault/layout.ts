@@ -7,12 +7,29 @@
 export const KV_MOUNT = 'rks';
 export const USERPASS_PATH = 'userpass';
 export const ADMIN_POLICY = 'rks_admin';
+/**
+ * Vault's user lockout on the userpass mount, set explicitly by init: the threshold leaves
+ * room for several rks instances, each passing at most --login-failure-limit failures of a
+ * login name to Vault per counter-reset period.
+ */
+export const USERPASS_LOCKOUT = { threshold: 20, duration: '15m', counterReset: '15m', counterResetMs: 15 * 60_000 };
 /** Vault's PKI engine holding rks's CA. */
 export const PKI_MOUNT = 'rks-pki';
 /** PKI roles: `server` (server and client auth) for rks itself and /ca/sign, `client` for client auth only. */
 export const PKI_SERVER_ROLE = 'server';
 export const PKI_CLIENT_ROLE = 'client';
 export const PREFIX = 'rks_';
+/**
+ * rks's own identity: an AppRole at its own auth mount, which `/rks/v1/admin/login` never
+ * touches, with the policy of the work rks does on no caller's behalf.
+ */
+export const SERVICE_AUTH_PATH = 'rks-service';
+export const SERVICE_ROLE = 'rks';
+export const SERVICE_POLICY = `${PREFIX}service`;
+/** Seconds a service token lives; rks logs in again at half of it. */
+export const SERVICE_TOKEN_PERIOD = 3600;
+/** The layout init writes; older layouts are brought up to date by running init again. */
+export const LAYOUT = 2;
 
 /** KV v2 paths, relative to the mount (`rks/data/<path>`). */
 export const kvPath = {
@@ -22,6 +39,10 @@ export const kvPath = {
   groupConfig: (group: string) => `groups/${group}/config`,
   groupToken: (group: string) => `groups/${group}/grouptoken`,
   groupSecrets: (group: string) => `groups/${group}/secret-list`,
+  /** The nodes admitted to a group, one entry each (bounded by --max-nodes-per-group). */
+  groupNodes: (group: string) => `groups/${group}/nodes/`,
+  groupNode: (group: string, nodeId: string) => `groups/${group}/nodes/${nodeId}`,
+  groups: 'groups/',
   /** Reverse index: the groups a secret is associated with. */
   secretGroups: (fqdn: string) => `index/secret-groups/${fqdn}`,
 };
@@ -106,5 +127,42 @@ path "${PKI_MOUNT}/sign/*" {
 }
 path "${PKI_MOUNT}/cert/ca" {
   capabilities = ["read"]
+}
+`;
+
+/** rks's own work: registrations, group-token renewal, node pruning, its certificate and /ca/sign. */
+export const servicePolicy = `# rks service identity
+path "auth/token/lookup-self" {
+  capabilities = ["read"]
+}
+path "auth/token/renew-self" {
+  capabilities = ["update"]
+}
+path "${KV_MOUNT}/metadata/groups/" {
+  capabilities = ["list"]
+}
+path "${KV_MOUNT}/data/groups/+/config" {
+  capabilities = ["read"]
+}
+path "${KV_MOUNT}/data/groups/+/grouptoken" {
+  capabilities = ["read"]
+}
+path "${KV_MOUNT}/data/groups/+/nodes/*" {
+  capabilities = ["create", "read", "update"]
+}
+path "${KV_MOUNT}/metadata/groups/+/nodes/*" {
+  capabilities = ["list", "delete"]
+}
+path "auth/token/roles/${PREFIX}node_*" {
+  capabilities = ["create", "read", "update", "delete"]
+}
+path "sys/leases/revoke-prefix/auth/token/create/${PREFIX}node_*" {
+  capabilities = ["update", "sudo"]
+}
+path "auth/token/renew" {
+  capabilities = ["update"]
+}
+path "${PKI_MOUNT}/sign/${PKI_SERVER_ROLE}" {
+  capabilities = ["update"]
 }
 `;

@@ -1,29 +1,49 @@
 import type { Logger } from 'pino';
 import { ServiceUnavailable } from '../errors';
-import { isVaultError } from './client';
-import { USERPASS_PATH } from './layout';
+import { AppRole } from './approle';
+import { VaultClient, isVaultError } from './client';
+import { serviceCredentials } from './identity';
+import { SERVICE_AUTH_PATH, USERPASS_PATH } from './layout';
 import { Sys } from './sys';
 
+/** After a failed login, rks waits this long before trying again (callers get a fast 503). */
+const RETRY_LOGIN_MS = 5_000;
+
 /**
- * rks's own admin session, for work no caller's token may do: creating a node's role during
- * registration, reading a group's callback settings, renewing group tokens. Logs in with the
- * configured admin credentials on first use and again before the token runs out.
+ * rks's own Vault session, for work no caller's token may do: reading a group's callback
+ * settings and admitting a node during registration, renewing group tokens, pruning idle
+ * nodes, its own certificate and /ca/sign for PSK callers. It logs in as rks's service
+ * identity (an AppRole that init creates, see layout.SERVICE_AUTH_PATH), which the admin
+ * login never touches, so nobody can lock rks out by failing to log in as the admin. On a
+ * Vault initialised before that identity existed it uses the admin login, and says so.
  */
 export class ServiceSession {
   private current?: { token: string; renewAt: number };
   private pending?: Promise<string>;
+  private failed?: { until: number; error: Error };
+  private readonly sys: Sys;
+  private readonly appRole: AppRole;
+  private warned = false;
 
   constructor(
-    private readonly sys: Sys,
-    private readonly login: string,
-    private readonly password: string,
+    vault: VaultClient,
+    private readonly admin: { login: string; password: string },
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.sys = new Sys(vault);
+    this.appRole = new AppRole(vault, SERVICE_AUTH_PATH);
+  }
 
   async token(): Promise<string> {
     if (this.current && Date.now() < this.current.renewAt) return this.current.token;
+    if (this.failed && Date.now() < this.failed.until) throw this.failed.error;
     this.pending ??= this.fresh().finally(() => (this.pending = undefined));
     return this.pending;
+  }
+
+  /** Forgets a failed login, so the next call tries again at once (init just made the identity). */
+  retryNow(): void {
+    this.failed = undefined;
   }
 
   /** Runs `fn` with the session token; logs in again once if Vault no longer accepts it. */
@@ -39,13 +59,35 @@ export class ServiceSession {
   }
 
   private async fresh(): Promise<string> {
-    const token = await this.sys.userpassLogin(USERPASS_PATH, this.login, this.password);
-    if (!token) {
-      this.logger.error({ login: this.login }, 'rks cannot log in with its configured admin credentials (run init?)');
-      throw new ServiceUnavailable('rks cannot log in to Vault: not initialised, or wrong admin credentials');
+    try {
+      const token = await this.login();
+      const { ttl } = await this.sys.lookupSelf(token);
+      this.current = { token, renewAt: Date.now() + Math.max(ttl, 60) * 1000 * 0.5 };
+      this.failed = undefined;
+      return token;
+    } catch (err) {
+      const error = err instanceof ServiceUnavailable ? err : new ServiceUnavailable('rks cannot log in to Vault');
+      this.failed = { until: Date.now() + RETRY_LOGIN_MS, error };
+      throw error;
     }
-    const { ttl } = await this.sys.lookupSelf(token);
-    this.current = { token, renewAt: Date.now() + Math.max(ttl, 60) * 1000 * 0.5 };
-    return token;
+  }
+
+  private async login(): Promise<string> {
+    const creds = await serviceCredentials(this.admin.login, this.admin.password);
+    const service = await this.appRole.login(creds.roleId, creds.secretId);
+    if ('token' in service) return service.token;
+    // No service identity: a Vault initialised by an older rks, where rks used the admin login.
+    if (service.refused === 'no-mount') {
+      const answer = await this.sys.userpassLogin(USERPASS_PATH, this.admin.login, this.admin.password);
+      if ('token' in answer) {
+        if (!this.warned) {
+          this.logger.warn('rks has no service identity in Vault yet and uses the admin login for its own work: run init again (POST /rks/v1/init with the root token) to create it');
+          this.warned = true;
+        }
+        return answer.token;
+      }
+    }
+    this.logger.error('rks cannot log in to Vault as its service identity: not initialised, or this rks has another admin password than the one init ran with (run init again with the root token)');
+    throw new ServiceUnavailable('rks cannot log in to Vault: not initialised, or wrong admin credentials');
   }
 }

@@ -2,7 +2,7 @@ import { VaultClient, isVaultError } from './client';
 
 /** Vault's system backend, the token store and userpass: what init and login need. */
 export class Sys {
-  constructor(private readonly vault: VaultClient) {}
+  constructor(readonly vault: VaultClient) {}
 
   async lookupSelf(token: string): Promise<{ policies: string[]; ttl: number; meta: Record<string, string> | null }> {
     const res = await this.vault.call('GET', 'auth/token/lookup-self', { token, operation: 'token.lookup-self' });
@@ -36,6 +36,16 @@ export class Sys {
     });
   }
 
+  /** An auth mount's tuning, user lockout included (`user_lockout_threshold`, durations in seconds). */
+  async authTune(path: string, token: string): Promise<Record<string, unknown>> {
+    const res = await this.vault.call('GET', `sys/auth/${path}/tune`, { token, operation: 'sys.auth-tune-read' });
+    return res.data ?? res;
+  }
+
+  async tuneAuth(path: string, body: Record<string, unknown>, token: string): Promise<void> {
+    await this.vault.call('POST', `sys/auth/${path}/tune`, { token, operation: 'sys.auth-tune', body });
+  }
+
   async putPolicy(name: string, policy: string, token: string): Promise<void> {
     await this.vault.call('PUT', `sys/policies/acl/${name}`, { token, operation: 'policy.write', body: { policy } });
   }
@@ -67,18 +77,24 @@ export class Sys {
     });
   }
 
-  /** Resolves with the client token, or null for bad credentials. */
-  async userpassLogin(mount: string, user: string, password: string): Promise<string | null> {
+  /**
+   * Logs in to a userpass mount. Vault answers 400 to wrong credentials and 403 ("permission
+   * denied", without checking the password) to a user its lockout holds.
+   */
+  async userpassLogin(mount: string, user: string, password: string): Promise<LoginAnswer> {
     try {
       const res = await this.vault.call('POST', `auth/${mount}/login/${encodeURIComponent(user)}`, {
         token: null,
         operation: 'userpass.login',
         body: { password },
       });
-      return res.auth.client_token as string;
+      return { token: res.auth.client_token as string };
     } catch (err) {
-      if (isVaultError(err, 400) || isVaultError(err, 403)) return null;
+      if (isVaultError(err, 400)) return { refused: 'invalid' };
+      if (isVaultError(err, 403)) return { refused: 'locked' };
       throw err;
     }
   }
 }
+
+export type LoginAnswer = { token: string } | { refused: 'invalid' | 'locked' };

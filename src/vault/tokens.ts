@@ -5,6 +5,7 @@ export interface IssuedToken {
   accessor: string;
   /** Seconds. */
   ttl: number;
+  meta: Record<string, string>;
 }
 
 export interface TokenInfo {
@@ -81,5 +82,5 @@ export class Tokens {
 }
 
 function issued(res: any): IssuedToken {
-  return { token: res.auth.client_token, accessor: res.auth.accessor, ttl: Number(res.auth.lease_duration) };
+  return { token: res.auth.client_token, accessor: res.auth.accessor, ttl: Number(res.auth.lease_duration), meta: res.auth.metadata ?? {} };
 }

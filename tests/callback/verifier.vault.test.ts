@@ -133,8 +133,42 @@ describe('registration with callback verification', () => {
     expect(Date.now() - started).toBeLessThan(900);
     const res = await pending;
     expect(res.status).toBe(502);
-    expect(res.body).toEqual({ errors: ['callback failed: timed out'] });
+    expect(res.body).toEqual({ errors: ['callback failed: no complete answer within 1 s'] });
     expect(Date.now() - started).toBeLessThan(2500);
+  });
+
+  it('a callback that trickles its answer is 502 within the deadline (1 s) plus 1 s, and nothing is created', async () => {
+    mock.behaviour.trickleMs = 200;
+    const started = Date.now();
+    const res = await register('good-1');
+    const took = Date.now() - started;
+    expect(res.status).toBe(502);
+    expect(res.body).toEqual({ errors: ['callback failed: no complete answer within 1 s'] });
+    expect(took).toBeLessThan(2000);
+  });
+
+  it('an answer larger than the bound is 502', async () => {
+    mock.behaviour.answerBytes = 200 * 1024;
+    const res = await register('good-1');
+    expect(res.status).toBe(502);
+    expect(res.body).toEqual({ errors: ['callback failed: answer larger than 65536 bytes'] });
+  });
+
+  it('the trust store follows a changed CA file without a restart', async () => {
+    const rotatedFile = path.join(dir, 'rotated.pem');
+    const other = await issue({ name: 'some other CA', ca: true });
+    fs.writeFileSync(rotatedFile, other.certPem);
+    const follows = harness({ callback: { timeoutMs: 1000, caFiles: [rotatedFile], caCheckMs: 50 } });
+    try {
+      const before = await register('good-1', follows.app);
+      expect(before.status).toBe(502);
+      expect(before.body.errors[0]).toMatch(/TLS verification failed/);
+      fs.copyFileSync(caFile, rotatedFile);
+      await new Promise((r) => setTimeout(r, 100));
+      expect((await register('good-1', follows.app)).status).toBe(201);
+    } finally {
+      follows.close();
+    }
   });
 
   it('a redirect to another origin is not followed (502); the other host sees nothing', async () => {

@@ -3,7 +3,6 @@ import { createLogger } from '../../src/log';
 import { VaultClient } from '../../src/vault/client';
 import { Kv } from '../../src/vault/kv';
 import { ServiceSession } from '../../src/vault/session';
-import { Sys } from '../../src/vault/sys';
 import { Tokens } from '../../src/vault/tokens';
 import { Harness, adminToken, env, harness } from '../support/harness';
 import { createGroup, uniq, vaultAs } from '../support/rks';
@@ -11,8 +10,8 @@ import { freePort } from '../support/vault';
 
 function renewerOn(vault: VaultClient, lines: string[]): GroupTokenRenewer {
   const logger = createLogger('debug', { write: (l: string) => void lines.push(l) });
-  const session = new ServiceSession(new Sys(vault), env.adminLogin, env.adminPassword, logger);
-  return new GroupTokenRenewer(new Kv(vault), new Tokens(vault), session, 60_000, logger);
+  const session = new ServiceSession(vault, { login: env.adminLogin, password: env.adminPassword }, logger);
+  return new GroupTokenRenewer(new Kv(vault), new Tokens(vault), session, logger);
 }
 
 describe('GroupTokenRenewer', () => {

@@ -1,6 +1,7 @@
 import { gzipSync } from 'node:zlib';
 import request from 'supertest';
 import { Harness, adminToken, harness, vaultRead } from '../support/harness';
+import { createLogger } from '../../src/log';
 import { chainFor } from '../support/pki';
 
 /** The input rules every endpoint shares (design §4), tried on the endpoints that take bodies. */
@@ -61,7 +62,7 @@ describe('input rules', () => {
       .set('Content-Encoding', 'gzip')
       .send(gzipSync(JSON.stringify(body)));
     expect(res.status).toBe(400);
-    expect(res.body.errors[0]).toMatch(/Content-Encoding 'gzip' is not supported/);
+    expect(res.body).toEqual({ errors: ['Content-Encoding is not supported; send the body uncompressed'] });
   });
 
   it.each(['text/plain', 'application/x-www-form-urlencoded', 'application/xml'])('Content-Type %s is 415', async (type) => {
@@ -96,6 +97,48 @@ describe('input rules', () => {
     const b = await request(h.app).patch(url).set('X-Vault-Token', token);
     expect(b.status).toBe(405);
     expect(b.body).toEqual({ errors: ['method not allowed'] });
+    expect(b.headers.allow?.split(', ').sort()).toEqual(['DELETE', 'GET', 'POST', 'PUT']);
+    const c = await request(h.app).get('/rks/v1/admin/login');
+    expect(c.status).toBe(405);
+    expect(c.headers.allow).toBe('POST');
+  });
+
+  it('a Content-Encoding error does not echo the header', async () => {
+    const res = await post().set('Content-Type', 'application/json').set('Content-Encoding', 'x-hvs.sneaky').send('{}');
+    expect(res.status).toBe(400);
+    expect(JSON.stringify(res.body)).not.toContain('sneaky');
+  });
+
+  /** Two headers of one name (superagent sends an array as repeated headers). */
+  const twice = (a: string, b: string) => [a, b] as unknown as string;
+  it.each([
+    ['X-Vault-Token on the secret read', () => request(h.app).get(url).set('X-Vault-Token', twice(token, token))],
+    ['X-Vault-Token on a write', () => post().set('X-Vault-Token', twice(token, 'other')).send(body)],
+    ['X-LCDN-nodeId on registration', () => request(h.app).post('/rks/v1/node').set('X-Vault-Token', token).set('X-LCDN-nodeId', twice('a', 'b'))],
+  ])('%s given twice is 400', async (_what, send) => {
+    const res = await send();
+    expect(res.status).toBe(400);
+    expect(res.body.errors[0]).toMatch(/given more than once/);
+    expect(JSON.stringify(res.body)).not.toContain(token);
+  });
+
+  it('secret names are at most 100 characters: 101 is 400 with the rule, 100 works', async () => {
+    const name = (n: number) => `${'a'.repeat(40)}.${'b'.repeat(n - 40 - 1 - '.example.com'.length)}.example.com`;
+    expect(name(101)).toHaveLength(101);
+    const long = await request(h.app).get(`/rks/v1/secret/${name(101)}`).set('X-Vault-Token', token);
+    expect(long.status).toBe(400);
+    expect(long.body.errors[0]).toMatch(/100 in all/);
+    const longPost = await request(h.app).post(`/rks/v1/secret/${name(101)}`).set('X-Vault-Token', token).send(body);
+    expect(longPost.status).toBe(400);
+    const fits = name(100);
+    expect(fits).toHaveLength(100);
+    const c = await chainFor([fits]);
+    const created = await request(h.app)
+      .post(`/rks/v1/secret/${fits}`)
+      .set('X-Vault-Token', token)
+      .send({ data: { certificate: c.certificate, private_key: c.privateKey } });
+    expect(created.status).toBe(201);
+    expect((await request(h.app).delete(`/rks/v1/secret/${fits}`).set('X-Vault-Token', token)).status).toBe(204);
   });
 
   it('every answer has a request id and security headers', async () => {
@@ -104,5 +147,28 @@ describe('input rules', () => {
     expect(res.headers['x-content-type-options']).toBe('nosniff');
     expect(res.headers['strict-transport-security']).toBeDefined();
     expect(res.headers['x-powered-by']).toBeUndefined();
+  });
+});
+
+describe('log lines', () => {
+  it('never carry the query string, of refused requests included', async () => {
+    const lines: string[] = [];
+    const h = harness({ logger: createLogger('debug', { write: (l: string) => void lines.push(l) }) });
+    try {
+      const secret = 'hvs.CAESIQueryStringSecret';
+      const refused = await request(h.app).get(`/healthz?${secret}=1`);
+      expect(refused.status).toBe(400);
+      expect(refused.body).toEqual({ errors: ['unknown query parameter'] });
+      expect((await request(h.app).get(`/healthz?token=${secret}`)).status).toBe(400);
+      expect((await request(h.app).post(`/rks/v1/admin/login?password=${secret}`).send({ login: 'a', password: 'b' })).status).toBe(400);
+      expect((await request(h.app).get(`/rks/v1/secret/x.example.com?${secret}`).set('X-Vault-Token', secret)).status).toBe(400);
+      expect((await request(h.app).get(`/no/such/path?token=${secret}`)).status).toBe(404);
+      await new Promise((r) => setImmediate(r));
+      const logged = lines.join('\n');
+      expect(logged).toContain('/healthz?[redacted]');
+      expect(logged).not.toContain('QueryStringSecret');
+    } finally {
+      h.close();
+    }
   });
 });

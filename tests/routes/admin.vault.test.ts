@@ -34,19 +34,60 @@ describe('POST /rks/v1/admin/login', () => {
     expect(res.status).toBe(400);
   });
 
-  it('rate limits attempts per source with 429', async () => {
-    const limited = harness({ loginLimit: { max: 3, windowMs: 60_000 } });
+  it('100 successful logins in a row from one address are all 200 (on the default limits)', async () => {
+    const defaults = harness({ loginLimits: undefined });
+    try {
+      const statuses = new Set<number>();
+      for (let i = 0; i < 100; i++) {
+        statuses.add((await request(defaults.app).post('/rks/v1/admin/login').send({ login: env.adminLogin, password: env.adminPassword })).status);
+      }
+      expect([...statuses]).toEqual([200]);
+    } finally {
+      defaults.close();
+    }
+  });
+
+  it('counts failures per login name: after the limit the name is refused (429, Retry-After) without asking Vault', async () => {
+    const limited = harness({ loginLimits: { perSource: 100, perLogin: 3 } });
     try {
       const statuses: number[] = [];
       for (let i = 0; i < 5; i++) {
-        statuses.push((await request(limited.app).post('/rks/v1/admin/login').send({ login: 'x', password: 'y' })).status);
+        statuses.push((await request(limited.app).post('/rks/v1/admin/login').send({ login: 'mallory', password: `p${i}` })).status);
       }
       expect(statuses).toEqual([400, 400, 400, 429, 429]);
-      const res = await request(limited.app).post('/rks/v1/admin/login').send({ login: env.adminLogin, password: env.adminPassword });
+      const res = await request(limited.app).post('/rks/v1/admin/login').send({ login: 'Mallory', password: 'again' });
       expect(res.status).toBe(429);
-      expect(res.body).toEqual({ errors: ['too many login attempts; try again later'] });
+      expect(res.body).toEqual({ errors: ['too many failed logins for this login; retry later'] });
+      expect(Number(res.headers['retry-after'])).toBeGreaterThan(800);
+      // Other login names are not affected.
+      expect((await request(limited.app).post('/rks/v1/admin/login').send({ login: env.adminLogin, password: env.adminPassword })).status).toBe(200);
     } finally {
       limited.close();
     }
+  });
+
+  it.each([
+    ['a non-ASCII letter', 'é'],
+    ['a slash', 'a/b'],
+    ['a percent sign', '%'],
+    ['a trailing space', 'admin '],
+    ['a leading space', ' admin'],
+    ['a dot', '.'],
+    ['two dots', '..'],
+    ['a leading dash', '-admin'],
+    ['a trailing dot', 'admin.'],
+    ['an at sign (Vault has no such users)', 'ops@example.com'],
+    ['65 characters', 'a'.repeat(65)],
+    ['an empty name', ''],
+  ])('a login name with %s is 400 with the rule', async (_what, login) => {
+    const res = await request(h.app).post('/rks/v1/admin/login').send({ login, password: 'x' });
+    expect(res.status).toBe(400);
+    expect(res.body).toEqual({ errors: ["invalid login: use 1 to 64 letters, digits, '_', '-' or '.', starting and ending with a letter, digit or '_'"] });
+  });
+
+  it.each(['ops.team', 'a', 'Admin_2', 'first-last'])('a login name like %s passes the rule (400 from Vault, not from the rule)', async (login) => {
+    const res = await request(h.app).post('/rks/v1/admin/login').send({ login, password: 'x' });
+    expect(res.status).toBe(400);
+    expect(res.body).toEqual({ errors: ['invalid login or password'] });
   });
 });

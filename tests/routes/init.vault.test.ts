@@ -120,7 +120,7 @@ describe('POST /rks/v1/init', () => {
     expect((await read('rks-pki/roles/server')).body.data).toMatchObject({ server_flag: true, client_flag: true });
     expect((await read('rks-pki/roles/client')).body.data).toMatchObject({ server_flag: false, client_flag: true });
     const config = (await read('rks/data/config')).body.data.data;
-    expect(config).toMatchObject({ initialized: true, layout: 1 });
+    expect(config).toMatchObject({ initialized: true, layout: 2 });
     expect(JSON.stringify(config)).not.toContain(admin.password);
   });
 

@@ -6,14 +6,13 @@ import { TlsFiles } from '../../src/server/server';
 import { VaultClient } from '../../src/vault/client';
 import { Pki } from '../../src/vault/pki';
 import { ServiceSession } from '../../src/vault/session';
-import { Sys } from '../../src/vault/sys';
 import { env } from '../support/harness';
 import { freePort } from '../support/vault';
 
 function managed(addr: string, lines: string[], apply?: (t: TlsFiles) => void, lifetime = 3600, before = 60) {
   const vault = new VaultClient({ addr });
   const logger = createLogger('debug', { write: (l: string) => void lines.push(l) });
-  const session = new ServiceSession(new Sys(vault), env.adminLogin, env.adminPassword, logger);
+  const session = new ServiceSession(vault, { login: env.adminLogin, password: env.adminPassword }, logger);
   const pki = new PkiService(new Pki(vault), session);
   const cert = new ManagedCertificate(
     pki,

@@ -43,7 +43,7 @@ export function harness(overrides: Partial<AppOptions> & { vaultAddr?: string } 
     adminLogin: env.adminLogin,
     adminPassword: env.adminPassword,
     defaultSecretTtl: 300,
-    loginLimit: { max: 1000, windowMs: 60_000 },
+    loginLimits: { perSource: 1000, perLogin: 5 },
     validateResponses: true,
     ...overrides,
   });
@@ -91,10 +91,9 @@ export async function serveRks(overrides: Partial<AppOptions> = {}): Promise<Ser
   const { PkiService } = await import('../../src/pki/service');
   const { Pki } = await import('../../src/vault/pki');
   const { ServiceSession } = await import('../../src/vault/session');
-  const { Sys } = await import('../../src/vault/sys');
   const h = harness(overrides);
   const logger = createLogger('silent');
-  const pki = new PkiService(new Pki(h.vault), new ServiceSession(new Sys(h.vault), env.adminLogin, env.adminPassword, logger));
+  const pki = new PkiService(new Pki(h.vault), new ServiceSession(h.vault, { login: env.adminLogin, password: env.adminPassword }, logger));
   const issued = await pki.issueServerCertificate('localhost', ['localhost'], ['127.0.0.1'], 3600);
   const ca = (await pki.caCertificate()).pem;
   let running = await startServer(h.app, '127.0.0.1:0', { cert: issued.chain, key: issued.key }, logger);

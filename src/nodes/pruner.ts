@@ -1,0 +1,52 @@
+import type { Logger } from 'pino';
+import type { Counter } from 'prom-client';
+import { Kv } from '../vault/kv';
+import { kvPath } from '../vault/layout';
+import { ServiceSession } from '../vault/session';
+import { Tokens } from '../vault/tokens';
+import { forgetNode } from './forget';
+import type { NodeRecord } from './service';
+
+/**
+ * Forgets nodes that neither registered nor renewed their token through rks for `idleMs`:
+ * their tokens have long expired, and their records and roles would otherwise count against
+ * the group's node limit for ever. A pruned node that comes back simply registers again.
+ * Several rks instances may prune at once: every step is idempotent.
+ */
+export class NodePruner {
+  constructor(
+    private readonly kv: Kv,
+    private readonly tokens: Tokens,
+    private readonly session: ServiceSession,
+    private readonly idleMs: number,
+    private readonly logger: Logger,
+    private readonly pruned?: Counter,
+  ) {}
+
+  /** One round; answers how many nodes were forgotten. */
+  async pruneAll(): Promise<number> {
+    let count = 0;
+    try {
+      await this.session.run(async (t) => {
+        const cutoff = Date.now() - this.idleMs;
+        for (const g of (await this.kv.list(kvPath.groups, t)).map((k) => k.replace(/\/$/, ''))) {
+          for (const n of await this.kv.list(kvPath.groupNodes(g), t)) {
+            try {
+              const record = await this.kv.read<NodeRecord>(kvPath.groupNode(g, n), t);
+              if (!record || Date.parse(record.data.seenAt) > cutoff) continue;
+              await forgetNode(this.kv, this.tokens, g, n, t);
+              this.pruned?.inc();
+              count++;
+              this.logger.info({ group: g, node: n, seenAt: record.data.seenAt }, 'idle node forgotten');
+            } catch (err) {
+              this.logger.warn({ group: g, node: n, err: (err as Error).message }, 'pruning a node failed; will retry');
+            }
+          }
+        }
+      });
+    } catch (err) {
+      this.logger.warn({ err: (err as Error).message }, 'node pruning round failed; will retry');
+    }
+    return count;
+  }
+}
