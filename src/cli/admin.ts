@@ -40,12 +40,16 @@ function out(o: Conn, value: unknown, human?: string): void {
 const enc = encodeURIComponent;
 
 export function initCommand(): Command {
-  return connected(new Command('init').description('Prepare Vault for rks (once, with the Vault root token)'), 'Vault root token (or $VAULT_TOKEN)').action(
-    async (o: Conn) => {
-      await call(o, 'POST', '/rks/v1/init', { token: o.token ?? process.env.VAULT_TOKEN });
-      out(o, { initialised: true }, 'rks initialised');
-    },
-  );
+  return connected(
+    new Command('init').description(
+      'Prepare Vault for rks with the Vault root token; run again after an upgrade or an admin password change to bring Vault up to date',
+    ),
+    'Vault root token (or $VAULT_TOKEN)',
+  ).action(async (o: Conn) => {
+    const answer = (await call(o, 'POST', '/rks/v1/init', { token: o.token ?? process.env.VAULT_TOKEN })) as { upgraded?: string[] } | null;
+    if (answer?.upgraded) out(o, answer, `rks brought up to date: ${answer.upgraded.join(', ')}`);
+    else out(o, { initialised: true }, 'rks initialised');
+  });
 }
 
 export function loginCommand(): Command {

@@ -7,6 +7,7 @@ import { AppOptions, createApp } from '../../src/app';
 import { createLogger } from '../../src/log';
 import { createMetrics } from '../../src/metrics';
 import { VaultClient } from '../../src/vault/client';
+import { ServiceSession } from '../../src/vault/session';
 import { issue } from '../support/pki';
 import { Running, httpsRequest, peerCertificate, runRks } from '../support/serve';
 import { TestVault, freePort, startVault } from '../support/vault';
@@ -40,6 +41,25 @@ describe('POST /rks/v1/init', () => {
       defaultSecretTtl: 300,
       ...extra,
     });
+
+  /** What a refused init must leave untouched. */
+  const snapshot = async () => {
+    const data = async (path: string) => (await read(path)).body?.data ?? null;
+    const policies = ((await data('sys/policies/acl?list=true')).keys as string[]).sort();
+    return {
+      mounts: await data('sys/mounts'),
+      auth: await data('sys/auth'),
+      policies: await Promise.all(policies.map((p) => data(`sys/policies/acl/${p}`))),
+      tokenRoles: await data('auth/token/roles?list=true'),
+      serviceRole: await data('auth/rks-service/role/rks'),
+      serviceRoleId: await data('auth/rks-service/role/rks/role-id'),
+      secretIds: await data('auth/rks-service/role/rks/secret-id?list=true'),
+      userpassTune: await data('sys/auth/userpass/tune'),
+      config: await data('rks/metadata/config'),
+      kvConfig: await data('rks/config'),
+      users: await data('auth/userpass/users?list=true'),
+    };
+  };
 
   beforeAll(async () => {
     vault = await startVault();
@@ -135,6 +155,53 @@ describe('POST /rks/v1/init', () => {
     const res = await request(app).post('/rks/v1/init').set('X-Vault-Token', vault.rootToken);
     expect(res.status).toBe(409);
     expect(res.body).toEqual({ errors: ['rks is already initialised'] });
+  });
+
+  it('a refused init writes nothing: mounts, auth methods, policies, roles and rks/ as they were', async () => {
+    const before = await snapshot();
+    expect((await request(app).post('/rks/v1/init').set('X-Vault-Token', vault.rootToken)).status).toBe(409);
+    expect(await snapshot()).toEqual(before);
+  });
+
+  it('brings a Vault that an older rks initialised (no service identity) up to date: 200 with what changed', async () => {
+    const write = (path: string, body: unknown, method = 'POST') =>
+      fetch(`${vault.addr}/v1/${path}`, { method, headers: { 'X-Vault-Token': vault.rootToken }, body: JSON.stringify(body) });
+    // What layout 1 left: no AppRole, no rks_service policy, Vault's default user lockout.
+    await write('sys/auth/rks-service', {}, 'DELETE');
+    await write('sys/policies/acl/rks_service', {}, 'DELETE');
+    await write('sys/auth/userpass/tune', { user_lockout_config: { lockout_threshold: '5' } });
+    const config = (await read('rks/data/config')).body.data.data;
+    await write('rks/data/config', { data: { ...config, layout: 1 } });
+
+    // An rks meanwhile does its own work with the admin login, and says why.
+    const lines: string[] = [];
+    const old = new ServiceSession(client, admin, createLogger('warn', { write: (l: string) => void lines.push(l) }));
+    expect(await old.token()).toMatch(/^hvs\./);
+    expect(lines.join('')).toMatch(/run init again/);
+
+    const res = await request(app).post('/rks/v1/init').set('X-Vault-Token', vault.rootToken);
+    expect(res.status).toBe(200);
+    expect(res.body.upgraded).toEqual(expect.arrayContaining(['service identity', 'admin login lockout settings']));
+    expect((await read('rks/data/config')).body.data.data).toMatchObject({ layout: 2, upgradedAt: expect.any(String) });
+    expect((await read('sys/auth/userpass/tune')).body.data.user_lockout_threshold).toBe(20);
+
+    const fresh = new ServiceSession(client, admin, createLogger('silent'));
+    const self = await fetch(`${vault.addr}/v1/auth/token/lookup-self`, { headers: { 'X-Vault-Token': await fresh.token() } });
+    expect(((await self.json()) as any).data.policies).toEqual(['rks_service']);
+    expect((await request(app).post('/rks/v1/init').set('X-Vault-Token', vault.rootToken)).status).toBe(409);
+  });
+
+  it('re-keys the service identity for an rks with another admin password; the old credentials stop working', async () => {
+    const rotated = { ...admin, password: 'a new admin password' };
+    const oldSession = new ServiceSession(client, admin, createLogger('silent'));
+    expect(await oldSession.token()).toMatch(/^hvs\./);
+    const res = await request(appOn(client, { adminPassword: rotated.password })).post('/rks/v1/init').set('X-Vault-Token', vault.rootToken);
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual({ upgraded: ['service identity'] });
+    expect(await new ServiceSession(client, rotated, createLogger('silent')).token()).toMatch(/^hvs\./);
+    await expect(new ServiceSession(client, admin, createLogger('silent')).token()).rejects.toThrow(/cannot log in/);
+    // Back to the suite's own credentials.
+    expect((await request(app).post('/rks/v1/init').set('X-Vault-Token', vault.rootToken)).status).toBe(200);
   });
 
   it('accepts an empty JSON body too, and still answers 409', async () => {
