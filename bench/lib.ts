@@ -54,9 +54,9 @@ export async function startStack(extraArgs: string[] = [], env: Record<string, s
   };
 }
 
-/** JSON over HTTPS with a keep-alive agent. */
-export function client(url: string, ca: string) {
-  const agent = new https.Agent({ keepAlive: true, ca, maxSockets: 64 });
+/** JSON over HTTPS, on a keep-alive agent (or a new connection per request). */
+export function client(url: string, ca: string, keepAlive = true) {
+  const agent = keepAlive ? new https.Agent({ keepAlive: true, ca, maxSockets: 64 }) : new https.Agent({ keepAlive: false, ca, maxSockets: Infinity });
   return async (method: string, p: string, token?: string, body?: unknown, headers: Record<string, string> = {}) =>
     new Promise<{ status: number; body: any }>((resolve, reject) => {
       const req = https.request(

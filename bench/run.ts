@@ -75,7 +75,7 @@ async function main() {
   const mockCert = await issue({ name: 'bench manager', issuer: mockCa, ips: ['127.0.0.1'] });
   fs.writeFileSync(path.join(dir, 'mock-ca.pem'), mockCa.certPem);
   const mock = await startMockCallbackServer({ cert: mockCert.certPem, key: mockCert.keyPem, clientId: 'bench', clientSecret: 'bench-secret' });
-  const stack = await startStack(['--callback-ca-file', path.join(dir, 'mock-ca.pem')], { RKS_LOGIN_RATE_LIMIT: '1000' });
+  const stack = await startStack(['--callback-ca-file', path.join(dir, 'mock-ca.pem')]);
   const rksPid = stack.rks.child.pid!;
   let rssMb = 0;
   const measureRss = async <T>(fn: () => Promise<T>) => {
@@ -167,6 +167,10 @@ async function main() {
     ).body.groupToken as string;
     const cbReg = await register(cbToken);
 
+    // --- a burst of registrations on callback groups while another client reads a secret ---
+    say('a burst of 300 registrations on callback groups while another client reads a secret');
+    const burst = await registrationBurst(stack, call, admin, mock, rksUrl, headers, rksPid);
+
     // --- association latency as the group grows; reads from a 1000-secret group ---
     say('pushing 1030 secrets and associating them one by one');
     const names = Array.from({ length: 1030 }, (_, i) => `s${i}.big.bench.example`);
@@ -215,6 +219,7 @@ async function main() {
         withoutCallback: plainReg,
         withCallback: cbReg,
       },
+      registrationBurst: burst,
       association: { bySecretsInGroup: association },
       getSecretFrom1000SecretGroup: {
         connections: 50,
@@ -242,6 +247,63 @@ async function main() {
   }
 }
 
+/** Resident set size of a process now, in MB. */
+function rss(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? round(Number(m[1]) / 1024, 1) : 0;
+}
+
+/**
+ * 300 node registrations on three callback groups, all sent at once on fresh connections,
+ * while a steady reader (its own worker thread, 100 req/s) reads a secret: the reader's
+ * latency with and without the burst, and rks's memory before, during and after it.
+ */
+async function registrationBurst(
+  stack: Awaited<ReturnType<typeof startStack>>,
+  call: ReturnType<typeof client>,
+  admin: string,
+  mock: Awaited<ReturnType<typeof startMockCallbackServer>>,
+  readUrl: string,
+  readHeaders: Record<string, string>,
+  rksPid: number,
+) {
+  const reader = (seconds: number) =>
+    autocannon({ url: readUrl, headers: readHeaders, connections: 2, connectionRate: 50, duration: seconds, workers: 1 } as autocannon.Options);
+  const latency = (r: autocannon.Result) => ({ rps: round(r.requests.average, 0), p50Ms: r.latency.p50, p99Ms: r.latency.p99, maxMs: r.latency.max, errors: r.errors + r.non2xx });
+  const baseline = latency(await reader(4));
+
+  const tokens: string[] = [];
+  for (let g = 0; g < 3; g++) {
+    const res = await call('POST', `/rks/v1/group/burst-${g}`, admin, {
+      callbackURL: mock.callbackURL,
+      oauthURL: mock.oauthURL,
+      oauthClientID: 'bench',
+      oauthClientSecret: 'bench-secret',
+    });
+    tokens.push(res.body.groupToken as string);
+  }
+  const ids = Array.from({ length: 300 }, (_, i) => `burst-${i}`);
+  for (const id of ids) mock.allowed.add(id);
+  // Fresh connections for every registration, as many edges coming up at once would open.
+  const fresh = client(stack.url, stack.ca, false);
+  let peak = 0;
+  const sampler = setInterval(() => (peak = Math.max(peak, rss(rksPid))), 50);
+  const rssBeforeMb = rss(rksPid);
+  const during = reader(8);
+  await new Promise((r) => setTimeout(r, 1500));
+  const started = Date.now();
+  const answers = await Promise.all(
+    ids.map((id, i) => fresh('POST', '/rks/v1/node', tokens[i % 3], undefined, { 'X-LCDN-nodeId': id }).then((r) => r.status, () => 0)),
+  );
+  const wallMs = Date.now() - started;
+  const readerDuring = latency(await during);
+  await new Promise((r) => setTimeout(r, 2000));
+  clearInterval(sampler);
+  const statuses: Record<string, number> = {};
+  for (const s of answers) statuses[s] = (statuses[s] ?? 0) + 1;
+  return { registrations: ids.length, statuses, wallMs, readerBaseline: baseline, readerDuring, rssBeforeMb, rssPeakMb: round(peak, 1), rssAfterMb: rss(rksPid) };
+}
+
 function table(r: any): string {
   const rows = [
     '| GET /rks/v1/secret/{fqdn} | rks req/s | Vault req/s | rks ÷ Vault | rks p50 / p99 ms | Vault p50 / p99 ms |',
@@ -259,6 +321,10 @@ function table(r: any): string {
     '| --- | --- |',
     `| POST /rks/v1/node, no callback (10 conn.) | ${r.registration.withoutCallback.rps} req/s, p99 ${r.registration.withoutCallback.p99Ms} ms |`,
     `| POST /rks/v1/node, mock callback (10 conn.) | ${r.registration.withCallback.rps} req/s, p99 ${r.registration.withCallback.p99Ms} ms |`,
+    `| burst of ${r.registrationBurst.registrations} callback registrations at once | all answered in ${r.registrationBurst.wallMs} ms (${JSON.stringify(r.registrationBurst.statuses)}); ` +
+      `another client's GET secret p99 ${r.registrationBurst.readerDuring.p99Ms} ms, max ${r.registrationBurst.readerDuring.maxMs} ms ` +
+      `(without the burst: p99 ${r.registrationBurst.readerBaseline.p99Ms} ms, max ${r.registrationBurst.readerBaseline.maxMs} ms); ` +
+      `rks RSS ${r.registrationBurst.rssBeforeMb} MB before, ${r.registrationBurst.rssPeakMb} MB peak, ${r.registrationBurst.rssAfterMb} MB after |`,
     ...Object.entries(r.association.bySecretsInGroup).map(
       ([n, s]: [string, any]) => `| associate into a group of ${n} secrets | p50 ${s.p50Ms} ms, p99 ${s.p99Ms} ms |`,
     ),

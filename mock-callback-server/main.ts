@@ -24,7 +24,7 @@ Endpoints:
   PUT    /callback/nodes/{id}        allow a node (POST too)
   DELETE /callback/nodes/{id}        disallow it
   GET    /callback/nodes             list allowed nodes
-  PUT    /mock/behaviour             {callbackStatus, oauthStatus, delayMs, redirectTo} to simulate failures`,
+  PUT    /mock/behaviour             {callbackStatus, oauthStatus, delayMs, redirectTo, trickleMs, answerBytes} to simulate failures`,
     )
     .parse(argv);
   const o = cmd.opts();
