@@ -46,6 +46,11 @@ export interface AppOptions {
   loginLimits?: LoginLimits;
   /** Most nodes a group may have admitted at once. */
   maxNodesPerGroup?: number;
+  /**
+   * Proxies whose X-Forwarded-For is believed (addresses, CIDRs, or Express's names such as
+   * 'loopback'); without them a client is its connection's address.
+   */
+  trustProxy?: string[];
   /** Largest accepted request body. */
   bodyLimit?: string;
   /** rks's own admin session; one per process, shared with background work. */
@@ -99,7 +104,7 @@ export function createApp(opts: AppOptions): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
-  app.set('trust proxy', false);
+  app.set('trust proxy', opts.trustProxy?.length ? opts.trustProxy : false);
 
   // The hot path: unless every request must also prove the PSK, it skips the general chain.
   if (!opts.requirePsk) app.use(secretHotPath(secrets, metrics, opts.logger));

@@ -2,8 +2,8 @@
  * Failed attempts per key, counted the way Vault's user lockout counts them: the count grows
  * with each failure and starts again once `resetMs` passed without one (or after a success).
  * At `limit` the key is blocked until then. Memory is bounded: when `maxKeys` keys are held,
- * expired and unblocked keys make room first; a table full of blocked keys refuses new ones
- * (fail closed) rather than forgetting a block.
+ * expired and unblocked keys make room first; then, if `whenFull` is 'refuse', a new key is
+ * refused rather than a block forgotten, and if it is 'forget', the oldest block goes.
  */
 export class FailureCounter {
   /** Insertion order is the order of last failure: the first entry is the oldest. */
@@ -13,15 +13,24 @@ export class FailureCounter {
     readonly limit: number,
     readonly resetMs: number,
     private readonly maxKeys = 10_000,
+    private readonly whenFull: 'refuse' | 'forget' = 'refuse',
     private readonly now: () => number = Date.now,
   ) {}
 
-  /** Seconds until `key` may be tried again; 0 when it may now. */
-  blockedFor(key: string): number {
+  /** Seconds until `key` may be tried again (at `limit` failures, or another bound); 0 when it may now. */
+  blockedFor(key: string, limit = this.limit): number {
     const e = this.live(key);
-    if (e) return e.count >= this.limit ? this.remaining(e) : 0;
-    if (this.entries.size < this.maxKeys || this.makeRoom()) return 0;
+    if (e) return e.count >= limit ? this.remaining(e) : 0;
+    if (this.entries.size < this.maxKeys || this.whenFull === 'forget') return 0;
+    const now = this.now();
+    for (const x of this.entries.values()) if (x.count < this.limit || now - x.last >= this.resetMs) return 0;
     return this.remaining(this.entries.values().next().value!);
+  }
+
+  /** Takes back one failure counted ahead of an attempt that succeeded. */
+  undo(key: string): void {
+    const e = this.live(key);
+    if (e && --e.count <= 0) this.entries.delete(key);
   }
 
   fail(key: string): void {
@@ -65,7 +74,7 @@ export class FailureCounter {
     }
     if (freed) return true;
     for (const [key, e] of this.entries) {
-      if (e.count < this.limit) {
+      if (e.count < this.limit || this.whenFull === 'forget') {
         this.entries.delete(key);
         return true;
       }

@@ -18,49 +18,88 @@ export interface LoginLimits {
 export const DEFAULT_LOGIN_LIMITS: LoginLimits = { perSource: 10, perLogin: 5 };
 
 /**
+ * Wrong passwords a blocked login name may still receive (each answered 429 without asking
+ * Vault) before even the configured password is refused: the bypass must not become a
+ * guessing oracle.
+ */
+const GUESS_BUDGET = 100;
+/** Logins rks cannot vouch for that may be waiting on Vault at once (each costs Vault a bcrypt). */
+const MAX_UNVOUCHED_IN_FLIGHT = 16;
+
+/**
  * The administrator's login. `POST /rks/v1/admin/login` needs no token, so a stranger must not
- * be able to turn it against anyone: only failures count; a source address that keeps failing
- * is refused without its attempts being checked; and no login name gets more failures through
- * to Vault than Vault's lockout allows, so Vault never locks a user because of rks. The
- * password rks is configured with still gets through a refused login name: a stranger's
- * failures never lock out the administrator who knows it.
+ * be able to turn it against anyone: only failures count, and an attempt is counted as a
+ * failure before Vault is asked, so concurrent attempts cannot slip past a limit together. A
+ * source address that keeps failing is refused without its attempts being checked; no login
+ * name gets more failures through to Vault than Vault's lockout allows, so Vault never locks a
+ * user because of rks. The password rks is configured with still gets through a refused login
+ * name, up to a budget of wrong guesses: a stranger's failures do not lock out the
+ * administrator who knows it.
  */
 export class AdminService {
   private readonly sources: FailureCounter;
   private readonly logins: FailureCounter;
   private readonly configured?: { login: string; digest: Buffer };
+  private unvouchedInFlight = 0;
 
   constructor(
     private readonly sys: Sys,
-    limits: LoginLimits = DEFAULT_LOGIN_LIMITS,
+    private readonly limits: LoginLimits = DEFAULT_LOGIN_LIMITS,
     admin?: { login: string; password: string },
   ) {
-    this.sources = new FailureCounter(limits.perSource, limits.sourceResetMs ?? 60_000);
-    this.logins = new FailureCounter(limits.perLogin, limits.loginResetMs ?? USERPASS_LOCKOUT.counterResetMs);
+    // Sources may be forgotten when the table is full (an attacker with that many addresses
+    // gains little); login names are not, so Vault's lockout stays out of reach.
+    this.sources = new FailureCounter(limits.perSource, limits.sourceResetMs ?? 60_000, 10_000, 'forget');
+    this.logins = new FailureCounter(limits.perLogin, limits.loginResetMs ?? USERPASS_LOCKOUT.counterResetSeconds * 1000, 100_000, 'refuse');
     if (admin) this.configured = { login: admin.login.toLowerCase(), digest: digest(admin.password) };
   }
 
-  /** Exchanges a login and password for an admin token; `source` is the caller's address. */
-  async login(login: string, password: string, source: string): Promise<string> {
+  /** Exchanges a login and password for an admin token; `address` is the caller's. */
+  async login(login: string, password: string, address: string): Promise<string> {
     const name = parseLogin(login);
+    const source = sourceKey(address);
     const sourceWait = this.sources.blockedFor(source);
     if (sourceWait) throw new TooManyRequests('too many failed logins from this address; retry later', sourceWait);
-    const loginWait = this.isConfigured(name, password) ? 0 : this.logins.blockedFor(name);
-    if (loginWait) {
-      this.sources.fail(source);
-      throw new TooManyRequests('too many failed logins for this login; retry later', loginWait);
+    const hardWait = this.logins.blockedFor(name, this.limits.perLogin + GUESS_BUDGET);
+    const vouched = this.isConfigured(name, password);
+    if (hardWait || !vouched) {
+      const wait = hardWait || this.logins.blockedFor(name);
+      if (wait) {
+        this.sources.fail(source);
+        this.logins.fail(name);
+        throw new TooManyRequests('too many failed logins for this login; retry later', wait);
+      }
     }
-    const answer = await this.sys.userpassLogin(USERPASS_PATH, name, password);
+    if (!vouched) {
+      if (this.unvouchedInFlight >= MAX_UNVOUCHED_IN_FLIGHT) throw new TooManyRequests('too many logins in progress; retry shortly', 1);
+      this.sources.fail(source);
+      this.logins.fail(name);
+    }
+    const answer = await this.ask(name, password, vouched);
     if ('token' in answer) {
       this.logins.succeed(name);
+      if (!vouched) this.sources.undo(source);
       return answer.token;
+    }
+    if (vouched) {
+      // rks's password and Vault's differ: a failure like any other.
+      this.sources.fail(source);
+      if (answer.refused === 'invalid') this.logins.fail(name);
     }
     if (answer.refused === 'locked') {
       throw new Locked('this login is locked by Vault after too many failed logins: it unlocks by itself after 15 minutes, or an operator unlocks it (see the README)');
     }
-    this.sources.fail(source);
-    this.logins.fail(name);
     throw new BadRequest('invalid login or password');
+  }
+
+  private async ask(name: string, password: string, vouched: boolean) {
+    if (vouched) return this.sys.userpassLogin(USERPASS_PATH, name, password);
+    this.unvouchedInFlight++;
+    try {
+      return await this.sys.userpassLogin(USERPASS_PATH, name, password);
+    } finally {
+      this.unvouchedInFlight--;
+    }
   }
 
   private isConfigured(name: string, password: string): boolean {
@@ -70,4 +109,21 @@ export class AdminService {
 
 function digest(password: string): Buffer {
   return createHash('sha256').update(password, 'utf8').digest();
+}
+
+/**
+ * The key a source address is counted under: the address itself, or for IPv6 its /64, which
+ * one client usually holds whole (counting single IPv6 addresses would give it 2^64 tries).
+ */
+export function sourceKey(address: string): string {
+  const a = address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
+  if (!a.includes(':')) return a;
+  const [head, tail = ''] = a.split('::');
+  const left = head ? head.split(':') : [];
+  const right = a.includes('::') && tail ? tail.split(':') : [];
+  const groups = a.includes('::') ? [...left, ...Array(8 - left.length - right.length).fill('0'), ...right] : left;
+  return `${groups
+    .slice(0, 4)
+    .map((g) => (parseInt(g, 16) || 0).toString(16))
+    .join(':')}::/64`;
 }

@@ -58,7 +58,12 @@ export class CallbackVerifier {
   }
 
   private async oauthToken(info: GroupRegInfo, deadline: AbortSignal): Promise<string> {
-    const url = new URL(info.oauthURL);
+    let url: URL;
+    try {
+      url = new URL(info.oauthURL);
+    } catch {
+      throw new BadGateway("the group's oauthURL is not a valid URL");
+    }
     url.searchParams.set('grant_type', 'client_credentials');
     url.searchParams.set('client_id', info.oauthClientID);
     url.searchParams.set('client_secret', info.oauthClientSecret);
@@ -91,7 +96,12 @@ export class CallbackVerifier {
     init: { method: 'GET' | 'POST'; headers: Record<string, string>; body?: string },
     deadline: AbortSignal,
   ): Promise<{ status: number; body: string }> {
-    let target = new URL(url);
+    let target: URL;
+    try {
+      target = new URL(url);
+    } catch {
+      throw new BadGateway(`${what} failed: not a valid URL`);
+    }
     let { method, body } = init;
     for (let hop = 0; ; hop++) {
       try {

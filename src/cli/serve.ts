@@ -1,5 +1,6 @@
 import { X509Certificate, createHash, createPrivateKey } from 'node:crypto';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Command } from 'commander';
@@ -38,6 +39,7 @@ interface ServeOptions {
   loginRateLimit: number;
   loginFailureLimit: number;
   maxNodesPerGroup: number;
+  trustProxy?: string[];
   nodeIdleExpiry: number;
   nodeTokenPeriod: number;
   groupTokenRenewInterval: number;
@@ -114,6 +116,13 @@ export function serveCommand(): Command {
         .default(DEFAULT_LOGIN_LIMITS.perLogin),
     )
     .addOption(
+      opt(
+        '--trust-proxy <address...>',
+        'proxies (addresses or CIDRs) whose X-Forwarded-For names the client, for the login limits and logs',
+        'RKS_TRUST_PROXY',
+      ),
+    )
+    .addOption(
       opt('--max-nodes-per-group <n>', 'most nodes a group may have registered (bounds what a group token can create in Vault)', 'RKS_MAX_NODES_PER_GROUP')
         .argParser(positiveInt('--max-nodes-per-group', 1_000_000))
         .default(DEFAULT_MAX_NODES_PER_GROUP),
@@ -178,6 +187,14 @@ async function serve(o: ServeOptions): Promise<void> {
   if (Boolean(o.caCert) !== Boolean(o.caCertKey)) fail('--ca-cert and --ca-cert-key go together');
   if (o.requirePsk && !psk) fail('--require-psk needs --psk');
   if (o.certRenewBefore >= o.certLifetime) fail('--cert-renew-before must be shorter than --cert-lifetime');
+  const trustProxy = ([] as string[]).concat(o.trustProxy ?? []).flatMap((x) => x.split(',')).map((x) => x.trim()).filter(Boolean);
+  for (const p of trustProxy) {
+    const [addr, bits, extra] = p.split('/');
+    const known = ['loopback', 'linklocal', 'uniquelocal'].includes(p);
+    if (!known && (extra !== undefined || !net.isIP(addr) || (bits !== undefined && !/^\d{1,3}$/.test(bits)))) {
+      fail(`--trust-proxy: '${p}' is not an address, a CIDR, or one of loopback, linklocal, uniquelocal`);
+    }
+  }
 
   let external: TlsFiles | undefined;
   if (o.tls && o.cert && o.certKey) {
@@ -221,6 +238,7 @@ async function serve(o: ServeOptions): Promise<void> {
     defaultSecretTtl: o.defaultSecretTtl,
     loginLimits: { perSource: o.loginRateLimit, perLogin: o.loginFailureLimit },
     maxNodesPerGroup: o.maxNodesPerGroup,
+    trustProxy,
     session,
     pkiService: pki,
     psk,

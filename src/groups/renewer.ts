@@ -3,7 +3,7 @@ import { Kv } from '../vault/kv';
 import { kvPath } from '../vault/layout';
 import { ServiceSession } from '../vault/session';
 import { Tokens } from '../vault/tokens';
-import type { GroupTokenRecord } from './service';
+import type { GroupTokenAccessor } from './service';
 
 /**
  * Keeps every group token alive: group tokens are periodic, and a period without renewal
@@ -26,9 +26,12 @@ export class GroupTokenRenewer {
         const groups = (await this.kv.list(kvPath.groups, t)).map((k) => k.replace(/\/$/, ''));
         for (const g of groups) {
           try {
-            const record = await this.kv.read<GroupTokenRecord>(kvPath.groupToken(g), t);
-            if (!record) continue;
-            await this.tokens.renew(record.data.groupToken, t);
+            const record = await this.kv.read<GroupTokenAccessor>(kvPath.groupTokenAccessor(g), t);
+            if (!record) {
+              this.logger.warn({ group: g }, 'group has no token accessor record (run init again to add it); its token is not renewed');
+              continue;
+            }
+            await this.tokens.renewAccessor(record.data.accessor, t);
             renewed++;
           } catch (err) {
             this.logger.warn({ group: g, err: String((err as Error).message) }, 'group token renewal failed; will retry');

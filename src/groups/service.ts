@@ -27,6 +27,11 @@ export interface GroupTokenRecord {
   accessor: string;
 }
 
+/** Kept apart from the token, for rks's own identity, which renews group tokens by accessor. */
+export interface GroupTokenAccessor {
+  accessor: string;
+}
+
 interface SecretList {
   secrets: string[];
 }
@@ -196,6 +201,7 @@ export class GroupService {
     );
     const issued = await this.tokens.createFromRole(name, token, { groupname: g });
     await this.kv.write<GroupTokenRecord>(kvPath.groupToken(g), { groupToken: issued.token, accessor: issued.accessor }, token);
+    await this.kv.write<GroupTokenAccessor>(kvPath.groupTokenAccessor(g), { accessor: issued.accessor }, token);
     return issued.token;
   }
 
@@ -216,6 +222,7 @@ export class GroupService {
     await this.sys.deletePolicy(groupTokenName(g), token);
     await this.sys.deletePolicy(nodePolicyName(g), token);
     await this.kv.destroy(kvPath.groupToken(g), token);
+    await this.kv.destroy(kvPath.groupTokenAccessor(g), token);
     await this.kv.destroy(kvPath.groupSecrets(g), token);
     await this.kv.destroy(kvPath.groupConfig(g), token);
   }

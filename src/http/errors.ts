@@ -21,6 +21,11 @@ const FIELD_RULES: Record<string, string> = {
 function describeValidation(item: ValidatorItem): string {
   // The validator names the parameter, which may be whatever a caller put in the query string.
   if (/unknown query parameter/i.test(item.message ?? '')) return 'unknown query parameter';
+  // ...and so would the name of a field that the schema does not have.
+  if (/additional properties/i.test(item.message ?? '')) {
+    const parent = (item.path ?? '').replace(/^[./]+/, '').replace(/\//g, '.').split('.').slice(0, -1).join('.');
+    return `${parent || 'body'}: unknown field`;
+  }
   const path = (item.path ?? '').replace(/^[./]+/, '').replace(/\//g, '.');
   const field = path.split('.').pop() ?? '';
   if (FIELD_RULES[field] && /pattern|maxLength|minLength|required/.test(item.message ?? '')) {

@@ -22,6 +22,7 @@ import {
 } from '../vault/layout';
 import { Pki } from '../vault/pki';
 import { Sys } from '../vault/sys';
+import { Tokens } from '../vault/tokens';
 
 export interface AdminCredentials {
   login: string;
@@ -54,6 +55,7 @@ export type InitOutcome = { initialised: true } | { upgraded: string[] };
  */
 export class InitService {
   private readonly appRole: AppRole;
+  private readonly tokens: Tokens;
 
   constructor(
     private readonly sys: Sys,
@@ -63,6 +65,7 @@ export class InitService {
     private readonly ca?: CaBundle,
   ) {
     this.appRole = new AppRole(sys.vault, SERVICE_AUTH_PATH);
+    this.tokens = new Tokens(sys.vault);
   }
 
   /**
@@ -82,9 +85,11 @@ export class InitService {
     if (existing) {
       const stale = await this.staleParts(token, existing.data, creds);
       if (stale.length === 0) throw new Conflict('rks is already initialised');
+      if (stale.includes('service identity')) await this.checkAdminPassword();
       await this.ensureServiceIdentity(token, creds);
       await this.ensureUserpass(token);
       await this.sys.putPolicy(ADMIN_POLICY, adminPolicy, token);
+      if ((existing.data.layout ?? 1) < 2) await this.backfillLayout2(token);
       const record: RksConfigRecord = { ...existing.data, layout: LAYOUT, upgradedAt: new Date().toISOString() };
       await this.writeConfig(record, token, existing.version);
       return { upgraded: stale };
@@ -126,10 +131,13 @@ export class InitService {
       (await this.appRole.roleId(SERVICE_ROLE, token)) === creds.roleId &&
       (await this.appRole.hasSecretId(SERVICE_ROLE, creds.secretId, token));
     if (!identity) stale.push('service identity');
+    const serviceTune = identity ? await this.sys.authTune(SERVICE_AUTH_PATH, token) : {};
+    if (identity && serviceTune.user_lockout_disable !== true) stale.push('service identity');
     const lockout = await this.sys.authTune(USERPASS_PATH, token);
     if (
       Number(lockout.user_lockout_threshold) !== USERPASS_LOCKOUT.threshold ||
-      Number(lockout.user_lockout_counter_reset_duration) * 1000 !== USERPASS_LOCKOUT.counterResetMs ||
+      Number(lockout.user_lockout_duration) !== USERPASS_LOCKOUT.durationSeconds ||
+      Number(lockout.user_lockout_counter_reset_duration) !== USERPASS_LOCKOUT.counterResetSeconds ||
       lockout.user_lockout_disable === true
     ) {
       stale.push('admin login lockout settings');
@@ -152,8 +160,8 @@ export class InitService {
       {
         user_lockout_config: {
           lockout_threshold: String(USERPASS_LOCKOUT.threshold),
-          lockout_duration: USERPASS_LOCKOUT.duration,
-          lockout_counter_reset_duration: USERPASS_LOCKOUT.counterReset,
+          lockout_duration: `${USERPASS_LOCKOUT.durationSeconds}s`,
+          lockout_counter_reset_duration: `${USERPASS_LOCKOUT.counterResetSeconds}s`,
           lockout_disable: false,
         },
       },
@@ -161,7 +169,26 @@ export class InitService {
     );
   }
 
-  /** rks's own AppRole: its policy, its role, and the credentials derived from the admin's. */
+  /**
+   * Before (re)keying rks's service identity with this rks's admin password, makes sure Vault
+   * knows that password: an rks started with a wrong or stale one must not take the identity
+   * away from the instances that have the right one.
+   */
+  private async checkAdminPassword(): Promise<void> {
+    const answer = await this.sys.userpassLogin(USERPASS_PATH, this.admin.login, this.admin.password);
+    if (!('token' in answer)) {
+      throw new Conflict(
+        `this rks's admin password is not the one Vault has for '${this.admin.login}' (or the login is locked): set the same in both, then run init again`,
+      );
+    }
+    await this.sys.revokeSelf(answer.token);
+  }
+
+  /**
+   * rks's own AppRole: its policy, its role, and the secret id derived from the admin's
+   * credentials. Vault's user lockout is off on this mount: its role id is no secret, so with
+   * lockout on anyone who reaches Vault could lock rks out by failing to log in as it.
+   */
   private async ensureServiceIdentity(token: string, creds: ServiceCredentials): Promise<void> {
     const auths = await this.sys.authMethods(token);
     const mount = auths[`${SERVICE_AUTH_PATH}/`];
@@ -169,6 +196,7 @@ export class InitService {
     else if (mount.type !== 'approle') {
       throw new Conflict(`'auth/${SERVICE_AUTH_PATH}/' is already enabled and is not approle`);
     }
+    await this.sys.tuneAuth(SERVICE_AUTH_PATH, { user_lockout_config: { lockout_disable: true } }, token);
     await this.sys.putPolicy(SERVICE_POLICY, servicePolicy, token);
     await this.appRole.writeRole(
       SERVICE_ROLE,
@@ -188,6 +216,24 @@ export class InitService {
     }
     if (!(await this.appRole.hasSecretId(SERVICE_ROLE, creds.secretId, token))) {
       await this.appRole.replaceSecretIds(SERVICE_ROLE, creds.secretId, token);
+    }
+  }
+
+  /**
+   * What layout 2 keeps that layout 1 did not: each group token's accessor apart from the
+   * token (rks's identity renews by accessor), and a record for each node role, so nodes
+   * admitted before count against the group's limit and are pruned when idle.
+   */
+  private async backfillLayout2(token: string): Promise<void> {
+    const now = new Date().toISOString();
+    for (const g of (await this.kv.list(kvPath.groups, token)).map((k) => k.replace(/\/$/, ''))) {
+      const record = await this.kv.read<{ accessor?: string }>(kvPath.groupToken(g), token);
+      if (record?.data.accessor) await this.kv.write(kvPath.groupTokenAccessor(g), { accessor: record.data.accessor }, token);
+    }
+    for (const role of await this.tokens.listRoles(token)) {
+      const m = /^rks_node_([a-z0-9-]+)_([a-z0-9-]+)$/.exec(role);
+      if (!m || (await this.kv.exists(kvPath.groupNode(m[1], m[2]), token))) continue;
+      await this.kv.write(kvPath.groupNode(m[1], m[2]), { registeredAt: now, seenAt: now }, token);
     }
   }
 

@@ -8,7 +8,7 @@ import { parseName } from '../names';
 import { Kv, NO_CHANGE } from '../vault/kv';
 import { groupTokenName, kvPath, nodePolicyName, nodeRoleName } from '../vault/layout';
 import { ServiceSession } from '../vault/session';
-import { Tokens } from '../vault/tokens';
+import { RoleSpec, Tokens } from '../vault/tokens';
 
 export interface NodeToken {
   nodeToken: string;
@@ -80,8 +80,17 @@ export class NodeService {
   private async admit(g: string, n: string, t: string): Promise<void> {
     const role = nodeRoleName(g, n);
     const now = new Date().toISOString();
+    const spec: RoleSpec = {
+      allowed_policies: [nodePolicyName(g)],
+      orphan: false,
+      token_period: this.options.tokenPeriod,
+      renewable: true,
+      token_no_default_policy: true,
+    };
     const known = await this.kv.read<NodeRecord>(kvPath.groupNode(g, n), t);
     if (known) {
+      // The role is written again too: a revocation racing this registration may have removed it.
+      await this.tokens.writeRole(role, spec, t);
       await this.tokens.revokeRoleTokens(role, t);
       await this.kv.write<NodeRecord>(kvPath.groupNode(g, n), { registeredAt: known.data.registeredAt, seenAt: now }, t);
       return;
@@ -95,17 +104,7 @@ export class NodeService {
           `group '${g}' has reached its limit of ${this.options.maxNodesPerGroup} nodes (--max-nodes-per-group): revoke nodes that are gone, or raise the limit`,
         );
       }
-      await this.tokens.writeRole(
-        role,
-        {
-          allowed_policies: [nodePolicyName(g)],
-          orphan: false,
-          token_period: this.options.tokenPeriod,
-          renewable: true,
-          token_no_default_policy: true,
-        },
-        t,
-      );
+      await this.tokens.writeRole(role, spec, t);
       await this.tokens.revokeRoleTokens(role, t);
       await this.kv.write<NodeRecord>(kvPath.groupNode(g, n), { registeredAt: now, seenAt: now }, t);
     });

@@ -70,8 +70,14 @@ export class AppRole {
     }
   }
 
-  /** Replaces every secret id of the role with `secretId`. */
+  /** Replaces every secret id of the role with `secretId`: the new one first, then the others. */
   async replaceSecretIds(role: string, secretId: string, token: string): Promise<void> {
+    const created = await this.vault.call('POST', `auth/${this.mount}/role/${role}/custom-secret-id`, {
+      token,
+      operation: 'approle.custom-secret-id',
+      body: { secret_id: secretId },
+    });
+    const keep = created?.data?.secret_id_accessor as string | undefined;
     let accessors: string[] = [];
     try {
       const res = await this.vault.call('LIST', `auth/${this.mount}/role/${role}/secret-id`, { token, operation: 'approle.list-secret-ids' });
@@ -79,17 +85,12 @@ export class AppRole {
     } catch (err) {
       if (!isVaultError(err, 404)) throw err;
     }
-    for (const accessor of accessors) {
+    for (const accessor of accessors.filter((a) => a !== keep)) {
       await this.vault.call('POST', `auth/${this.mount}/role/${role}/secret-id-accessor/destroy`, {
         token,
         operation: 'approle.destroy-secret-id',
         body: { secret_id_accessor: accessor },
       });
     }
-    await this.vault.call('POST', `auth/${this.mount}/role/${role}/custom-secret-id`, {
-      token,
-      operation: 'approle.custom-secret-id',
-      body: { secret_id: secretId },
-    });
   }
 }

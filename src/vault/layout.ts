@@ -12,7 +12,7 @@ export const ADMIN_POLICY = 'rks_admin';
  * room for several rks instances, each passing at most --login-failure-limit failures of a
  * login name to Vault per counter-reset period.
  */
-export const USERPASS_LOCKOUT = { threshold: 20, duration: '15m', counterReset: '15m', counterResetMs: 15 * 60_000 };
+export const USERPASS_LOCKOUT = { threshold: 20, durationSeconds: 900, counterResetSeconds: 900 };
 /** Vault's PKI engine holding rks's CA. */
 export const PKI_MOUNT = 'rks-pki';
 /** PKI roles: `server` (server and client auth) for rks itself and /ca/sign, `client` for client auth only. */
@@ -25,6 +25,8 @@ export const PREFIX = 'rks_';
  */
 export const SERVICE_AUTH_PATH = 'rks-service';
 export const SERVICE_ROLE = 'rks';
+/** Its role id is not a secret; the secret id is (see identity.ts). */
+export const SERVICE_ROLE_ID = 'rks-service';
 export const SERVICE_POLICY = `${PREFIX}service`;
 /** Seconds a service token lives; rks logs in again at half of it. */
 export const SERVICE_TOKEN_PERIOD = 3600;
@@ -38,6 +40,8 @@ export const kvPath = {
   group: (group: string) => `groups/${group}`,
   groupConfig: (group: string) => `groups/${group}/config`,
   groupToken: (group: string) => `groups/${group}/grouptoken`,
+  /** The group token's accessor alone: what renewal needs, without the token. */
+  groupTokenAccessor: (group: string) => `groups/${group}/grouptoken-accessor`,
   groupSecrets: (group: string) => `groups/${group}/secret-list`,
   /** The nodes admitted to a group, one entry each (bounded by --max-nodes-per-group). */
   groupNodes: (group: string) => `groups/${group}/nodes/`,
@@ -130,7 +134,11 @@ path "${PKI_MOUNT}/cert/ca" {
 }
 `;
 
-/** rks's own work: registrations, group-token renewal, node pruning, its certificate and /ca/sign. */
+/**
+ * rks's own work: registrations, group-token renewal (by accessor: it never reads a group
+ * token), node pruning, its certificate and /ca/sign. The node roles it may write are held to
+ * node policies, so this identity cannot mint a token of any other policy.
+ */
 export const servicePolicy = `# rks service identity
 path "auth/token/lookup-self" {
   capabilities = ["read"]
@@ -144,7 +152,7 @@ path "${KV_MOUNT}/metadata/groups/" {
 path "${KV_MOUNT}/data/groups/+/config" {
   capabilities = ["read"]
 }
-path "${KV_MOUNT}/data/groups/+/grouptoken" {
+path "${KV_MOUNT}/data/groups/+/grouptoken-accessor" {
   capabilities = ["read"]
 }
 path "${KV_MOUNT}/data/groups/+/nodes/*" {
@@ -155,11 +163,18 @@ path "${KV_MOUNT}/metadata/groups/+/nodes/*" {
 }
 path "auth/token/roles/${PREFIX}node_*" {
   capabilities = ["create", "read", "update", "delete"]
+  allowed_parameters = {
+    "allowed_policies" = ["${PREFIX}node_*"]
+    "orphan" = [false]
+    "renewable" = [true]
+    "token_no_default_policy" = [true]
+    "token_period" = []
+  }
 }
 path "sys/leases/revoke-prefix/auth/token/create/${PREFIX}node_*" {
   capabilities = ["update", "sudo"]
 }
-path "auth/token/renew" {
+path "auth/token/renew-accessor" {
   capabilities = ["update"]
 }
 path "${PKI_MOUNT}/sign/${PKI_SERVER_ROLE}" {

@@ -9,6 +9,10 @@ export class Sys {
     return { policies: res.data.policies ?? [], ttl: Number(res.data.ttl ?? 0), meta: res.data.meta ?? null };
   }
 
+  async revokeSelf(token: string): Promise<void> {
+    await this.vault.call('POST', 'auth/token/revoke-self', { token, operation: 'token.revoke-self', body: {} });
+  }
+
   /** Mount type by path (`rks/`), for the mounts the token can see. */
   async mounts(token: string): Promise<Record<string, { type: string; options?: Record<string, string> | null }>> {
     const res = await this.vault.call('GET', 'sys/mounts', { token, operation: 'sys.mounts' });

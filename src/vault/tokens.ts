@@ -36,10 +36,9 @@ export class Tokens {
     return issued(res);
   }
 
-  /** Renews another token by value (the admin policy allows it). */
-  async renew(target: string, token: string): Promise<IssuedToken> {
-    const res = await this.vault.call('POST', 'auth/token/renew', { token, operation: 'token.renew', body: { token: target } });
-    return issued(res);
+  /** Renews another token by its accessor, without knowing the token. */
+  async renewAccessor(accessor: string, token: string): Promise<void> {
+    await this.vault.call('POST', 'auth/token/renew-accessor', { token, operation: 'token.renew-accessor', body: { accessor } });
   }
 
   async writeRole(name: string, spec: RoleSpec, token: string): Promise<void> {

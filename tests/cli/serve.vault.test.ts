@@ -113,6 +113,12 @@ describe('rks serve', () => {
     expect(s.output()).toContain('--default-secret-ttl must be a positive integer');
   });
 
+  it('refuses a --trust-proxy that is not an address or CIDR, saying why', async () => {
+    const s = rks(['serve', '--listen', '127.0.0.1:0', '--trust-proxy', '10.0.0.0/8,not-an-address'], base());
+    expect(await s.exited).toBe(2);
+    expect(s.output()).toContain("--trust-proxy: 'not-an-address' is not an address");
+  });
+
   it('reads the password from a file and never logs it', async () => {
     const port = await freePort();
     const file = path.join(dir, 'pw');

@@ -21,7 +21,7 @@ describe('GroupTokenRenewer', () => {
   });
   afterAll(() => h.close());
 
-  it('renews every group token back to its full period, logging in as the admin', async () => {
+  it("renews every group token back to its full period by accessor, as rks's service identity", async () => {
     const admin = await adminToken(h.app);
     const g = uniq('renew');
     const groupToken = await createGroup(h.app, admin, g);

@@ -31,6 +31,12 @@ describe('input rules', () => {
     expect(res.body).toEqual({ errors: ['request body is not valid JSON'] });
   });
 
+  it('an unknown field is named by where it is, not by its name (which may be anything)', async () => {
+    const res = await post().set('Content-Type', 'application/json').send(JSON.stringify({ data: { ...body.data, hvsSECRETfield: 1 } }));
+    expect(res.status).toBe(400);
+    expect(res.body).toEqual({ errors: ['body.data: unknown field'] });
+  });
+
   it.each([
     ['an unknown top-level field', () => ({ ...body, extra: 1 })],
     ['an unknown nested field', () => ({ data: { ...body.data, owner: 'x' } })],

@@ -66,6 +66,24 @@ describe('POST /rks/v1/admin/login', () => {
     }
   });
 
+  it('counts sources by X-Forwarded-For only behind a proxy named by --trust-proxy', async () => {
+    const fail = (app: typeof h.app, from: string) =>
+      request(app).post('/rks/v1/admin/login').set('X-Forwarded-For', from).send({ login: `n${Math.random().toString(36).slice(2, 8)}`, password: 'x' });
+    const proxied = harness({ trustProxy: ['loopback'], loginLimits: { perSource: 2, perLogin: 100 } });
+    const direct = harness({ loginLimits: { perSource: 2, perLogin: 100 } });
+    try {
+      expect([(await fail(proxied.app, '198.51.100.1')).status, (await fail(proxied.app, '198.51.100.1')).status]).toEqual([400, 400]);
+      expect((await fail(proxied.app, '198.51.100.1')).status).toBe(429);
+      expect((await fail(proxied.app, '198.51.100.2')).status).toBe(400);
+      // Without --trust-proxy the header is a claim like any other: the connection counts.
+      expect([(await fail(direct.app, '198.51.100.3')).status, (await fail(direct.app, '198.51.100.4')).status]).toEqual([400, 400]);
+      expect((await fail(direct.app, '198.51.100.5')).status).toBe(429);
+    } finally {
+      proxied.close();
+      direct.close();
+    }
+  });
+
   it.each([
     ['a non-ASCII letter', 'é'],
     ['a slash', 'a/b'],

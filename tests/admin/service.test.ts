@@ -1,0 +1,76 @@
+import { AdminService, sourceKey } from '../../src/admin/service';
+import type { LoginAnswer, Sys } from '../../src/vault/sys';
+
+/** A userpass mount that answers after a delay and counts what reached it. */
+function fakeVault(password: string, delayMs = 5) {
+  const seen: string[] = [];
+  const sys = {
+    async userpassLogin(_mount: string, user: string, given: string): Promise<LoginAnswer> {
+      seen.push(user);
+      await new Promise((r) => setTimeout(r, delayMs));
+      return given === password ? { token: `hvs.token-for-${user}` } : { refused: 'invalid' };
+    },
+  } as unknown as Sys;
+  return { sys, seen };
+}
+
+const statusOf = (p: Promise<unknown>) =>
+  p.then(
+    () => 200,
+    (err: { status?: number }) => err.status ?? 500,
+  );
+
+describe('AdminService.login', () => {
+  const admin = { login: 'ops', password: 'the right one' };
+
+  it('100 concurrent wrong passwords pass at most the per-login limit to Vault', async () => {
+    const { sys, seen } = fakeVault(admin.password);
+    const service = new AdminService(sys, { perSource: 1000, perLogin: 5 }, admin);
+    const statuses = await Promise.all(
+      Array.from({ length: 100 }, (_, i) => statusOf(service.login('ops', `guess-${i}`, `10.0.${i}.1`))),
+    );
+    expect(seen.length).toBe(5);
+    expect(statuses.filter((s) => s === 400)).toHaveLength(5);
+    expect(statuses.filter((s) => s === 429)).toHaveLength(95);
+    // The administrator who knows the password still gets in.
+    expect(await service.login('ops', admin.password, '10.9.9.9')).toBe('hvs.token-for-ops');
+  });
+
+  it('a blocked name is no guessing oracle: after the guess budget the right password is refused too', async () => {
+    const { sys } = fakeVault(admin.password, 0);
+    const service = new AdminService(sys, { perSource: 1_000_000, perLogin: 5 }, admin);
+    for (let i = 0; i < 105; i++) await statusOf(service.login('ops', `guess-${i}`, `10.1.${i % 250}.1`));
+    expect(await statusOf(service.login('ops', admin.password, '10.9.9.9'))).toBe(429);
+  });
+
+  it('caps logins it cannot vouch for that wait on Vault at once; the configured password is not capped', async () => {
+    const { sys, seen } = fakeVault('someone else', 50);
+    const service = new AdminService(sys, { perSource: 1000, perLogin: 1000 }, admin);
+    const others = Array.from({ length: 30 }, (_, i) => statusOf(service.login(`user${i}`, 'x', `10.2.${i}.1`)));
+    const mine = statusOf(service.login('ops', admin.password, '10.2.200.1'));
+    const statuses = await Promise.all(others);
+    expect(seen.filter((u) => u !== 'ops').length).toBe(16);
+    expect(statuses.filter((s) => s === 429)).toHaveLength(14);
+    expect(await mine).toBe(400);
+  });
+
+  it('successful logins are not limited, however many', async () => {
+    const { sys } = fakeVault(admin.password, 0);
+    const service = new AdminService(sys, { perSource: 2, perLogin: 2 }, admin);
+    for (let i = 0; i < 50; i++) expect(await service.login('ops', admin.password, '10.3.0.1')).toMatch(/^hvs\./);
+  });
+});
+
+describe('sourceKey', () => {
+  it.each([
+    ['127.0.0.1', '127.0.0.1'],
+    ['::ffff:10.1.2.3', '10.1.2.3'],
+    ['2001:db8:1:2:3:4:5:6', '2001:db8:1:2::/64'],
+    ['2001:db8:1:2::99', '2001:db8:1:2::/64'],
+    ['2001:db8::1', '2001:db8:0:0::/64'],
+    ['::1', '0:0:0:0::/64'],
+    ['2001:0DB8:0001:0002:ffff::', '2001:db8:1:2::/64'],
+  ])('%s counts as %s', (address, key) => {
+    expect(sourceKey(address)).toBe(key);
+  });
+});

@@ -1,0 +1,55 @@
+import { createLogger } from '../../src/log';
+import { ServiceSession } from '../../src/vault/session';
+import { Harness, adminToken, env, harness } from '../support/harness';
+import { createGroup, pushSecret, uniq, vaultAs } from '../support/rks';
+
+/** rks's own identity can do its work and nothing more, against the real Vault. */
+describe("rks's service identity", () => {
+  let h: Harness;
+  let service: string;
+  let g: string;
+  beforeAll(async () => {
+    h = harness();
+    service = await new ServiceSession(h.vault, { login: env.adminLogin, password: env.adminPassword }, createLogger('silent')).token();
+    g = uniq('svc');
+    await createGroup(h.app, await adminToken(h.app), g);
+  });
+  afterAll(() => h.close());
+
+  const role = (policies: string[], extra: Record<string, unknown> = {}) =>
+    vaultAs(service, 'POST', `auth/token/roles/rks_node_${g}_probe`, {
+      allowed_policies: policies,
+      orphan: false,
+      token_period: 600,
+      renewable: true,
+      token_no_default_policy: true,
+      ...extra,
+    });
+
+  it('carries only the rks_service policy', async () => {
+    expect((await vaultAs(service, 'GET', 'auth/token/lookup-self')).body.data.policies).toEqual(['rks_service']);
+  });
+
+  it('writes node roles held to node policies', async () => {
+    expect((await role([`rks_node_${g}`])).status).toBe(204);
+  });
+
+  it.each([
+    ['another policy', () => role(['rks_admin'])],
+    ['the default policy too', () => role([`rks_node_${g}`], { token_no_default_policy: false })],
+    ['orphan tokens', () => role([`rks_node_${g}`], { orphan: true })],
+    ['a parameter it has no use for', () => role([`rks_node_${g}`], { token_explicit_max_ttl: 0 })],
+    ['a role outside rks_node_*', () => vaultAs(service, 'POST', 'auth/token/roles/evil', { allowed_policies: ['root'] })],
+  ])('cannot write a node role with %s', async (_what, write) => {
+    expect((await write()).status).toBe(403);
+  });
+
+  it('cannot read a group token, a secret, or write a group config', async () => {
+    const fqdn = `${uniq('svc')}.example.com`;
+    await pushSecret(h.app, await adminToken(h.app), fqdn);
+    expect((await vaultAs(service, 'GET', `rks/data/groups/${g}/grouptoken`)).status).toBe(403);
+    expect((await vaultAs(service, 'GET', `rks/data/${fqdn}`)).status).toBe(403);
+    expect((await vaultAs(service, 'POST', `rks/data/groups/${g}/config`, { data: {} })).status).toBe(403);
+    expect((await vaultAs(service, 'GET', `rks/data/groups/${g}/grouptoken-accessor`)).status).toBe(200);
+  });
+});
