@@ -9,6 +9,7 @@ import { createMetrics } from '../../src/metrics';
 import { VaultClient } from '../../src/vault/client';
 import { ServiceSession } from '../../src/vault/session';
 import { issue } from '../support/pki';
+import { NO_CALLBACK } from '../support/rks';
 import { Running, httpsRequest, peerCertificate, runRks } from '../support/serve';
 import { TestVault, freePort, startVault } from '../support/vault';
 
@@ -166,6 +167,13 @@ describe('POST /rks/v1/init', () => {
   it('brings a Vault that an older rks initialised (no service identity) up to date: 200 with what changed', async () => {
     const write = (path: string, body: unknown, method = 'POST') =>
       fetch(`${vault.addr}/v1/${path}`, { method, headers: { 'X-Vault-Token': vault.rootToken }, body: JSON.stringify(body) });
+    // A group with a node, from before: no token accessor record, no node record.
+    const rootApp = request(app);
+    const created = await rootApp.post('/rks/v1/group/before').set('X-Vault-Token', vault.rootToken).send(NO_CALLBACK);
+    expect(created.status).toBe(201);
+    await request(app).post('/rks/v1/node').set('X-Vault-Token', created.body.groupToken).set('X-LCDN-nodeId', 'old-node').expect(201);
+    await write('rks/metadata/groups/before/grouptoken-accessor', {}, 'DELETE');
+    await write('rks/metadata/groups/before/nodes/old-node', {}, 'DELETE');
     // What layout 1 left: no AppRole, no rks_service policy, Vault's default user lockout.
     await write('sys/auth/rks-service', {}, 'DELETE');
     await write('sys/policies/acl/rks_service', {}, 'DELETE');
@@ -184,6 +192,8 @@ describe('POST /rks/v1/init', () => {
     expect(res.body.upgraded).toEqual(expect.arrayContaining(['service identity', 'admin login lockout settings']));
     expect((await read('rks/data/config')).body.data.data).toMatchObject({ layout: 2, upgradedAt: expect.any(String) });
     expect((await read('sys/auth/userpass/tune')).body.data.user_lockout_threshold).toBe(20);
+    expect((await read('rks/data/groups/before/grouptoken-accessor')).body.data.data.accessor).toMatch(/\S/);
+    expect((await read('rks/data/groups/before/nodes/old-node')).status).toBe(200);
 
     const fresh = new ServiceSession(client, admin, createLogger('silent'));
     const self = await fetch(`${vault.addr}/v1/auth/token/lookup-self`, { headers: { 'X-Vault-Token': await fresh.token() } });
