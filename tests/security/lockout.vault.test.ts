@@ -131,6 +131,7 @@ describe('nobody without a token can lock rks out', () => {
     });
     try {
       await rks.waitFor('serving with a certificate from the rks CA', 20_000);
+      await rks.waitFor('rks listening');
       const ca = (await vaultCall('GET', 'rks-pki/cert/ca')).body.data.certificate as string;
       expect((await peerCertificate(rksPort)).issuer.CN).toBe('rks CA');
       const caAnswer = await httpsRequest(`https://127.0.0.1:${rksPort}/ca/cert`, { ca });
