@@ -1,38 +1,34 @@
-import { randomUUID } from 'node:crypto';
 import express, { Express, NextFunction, Request, Response } from 'express';
-import * as OpenApiValidator from 'express-openapi-validator';
-import helmet from 'helmet';
 import type { Logger } from 'pino';
-import { pinoHttp } from 'pino-http';
-import { safeUrl } from './log';
 import { AdminService, LoginLimits } from './admin/service';
+import { CallbackOptions, CallbackVerifier } from './callback/verifier';
+import { NotFound } from './errors';
+import { GroupService } from './groups/service';
+import { requestContext } from './http/context';
+import { Contract } from './http/contract';
+import { Handlers, dispatch } from './http/dispatch';
 import { errorHandler } from './http/errors';
-import { inputGuards } from './http/guards';
-import { secretHotPath } from './http/hot-path';
-import { requirePsk } from './http/psk';
 import { CaBundle, InitService } from './init/service';
+import { HttpMetrics, createMetrics } from './metrics';
+import { NodeService } from './nodes/service';
+import { SPEC_PATH } from './paths';
 import { PskJwt } from './pki/psk';
 import { PkiService } from './pki/service';
-import { caRouter } from './routes/ca';
-import { Pki } from './vault/pki';
-import { HttpMetrics, createMetrics } from './metrics';
-import { adminRouter } from './routes/admin';
-import { SPEC_PATH } from './paths';
+import { adminRoutes } from './routes/admin';
+import { caRoutes } from './routes/ca';
 import { docsRouter } from './routes/docs';
-import { initRouter } from './routes/init';
-import { opsRouter } from './routes/ops';
-import { secretRouter } from './routes/secret';
+import { groupRoutes } from './routes/group';
+import { initRoutes } from './routes/init';
+import { nodeRoutes } from './routes/node';
+import { opsRoutes } from './routes/ops';
+import { secretRoutes } from './routes/secret';
 import { SecretService } from './secrets/service';
-import { CallbackOptions, CallbackVerifier } from './callback/verifier';
-import { GroupService } from './groups/service';
-import { NodeService } from './nodes/service';
-import { groupRouter } from './routes/group';
-import { nodeRouter } from './routes/node';
-import { ServiceSession } from './vault/session';
-import { Tokens } from './vault/tokens';
 import { VaultClient } from './vault/client';
 import { Kv } from './vault/kv';
+import { Pki } from './vault/pki';
+import { ServiceSession } from './vault/session';
 import { Sys } from './vault/sys';
+import { Tokens } from './vault/tokens';
 
 export interface AppOptions {
   vault: VaultClient;
@@ -72,8 +68,6 @@ export interface AppOptions {
   validateResponses?: boolean;
 }
 
-const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
-
 export const DEFAULT_MAX_NODES_PER_GROUP = 10_000;
 
 export function createApp(opts: AppOptions): Express {
@@ -106,67 +100,36 @@ export function createApp(opts: AppOptions): Express {
   app.set('etag', false);
   app.set('trust proxy', opts.trustProxy?.length ? opts.trustProxy : false);
 
-  // The hot path: unless every request must also prove the PSK, it skips the general chain.
-  if (!opts.requirePsk) app.use(secretHotPath(secrets, metrics, opts.logger));
-  app.use(
-    pinoHttp({
-      logger: opts.logger,
-      genReqId: (req, res) => {
-        const given = req.headers['x-request-id'];
-        const id = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
-        res.setHeader('X-Request-Id', id);
-        return id;
-      },
-      serializers: {
-        req: (req) => ({ id: req.id, method: req.method, url: safeUrl(req.url), remoteAddress: req.remoteAddress }),
-        res: (res) => ({ statusCode: res.statusCode }),
-      },
-      customLogLevel: (_req, res, err) => (err || res.statusCode >= 500 ? 'error' : 'info'),
-    }),
-  );
-  app.use(countRequests(metrics));
-  app.use(helmet());
-  if (opts.requirePsk) app.use(requirePsk(psk!));
-  app.use(inputGuards);
-  app.use(express.json({ limit: opts.bodyLimit ?? '64kb', inflate: false, strict: true }));
-  app.use(docsRouter(SPEC_PATH));
-  app.use(
-    OpenApiValidator.middleware({
-      apiSpec: SPEC_PATH,
-      validateRequests: { allowUnknownQueryParameters: false },
-      validateResponses: opts.validateResponses ?? false,
-      validateSecurity: false,
-      // /ca/sign takes a PEM body with any Content-Type, which the validator cannot describe.
-      ignorePaths: /^\/(docs|openapi\.(yaml|json)|ca\/sign)/,
-    }),
-  );
-  app.use(opsRouter(opts.vault, metrics.registry));
-  app.use(caRouter(pki, psk));
-  app.use(
-    initRouter(init, () => {
+  const handlers: Handlers = {
+    ...opsRoutes(opts.vault, metrics.registry),
+    ...caRoutes(pki, psk),
+    ...initRoutes(init, () => {
       session.retryNow();
       opts.onInitialised?.();
     }),
+    ...adminRoutes(admin),
+    ...groupRoutes(groups),
+    ...nodeRoutes(nodes),
+    ...secretRoutes(secrets),
+  };
+  app.use(requestContext(opts.logger, metrics));
+  app.use(
+    dispatch(contract(), handlers, {
+      bodyLimit: opts.bodyLimit ?? '64kb',
+      psk,
+      requirePsk: opts.requirePsk,
+      validateResponses: opts.validateResponses,
+    }),
   );
-  app.use(adminRouter(admin));
-  app.use(groupRouter(groups));
-  app.use(nodeRouter(nodes));
-  app.use(secretRouter(secrets));
+  app.use(docsRouter(SPEC_PATH));
+  app.use((_req: Request, _res: Response, next: NextFunction) => next(new NotFound('no such endpoint')));
   app.use(errorHandler(opts.logger));
   return app;
 }
 
-/** Requests and latency by route template (never the raw path: it carries names). */
-function countRequests(metrics: HttpMetrics) {
-  return (req: Request, res: Response, next: NextFunction): void => {
-    const started = process.hrtime.bigint();
-    res.on('finish', () => {
-      const openapi = (req as Request & { openapi?: { openApiRoute?: string } }).openapi;
-      const route = openapi?.openApiRoute ?? (req.route?.path as string | undefined) ?? 'unmatched';
-      const labels = { method: req.method, route, status: String(res.statusCode) };
-      metrics.requests.inc(labels);
-      metrics.duration.observe(labels, Number(process.hrtime.bigint() - started) / 1e9);
-    });
-    next();
-  };
+let compiled: Contract | undefined;
+/** The contract, compiled once per process. */
+function contract(): Contract {
+  compiled ??= Contract.load(SPEC_PATH);
+  return compiled;
 }

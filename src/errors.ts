@@ -38,6 +38,25 @@ export class NotFound extends RksError {
   }
 }
 
+export class MethodNotAllowed extends RksError {
+  constructor(allow: string) {
+    super(405, 'method not allowed', { Allow: allow });
+  }
+}
+
+export class UnsupportedMediaType extends RksError {
+  constructor(message: string) {
+    super(415, message);
+  }
+}
+
+/** A request that does not match the contract; `items` say where and why (see http/errors). */
+export class ValidationFailed extends RksError {
+  constructor(readonly items: { path: string; keyword: string; message: string }[]) {
+    super(400, 'the request does not match the contract');
+  }
+}
+
 export class Conflict extends RksError {
   constructor(message: string) {
     super(409, message);

@@ -26,16 +26,22 @@ export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' |
  * written meanwhile go out together, and pino flushes what is left when the process exits.
  */
 export function createLogger(level: LogLevel = 'info', destination?: pino.DestinationStream): Logger {
-  return pino(
-    {
-      level,
-      base: { service: 'rks' },
-      timestamp: pino.stdTimeFunctions.isoTime,
-      redact: { paths: REDACT_PATHS, censor: '[redacted]' },
-      formatters: { level: (label) => ({ level: label }) },
-    },
-    destination ?? pino.destination({ dest: 1, sync: false }),
-  );
+  return pino({ ...OPTIONS, level, redact: { paths: REDACT_PATHS, censor: '[redacted]' } }, destination ?? pino.destination({ dest: 1, sync: false }));
+}
+
+const OPTIONS = {
+  base: { service: 'rks' },
+  timestamp: pino.stdTimeFunctions.isoTime,
+  formatters: { level: (label: string) => ({ level: label }) },
+};
+
+/**
+ * The logger of the one line each request gets: rks builds every field of that line itself
+ * (method, path without query, status, timing), so there is nothing to redact and the line
+ * skips the redaction pass. Same destination and level as `logger`.
+ */
+export function accessLogger(logger: Logger): Logger {
+  return pino({ ...OPTIONS, level: logger.level }, (logger as unknown as Record<symbol, pino.DestinationStream>)[pino.symbols.streamSym]);
 }
 
 /**

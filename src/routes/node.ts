@@ -1,17 +1,17 @@
-import { Router } from 'express';
-import { vaultToken } from '../http/guards';
+import type { Handlers } from '../http/dispatch';
 import type { NodeService } from '../nodes/service';
 
-export function nodeRouter(nodes: NodeService): Router {
-  const r = Router();
-  r.post('/rks/v1/node', async (req, res) => {
-    const nodeId = req.get('X-LCDN-nodeId') ?? '';
-    const answer = await nodes.register(vaultToken(req), nodeId);
-    req.log.info({ node: nodeId.toLowerCase() }, 'node registered');
-    res.status(201).json(answer);
-  });
-  r.post('/rks/v1/auth/token/renew-self', async (req, res) => {
-    res.status(200).json(await nodes.renewSelf(vaultToken(req)));
-  });
-  return r;
+/** The node surface: registration with a group token, renewal of a node or group token. */
+export function nodeRoutes(nodes: NodeService): Handlers {
+  return {
+    registerNode: async (req, res, token) => {
+      const nodeId = req.get('X-LCDN-nodeId') ?? '';
+      const answer = await nodes.register(token, nodeId);
+      req.log.info({ node: nodeId.toLowerCase() }, 'node registered');
+      res.status(201).json(answer);
+    },
+    renewSelf: async (_req, res, token) => {
+      res.status(200).json(await nodes.renewSelf(token));
+    },
+  };
 }

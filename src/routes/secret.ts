@@ -1,28 +1,26 @@
-import { Router } from 'express';
+import type { Handlers } from '../http/dispatch';
 import type { SecretData, SecretService } from '../secrets/service';
-import { vaultToken } from '../http/guards';
 
-export function secretRouter(secrets: SecretService): Router {
-  const r = Router();
-  const path = '/rks/v1/secret/:fqdn';
-
-  r.get(path, async (req, res) => {
-    res.status(200).json(await secrets.get(vaultToken(req), req.params.fqdn));
-  });
-  r.post(path, async (req, res) => {
-    await secrets.create(vaultToken(req), req.params.fqdn, (req.body as { data: SecretData }).data);
-    res.status(201).end();
-  });
-  r.put(path, async (req, res) => {
-    await secrets.update(vaultToken(req), req.params.fqdn, (req.body as { data: SecretData }).data);
-    res.status(200).end();
-  });
-  r.delete(path, async (req, res) => {
-    await secrets.delete(vaultToken(req), req.params.fqdn);
-    res.status(204).end();
-  });
-  r.get(`${path}/groups`, async (req, res) => {
-    res.status(200).json(await secrets.groups(vaultToken(req), req.params.fqdn));
-  });
-  return r;
+/** The secret surface: TLS material by name. */
+export function secretRoutes(secrets: SecretService): Handlers {
+  return {
+    getSecret: async (req, res, token) => {
+      res.status(200).json(await secrets.get(token, req.params.fqdn));
+    },
+    createSecret: async (req, res, token) => {
+      await secrets.create(token, req.params.fqdn, (req.body as { data: SecretData }).data);
+      res.status(201).end();
+    },
+    updateSecret: async (req, res, token) => {
+      await secrets.update(token, req.params.fqdn, (req.body as { data: SecretData }).data);
+      res.status(200).end();
+    },
+    deleteSecret: async (req, res, token) => {
+      await secrets.delete(token, req.params.fqdn);
+      res.status(204).end();
+    },
+    listSecretGroups: async (req, res, token) => {
+      res.status(200).json(await secrets.groups(token, req.params.fqdn));
+    },
+  };
 }

@@ -1,0 +1,63 @@
+import { randomUUID } from 'node:crypto';
+import type { NextFunction, Request, Response } from 'express';
+import helmet from 'helmet';
+import type { Logger } from 'pino';
+import { accessLogger, safeUrl } from '../log';
+import type { HttpMetrics } from '../metrics';
+
+declare module 'http' {
+  interface IncomingMessage {
+    /** This request's logger (its id bound), made on first use. */
+    log: Logger;
+    id: string;
+  }
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
+
+/** The headers helmet sets, computed once: the same on every answer. */
+function securityHeaders(): [string, string][] {
+  const headers: [string, string][] = [];
+  const res = {
+    setHeader: (name: string, value: string) => headers.push([name, String(value)]),
+    removeHeader: () => undefined,
+  };
+  helmet()({} as never, res as never, () => undefined);
+  return headers;
+}
+
+/**
+ * What every request gets, done once and cheaply: a request id (the caller's, when it is
+ * well-formed), the security headers, and when it is answered one log line and its metrics,
+ * labelled by the contract's path (never the raw path: it carries names) and never with the
+ * query string.
+ */
+export function requestContext(logger: Logger, metrics: HttpMetrics) {
+  const headers = securityHeaders();
+  const access = accessLogger(logger);
+  return (req: Request, res: Response, next: NextFunction): void => {
+    const started = process.hrtime.bigint();
+    const given = req.headers['x-request-id'];
+    const id = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+    req.id = id;
+    let log: Logger | undefined;
+    Object.defineProperty(req, 'log', { get: () => (log ??= logger.child({ req: { id } })), configurable: true });
+    for (const [name, value] of headers) res.setHeader(name, value);
+    res.setHeader('X-Request-Id', id);
+    res.on('finish', () => {
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      const labels = { method: req.method, route: (res.locals.route as string | undefined) ?? 'unmatched', status: String(res.statusCode) };
+      metrics.requests.inc(labels);
+      metrics.duration.observe(labels, seconds);
+      access[res.statusCode >= 500 ? 'error' : 'info'](
+        {
+          req: { id, method: req.method, url: safeUrl(req.originalUrl ?? req.url), remoteAddress: req.socket.remoteAddress },
+          res: { statusCode: res.statusCode },
+          responseTime: Math.round(seconds * 1000),
+        },
+        'request completed',
+      );
+    });
+    next();
+  };
+}
