@@ -38,11 +38,11 @@ test: build lint ## run every test, against a real OpenBao/Vault
 test-unit: install ## only the tests that need no Vault
 	npx jest --selectProjects unit
 
-bench: build ## rks vs Vault on the hot paths, side by side (not part of make test)
-	@RKS_VAULT_BIN=$$(scripts/vault-bin.sh) && export RKS_VAULT_BIN && npx tsx bench/run.ts
+bench: build ## rks vs Vault on the hot paths, side by side (not part of make test; SAVE=1 keeps results in bench/results)
+	@RKS_VAULT_BIN=$$(scripts/vault-bin.sh) && export RKS_VAULT_BIN && SAVE=$(SAVE) npx tsx bench/run.ts
 
-bench-handshake: build ## edge TLS handshake latency: cached name vs cold name
-	@RKS_VAULT_BIN=$$(scripts/vault-bin.sh) && export RKS_VAULT_BIN && npx tsx bench/handshake.ts
+bench-handshake: build ## edge TLS handshake latency: cached name vs cold name (SAVE=1 as for bench)
+	@RKS_VAULT_BIN=$$(scripts/vault-bin.sh) && export RKS_VAULT_BIN && SAVE=$(SAVE) npx tsx bench/handshake.ts
 
 clean: ## remove build output and dev state
 	rm -rf dist .dev coverage

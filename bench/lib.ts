@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import os from 'node:os';
 import https from 'node:https';
 import path from 'node:path';
 import { InitService } from '../src/init/service';
@@ -93,8 +94,9 @@ export function summary(ms: number[]) {
 
 export const round = (x: number, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
 
+/** Results go to bench/results (tracked) only with SAVE=1; otherwise to a temporary folder. */
 export function writeResult(name: string, result: unknown): string {
-  const dir = path.join(__dirname, 'results');
+  const dir = process.env.SAVE === '1' ? path.join(__dirname, 'results') : path.join(os.tmpdir(), 'rks-bench-results');
   fs.mkdirSync(dir, { recursive: true });
   const stamp = new Date().toISOString().slice(0, 19).replace(/[:T]/g, '-');
   fs.writeFileSync(path.join(dir, `${name}.json`), `${JSON.stringify(result, null, 2)}\n`);
