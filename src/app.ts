@@ -4,7 +4,7 @@ import { AdminService, LoginLimits } from './admin/service';
 import { CallbackOptions, CallbackVerifier } from './callback/verifier';
 import { NotFound } from './errors';
 import { GroupService } from './groups/service';
-import { requestContext } from './http/context';
+import { answerJson, requestContext, requestLogger } from './http/context';
 import { Contract } from './http/contract';
 import { Handlers, dispatch } from './http/dispatch';
 import { errorHandler } from './http/errors';
@@ -99,6 +99,8 @@ export function createApp(opts: AppOptions): Express {
   app.disable('x-powered-by');
   app.set('etag', false);
   app.set('trust proxy', opts.trustProxy?.length ? opts.trustProxy : false);
+  app.response.json = answerJson;
+  requestLogger(app.request, opts.logger);
 
   const handlers: Handlers = {
     ...opsRoutes(opts.vault, metrics.registry),

@@ -40,8 +40,6 @@ export function requestContext(logger: Logger, metrics: HttpMetrics) {
     const given = req.headers['x-request-id'];
     const id = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
     req.id = id;
-    let log: Logger | undefined;
-    Object.defineProperty(req, 'log', { get: () => (log ??= logger.child({ req: { id } })), configurable: true });
     for (const [name, value] of headers) res.setHeader(name, value);
     res.setHeader('X-Request-Id', id);
     res.on('finish', () => {
@@ -60,4 +58,32 @@ export function requestContext(logger: Logger, metrics: HttpMetrics) {
     });
     next();
   };
+}
+
+/**
+ * `req.log` on an app's request prototype: a logger with the request's id, made only when a
+ * handler logs (most requests never do).
+ */
+export function requestLogger(proto: object, logger: Logger): void {
+  const made = new WeakMap<object, Logger>();
+  Object.defineProperty(proto, 'log', {
+    get(this: { id: string }) {
+      let log = made.get(this);
+      if (!log) made.set(this, (log = logger.child({ req: { id: this.id } })));
+      return log;
+    },
+    configurable: true,
+  });
+}
+
+/**
+ * `res.json` for rks's answers: JSON, its length, done. Express's own also computes an ETag
+ * and checks freshness for every answer, which an API of secrets never uses.
+ */
+export function answerJson(this: Response, body: unknown): Response {
+  const text = JSON.stringify(body);
+  this.setHeader('Content-Type', 'application/json; charset=utf-8');
+  this.setHeader('Content-Length', Buffer.byteLength(text));
+  this.end(text);
+  return this;
 }
