@@ -1,5 +1,33 @@
 /**
- * Typed errors that carry their own HTTP status, so handlers never guess.
+ * The stable codes of error answers (`{"errors": [...], "code": "..."}`), for clients to branch
+ * on instead of reasons, which are for humans and may change. The contract lists the same.
+ */
+export const ERROR_CODES = [
+  'invalid_request',
+  'unauthorized',
+  'forbidden',
+  'callback_refused',
+  'not_found',
+  'method_not_allowed',
+  'conflict',
+  'already_exists',
+  'already_initialised',
+  'already_associated',
+  'still_associated',
+  'node_limit_reached',
+  'body_too_large',
+  'unsupported_media_type',
+  'login_locked',
+  'concurrent_change',
+  'too_many_requests',
+  'internal',
+  'upstream_failed',
+  'unavailable',
+] as const;
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+/**
+ * Typed errors that carry their own HTTP status and code, so handlers never guess.
  * Messages are shown to callers: they must never contain a token, a password or a key.
  */
 export class RksError extends Error {
@@ -8,6 +36,7 @@ export class RksError extends Error {
     message: string,
     /** Headers the answer carries (Retry-After, Allow). */
     readonly headers: Record<string, string> = {},
+    readonly code: ErrorCode = 'internal',
   ) {
     super(message);
     this.name = new.target.name;
@@ -16,73 +45,73 @@ export class RksError extends Error {
 
 export class BadRequest extends RksError {
   constructor(message: string) {
-    super(400, message);
+    super(400, message, {}, 'invalid_request');
   }
 }
 
 export class Unauthorized extends RksError {
   constructor(message = 'authentication required') {
-    super(401, message);
+    super(401, message, {}, 'unauthorized');
   }
 }
 
 export class Forbidden extends RksError {
-  constructor(message = 'permission denied') {
-    super(403, message);
+  constructor(message = 'permission denied', code: ErrorCode = 'forbidden') {
+    super(403, message, {}, code);
   }
 }
 
 export class NotFound extends RksError {
   constructor(message: string) {
-    super(404, message);
+    super(404, message, {}, 'not_found');
   }
 }
 
 export class MethodNotAllowed extends RksError {
   constructor(allow: string) {
-    super(405, 'method not allowed', { Allow: allow });
+    super(405, 'method not allowed', { Allow: allow }, 'method_not_allowed');
   }
 }
 
 export class UnsupportedMediaType extends RksError {
   constructor(message: string) {
-    super(415, message);
+    super(415, message, {}, 'unsupported_media_type');
   }
 }
 
 /** A request that does not match the contract; `items` say where and why (see http/errors). */
 export class ValidationFailed extends RksError {
   constructor(readonly items: { path: string; keyword: string; message: string }[]) {
-    super(400, 'the request does not match the contract');
+    super(400, 'the request does not match the contract', {}, 'invalid_request');
   }
 }
 
 export class Conflict extends RksError {
-  constructor(message: string) {
-    super(409, message);
+  constructor(message: string, code: ErrorCode = 'conflict') {
+    super(409, message, {}, code);
   }
 }
 
 export class Locked extends RksError {
-  constructor(message: string) {
-    super(423, message);
+  constructor(message: string, code: ErrorCode = 'concurrent_change') {
+    super(423, message, {}, code);
   }
 }
 
 export class TooManyRequests extends RksError {
   constructor(message: string, retryAfterSeconds: number) {
-    super(429, message, { 'Retry-After': String(Math.max(1, Math.ceil(retryAfterSeconds))) });
+    super(429, message, { 'Retry-After': String(Math.max(1, Math.ceil(retryAfterSeconds))) }, 'too_many_requests');
   }
 }
 
 export class BadGateway extends RksError {
   constructor(message: string) {
-    super(502, message);
+    super(502, message, {}, 'upstream_failed');
   }
 }
 
 export class ServiceUnavailable extends RksError {
   constructor(message: string) {
-    super(503, message);
+    super(503, message, {}, 'unavailable');
   }
 }

@@ -87,7 +87,7 @@ export class AdminService {
       if (answer.refused === 'invalid') this.logins.fail(name);
     }
     if (answer.refused === 'locked') {
-      throw new Locked('this login is locked by Vault after too many failed logins: it unlocks by itself after 15 minutes, or an operator unlocks it (see the README)');
+      throw new Locked('this login is locked by Vault after too many failed logins: it unlocks by itself after 15 minutes, or an operator unlocks it (see the README)', 'login_locked');
     }
     throw new BadRequest('invalid login or password');
   }

@@ -48,7 +48,7 @@ export class CallbackVerifier {
     const res = await this.fetch('callback', url, { method: 'GET', headers: { Authorization: `Bearer ${accessToken}` } }, deadline);
     if (res.status === 200) return;
     if (res.status === 403 || res.status === 404) {
-      throw new Forbidden(`node '${nodeId}' was refused by the group's callback (${res.status})`);
+      throw new Forbidden(`node '${nodeId}' was refused by the group's callback (${res.status})`, 'callback_refused');
     }
     throw new BadGateway(`callback answered ${res.status}`);
   }

@@ -39,13 +39,21 @@ export interface RksNodeEvents {
 }
 
 class HttpError extends Error {
+  /** rks's stable error code; derived from the status for servers that send none (a classic RKS). */
+  readonly code: string;
+
   constructor(
     readonly status: number,
     reason: string,
+    code?: string,
   ) {
     super(`rks answered ${status}: ${reason}`);
+    this.code = code ?? ({ 400: 'invalid_request', 403: 'forbidden', 404: 'not_found' } as Record<number, string>)[status] ?? 'unavailable';
   }
 }
+
+/** Answers that mean rks will not let this node have the key or register, not that rks is unwell. */
+const REFUSED = new Set(['forbidden', 'callback_refused', 'invalid_request']);
 
 interface Failure {
   until: number;
@@ -159,7 +167,7 @@ export class RksNode extends EventEmitter<RksNodeEvents> {
       return secret;
     } catch (err) {
       const status = err instanceof HttpError ? err.status : undefined;
-      if (status === 403 || status === 404) this.emit('refused', { name, status });
+      if (err instanceof HttpError && (err.code === 'forbidden' || err.code === 'not_found')) this.emit('refused', { name, status: err.status });
       else this.emit('error', err as Error);
       this.backoff(name, status);
       return null;
@@ -192,7 +200,7 @@ export class RksNode extends EventEmitter<RksNodeEvents> {
     try {
       return await fn(token);
     } catch (err) {
-      if (!retry || !(err instanceof HttpError) || err.status !== 403) throw err;
+      if (!retry || !(err instanceof HttpError) || err.code !== 'forbidden') throw err;
       if (await this.tokenAlive(token)) throw err;
       if (this.token === token) this.token = undefined;
       await this.registerOrForget();
@@ -205,7 +213,7 @@ export class RksNode extends EventEmitter<RksNodeEvents> {
       await this.renew(token);
       return true;
     } catch (err) {
-      if (err instanceof HttpError && err.status === 403) return false;
+      if (err instanceof HttpError && err.code === 'forbidden') return false;
       throw err;
     }
   }
@@ -215,7 +223,7 @@ export class RksNode extends EventEmitter<RksNodeEvents> {
     try {
       await this.register();
     } catch (err) {
-      if (err instanceof HttpError && (err.status === 403 || err.status === 400)) {
+      if (err instanceof HttpError && REFUSED.has(err.code)) {
         for (const name of [...this.cache.keys()]) this.drop(name, true);
       }
       throw err;
@@ -258,7 +266,7 @@ export class RksNode extends EventEmitter<RksNodeEvents> {
       }
       await this.register();
     } catch (err) {
-      if (err instanceof HttpError && err.status === 403) {
+      if (err instanceof HttpError && err.code === 'forbidden') {
         this.token = undefined;
         try {
           await this.registerOrForget();
@@ -293,8 +301,8 @@ export class RksNode extends EventEmitter<RksNodeEvents> {
               /* not JSON */
             }
             if (res.statusCode! >= 400) {
-              const reason = (body as { errors?: string[] } | null)?.errors?.join('; ') ?? 'no reason given';
-              reject(new HttpError(res.statusCode!, reason));
+              const answer = body as { errors?: string[]; code?: string } | null;
+              reject(new HttpError(res.statusCode!, answer?.errors?.join('; ') ?? 'no reason given', answer?.code));
             } else resolve(body);
           });
         },

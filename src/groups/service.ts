@@ -70,7 +70,7 @@ export class GroupService {
         // Claims the name: a second create, concurrent or not, stops here.
         await this.kv.write(kvPath.groupConfig(g), info, token, 0);
       } catch (err) {
-        if (err instanceof CasMismatch) throw new Conflict(`group '${g}' already exists`);
+        if (err instanceof CasMismatch) throw new Conflict(`group '${g}' already exists`, 'already_exists');
         throw err;
       }
       try {
@@ -150,7 +150,7 @@ export class GroupService {
       await this.casOrLocked(() =>
         this.kv.update<SecretList>(kvPath.groupSecrets(g), token, (list) => {
           const secrets = list?.secrets ?? [];
-          if (secrets.includes(fqdn)) throw new Conflict(`secret '${fqdn}' is already associated with group '${g}'`);
+          if (secrets.includes(fqdn)) throw new Conflict(`secret '${fqdn}' is already associated with group '${g}'`, 'already_associated');
           return { secrets: [...secrets, fqdn] };
         }),
       );

@@ -1,6 +1,6 @@
 import type { NextFunction, Request, Response } from 'express';
 import type { Logger } from 'pino';
-import { RksError, ValidationFailed } from '../errors';
+import { ErrorCode, RksError, ValidationFailed } from '../errors';
 import { FQDN_RULE, LOGIN_RULE } from '../names';
 import { VaultError } from '../vault/client';
 
@@ -27,38 +27,39 @@ function describeValidation(item: ValidationFailed['items'][number]): string {
 /** Maps any error to `{"errors": [...]}` with its status. Reasons never echo input values. */
 export function errorHandler(logger: Logger) {
   return (err: unknown, req: Request, res: Response, _next: NextFunction): void => {
-    const { status, errors, headers } = toHttp(err);
+    const { status, errors, headers, code } = toHttp(err);
     const log = (req as Request & { log?: Logger }).log ?? logger;
     if (status >= 500) log.error({ err }, 'request failed');
     else log.debug({ status, errors }, 'request refused');
     if (res.headersSent) return;
-    res.status(status).set(headers).json({ errors });
+    res.status(status).set(headers).json({ errors, code });
   };
 }
 
 export interface HttpAnswer {
   status: number;
   errors: string[];
+  code: ErrorCode;
   headers?: Record<string, string>;
 }
 
 export function toHttp(err: unknown): HttpAnswer {
-  if (err instanceof ValidationFailed) return { status: 400, errors: err.items.map(describeValidation) };
-  if (err instanceof RksError) return { status: err.status, errors: [err.message], headers: err.headers };
+  if (err instanceof ValidationFailed) return { status: 400, errors: err.items.map(describeValidation), code: err.code };
+  if (err instanceof RksError) return { status: err.status, errors: [err.message], headers: err.headers, code: err.code };
   if (err instanceof VaultError) {
-    if (err.status === 403) return { status: 403, errors: ['permission denied'] };
-    if (err.status === 503) return { status: 503, errors: ['vault is sealed or unavailable'] };
-    if (err.status === 429) return { status: 503, errors: ['vault is overloaded or on standby'] };
-    if (err.status >= 500) return { status: 503, errors: ['vault failed to answer'] };
-    return { status: 500, errors: ['unexpected answer from vault'] };
+    if (err.status === 403) return { status: 403, errors: ['permission denied'], code: 'forbidden' };
+    if (err.status === 503) return { status: 503, errors: ['vault is sealed or unavailable'], code: 'unavailable' };
+    if (err.status === 429) return { status: 503, errors: ['vault is overloaded or on standby'], code: 'unavailable' };
+    if (err.status >= 500) return { status: 503, errors: ['vault failed to answer'], code: 'unavailable' };
+    return { status: 500, errors: ['unexpected answer from vault'], code: 'internal' };
   }
   const e = err as { status?: number; type?: string; message?: string };
   // body-parser
-  if (e.type === 'entity.too.large') return { status: 413, errors: ['request body too large'] };
-  if (e.type === 'entity.parse.failed') return { status: 400, errors: ['request body is not valid JSON'] };
+  if (e.type === 'entity.too.large') return { status: 413, errors: ['request body too large'], code: 'body_too_large' };
+  if (e.type === 'entity.parse.failed') return { status: 400, errors: ['request body is not valid JSON'], code: 'invalid_request' };
   if (e.type === 'encoding.unsupported' || e.type === 'charset.unsupported') {
-    return { status: 415, errors: ['unsupported body encoding'] };
+    return { status: 415, errors: ['unsupported body encoding'], code: 'unsupported_media_type' };
   }
-  if (typeof e.status === 'number' && e.status >= 400 && e.status < 500) return { status: e.status, errors: ['bad request'] };
-  return { status: 500, errors: ['internal error'] };
+  if (typeof e.status === 'number' && e.status >= 400 && e.status < 500) return { status: e.status, errors: ['bad request'], code: 'invalid_request' };
+  return { status: 500, errors: ['internal error'], code: 'internal' };
 }

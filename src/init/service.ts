@@ -84,7 +84,7 @@ export class InitService {
     const existing = await this.configRecord(token);
     if (existing) {
       const stale = await this.staleParts(token, existing.data, creds);
-      if (stale.length === 0) throw new Conflict('rks is already initialised');
+      if (stale.length === 0) throw new Conflict('rks is already initialised', 'already_initialised');
       if (stale.includes('service identity')) await this.checkAdminPassword();
       await this.ensureServiceIdentity(token, creds);
       await this.ensureUserpass(token);
@@ -279,7 +279,7 @@ export class InitService {
     try {
       await whileUpgrading(() => this.kv.write(kvPath.config, record, token, cas));
     } catch (err) {
-      if (err instanceof CasMismatch) throw new Conflict('rks is already initialised');
+      if (err instanceof CasMismatch) throw new Conflict('rks is already initialised', 'already_initialised');
       throw err;
     }
   }

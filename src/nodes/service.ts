@@ -102,6 +102,7 @@ export class NodeService {
         this.limitRefusals?.inc();
         throw new Conflict(
           `group '${g}' has reached its limit of ${this.options.maxNodesPerGroup} nodes (--max-nodes-per-group): revoke nodes that are gone, or raise the limit`,
+          'node_limit_reached',
         );
       }
       await this.tokens.writeRole(role, spec, t);

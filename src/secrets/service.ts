@@ -37,7 +37,7 @@ export class SecretService {
     try {
       await this.kv.write(kvPath.secret(fqdn), data, token, 0);
     } catch (err) {
-      if (err instanceof CasMismatch) throw new Conflict(`secret '${fqdn}' already exists`);
+      if (err instanceof CasMismatch) throw new Conflict(`secret '${fqdn}' already exists`, 'already_exists');
       throw err;
     }
   }
@@ -61,7 +61,7 @@ export class SecretService {
     await this.mustExist(token, fqdn);
     const groups = await this.groupsOf(token, fqdn);
     if (groups.length > 0) {
-      throw new Conflict(`secret '${fqdn}' is still associated with ${groups.map((g) => `'${g}'`).join(', ')}`);
+      throw new Conflict(`secret '${fqdn}' is still associated with ${groups.map((g) => `'${g}'`).join(', ')}`, 'still_associated');
     }
     // Destroy every version: an old private key must not outlive its deletion.
     await this.kv.destroy(kvPath.secret(fqdn), token);

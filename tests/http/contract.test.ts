@@ -46,7 +46,18 @@ describe('Contract', () => {
     const login = op('POST', '/rks/v1/admin/login').op;
     expect(login.checkAnswer(200, { adminToken: 'hvs.x' })).toEqual([]);
     expect(login.checkAnswer(200, { token: 'hvs.x' })).not.toEqual([]);
-    expect(login.checkAnswer(429, { errors: ['slow down'] })).toEqual([]);
+    expect(login.checkAnswer(429, { errors: ['slow down'], code: 'too_many_requests' })).toEqual([]);
+    expect(login.checkAnswer(429, { errors: ['slow down'], code: 'made_up' })).not.toEqual([]);
     expect(login.checkAnswer(418, { errors: 'not an array' })).not.toEqual([]);
+  });
+});
+
+describe('error codes', () => {
+  it('the contract lists exactly the codes rks answers with', async () => {
+    const { ERROR_CODES } = await import('../../src/errors');
+    const { parse } = await import('yaml');
+    const fs = await import('node:fs');
+    const spec = parse(fs.readFileSync(SPEC_PATH, 'utf8'));
+    expect(spec.components.schemas.Errors.properties.code.enum).toEqual([...ERROR_CODES]);
   });
 });

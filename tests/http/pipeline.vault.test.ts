@@ -36,7 +36,7 @@ describe('the request pipeline', () => {
       const admin = await adminToken(h.app);
       const missing = await request(h.app).get('/rks/v1/secret/none.example.com').set('X-Vault-Token', admin);
       expect(missing.status).toBe(404);
-      expect(missing.body).toEqual({ errors: ["secret 'none.example.com' not found"] });
+      expect(missing.body).toMatchObject({ errors: ["secret 'none.example.com' not found"] });
       const bad = await request(h.app).get('/rks/v1/secret/a%2Bb.example.com').set('X-Vault-Token', admin);
       expect(bad.status).toBe(400);
       expect(bad.body.errors[0]).toMatch(/invalid secret name/);

@@ -37,7 +37,7 @@ describe('groups: /rks/v1/group/{g}', () => {
     it('POST again is 409 and the token is unchanged', async () => {
       const res = await api().post(`/rks/v1/group/${g}`).set('X-Vault-Token', admin).send(info);
       expect(res.status).toBe(409);
-      expect(res.body).toEqual({ errors: [`group '${g}' already exists`] });
+      expect(res.body).toMatchObject({ errors: [`group '${g}' already exists`] });
       expect((await vaultRead(`rks/data/groups/${g}/grouptoken`)).body.data.data.groupToken).toBe(groupToken);
       expect((await vaultAs(groupToken, 'GET', 'auth/token/lookup-self')).status).toBe(200);
     });
@@ -125,7 +125,7 @@ describe('groups: /rks/v1/group/{g}', () => {
       const req = (api() as any)[method.toLowerCase()](`/rks/v1/group/${g}${suffix}`).set('X-Vault-Token', admin);
       const res = method === 'PUT' && suffix === '' ? await req.send(info) : await req;
       expect(res.status).toBe(404);
-      expect(res.body).toEqual({ errors: [`group '${g}' not found`] });
+      expect(res.body).toMatchObject({ errors: [`group '${g}' not found`] });
     });
   });
 
@@ -164,7 +164,7 @@ describe('groups: /rks/v1/group/{g}', () => {
     it('again is 409', async () => {
       const res = await api().post(`/rks/v1/group/${g}/secrets/${fqdn}`).set('X-Vault-Token', admin);
       expect(res.status).toBe(409);
-      expect(res.body).toEqual({ errors: [`secret '${fqdn}' is already associated with group '${g}'`] });
+      expect(res.body).toMatchObject({ errors: [`secret '${fqdn}' is already associated with group '${g}'`] });
     });
 
     it('DELETE /secret/{fqdn} is 409 while associated', async () => {
@@ -176,7 +176,7 @@ describe('groups: /rks/v1/group/{g}', () => {
     it('an unknown secret or group is 404', async () => {
       const a = await api().post(`/rks/v1/group/${g}/secrets/nope-${fqdn}`).set('X-Vault-Token', admin);
       expect(a.status).toBe(404);
-      expect(a.body).toEqual({ errors: [`secret 'nope-${fqdn}' not found`] });
+      expect(a.body).toMatchObject({ errors: [`secret 'nope-${fqdn}' not found`] });
       const b = await api().post(`/rks/v1/group/nope-${g}/secrets/${fqdn}`).set('X-Vault-Token', admin);
       expect(b.status).toBe(404);
       expect((await vaultRead(`rks/data/index/secret-groups/nope-${fqdn}`)).status).toBe(404);

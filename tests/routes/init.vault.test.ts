@@ -155,7 +155,7 @@ describe('POST /rks/v1/init', () => {
   it('a second init is 409', async () => {
     const res = await request(app).post('/rks/v1/init').set('X-Vault-Token', vault.rootToken);
     expect(res.status).toBe(409);
-    expect(res.body).toEqual({ errors: ['rks is already initialised'] });
+    expect(res.body).toEqual({ errors: ['rks is already initialised'], code: 'already_initialised' });
   });
 
   it('a refused init writes nothing: mounts, auth methods, policies, roles and rks/ as they were', async () => {

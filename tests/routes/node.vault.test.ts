@@ -69,6 +69,7 @@ describe('POST /rks/v1/node', () => {
       for (const id of ['n1', 'n2', 'n3']) expect((await reg(id)).status).toBe(201);
       const refused = await reg('n4');
       expect(refused.status).toBe(409);
+      expect(refused.body.code).toBe('node_limit_reached');
       expect(refused.body.errors[0]).toMatch(/limit of 3 nodes \(--max-nodes-per-group\)/);
       expect((await vaultRead(`auth/token/roles/rks_node_${sg}_n4`)).status).toBe(404);
       // A flood of new ids creates nothing more in Vault.

@@ -42,7 +42,7 @@ describe('secrets: /rks/v1/secret/{fqdn}', () => {
     it('POST again is 409 and leaves the stored version alone', async () => {
       const res = await api().post(`/rks/v1/secret/${fqdn}`).set('X-Vault-Token', token).send(secret(c));
       expect(res.status).toBe(409);
-      expect(res.body).toEqual({ errors: [`secret '${fqdn}' already exists`] });
+      expect(res.body).toMatchObject({ errors: [`secret '${fqdn}' already exists`] });
       const meta = await vaultRead(`rks/metadata/${fqdn}`);
       expect(meta.body.data.current_version).toBe(1);
     });
@@ -92,7 +92,7 @@ describe('secrets: /rks/v1/secret/{fqdn}', () => {
       expect((await vaultRead(`rks/metadata/${fqdn}`)).status).toBe(404);
       const got = await api().get(`/rks/v1/secret/${fqdn}`).set('X-Vault-Token', token);
       expect(got.status).toBe(404);
-      expect(got.body).toEqual({ errors: [`secret '${fqdn}' not found`] });
+      expect(got.body).toMatchObject({ errors: [`secret '${fqdn}' not found`] });
     });
 
     it('DELETE, PUT and .../groups of an unknown secret are 404', async () => {
@@ -152,7 +152,7 @@ describe('secrets: /rks/v1/secret/{fqdn}', () => {
       try {
         const res = await request(other.app).get(`/rks/v1/secret/${name}`);
         expect(res.status).toBe(403);
-        expect(res.body).toEqual({ errors: ['missing X-Vault-Token'] });
+        expect(res.body).toMatchObject({ errors: ['missing X-Vault-Token'] });
       } finally {
         other.close();
         if (saved === undefined) delete process.env.VAULT_TOKEN;

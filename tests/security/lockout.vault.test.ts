@@ -109,7 +109,7 @@ describe('nobody without a token can lock rks out', () => {
     expect(statuses).toEqual([400, 400, 400, 400, 400, 400, 400, 400, 400, 400, 429, 429]);
     const refused = await login(admin, from);
     expect(refused.status).toBe(429);
-    expect(refused.body).toEqual({ errors: ['too many failed logins from this address; retry later'] });
+    expect(refused.body).toEqual({ errors: ['too many failed logins from this address; retry later'], code: 'too_many_requests' });
     expect(Number(refused.retryAfter)).toBeGreaterThan(0);
     expect(Number(refused.retryAfter)).toBeLessThanOrEqual(60);
     expect((await login(admin, '127.0.0.31')).status).toBe(200);
@@ -121,6 +121,7 @@ describe('nobody without a token can lock rks out', () => {
     expect(await lockedUsers()).toEqual([admin.login]);
     const res = await login(admin, '127.0.0.40');
     expect(res.status).toBe(423);
+    expect(res.body.code).toBe('login_locked');
     expect(res.body.errors[0]).toMatch(/locked by Vault/);
 
     const rksPort = await freePort();

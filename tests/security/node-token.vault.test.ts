@@ -88,6 +88,6 @@ describe('security: node tokens', () => {
     expect(g.body.ttl).toBe(31 * 86400);
     const bad = await request(h.app).post('/rks/v1/auth/token/renew-self').set('X-Vault-Token', 'hvs.bogus');
     expect(bad.status).toBe(403);
-    expect(bad.body).toEqual({ errors: ['permission denied'] });
+    expect(bad.body).toMatchObject({ errors: ['permission denied'] });
   });
 });
