@@ -2,6 +2,7 @@ import express, { Express, NextFunction, Request, Response } from 'express';
 import type { Logger } from 'pino';
 import { AdminService, LoginLimits } from './admin/service';
 import { CallbackOptions, CallbackVerifier } from './callback/verifier';
+import { DEFAULTS } from './config';
 import { NotFound } from './errors';
 import { GroupService } from './groups/service';
 import { answerJson, requestContext, requestLogger } from './http/context';
@@ -68,8 +69,6 @@ export interface AppOptions {
   validateResponses?: boolean;
 }
 
-export const DEFAULT_MAX_NODES_PER_GROUP = 10_000;
-
 export function createApp(opts: AppOptions): Express {
   const metrics = opts.metrics ?? createMetrics();
   const kv = new Kv(opts.vault);
@@ -79,15 +78,15 @@ export function createApp(opts: AppOptions): Express {
   const admin = new AdminService(sys, opts.loginLimits, credentials);
   const tokens = new Tokens(opts.vault);
   const secrets = new SecretService(kv, opts.defaultSecretTtl);
-  const groups = new GroupService(kv, sys, tokens, { nodeTokenPeriod: opts.nodeTokenPeriod ?? 600 });
+  const groups = new GroupService(kv, sys, tokens);
   const session = opts.session ?? new ServiceSession(opts.vault, credentials, opts.logger);
-  const verifier = new CallbackVerifier(opts.callback ?? { timeoutMs: 5000 }, opts.logger);
+  const verifier = new CallbackVerifier(opts.callback ?? { timeoutMs: DEFAULTS.callbackTimeout * 1000 }, opts.logger);
   const nodes = new NodeService(
     kv,
     tokens,
     session,
     verifier,
-    { tokenPeriod: opts.nodeTokenPeriod ?? 600, maxNodesPerGroup: opts.maxNodesPerGroup ?? DEFAULT_MAX_NODES_PER_GROUP },
+    { tokenPeriod: opts.nodeTokenPeriod ?? DEFAULTS.nodeTokenPeriod, maxNodesPerGroup: opts.maxNodesPerGroup ?? DEFAULTS.maxNodesPerGroup },
     metrics.nodeLimitRefusals,
     opts.logger,
   );
@@ -117,7 +116,7 @@ export function createApp(opts: AppOptions): Express {
   app.use(requestContext(opts.logger, metrics));
   app.use(
     dispatch(contract(), handlers, {
-      bodyLimit: opts.bodyLimit ?? '64kb',
+      bodyLimit: opts.bodyLimit ?? DEFAULTS.bodyLimit,
       psk,
       requirePsk: opts.requirePsk,
       validateResponses: opts.validateResponses,

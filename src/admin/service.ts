@@ -1,4 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
+import { DEFAULTS } from '../config';
 import { BadRequest, Locked, TooManyRequests } from '../errors';
 import { parseLogin } from '../names';
 import { USERPASS_LOCKOUT, USERPASS_PATH } from '../vault/layout';
@@ -15,7 +16,7 @@ export interface LoginLimits {
   loginResetMs?: number;
 }
 
-export const DEFAULT_LOGIN_LIMITS: LoginLimits = { perSource: 10, perLogin: 5 };
+export const DEFAULT_LOGIN_LIMITS: LoginLimits = { perSource: DEFAULTS.loginRateLimit, perLogin: DEFAULTS.loginFailureLimit };
 
 /**
  * Wrong passwords a blocked login name may still receive (each answered 429 without asking

@@ -1,70 +1,18 @@
-import { X509Certificate, createHash, createPrivateKey } from 'node:crypto';
-import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
-import path from 'node:path';
 import { Command } from 'commander';
-import { DEFAULT_LOGIN_LIMITS } from '../admin/service';
-import { DEFAULT_MAX_NODES_PER_GROUP, createApp } from '../app';
-import { NodePruner } from '../nodes/pruner';
-import { Periodic } from '../background/periodic';
+import { DEFAULTS, ServeFlags, UsageError, resolveConfig } from '../config';
+import { createLogger } from '../log';
+import { startRks } from '../server/bootstrap';
 import { USERPASS_LOCKOUT } from '../vault/layout';
-import { LogLevel, createLogger } from '../log';
-import { createMetrics } from '../metrics';
-import { localNames } from '../pki/selfsigned';
-import { PkiService } from '../pki/service';
-import { ManagedCertificate } from '../server/certificate';
-import { Pki } from '../vault/pki';
-import { RunningServer, TlsFiles, startServer } from '../server/server';
-import { GroupTokenRenewer } from '../groups/renewer';
-import { VaultClient } from '../vault/client';
-import { Kv } from '../vault/kv';
-import { ServiceSession } from '../vault/session';
-import { Tokens } from '../vault/tokens';
-import { envFlag, opt, positiveInt, secretFrom } from './options';
-
-interface ServeOptions {
-  vaultAddr?: string;
-  vaultCaFile?: string;
-  listen: string;
-  adminLogin: string;
-  adminPassword?: string;
-  adminPasswordFile?: string;
-  cert?: string;
-  certKey?: string;
-  tls: boolean;
-  ephemeralCertOut?: string;
-  logLevel: LogLevel;
-  defaultSecretTtl: number;
-  loginRateLimit: number;
-  loginFailureLimit: number;
-  maxNodesPerGroup: number;
-  trustProxy?: string[];
-  nodeIdleExpiry: number;
-  nodeTokenPeriod: number;
-  groupTokenRenewInterval: number;
-  callbackCaFile?: string[];
-  callbackInsecure: boolean;
-  callbackTimeout: number;
-  psk?: string;
-  pskFile?: string;
-  requirePsk: boolean;
-  caCert?: string;
-  caCertKey?: string;
-  certKeyPass?: string;
-  hostname: string;
-  san?: string[];
-  certLifetime: number;
-  certRenewBefore: number;
-}
+import { envFlag, opt, positiveInt } from './options';
 
 export function serveCommand(): Command {
   return new Command('serve')
     .description('Run the rks HTTPS API in front of Vault/OpenBao')
     .addOption(opt('--vault-addr <url>', 'Vault/OpenBao address (falls back to $VAULT_ADDR)', 'RKS_VAULT_ADDR'))
     .addOption(opt('--vault-ca-file <file>', 'PEM bundle to trust for Vault\'s TLS certificate', 'RKS_VAULT_CA_FILE'))
-    .addOption(opt('--listen <host:port>', 'address to listen on', 'RKS_LISTEN').default('0.0.0.0:8080'))
-    .addOption(opt('--admin-login <name>', 'administrator login created by init', 'RKS_ADMIN_LOGIN').default('admin'))
+    .addOption(opt('--listen <host:port>', 'address to listen on', 'RKS_LISTEN').default(DEFAULTS.listen))
+    .addOption(opt('--admin-login <name>', 'administrator login created by init', 'RKS_ADMIN_LOGIN').default(DEFAULTS.adminLogin))
     .addOption(opt('--admin-password <password>', 'administrator password (prefer --admin-password-file)', 'RKS_ADMIN_PASSWORD'))
     .addOption(opt('--admin-password-file <file>', 'file holding the administrator password', 'RKS_ADMIN_PASSWORD_FILE'))
     .addOption(opt('--cert <file>', 'PEM server certificate (with its chain) to serve with', 'RKS_CERT'))
@@ -75,12 +23,12 @@ export function serveCommand(): Command {
     .addOption(
       opt('--cert-lifetime <seconds>', 'lifetime of rks\'s own certificate', 'RKS_CERT_LIFETIME')
         .argParser(positiveInt('--cert-lifetime', 365 * 86400))
-        .default(30 * 86400),
+        .default(DEFAULTS.certLifetime),
     )
     .addOption(
       opt('--cert-renew-before <seconds>', 'renew rks\'s own certificate this long before it expires', 'RKS_CERT_RENEW_BEFORE')
         .argParser(positiveInt('--cert-renew-before', 365 * 86400))
-        .default(86400),
+        .default(DEFAULTS.certRenewBefore),
     )
     .addOption(opt('--ca-cert <file>', 'at init, import this CA certificate instead of generating one in Vault', 'RKS_CA_CERT_FILE'))
     .addOption(opt('--ca-cert-key <file>', 'the private key of --ca-cert', 'RKS_CA_CERT_KEY'))
@@ -94,17 +42,17 @@ export function serveCommand(): Command {
     .addOption(
       opt('--log-level <level>', 'log level', 'RKS_LOG_LEVEL')
         .choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
-        .default('info'),
+        .default(DEFAULTS.logLevel),
     )
     .addOption(
       opt('--default-secret-ttl <seconds>', 'TTL given to secrets pushed without meta.ttl', 'RKS_DEFAULT_SECRET_TTL')
         .argParser(positiveInt('--default-secret-ttl', 31_536_000))
-        .default(300),
+        .default(DEFAULTS.defaultSecretTtl),
     )
     .addOption(
       opt('--login-rate-limit <n>', 'failed admin logins from one address before it must pause a minute', 'RKS_LOGIN_RATE_LIMIT')
         .argParser(positiveInt('--login-rate-limit'))
-        .default(DEFAULT_LOGIN_LIMITS.perSource),
+        .default(DEFAULTS.loginRateLimit),
     )
     .addOption(
       opt(
@@ -113,7 +61,7 @@ export function serveCommand(): Command {
         'RKS_LOGIN_FAILURE_LIMIT',
       )
         .argParser(positiveInt('--login-failure-limit', USERPASS_LOCKOUT.threshold - 1))
-        .default(DEFAULT_LOGIN_LIMITS.perLogin),
+        .default(DEFAULTS.loginFailureLimit),
     )
     .addOption(
       opt(
@@ -125,22 +73,22 @@ export function serveCommand(): Command {
     .addOption(
       opt('--max-nodes-per-group <n>', 'most nodes a group may have registered (bounds what a group token can create in Vault)', 'RKS_MAX_NODES_PER_GROUP')
         .argParser(positiveInt('--max-nodes-per-group', 1_000_000))
-        .default(DEFAULT_MAX_NODES_PER_GROUP),
+        .default(DEFAULTS.maxNodesPerGroup),
     )
     .addOption(
       opt('--node-idle-expiry <seconds>', 'forget nodes that neither registered nor renewed through rks for this long', 'RKS_NODE_IDLE_EXPIRY')
         .argParser(positiveInt('--node-idle-expiry', 365 * 86400))
-        .default(7 * 86400),
+        .default(DEFAULTS.nodeIdleExpiry),
     )
     .addOption(
       opt('--node-token-period <seconds>', 'node tokens live this long between renewals', 'RKS_NODE_TOKEN_PERIOD')
         .argParser(positiveInt('--node-token-period', 31 * 86400))
-        .default(600),
+        .default(DEFAULTS.nodeTokenPeriod),
     )
     .addOption(
       opt('--group-token-renew-interval <seconds>', 'how often rks renews every group token', 'RKS_GROUP_TOKEN_RENEW_INTERVAL')
         .argParser(positiveInt('--group-token-renew-interval', 7 * 86400))
-        .default(3600),
+        .default(DEFAULTS.groupTokenRenewInterval),
     )
     .addOption(
       opt('--callback-ca-file <file...>', 'extra CA bundle(s) trusted for callback and OAuth URLs', 'RKS_CALLBACK_CA_FILE'),
@@ -149,7 +97,7 @@ export function serveCommand(): Command {
     .addOption(
       opt('--callback-timeout <seconds>', 'deadline of a node\'s verification: OAuth token and callback, connect to last byte', 'RKS_CALLBACK_TIMEOUT')
         .argParser(positiveInt('--callback-timeout', 120))
-        .default(5),
+        .default(DEFAULTS.callbackTimeout),
     )
     .addHelpText(
       'after',
@@ -162,7 +110,7 @@ ephemeral self-signed one and logs its fingerprint.
 Example:
   rks serve --vault-addr http://127.0.0.1:8200 --admin-password-file /run/secrets/rks-admin`,
     )
-    .action(async (o: ServeOptions, cmd: Command) => {
+    .action(async (o: ServeFlags, cmd: Command) => {
       if (cmd.getOptionValueSource('tls') !== 'cli' && envFlag('RKS_NO_TLS') === true) o.tls = false;
       if (cmd.getOptionValueSource('requirePsk') !== 'cli' && envFlag('RKS_REQUIRE_PSK') === true) o.requirePsk = true;
       if (cmd.getOptionValueSource('callbackInsecure') !== 'cli' && envFlag('RKS_CALLBACK_INSECURE') === true) {
@@ -172,109 +120,19 @@ Example:
     });
 }
 
-async function serve(o: ServeOptions): Promise<void> {
-  const logger = createLogger(o.logLevel);
-  const vaultAddr = o.vaultAddr ?? process.env.VAULT_ADDR;
-  const adminPassword = secretFrom(o.adminPassword, o.adminPasswordFile);
-  const psk = secretFrom(o.psk, o.pskFile);
-  const fail = (msg: string): never => {
-    logger.fatal(msg);
-    process.exit(2);
-  };
-  if (!vaultAddr) fail('no Vault address: set --vault-addr, RKS_VAULT_ADDR or VAULT_ADDR');
-  if (!adminPassword) fail('no administrator password: set --admin-password-file or RKS_ADMIN_PASSWORD');
-  if (Boolean(o.cert) !== Boolean(o.certKey)) fail('--cert and --cert-key go together');
-  if (Boolean(o.caCert) !== Boolean(o.caCertKey)) fail('--ca-cert and --ca-cert-key go together');
-  if (o.requirePsk && !psk) fail('--require-psk needs --psk');
-  if (o.certRenewBefore >= o.certLifetime) fail('--cert-renew-before must be shorter than --cert-lifetime');
-  const trustProxy = ([] as string[]).concat(o.trustProxy ?? []).flatMap((x) => x.split(',')).map((x) => x.trim()).filter(Boolean);
-  for (const p of trustProxy) {
-    const [addr, bits, extra] = p.split('/');
-    const known = ['loopback', 'linklocal', 'uniquelocal'].includes(p);
-    if (!known && (extra !== undefined || !net.isIP(addr) || (bits !== undefined && !/^\d{1,3}$/.test(bits)))) {
-      fail(`--trust-proxy: '${p}' is not an address, a CIDR, or one of loopback, linklocal, uniquelocal`);
-    }
+async function serve(flags: ServeFlags): Promise<void> {
+  const logger = createLogger(flags.logLevel);
+  let config;
+  try {
+    config = resolveConfig(flags);
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    logger.fatal(err.message);
+    logger.flush();
+    process.exitCode = 2;
+    return;
   }
-
-  let external: TlsFiles | undefined;
-  if (o.tls && o.cert && o.certKey) {
-    external = { cert: fs.readFileSync(o.cert), key: fs.readFileSync(o.certKey), passphrase: o.certKeyPass };
-    try {
-      createPrivateKey({ key: external.key, passphrase: o.certKeyPass });
-    } catch {
-      fail('--cert-key cannot be read: not a PEM private key, or a wrong or missing --cert-key-pass');
-    }
-  }
-
-  const metrics = createMetrics();
-  const vault = new VaultClient({ addr: vaultAddr!, caFile: o.vaultCaFile, registry: metrics.registry });
-  const session = new ServiceSession(vault, { login: o.adminLogin, password: adminPassword! }, logger);
-  const pki = new PkiService(new Pki(vault), session);
-  const names = localNames([o.hostname, ...(o.san ?? [])]);
-  let running: RunningServer | undefined;
-  const managed =
-    o.tls && !external
-      ? new ManagedCertificate(
-          pki,
-          {
-            commonName: o.hostname,
-            dnsNames: names.dns,
-            ipAddresses: names.ips,
-            lifetimeSeconds: o.certLifetime,
-            renewBeforeSeconds: o.certRenewBefore,
-            retrySeconds: 10,
-          },
-          logger,
-          (tls) => running?.setCertificate(tls),
-        )
-      : undefined;
-
-  const app = createApp({
-    vault,
-    logger,
-    metrics,
-    adminLogin: o.adminLogin,
-    adminPassword: adminPassword!,
-    defaultSecretTtl: o.defaultSecretTtl,
-    loginLimits: { perSource: o.loginRateLimit, perLogin: o.loginFailureLimit },
-    maxNodesPerGroup: o.maxNodesPerGroup,
-    trustProxy,
-    session,
-    pkiService: pki,
-    psk,
-    requirePsk: o.requirePsk,
-    caBundle: o.caCert ? { certPem: fs.readFileSync(o.caCert, 'utf8'), keyPem: fs.readFileSync(o.caCertKey!, 'utf8') } : undefined,
-    onInitialised: () => void managed?.refresh(),
-    nodeTokenPeriod: o.nodeTokenPeriod,
-    callback: { timeoutMs: o.callbackTimeout * 1000, caFiles: o.callbackCaFile, insecure: o.callbackInsecure },
-  });
-  const renewer = new GroupTokenRenewer(new Kv(vault), new Tokens(vault), session, logger);
-  const pruner = new NodePruner(new Kv(vault), new Tokens(vault), session, o.nodeIdleExpiry * 1000, logger, metrics.nodesPruned);
-  const background = [
-    new Periodic(o.groupTokenRenewInterval * 1000, () => renewer.renewAll()),
-    new Periodic(Math.min(o.nodeIdleExpiry * 1000, 3600_000), () => pruner.pruneAll()),
-  ];
-  for (const job of background) job.start();
-
-  let tls: TlsFiles | null = external ?? null;
-  if (!o.tls) {
-    logger.warn('TLS is off (--no-tls): tokens and private keys cross the network in clear text');
-  } else if (managed) {
-    tls = await managed.start();
-    if (managed.current?.selfSigned) {
-      const cert = new X509Certificate(tls.cert);
-      const pin = createHash('sha256').update(cert.publicKey.export({ type: 'spki', format: 'der' })).digest('base64');
-      logger.warn({ fingerprint: cert.fingerprint256, pinnedPubKey: `sha256//${pin}` }, 'the ephemeral certificate; pin it (curl --pinnedpubkey) to init safely');
-      if (o.ephemeralCertOut) {
-        fs.mkdirSync(path.dirname(path.resolve(o.ephemeralCertOut)), { recursive: true });
-        fs.writeFileSync(o.ephemeralCertOut, tls.cert);
-        logger.info({ file: o.ephemeralCertOut }, 'wrote the ephemeral certificate');
-      }
-    }
-  }
-
-  running = await startServer(app, o.listen, tls, logger);
-  logger.info({ url: running.url, vault: vault.addr, pskConfigured: Boolean(psk), requirePsk: o.requirePsk }, 'rks listening');
+  const rks = await startRks(config, logger);
 
   let stopping = false;
   const stop = async (signal: string) => {
@@ -284,10 +142,7 @@ async function serve(o: ServeOptions): Promise<void> {
     }
     stopping = true;
     logger.info({ signal }, 'shutting down: finishing requests in flight');
-    managed?.stop();
-    await running!.close();
-    await Promise.all(background.map((job) => job.stop()));
-    vault.close();
+    await rks.stop();
     logger.info('stopped');
     process.exit(0);
   };

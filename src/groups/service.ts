@@ -43,11 +43,6 @@ interface SecretGroups {
 /** Group tokens are periodic: renewed (by rks, in the background) they never expire. */
 export const GROUP_TOKEN_PERIOD = 31 * 24 * 3600;
 
-export interface GroupOptions {
-  /** Seconds a node token lives between renewals. */
-  nodeTokenPeriod: number;
-}
-
 /**
  * Groups, their tokens and their secret lists. Every call runs with the caller's (admin)
  * token; edits of one group are serialised in this process and checked-and-set in Vault.
@@ -59,7 +54,6 @@ export class GroupService {
     private readonly kv: Kv,
     private readonly sys: Sys,
     private readonly tokens: Tokens,
-    readonly options: GroupOptions,
   ) {}
 
   async create(token: string, name: string, info: GroupRegInfo): Promise<string> {

@@ -1,0 +1,158 @@
+import { createPrivateKey } from 'node:crypto';
+import fs from 'node:fs';
+import net from 'node:net';
+import type { LogLevel } from './log';
+
+/** Every default of `rks serve`, in one table (the flags, the app and the README use these). */
+export const DEFAULTS = {
+  listen: '0.0.0.0:8080',
+  adminLogin: 'admin',
+  logLevel: 'info' as LogLevel,
+  certLifetime: 30 * 86400,
+  certRenewBefore: 86400,
+  defaultSecretTtl: 300,
+  loginRateLimit: 10,
+  loginFailureLimit: 5,
+  maxNodesPerGroup: 10_000,
+  nodeIdleExpiry: 7 * 86400,
+  nodeTokenPeriod: 600,
+  groupTokenRenewInterval: 3600,
+  callbackTimeout: 5,
+  bodyLimit: '64kb',
+} as const;
+
+/** What `rks serve` is given: its flags and their RKS_* variables, as commander parsed them. */
+export interface ServeFlags {
+  vaultAddr?: string;
+  vaultCaFile?: string;
+  listen: string;
+  adminLogin: string;
+  adminPassword?: string;
+  adminPasswordFile?: string;
+  cert?: string;
+  certKey?: string;
+  certKeyPass?: string;
+  tls: boolean;
+  ephemeralCertOut?: string;
+  logLevel: LogLevel;
+  defaultSecretTtl: number;
+  loginRateLimit: number;
+  loginFailureLimit: number;
+  maxNodesPerGroup: number;
+  trustProxy?: string[] | string;
+  nodeIdleExpiry: number;
+  nodeTokenPeriod: number;
+  groupTokenRenewInterval: number;
+  callbackCaFile?: string[];
+  callbackInsecure: boolean;
+  callbackTimeout: number;
+  psk?: string;
+  pskFile?: string;
+  requirePsk: boolean;
+  caCert?: string;
+  caCertKey?: string;
+  hostname: string;
+  san?: string[];
+  certLifetime: number;
+  certRenewBefore: number;
+}
+
+/** The configuration rks runs with: checked as a whole, files read, frozen. */
+export interface Config {
+  vaultAddr: string;
+  vaultCaFile?: string;
+  listen: string;
+  admin: { login: string; password: string };
+  /** null: plain HTTP (--no-tls); 'managed': a certificate from rks's CA; or the given files. */
+  tls: null | 'managed' | { cert: Buffer; key: Buffer; passphrase?: string };
+  ephemeralCertOut?: string;
+  logLevel: LogLevel;
+  defaultSecretTtl: number;
+  loginLimits: { perSource: number; perLogin: number };
+  maxNodesPerGroup: number;
+  trustProxy: string[];
+  nodeIdleExpiry: number;
+  nodeTokenPeriod: number;
+  groupTokenRenewInterval: number;
+  callback: { timeoutMs: number; caFiles?: string[]; insecure: boolean };
+  psk?: string;
+  requirePsk: boolean;
+  caBundle?: { certPem: string; keyPem: string };
+  certificate: { hostname: string; san: string[]; lifetime: number; renewBefore: number };
+}
+
+/** A configuration that cannot run: `rks serve` says why and exits 2. */
+export class UsageError extends Error {}
+
+/** Checks the flags as a whole and reads the files they name; throws UsageError. */
+export function resolveConfig(f: ServeFlags, env: NodeJS.ProcessEnv = process.env): Readonly<Config> {
+  const vaultAddr = f.vaultAddr ?? env.VAULT_ADDR;
+  const password = secret(f.adminPassword, f.adminPasswordFile, '--admin-password-file');
+  const psk = secret(f.psk, f.pskFile, '--psk-file');
+  if (!vaultAddr) throw new UsageError('no Vault address: set --vault-addr, RKS_VAULT_ADDR or VAULT_ADDR');
+  if (!password) throw new UsageError('no administrator password: set --admin-password-file or RKS_ADMIN_PASSWORD');
+  if (Boolean(f.cert) !== Boolean(f.certKey)) throw new UsageError('--cert and --cert-key go together');
+  if (Boolean(f.caCert) !== Boolean(f.caCertKey)) throw new UsageError('--ca-cert and --ca-cert-key go together');
+  if (f.requirePsk && !psk) throw new UsageError('--require-psk needs --psk');
+  if (f.certRenewBefore >= f.certLifetime) throw new UsageError('--cert-renew-before must be shorter than --cert-lifetime');
+
+  const trustProxy = ([] as string[])
+    .concat(f.trustProxy ?? [])
+    .flatMap((x) => x.split(','))
+    .map((x) => x.trim())
+    .filter(Boolean);
+  for (const p of trustProxy) {
+    const [addr, bits, extra] = p.split('/');
+    const known = ['loopback', 'linklocal', 'uniquelocal'].includes(p);
+    if (!known && (extra !== undefined || !net.isIP(addr) || (bits !== undefined && !/^\d{1,3}$/.test(bits)))) {
+      throw new UsageError(`--trust-proxy: '${p}' is not an address, a CIDR, or one of loopback, linklocal, uniquelocal`);
+    }
+  }
+
+  let tls: Config['tls'] = f.tls ? 'managed' : null;
+  if (f.tls && f.cert && f.certKey) {
+    const given = { cert: read(f.cert, '--cert'), key: read(f.certKey, '--cert-key'), passphrase: f.certKeyPass };
+    try {
+      createPrivateKey({ key: given.key, passphrase: f.certKeyPass });
+    } catch {
+      throw new UsageError('--cert-key cannot be read: not a PEM private key, or a wrong or missing --cert-key-pass');
+    }
+    tls = given;
+  }
+
+  return Object.freeze({
+    vaultAddr,
+    vaultCaFile: f.vaultCaFile,
+    listen: f.listen,
+    admin: { login: f.adminLogin, password },
+    tls,
+    ephemeralCertOut: f.ephemeralCertOut,
+    logLevel: f.logLevel,
+    defaultSecretTtl: f.defaultSecretTtl,
+    loginLimits: { perSource: f.loginRateLimit, perLogin: f.loginFailureLimit },
+    maxNodesPerGroup: f.maxNodesPerGroup,
+    trustProxy,
+    nodeIdleExpiry: f.nodeIdleExpiry,
+    nodeTokenPeriod: f.nodeTokenPeriod,
+    groupTokenRenewInterval: f.groupTokenRenewInterval,
+    callback: { timeoutMs: f.callbackTimeout * 1000, caFiles: f.callbackCaFile, insecure: f.callbackInsecure },
+    psk,
+    requirePsk: f.requirePsk,
+    caBundle: f.caCert ? { certPem: read(f.caCert, '--ca-cert').toString('utf8'), keyPem: read(f.caCertKey!, '--ca-cert-key').toString('utf8') } : undefined,
+    certificate: { hostname: f.hostname, san: f.san ?? [], lifetime: f.certLifetime, renewBefore: f.certRenewBefore },
+  });
+}
+
+function read(file: string, flag: string): Buffer {
+  try {
+    return fs.readFileSync(file);
+  } catch (err) {
+    throw new UsageError(`${flag}: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+}
+
+/** A secret given inline or as a file; the file wins, and its trailing newline is dropped. */
+function secret(inline: string | undefined, file: string | undefined, flag: string): string | undefined {
+  if (file) return read(file, flag).toString('utf8').replace(/\r?\n$/, '');
+  return inline;
+}
