@@ -191,7 +191,7 @@ describe('node SDK and an edge, end to end', () => {
     });
 
     it('with the manager refusing it too, new handshakes fail within the TTL', async () => {
-      const managed = await serveRks({ callback: { timeoutMs: 2000, caFiles: [path.join(dir, 'ca.pem')] } });
+      const managed = await serveRks({ callback: { timeoutMs: 2000, caFiles: [path.join(dir, 'ca.pem')], insecure: false } });
       try {
         const g = uniq('rev');
         const groupToken = await createGroup(managed.app, admin, g, {

@@ -4,6 +4,7 @@ import { createApp, AppOptions } from '../../src/app';
 import { createLogger } from '../../src/log';
 import { createMetrics } from '../../src/metrics';
 import { VaultClient } from '../../src/vault/client';
+import { Config, DEFAULTS } from '../../src/config';
 
 export const env = {
   get vaultAddr() {
@@ -86,26 +87,41 @@ export interface ServedRks {
   start(): Promise<void>;
 }
 
-export async function serveRks(overrides: Partial<AppOptions> = {}): Promise<ServedRks> {
-  const { startServer } = await import('../../src/server/server');
-  const { PkiService } = await import('../../src/pki/service');
-  const { Pki } = await import('../../src/vault/pki');
-  const { ServiceSession } = await import('../../src/vault/session');
-  const h = harness(overrides);
+/** A whole rks (the same bootstrap as `rks serve`) on the run's Vault, over HTTPS from its CA. */
+export async function serveRks(overrides: Partial<Config> = {}): Promise<ServedRks> {
+  const { startRks } = await import('../../src/server/bootstrap');
   const logger = createLogger('silent');
-  const pki = new PkiService(new Pki(h.vault), new ServiceSession(h.vault, { login: env.adminLogin, password: env.adminPassword }, logger));
-  const issued = await pki.issueServerCertificate('localhost', ['localhost'], ['127.0.0.1'], 3600);
-  const ca = (await pki.caCertificate()).pem;
-  let running = await startServer(h.app, '127.0.0.1:0', { cert: issued.chain, key: issued.key }, logger);
+  const config = (port: number): Config => ({
+    vaultAddr: env.vaultAddr,
+    listen: `127.0.0.1:${port}`,
+    admin: { login: env.adminLogin, password: env.adminPassword },
+    tls: 'managed',
+    logLevel: 'silent',
+    defaultSecretTtl: 300,
+    loginLimits: { perSource: 1000, perLogin: 5 },
+    maxNodesPerGroup: DEFAULTS.maxNodesPerGroup,
+    trustProxy: [],
+    nodeIdleExpiry: DEFAULTS.nodeIdleExpiry,
+    nodeTokenPeriod: DEFAULTS.nodeTokenPeriod,
+    groupTokenRenewInterval: DEFAULTS.groupTokenRenewInterval,
+    callback: { timeoutMs: DEFAULTS.callbackTimeout * 1000, insecure: false },
+    requirePsk: false,
+    certificate: { hostname: 'localhost', san: ['127.0.0.1'], lifetime: 3600, renewBefore: 600 },
+    ...overrides,
+  });
+  let running = await startRks(config(0), logger);
   const port = Number(new URL(running.url).port);
+  const ca = (await vaultRead('rks-pki/cert/ca')).body.data.certificate as string;
   return {
     url: `https://127.0.0.1:${port}`,
     port,
     ca,
-    app: h.app,
-    stop: () => running.close(100),
+    get app() {
+      return running.app;
+    },
+    stop: () => running.stop(),
     start: async () => {
-      running = await startServer(h.app, `127.0.0.1:${port}`, { cert: issued.chain, key: issued.key }, logger);
+      running = await startRks(config(port), logger);
     },
   };
 }
