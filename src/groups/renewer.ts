@@ -1,8 +1,6 @@
 import type { Logger } from 'pino';
-import { Kv } from '../vault/kv';
 import { kvPath } from '../vault/layout';
-import { ServiceSession } from '../vault/session';
-import { Tokens } from '../vault/tokens';
+import type { KvStore, Session, TokenStore } from '../vault/stores';
 import type { GroupTokenAccessor } from './service';
 
 /**
@@ -12,9 +10,9 @@ import type { GroupTokenAccessor } from './service';
  */
 export class GroupTokenRenewer {
   constructor(
-    private readonly kv: Kv,
-    private readonly tokens: Tokens,
-    private readonly session: ServiceSession,
+    private readonly kv: KvStore,
+    private readonly tokens: TokenStore,
+    private readonly session: Session,
     private readonly logger: Logger,
   ) {}
 

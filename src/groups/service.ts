@@ -1,6 +1,6 @@
 import { BadRequest, Conflict, Locked, NotFound } from '../errors';
 import { parseFqdn, parseName } from '../names';
-import { CasExhausted, CasMismatch, Kv, NO_CHANGE } from '../vault/kv';
+import { CasExhausted, CasMismatch, NO_CHANGE } from '../vault/kv';
 import {
   groupTokenName,
   groupTokenPolicy,
@@ -9,8 +9,7 @@ import {
   nodePolicyName,
   nodeRoleName,
 } from '../vault/layout';
-import { Sys } from '../vault/sys';
-import { Tokens } from '../vault/tokens';
+import type { KvStore, PolicyStore, TokenStore } from '../vault/stores';
 import { forgetNode } from '../nodes/forget';
 import { KeyedLock } from './keyed-lock';
 
@@ -51,9 +50,9 @@ export class GroupService {
   private readonly lock = new KeyedLock();
 
   constructor(
-    private readonly kv: Kv,
-    private readonly sys: Sys,
-    private readonly tokens: Tokens,
+    private readonly kv: KvStore,
+    private readonly policies: PolicyStore,
+    private readonly tokens: TokenStore,
   ) {}
 
   async create(token: string, name: string, info: GroupRegInfo): Promise<string> {
@@ -69,7 +68,7 @@ export class GroupService {
       }
       try {
         await this.kv.write<SecretList>(kvPath.groupSecrets(g), { secrets: [] }, token);
-        await this.sys.putPolicy(nodePolicyName(g), nodePolicy(g, []), token);
+        await this.policies.putPolicy(nodePolicyName(g), nodePolicy(g, []), token);
         return await this.issueGroupToken(token, g);
       } catch (err) {
         await this.purge(token, g).catch(() => undefined);
@@ -181,7 +180,7 @@ export class GroupService {
 
   private async issueGroupToken(token: string, g: string): Promise<string> {
     const name = groupTokenName(g);
-    await this.sys.putPolicy(name, groupTokenPolicy(g), token);
+    await this.policies.putPolicy(name, groupTokenPolicy(g), token);
     await this.tokens.writeRole(
       name,
       {
@@ -213,8 +212,8 @@ export class GroupService {
       await this.editIndex(token, fqdn, (groups) => groups.filter((x) => x !== g));
     }
     await this.tokens.deleteRole(groupTokenName(g), token);
-    await this.sys.deletePolicy(groupTokenName(g), token);
-    await this.sys.deletePolicy(nodePolicyName(g), token);
+    await this.policies.deletePolicy(groupTokenName(g), token);
+    await this.policies.deletePolicy(nodePolicyName(g), token);
     await this.kv.destroy(kvPath.groupToken(g), token);
     await this.kv.destroy(kvPath.groupTokenAccessor(g), token);
     await this.kv.destroy(kvPath.groupSecrets(g), token);
@@ -228,7 +227,7 @@ export class GroupService {
   private async syncNodePolicy(token: string, g: string): Promise<void> {
     for (let attempt = 0; attempt < 50; attempt++) {
       const before = await this.kv.read<SecretList>(kvPath.groupSecrets(g), token);
-      await this.sys.putPolicy(nodePolicyName(g), nodePolicy(g, before?.data.secrets ?? []), token);
+      await this.policies.putPolicy(nodePolicyName(g), nodePolicy(g, before?.data.secrets ?? []), token);
       const after = await this.kv.read<SecretList>(kvPath.groupSecrets(g), token);
       if ((after?.version ?? 0) === (before?.version ?? 0)) return;
     }

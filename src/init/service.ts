@@ -75,7 +75,7 @@ export class InitService {
    */
   async init(token: string): Promise<InitOutcome> {
     try {
-      await this.sys.lookupSelf(token);
+      await this.tokens.lookupSelf(token);
     } catch (err) {
       if (isVaultError(err, 403)) throw new Forbidden('permission denied: init needs the Vault root token');
       throw err;

@@ -1,13 +1,12 @@
-import { Kv } from '../vault/kv';
 import { kvPath, nodeRoleName } from '../vault/layout';
-import { Tokens } from '../vault/tokens';
+import type { KvStore, TokenStore } from '../vault/stores';
 
 /**
  * Removes a node: its record first (so a crash half-way leaves at worst a role that the next
  * registration or the group's deletion cleans up, never a record without a role), then every
  * token made through its role, then the role. Safe to repeat; fine for an unknown node.
  */
-export async function forgetNode(kv: Kv, tokens: Tokens, g: string, n: string, token: string): Promise<void> {
+export async function forgetNode(kv: KvStore, tokens: TokenStore, g: string, n: string, token: string): Promise<void> {
   await kv.destroy(kvPath.groupNode(g, n), token);
   await tokens.revokeRoleTokens(nodeRoleName(g, n), token);
   await tokens.deleteRole(nodeRoleName(g, n), token);

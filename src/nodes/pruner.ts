@@ -1,9 +1,7 @@
 import type { Logger } from 'pino';
 import type { Counter } from 'prom-client';
-import { Kv } from '../vault/kv';
 import { kvPath } from '../vault/layout';
-import { ServiceSession } from '../vault/session';
-import { Tokens } from '../vault/tokens';
+import type { KvStore, Session, TokenStore } from '../vault/stores';
 import { forgetNode } from './forget';
 import type { NodeRecord } from './service';
 
@@ -15,9 +13,9 @@ import type { NodeRecord } from './service';
  */
 export class NodePruner {
   constructor(
-    private readonly kv: Kv,
-    private readonly tokens: Tokens,
-    private readonly session: ServiceSession,
+    private readonly kv: KvStore,
+    private readonly tokens: TokenStore,
+    private readonly session: Session,
     private readonly idleMs: number,
     private readonly logger: Logger,
     private readonly pruned?: Counter,

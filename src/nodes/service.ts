@@ -5,10 +5,10 @@ import { Conflict, Forbidden } from '../errors';
 import { KeyedLock } from '../groups/keyed-lock';
 import type { GroupRegInfo } from '../groups/service';
 import { parseName } from '../names';
-import { Kv, NO_CHANGE } from '../vault/kv';
+import { NO_CHANGE } from '../vault/kv';
 import { groupTokenName, kvPath, nodePolicyName, nodeRoleName } from '../vault/layout';
-import { ServiceSession } from '../vault/session';
-import { RoleSpec, Tokens } from '../vault/tokens';
+import type { KvStore, Session, TokenStore } from '../vault/stores';
+import type { RoleSpec } from '../vault/tokens';
 
 export interface NodeToken {
   nodeToken: string;
@@ -46,10 +46,10 @@ export class NodeService {
   private readonly seen = new Map<string, number>();
 
   constructor(
-    private readonly kv: Kv,
-    private readonly tokens: Tokens,
-    private readonly session: ServiceSession,
-    private readonly verifier: CallbackVerifier,
+    private readonly kv: KvStore,
+    private readonly tokens: TokenStore,
+    private readonly session: Session,
+    private readonly verifier: Pick<CallbackVerifier, 'verify'>,
     private readonly options: NodeOptions,
     private readonly limitRefusals?: Counter,
     private readonly logger?: Logger,

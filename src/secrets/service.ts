@@ -1,6 +1,7 @@
 import { Conflict, NotFound } from '../errors';
 import { parseFqdn } from '../names';
-import { CasMismatch, Kv } from '../vault/kv';
+import { CasMismatch } from '../vault/kv';
+import type { KvStore } from '../vault/stores';
 import { kvPath } from '../vault/layout';
 import { validateTlsMaterial } from './tls';
 
@@ -17,7 +18,7 @@ export interface Secret {
 
 export class SecretService {
   constructor(
-    private readonly kv: Kv,
+    private readonly kv: KvStore,
     private readonly defaultTtl: number,
   ) {}
 

@@ -1,5 +1,6 @@
 import { VaultClient, isVaultError } from './client';
 import { KV_MOUNT, kvData, kvMetadata } from './layout';
+import type { KvStore } from './stores';
 
 export interface KvEntry<T> {
   data: T;
@@ -31,7 +32,7 @@ export interface CasBudget {
 }
 
 /** KV v2 under rks's mount. Paths are relative to the mount (see layout.kvPath). */
-export class Kv {
+export class Kv implements KvStore {
   constructor(private readonly vault: VaultClient) {}
 
   /** Keeps at most `maxVersions` versions of every entry (older private keys are destroyed). */
@@ -81,20 +82,7 @@ export class Kv {
     fn: (current: T | null) => T | typeof NO_CHANGE,
     budget: CasBudget = { attempts: 100, ms: 10_000 },
   ): Promise<T | null> {
-    const deadline = Date.now() + budget.ms;
-    for (let attempt = 1; ; attempt++) {
-      const current = await this.read<T>(path, token);
-      const next = fn(current?.data ?? null);
-      if (next === NO_CHANGE) return current?.data ?? null;
-      try {
-        await this.write(path, next, token, current?.version ?? 0);
-        return next;
-      } catch (err) {
-        if (!(err instanceof CasMismatch)) throw err;
-        if (attempt >= budget.attempts || Date.now() >= deadline) throw new CasExhausted(path);
-        await new Promise((r) => setTimeout(r, Math.random() * Math.min(50, 2 * attempt)));
-      }
-    }
+    return casUpdate(this, path, token, fn, budget);
   }
 
   /** True when the current version exists, without reading the data itself. */
@@ -122,6 +110,34 @@ export class Kv {
     } catch (err) {
       if (isVaultError(err, 404)) return [];
       throw err;
+    }
+  }
+}
+
+/**
+ * Read-modify-write with check-and-set, retried with jittered backoff when another writer
+ * got there first. `fn` sees the current value (null when absent) and may throw to abort.
+ * Resolves with the value now stored. Works on any KvStore.
+ */
+export async function casUpdate<T>(
+  store: Pick<KvStore, 'read' | 'write'>,
+  path: string,
+  token: string,
+  fn: (current: T | null) => T | typeof NO_CHANGE,
+  budget: CasBudget = { attempts: 100, ms: 10_000 },
+): Promise<T | null> {
+  const deadline = Date.now() + budget.ms;
+  for (let attempt = 1; ; attempt++) {
+    const current = await store.read<T>(path, token);
+    const next = fn(current?.data ?? null);
+    if (next === NO_CHANGE) return current?.data ?? null;
+    try {
+      await store.write(path, next, token, current?.version ?? 0);
+      return next;
+    } catch (err) {
+      if (!(err instanceof CasMismatch)) throw err;
+      if (attempt >= budget.attempts || Date.now() >= deadline) throw new CasExhausted(path);
+      await new Promise((r) => setTimeout(r, Math.random() * Math.min(50, 2 * attempt)));
     }
   }
 }

@@ -4,7 +4,9 @@ import { AppRole } from './approle';
 import { VaultClient, isVaultError } from './client';
 import { serviceCredentials } from './identity';
 import { SERVICE_AUTH_PATH, USERPASS_PATH } from './layout';
+import type { Session } from './stores';
 import { Sys } from './sys';
+import { Tokens } from './tokens';
 
 /** After a failed login, rks waits this long before trying again (callers get a fast 503). */
 const RETRY_LOGIN_MS = 5_000;
@@ -17,12 +19,13 @@ const RETRY_LOGIN_MS = 5_000;
  * login never touches, so nobody can lock rks out by failing to log in as the admin. On a
  * Vault initialised before that identity existed it uses the admin login, and says so.
  */
-export class ServiceSession {
+export class ServiceSession implements Session {
   private current?: { token: string; renewAt: number };
   private pending?: Promise<string>;
   private failed?: { until: number; error: Error };
   private readonly sys: Sys;
   private readonly appRole: AppRole;
+  private readonly tokens: Tokens;
   private warned = false;
 
   constructor(
@@ -32,6 +35,7 @@ export class ServiceSession {
   ) {
     this.sys = new Sys(vault);
     this.appRole = new AppRole(vault, SERVICE_AUTH_PATH);
+    this.tokens = new Tokens(vault);
   }
 
   async token(): Promise<string> {
@@ -61,7 +65,7 @@ export class ServiceSession {
   private async fresh(): Promise<string> {
     try {
       const token = await this.login();
-      const { ttl } = await this.sys.lookupSelf(token);
+      const { ttl } = await this.tokens.lookupSelf(token);
       this.current = { token, renewAt: Date.now() + Math.max(ttl, 60) * 1000 * 0.5 };
       this.failed = undefined;
       return token;

@@ -1,13 +1,9 @@
 import { VaultClient, isVaultError } from './client';
+import type { PolicyStore } from './stores';
 
 /** Vault's system backend, the token store and userpass: what init and login need. */
-export class Sys {
+export class Sys implements PolicyStore {
   constructor(readonly vault: VaultClient) {}
-
-  async lookupSelf(token: string): Promise<{ policies: string[]; ttl: number; meta: Record<string, string> | null }> {
-    const res = await this.vault.call('GET', 'auth/token/lookup-self', { token, operation: 'token.lookup-self' });
-    return { policies: res.data.policies ?? [], ttl: Number(res.data.ttl ?? 0), meta: res.data.meta ?? null };
-  }
 
   async revokeSelf(token: string): Promise<void> {
     await this.vault.call('POST', 'auth/token/revoke-self', { token, operation: 'token.revoke-self', body: {} });

@@ -1,4 +1,5 @@
 import { VaultClient, isVaultError } from './client';
+import type { TokenStore } from './stores';
 
 export interface IssuedToken {
   token: string;
@@ -23,7 +24,7 @@ export interface RoleSpec {
 }
 
 /** The token store: roles, tokens made from them, renewal and revocation. */
-export class Tokens {
+export class Tokens implements TokenStore {
   constructor(private readonly vault: VaultClient) {}
 
   async lookupSelf(token: string): Promise<TokenInfo> {

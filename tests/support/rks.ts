@@ -3,7 +3,9 @@ import request from 'supertest';
 import { env } from './harness';
 import { Chain, chainFor } from './pki';
 
-export const NO_CALLBACK = { callbackURL: '', oauthURL: '', oauthClientID: '', oauthClientSecret: '' };
+import { NO_CALLBACK } from './constants';
+
+export { NO_CALLBACK };
 
 /** A name no other test uses. */
 export const uniq = (prefix: string) => `${prefix}-${Math.random().toString(36).slice(2, 9)}`;

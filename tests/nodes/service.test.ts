@@ -1,0 +1,86 @@
+import { Counter, Registry } from 'prom-client';
+import { BadGateway, Forbidden } from '../../src/errors';
+import { GroupService } from '../../src/groups/service';
+import { NodeService } from '../../src/nodes/service';
+import { NO_CALLBACK } from '../support/constants';
+import { MemoryKv, MemoryPolicies, MemoryTokens, memorySession } from '../support/memory-vault';
+
+/** Node admission against an in-memory Vault. */
+describe('NodeService (in memory)', () => {
+  let kv: MemoryKv;
+  let tokens: MemoryTokens;
+  let groupToken: string;
+  let refusals: Counter;
+  const callbacks: string[] = [];
+  let verdict: 'admit' | 'refuse' | 'fail' = 'admit';
+  const verifier = {
+    async verify(_info: unknown, nodeId: string) {
+      callbacks.push(nodeId);
+      if (verdict === 'refuse') throw new Forbidden(`node '${nodeId}' was refused by the group's callback (403)`, 'callback_refused');
+      if (verdict === 'fail') throw new BadGateway('callback answered 500');
+    },
+  };
+  const nodes = (max = 3) => new NodeService(kv, tokens, memorySession(tokens), verifier, { tokenPeriod: 600, maxNodesPerGroup: max }, refusals);
+
+  beforeEach(async () => {
+    kv = new MemoryKv();
+    tokens = new MemoryTokens();
+    refusals = new Counter({ name: 'refusals', help: 'x', registers: [new Registry()] });
+    verdict = 'admit';
+    callbacks.length = 0;
+    groupToken = await new GroupService(kv, new MemoryPolicies(), tokens).create(tokens.issue(['rks_admin']), 'edge', NO_CALLBACK);
+  });
+
+  it('admits a node: a record, a role held to the node policy, a token that is a child of the group token', async () => {
+    const { nodeToken, ttl } = await nodes().register(groupToken, 'Node-1');
+    expect(ttl).toBe(600);
+    expect(tokens.tokens.get(nodeToken)).toMatchObject({ policies: ['rks_node_edge'], parent: groupToken, meta: { groupname: 'edge', nodeid: 'node-1' } });
+    expect(tokens.roles.get('rks_node_edge_node-1')).toMatchObject({ allowed_policies: ['rks_node_edge'], orphan: false });
+    expect((await kv.read('groups/edge/nodes/node-1'))?.data).toEqual({ registeredAt: expect.any(String), seenAt: expect.any(String) });
+  });
+
+  it('keeps one live token a node: registering again revokes the previous one', async () => {
+    const service = nodes();
+    const first = (await service.register(groupToken, 'n1')).nodeToken;
+    const second = (await service.register(groupToken, 'n1')).nodeToken;
+    expect([tokens.live(first), tokens.live(second)]).toEqual([false, true]);
+  });
+
+  it('refuses a new node beyond the group limit (409 node_limit_reached, counted), known nodes go on', async () => {
+    const service = nodes(2);
+    await service.register(groupToken, 'n1');
+    await service.register(groupToken, 'n2');
+    await expect(service.register(groupToken, 'n3')).rejects.toMatchObject({ status: 409, code: 'node_limit_reached' });
+    expect(tokens.roles.has('rks_node_edge_n3')).toBe(false);
+    expect((await refusals.get()).values[0].value).toBe(1);
+    await expect(service.register(groupToken, 'n2')).resolves.toMatchObject({ ttl: 600 });
+  });
+
+  it('a token that is not a group token registers nothing', async () => {
+    const admin = tokens.issue(['rks_admin']);
+    await expect(nodes().register(admin, 'n1')).rejects.toMatchObject({ status: 403 });
+    await expect(nodes().register('hvs.unknown', 'n1')).rejects.toMatchObject({ status: 403 });
+    expect(tokens.roles.has('rks_node_edge_n1')).toBe(false);
+  });
+
+  it("a group's callback decides: refused or failing, nothing is created", async () => {
+    await kv.write('groups/edge/config', { ...NO_CALLBACK, callbackURL: 'https://manager.example/cb' }, 'x');
+    verdict = 'refuse';
+    await expect(nodes().register(groupToken, 'n1')).rejects.toMatchObject({ status: 403, code: 'callback_refused' });
+    verdict = 'fail';
+    await expect(nodes().register(groupToken, 'n1')).rejects.toMatchObject({ status: 502 });
+    expect(callbacks).toEqual(['n1', 'n1']);
+    expect(await kv.exists('groups/edge/nodes/n1')).toBe(false);
+    expect(tokens.roles.has('rks_node_edge_n1')).toBe(false);
+  });
+
+  it('a renewal through rks refreshes the node record', async () => {
+    const service = nodes();
+    const { nodeToken } = await service.register(groupToken, 'n1');
+    await kv.write('groups/edge/nodes/n1', { registeredAt: 'old', seenAt: '2020-01-01T00:00:00.000Z' }, 'x');
+    await service.renewSelf(nodeToken);
+    await new Promise((r) => setImmediate(r));
+    const record = await kv.read<{ seenAt: string }>('groups/edge/nodes/n1');
+    expect(Date.parse(record!.data.seenAt)).toBeGreaterThan(Date.now() - 60_000);
+  });
+});

@@ -1,0 +1,2 @@
+/** A group without callback verification. */
+export const NO_CALLBACK = { callbackURL: '', oauthURL: '', oauthClientID: '', oauthClientSecret: '' };

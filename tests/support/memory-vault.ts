@@ -1,0 +1,162 @@
+import { randomUUID } from 'node:crypto';
+import { VaultError } from '../../src/vault/client';
+import { CasBudget, CasMismatch, KvEntry, NO_CHANGE, casUpdate } from '../../src/vault/kv';
+import type { KvStore, PolicyStore, Session, TokenStore } from '../../src/vault/stores';
+import type { IssuedToken, RoleSpec, TokenInfo } from '../../src/vault/tokens';
+
+const denied = (operation: string) => new VaultError(403, ['permission denied'], operation);
+const clone = <T>(x: T): T => JSON.parse(JSON.stringify(x));
+
+/** KV v2 in memory: versions and check-and-set as Vault does them. Tokens are not checked. */
+export class MemoryKv implements KvStore {
+  readonly entries = new Map<string, { data: unknown; version: number }>();
+  /** Called before each write; a test can make another writer get there first. */
+  beforeWrite?: (path: string) => Promise<void> | void;
+
+  async read<T>(path: string): Promise<KvEntry<T> | null> {
+    const e = this.entries.get(path);
+    return e ? { data: clone(e.data) as T, version: e.version } : null;
+  }
+
+  async write<T>(path: string, data: T, _token: string, cas?: number): Promise<number> {
+    await this.beforeWrite?.(path);
+    const version = this.entries.get(path)?.version ?? 0;
+    if (cas !== undefined && cas !== version) throw new CasMismatch();
+    this.entries.set(path, { data: clone(data), version: version + 1 });
+    return version + 1;
+  }
+
+  update<T>(path: string, token: string, fn: (current: T | null) => T | typeof NO_CHANGE, budget?: CasBudget): Promise<T | null> {
+    return casUpdate(this, path, token, fn, budget);
+  }
+
+  async exists(path: string): Promise<boolean> {
+    return this.entries.has(path);
+  }
+
+  async destroy(path: string): Promise<void> {
+    this.entries.delete(path);
+  }
+
+  /** Like a KV LIST: the names right under `prefix`, folders with a trailing '/'. */
+  async list(prefix: string): Promise<string[]> {
+    const names = new Set<string>();
+    for (const key of this.entries.keys()) {
+      if (!key.startsWith(prefix)) continue;
+      const rest = key.slice(prefix.length);
+      const slash = rest.indexOf('/');
+      names.add(slash === -1 ? rest : rest.slice(0, slash + 1));
+    }
+    return [...names].sort();
+  }
+}
+
+interface MemoryToken {
+  policies: string[];
+  meta: Record<string, string>;
+  ttl: number;
+  accessor: string;
+  role?: string;
+  parent?: string;
+  revoked: boolean;
+}
+
+/** The token store in memory: roles, tokens made from them, parents and children, revocation. */
+export class MemoryTokens implements TokenStore {
+  readonly tokens = new Map<string, MemoryToken>();
+  readonly roles = new Map<string, RoleSpec>();
+
+  /** A token as an operator would make one (an admin token, say). */
+  issue(policies: string[], meta: Record<string, string> = {}, ttl = 3600): string {
+    const token = `hvs.${randomUUID()}`;
+    this.tokens.set(token, { policies, meta, ttl, accessor: randomUUID(), revoked: false });
+    return token;
+  }
+
+  live(token: string): boolean {
+    return this.tokens.get(token)?.revoked === false;
+  }
+
+  async lookupSelf(token: string): Promise<TokenInfo> {
+    const t = this.mustLive(token, 'token.lookup-self');
+    return { policies: t.policies, meta: t.meta, ttl: t.ttl };
+  }
+
+  async renewSelf(token: string): Promise<IssuedToken> {
+    const t = this.mustLive(token, 'token.renew-self');
+    return { token, accessor: t.accessor, ttl: t.ttl, meta: t.meta };
+  }
+
+  async renewAccessor(accessor: string): Promise<void> {
+    if (![...this.tokens.values()].some((t) => t.accessor === accessor && !t.revoked)) throw new VaultError(400, ['invalid accessor'], 'token.renew-accessor');
+  }
+
+  async writeRole(name: string, spec: RoleSpec, _token?: string): Promise<void> {
+    this.roles.set(name, clone(spec));
+  }
+
+  async deleteRole(name: string): Promise<void> {
+    this.roles.delete(name);
+  }
+
+  async listRoles(): Promise<string[]> {
+    return [...this.roles.keys()].sort();
+  }
+
+  async createFromRole(role: string, token: string, meta: Record<string, string>): Promise<IssuedToken> {
+    this.mustLive(token, 'token.create');
+    const spec = this.roles.get(role);
+    if (!spec) throw new VaultError(400, ['unknown role'], 'token.create');
+    const made = `hvs.${randomUUID()}`;
+    const t: MemoryToken = {
+      policies: spec.allowed_policies,
+      meta,
+      ttl: spec.token_period,
+      accessor: randomUUID(),
+      role,
+      parent: spec.orphan ? undefined : token,
+      revoked: false,
+    };
+    this.tokens.set(made, t);
+    return { token: made, accessor: t.accessor, ttl: t.ttl, meta };
+  }
+
+  async revokeRoleTokens(role: string): Promise<void> {
+    for (const [token, t] of this.tokens) if (t.role === role) this.revoke(token);
+  }
+
+  private revoke(token: string): void {
+    const t = this.tokens.get(token);
+    if (!t || t.revoked) return;
+    t.revoked = true;
+    for (const [child, c] of this.tokens) if (c.parent === token) this.revoke(child);
+  }
+
+  private mustLive(token: string, operation: string): MemoryToken {
+    const t = this.tokens.get(token);
+    if (!t || t.revoked) throw denied(operation);
+    return t;
+  }
+}
+
+export class MemoryPolicies implements PolicyStore {
+  readonly policies = new Map<string, string>();
+
+  async putPolicy(name: string, policy: string): Promise<void> {
+    this.policies.set(name, policy);
+  }
+
+  async readPolicy(name: string): Promise<string | null> {
+    return this.policies.get(name) ?? null;
+  }
+
+  async deletePolicy(name: string): Promise<void> {
+    this.policies.delete(name);
+  }
+}
+
+/** rks's own session, with a token of its own in the given store. */
+export function memorySession(tokens: MemoryTokens): Session {
+  const token = tokens.issue(['rks_service']);
+  return { run: (fn) => fn(token) };
+}
