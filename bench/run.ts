@@ -3,6 +3,7 @@
  * Starts its own OpenBao/Vault dev server (in-memory storage) and the built `rks serve`
  * (TLS on, info logging), seeds data, and drives both with autocannon.
  */
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -135,6 +136,18 @@ async function main() {
     const noTls = await withCpu({ rks: plain.child.pid!, vault: stack.vault.pid }, () => load(plainUrl, { connections: 50, headers }));
     await plain.stop();
 
+    // Node's floor: its HTTP server and one undici request to Vault, nothing of rks's own.
+    say('GET secret, 50 connections, through Node\'s floor (bench/floor.js)');
+    const floorPort = await freePort();
+    const floorProc = spawn(process.execPath, [path.join(__dirname, 'floor.js'), stack.vault.addr, `/v1/rks/data/${hot}`, String(floorPort)], {
+      stdio: 'ignore',
+    });
+    await new Promise((r) => setTimeout(r, 500));
+    const floorUrl = `http://127.0.0.1:${floorPort}/`;
+    await load(floorUrl, { connections: 50, headers, duration: WARMUP });
+    const floor = await withCpu({ rks: floorProc.pid!, vault: stack.vault.pid }, () => load(floorUrl, { connections: 50, headers }));
+    floorProc.kill();
+
     // --- registrations, without and with callback verification ---
     say('node registrations: without a callback, then with the mock callback');
     let n = 0;
@@ -213,6 +226,7 @@ async function main() {
         vaultP99Ms: g50.vault.p99Ms,
         byConnections: getSecret,
         rksWithoutTls: { ...noTls, ratio: round(noTls.rps / g50.vault.rps) },
+        nodeFloor: { ...floor, ratio: round(floor.rps / g50.vault.rps) },
       },
       registration: {
         connections: 10,
@@ -237,7 +251,7 @@ async function main() {
       },
     };
     const file = writeResult('latest', result);
-    const errors = [...Object.values(getSecret).flatMap((x) => [x.rks.errors, x.vault.errors]), noTls.errors, plainReg.errors, cbReg.errors, bigGet.errors, bigVault.errors];
+    const errors = [...Object.values(getSecret).flatMap((x) => [x.rks.errors, x.vault.errors]), noTls.errors, floor.errors, plainReg.errors, cbReg.errors, bigGet.errors, bigVault.errors];
     process.stdout.write(`${table(result)}\nwritten to ${file}\n`);
     if (errors.some((e) => e > 0)) say(`WARNING: some requests failed (${errors.join(', ')}); see the JSON`);
   } finally {
@@ -313,9 +327,10 @@ function table(r: any): string {
         `| ${c} connection(s) | ${x.rks.rps} | ${x.vault.rps} | **${x.ratio}** | ${x.rks.p50Ms} / ${x.rks.p99Ms} | ${x.vault.p50Ms} / ${x.vault.p99Ms} |`,
     ),
     `| 50 connections, rks with --no-tls | ${r.getSecret.rksWithoutTls.rps} | ${r.getSecret.byConnections[50].vault.rps} | **${r.getSecret.rksWithoutTls.ratio}** | ${r.getSecret.rksWithoutTls.p50Ms} / ${r.getSecret.rksWithoutTls.p99Ms} | |`,
+    `| 50 connections, Node's floor (bench/floor.js, plain HTTP) | ${r.getSecret.nodeFloor.rps} | ${r.getSecret.byConnections[50].vault.rps} | **${r.getSecret.nodeFloor.ratio}** | ${r.getSecret.nodeFloor.p50Ms} / ${r.getSecret.nodeFloor.p99Ms} | |`,
     '',
     `CPU per request at 50 connections: rks ${r.getSecret.byConnections[50].rks.cpuUsPerRequest.rks} µs (HTTPS), ${r.getSecret.rksWithoutTls.cpuUsPerRequest.rks} µs (--no-tls); ` +
-      `Vault ${r.getSecret.byConnections[50].vault.cpuUsPerRequest.vault} µs (direct), ${r.getSecret.byConnections[50].rks.cpuUsPerRequest.vault} µs (behind rks).`,
+      `Node's floor ${r.getSecret.nodeFloor.cpuUsPerRequest.rks} µs; Vault ${r.getSecret.byConnections[50].vault.cpuUsPerRequest.vault} µs (direct), ${r.getSecret.byConnections[50].rks.cpuUsPerRequest.vault} µs (behind rks).`,
     '',
     '| other scenario | result |',
     '| --- | --- |',

@@ -113,15 +113,15 @@ export function createApp(opts: AppOptions): Express {
     ...nodeRoutes(nodes),
     ...secretRoutes(secrets),
   };
-  app.use(requestContext(opts.logger, metrics));
-  app.use(
-    dispatch(contract(), handlers, {
-      bodyLimit: opts.bodyLimit ?? DEFAULTS.bodyLimit,
-      psk,
-      requirePsk: opts.requirePsk,
-      validateResponses: opts.validateResponses,
-    }),
-  );
+  const context = requestContext(opts.logger, metrics);
+  const api = dispatch(contract(), handlers, {
+    bodyLimit: opts.bodyLimit ?? DEFAULTS.bodyLimit,
+    psk,
+    requirePsk: opts.requirePsk,
+    validateResponses: opts.validateResponses,
+  });
+  // One layer for both: every request pays Express's per-layer walk once, not twice.
+  app.use((req: Request, res: Response, next: NextFunction) => context(req, res, () => api(req, res, next)));
   app.use(docsRouter(SPEC_PATH));
   app.use((_req: Request, _res: Response, next: NextFunction) => next(new NotFound('no such endpoint')));
   app.use(errorHandler(opts.logger));

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import express, { Router } from 'express';
+import helmet from 'helmet';
 
 
 const PAGE = `<!doctype html>
@@ -23,6 +24,8 @@ const INIT = `window.ui = SwaggerUIBundle({ url: '/openapi.yaml', dom_id: '#ui',
 /** The contract as YAML and JSON, and a browsable copy at /docs, all served offline. */
 export function docsRouter(specFile: string): Router {
   const r = Router();
+  // A page with scripts and styles: helmet's headers for pages (its CSP allows rks's own assets).
+  r.use(['/docs', '/openapi.yaml', '/openapi.json'], helmet());
   const yaml = fs.readFileSync(specFile, 'utf8');
   let json: string | undefined;
   // swagger-ui-dist is a plain asset folder; resolve it without importing its entry point.

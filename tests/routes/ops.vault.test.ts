@@ -70,6 +70,7 @@ describe('operations endpoints', () => {
       expect(paths).toContain(p);
     }
     const page = await request(h.app).get('/docs').expect(200);
+    expect(page.headers['content-security-policy']).toContain("script-src 'self'");
     expect(page.text).toContain('swagger-ui-bundle.js');
     await request(h.app).get('/docs/assets/swagger-ui-bundle.js').expect(200);
     await request(h.app).get('/docs/assets/swagger-ui.css').expect(200);
