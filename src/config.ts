@@ -81,14 +81,14 @@ export interface Config {
   certificate: { hostname: string; san: string[]; lifetime: number; renewBefore: number };
 }
 
-/** A configuration that cannot run: `rks serve` says why and exits 2. */
+/** A configuration or flags that cannot work: the command says why and exits 2. */
 export class UsageError extends Error {}
 
 /** Checks the flags as a whole and reads the files they name; throws UsageError. */
 export function resolveConfig(f: ServeFlags, env: NodeJS.ProcessEnv = process.env): Readonly<Config> {
   const vaultAddr = f.vaultAddr ?? env.VAULT_ADDR;
-  const password = secret(f.adminPassword, f.adminPasswordFile, '--admin-password-file');
-  const psk = secret(f.psk, f.pskFile, '--psk-file');
+  const password = readSecret(f.adminPassword, f.adminPasswordFile, '--admin-password-file');
+  const psk = readSecret(f.psk, f.pskFile, '--psk-file');
   if (!vaultAddr) throw new UsageError('no Vault address: set --vault-addr, RKS_VAULT_ADDR or VAULT_ADDR');
   if (!password) throw new UsageError('no administrator password: set --admin-password-file or RKS_ADMIN_PASSWORD');
   if (Boolean(f.cert) !== Boolean(f.certKey)) throw new UsageError('--cert and --cert-key go together');
@@ -151,8 +151,11 @@ function read(file: string, flag: string): Buffer {
   }
 }
 
-/** A secret given inline or as a file; the file wins, and its trailing newline is dropped. */
-function secret(inline: string | undefined, file: string | undefined, flag: string): string | undefined {
+/**
+ * A secret given inline or as a file (its flag named in errors); the file wins, and its
+ * trailing newline is dropped. Every command reads secrets this way.
+ */
+export function readSecret(inline: string | undefined, file: string | undefined, flag: string): string | undefined {
   if (file) return read(file, flag).toString('utf8').replace(/\r?\n$/, '');
   return inline;
 }

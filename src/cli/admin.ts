@@ -2,7 +2,8 @@ import { X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
 import { Command } from 'commander';
 import { CliError, RksHttp } from './http';
-import { opt, positiveInt, secretFrom } from './options';
+import { readSecret } from '../config';
+import { opt, positiveInt } from './options';
 
 /** Options every command that talks to rks shares. */
 interface Conn {
@@ -59,7 +60,7 @@ export function loginCommand(): Command {
     .addOption(opt('--password-file <file>', 'file holding the password', 'RKS_ADMIN_PASSWORD_FILE'))
     .option('--save <file>', 'also write the token to this file (mode 0600)')
     .action(async (o: Conn & { login: string; password?: string; passwordFile?: string; save?: string }) => {
-      const password = secretFrom(o.password, o.passwordFile);
+      const password = readSecret(o.password, o.passwordFile, '--password-file');
       if (!password) throw new CliError('no password: pass --password-file or set RKS_ADMIN_PASSWORD', 2);
       const http = new RksHttp({ url: o.url, caCert: o.caCert });
       const res = await http.request('POST', '/rks/v1/admin/login', {
@@ -98,7 +99,7 @@ function groupInfo(o: GroupFlags, base = { callbackURL: '', oauthURL: '', oauthC
     callbackURL: o.callbackUrl ?? base.callbackURL,
     oauthURL: o.oauthUrl ?? base.oauthURL,
     oauthClientID: o.oauthClientId ?? base.oauthClientID,
-    oauthClientSecret: secretFrom(o.oauthClientSecret, o.oauthClientSecretFile) ?? base.oauthClientSecret,
+    oauthClientSecret: readSecret(o.oauthClientSecret, o.oauthClientSecretFile, '--oauth-client-secret-file') ?? base.oauthClientSecret,
   };
 }
 

@@ -4,7 +4,8 @@ import { Command } from 'commander';
 import { RksNode } from '../client';
 import { LogLevel, createLogger } from '../log';
 import { parseListen } from '../server/server';
-import { opt, secretFrom } from './options';
+import { readSecret } from '../config';
+import { opt } from './options';
 
 interface EdgeOptions {
   listen: string;
@@ -32,7 +33,7 @@ export function edgeCommand(): Command {
     .addOption(opt('--log-level <level>', 'log level', 'RKS_LOG_LEVEL').default('info'))
     .action(async (o: EdgeOptions) => {
       const logger = createLogger(o.logLevel);
-      const groupToken = secretFrom(o.groupToken, o.groupTokenFile);
+      const groupToken = readSecret(o.groupToken, o.groupTokenFile, '--group-token-file');
       if (!groupToken) {
         logger.fatal('no group token: set --group-token-file or RKS_GROUP_TOKEN');
         process.exit(2);

@@ -1,4 +1,5 @@
 import { Command, CommanderError } from 'commander';
+import { UsageError } from '../config';
 import { VERSION } from '../paths';
 import { groupCommand, initCommand, loginCommand, nodeCommand, secretCommand } from './admin';
 import { edgeCommand } from './edge';
@@ -48,7 +49,7 @@ export async function run(argv = process.argv): Promise<void> {
     }
     const e = err as Error & { code?: string };
     process.stderr.write(`rks: ${e.message}\n`);
-    process.exitCode = err instanceof CliError ? err.exitCode : e.code === 'commander.invalidArgument' ? 2 : 1;
+    process.exitCode = err instanceof CliError ? err.exitCode : err instanceof UsageError || e.code === 'commander.invalidArgument' ? 2 : 1;
   }
 }
 

@@ -1,4 +1,3 @@
-import fs from 'node:fs';
 import { InvalidArgumentError, Option } from 'commander';
 
 /** An option with its RKS_* environment variable (flags win over the environment). */
@@ -25,10 +24,4 @@ export function envFlag(name: string): boolean | undefined {
   if (/^(1|true|yes|on)$/i.test(v)) return true;
   if (/^(0|false|no|off)$/i.test(v)) return false;
   throw new InvalidArgumentError(`${name} must be true or false, got '${v}'`);
-}
-
-/** A secret given inline or as a file; the file wins, and its trailing newline is dropped. */
-export function secretFrom(inline: string | undefined, file: string | undefined): string | undefined {
-  if (file) return fs.readFileSync(file, 'utf8').replace(/\r?\n$/, '');
-  return inline;
 }

@@ -5,7 +5,8 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { KeyType, newKeyAndCsr } from '../pki/csr';
 import { PskJwt, bearer, sha256Fingerprint } from '../pki/psk';
 import { CliError, RksHttp } from './http';
-import { opt, positiveInt, secretFrom } from './options';
+import { readSecret } from '../config';
+import { opt, positiveInt } from './options';
 
 const urlOption = () => opt('--url <url>', 'rks address', 'RKS_URL').default('https://127.0.0.1:8080');
 const caOption = () => opt('--ca-cert <file>', 'CA certificate that rks\'s TLS certificate chains to', 'RKS_CA_CERT');
@@ -32,7 +33,7 @@ fingerprint check out. Without the PSK, rks's TLS certificate must verify (--ca-
 system CAs).`,
     )
     .action(async (o: { url: string; caCert?: string; psk?: string; pskFile?: string; out?: string }) => {
-      const psk = secretFrom(o.psk, o.pskFile);
+      const psk = readSecret(o.psk, o.pskFile, '--psk-file');
       const http = new RksHttp({ url: o.url, caCert: o.caCert, insecure: Boolean(psk) });
       const res = await http.request('GET', '/ca/cert');
       const pem = res.data;
@@ -106,7 +107,7 @@ export function certificateCommand(): Command {
       if (o.keyType === 'ec' && bits !== undefined && ![256, 384].includes(bits)) {
         throw new InvalidArgumentError('--key-bits for EC must be 256 or 384');
       }
-      const psk = secretFrom(o.psk, o.pskFile);
+      const psk = readSecret(o.psk, o.pskFile, '--psk-file');
       if (!psk && !o.token) throw new CliError('give --psk (RKS_PSK) or an admin --token (RKS_TOKEN) to have the CSR signed', 2);
       const base = o.commonName.replace(/[^A-Za-z0-9._-]/g, '_');
       const keyFile = path.join(o.out, `${base}.key`);

@@ -1,14 +1,14 @@
 import type { NextFunction, Request, Response } from 'express';
 import type { Logger } from 'pino';
 import { ErrorCode, RksError, ValidationFailed } from '../errors';
-import { FQDN_RULE, LOGIN_RULE } from '../names';
+import { FQDN_RULE, LOGIN_RULE, NAME_RULE } from '../names';
 import { VaultError } from '../vault/client';
 
 const FIELD_RULES: Record<string, string> = {
   fqdn: `invalid secret name: must be ${FQDN_RULE}`,
-  group: "invalid group name: use 1 to 64 letters, digits or '-'",
-  nodeId: "invalid node id: use 1 to 64 letters, digits or '-'",
-  'x-lcdn-nodeid': "invalid X-LCDN-nodeId: use 1 to 64 letters, digits or '-'",
+  group: `invalid group name: use ${NAME_RULE}`,
+  nodeId: `invalid node id: use ${NAME_RULE}`,
+  'x-lcdn-nodeid': `invalid X-LCDN-nodeId: use ${NAME_RULE}`,
   login: `invalid login: use ${LOGIN_RULE}`,
 };
 

@@ -50,6 +50,12 @@ describe('rks CLI', () => {
     expect(r.out.trim()).toBe('rks: 400: invalid login or password');
   });
 
+  it('a password file that cannot be read is a usage error (exit 2) naming the flag', async () => {
+    const r = await cli(['login', '--login', env.adminLogin, '--password-file', path.join(dir, 'no-such-file')]);
+    expect(r.code).toBe(2);
+    expect(r.out.trim()).toBe(`rks: --password-file: cannot read ${path.join(dir, 'no-such-file')} (ENOENT)`);
+  });
+
   it('secret push, info, get, groups, update, delete', async () => {
     const name = `${uniq('cli')}.example.com`;
     const c = await chainFor([name]);
