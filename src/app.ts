@@ -1,20 +1,12 @@
 import express, { Express, NextFunction, Request, Response } from 'express';
 import type { Logger } from 'pino';
-import { AdminService, LoginLimits } from './admin/service';
-import { CallbackOptions, CallbackVerifier } from './callback/verifier';
 import { DEFAULTS } from './config';
 import { NotFound } from './errors';
-import { GroupService } from './groups/service';
 import { answerJson, requestContext, requestLogger } from './http/context';
 import { Contract } from './http/contract';
 import { Handlers, dispatch } from './http/dispatch';
 import { errorHandler } from './http/errors';
-import { CaBundle, InitService } from './init/service';
-import { HttpMetrics, createMetrics } from './metrics';
-import { NodeService } from './nodes/service';
 import { SPEC_PATH } from './paths';
-import { PskJwt } from './pki/psk';
-import { PkiService } from './pki/service';
 import { adminRoutes } from './routes/admin';
 import { caRoutes } from './routes/ca';
 import { docsRouter } from './routes/docs';
@@ -23,76 +15,26 @@ import { initRoutes } from './routes/init';
 import { nodeRoutes } from './routes/node';
 import { opsRoutes } from './routes/ops';
 import { secretRoutes } from './routes/secret';
-import { SecretService } from './secrets/service';
-import { VaultClient } from './vault/client';
-import { Kv } from './vault/kv';
-import { Pki } from './vault/pki';
-import { ServiceSession } from './vault/session';
-import { Sys } from './vault/sys';
-import { Tokens } from './vault/tokens';
+import type { Services } from './server/services';
 
 export interface AppOptions {
-  vault: VaultClient;
   logger: Logger;
-  metrics?: HttpMetrics;
-  adminLogin: string;
-  adminPassword: string;
-  /** Seconds a node may keep a secret whose `meta.ttl` is unset. */
-  defaultSecretTtl: number;
-  /** Failed admin logins allowed per source address and per login name. */
-  loginLimits?: LoginLimits;
-  /** Most nodes a group may have admitted at once. */
-  maxNodesPerGroup?: number;
   /**
    * Proxies whose X-Forwarded-For is believed (addresses, CIDRs, or Express's names such as
    * 'loopback'); without them a client is its connection's address.
    */
   trustProxy?: string[];
-  /** Largest accepted request body. */
-  bodyLimit?: string;
-  /** rks's own admin session; one per process, shared with background work. */
-  session?: ServiceSession;
-  /** The PKI service, shared with the server-certificate manager. */
-  pkiService?: PkiService;
-  /** Seconds a node token lives between renewals. */
-  nodeTokenPeriod?: number;
-  callback?: CallbackOptions;
-  /** The pre-shared key of the trust bootstrap (/ca/cert, /ca/sign). */
-  psk?: string;
   /** Every API request must also carry a valid PSK JWT. */
   requirePsk?: boolean;
-  /** A CA to import at init instead of generating one in Vault. */
-  caBundle?: CaBundle;
   /** Called after a successful init (rks then switches to a CA-issued certificate). */
   onInitialised?: () => void;
   /** Check every answer against the contract too (tests do; it costs time on every request). */
   validateResponses?: boolean;
 }
 
-export function createApp(opts: AppOptions): Express {
-  const metrics = opts.metrics ?? createMetrics();
-  const kv = new Kv(opts.vault);
-  const sys = new Sys(opts.vault);
-  const init = new InitService(sys, kv, new Pki(opts.vault), { login: opts.adminLogin, password: opts.adminPassword }, opts.caBundle);
-  const credentials = { login: opts.adminLogin, password: opts.adminPassword };
-  const admin = new AdminService(sys, opts.loginLimits, credentials);
-  const tokens = new Tokens(opts.vault);
-  const secrets = new SecretService(kv, opts.defaultSecretTtl);
-  const groups = new GroupService(kv, sys, tokens);
-  const session = opts.session ?? new ServiceSession(opts.vault, credentials, opts.logger);
-  const verifier = new CallbackVerifier(opts.callback ?? { timeoutMs: DEFAULTS.callbackTimeout * 1000 }, opts.logger);
-  const nodes = new NodeService(
-    kv,
-    tokens,
-    session,
-    verifier,
-    { tokenPeriod: opts.nodeTokenPeriod ?? DEFAULTS.nodeTokenPeriod, maxNodesPerGroup: opts.maxNodesPerGroup ?? DEFAULTS.maxNodesPerGroup },
-    metrics.nodeLimitRefusals,
-    opts.logger,
-  );
-  const pki = opts.pkiService ?? new PkiService(new Pki(opts.vault), session);
-  const psk = opts.psk ? new PskJwt(opts.psk) : undefined;
-  if (opts.requirePsk && !psk) throw new Error('requirePsk needs a PSK');
+/** The HTTP side of rks: the contract's routes over services built elsewhere (server/services.ts). */
+export function createApp(services: Services, opts: AppOptions): Express {
+  if (opts.requirePsk && !services.psk) throw new Error('requirePsk needs a PSK');
 
   const app = express();
   app.disable('x-powered-by');
@@ -102,21 +44,21 @@ export function createApp(opts: AppOptions): Express {
   requestLogger(app.request, opts.logger);
 
   const handlers: Handlers = {
-    ...opsRoutes(opts.vault, metrics.registry),
-    ...caRoutes(pki, psk),
-    ...initRoutes(init, () => {
-      session.retryNow();
+    ...opsRoutes(services.vault, services.metrics.registry),
+    ...caRoutes(services.pki, services.psk),
+    ...initRoutes(services.init, () => {
+      services.session.retryNow();
       opts.onInitialised?.();
     }),
-    ...adminRoutes(admin),
-    ...groupRoutes(groups),
-    ...nodeRoutes(nodes),
-    ...secretRoutes(secrets),
+    ...adminRoutes(services.admin),
+    ...groupRoutes(services.groups),
+    ...nodeRoutes(services.nodes),
+    ...secretRoutes(services.secrets),
   };
-  const context = requestContext(opts.logger, metrics);
+  const context = requestContext(opts.logger, services.metrics);
   const api = dispatch(contract(), handlers, {
-    bodyLimit: opts.bodyLimit ?? DEFAULTS.bodyLimit,
-    psk,
+    bodyLimit: DEFAULTS.bodyLimit,
+    psk: services.psk,
     requirePsk: opts.requirePsk,
     validateResponses: opts.validateResponses,
   });

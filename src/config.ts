@@ -1,6 +1,7 @@
 import { createPrivateKey } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
+import type { CallbackOptions } from './callback/verifier';
 import type { LogLevel } from './log';
 
 /** Every default of `rks serve`, in one table (the flags, the app and the README use these). */
@@ -74,7 +75,7 @@ export interface Config {
   nodeIdleExpiry: number;
   nodeTokenPeriod: number;
   groupTokenRenewInterval: number;
-  callback: { timeoutMs: number; caFiles?: string[]; insecure: boolean };
+  callback: CallbackOptions;
   psk?: string;
   requirePsk: boolean;
   caBundle?: { certPem: string; keyPem: string };

@@ -6,77 +6,67 @@ import type { Logger } from 'pino';
 import { createApp } from '../app';
 import { Periodic } from '../background/periodic';
 import type { Config } from '../config';
-import { GroupTokenRenewer } from '../groups/renewer';
-import { createMetrics } from '../metrics';
-import { NodePruner } from '../nodes/pruner';
+import { HttpMetrics, createMetrics } from '../metrics';
 import { localNames } from '../pki/selfsigned';
-import { PkiService } from '../pki/service';
-import { VaultClient } from '../vault/client';
-import { Kv } from '../vault/kv';
-import { Pki } from '../vault/pki';
-import { ServiceSession } from '../vault/session';
-import { Tokens } from '../vault/tokens';
 import { ManagedCertificate } from './certificate';
 import { RunningServer, TlsFiles, startServer } from './server';
+import { Services, buildServices } from './services';
 
 export interface Rks {
   url: string;
   app: Express;
+  services: Services;
   /** Stops accepting, lets requests in flight finish, stops background work, closes Vault's pool. */
   stop(): Promise<void>;
 }
 
+export interface BuildOptions {
+  metrics?: HttpMetrics;
+  /** Check every answer against the contract too (tests). */
+  validateResponses?: boolean;
+  onInitialised?: () => void;
+}
+
+/** The services and the app of one rks, not yet listening and with no background work running. */
+export function buildRks(config: Config, logger: Logger, opts: BuildOptions = {}): { services: Services; app: Express } {
+  const services = buildServices(config, logger, opts.metrics ?? createMetrics());
+  const app = createApp(services, {
+    logger,
+    trustProxy: config.trustProxy,
+    requirePsk: config.requirePsk,
+    validateResponses: opts.validateResponses,
+    onInitialised: opts.onInitialised,
+  });
+  return { services, app };
+}
+
 /**
- * The one place that builds a running rks from its configuration: the Vault client, rks's own
- * session, the PKI service, the app with every service, the background jobs (group-token
+ * The one place that builds a running rks from its configuration: the services (Vault client,
+ * rks's own session, PKI, groups, nodes, secrets), the app, the background jobs (group-token
  * renewal, node pruning), its TLS certificate, and the server.
  */
 export async function startRks(config: Config, logger: Logger): Promise<Rks> {
-  const metrics = createMetrics();
-  const vault = new VaultClient({ addr: config.vaultAddr, caFile: config.vaultCaFile, registry: metrics.registry });
-  const session = new ServiceSession(vault, config.admin, logger);
-  const pki = new PkiService(new Pki(vault), session);
+  let managed: ManagedCertificate | undefined;
+  const { services, app } = buildRks(config, logger, { onInitialised: () => void managed?.refresh() });
+  const { vault, pki, renewer, pruner } = services;
   let running: RunningServer | undefined;
   const names = localNames([config.certificate.hostname, ...config.certificate.san]);
-  const managed =
-    config.tls === 'managed'
-      ? new ManagedCertificate(
-          pki,
-          {
-            commonName: config.certificate.hostname,
-            dnsNames: names.dns,
-            ipAddresses: names.ips,
-            lifetimeSeconds: config.certificate.lifetime,
-            renewBeforeSeconds: config.certificate.renewBefore,
-            retrySeconds: 10,
-          },
-          logger,
-          (tls) => running?.setCertificate(tls),
-        )
-      : undefined;
+  if (config.tls === 'managed') {
+    managed = new ManagedCertificate(
+      pki,
+      {
+        commonName: config.certificate.hostname,
+        dnsNames: names.dns,
+        ipAddresses: names.ips,
+        lifetimeSeconds: config.certificate.lifetime,
+        renewBeforeSeconds: config.certificate.renewBefore,
+        retrySeconds: 10,
+      },
+      logger,
+      (tls) => running?.setCertificate(tls),
+    );
+  }
 
-  const app = createApp({
-    vault,
-    logger,
-    metrics,
-    adminLogin: config.admin.login,
-    adminPassword: config.admin.password,
-    defaultSecretTtl: config.defaultSecretTtl,
-    loginLimits: config.loginLimits,
-    maxNodesPerGroup: config.maxNodesPerGroup,
-    trustProxy: config.trustProxy,
-    session,
-    pkiService: pki,
-    psk: config.psk,
-    requirePsk: config.requirePsk,
-    caBundle: config.caBundle,
-    onInitialised: () => void managed?.refresh(),
-    nodeTokenPeriod: config.nodeTokenPeriod,
-    callback: config.callback,
-  });
-
-  const renewer = new GroupTokenRenewer(new Kv(vault), new Tokens(vault), session, logger);
-  const pruner = new NodePruner(new Kv(vault), new Tokens(vault), session, config.nodeIdleExpiry * 1000, logger, metrics.nodesPruned);
   const background = [
     new Periodic(config.groupTokenRenewInterval * 1000, () => renewer.renewAll()),
     new Periodic(Math.min(config.nodeIdleExpiry * 1000, 3600_000), () => pruner.pruneAll()),
@@ -97,6 +87,7 @@ export async function startRks(config: Config, logger: Logger): Promise<Rks> {
   return {
     url: server.url,
     app,
+    services,
     async stop() {
       managed?.stop();
       await server.close();

@@ -159,7 +159,7 @@ describe('input rules', () => {
 describe('log lines', () => {
   it('never carry the query string, of refused requests included', async () => {
     const lines: string[] = [];
-    const h = harness({ logger: createLogger('debug', { write: (l: string) => void lines.push(l) }) });
+    const h = harness({}, createLogger('debug', { write: (l: string) => void lines.push(l) }));
     try {
       const secret = 'hvs.CAESIQueryStringSecret';
       const refused = await request(h.app).get(`/healthz?${secret}=1`);

@@ -7,7 +7,7 @@ import { pushSecret, uniq } from '../support/rks';
 describe('the request pipeline', () => {
   it('answers the hot route with the same headers as any other, a request id, and a log line without the token', async () => {
     const lines: string[] = [];
-    const h = harness({ logger: createLogger('info', { write: (l: string) => void lines.push(l) }) });
+    const h = harness({}, createLogger('info', { write: (l: string) => void lines.push(l) }));
     try {
       const admin = await adminToken(h.app);
       const fqdn = `${uniq('hot')}.example.com`;

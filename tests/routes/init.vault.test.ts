@@ -3,11 +3,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import request from 'supertest';
-import { AppOptions, createApp } from '../../src/app';
+import type { Config } from '../../src/config';
 import { createLogger } from '../../src/log';
-import { createMetrics } from '../../src/metrics';
 import { VaultClient } from '../../src/vault/client';
 import { ServiceSession } from '../../src/vault/session';
+import { Harness, harness } from '../support/harness';
 import { issue } from '../support/pki';
 import { NO_CALLBACK } from '../support/rks';
 import { Running, httpsRequest, peerCertificate, runRks } from '../support/serve';
@@ -20,7 +20,7 @@ import { TestVault, freePort, startVault } from '../support/vault';
 describe('POST /rks/v1/init', () => {
   let vault: TestVault;
   let client: VaultClient;
-  let app: ReturnType<typeof createApp>;
+  let app: Harness['app'];
   const admin = { login: 'ops-admin', password: 'correct horse battery staple' };
   const ephemeralFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'rks-init-')), 'ephemeral.pem');
   let served: Running;
@@ -31,17 +31,13 @@ describe('POST /rks/v1/init', () => {
     return { status: res.status, body: res.status === 204 ? null : (await res.json()) as any };
   };
 
+  const opened: Harness[] = [];
   /** An rks app on this suite's own Vault. */
-  const appOn = (vaultClient: VaultClient, extra: Partial<AppOptions>) =>
-    createApp({
-      vault: vaultClient,
-      logger: createLogger('silent'),
-      metrics: createMetrics(undefined, false),
-      adminLogin: admin.login,
-      adminPassword: admin.password,
-      defaultSecretTtl: 300,
-      ...extra,
-    });
+  const appOn = (overrides: Partial<Config> = {}) => {
+    const h = harness({ vaultAddr: vault.addr, admin, ...overrides });
+    opened.push(h);
+    return h.app;
+  };
 
   /** What a refused init must leave untouched. */
   const snapshot = async () => {
@@ -65,7 +61,7 @@ describe('POST /rks/v1/init', () => {
   beforeAll(async () => {
     vault = await startVault();
     client = new VaultClient({ addr: vault.addr });
-    app = appOn(client, { validateResponses: true });
+    app = appOn();
     servedPort = await freePort();
     served = runRks(['serve', '--listen', `127.0.0.1:${servedPort}`, '--ephemeral-cert-out', ephemeralFile], {
       RKS_VAULT_ADDR: vault.addr,
@@ -76,6 +72,7 @@ describe('POST /rks/v1/init', () => {
   afterAll(async () => {
     await served.stop();
     client.close();
+    for (const h of opened) h.close();
     await vault.stop();
     fs.rmSync(path.dirname(ephemeralFile), { recursive: true, force: true });
   });
@@ -211,14 +208,14 @@ describe('POST /rks/v1/init', () => {
       });
     // An rks with a password Vault does not have may not take the identity away.
     const before = await snapshot();
-    const wrong = await request(appOn(client, { adminPassword: rotated.password })).post('/rks/v1/init').set('X-Vault-Token', vault.rootToken);
+    const wrong = await request(appOn({ admin: rotated })).post('/rks/v1/init').set('X-Vault-Token', vault.rootToken);
     expect(wrong.status).toBe(409);
     expect(wrong.body.errors[0]).toMatch(/admin password is not the one Vault has/);
     expect(await snapshot()).toEqual(before);
 
     // The README's procedure: change it in Vault, then init from an rks that has the new one.
     await setPassword(rotated.password);
-    const res = await request(appOn(client, { adminPassword: rotated.password })).post('/rks/v1/init').set('X-Vault-Token', vault.rootToken);
+    const res = await request(appOn({ admin: rotated })).post('/rks/v1/init').set('X-Vault-Token', vault.rootToken);
     expect(res.status).toBe(200);
     expect(res.body).toEqual({ upgraded: ['service identity'] });
     expect(await new ServiceSession(client, rotated, createLogger('silent')).token()).toMatch(/^hvs\./);
@@ -241,7 +238,7 @@ describe('POST /rks/v1/init', () => {
     await del('sys/policies/acl/rks_admin');
     await del('sys/mounts/rks-pki');
     const own = await issue({ name: 'Our Own CA', ca: true });
-    const withCa = appOn(client, { caBundle: { certPem: own.certPem, keyPem: own.keyPem } });
+    const withCa = appOn({ caBundle: { certPem: own.certPem, keyPem: own.keyPem } });
     const res = await request(withCa).post('/rks/v1/init').set('X-Vault-Token', vault.rootToken);
     expect(res.status).toBe(201);
     expect((await read('sys/policies/acl/rks_admin')).status).toBe(200);

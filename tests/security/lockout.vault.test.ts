@@ -1,10 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createApp } from '../../src/app';
+import { DEFAULTS } from '../../src/config';
+import { Harness, harness } from '../support/harness';
 import { InitService } from '../../src/init/service';
-import { createLogger } from '../../src/log';
-import { createMetrics } from '../../src/metrics';
 import { VaultClient } from '../../src/vault/client';
 import { Kv } from '../../src/vault/kv';
 import { Pki } from '../../src/vault/pki';
@@ -21,6 +20,7 @@ describe('nobody without a token can lock rks out', () => {
   let vault: TestVault;
   let client: VaultClient;
   let server: http.Server;
+  let rks: Harness;
   let port: number;
   const admin = { login: 'ops', password: randomBytes(12).toString('base64url') };
 
@@ -57,14 +57,13 @@ describe('nobody without a token can lock rks out', () => {
     client = new VaultClient({ addr: vault.addr });
     await new InitService(new Sys(client), new Kv(client), new Pki(client), admin).init(vault.rootToken);
     // rks on its default login limits.
-    const app = createApp({
-      vault: client,
-      logger: createLogger('silent'),
-      metrics: createMetrics(undefined, false),
-      adminLogin: admin.login,
-      adminPassword: admin.password,
-      defaultSecretTtl: 300,
+    const built = harness({
+      vaultAddr: vault.addr,
+      admin,
+      loginLimits: { perSource: DEFAULTS.loginRateLimit, perLogin: DEFAULTS.loginFailureLimit },
     });
+    rks = built;
+    const app = built.app;
     server = http.createServer(app);
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     port = (server.address() as AddressInfo).port;
@@ -72,6 +71,7 @@ describe('nobody without a token can lock rks out', () => {
   afterAll(async () => {
     await new Promise((r) => server.close(r));
     client.close();
+    rks.close();
     await vault.stop();
   });
 

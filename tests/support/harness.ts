@@ -1,9 +1,10 @@
 import type { Express } from 'express';
 import request from 'supertest';
-import { createApp, AppOptions } from '../../src/app';
 import { createLogger } from '../../src/log';
 import { createMetrics } from '../../src/metrics';
-import { VaultClient } from '../../src/vault/client';
+import { buildRks } from '../../src/server/bootstrap';
+import type { Services } from '../../src/server/services';
+import type { VaultClient } from '../../src/vault/client';
 import { Config, DEFAULTS } from '../../src/config';
 
 export const env = {
@@ -29,26 +30,40 @@ function must(name: string): string {
 
 export interface Harness {
   app: Express;
+  services: Services;
   vault: VaultClient;
   close(): void;
 }
 
-/** An rks app on the run's shared Vault, checking its answers against the contract. */
-export function harness(overrides: Partial<AppOptions> & { vaultAddr?: string } = {}): Harness {
-  const metrics = createMetrics(undefined, false);
-  const vault = new VaultClient({ addr: overrides.vaultAddr ?? env.vaultAddr, registry: metrics.registry });
-  const app = createApp({
-    vault,
-    metrics,
-    logger: createLogger((process.env.RKS_TEST_LOG_LEVEL as 'silent') ?? 'silent'),
-    adminLogin: env.adminLogin,
-    adminPassword: env.adminPassword,
+/** The configuration of the tests' rks: the defaults, on the run's Vault, with generous login limits. */
+export function testConfig(overrides: Partial<Config> = {}): Config {
+  return {
+    vaultAddr: env.vaultAddr,
+    listen: '127.0.0.1:0',
+    admin: { login: env.adminLogin, password: env.adminPassword },
+    tls: 'managed',
+    logLevel: 'silent',
     defaultSecretTtl: 300,
     loginLimits: { perSource: 1000, perLogin: 5 },
-    validateResponses: true,
+    maxNodesPerGroup: DEFAULTS.maxNodesPerGroup,
+    trustProxy: [],
+    nodeIdleExpiry: DEFAULTS.nodeIdleExpiry,
+    nodeTokenPeriod: DEFAULTS.nodeTokenPeriod,
+    groupTokenRenewInterval: DEFAULTS.groupTokenRenewInterval,
+    callback: { timeoutMs: DEFAULTS.callbackTimeout * 1000, insecure: false },
+    requirePsk: false,
+    certificate: { hostname: 'localhost', san: ['127.0.0.1'], lifetime: 3600, renewBefore: 600 },
     ...overrides,
-  });
-  return { app, vault, close: () => vault.close() };
+  };
+}
+
+/**
+ * An rks app (the same services and app as `rks serve`, not listening) on the run's shared Vault,
+ * checking its answers against the contract.
+ */
+export function harness(overrides: Partial<Config> = {}, logger = createLogger((process.env.RKS_TEST_LOG_LEVEL as 'silent') ?? 'silent')): Harness {
+  const { services, app } = buildRks(testConfig(overrides), logger, { metrics: createMetrics(undefined, false), validateResponses: true });
+  return { app, services, vault: services.vault, close: () => services.vault.close() };
 }
 
 /** A fresh admin token, through the real login endpoint. */
@@ -91,24 +106,7 @@ export interface ServedRks {
 export async function serveRks(overrides: Partial<Config> = {}): Promise<ServedRks> {
   const { startRks } = await import('../../src/server/bootstrap');
   const logger = createLogger('silent');
-  const config = (port: number): Config => ({
-    vaultAddr: env.vaultAddr,
-    listen: `127.0.0.1:${port}`,
-    admin: { login: env.adminLogin, password: env.adminPassword },
-    tls: 'managed',
-    logLevel: 'silent',
-    defaultSecretTtl: 300,
-    loginLimits: { perSource: 1000, perLogin: 5 },
-    maxNodesPerGroup: DEFAULTS.maxNodesPerGroup,
-    trustProxy: [],
-    nodeIdleExpiry: DEFAULTS.nodeIdleExpiry,
-    nodeTokenPeriod: DEFAULTS.nodeTokenPeriod,
-    groupTokenRenewInterval: DEFAULTS.groupTokenRenewInterval,
-    callback: { timeoutMs: DEFAULTS.callbackTimeout * 1000, insecure: false },
-    requirePsk: false,
-    certificate: { hostname: 'localhost', san: ['127.0.0.1'], lifetime: 3600, renewBefore: 600 },
-    ...overrides,
-  });
+  const config = (port: number): Config => testConfig({ listen: `127.0.0.1:${port}`, ...overrides });
   let running = await startRks(config(0), logger);
   const port = Number(new URL(running.url).port);
   const ca = (await vaultRead('rks-pki/cert/ca')).body.data.certificate as string;

@@ -1,0 +1,67 @@
+import type { Logger } from 'pino';
+import { AdminService } from '../admin/service';
+import { CallbackVerifier } from '../callback/verifier';
+import type { Config } from '../config';
+import { GroupTokenRenewer } from '../groups/renewer';
+import { GroupService } from '../groups/service';
+import { InitService } from '../init/service';
+import type { HttpMetrics as Metrics } from '../metrics';
+import { NodePruner } from '../nodes/pruner';
+import { NodeService } from '../nodes/service';
+import { PskJwt } from '../pki/psk';
+import { PkiService } from '../pki/service';
+import { SecretService } from '../secrets/service';
+import { VaultClient } from '../vault/client';
+import { Kv } from '../vault/kv';
+import { Pki } from '../vault/pki';
+import { ServiceSession } from '../vault/session';
+import { Sys } from '../vault/sys';
+import { Tokens } from '../vault/tokens';
+
+/** Everything rks does, built once per process from its configuration; HTTP only calls into it. */
+export interface Services {
+  vault: VaultClient;
+  metrics: Metrics;
+  /** rks's own Vault login, shared by the services and the background jobs. */
+  session: ServiceSession;
+  init: InitService;
+  admin: AdminService;
+  groups: GroupService;
+  nodes: NodeService;
+  secrets: SecretService;
+  pki: PkiService;
+  psk?: PskJwt;
+  renewer: GroupTokenRenewer;
+  pruner: NodePruner;
+}
+
+export function buildServices(config: Config, logger: Logger, metrics: Metrics): Services {
+  const vault = new VaultClient({ addr: config.vaultAddr, caFile: config.vaultCaFile, registry: metrics.registry });
+  const kv = new Kv(vault);
+  const sys = new Sys(vault);
+  const tokens = new Tokens(vault);
+  const pkiEngine = new Pki(vault);
+  const session = new ServiceSession(vault, config.admin, logger);
+  return {
+    vault,
+    metrics,
+    session,
+    init: new InitService(sys, kv, pkiEngine, config.admin, config.caBundle),
+    admin: new AdminService(sys, config.loginLimits, config.admin),
+    groups: new GroupService(kv, sys, tokens),
+    nodes: new NodeService(
+      kv,
+      tokens,
+      session,
+      new CallbackVerifier(config.callback, logger),
+      { tokenPeriod: config.nodeTokenPeriod, maxNodesPerGroup: config.maxNodesPerGroup },
+      metrics.nodeLimitRefusals,
+      logger,
+    ),
+    secrets: new SecretService(kv, config.defaultSecretTtl),
+    pki: new PkiService(pkiEngine, session),
+    psk: config.psk ? new PskJwt(config.psk) : undefined,
+    renewer: new GroupTokenRenewer(kv, tokens, session, logger),
+    pruner: new NodePruner(kv, tokens, session, config.nodeIdleExpiry * 1000, logger, metrics.nodesPruned),
+  };
+}

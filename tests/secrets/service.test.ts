@@ -1,0 +1,78 @@
+import { GroupService } from '../../src/groups/service';
+import { SecretService } from '../../src/secrets/service';
+import { NO_CALLBACK } from '../support/constants';
+import { MemoryKv, MemoryPolicies, MemoryTokens } from '../support/memory-vault';
+import { Chain, chainFor } from '../support/pki';
+
+/** The secret rules against an in-memory Vault (the same rules run against a real one in *.vault.test.ts). */
+describe('SecretService (in memory)', () => {
+  let kv: MemoryKv;
+  let tokens: MemoryTokens;
+  let secrets: SecretService;
+  let groups: GroupService;
+  let admin: string;
+  let material: Chain;
+  let other: Chain;
+  const pem = (c: Chain, ttl?: number) => ({ certificate: c.certificate, private_key: c.privateKey, ...(ttl ? { meta: { ttl } } : {}) });
+
+  beforeAll(async () => {
+    material = await chainFor(['www.example.com']);
+    other = await chainFor(['www.example.com']);
+  });
+  beforeEach(() => {
+    kv = new MemoryKv();
+    tokens = new MemoryTokens();
+    secrets = new SecretService(kv, 300);
+    groups = new GroupService(kv, new MemoryPolicies(), tokens);
+    admin = tokens.issue(['rks_admin']);
+  });
+
+  it('stores the validated material under the lower-cased name; a read gives the default TTL when none was set', async () => {
+    await secrets.create(admin, 'WWW.Example.COM', pem(material));
+    expect((await kv.read('www.example.com'))?.data).toEqual({ certificate: material.certificate, private_key: material.privateKey });
+    expect(await secrets.get(admin, 'www.example.com')).toEqual({
+      data: { certificate: material.certificate, private_key: material.privateKey, meta: { ttl: 300 } },
+    });
+  });
+
+  it('refuses a second create (409 already_exists) and leaves the first one', async () => {
+    await secrets.create(admin, 'www.example.com', pem(material, 60));
+    await expect(secrets.create(admin, 'www.example.com', pem(other))).rejects.toMatchObject({ status: 409, code: 'already_exists' });
+    expect((await secrets.get(admin, 'www.example.com')).data.private_key).toBe(material.privateKey);
+  });
+
+  it('refuses material that does not belong together or does not name the secret, and writes nothing', async () => {
+    await expect(secrets.create(admin, 'www.example.com', { certificate: material.certificate, private_key: other.privateKey })).rejects.toMatchObject({ status: 400 });
+    await expect(secrets.create(admin, 'api.example.com', pem(material))).rejects.toMatchObject({ status: 400 });
+    expect(kv.entries.size).toBe(0);
+  });
+
+  it('an update needs an existing secret, replaces it, and loses to a concurrent delete instead of resurrecting it', async () => {
+    await expect(secrets.update(admin, 'www.example.com', pem(other))).rejects.toMatchObject({ status: 404 });
+    await secrets.create(admin, 'www.example.com', pem(material));
+    await secrets.update(admin, 'www.example.com', pem(other, 42));
+    expect((await secrets.get(admin, 'www.example.com')).data).toMatchObject({ private_key: other.privateKey, meta: { ttl: 42 } });
+
+    kv.beforeWrite = async (path) => {
+      kv.beforeWrite = undefined;
+      if (path === 'www.example.com') await kv.destroy(path);
+    };
+    await expect(secrets.update(admin, 'www.example.com', pem(material))).rejects.toMatchObject({ status: 409 });
+    expect(await kv.read('www.example.com')).toBeNull();
+  });
+
+  it('a secret still associated with a group cannot be deleted (409 still_associated, groups named); afterwards every version is gone', async () => {
+    await secrets.create(admin, 'www.example.com', pem(material));
+    await groups.create(admin, 'edge', NO_CALLBACK);
+    await groups.associate(admin, 'edge', 'www.example.com');
+    expect(await secrets.groups(admin, 'www.example.com')).toEqual(['edge']);
+    await expect(secrets.delete(admin, 'www.example.com')).rejects.toMatchObject({ status: 409, code: 'still_associated', message: expect.stringContaining("'edge'") });
+    expect(await kv.read('www.example.com')).not.toBeNull();
+
+    await groups.dissociate(admin, 'edge', 'www.example.com');
+    await secrets.delete(admin, 'www.example.com');
+    expect(await kv.read('www.example.com')).toBeNull();
+    await expect(secrets.get(admin, 'www.example.com')).rejects.toMatchObject({ status: 404 });
+    await expect(secrets.groups(admin, 'www.example.com')).rejects.toMatchObject({ status: 404 });
+  });
+});
