@@ -19,5 +19,5 @@ COPY openapi ./openapi
 COPY bin ./bin
 USER node
 EXPOSE 8080
-ENTRYPOINT ["node", "bin/rks"]
+ENTRYPOINT ["bin/rks"]
 CMD ["serve"]

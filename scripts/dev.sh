@@ -56,7 +56,7 @@ rm -f "$DEV/ca.pem" "$DEV/ephemeral.pem"
 
 say "starting rks on $RKS_URL_DEV"
 RKS_LISTEN=$LISTEN RKS_ADMIN_LOGIN=$ADMIN_LOGIN \
-  node bin/rks serve --vault-addr "$VAULT_ADDR_DEV" --admin-password-file "$DEV/admin-password" \
+  bin/rks serve --vault-addr "$VAULT_ADDR_DEV" --admin-password-file "$DEV/admin-password" \
   --psk-file "$DEV/psk" --ephemeral-cert-out "$DEV/ephemeral.pem" &
 pids+=($!)
 for _ in $(seq 100); do
@@ -70,7 +70,7 @@ curl -fsS --cacert "$DEV/ephemeral.pem" "$RKS_URL_DEV/healthz" >/dev/null || { s
 # bootstrapping client would: its fingerprint checked with the PSK.
 curl -fsS --cacert "$DEV/ephemeral.pem" -X POST -H "X-Vault-Token: $ROOT_TOKEN" "$RKS_URL_DEV/rks/v1/init" >/dev/null
 say "rks initialised; fetching its CA with the PSK"
-node bin/rks ca cert --url "$RKS_URL_DEV" --psk-file "$DEV/psk" --out "$DEV/ca.pem"
+bin/rks ca cert --url "$RKS_URL_DEV" --psk-file "$DEV/psk" --out "$DEV/ca.pem"
 for _ in $(seq 100); do
   curl -fsS --cacert "$DEV/ca.pem" "$RKS_URL_DEV/healthz" >/dev/null 2>&1 && break
   sleep 0.1

@@ -1,10 +1,13 @@
 import { ChildProcess, spawn } from 'node:child_process';
+import fs from 'node:fs';
 import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
 
 const BIN = path.resolve(__dirname, '..', '..', 'bin', 'rks');
+/** Node flags of the binary's `#!` line: what `rks` runs with when started as users start it. */
+const BIN_NODE_FLAGS = fs.readFileSync(BIN, 'utf8').split('\n')[0].split(/\s+/).filter((a) => a.startsWith('--'));
 
 export interface Running {
   child: ChildProcess;
@@ -18,7 +21,7 @@ export interface Running {
 /** Runs the built `rks` binary (make test builds it first) with only the given environment. */
 export function runRks(args: string[], env: Record<string, string> = {}, nodeArgs: string[] = []): Running {
   let out = '';
-  const child = spawn(process.execPath, [...nodeArgs, BIN, ...args], {
+  const child = spawn(process.execPath, [...BIN_NODE_FLAGS, ...nodeArgs, BIN, ...args], {
     env: { PATH: process.env.PATH!, HOME: os.tmpdir(), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
