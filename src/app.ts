@@ -44,7 +44,7 @@ export function createApp(services: Services, opts: AppOptions): Express {
   requestLogger(app.request, opts.logger);
 
   const handlers: Handlers = {
-    ...opsRoutes(services.vault, services.metrics.registry),
+    ...opsRoutes(services.readiness, services.metrics.registry),
     ...caRoutes(services.pki, services.psk),
     ...initRoutes(services.init, () => {
       services.session.retryNow();

@@ -19,13 +19,17 @@ export const DEFAULTS = {
   nodeTokenPeriod: 600,
   groupTokenRenewInterval: 3600,
   callbackTimeout: 5,
+  vaultTimeout: 2,
+  vaultMaxInFlight: 256,
   bodyLimit: '64kb',
 } as const;
 
 /** What `rks serve` is given: its flags and their RKS_* variables, as commander parsed them. */
 export interface ServeFlags {
-  vaultAddr?: string;
+  vaultAddr?: string[] | string;
   vaultCaFile?: string;
+  vaultTimeout: number;
+  vaultMaxInFlight: number;
   listen: string;
   adminLogin: string;
   adminPassword?: string;
@@ -60,8 +64,13 @@ export interface ServeFlags {
 
 /** The configuration rks runs with: checked as a whole, files read, frozen. */
 export interface Config {
-  vaultAddr: string;
+  /** One address (or a load balancer), or every node of a Vault cluster. */
+  vaultAddrs: string[];
   vaultCaFile?: string;
+  /** Deadline of each call to Vault, failover included (milliseconds). */
+  vaultTimeoutMs: number;
+  /** Calls waiting on Vault at once before callers get a fast 503. */
+  vaultMaxInFlight: number;
   listen: string;
   admin: { login: string; password: string };
   /** null: plain HTTP (--no-tls); 'managed': a certificate from rks's CA; or the given files. */
@@ -87,10 +96,10 @@ export class UsageError extends Error {}
 
 /** Checks the flags as a whole and reads the files they name; throws UsageError. */
 export function resolveConfig(f: ServeFlags, env: NodeJS.ProcessEnv = process.env): Readonly<Config> {
-  const vaultAddr = f.vaultAddr ?? env.VAULT_ADDR;
+  const vaultAddrs = vaultAddresses(f.vaultAddr ?? env.VAULT_ADDR);
   const password = readSecret(f.adminPassword, f.adminPasswordFile, '--admin-password-file');
   const psk = readSecret(f.psk, f.pskFile, '--psk-file');
-  if (!vaultAddr) throw new UsageError('no Vault address: set --vault-addr, RKS_VAULT_ADDR or VAULT_ADDR');
+  if (!vaultAddrs.length) throw new UsageError('no Vault address: set --vault-addr, RKS_VAULT_ADDR or VAULT_ADDR');
   if (!password) throw new UsageError('no administrator password: set --admin-password-file or RKS_ADMIN_PASSWORD');
   if (Boolean(f.cert) !== Boolean(f.certKey)) throw new UsageError('--cert and --cert-key go together');
   if (Boolean(f.caCert) !== Boolean(f.caCertKey)) throw new UsageError('--ca-cert and --ca-cert-key go together');
@@ -122,8 +131,10 @@ export function resolveConfig(f: ServeFlags, env: NodeJS.ProcessEnv = process.en
   }
 
   return Object.freeze({
-    vaultAddr,
+    vaultAddrs,
     vaultCaFile: f.vaultCaFile,
+    vaultTimeoutMs: f.vaultTimeout * 1000,
+    vaultMaxInFlight: f.vaultMaxInFlight,
     listen: f.listen,
     admin: { login: f.adminLogin, password },
     tls,
@@ -142,6 +153,27 @@ export function resolveConfig(f: ServeFlags, env: NodeJS.ProcessEnv = process.en
     caBundle: f.caCert ? { certPem: read(f.caCert, '--ca-cert').toString('utf8'), keyPem: read(f.caCertKey!, '--ca-cert-key').toString('utf8') } : undefined,
     certificate: { hostname: f.hostname, san: f.san ?? [], lifetime: f.certLifetime, renewBefore: f.certRenewBefore },
   });
+}
+
+/** `--vault-addr` given several times, comma-separated, or both; each an http(s) URL. */
+function vaultAddresses(given: string[] | string | undefined): string[] {
+  const addrs = ([] as string[])
+    .concat(given ?? [])
+    .flatMap((x) => x.split(','))
+    .map((x) => x.trim().replace(/\/+$/, ''))
+    .filter(Boolean);
+  for (const a of addrs) {
+    let url: URL | undefined;
+    try {
+      url = new URL(a);
+    } catch {
+      url = undefined;
+    }
+    if (!url || !['http:', 'https:'].includes(url.protocol) || url.pathname !== '/' || url.search || url.username) {
+      throw new UsageError(`--vault-addr: '${a}' is not an http:// or https:// address (scheme, host and port only)`);
+    }
+  }
+  return [...new Set(addrs)];
 }
 
 function read(file: string, flag: string): Buffer {

@@ -110,8 +110,9 @@ export class BadGateway extends RksError {
   }
 }
 
+/** Something rks depends on (Vault, its own login) is not there now; the caller may retry after a while. */
 export class ServiceUnavailable extends RksError {
-  constructor(message: string) {
-    super(503, message, {}, 'unavailable');
+  constructor(message: string, retryAfterSeconds = 1) {
+    super(503, message, { 'Retry-After': String(Math.max(1, Math.ceil(retryAfterSeconds))) }, 'unavailable');
   }
 }

@@ -52,3 +52,26 @@ export function safeUrl(url: string): string {
   const q = url.indexOf('?');
   return q === -1 ? url : `${url.slice(0, q)}?[redacted]`;
 }
+
+/**
+ * At most one line per reason and interval: an outage that fails thousands of requests alike
+ * writes a line now and then with the number it stood for, not one per request.
+ */
+export class LogThrottle {
+  private readonly seen = new Map<string, { until: number; suppressed: number }>();
+
+  constructor(private readonly intervalMs = 10_000) {}
+
+  warn(logger: Logger, reason: string, fields: Record<string, unknown> = {}): void {
+    const now = Date.now();
+    const entry = this.seen.get(reason);
+    if (entry && now < entry.until) {
+      entry.suppressed++;
+      return;
+    }
+    // Reasons are rks's own fixed texts, so the map stays small; cleared anyway if it grows.
+    if (this.seen.size > 1000) this.seen.clear();
+    this.seen.set(reason, { until: now + this.intervalMs, suppressed: 0 });
+    logger.warn({ ...fields, ...(entry?.suppressed ? { alike: entry.suppressed } : {}) }, reason);
+  }
+}

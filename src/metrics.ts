@@ -1,4 +1,4 @@
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 export interface HttpMetrics {
   registry: Registry;
@@ -8,6 +8,10 @@ export interface HttpMetrics {
   nodeLimitRefusals: Counter;
   /** Nodes removed after --node-idle-expiry without a registration or renewal. */
   nodesPruned: Counter;
+  /** 1 while rks's own Vault login works. */
+  sessionUp: Gauge;
+  /** 1 while /readyz answers 200. */
+  ready: Gauge;
 }
 
 /** One registry per app, so several apps (tests) never share counters. */
@@ -38,5 +42,7 @@ export function createMetrics(registry = new Registry(), withDefaults = true): H
       help: 'Nodes removed (tokens revoked, role and record deleted) after --node-idle-expiry without being seen',
       registers: [registry],
     }),
+    sessionUp: new Gauge({ name: 'rks_vault_session_up', help: '1 while rks\'s own Vault login works, 0 after it failed', registers: [registry] }),
+    ready: new Gauge({ name: 'rks_ready', help: '1 when the last readiness check passed (what /readyz answers)', registers: [registry] }),
   };
 }

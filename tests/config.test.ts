@@ -19,6 +19,8 @@ const flags = (extra: Partial<ServeFlags> = {}): ServeFlags => ({
   groupTokenRenewInterval: DEFAULTS.groupTokenRenewInterval,
   callbackInsecure: false,
   callbackTimeout: DEFAULTS.callbackTimeout,
+  vaultTimeout: DEFAULTS.vaultTimeout,
+  vaultMaxInFlight: DEFAULTS.vaultMaxInFlight,
   requirePsk: false,
   hostname: 'rks.local',
   certLifetime: DEFAULTS.certLifetime,
@@ -31,7 +33,8 @@ describe('resolveConfig', () => {
     const c = resolveConfig(flags({ trustProxy: ['10.0.0.0/8,loopback'], callbackTimeout: 3 }), {});
     expect(Object.isFrozen(c)).toBe(true);
     expect(c).toMatchObject({
-      vaultAddr: 'http://127.0.0.1:8200',
+      vaultAddrs: ['http://127.0.0.1:8200'],
+      vaultTimeoutMs: 2000,
       admin: { login: 'admin', password: 'pw' },
       tls: 'managed',
       trustProxy: ['10.0.0.0/8', 'loopback'],
@@ -46,12 +49,20 @@ describe('resolveConfig', () => {
     const c = resolveConfig(flags({ vaultAddr: undefined, adminPassword: undefined, adminPasswordFile: path.join(dir, 'pw') }), {
       VAULT_ADDR: 'http://vault:8200',
     });
-    expect(c.vaultAddr).toBe('http://vault:8200');
+    expect(c.vaultAddrs).toEqual(['http://vault:8200']);
     expect(c.admin.password).toBe('from-file');
     fs.rmSync(dir, { recursive: true });
   });
 
+  it('takes every node of a cluster: --vault-addr repeated, comma-separated, or both (duplicates once)', () => {
+    const c = resolveConfig(flags({ vaultAddr: ['http://a:8200,http://b:8200/', ' https://c:8200', 'http://a:8200'] }), {});
+    expect(c.vaultAddrs).toEqual(['http://a:8200', 'http://b:8200', 'https://c:8200']);
+    expect(resolveConfig(flags({ vaultAddr: undefined }), { VAULT_ADDR: 'http://a:8200,http://b:8200' }).vaultAddrs).toEqual(['http://a:8200', 'http://b:8200']);
+  });
+
   it.each([
+    ['an address that is not a URL', flags({ vaultAddr: '127.0.0.1:8200' }), /--vault-addr: '127.0.0.1:8200' is not an http:\/\/ or https:\/\/ address/],
+    ['an address with a path', flags({ vaultAddr: 'http://a:8200/v1' }), /--vault-addr: 'http:\/\/a:8200\/v1' is not/],
     ['no Vault address', flags({ vaultAddr: undefined }), /no Vault address/],
     ['no password', flags({ adminPassword: undefined }), /no administrator password/],
     ['a missing password file', flags({ adminPassword: undefined, adminPasswordFile: '/nonexistent/pw' }), /--admin-password-file: cannot read \/nonexistent\/pw \(ENOENT\)/],

@@ -9,8 +9,24 @@ import { envFlag, opt, positiveInt } from './options';
 export function serveCommand(): Command {
   return new Command('serve')
     .description('Run the rks HTTPS API in front of Vault/OpenBao')
-    .addOption(opt('--vault-addr <url>', 'Vault/OpenBao address (falls back to $VAULT_ADDR)', 'RKS_VAULT_ADDR'))
+    .addOption(
+      opt(
+        '--vault-addr <url...>',
+        'Vault/OpenBao address; repeat it or separate with commas to give every node of a cluster, rks sends to the active one (falls back to $VAULT_ADDR)',
+        'RKS_VAULT_ADDR',
+      ),
+    )
     .addOption(opt('--vault-ca-file <file>', 'PEM bundle to trust for Vault\'s TLS certificate', 'RKS_VAULT_CA_FILE'))
+    .addOption(
+      opt('--vault-timeout <seconds>', 'deadline of each call to Vault, failover included; past it the client gets 503', 'RKS_VAULT_TIMEOUT')
+        .argParser(positiveInt('--vault-timeout', 60))
+        .default(DEFAULTS.vaultTimeout),
+    )
+    .addOption(
+      opt('--vault-max-in-flight <n>', 'calls waiting on Vault at once; beyond it clients get a fast 503 with Retry-After', 'RKS_VAULT_MAX_IN_FLIGHT')
+        .argParser(positiveInt('--vault-max-in-flight', 100_000))
+        .default(DEFAULTS.vaultMaxInFlight),
+    )
     .addOption(opt('--listen <host:port>', 'address to listen on', 'RKS_LISTEN').default(DEFAULTS.listen))
     .addOption(opt('--admin-login <name>', 'administrator login created by init', 'RKS_ADMIN_LOGIN').default(DEFAULTS.adminLogin))
     .addOption(opt('--admin-password <password>', 'administrator password (prefer --admin-password-file)', 'RKS_ADMIN_PASSWORD'))

@@ -1,6 +1,7 @@
 import type { NextFunction, Request, Response } from 'express';
 import type { Logger } from 'pino';
 import { ErrorCode, RksError, ValidationFailed } from '../errors';
+import { LogThrottle } from '../log';
 import { FQDN_RULE, LOGIN_RULE, NAME_RULE } from '../names';
 import { VaultError } from '../vault/client';
 
@@ -26,10 +27,13 @@ function describeValidation(item: ValidationFailed['items'][number]): string {
 
 /** Maps any error to `{"errors": [...]}` with its status. Reasons never echo input values. */
 export function errorHandler(logger: Logger) {
+  // Vault down, sealed or failing over is expected: one short line now and then, no stack.
+  const unavailable = new LogThrottle();
   return (err: unknown, req: Request, res: Response, _next: NextFunction): void => {
     const { status, errors, headers, code } = toHttp(err);
     const log = (req as Request & { log?: Logger }).log ?? logger;
-    if (status >= 500) log.error({ err }, 'request failed');
+    if (status === 503) unavailable.warn(logger, errors[0], { status });
+    else if (status >= 500) log.error({ err }, 'request failed');
     else log.debug({ status, errors }, 'request refused');
     if (res.headersSent) return;
     res.status(status).set(headers).json({ errors, code });
@@ -48,9 +52,10 @@ export function toHttp(err: unknown): HttpAnswer {
   if (err instanceof RksError) return { status: err.status, errors: [err.message], headers: err.headers, code: err.code };
   if (err instanceof VaultError) {
     if (err.status === 403) return { status: 403, errors: ['permission denied'], code: 'forbidden' };
-    if (err.status === 503) return { status: 503, errors: ['vault is sealed or unavailable'], code: 'unavailable' };
-    if (err.status === 429) return { status: 503, errors: ['vault is overloaded or on standby'], code: 'unavailable' };
-    if (err.status >= 500) return { status: 503, errors: ['vault failed to answer'], code: 'unavailable' };
+    const retry = { 'Retry-After': '1' };
+    if (err.status === 503) return { status: 503, errors: ['vault is sealed or unavailable'], code: 'unavailable', headers: retry };
+    if (err.status === 429) return { status: 503, errors: ['vault is overloaded or on standby'], code: 'unavailable', headers: retry };
+    if (err.status >= 500) return { status: 503, errors: ['vault failed to answer'], code: 'unavailable', headers: retry };
     return { status: 500, errors: ['unexpected answer from vault'], code: 'internal' };
   }
   const e = err as { status?: number; type?: string; message?: string };

@@ -67,6 +67,12 @@ export async function startRks(config: Config, logger: Logger): Promise<Rks> {
     );
   }
 
+  if (managed) {
+    const cert = managed;
+    // Once rks can log in, its CA exists: the ephemeral certificate should have been replaced.
+    services.readiness.certificate = () => (cert.current?.selfSigned ? 'still serving the ephemeral self-signed certificate; its certificate from the rks CA is not issued yet' : undefined);
+  }
+
   const background = [
     new Periodic(config.groupTokenRenewInterval * 1000, () => renewer.renewAll()),
     new Periodic(Math.min(config.nodeIdleExpiry * 1000, 3600_000), () => pruner.pruneAll()),
@@ -82,7 +88,7 @@ export async function startRks(config: Config, logger: Logger): Promise<Rks> {
   }
 
   running = await startServer(app, config.listen, tls, logger);
-  logger.info({ url: running.url, vault: vault.addr, pskConfigured: Boolean(config.psk), requirePsk: config.requirePsk }, 'rks listening');
+  logger.info({ url: running.url, vault: vault.addrs, pskConfigured: Boolean(config.psk), requirePsk: config.requirePsk }, 'rks listening');
   const server = running;
   return {
     url: server.url,

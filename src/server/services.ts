@@ -15,6 +15,7 @@ import { VaultClient } from '../vault/client';
 import { Kv } from '../vault/kv';
 import { Pki } from '../vault/pki';
 import { ServiceSession } from '../vault/session';
+import { Readiness } from './readiness';
 import { Sys } from '../vault/sys';
 import { Tokens } from '../vault/tokens';
 
@@ -33,15 +34,22 @@ export interface Services {
   psk?: PskJwt;
   renewer: GroupTokenRenewer;
   pruner: NodePruner;
+  readiness: Readiness;
 }
 
 export function buildServices(config: Config, logger: Logger, metrics: Metrics): Services {
-  const vault = new VaultClient({ addr: config.vaultAddr, caFile: config.vaultCaFile, registry: metrics.registry });
+  const vault = new VaultClient({
+    addr: config.vaultAddrs,
+    caFile: config.vaultCaFile,
+    timeoutMs: config.vaultTimeoutMs,
+    maxInFlight: config.vaultMaxInFlight,
+    registry: metrics.registry,
+  });
   const kv = new Kv(vault);
   const sys = new Sys(vault);
   const tokens = new Tokens(vault);
   const pkiEngine = new Pki(vault);
-  const session = new ServiceSession(vault, config.admin, logger);
+  const session = new ServiceSession(vault, config.admin, logger, metrics.sessionUp);
   return {
     vault,
     metrics,
@@ -63,5 +71,6 @@ export function buildServices(config: Config, logger: Logger, metrics: Metrics):
     psk: config.psk ? new PskJwt(config.psk) : undefined,
     renewer: new GroupTokenRenewer(kv, tokens, session, logger),
     pruner: new NodePruner(kv, tokens, session, config.nodeIdleExpiry * 1000, logger, metrics.nodesPruned),
+    readiness: new Readiness(vault, session, metrics.ready),
   };
 }

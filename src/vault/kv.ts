@@ -63,6 +63,8 @@ export class Kv implements KvStore {
         token,
         operation: 'kv.write',
         body: cas === undefined ? { data } : { data, options: { cas } },
+        // Sent twice, a check-and-set write cannot write twice.
+        idempotent: cas !== undefined,
       });
       return Number(res?.data?.version ?? 0);
     } catch (err) {

@@ -8,8 +8,10 @@ import type { Session } from './stores';
 import { Sys } from './sys';
 import { Tokens } from './tokens';
 
-/** After a failed login, rks waits this long before trying again (callers get a fast 503). */
-const RETRY_LOGIN_MS = 5_000;
+/** After Vault refused rks's login, rks waits this long before trying again (callers get a fast 503). */
+const RETRY_REFUSED_LOGIN_MS = 5_000;
+/** After Vault could not be reached for a login: short, so rks is back within a second of Vault. */
+const RETRY_UNREACHABLE_LOGIN_MS = 250;
 
 /**
  * rks's own Vault session, for work no caller's token may do: reading a group's callback
@@ -32,6 +34,8 @@ export class ServiceSession implements Session {
     vault: VaultClient,
     private readonly admin: { login: string; password: string },
     private readonly logger: Logger,
+    /** Set to 1 after a login worked, 0 after one failed. */
+    private readonly up?: { set(value: number): void },
   ) {
     this.sys = new Sys(vault);
     this.appRole = new AppRole(vault, SERVICE_AUTH_PATH);
@@ -68,10 +72,13 @@ export class ServiceSession implements Session {
       const { ttl } = await this.tokens.lookupSelf(token);
       this.current = { token, renewAt: Date.now() + Math.max(ttl, 60) * 1000 * 0.5 };
       this.failed = undefined;
+      this.up?.set(1);
       return token;
     } catch (err) {
+      const refused = err instanceof LoginRefused;
       const error = err instanceof ServiceUnavailable ? err : new ServiceUnavailable('rks cannot log in to Vault');
-      this.failed = { until: Date.now() + RETRY_LOGIN_MS, error };
+      this.failed = { until: Date.now() + (refused ? RETRY_REFUSED_LOGIN_MS : RETRY_UNREACHABLE_LOGIN_MS), error };
+      this.up?.set(0);
       throw error;
     }
   }
@@ -92,6 +99,13 @@ export class ServiceSession implements Session {
       }
     }
     this.logger.error('rks cannot log in to Vault as its service identity: not initialised, or this rks has another admin password than the one init ran with (run init again with the root token)');
-    throw new ServiceUnavailable('rks cannot log in to Vault: not initialised, or wrong admin credentials');
+    throw new LoginRefused();
+  }
+}
+
+/** Vault answered and said no: not initialised, or other credentials than init's. */
+class LoginRefused extends ServiceUnavailable {
+  constructor() {
+    super('rks cannot log in to Vault: not initialised, or wrong admin credentials', 5);
   }
 }

@@ -33,17 +33,17 @@ export class Tokens implements TokenStore {
   }
 
   async renewSelf(token: string): Promise<IssuedToken> {
-    const res = await this.vault.call('POST', 'auth/token/renew-self', { token, operation: 'token.renew-self', body: {} });
+    const res = await this.vault.call('POST', 'auth/token/renew-self', { token, operation: 'token.renew-self', body: {}, idempotent: true });
     return issued(res);
   }
 
   /** Renews another token by its accessor, without knowing the token. */
   async renewAccessor(accessor: string, token: string): Promise<void> {
-    await this.vault.call('POST', 'auth/token/renew-accessor', { token, operation: 'token.renew-accessor', body: { accessor } });
+    await this.vault.call('POST', 'auth/token/renew-accessor', { token, operation: 'token.renew-accessor', body: { accessor }, idempotent: true });
   }
 
   async writeRole(name: string, spec: RoleSpec, token: string): Promise<void> {
-    await this.vault.call('POST', `auth/token/roles/${name}`, { token, operation: 'token.write-role', body: spec });
+    await this.vault.call('POST', `auth/token/roles/${name}`, { token, operation: 'token.write-role', body: spec, idempotent: true });
   }
 
   async deleteRole(name: string, token: string): Promise<void> {
@@ -77,6 +77,7 @@ export class Tokens implements TokenStore {
       token,
       operation: 'token.revoke-prefix',
       body: {},
+      idempotent: true,
     });
   }
 }

@@ -34,7 +34,7 @@ describe('POST /rks/v1/init', () => {
   const opened: Harness[] = [];
   /** An rks app on this suite's own Vault. */
   const appOn = (overrides: Partial<Config> = {}) => {
-    const h = harness({ vaultAddr: vault.addr, admin, ...overrides });
+    const h = harness({ vaultAddrs: [vault.addr], admin, ...overrides });
     opened.push(h);
     return h.app;
   };

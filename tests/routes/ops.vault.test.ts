@@ -1,6 +1,6 @@
 import request from 'supertest';
 import YAML from 'yaml';
-import { adminToken, harness, Harness } from '../support/harness';
+import { adminToken, env, harness, Harness } from '../support/harness';
 import { freePort } from '../support/vault';
 
 describe('operations endpoints', () => {
@@ -10,24 +10,32 @@ describe('operations endpoints', () => {
   });
   afterAll(() => h.close());
 
-  it('GET /healthz is 200 with Vault status', async () => {
-    const res = await request(h.app).get('/healthz');
-    expect(res.status).toBe(200);
-    expect(res.body).toMatchObject({ status: 'ok', vault: { reachable: true, initialized: true, sealed: false } });
+  it('GET /healthz is 200 (alive) and GET /readyz 200 with the active Vault address', async () => {
+    expect((await request(h.app).get('/healthz')).body).toEqual({ status: 'ok' });
+    const ready = await request(h.app).get('/readyz');
+    expect(ready.status).toBe(200);
+    expect(ready.body).toEqual({ status: 'ready', reasons: [], vault: { active: env.vaultAddr, nodes: [{ addr: env.vaultAddr, state: 'active' }] } });
   });
 
-  it('GET /healthz is 503 within a second when Vault is unreachable', async () => {
-    const dead = harness({ vaultAddr: `http://127.0.0.1:${await freePort()}` });
+  it('Vault unreachable: /healthz stays 200, /readyz is 503 with the reason within a second, every call a fast 503 with Retry-After', async () => {
+    const addr = `http://127.0.0.1:${await freePort()}`;
+    const dead = harness({ vaultAddrs: [addr] });
     try {
+      expect((await request(dead.app).get('/healthz')).status).toBe(200);
       const started = Date.now();
-      const res = await request(dead.app).get('/healthz');
-      expect(res.status).toBe(503);
-      expect(res.body).toEqual({ status: 'unavailable', vault: { reachable: false } });
+      const res = await request(dead.app).get('/readyz');
       expect(Date.now() - started).toBeLessThan(1000);
-      // Any other call is a clean 503 too.
+      expect(res.status).toBe(503);
+      expect(res.headers['retry-after']).toBe('1');
+      expect(res.body).toEqual({
+        status: 'unavailable',
+        reasons: [`no active, unsealed vault node (${addr}: unreachable)`],
+        vault: { nodes: [{ addr, state: 'unreachable' }] },
+      });
       const login = await request(dead.app).post('/rks/v1/admin/login').send({ login: 'a', password: 'b' });
       expect(login.status).toBe(503);
-      expect(login.body).toMatchObject({ errors: ['vault is unreachable'] });
+      expect(login.headers['retry-after']).toBe('1');
+      expect(login.body).toEqual({ errors: ['vault is unreachable'], code: 'unavailable' });
     } finally {
       dead.close();
     }
@@ -65,6 +73,7 @@ describe('operations endpoints', () => {
       '/rks/v1/secret/{fqdn}',
       '/rks/v1/secret/{fqdn}/groups',
       '/healthz',
+      '/readyz',
       '/metrics',
     ]) {
       expect(paths).toContain(p);

@@ -58,7 +58,7 @@ describe('nobody without a token can lock rks out', () => {
     await new InitService(new Sys(client), new Kv(client), new Pki(client), admin).init(vault.rootToken);
     // rks on its default login limits.
     const built = harness({
-      vaultAddr: vault.addr,
+      vaultAddrs: [vault.addr],
       admin,
       loginLimits: { perSource: DEFAULTS.loginRateLimit, perLogin: DEFAULTS.loginFailureLimit },
     });

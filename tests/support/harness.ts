@@ -38,7 +38,9 @@ export interface Harness {
 /** The configuration of the tests' rks: the defaults, on the run's Vault, with generous login limits. */
 export function testConfig(overrides: Partial<Config> = {}): Config {
   return {
-    vaultAddr: env.vaultAddr,
+    vaultAddrs: [env.vaultAddr],
+    vaultTimeoutMs: DEFAULTS.vaultTimeout * 1000,
+    vaultMaxInFlight: DEFAULTS.vaultMaxInFlight,
     listen: '127.0.0.1:0',
     admin: { login: env.adminLogin, password: env.adminPassword },
     tls: 'managed',

@@ -47,7 +47,7 @@ describe('hot path: one Vault round trip per secret read', () => {
 
   it('20 reads make 20 Vault requests over one connection', async () => {
     const proxy = await countingProxy(new URL(env.vaultAddr));
-    const h = harness({ vaultAddr: proxy.url });
+    const h = harness({ vaultAddrs: [proxy.url] });
     try {
       const admin = await adminToken(h.app);
       const fqdn = `hot-${Date.now()}.example.com`;

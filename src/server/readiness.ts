@@ -1,0 +1,56 @@
+import type { Gauge } from 'prom-client';
+import type { VaultClient, VaultStatus } from '../vault/client';
+import type { ServiceSession } from '../vault/session';
+
+export interface ReadinessReport {
+  ready: boolean;
+  /** Why not, for the operator reading /readyz. */
+  reasons: string[];
+  vault: VaultStatus;
+}
+
+/** How long one check's answer is reused: /readyz needs no token, so its cost on Vault is bounded. */
+const REUSE_MS = 500;
+const PROBE_TIMEOUT_MS = 800;
+
+/**
+ * Whether this rks can serve: a Vault node that answers as active (or, with one address, any
+ * unsealed node behind it), its own Vault login, and the certificate it should serve.
+ */
+export class Readiness {
+  private last?: { at: number; report: ReadinessReport };
+  private pending?: Promise<ReadinessReport>;
+  /** Says why the served certificate is not the one rks should serve, if it is not. */
+  certificate: () => string | undefined = () => undefined;
+
+  constructor(
+    private readonly vault: VaultClient,
+    private readonly session: ServiceSession,
+    private readonly gauge?: Gauge,
+  ) {}
+
+  check(): Promise<ReadinessReport> {
+    if (this.last && Date.now() - this.last.at < REUSE_MS) return Promise.resolve(this.last.report);
+    this.pending ??= this.run().finally(() => (this.pending = undefined));
+    return this.pending;
+  }
+
+  private async run(): Promise<ReadinessReport> {
+    const reasons: string[] = [];
+    const vault = await this.vault.status(PROBE_TIMEOUT_MS);
+    if (!vault.active) reasons.push(`no active, unsealed vault node (${vault.nodes.map((n) => `${n.addr}: ${n.state}`).join(', ')})`);
+    else {
+      try {
+        await this.session.token();
+      } catch (err) {
+        reasons.push((err as Error).message);
+      }
+    }
+    const certificate = this.certificate();
+    if (certificate) reasons.push(certificate);
+    const report = { ready: reasons.length === 0, reasons, vault };
+    this.gauge?.set(report.ready ? 1 : 0);
+    this.last = { at: Date.now(), report };
+    return report;
+  }
+}
