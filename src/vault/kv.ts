@@ -68,7 +68,12 @@ export class Kv implements KvStore {
       });
       return Number(res?.data?.version ?? 0);
     } catch (err) {
-      if (isVaultError(err, 400, 'check-and-set')) throw new CasMismatch();
+      if (isVaultError(err, 400, 'check-and-set')) {
+        // A write sent again after a broken connection finds its own first attempt: not a conflict.
+        const current = await this.read<T>(path, token).catch(() => null);
+        if (current && current.version === cas! + 1 && JSON.stringify(current.data) === JSON.stringify(data)) return current.version;
+        throw new CasMismatch();
+      }
       throw err;
     }
   }
