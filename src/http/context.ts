@@ -48,7 +48,8 @@ export function requestContext(logger: Logger, metrics: HttpMetrics) {
       const labels = { method: req.method, route: (res.locals.route as string | undefined) ?? 'unmatched', status: String(res.statusCode) };
       metrics.requests.inc(labels);
       metrics.duration.observe(labels, seconds);
-      access[res.statusCode >= 500 ? 'error' : 'info'](
+      // 503 is something rks depends on being away (logged once per reason elsewhere), not a fault of rks.
+      access[res.statusCode === 503 ? 'warn' : res.statusCode >= 500 ? 'error' : 'info'](
         {
           req: { id, method: req.method, url: safeUrl(req.originalUrl ?? req.url), remoteAddress: req.socket.remoteAddress },
           res: { statusCode: res.statusCode },

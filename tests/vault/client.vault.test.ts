@@ -1,10 +1,13 @@
 import fs from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import request from 'supertest';
 import { adminToken, env, harness, vaultWrite } from '../support/harness';
 import { chainFor } from '../support/pki';
+import { freePort } from '../support/vault';
+import { createLogger } from '../../src/log';
 
 /** A TCP relay in front of Vault that counts the connections rks opens. */
 async function countingProxy(target: URL): Promise<{ url: string; connections: () => number; close: () => void }> {
@@ -84,6 +87,116 @@ describe('hot path: one Vault round trip per secret read', () => {
     } finally {
       h.close();
       proxy.close();
+    }
+  });
+});
+
+/** An HTTP server that answers as a Vault standby does when it does not forward: 429 on health, 307 to `active` otherwise. */
+async function standby(active: () => string): Promise<{ url: string; hits: () => number; close: () => void }> {
+  let hits = 0;
+  const server = http.createServer((req, res) => {
+    hits++;
+    if (req.url?.startsWith('/v1/sys/health')) {
+      res.writeHead(429, { 'Content-Type': 'application/json' }).end(JSON.stringify({ initialized: true, sealed: false, standby: true }));
+      return;
+    }
+    res.writeHead(307, { Location: `${active()}${req.url}` }).end();
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`,
+    hits: () => hits,
+    close: () => server.close(),
+  };
+}
+
+describe('several Vault addresses', () => {
+  it('a standby\'s 307 names the active node: rks moves to it (a configured address) and stays', async () => {
+    const s = await standby(() => env.vaultAddr);
+    const h = harness({ vaultAddrs: [s.url, env.vaultAddr] });
+    try {
+      const admin = await adminToken(h.app);
+      for (let i = 0; i < 5; i++) expect((await request(h.app).get('/rks/v1/secret/none.example.com').set('X-Vault-Token', admin)).status).toBe(404);
+      expect(s.hits()).toBe(1);
+      const metrics = (await request(h.app).get('/metrics')).text;
+      expect(metrics).toContain(`rks_vault_active{address="${env.vaultAddr}"} 1`);
+      expect(metrics).toContain(`rks_vault_active{address="${s.url}"} 0`);
+      expect(metrics).toMatch(/rks_vault_failovers_total 1\b/);
+      const ready = await request(h.app).get('/readyz');
+      expect(ready.status).toBe(200);
+      expect(ready.body.vault).toEqual({ active: env.vaultAddr, nodes: [{ addr: s.url, state: 'standby' }, { addr: env.vaultAddr, state: 'active' }] });
+    } finally {
+      h.close();
+      s.close();
+    }
+  });
+
+  it('never follows a redirect to an address nobody configured: 503, and the token goes nowhere else', async () => {
+    let elsewhere = 0;
+    const trap = http.createServer((_req, res) => {
+      elsewhere++;
+      res.end();
+    });
+    await new Promise<void>((r) => trap.listen(0, '127.0.0.1', r));
+    const s = await standby(() => `http://127.0.0.1:${(trap.address() as net.AddressInfo).port}`);
+    const single = harness({ vaultAddrs: [s.url] });
+    try {
+      const res = await request(single.app).get('/rks/v1/secret/x.example.com').set('X-Vault-Token', 'hvs.some-token');
+      expect(res.status).toBe(503);
+      expect(res.headers['retry-after']).toBeDefined();
+      expect(res.body.errors).toEqual(["vault answered from a standby node: give rks every node's address"]);
+    } finally {
+      single.close();
+    }
+    const pair = harness({ vaultAddrs: [s.url, `http://127.0.0.1:${await freePort()}`] });
+    try {
+      const res = await request(pair.app).get('/rks/v1/secret/x.example.com').set('X-Vault-Token', 'hvs.some-token');
+      expect(res.status).toBe(503);
+      expect(res.body.errors).toEqual(['no active vault node']);
+      expect(elsewhere).toBe(0);
+    } finally {
+      pair.close();
+      s.close();
+      trap.close();
+    }
+  });
+
+  it('two standbys pointing at each other: a bounded number of tries, a 503 within the deadline', async () => {
+    let a = '';
+    let b = '';
+    const sa = await standby(() => b);
+    const sb = await standby(() => a);
+    a = sa.url;
+    b = sb.url;
+    const h = harness({ vaultAddrs: [a, b], vaultTimeoutMs: 1000 });
+    try {
+      const started = Date.now();
+      const res = await request(h.app).get('/rks/v1/secret/x.example.com').set('X-Vault-Token', 'hvs.some-token');
+      expect(res.status).toBe(503);
+      expect(Date.now() - started).toBeLessThan(1000);
+      expect(sa.hits() + sb.hits()).toBeLessThan(12);
+    } finally {
+      h.close();
+      sa.close();
+      sb.close();
+    }
+  });
+
+  it('an outage is one warning line per reason, without a stack, however many requests fail', async () => {
+    const lines: string[] = [];
+    const dead = harness({ vaultAddrs: [`http://127.0.0.1:${await freePort()}`] }, createLogger('info', { write: (l: string) => void lines.push(l) }));
+    try {
+      for (let i = 0; i < 50; i++) expect((await request(dead.app).get('/rks/v1/secret/x.example.com').set('X-Vault-Token', 'hvs.t')).status).toBe(503);
+      const parsed = lines.map((l) => JSON.parse(l));
+      const warnings = parsed.filter((l) => l.level === 'warn' && l.msg !== 'request completed');
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0].msg).toBe('vault is unreachable');
+      expect(parsed.filter((l) => l.level === 'error')).toHaveLength(0);
+      expect(lines.join('\n')).not.toMatch(/stack|    at /);
+      // Each request still has its one access line.
+      expect(parsed.filter((l) => l.msg === 'request completed' && l.res.statusCode === 503)).toHaveLength(50);
+    } finally {
+      dead.close();
     }
   });
 });
