@@ -4,7 +4,7 @@ SHELL := /bin/bash
 
 NPM ?= npm
 
-.PHONY: help install build vault dev test test-unit lint typecheck compose-lint clean bench bench-handshake
+.PHONY: help install build vault dev dev-ha test test-unit lint typecheck compose-lint clean bench bench-handshake
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -23,6 +23,9 @@ vault: ## find or build the OpenBao/Vault server binary (prints its path)
 
 dev: build ## run OpenBao dev + rks on https://127.0.0.1:8080, initialised (Ctrl-C stops)
 	@scripts/dev.sh
+
+dev-ha: build ## a 3-node Vault Raft cluster and two rks in front of it, to try failover by hand (Ctrl-C stops)
+	@scripts/dev-ha.sh
 
 typecheck: install ## type-check sources and tests
 	npx tsc -p tsconfig.json --noEmit

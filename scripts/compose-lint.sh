@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Validates docker-compose.yml with `docker-compose config`. There is no Docker engine here,
+# Validates docker-compose.yml and docker-compose.ha.yml with `docker-compose config`. There is no Docker engine here,
 # only the file's syntax and references are checked. In CI the tool is installed if missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,5 +13,7 @@ if ! command -v docker-compose >/dev/null 2>&1; then
   fi
 fi
 # The file requires RKS_ADMIN_PASSWORD at run time; any value will do for a syntax check.
-RKS_ADMIN_PASSWORD=lint docker-compose -f docker-compose.yml config --quiet
-echo "compose-lint: docker-compose.yml is valid" >&2
+for f in docker-compose.yml docker-compose.ha.yml; do
+  RKS_ADMIN_PASSWORD=lint docker-compose -f "$f" config --quiet
+  echo "compose-lint: $f is valid" >&2
+done

@@ -72,10 +72,10 @@ curl -fsS --cacert "$DEV/ephemeral.pem" -X POST -H "X-Vault-Token: $ROOT_TOKEN" 
 say "rks initialised; fetching its CA with the PSK"
 bin/rks ca cert --url "$RKS_URL_DEV" --psk-file "$DEV/psk" --out "$DEV/ca.pem"
 for _ in $(seq 100); do
-  curl -fsS --cacert "$DEV/ca.pem" "$RKS_URL_DEV/healthz" >/dev/null 2>&1 && break
+  curl -fsS --cacert "$DEV/ca.pem" "$RKS_URL_DEV/readyz" >/dev/null 2>&1 && break
   sleep 0.1
 done
-curl -fsS --cacert "$DEV/ca.pem" "$RKS_URL_DEV/healthz" >/dev/null || { say "rks is not serving a certificate from its CA"; exit 1; }
+curl -fsS --cacert "$DEV/ca.pem" "$RKS_URL_DEV/readyz" >/dev/null || { say "rks is not serving a certificate from its CA"; exit 1; }
 
 cat >"$DEV/env" <<ENV
 export RKS_URL=$RKS_URL_DEV

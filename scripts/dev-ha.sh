@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# make dev-ha: a 3-node Vault cluster with integrated (Raft) storage and two rks instances in
+# front of it, each given every node's address, initialised; .dev-ha/env describes it all.
+# Kill, freeze, seal or step down Vault nodes by hand and watch rks follow (see the README).
+# Ctrl-C stops everything this script started and removes the cluster's data.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BASE=${RKS_DEV_VAULT_PORT:-8200}
+RKS_PORTS=(${RKS_DEV_HA_PORTS:-8080 8081})
+DEV=$PWD/.dev-ha
+say() { printf '\033[1mdev-ha:\033[0m %s\n' "$*" >&2; }
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+json() { node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const v=process.argv[1].split(".").reduce((o,k)=>o?.[k],JSON.parse(s));process.stdout.write(String(v??""))})' "$1"; }
+
+for p in $BASE $((BASE + 1)) $((BASE + 2)) $((BASE + 3)) $((BASE + 4)) $((BASE + 5)) "${RKS_PORTS[@]}"; do
+  if port_busy "$p"; then
+    say "port $p is in use (make dev or another make dev-ha?); set RKS_DEV_VAULT_PORT (Vault uses it and the next five) or RKS_DEV_HA_PORTS (\"8080 8081\")"
+    exit 1
+  fi
+done
+
+BIN=$(scripts/vault-bin.sh)
+rm -rf "$DEV"
+mkdir -p "$DEV"
+chmod 700 "$DEV"
+umask 077
+
+pids=()
+cleanup() {
+  trap - INT TERM EXIT
+  say "stopping"
+  for pid in "${pids[@]}"; do kill -CONT "$pid" 2>/dev/null || true; kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$DEV"/node*/data
+}
+trap cleanup INT TERM EXIT
+
+ADDRS=()
+for i in 1 2 3; do
+  api=$((BASE + 2 * (i - 1)))
+  cluster=$((api + 1))
+  dir=$DEV/node$i
+  mkdir -p "$dir/data"
+  cat >"$dir/vault.hcl" <<HCL
+storage "raft" {
+  path = "$dir/data"
+  node_id = "node$i"
+  performance_multiplier = 1
+}
+listener "tcp" {
+  address = "127.0.0.1:$api"
+  cluster_address = "127.0.0.1:$cluster"
+  tls_disable = true
+}
+api_addr = "http://127.0.0.1:$api"
+cluster_addr = "https://127.0.0.1:$cluster"
+disable_mlock = true
+HCL
+  ADDRS+=("http://127.0.0.1:$api")
+  "$BIN" server -config="$dir/vault.hcl" >"$dir/vault.log" 2>&1 &
+  pids+=($!)
+  echo $! >"$dir/pid"
+done
+say "started 3 Vault nodes on ${ADDRS[*]} (logs: .dev-ha/node*/vault.log)"
+for a in "${ADDRS[@]}"; do
+  for _ in $(seq 100); do
+    curl -s -o /dev/null "$a/v1/sys/health" && break
+    sleep 0.1
+  done
+done
+
+INIT=$(curl -fsS -X PUT -d '{"secret_shares":1,"secret_threshold":1}' "${ADDRS[0]}/v1/sys/init")
+UNSEAL_KEY=$(printf '%s' "$INIT" | json keys_base64.0)
+ROOT_TOKEN=$(printf '%s' "$INIT" | json root_token)
+printf '%s' "$UNSEAL_KEY" >"$DEV/unseal-key"
+unseal() { curl -fsS -X PUT -d "{\"key\":\"$UNSEAL_KEY\"}" "$1/v1/sys/unseal" >/dev/null; }
+unseal "${ADDRS[0]}"
+for _ in $(seq 300); do
+  [ "$(curl -s -o /dev/null -w '%{http_code}' "${ADDRS[0]}/v1/sys/health")" = 200 ] && break
+  sleep 0.1
+done
+for a in "${ADDRS[@]:1}"; do
+  for _ in $(seq 100); do
+    curl -fsS -X POST -d "{\"leader_api_addr\":\"${ADDRS[0]}\"}" "$a/v1/sys/storage/raft/join" >/dev/null 2>&1 && break
+    sleep 0.3
+  done
+  for _ in $(seq 100); do
+    unseal "$a" 2>/dev/null && [ "$(curl -s -o /dev/null -w '%{http_code}' "$a/v1/sys/health")" = 429 ] && break
+    sleep 0.3
+  done
+done
+say "cluster formed: node1 active, node2 and node3 standbys"
+
+ADMIN_LOGIN=${RKS_ADMIN_LOGIN:-admin}
+ADMIN_PASSWORD=${RKS_ADMIN_PASSWORD:-$(head -c 18 /dev/urandom | base64 | tr '+/' '-_')}
+PSK=${RKS_PSK:-$(head -c 18 /dev/urandom | base64 | tr '+/' '-_')}
+printf '%s' "$ADMIN_PASSWORD" >"$DEV/admin-password"
+printf '%s' "$PSK" >"$DEV/psk"
+VAULT_ADDRS=$(IFS=,; echo "${ADDRS[*]}")
+
+URLS=()
+for p in "${RKS_PORTS[@]}"; do
+  url=https://127.0.0.1:$p
+  URLS+=("$url")
+  RKS_ADMIN_LOGIN=$ADMIN_LOGIN bin/rks serve --listen "127.0.0.1:$p" --vault-addr "$VAULT_ADDRS" \
+    --admin-password-file "$DEV/admin-password" --psk-file "$DEV/psk" --ephemeral-cert-out "$DEV/ephemeral-$p.pem" \
+    >"$DEV/rks-$p.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 100); do
+    [ -s "$DEV/ephemeral-$p.pem" ] && curl -fsS --cacert "$DEV/ephemeral-$p.pem" "$url/healthz" >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+done
+say "started rks on ${URLS[*]} (logs: .dev-ha/rks-*.log)"
+
+curl -fsS --cacert "$DEV/ephemeral-${RKS_PORTS[0]}.pem" -X POST -H "X-Vault-Token: $ROOT_TOKEN" "${URLS[0]}/rks/v1/init" >/dev/null
+bin/rks ca cert --url "${URLS[0]}" --psk-file "$DEV/psk" --out "$DEV/ca.pem"
+for url in "${URLS[@]}"; do
+  # The other instance finds the CA on its next try (within 10 s).
+  for _ in $(seq 300); do
+    curl -fsS --cacert "$DEV/ca.pem" "$url/readyz" >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  curl -fsS --cacert "$DEV/ca.pem" "$url/readyz" >/dev/null || { say "$url is not ready; see its log"; exit 1; }
+done
+say "rks initialised; both instances ready"
+
+cat >"$DEV/env" <<ENV
+export RKS_URL=${URLS[0]}
+export RKS_URL_2=${URLS[1]:-}
+export VAULT_ADDR=${ADDRS[0]}
+export VAULT_ADDRS=$VAULT_ADDRS
+export VAULT_TOKEN=$ROOT_TOKEN
+export RKS_ADMIN_LOGIN=$ADMIN_LOGIN
+export RKS_ADMIN_PASSWORD=$ADMIN_PASSWORD
+export RKS_CA_CERT=$DEV/ca.pem
+export RKS_PSK=$PSK
+export VAULT_BIN=$BIN
+export PATH="$PWD/bin:\$PATH"
+ENV
+
+cat >&2 <<MSG
+
+  rks      ${URLS[*]}
+  Vault    ${ADDRS[*]}   (root token in .dev-ha/env, unseal key in .dev-ha/unseal-key)
+
+  In another shell:
+    source .dev-ha/env
+    watch -n 0.5 'curl -s --cacert \$RKS_CA_CERT \$RKS_URL/readyz'
+    kill \$(cat .dev-ha/node1/pid)          # the active node dies; rks moves to the new leader
+    \$VAULT_BIN server -config=.dev-ha/node1/vault.hcl &   # back (then unseal it, below)
+    kill -STOP \$(cat .dev-ha/node2/pid)    # a node that hangs (kill -CONT to thaw it)
+    curl -X PUT -H "X-Vault-Token: \$VAULT_TOKEN" http://…/v1/sys/seal      # seal a node
+    curl -X PUT -d "{\"key\":\"\$(cat .dev-ha/unseal-key)\"}" http://…/v1/sys/unseal
+
+  Ctrl-C stops everything and removes the cluster's data.
+
+MSG
+wait -n "${pids[@]:3}"
