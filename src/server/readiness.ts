@@ -46,7 +46,8 @@ export class Readiness {
         reasons.push((err as Error).message);
       }
     }
-    const certificate = this.certificate();
+    // Only an initialised rks (its login works) has a CA to serve a certificate from.
+    const certificate = reasons.length === 0 ? this.certificate() : undefined;
     if (certificate) reasons.push(certificate);
     const report = { ready: reasons.length === 0, reasons, vault };
     this.gauge?.set(report.ready ? 1 : 0);

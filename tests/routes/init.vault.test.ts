@@ -103,6 +103,12 @@ describe('POST /rks/v1/init', () => {
     await served.waitFor('rks listening');
     expect(served.output()).toContain('serving with an ephemeral self-signed certificate');
     expect((await peerCertificate(servedPort)).subject.O).toBe('rks ephemeral');
+    // Alive, but not ready: Vault has no rks in it yet.
+    const live = await httpsRequest(`https://127.0.0.1:${servedPort}/healthz`, { ca: fs.readFileSync(ephemeralFile) });
+    expect(live.status).toBe(200);
+    const ready = await httpsRequest(`https://127.0.0.1:${servedPort}/readyz`, { ca: fs.readFileSync(ephemeralFile) });
+    expect(ready.status).toBe(503);
+    expect(JSON.parse(ready.body).reasons).toEqual(['rks cannot log in to Vault: not initialised, or wrong admin credentials']);
   });
 
   it('initialises with the root token, no Content-Type and no body (201), and switches to a CA certificate', async () => {
@@ -115,6 +121,15 @@ describe('POST /rks/v1/init', () => {
     await served.waitFor('serving with a certificate from the rks CA', 5000);
     const peer = await peerCertificate(servedPort);
     expect(peer.issuer.CN).toBe('rks CA');
+    const ca = (await read('rks-pki/cert/ca')).body.data.certificate as string;
+    // Ready within a second (a readiness answer is reused for half a second).
+    const deadline = Date.now() + 1000;
+    let ready = await httpsRequest(`https://127.0.0.1:${servedPort}/readyz`, { ca });
+    while (ready.status !== 200 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 100));
+      ready = await httpsRequest(`https://127.0.0.1:${servedPort}/readyz`, { ca });
+    }
+    expect(JSON.parse(ready.body)).toMatchObject({ status: 'ready', reasons: [] });
   });
 
   it('left Vault with a KV v2 mount, userpass, the admin policy and the admin user', async () => {
