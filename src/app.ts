@@ -51,9 +51,9 @@ export function createApp(services: Services, opts: AppOptions): Express {
       opts.onInitialised?.();
     }),
     ...adminRoutes(services.admin),
-    ...groupRoutes(services.groups),
+    ...groupRoutes(services.groups, services.inventory),
     ...nodeRoutes(services.nodes),
-    ...secretRoutes(services.secrets),
+    ...secretRoutes(services.secrets, services.inventory),
   };
   const context = requestContext(opts.logger, services.metrics);
   const api = dispatch(contract(), handlers, {

@@ -15,6 +15,7 @@ export const ERROR_CODES = [
   'already_associated',
   'still_associated',
   'node_limit_reached',
+  'certificate_expired',
   'body_too_large',
   'unsupported_media_type',
   'login_locked',
@@ -89,6 +90,13 @@ export class ValidationFailed extends RksError {
 export class Conflict extends RksError {
   constructor(message: string, code: ErrorCode = 'conflict') {
     super(409, message, {}, code);
+  }
+}
+
+/** What was asked for existed and is no longer usable (an expired certificate). */
+export class Gone extends RksError {
+  constructor(message: string, code: ErrorCode) {
+    super(410, message, {}, code);
   }
 }
 

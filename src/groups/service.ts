@@ -11,6 +11,7 @@ import {
 } from '../vault/layout';
 import type { KvStore, PolicyStore, TokenStore } from '../vault/stores';
 import { forgetNode } from '../nodes/forget';
+import { ExpiryOf, SecretData } from '../secrets/service';
 import { KeyedLock } from './keyed-lock';
 
 /** A group's registration info, as the API carries it and `rks/data/groups/<g>/config` holds it. */
@@ -48,6 +49,7 @@ export const GROUP_TOKEN_PERIOD = 31 * 24 * 3600;
  */
 export class GroupService {
   private readonly lock = new KeyedLock();
+  private readonly expiryOf = new ExpiryOf();
 
   constructor(
     private readonly kv: KvStore,
@@ -137,7 +139,10 @@ export class GroupService {
     const fqdn = parseFqdn(secret);
     await this.lock.run(g, async () => {
       await this.mustExist(token, g);
-      if (!(await this.kv.exists(kvPath.secret(fqdn), token))) throw new NotFound(`secret '${fqdn}' not found`);
+      const stored = await this.kv.read<SecretData>(kvPath.secret(fqdn), token);
+      if (!stored) throw new NotFound(`secret '${fqdn}' not found`);
+      const expired = this.expiryOf.expired(stored.data);
+      if (expired) throw new Conflict(`the certificate of '${fqdn}' expired at ${expired}: push a new one first`, 'certificate_expired');
       // The index is a superset of the lists at every moment, so a secret in use is never deleted.
       await this.editIndex(token, fqdn, (groups) => (groups.includes(g) ? groups : [...groups, g]));
       await this.casOrLocked(() =>

@@ -1,12 +1,17 @@
 import type { GroupRegInfo, GroupService } from '../groups/service';
 import type { Handler, Handlers } from '../http/dispatch';
+import type { Inventory } from '../secrets/inventory';
 
 /** The group surface: groups, their tokens, their secrets and their nodes. */
-export function groupRoutes(groups: GroupService): Handlers {
+export function groupRoutes(groups: GroupService, inventory: Inventory): Handlers {
   const read: Handler = async (req, res, token) => {
     res.status(200).json(await groups.get(token, req.params.group));
   };
   return {
+    listGroups: async (req, res, token) => {
+      const q = req.query as { limit?: number; after?: string };
+      res.status(200).json(await inventory.groups(token, { limit: q.limit ?? 100, after: q.after }));
+    },
     createGroup: async (req, res, token) => {
       const groupToken = await groups.create(token, req.params.group, req.body as GroupRegInfo);
       req.log.info({ group: req.params.group.toLowerCase() }, 'group created');

@@ -1,19 +1,24 @@
 import type { Handlers } from '../http/dispatch';
-import type { SecretData, SecretService } from '../secrets/service';
+import type { Inventory } from '../secrets/inventory';
+import type { PushOutcome, SecretData, SecretService } from '../secrets/service';
 
-/** The secret surface: TLS material by name. */
-export function secretRoutes(secrets: SecretService): Handlers {
+/** A push answers with its warnings, or with nothing when there are none (as it always did). */
+function pushed(res: Parameters<Handlers[string]>[1], status: number, outcome: PushOutcome): void {
+  if (outcome.warnings.length) res.status(status).json(outcome);
+  else res.status(status).end();
+}
+
+/** The secret surface: TLS material by name, and the inventory of every secret. */
+export function secretRoutes(secrets: SecretService, inventory: Inventory): Handlers {
   return {
     getSecret: async (req, res, token) => {
       res.status(200).json(await secrets.get(token, req.params.fqdn));
     },
     createSecret: async (req, res, token) => {
-      await secrets.create(token, req.params.fqdn, (req.body as { data: SecretData }).data);
-      res.status(201).end();
+      pushed(res, 201, await secrets.create(token, req.params.fqdn, (req.body as { data: SecretData }).data));
     },
     updateSecret: async (req, res, token) => {
-      await secrets.update(token, req.params.fqdn, (req.body as { data: SecretData }).data);
-      res.status(200).end();
+      pushed(res, 200, await secrets.update(token, req.params.fqdn, (req.body as { data: SecretData }).data));
     },
     deleteSecret: async (req, res, token) => {
       await secrets.delete(token, req.params.fqdn);
@@ -21,6 +26,10 @@ export function secretRoutes(secrets: SecretService): Handlers {
     },
     listSecretGroups: async (req, res, token) => {
       res.status(200).json(await secrets.groups(token, req.params.fqdn));
+    },
+    listSecrets: async (req, res, token) => {
+      const q = req.query as { expiring_within?: number; group?: string; limit?: number; after?: string };
+      res.status(200).json(await inventory.secrets(token, { expiringWithin: q.expiring_within, group: q.group, limit: q.limit ?? 100, after: q.after }));
     },
   };
 }

@@ -1,15 +1,46 @@
-import { Conflict, NotFound } from '../errors';
+import { Conflict, Gone, NotFound } from '../errors';
 import { parseFqdn } from '../names';
 import { CasMismatch } from '../vault/kv';
 import type { KvStore } from '../vault/stores';
 import { kvPath } from '../vault/layout';
+import { ExpiryIndex } from './expiry-index';
+import { CertificateFacts, certificateFacts, expiryWarnings, factsOfChain } from './facts';
 import { validateTlsMaterial } from './tls';
 
-/** A secret as stored in Vault (`rks/data/<fqdn>`) and as the API carries it under `data`. */
+/** A secret as stored in Vault (`rks/data/<fqdn>`); the API carries the first three under `data`. */
 export interface SecretData {
   certificate: string;
   private_key: string;
   meta?: { ttl?: number };
+  /** The certificate's facts, kept at push time (absent on secrets stored by older versions). */
+  info?: CertificateFacts;
+}
+
+/** What a push answers: accepted, with what deserves a look. */
+export interface PushOutcome {
+  warnings: string[];
+}
+
+/** The expiry of a stored secret, from its facts or (older secrets) its certificate. */
+export class ExpiryOf {
+  private readonly parsed = new Map<string, string>();
+
+  notAfter(data: SecretData): string {
+    if (data.info?.notAfter) return data.info.notAfter;
+    let at = this.parsed.get(data.certificate);
+    if (at === undefined) {
+      // Parsing costs about 100 µs: remembered, so the hot path pays it once per certificate.
+      if (this.parsed.size >= 10_000) this.parsed.clear();
+      at = factsOfChain(data.certificate).notAfter;
+      this.parsed.set(data.certificate, at);
+    }
+    return at;
+  }
+
+  expired(data: SecretData, now = Date.now()): string | undefined {
+    const at = this.notAfter(data);
+    return Date.parse(at) <= now ? at : undefined;
+  }
 }
 
 export interface Secret {
@@ -17,22 +48,31 @@ export interface Secret {
 }
 
 export class SecretService {
+  private readonly expiry: ExpiryIndex;
+  readonly expiryOf = new ExpiryOf();
+
   constructor(
     private readonly kv: KvStore,
     private readonly defaultTtl: number,
-  ) {}
+  ) {
+    this.expiry = new ExpiryIndex(kv);
+  }
 
-  /** The hot path: exactly one Vault read with the caller's token. */
+  /**
+   * The hot path: exactly one Vault read with the caller's token. An expired certificate is
+   * not handed out (410): a TLS client would refuse it anyway, and the edge learns why.
+   */
   async get(token: string, name: string): Promise<Secret> {
     const fqdn = parseFqdn(name);
     const entry = await this.kv.read<SecretData>(kvPath.secret(fqdn), token);
     if (!entry) throw new NotFound(`secret '${fqdn}' not found`);
-    const { certificate, private_key, meta } = entry.data;
-    const ttl = Number(meta?.ttl) > 0 ? Number(meta!.ttl) : this.defaultTtl;
-    return { data: { certificate, private_key, meta: { ttl } } };
+    const expired = this.expiryOf.expired(entry.data);
+    if (expired) throw new Gone(`the certificate of '${fqdn}' expired at ${expired}`, 'certificate_expired');
+    const { certificate, private_key } = entry.data;
+    return { data: { certificate, private_key, meta: { ttl: this.ttlOf(entry.data) } } };
   }
 
-  async create(token: string, name: string, input: SecretData): Promise<void> {
+  async create(token: string, name: string, input: SecretData): Promise<PushOutcome> {
     const fqdn = parseFqdn(name);
     const data = this.validated(fqdn, input);
     try {
@@ -41,9 +81,11 @@ export class SecretService {
       if (err instanceof CasMismatch) throw new Conflict(`secret '${fqdn}' already exists`, 'already_exists');
       throw err;
     }
+    await this.indexed(token, fqdn, data.info!.notAfter);
+    return { warnings: expiryWarnings(data.info!, this.ttlOf(data)) };
   }
 
-  async update(token: string, name: string, input: SecretData): Promise<void> {
+  async update(token: string, name: string, input: SecretData): Promise<PushOutcome> {
     const fqdn = parseFqdn(name);
     const data = this.validated(fqdn, input);
     const current = await this.kv.read<SecretData>(kvPath.secret(fqdn), token);
@@ -55,6 +97,17 @@ export class SecretService {
       if (err instanceof CasMismatch) throw new Conflict(`secret '${fqdn}' changed during the update; retry`);
       throw err;
     }
+    await this.indexed(token, fqdn, data.info!.notAfter);
+    return { warnings: expiryWarnings(data.info!, this.ttlOf(data)) };
+  }
+
+  ttlOf(data: SecretData): number {
+    return Number(data.meta?.ttl) > 0 ? Number(data.meta!.ttl) : this.defaultTtl;
+  }
+
+  /** The secret is stored either way; an index the write missed is repaired by the next listing. */
+  private async indexed(token: string, fqdn: string, notAfter: string | null): Promise<void> {
+    await this.expiry.set(token, fqdn, notAfter).catch(() => undefined);
   }
 
   async delete(token: string, name: string): Promise<void> {
@@ -67,6 +120,7 @@ export class SecretService {
     // Destroy every version: an old private key must not outlive its deletion.
     await this.kv.destroy(kvPath.secret(fqdn), token);
     await this.kv.destroy(kvPath.secretGroups(fqdn), token);
+    await this.indexed(token, fqdn, null);
   }
 
   async groups(token: string, name: string): Promise<string[]> {
@@ -90,6 +144,7 @@ export class SecretService {
     const tls = validateTlsMaterial(fqdn, input.certificate, input.private_key);
     const data: SecretData = { certificate: tls.certificate, private_key: tls.privateKey };
     if (input.meta?.ttl !== undefined) data.meta = { ttl: input.meta.ttl };
+    data.info = certificateFacts(tls.leaf, tls.chain.length);
     return data;
   }
 }

@@ -10,6 +10,7 @@ import { NodePruner } from '../nodes/pruner';
 import { NodeService } from '../nodes/service';
 import { PskJwt } from '../pki/psk';
 import { PkiService } from '../pki/service';
+import { Inventory } from '../secrets/inventory';
 import { SecretService } from '../secrets/service';
 import { VaultClient } from '../vault/client';
 import { Kv } from '../vault/kv';
@@ -30,6 +31,7 @@ export interface Services {
   groups: GroupService;
   nodes: NodeService;
   secrets: SecretService;
+  inventory: Inventory;
   pki: PkiService;
   psk?: PskJwt;
   renewer: GroupTokenRenewer;
@@ -49,6 +51,7 @@ export function buildServices(config: Config, logger: Logger, metrics: Metrics):
   const sys = new Sys(vault);
   const tokens = new Tokens(vault);
   const pkiEngine = new Pki(vault);
+  const secrets = new SecretService(kv, config.defaultSecretTtl);
   const session = new ServiceSession(vault, config.admin, logger, metrics.sessionUp);
   return {
     vault,
@@ -66,7 +69,8 @@ export function buildServices(config: Config, logger: Logger, metrics: Metrics):
       metrics.nodeLimitRefusals,
       logger,
     ),
-    secrets: new SecretService(kv, config.defaultSecretTtl),
+    secrets,
+    inventory: new Inventory(kv, (data) => secrets.ttlOf(data)),
     pki: new PkiService(pkiEngine, session),
     psk: config.psk ? new PskJwt(config.psk) : undefined,
     renewer: new GroupTokenRenewer(kv, tokens, session, logger),

@@ -49,6 +49,10 @@ export const kvPath = {
   groups: 'groups/',
   /** Reverse index: the groups a secret is associated with. */
   secretGroups: (fqdn: string) => `index/secret-groups/${fqdn}`,
+  /** Every secret's expiry, in a fixed number of shards (see secrets/expiry-index.ts). */
+  expiryShard: (shard: string) => `index/expiry/${shard}`,
+  /** Where secrets live: every name at the top of the mount that is not rks's own. */
+  secrets: '',
 };
 
 export const kvData = (path: string) => `${KV_MOUNT}/data/${path}`;
@@ -179,5 +183,8 @@ path "auth/token/renew-accessor" {
 }
 path "${PKI_MOUNT}/sign/${PKI_SERVER_ROLE}" {
   capabilities = ["update"]
+}
+path "${KV_MOUNT}/data/index/expiry/*" {
+  capabilities = ["read"]
 }
 `;

@@ -17,7 +17,8 @@ describe('GroupService (in memory)', () => {
     groups = new GroupService(kv, policies, tokens);
     admin = tokens.issue(['rks_admin']);
   });
-  const secret = (fqdn: string) => kv.write(fqdn, { certificate: 'c', private_key: 'k' }, admin);
+  // Stored as a push stores it: the association rules look at the certificate's expiry only.
+  const secret = (fqdn: string, notAfter = '2999-01-01T00:00:00.000Z') => kv.write(fqdn, { certificate: 'c', private_key: 'k', info: { notAfter } }, admin);
 
   it('creates a group: its config, an empty secret list, its policies, its token and the accessor apart', async () => {
     const groupToken = await groups.create(admin, 'Edge', NO_CALLBACK);

@@ -36,7 +36,12 @@ describe('secrets: /rks/v1/secret/{fqdn}', () => {
       expect(res.status).toBe(201);
       const stored = await vaultRead(`rks/data/${fqdn}`);
       expect(stored.status).toBe(200);
-      expect(stored.body.data.data).toEqual({ certificate: c.certificate, private_key: c.privateKey, meta: { ttl: 120 } });
+      expect(stored.body.data.data).toEqual({
+        certificate: c.certificate,
+        private_key: c.privateKey,
+        meta: { ttl: 120 },
+        info: expect.objectContaining({ sha256Fingerprint: new X509Certificate(c.leaf.certPem).fingerprint256, notAfter: c.leaf.cert.notAfter.toISOString(), chainLength: 3 }),
+      });
     });
 
     it('POST again is 409 and leaves the stored version alone', async () => {

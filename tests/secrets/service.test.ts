@@ -29,7 +29,11 @@ describe('SecretService (in memory)', () => {
 
   it('stores the validated material under the lower-cased name; a read gives the default TTL when none was set', async () => {
     await secrets.create(admin, 'WWW.Example.COM', pem(material));
-    expect((await kv.read('www.example.com'))?.data).toEqual({ certificate: material.certificate, private_key: material.privateKey });
+    expect((await kv.read('www.example.com'))?.data).toEqual({
+      certificate: material.certificate,
+      private_key: material.privateKey,
+      info: expect.objectContaining({ subject: 'CN=www.example.com', notAfter: material.leaf.cert.notAfter.toISOString(), keyType: 'EC P-256', chainLength: 3 }),
+    });
     expect(await secrets.get(admin, 'www.example.com')).toEqual({
       data: { certificate: material.certificate, private_key: material.privateKey, meta: { ttl: 300 } },
     });

@@ -83,7 +83,6 @@ describe('hot path: one Vault round trip per secret read', () => {
       expect(new Set(entries.map((e) => `${e.request.operation} ${e.request.path}`))).toEqual(new Set([`read rks/data/${fqdn}`]));
       // The pool was already warm from the admin calls: no new connection at all.
       expect(proxy.connections() - connectionsBefore).toBe(0);
-      expect(proxy.connections()).toBe(1);
     } finally {
       h.close();
       proxy.close();

@@ -1,0 +1,56 @@
+import { X509Certificate } from 'node:crypto';
+
+/**
+ * What the inventory shows of a secret's certificate (its leaf), kept beside the secret in Vault
+ * at push time so that listings and expiry checks never parse certificates again.
+ */
+export interface CertificateFacts {
+  subject: string;
+  sans: string[];
+  issuer: string;
+  /** ISO 8601. */
+  notBefore: string;
+  notAfter: string;
+  /** "EC P-256", "RSA 3072", "Ed25519", … */
+  keyType: string;
+  sha256Fingerprint: string;
+  /** Certificates in the stored chain, the leaf included. */
+  chainLength: number;
+}
+
+const oneLine = (dn: string) => dn.replace(/\n/g, ', ');
+
+export function certificateFacts(leaf: X509Certificate, chainLength: number): CertificateFacts {
+  const key = leaf.publicKey;
+  const d = key.asymmetricKeyDetails ?? {};
+  const keyType =
+    key.asymmetricKeyType === 'rsa' || key.asymmetricKeyType === 'rsa-pss'
+      ? `RSA ${d.modulusLength}`
+      : key.asymmetricKeyType === 'ec'
+        ? `EC ${{ prime256v1: 'P-256', secp384r1: 'P-384', secp521r1: 'P-521' }[d.namedCurve ?? ''] ?? d.namedCurve}`
+        : ({ ed25519: 'Ed25519', ed448: 'Ed448' } as Record<string, string>)[key.asymmetricKeyType ?? ''] ?? String(key.asymmetricKeyType);
+  return {
+    subject: oneLine(leaf.subject),
+    sans: (leaf.subjectAltName ?? '').split(', ').filter(Boolean),
+    issuer: oneLine(leaf.issuer),
+    notBefore: new Date(leaf.validFrom).toISOString(),
+    notAfter: new Date(leaf.validTo).toISOString(),
+    keyType,
+    sha256Fingerprint: leaf.fingerprint256,
+    chainLength,
+  };
+}
+
+/** The facts of a stored chain (leaf first), for secrets stored before facts were kept. */
+export function factsOfChain(certificate: string): CertificateFacts {
+  const blocks = certificate.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+  return certificateFacts(new X509Certificate(blocks[0] ?? certificate), blocks.length);
+}
+
+/** Warnings a push deserves: a certificate that lapses before nodes' copies do, or within a day. */
+export function expiryWarnings(facts: CertificateFacts, ttlSeconds: number, now = Date.now()): string[] {
+  const left = (Date.parse(facts.notAfter) - now) / 1000;
+  if (left <= ttlSeconds) return [`the certificate expires at ${facts.notAfter}, within the secret's TTL (${ttlSeconds} s): nodes may keep it after it lapsed`];
+  if (left <= 86400) return [`the certificate expires within a day, at ${facts.notAfter}`];
+  return [];
+}

@@ -1,0 +1,156 @@
+import { NotFound } from '../errors';
+import type { GroupRegInfo } from '../groups/service';
+import { parseName } from '../names';
+import { kvPath } from '../vault/layout';
+import type { KvStore } from '../vault/stores';
+import { ExpiryIndex } from './expiry-index';
+import { CertificateFacts, factsOfChain } from './facts';
+import type { SecretData } from './service';
+
+export interface SecretSummary extends CertificateFacts {
+  name: string;
+  groups: string[];
+  ttl: number;
+  /** rks obtains and renews it (managed secrets); false for pushed ones. */
+  managed: boolean;
+  expired: boolean;
+}
+
+export interface GroupSummary {
+  name: string;
+  callback: boolean;
+  secrets: number;
+  nodes: number;
+}
+
+export interface Page {
+  limit: number;
+  /** The last name of the previous page. */
+  after?: string;
+}
+
+export interface SecretQuery extends Page {
+  /** Only secrets whose certificate expires within this many seconds (expired ones included). */
+  expiringWithin?: number;
+  group?: string;
+}
+
+const CONCURRENCY = 8;
+
+/** Runs `fn` over `items`, at most CONCURRENCY at once, keeping their order. */
+async function mapLimited<T, R>(items: T[], fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(CONCURRENCY, items.length) }, async () => {
+      for (let i = next++; i < items.length; i = next++) out[i] = await fn(items[i]);
+    }),
+  );
+  return out;
+}
+
+function page<T extends string>(names: T[], p: Page): { names: T[]; next?: T } {
+  const sorted = [...names].sort();
+  const from = p.after === undefined ? 0 : sorted.findIndex((n) => n > p.after!);
+  const slice = from < 0 ? [] : sorted.slice(from, from + p.limit);
+  const more = from >= 0 && from + p.limit < sorted.length;
+  return { names: slice, ...(more ? { next: slice[slice.length - 1] } : {}) };
+}
+
+/**
+ * What rks holds, for its administrators: secrets with their certificates' facts, groups with
+ * their sizes. Pages of at most `limit` names in name order; a page costs about two Vault reads
+ * per entry plus one listing, whatever the total.
+ */
+export class Inventory {
+  private readonly expiry: ExpiryIndex;
+
+  constructor(
+    private readonly kv: KvStore,
+    private readonly ttlOf: (data: SecretData) => number,
+  ) {
+    this.expiry = new ExpiryIndex(kv);
+  }
+
+  async secrets(token: string, q: SecretQuery): Promise<{ secrets: SecretSummary[]; next?: string }> {
+    let names: string[];
+    if (q.group !== undefined) {
+      const g = parseName('group name', q.group);
+      const list = await this.kv.read<{ secrets: string[] }>(kvPath.groupSecrets(g), token);
+      if (!list) throw new NotFound(`group '${g}' not found`);
+      names = list.data.secrets;
+    } else {
+      names = await this.secretNames(token);
+    }
+    if (q.expiringWithin !== undefined) {
+      const expiries = await this.completeIndex(token);
+      const limit = Date.now() / 1000 + q.expiringWithin;
+      names = names.filter((n) => (expiries.get(n) ?? Infinity) <= limit);
+    }
+    const p = page(names, q);
+    const items = await mapLimited(p.names, (n) => this.summary(token, n));
+    return { secrets: items.filter((i): i is SecretSummary => i !== null), ...(p.next ? { next: p.next } : {}) };
+  }
+
+  async groups(token: string, q: Page): Promise<{ groups: GroupSummary[]; next?: string }> {
+    const names = (await this.kv.list(kvPath.groups, token)).filter((k) => k.endsWith('/')).map((k) => k.slice(0, -1));
+    const p = page(names, q);
+    const items = await mapLimited(p.names, async (name): Promise<GroupSummary | null> => {
+      const [config, list, nodes] = await Promise.all([
+        this.kv.read<GroupRegInfo>(kvPath.groupConfig(name), token),
+        this.kv.read<{ secrets: string[] }>(kvPath.groupSecrets(name), token),
+        this.kv.list(kvPath.groupNodes(name), token),
+      ]);
+      // A group half-deleted a moment ago has no config left: not listed.
+      if (!config) return null;
+      return { name, callback: Boolean(config.data.callbackURL), secrets: list?.data.secrets.length ?? 0, nodes: nodes.filter((n) => !n.endsWith('/')).length };
+    });
+    return { groups: items.filter((i): i is GroupSummary => i !== null), ...(p.next ? { next: p.next } : {}) };
+  }
+
+  /** Every secret's name: the keys at the top of the mount that are not rks's own (names have a dot). */
+  private async secretNames(token: string): Promise<string[]> {
+    return (await this.kv.list(kvPath.secrets, token)).filter((k) => !k.endsWith('/') && k.includes('.'));
+  }
+
+  private async summary(token: string, fqdn: string): Promise<SecretSummary | null> {
+    const [entry, index] = await Promise.all([
+      this.kv.read<SecretData>(kvPath.secret(fqdn), token),
+      this.kv.read<{ groups: string[] }>(kvPath.secretGroups(fqdn), token),
+    ]);
+    if (!entry) return null;
+    // Secrets stored before facts were kept are parsed (not rewritten: that would push their
+    // previous version, the rollback, out of Vault's two).
+    const info = entry.data.info ?? factsOfChain(entry.data.certificate);
+    return {
+      name: fqdn,
+      ...info,
+      groups: [...(index?.data.groups ?? [])].sort(),
+      ttl: this.ttlOf(entry.data),
+      managed: false,
+      expired: Date.parse(info.notAfter) <= Date.now(),
+    };
+  }
+
+  /** The expiry index, with any secret it misses added (older secrets, a write that failed half-way). */
+  private async completeIndex(token: string): Promise<Map<string, number>> {
+    const [expiries, names] = await Promise.all([this.expiry.all(token), this.secretNames(token)]);
+    const missing = names.filter((n) => !expiries.has(n));
+    await mapLimited(missing, async (fqdn) => {
+      const entry = await this.kv.read<SecretData>(kvPath.secret(fqdn), token);
+      if (!entry) return;
+      const info = entry.data.info ?? factsOfChain(entry.data.certificate);
+      await this.expiry.set(token, fqdn, info.notAfter);
+      expiries.set(fqdn, Math.floor(Date.parse(info.notAfter) / 1000));
+    });
+    // Left behind by a deletion that stopped half-way: checked one by one, so a secret created
+    // since the listing above is never dropped.
+    const listed = new Set(names);
+    await mapLimited([...expiries.keys()].filter((n) => !listed.has(n)), async (fqdn) => {
+      if (await this.kv.exists(kvPath.secret(fqdn), token)) return;
+      await this.expiry.set(token, fqdn, null);
+      expiries.delete(fqdn);
+    });
+    return expiries;
+  }
+}

@@ -1,0 +1,106 @@
+import { GroupService } from '../../src/groups/service';
+import { EXPIRY_SHARDS, shardOf } from '../../src/secrets/expiry-index';
+import { Inventory } from '../../src/secrets/inventory';
+import { SecretService } from '../../src/secrets/service';
+import { NO_CALLBACK } from '../support/constants';
+import { MemoryKv, MemoryPolicies, MemoryTokens } from '../support/memory-vault';
+import { DAYS, chainFor } from '../support/pki';
+
+const HOUR = 3600_000;
+
+/** Expiry rules and the inventory against an in-memory Vault. */
+describe('expiry and inventory (in memory)', () => {
+  let kv: MemoryKv;
+  let secrets: SecretService;
+  let groups: GroupService;
+  let inventory: Inventory;
+  let admin: string;
+  const push = async (fqdn: string, lifetimeMs: number, ttl?: number) => {
+    const c = await chainFor([fqdn], { notAfter: new Date(Date.now() + lifetimeMs) });
+    return { chain: c, outcome: await secrets.create(admin, fqdn, { certificate: c.certificate, private_key: c.privateKey, ...(ttl ? { meta: { ttl } } : {}) }) };
+  };
+  beforeEach(() => {
+    kv = new MemoryKv();
+    const tokens = new MemoryTokens();
+    secrets = new SecretService(kv, 300);
+    groups = new GroupService(kv, new MemoryPolicies(), tokens);
+    inventory = new Inventory(kv, (d) => secrets.ttlOf(d));
+    admin = tokens.issue(['rks_admin']);
+  });
+
+  it('a push warns about a certificate that lapses within the TTL or within a day, and not otherwise', async () => {
+    expect((await push('a.example.com', 60 * DAYS(1))).outcome).toEqual({ warnings: [] });
+    expect((await push('b.example.com', 12 * HOUR)).outcome.warnings).toEqual([expect.stringMatching(/^the certificate expires within a day, at /)]);
+    expect((await push('c.example.com', 30 * 60_000, 3600)).outcome.warnings).toEqual([expect.stringMatching(/within the secret's TTL \(3600 s\): nodes may keep it after it lapsed/)]);
+  });
+
+  it('an expired certificate is not handed out (410 certificate_expired) nor associated (409), whoever stored it', async () => {
+    const { chain } = await push('gone.example.com', 60 * DAYS(1));
+    await groups.create(admin, 'edge', NO_CALLBACK);
+    // Time passes: stored facts say it has lapsed.
+    const entry = (await kv.read<any>('gone.example.com'))!;
+    await kv.write('gone.example.com', { ...entry.data, info: { ...entry.data.info, notAfter: new Date(Date.now() - 1000).toISOString() } }, admin);
+    await expect(secrets.get(admin, 'gone.example.com')).rejects.toMatchObject({ status: 410, code: 'certificate_expired', message: expect.stringContaining('expired at') });
+    await expect(groups.associate(admin, 'edge', 'gone.example.com')).rejects.toMatchObject({ status: 409, code: 'certificate_expired' });
+    // A secret stored before facts were kept: its certificate is read instead.
+    await kv.write('gone.example.com', { certificate: chain.certificate, private_key: chain.privateKey }, admin);
+    expect((await secrets.get(admin, 'gone.example.com')).data.certificate).toBe(chain.certificate);
+  });
+
+  it('every push and delete keeps the expiry index: one entry in one of the shards', async () => {
+    const { chain } = await push('www.example.com', 10 * DAYS(1));
+    const shard = `index/expiry/${shardOf('www.example.com')}`;
+    expect((await kv.read<any>(shard))!.data.expires).toEqual({ 'www.example.com': Math.floor(chain.leaf.cert.notAfter.getTime() / 1000) });
+    await secrets.delete(admin, 'www.example.com');
+    expect((await kv.read<any>(shard))!.data.expires).toEqual({});
+    expect(Number.parseInt(shardOf('x.example.com'), 16)).toBeLessThan(EXPIRY_SHARDS);
+  });
+
+  it('lists secrets in name order, a page at a time, with facts, groups and TTL', async () => {
+    for (const n of ['c.example.com', 'a.example.com', 'b.example.com', 'd.example.com', 'e.example.com']) await push(n, 60 * DAYS(1), 120);
+    await groups.create(admin, 'edge', NO_CALLBACK);
+    await groups.associate(admin, 'edge', 'b.example.com');
+    const first = await inventory.secrets(admin, { limit: 2 });
+    expect(first.secrets.map((s) => s.name)).toEqual(['a.example.com', 'b.example.com']);
+    expect(first.next).toBe('b.example.com');
+    expect(first.secrets[1]).toMatchObject({ subject: 'CN=b.example.com', sans: ['DNS:b.example.com'], keyType: 'EC P-256', groups: ['edge'], ttl: 120, managed: false, expired: false, chainLength: 3 });
+    const second = await inventory.secrets(admin, { limit: 2, after: first.next });
+    expect(second.secrets.map((s) => s.name)).toEqual(['c.example.com', 'd.example.com']);
+    const last = await inventory.secrets(admin, { limit: 2, after: second.next });
+    expect(last).toEqual({ secrets: [expect.objectContaining({ name: 'e.example.com' })] });
+    expect((await inventory.secrets(admin, { limit: 10, group: 'edge' })).secrets.map((s) => s.name)).toEqual(['b.example.com']);
+    await expect(inventory.secrets(admin, { limit: 10, group: 'nope' })).rejects.toMatchObject({ status: 404 });
+  });
+
+  it('filters on expiry; secrets stored before the index existed are added to it, and leftovers of a deletion removed', async () => {
+    await push('soon.example.com', 3 * DAYS(1));
+    await push('later.example.com', 60 * DAYS(1));
+    const old = await chainFor(['old.example.com'], { notAfter: new Date(Date.now() + 5 * DAYS(1)) });
+    // Stored by an older rks: no facts, not in the index.
+    await kv.write('old.example.com', { certificate: old.certificate, private_key: old.privateKey }, admin);
+    // Left in the index by a deletion that stopped half-way.
+    await kv.write(`index/expiry/${shardOf('ghost.example.com')}`, { expires: { ...((await kv.read<any>(`index/expiry/${shardOf('ghost.example.com')}`))?.data.expires ?? {}), 'ghost.example.com': 1 } }, admin);
+
+    const week = await inventory.secrets(admin, { limit: 100, expiringWithin: 7 * 86400 });
+    expect(week.secrets.map((s) => s.name)).toEqual(['old.example.com', 'soon.example.com']);
+    expect(week.secrets[0].notAfter).toBe(old.leaf.cert.notAfter.toISOString());
+    expect((await kv.read<any>(`index/expiry/${shardOf('old.example.com')}`))!.data.expires['old.example.com']).toBe(Math.floor(old.leaf.cert.notAfter.getTime() / 1000));
+    expect((await kv.read<any>(`index/expiry/${shardOf('ghost.example.com')}`))!.data.expires['ghost.example.com']).toBeUndefined();
+    // The older secret itself is left as it was (its previous version stays for rollback).
+    expect((await kv.read<any>('old.example.com'))!.version).toBe(1);
+  });
+
+  it('lists groups with their sizes', async () => {
+    await push('a.example.com', 60 * DAYS(1));
+    await groups.create(admin, 'edge', NO_CALLBACK);
+    await groups.create(admin, 'api', { ...NO_CALLBACK, callbackURL: 'https://manager.example.com/cb', oauthURL: 'https://manager.example.com/token', oauthClientID: 'id', oauthClientSecret: 's' });
+    await groups.associate(admin, 'edge', 'a.example.com');
+    expect(await inventory.groups(admin, { limit: 10 })).toEqual({
+      groups: [
+        { name: 'api', callback: true, secrets: 0, nodes: 0 },
+        { name: 'edge', callback: false, secrets: 1, nodes: 0 },
+      ],
+    });
+    expect(await inventory.groups(admin, { limit: 1 })).toEqual({ groups: [expect.objectContaining({ name: 'api' })], next: 'api' });
+  });
+});
