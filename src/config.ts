@@ -20,6 +20,9 @@ export const DEFAULTS = {
   groupTokenRenewInterval: 3600,
   callbackTimeout: 5,
   vaultTimeout: 2,
+  expiryWarningDays: 14,
+  expiryCheckInterval: 300,
+  expiryMetricLimit: 1000,
   vaultMaxInFlight: 256,
   bodyLimit: '64kb',
 } as const;
@@ -30,6 +33,9 @@ export interface ServeFlags {
   vaultCaFile?: string;
   vaultTimeout: number;
   vaultMaxInFlight: number;
+  expiryWarningDays: number;
+  expiryCheckInterval: number;
+  expiryMetricLimit: number;
   listen: string;
   adminLogin: string;
   adminPassword?: string;
@@ -71,6 +77,8 @@ export interface Config {
   vaultTimeoutMs: number;
   /** Calls waiting on Vault at once before callers get a fast 503. */
   vaultMaxInFlight: number;
+  /** Certificate expiry: warn this many days ahead, check this often (seconds), this many metric series. */
+  expiry: { warnDays: number; checkInterval: number; seriesLimit: number };
   listen: string;
   admin: { login: string; password: string };
   /** null: plain HTTP (--no-tls); 'managed': a certificate from rks's CA; or the given files. */
@@ -135,6 +143,7 @@ export function resolveConfig(f: ServeFlags, env: NodeJS.ProcessEnv = process.en
     vaultCaFile: f.vaultCaFile,
     vaultTimeoutMs: f.vaultTimeout * 1000,
     vaultMaxInFlight: f.vaultMaxInFlight,
+    expiry: { warnDays: f.expiryWarningDays, checkInterval: f.expiryCheckInterval, seriesLimit: f.expiryMetricLimit },
     listen: f.listen,
     admin: { login: f.adminLogin, password },
     tls,

@@ -12,6 +12,9 @@ export interface HttpMetrics {
   sessionUp: Gauge;
   /** 1 while /readyz answers 200. */
   ready: Gauge;
+  secretExpiry: Gauge<'fqdn'>;
+  secretsExpiring: Gauge<'within'>;
+  expiryPass: Gauge;
 }
 
 /** One registry per app, so several apps (tests) never share counters. */
@@ -43,6 +46,19 @@ export function createMetrics(registry = new Registry(), withDefaults = true): H
       registers: [registry],
     }),
     sessionUp: new Gauge({ name: 'rks_vault_session_up', help: '1 while rks\'s own Vault login works, 0 after it failed', registers: [registry] }),
+    secretExpiry: new Gauge({
+      name: 'rks_secret_expiry_timestamp_seconds',
+      help: 'When a secret\'s certificate expires (the soonest-expiring secrets only, up to --expiry-metric-limit series)',
+      labelNames: ['fqdn'],
+      registers: [registry],
+    }),
+    secretsExpiring: new Gauge({
+      name: 'rks_secrets_expiring',
+      help: 'Secrets whose certificate expires within 7d or 30d, or has expired',
+      labelNames: ['within'],
+      registers: [registry],
+    }),
+    expiryPass: new Gauge({ name: 'rks_secret_expiry_check_timestamp_seconds', help: 'When the last certificate expiry check succeeded', registers: [registry] }),
     ready: new Gauge({ name: 'rks_ready', help: '1 when the last readiness check passed (what /readyz answers)', registers: [registry] }),
   };
 }

@@ -1,4 +1,3 @@
-import { X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
 import { Command } from 'commander';
 import { CliError, RksHttp } from './http';
@@ -114,6 +113,15 @@ function showGroup(info: Record<string, string>): string {
 
 export function groupCommand(): Command {
   const group = new Command('group').description('Groups of nodes: create, inspect, rotate, associate secrets, revoke nodes');
+  connected(group.command('list').description('Every group with its number of secrets and nodes')).action(async (o: Conn) => {
+    const all: { name: string; callback: boolean; secrets: number; nodes: number }[] = [];
+    for (let next: string | undefined = ''; next !== undefined; ) {
+      const page = (await call(o, 'GET', `/rks/v1/groups?limit=1000${next ? `&after=${enc(next)}` : ''}`)) as { groups: typeof all; next?: string };
+      all.push(...page.groups);
+      next = page.next;
+    }
+    out(o, all, table(['NAME', 'CALLBACK', 'SECRETS', 'NODES'], all.map((g) => [g.name, g.callback ? 'yes' : 'no', String(g.secrets), String(g.nodes)])));
+  });
   groupFlags(connected(group.command('create').description('Create a group; prints its group token').argument('<group>')))
     .action(async (name: string, o: GroupFlags) => {
       const res = (await call(o, 'POST', `/rks/v1/group/${enc(name)}`, { body: groupInfo(o) })) as { groupToken: string };
@@ -200,6 +208,11 @@ function pushFlags(cmd: Command): Command {
     .option('--ttl <seconds>', 'how long nodes may keep the key in memory', positiveInt('--ttl', 31_536_000));
 }
 
+/** A push's warnings go to stderr, so scripts reading stdout see the same answer either way. */
+function warn(answer: { warnings?: string[] } | null): void {
+  for (const w of answer?.warnings ?? []) process.stderr.write(`warning: ${w}\n`);
+}
+
 interface SecretBody {
   data: { certificate: string; private_key: string; meta: { ttl: number } };
 }
@@ -208,13 +221,15 @@ export function secretCommand(): Command {
   const secret = new Command('secret').description('Certificates and keys: push, update, inspect, delete');
   pushFlags(connected(secret.command('push').description('Store a certificate and its key under a name').argument('<fqdn>')))
     .action(async (fqdn: string, o: PushFlags) => {
-      await call(o, 'POST', `/rks/v1/secret/${enc(fqdn)}`, { body: secretBody(o) });
-      out(o, null, `${fqdn} stored`);
+      const answer = (await call(o, 'POST', `/rks/v1/secret/${enc(fqdn)}`, { body: secretBody(o) })) as { warnings?: string[] } | null;
+      warn(answer);
+      out(o, answer ?? { warnings: [] }, `${fqdn} stored`);
     });
   pushFlags(connected(secret.command('update').description('Replace the certificate and key of a name').argument('<fqdn>')))
     .action(async (fqdn: string, o: PushFlags) => {
-      await call(o, 'PUT', `/rks/v1/secret/${enc(fqdn)}`, { body: secretBody(o) });
-      out(o, null, `${fqdn} updated`);
+      const answer = (await call(o, 'PUT', `/rks/v1/secret/${enc(fqdn)}`, { body: secretBody(o) })) as { warnings?: string[] } | null;
+      warn(answer);
+      out(o, answer ?? { warnings: [] }, `${fqdn} updated`);
     });
   connected(secret.command('get').description('Print a secret: the certificate chain, then the private key').argument('<fqdn>'))
     .action(async (fqdn: string, o: Conn) => {
@@ -231,44 +246,88 @@ export function secretCommand(): Command {
       const list = (await call(o, 'GET', `/rks/v1/secret/${enc(fqdn)}/groups`)) as string[];
       out(o, list, list.join('\n'));
     });
-  connected(secret.command('info').description('Describe a secret\'s certificate (never prints the key)').argument('<fqdn>'))
+  connected(secret.command('info').description('Describe a secret\'s certificate (never prints the key); marks expired and expiring ones').argument('<fqdn>'))
     .action(async (fqdn: string, o: Conn) => {
-      const s = (await call(o, 'GET', `/rks/v1/secret/${enc(fqdn)}`)) as SecretBody;
-      const groups = (await call(o, 'GET', `/rks/v1/secret/${enc(fqdn)}/groups`)) as string[];
-      const [leafPem] = s.data.certificate.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/) ?? [];
-      const leaf = new X509Certificate(leafPem ?? s.data.certificate);
-      const key = leaf.publicKey.asymmetricKeyDetails ?? {};
-      const info = {
-        name: fqdn,
-        subject: leaf.subject.replace(/\n/g, ', '),
-        sans: (leaf.subjectAltName ?? '').split(', ').filter(Boolean),
-        issuer: leaf.issuer.replace(/\n/g, ', '),
-        notBefore: new Date(leaf.validFrom).toISOString(),
-        notAfter: new Date(leaf.validTo).toISOString(),
-        keyType: leaf.publicKey.asymmetricKeyType === 'rsa' ? `RSA ${key.modulusLength}` : `EC ${key.namedCurve}`,
-        sha256Fingerprint: leaf.fingerprint256,
-        chainLength: (s.data.certificate.match(/BEGIN CERTIFICATE/g) ?? []).length,
-        ttl: s.data.meta.ttl,
-        groups,
-      };
+      const info = (await call(o, 'GET', `/rks/v1/secret/${enc(fqdn)}/info`)) as SecretSummary;
       out(
         o,
         info,
         [
-          `name         ${info.name}`,
+          `name         ${info.name}${info.managed ? ' (managed)' : ''}`,
           `subject      ${info.subject}`,
           `SANs         ${info.sans.join(', ') || '-'}`,
           `issuer       ${info.issuer}`,
-          `valid        ${info.notBefore} to ${info.notAfter}`,
+          `valid        ${info.notBefore} to ${info.notAfter}  ${expiryMark(info)}`,
           `key          ${info.keyType}`,
           `sha256       ${info.sha256Fingerprint}`,
           `chain        ${info.chainLength} certificate(s)`,
           `ttl          ${info.ttl} s`,
-          `groups       ${groups.join(', ') || '-'}`,
+          `groups       ${info.groups.join(', ') || '-'}`,
         ].join('\n'),
       );
     });
+  connected(secret.command('list').description('Every secret with its expiry, key and groups, in name order'))
+    .option('--expiring <duration>', 'only certificates expiring within this long (e.g. 30d, 12h, 3600), expired ones included', duration)
+    .option('--group <group>', 'only the secrets of this group')
+    .action(async (o: Conn & { expiring?: number; group?: string }) => {
+      const query = new URLSearchParams({ limit: '1000' });
+      if (o.expiring !== undefined) query.set('expiring_within', String(o.expiring));
+      if (o.group) query.set('group', o.group);
+      const all: SecretSummary[] = [];
+      for (let next: string | undefined = ''; next !== undefined; ) {
+        if (next) query.set('after', next);
+        const page = (await call(o, 'GET', `/rks/v1/secrets?${query}`)) as { secrets: SecretSummary[]; next?: string };
+        all.push(...page.secrets);
+        next = page.next;
+      }
+      out(
+        o,
+        all,
+        table(
+          ['NAME', 'NOT AFTER', 'EXPIRES', 'KEY', 'TTL', 'GROUPS'],
+          all.map((s) => [s.name + (s.managed ? ' (managed)' : ''), s.notAfter, expiryMark(s), s.keyType, String(s.ttl), s.groups.join(',') || '-']),
+        ),
+      );
+    });
   return secret;
+}
+
+interface SecretSummary {
+  name: string;
+  subject: string;
+  sans: string[];
+  issuer: string;
+  notBefore: string;
+  notAfter: string;
+  keyType: string;
+  sha256Fingerprint: string;
+  chainLength: number;
+  groups: string[];
+  ttl: number;
+  managed: boolean;
+  expired: boolean;
+}
+
+/** "EXPIRED", "in 3 days" (with a warning sign within 30 days), … */
+function expiryMark(s: { notAfter: string; expired: boolean }): string {
+  const left = (Date.parse(s.notAfter) - Date.now()) / 1000;
+  if (s.expired || left <= 0) return 'EXPIRED';
+  const text = left < 86400 ? `in ${Math.floor(left / 3600)} h` : `in ${Math.floor(left / 86400)} days`;
+  return left < 30 * 86400 ? `${text} (EXPIRING)` : text;
+}
+
+/** Columns padded to their widest cell. */
+function table(head: string[], rows: string[][]): string {
+  if (rows.length === 0) return '(none)';
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  return [head, ...rows].map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join('  ')).join('\n');
+}
+
+/** 30d, 12h, 45m, 90s or plain seconds. */
+function duration(value: string): number {
+  const m = /^(\d+)([smhd]?)$/.exec(value.trim());
+  if (!m) throw new CliError(`--expiring: '${value}' is not a duration (30d, 12h, 45m, 90s or seconds)`, 2);
+  return Number(m[1]) * { '': 1, s: 1, m: 60, h: 3600, d: 86400 }[m[2] as '' | 's' | 'm' | 'h' | 'd'];
 }
 
 export function nodeCommand(): Command {

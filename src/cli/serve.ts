@@ -23,6 +23,21 @@ export function serveCommand(): Command {
         .default(DEFAULTS.vaultTimeout),
     )
     .addOption(
+      opt('--expiry-warning-days <days>', 'log a warning for each certificate entering its last days', 'RKS_EXPIRY_WARNING_DAYS')
+        .argParser(positiveInt('--expiry-warning-days', 3650))
+        .default(DEFAULTS.expiryWarningDays),
+    )
+    .addOption(
+      opt('--expiry-check-interval <seconds>', 'how often rks looks at every certificate\'s expiry (metrics, warnings)', 'RKS_EXPIRY_CHECK_INTERVAL')
+        .argParser(positiveInt('--expiry-check-interval', 86400))
+        .default(DEFAULTS.expiryCheckInterval),
+    )
+    .addOption(
+      opt('--expiry-metric-limit <n>', 'most rks_secret_expiry_timestamp_seconds series (the soonest-expiring secrets)', 'RKS_EXPIRY_METRIC_LIMIT')
+        .argParser(positiveInt('--expiry-metric-limit', 100_000))
+        .default(DEFAULTS.expiryMetricLimit),
+    )
+    .addOption(
       opt('--vault-max-in-flight <n>', 'calls waiting on Vault at once; beyond it clients get a fast 503 with Retry-After', 'RKS_VAULT_MAX_IN_FLIGHT')
         .argParser(positiveInt('--vault-max-in-flight', 100_000))
         .default(DEFAULTS.vaultMaxInFlight),

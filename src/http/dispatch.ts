@@ -87,7 +87,10 @@ export function dispatch(contract: Contract, handlers: Handlers, opts: DispatchO
       }
     }
     check(op.check('params', params));
-    check(op.check('query', req.query));
+    // Express 5 parses req.query afresh on each read: the checked (and type-coerced) copy replaces it.
+    const query = { ...req.query };
+    check(op.check('query', query));
+    Object.defineProperty(req, 'query', { value: query, writable: true, configurable: true, enumerable: true });
     check(op.check('headers', req.headers));
     if (body || op.bodyRequired) {
       await new Promise<void>((resolve, reject) => parser(op)(req, res, (err?: unknown) => (err ? reject(err) : resolve())));

@@ -27,6 +27,9 @@ export function secretRoutes(secrets: SecretService, inventory: Inventory): Hand
     listSecretGroups: async (req, res, token) => {
       res.status(200).json(await secrets.groups(token, req.params.fqdn));
     },
+    getSecretInfo: async (req, res, token) => {
+      res.status(200).json(await inventory.secret(token, req.params.fqdn));
+    },
     listSecrets: async (req, res, token) => {
       const q = req.query as { expiring_within?: number; group?: string; limit?: number; after?: string };
       res.status(200).json(await inventory.secrets(token, { expiringWithin: q.expiring_within, group: q.group, limit: q.limit ?? 100, after: q.after }));

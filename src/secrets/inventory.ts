@@ -1,6 +1,6 @@
 import { NotFound } from '../errors';
 import type { GroupRegInfo } from '../groups/service';
-import { parseName } from '../names';
+import { parseFqdn, parseName } from '../names';
 import { kvPath } from '../vault/layout';
 import type { KvStore } from '../vault/stores';
 import { ExpiryIndex } from './expiry-index';
@@ -90,6 +90,14 @@ export class Inventory {
     const p = page(names, q);
     const items = await mapLimited(p.names, (n) => this.summary(token, n));
     return { secrets: items.filter((i): i is SecretSummary => i !== null), ...(p.next ? { next: p.next } : {}) };
+  }
+
+  /** One secret's entry of the inventory (its certificate's facts; never its key). */
+  async secret(token: string, name: string): Promise<SecretSummary> {
+    const fqdn = parseFqdn(name);
+    const summary = await this.summary(token, fqdn);
+    if (!summary) throw new NotFound(`secret '${fqdn}' not found`);
+    return summary;
   }
 
   async groups(token: string, q: Page): Promise<{ groups: GroupSummary[]; next?: string }> {

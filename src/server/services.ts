@@ -10,6 +10,8 @@ import { NodePruner } from '../nodes/pruner';
 import { NodeService } from '../nodes/service';
 import { PskJwt } from '../pki/psk';
 import { PkiService } from '../pki/service';
+import { ExpiryIndex } from '../secrets/expiry-index';
+import { ExpiryWatch } from '../secrets/expiry-watch';
 import { Inventory } from '../secrets/inventory';
 import { SecretService } from '../secrets/service';
 import { VaultClient } from '../vault/client';
@@ -37,6 +39,7 @@ export interface Services {
   renewer: GroupTokenRenewer;
   pruner: NodePruner;
   readiness: Readiness;
+  expiryWatch: ExpiryWatch;
 }
 
 export function buildServices(config: Config, logger: Logger, metrics: Metrics): Services {
@@ -76,5 +79,12 @@ export function buildServices(config: Config, logger: Logger, metrics: Metrics):
     renewer: new GroupTokenRenewer(kv, tokens, session, logger),
     pruner: new NodePruner(kv, tokens, session, config.nodeIdleExpiry * 1000, logger, metrics.nodesPruned),
     readiness: new Readiness(vault, session, metrics.ready),
+    expiryWatch: new ExpiryWatch(
+      new ExpiryIndex(kv),
+      session,
+      { expiry: metrics.secretExpiry, expiring: metrics.secretsExpiring, lastPass: metrics.expiryPass },
+      logger,
+      config.expiry,
+    ),
   };
 }

@@ -75,11 +75,13 @@ describe('rks CLI', () => {
       subject: `CN=${name}`,
       sans: [`DNS:${name}`],
       issuer: 'CN=rks test intermediate',
-      keyType: 'EC prime256v1',
+      keyType: 'EC P-256',
       sha256Fingerprint: new X509Certificate(c.leaf.certPem).fingerprint256,
       chainLength: 3,
       ttl: 120,
       groups: [],
+      managed: false,
+      expired: false,
     });
     expect(info.out).not.toContain('PRIVATE KEY');
     const human = await cli(['secret', 'info', name]);
@@ -98,6 +100,38 @@ describe('rks CLI', () => {
     expect(await cli(['secret', 'delete', name])).toEqual({ code: 0, out: `${name} deleted\n` });
     const gone = await cli(['secret', 'info', name]);
     expect(gone).toEqual({ code: 1, out: `rks: 404: secret '${name}' not found\n` });
+  });
+
+  it('secret list and group list; a push of a certificate about to lapse warns; info marks it', async () => {
+    const soon = `${uniq('soon')}.example.com`;
+    const later = `${uniq('later')}.example.com`;
+    const g = uniq('inv');
+    for (const [name, days] of [[soon, 0.5], [later, 90]] as const) {
+      const c = await chainFor([name], { notAfter: new Date(Date.now() + days * 86400_000) });
+      fs.writeFileSync(path.join(dir, `${name}.pem`), c.certificate);
+      fs.writeFileSync(path.join(dir, `${name}.key`), c.privateKey);
+    }
+    const pushed = await cli(['secret', 'push', soon, '--cert', path.join(dir, `${soon}.pem`), '--key', path.join(dir, `${soon}.key`)]);
+    expect(pushed.code).toBe(0);
+    expect(pushed.out).toMatch(new RegExp(`^warning: the certificate expires within a day, at .*\n${soon} stored\n$`));
+    expect((await cli(['secret', 'push', later, '--cert', path.join(dir, `${later}.pem`), '--key', path.join(dir, `${later}.key`)])).out).toBe(`${later} stored\n`);
+    expect((await cli(['group', 'create', g])).code).toBe(0);
+    expect((await cli(['group', 'associate', g, soon])).code).toBe(0);
+
+    const listed = await cli(['secret', 'list', '--expiring', '7d', '--json']);
+    const week = JSON.parse(listed.out) as { name: string }[];
+    expect(week.map((s) => s.name)).toContain(soon);
+    expect(week.map((s) => s.name)).not.toContain(later);
+    const ofGroup = await cli(['secret', 'list', '--group', g]);
+    expect(ofGroup.out.split('\n')[0]).toMatch(/^NAME +NOT AFTER +EXPIRES +KEY +TTL +GROUPS$/);
+    expect(ofGroup.out).toMatch(new RegExp(`${soon} +\\S+ +in \\d+ h \\(EXPIRING\\) +EC P-256 +300 +${g}`));
+    expect(ofGroup.out).not.toContain(later);
+    expect((await cli(['secret', 'info', soon])).out).toMatch(/valid +\S+ to \S+ +in \d+ h \(EXPIRING\)/);
+    expect((await cli(['secret', 'list', '--expiring', 'soon'])).code).toBe(2);
+
+    const groups = JSON.parse((await cli(['group', 'list', '--json'])).out) as unknown[];
+    expect(groups).toContainEqual({ name: g, callback: false, secrets: 1, nodes: 0 });
+    expect((await cli(['group', 'list'])).out).toMatch(new RegExp(`\\n${g} +no +1 +0\\b`));
   });
 
   it('bad TLS material is refused with the server\'s reason', async () => {

@@ -1,0 +1,63 @@
+import type { Logger } from 'pino';
+import type { Gauge } from 'prom-client';
+import { isVaultError } from '../vault/client';
+import type { Session } from '../vault/stores';
+import { ExpiryIndex } from './expiry-index';
+
+export interface ExpiryGauges {
+  /** One series per secret, for the soonest-expiring `seriesLimit` secrets. */
+  expiry: Gauge<'fqdn'>;
+  /** Secrets expiring within 7 and 30 days, and expired ones. */
+  expiring: Gauge<'within'>;
+  lastPass: Gauge;
+}
+
+const DAY = 86400;
+
+/**
+ * Looks at every secret's expiry now and then (64 reads of the expiry index, whatever the
+ * number of secrets): metrics for alerting, and one warning line per secret entering its last
+ * `warnDays` days (again if it is replaced by one that expires as soon).
+ */
+export class ExpiryWatch {
+  private readonly warned = new Map<string, number>();
+
+  constructor(
+    private readonly index: ExpiryIndex,
+    private readonly session: Session,
+    private readonly gauges: ExpiryGauges,
+    private readonly logger: Logger,
+    private readonly opts: { warnDays: number; seriesLimit: number },
+  ) {}
+
+  async pass(now = Date.now()): Promise<void> {
+    let all: Map<string, number>;
+    try {
+      all = await this.session.run((token) => this.index.all(token));
+    } catch (err) {
+      const hint = isVaultError(err, 403) ? ' (rks was upgraded: run init again with the root token to let it read the expiry index)' : '';
+      this.logger.warn({ err: (err as Error).message }, `certificate expiry check failed; will retry${hint}`);
+      return;
+    }
+    const t = now / 1000;
+    const entries = [...all.entries()].sort((a, b) => a[1] - b[1]);
+    this.gauges.expiring.set({ within: 'expired' }, entries.filter(([, at]) => at <= t).length);
+    this.gauges.expiring.set({ within: '7d' }, entries.filter(([, at]) => at - t <= 7 * DAY).length);
+    this.gauges.expiring.set({ within: '30d' }, entries.filter(([, at]) => at - t <= 30 * DAY).length);
+    this.gauges.expiry.reset();
+    for (const [fqdn, at] of entries.slice(0, this.opts.seriesLimit)) this.gauges.expiry.set({ fqdn }, at);
+    this.gauges.lastPass.set(Math.floor(t));
+
+    const soon = new Set<string>();
+    for (const [fqdn, at] of entries) {
+      if (at - t > this.opts.warnDays * DAY) break;
+      soon.add(fqdn);
+      if (this.warned.get(fqdn) === at) continue;
+      this.warned.set(fqdn, at);
+      const notAfter = new Date(at * 1000).toISOString();
+      if (at <= t) this.logger.warn({ fqdn, notAfter }, 'certificate has expired: nodes get 410 for it until a new one is pushed');
+      else this.logger.warn({ fqdn, notAfter, daysLeft: Math.floor((at - t) / DAY) }, 'certificate expires soon');
+    }
+    for (const fqdn of this.warned.keys()) if (!soon.has(fqdn)) this.warned.delete(fqdn);
+  }
+}
