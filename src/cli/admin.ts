@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import { Command } from 'commander';
 import { CliError, RksHttp } from './http';
 import { readSecret } from '../config';
+import type { SecretSummary } from '../secrets/inventory';
 import { opt, positiveInt } from './options';
 
 /** Options every command that talks to rks shares. */
@@ -292,21 +293,6 @@ export function secretCommand(): Command {
   return secret;
 }
 
-interface SecretSummary {
-  name: string;
-  subject: string;
-  sans: string[];
-  issuer: string;
-  notBefore: string;
-  notAfter: string;
-  keyType: string;
-  sha256Fingerprint: string;
-  chainLength: number;
-  groups: string[];
-  ttl: number;
-  managed: boolean;
-  expired: boolean;
-}
 
 /** "EXPIRED", "in 3 days" (with a warning sign within 30 days), … */
 function expiryMark(s: { notAfter: string; expired: boolean }): string {
