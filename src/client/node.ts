@@ -1,3 +1,4 @@
+import { X509Certificate } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import https from 'node:https';
 import http from 'node:http';
@@ -8,7 +9,7 @@ export interface NodeSecret {
   name: string;
   certificate: string;
   privateKey: string;
-  /** Seconds the server allowed the key to be kept. */
+  /** Seconds the key is kept: the TTL rks gave, cut short by the certificate's own end. */
   ttl: number;
   expiresAt: number;
 }
@@ -156,7 +157,9 @@ export class RksNode extends EventEmitter<RksNodeEvents> {
     try {
       const body = await this.withToken((token) => this.call('GET', `/rks/v1/secret/${encodeURIComponent(name)}`, token), true);
       const data = (body as { data: { certificate: string; private_key: string; meta: { ttl: number } } }).data;
-      const ttl = Math.max(1, Number(data.meta?.ttl) || 1);
+      // Kept for its TTL, and never past the certificate's own end.
+      const notAfter = Date.parse(new X509Certificate(data.certificate).validTo);
+      const ttl = Math.max(1, Math.min(Number(data.meta?.ttl) || 1, Math.floor((notAfter - Date.now()) / 1000)));
       const secret: NodeSecret = { name, certificate: data.certificate, privateKey: data.private_key, ttl, expiresAt: Date.now() + ttl * 1000 };
       const context = tls.createSecureContext({ cert: secret.certificate, key: secret.privateKey });
       const timer = setTimeout(() => this.drop(name, true), ttl * 1000);
@@ -167,7 +170,7 @@ export class RksNode extends EventEmitter<RksNodeEvents> {
       return secret;
     } catch (err) {
       const status = err instanceof HttpError ? err.status : undefined;
-      if (err instanceof HttpError && (err.code === 'forbidden' || err.code === 'not_found')) this.emit('refused', { name, status: err.status });
+      if (err instanceof HttpError && ['forbidden', 'not_found', 'certificate_expired'].includes(err.code)) this.emit('refused', { name, status: err.status });
       else this.emit('error', err as Error);
       this.backoff(name, status);
       return null;

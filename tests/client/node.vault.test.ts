@@ -284,4 +284,32 @@ describe('node SDK and an edge, end to end', () => {
       await short.stop();
     }
   });
+
+  it('never keeps a key past its certificate\'s end, and takes the 410 of an expired one as a refusal', async () => {
+    const name = `${uniq('x')}.example.com`;
+    const g = uniq('x');
+    const groupToken = await createGroup(root(), admin, g);
+    const ca = await issue({ name: `ca ${g}`, ca: true });
+    const leaf = await issue({ name, dns: [name], issuer: ca, notAfter: new Date(Date.now() + 3000) });
+    await request(root()).post(`/rks/v1/secret/${name}`).set('X-Vault-Token', admin)
+      .send({ data: { certificate: leaf.certPem + ca.certPem, private_key: leaf.keyPem, meta: { ttl: 300 } } }).expect(201);
+    await request(root()).post(`/rks/v1/group/${g}/secrets/${name}`).set('X-Vault-Token', admin).expect(201);
+    const node = nodeFor(groupToken);
+    const refused: { name: string; status: number }[] = [];
+    const errors: Error[] = [];
+    node.on('refused', (r) => refused.push(r));
+    node.on('error', (e) => errors.push(e));
+    await node.start();
+    try {
+      const held = await node.secret(name);
+      expect(held!.ttl).toBeLessThanOrEqual(3);
+      await sleep(3500);
+      expect(node.cached()).not.toContain(name);
+      expect(await node.secret(name)).toBeNull();
+      expect(refused).toEqual([{ name, status: 410 }]);
+      expect(errors).toEqual([]);
+    } finally {
+      node.stop();
+    }
+  });
 });
