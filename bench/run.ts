@@ -207,6 +207,10 @@ async function main() {
     const bigGet = await measureRss(() => load(bigUrl, { connections: 50, headers: { 'X-Vault-Token': bigNode } }));
     const bigVault = await load(bigVaultUrl, { connections: 50, headers: { 'X-Vault-Token': bigNode } });
 
+    // --- the inventory of 10 000 secrets (the 1030 above plus 8970 more under one wildcard) ---
+    say('pushing 8970 more secrets, then listing the inventory of 10 000');
+    const inventory = await inventoryListing(call, admin, 10_000 - names.length);
+
     const g50 = getSecret[50];
     const result = {
       command: 'make bench',
@@ -242,6 +246,7 @@ async function main() {
         ratio: round(bigGet.rps / bigVault.rps),
         vaultRpsComparedToOneSecretGroup: round(bigVault.rps / g50.vault.rps),
       },
+      inventory,
       rksPeakRssMb: rssMb,
       targets: {
         ratioAtLeast08: g50.ratio >= 0.8,
@@ -259,6 +264,38 @@ async function main() {
     await mock.close();
     fs.rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * Fills rks up to 10 000 secrets (one wildcard certificate serves them all), then times the
+ * listing a script would make: every page of 1000 in name order, and the expiry filter.
+ */
+async function inventoryListing(call: ReturnType<typeof client>, admin: string, more: number) {
+  const ca = await issue({ name: 'bench inventory CA', ca: true });
+  const leaf = await issue({ name: '*.inv.bench.example', dns: ['*.inv.bench.example'], issuer: ca });
+  const body = { data: { certificate: leaf.certPem + ca.certPem, private_key: leaf.keyPem } };
+  const names = Array.from({ length: more }, (_, i) => `s${i}.inv.bench.example`);
+  for (let i = 0; i < names.length; i += 20) {
+    await Promise.all(
+      names.slice(i, i + 20).map(async (n) => {
+        const r = await call('POST', `/rks/v1/secret/${n}`, admin, body);
+        if (r.status !== 201) throw new Error(`push ${n}: ${r.status}`);
+      }),
+    );
+  }
+  const timed = async (query: string) => {
+    const started = Date.now();
+    let count = 0;
+    let pages = 0;
+    for (let next: string | undefined = ''; next !== undefined; pages++) {
+      const r = await call('GET', `/rks/v1/secrets?limit=1000${query}${next ? `&after=${encodeURIComponent(next)}` : ''}`, admin);
+      if (r.status !== 200) throw new Error(`list: ${r.status}`);
+      count += r.body.secrets.length;
+      next = r.body.next;
+    }
+    return { secrets: count, pages, ms: Date.now() - started };
+  };
+  return { all: await timed(''), expiringWithin60Days: await timed(`&expiring_within=${60 * 86400}`) };
 }
 
 /** Resident set size of a process now, in MB. */
@@ -344,6 +381,8 @@ function table(r: any): string {
       ([n, s]: [string, any]) => `| associate into a group of ${n} secrets | p50 ${s.p50Ms} ms, p99 ${s.p99Ms} ms |`,
     ),
     `| GET secret, node of a 1000-secret group (50 conn.) | rks ${r.getSecretFrom1000SecretGroup.rks.rps} req/s (p99 ${r.getSecretFrom1000SecretGroup.rks.p99Ms} ms), Vault directly ${r.getSecretFrom1000SecretGroup.vault.rps} req/s: ratio ${r.getSecretFrom1000SecretGroup.ratio} |`,
+    `| list the inventory of ${r.inventory.all.secrets} secrets (${r.inventory.all.pages} pages of 1000) | ${r.inventory.all.ms} ms |`,
+    `| same, expiring within 60 days (the expiry index, then ${r.inventory.expiringWithin60Days.pages} pages) | ${r.inventory.expiringWithin60Days.ms} ms |`,
     `| rks peak resident memory | ${r.rksPeakRssMb} MB |`,
     '',
     `Targets: ratio ≥ 0.8 ${mark(r.targets.ratioAtLeast08)} · p99 ≤ 2 × Vault ${mark(r.targets.p99AtMostTwiceVault)} · ` +

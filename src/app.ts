@@ -53,7 +53,7 @@ export function createApp(services: Services, opts: AppOptions): Express {
     ...adminRoutes(services.admin),
     ...groupRoutes(services.groups, services.inventory),
     ...nodeRoutes(services.nodes),
-    ...secretRoutes(services.secrets, services.inventory),
+    ...secretRoutes(services.secrets, services.inventory, services.managed),
   };
   const context = requestContext(opts.logger, services.metrics);
   const api = dispatch(contract(), handlers, {

@@ -23,6 +23,7 @@ export const DEFAULTS = {
   expiryWarningDays: 14,
   expiryCheckInterval: 300,
   expiryMetricLimit: 1000,
+  managedCheckInterval: 30,
   vaultMaxInFlight: 256,
   bodyLimit: '64kb',
 } as const;
@@ -36,6 +37,7 @@ export interface ServeFlags {
   expiryWarningDays: number;
   expiryCheckInterval: number;
   expiryMetricLimit: number;
+  managedCheckInterval: number;
   listen: string;
   adminLogin: string;
   adminPassword?: string;
@@ -79,6 +81,8 @@ export interface Config {
   vaultMaxInFlight: number;
   /** Certificate expiry: warn this many days ahead, check this often (seconds), this many metric series. */
   expiry: { warnDays: number; checkInterval: number; seriesLimit: number };
+  /** Seconds between looks for managed secrets due for renewal. */
+  managedCheckInterval: number;
   listen: string;
   admin: { login: string; password: string };
   /** null: plain HTTP (--no-tls); 'managed': a certificate from rks's CA; or the given files. */
@@ -144,6 +148,7 @@ export function resolveConfig(f: ServeFlags, env: NodeJS.ProcessEnv = process.en
     vaultTimeoutMs: f.vaultTimeout * 1000,
     vaultMaxInFlight: f.vaultMaxInFlight,
     expiry: { warnDays: f.expiryWarningDays, checkInterval: f.expiryCheckInterval, seriesLimit: f.expiryMetricLimit },
+    managedCheckInterval: f.managedCheckInterval,
     listen: f.listen,
     admin: { login: f.adminLogin, password },
     tls,

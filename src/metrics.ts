@@ -15,6 +15,7 @@ export interface HttpMetrics {
   secretExpiry: Gauge<'fqdn'>;
   secretsExpiring: Gauge<'within'>;
   expiryPass: Gauge;
+  managedRenewals: Counter<'result'>;
 }
 
 /** One registry per app, so several apps (tests) never share counters. */
@@ -56,6 +57,12 @@ export function createMetrics(registry = new Registry(), withDefaults = true): H
       name: 'rks_secrets_expiring',
       help: 'Secrets whose certificate expires within 7d or 30d, or has expired',
       labelNames: ['within'],
+      registers: [registry],
+    }),
+    managedRenewals: new Counter({
+      name: 'rks_managed_renewals_total',
+      help: 'Renewals of managed secrets by this rks, by result (renewed, failed)',
+      labelNames: ['result'],
       registers: [registry],
     }),
     expiryPass: new Gauge({ name: 'rks_secret_expiry_check_timestamp_seconds', help: 'When the last certificate expiry check succeeded', registers: [registry] }),

@@ -24,6 +24,7 @@ const flags = (extra: Partial<ServeFlags> = {}): ServeFlags => ({
   expiryWarningDays: DEFAULTS.expiryWarningDays,
   expiryCheckInterval: DEFAULTS.expiryCheckInterval,
   expiryMetricLimit: DEFAULTS.expiryMetricLimit,
+  managedCheckInterval: DEFAULTS.managedCheckInterval,
   requirePsk: false,
   hostname: 'rks.local',
   certLifetime: DEFAULTS.certLifetime,

@@ -264,8 +264,31 @@ export function secretCommand(): Command {
           `chain        ${info.chainLength} certificate(s)`,
           `ttl          ${info.ttl} s`,
           `groups       ${info.groups.join(', ') || '-'}`,
+          ...(info.renewal
+            ? [
+                `renewal      from ${info.renewal.issuer}, ${info.renewal.lifetime} s certificates renewed ${info.renewal.renewBefore} s before the end`,
+                `next try     ${info.renewal.nextAttempt}`,
+                ...(info.renewal.lastAttempt ? [`last try     ${info.renewal.lastAttempt}${info.renewal.lastError ? ` failed: ${info.renewal.lastError} (${info.renewal.failures} in a row)` : ''}`] : []),
+              ]
+            : []),
         ].join('\n'),
       );
+    });
+  connected(secret.command('create-managed').description('Create a secret that rks issues from its CA and renews before it expires').argument('<fqdn>'))
+    .option('--san <name...>', 'more DNS names for the certificate (the secret\'s name is always one)')
+    .option('--key-type <type>', 'ec-p256 or rsa-3072', 'ec-p256')
+    .option('--lifetime <duration>', 'how long each certificate is valid (e.g. 24h, 7d)', duration, 86400)
+    .option('--renew-before <duration>', 'renew this long before the end (default a third of the lifetime)', duration)
+    .option('--ttl <seconds>', 'how long nodes may keep the key in memory', positiveInt('--ttl', 31_536_000))
+    .action(async (fqdn: string, o: Conn & { san?: string[]; keyType: string; lifetime: number; renewBefore?: number; ttl?: number }) => {
+      const body = { sans: o.san, keyType: o.keyType, lifetime: o.lifetime, renewBefore: o.renewBefore, ttl: o.ttl };
+      const info = (await call(o, 'POST', `/rks/v1/secret/${enc(fqdn)}/managed`, { body })) as SecretSummary;
+      out(o, info, `${fqdn} created, valid to ${info.notAfter}; renewed from ${info.renewal?.nextAttempt}`);
+    });
+  connected(secret.command('rollback').description('Put the previous version of a secret back (Vault keeps two)').argument('<fqdn>'))
+    .action(async (fqdn: string, o: Conn) => {
+      const info = (await call(o, 'POST', `/rks/v1/secret/${enc(fqdn)}/rollback`)) as SecretSummary;
+      out(o, info, `${fqdn} rolled back: sha256 ${info.sha256Fingerprint}, valid to ${info.notAfter}`);
     });
   connected(secret.command('list').description('Every secret with its expiry, key and groups, in name order'))
     .option('--expiring <duration>', 'only certificates expiring within this long (e.g. 30d, 12h, 3600), expired ones included', duration)
@@ -309,10 +332,10 @@ function table(head: string[], rows: string[][]): string {
   return [head, ...rows].map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join('  ')).join('\n');
 }
 
-/** 30d, 12h, 45m, 90s or plain seconds. */
+/** 30d, 12h, 45m, 90s or plain seconds (--expiring, --lifetime, --renew-before). */
 function duration(value: string): number {
   const m = /^(\d+)([smhd]?)$/.exec(value.trim());
-  if (!m) throw new CliError(`--expiring: '${value}' is not a duration (30d, 12h, 45m, 90s or seconds)`, 2);
+  if (!m) throw new CliError(`'${value}' is not a duration (30d, 12h, 45m, 90s or seconds)`, 2);
   return Number(m[1]) * { '': 1, s: 1, m: 60, h: 3600, d: 86400 }[m[2] as '' | 's' | 'm' | 'h' | 'd'];
 }
 

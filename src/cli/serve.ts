@@ -33,6 +33,11 @@ export function serveCommand(): Command {
         .default(DEFAULTS.expiryCheckInterval),
     )
     .addOption(
+      opt('--managed-check-interval <seconds>', 'how often rks looks for managed secrets due for renewal', 'RKS_MANAGED_CHECK_INTERVAL')
+        .argParser(positiveInt('--managed-check-interval', 3600))
+        .default(DEFAULTS.managedCheckInterval),
+    )
+    .addOption(
       opt('--expiry-metric-limit <n>', 'most rks_secret_expiry_timestamp_seconds series (the soonest-expiring secrets)', 'RKS_EXPIRY_METRIC_LIMIT')
         .argParser(positiveInt('--expiry-metric-limit', 100_000))
         .default(DEFAULTS.expiryMetricLimit),

@@ -12,6 +12,8 @@ import {
   PKI_SERVER_ROLE,
   SERVICE_AUTH_PATH,
   SERVICE_POLICY,
+  MANAGED_POLICY,
+  managedPolicy,
   SERVICE_ROLE,
   SERVICE_TOKEN_PERIOD,
   USERPASS_LOCKOUT,
@@ -130,7 +132,7 @@ export class InitService {
       (await this.sys.readPolicy(SERVICE_POLICY, token)) === servicePolicy &&
       (await this.appRole.roleId(SERVICE_ROLE, token)) === creds.roleId &&
       (await this.appRole.hasSecretId(SERVICE_ROLE, creds.secretId, token));
-    if (!identity) stale.push('service identity');
+    if (!identity || (await this.sys.readPolicy(MANAGED_POLICY, token)) === null) stale.push('service identity');
     const serviceTune = identity ? await this.sys.authTune(SERVICE_AUTH_PATH, token) : {};
     if (identity && serviceTune.user_lockout_disable !== true) stale.push('service identity');
     const lockout = await this.sys.authTune(USERPASS_PATH, token);
@@ -198,10 +200,12 @@ export class InitService {
     }
     await this.sys.tuneAuth(SERVICE_AUTH_PATH, { user_lockout_config: { lockout_disable: true } }, token);
     await this.sys.putPolicy(SERVICE_POLICY, servicePolicy, token);
+    // Kept by the admins' calls from then on: never overwritten here.
+    if ((await this.sys.readPolicy(MANAGED_POLICY, token)) === null) await this.sys.putPolicy(MANAGED_POLICY, managedPolicy([]), token);
     await this.appRole.writeRole(
       SERVICE_ROLE,
       {
-        token_policies: [SERVICE_POLICY],
+        token_policies: [SERVICE_POLICY, MANAGED_POLICY],
         token_period: SERVICE_TOKEN_PERIOD,
         token_no_default_policy: true,
         token_type: 'service',

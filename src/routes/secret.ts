@@ -1,5 +1,6 @@
 import type { Handlers } from '../http/dispatch';
 import type { Inventory } from '../secrets/inventory';
+import type { ManagedInput, ManagedSecrets } from '../secrets/managed';
 import type { PushOutcome, SecretData, SecretService } from '../secrets/service';
 
 /** A push answers with its warnings, or with nothing when there are none (as it always did). */
@@ -9,8 +10,16 @@ function pushed(res: Parameters<Handlers[string]>[1], status: number, outcome: P
 }
 
 /** The secret surface: TLS material by name, and the inventory of every secret. */
-export function secretRoutes(secrets: SecretService, inventory: Inventory): Handlers {
+export function secretRoutes(secrets: SecretService, inventory: Inventory, managed: ManagedSecrets): Handlers {
   return {
+    createManagedSecret: async (req, res, token) => {
+      await managed.create(token, req.params.fqdn, req.body as ManagedInput);
+      res.status(201).json(await inventory.secret(token, req.params.fqdn));
+    },
+    rollbackSecret: async (req, res, token) => {
+      await secrets.rollback(token, req.params.fqdn);
+      res.status(200).json(await inventory.secret(token, req.params.fqdn));
+    },
     getSecret: async (req, res, token) => {
       res.status(200).json(await secrets.get(token, req.params.fqdn));
     },

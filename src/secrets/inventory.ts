@@ -5,6 +5,7 @@ import { kvPath } from '../vault/layout';
 import type { KvStore } from '../vault/stores';
 import { ExpiryIndex } from './expiry-index';
 import { CertificateFacts, factsOfChain } from './facts';
+import type { ManagedSpec, RenewalState } from './managed';
 import type { SecretData } from './service';
 
 export interface SecretSummary extends CertificateFacts {
@@ -13,6 +14,8 @@ export interface SecretSummary extends CertificateFacts {
   ttl: number;
   /** rks obtains and renews it (managed secrets); false for pushed ones. */
   managed: boolean;
+  /** For a managed secret: its issuer and schedule. */
+  renewal?: { issuer: string; lifetime: number; renewBefore: number; nextAttempt: string; failures: number; lastAttempt?: string; lastError?: string };
   expired: boolean;
 }
 
@@ -49,6 +52,18 @@ async function mapLimited<T, R>(items: T[], fn: (item: T) => Promise<R>): Promis
   return out;
 }
 
+function renewal(spec: ManagedSpec, state: RenewalState | undefined): NonNullable<SecretSummary['renewal']> {
+  return {
+    issuer: spec.issuer,
+    lifetime: spec.lifetime,
+    renewBefore: spec.renewBefore,
+    nextAttempt: state ? new Date(state.renewAt * 1000).toISOString() : 'not scheduled',
+    failures: state?.failures ?? 0,
+    ...(state?.lastAttempt ? { lastAttempt: state.lastAttempt } : {}),
+    ...(state?.lastError ? { lastError: state.lastError } : {}),
+  };
+}
+
 function page<T extends string>(names: T[], p: Page): { names: T[]; next?: T } {
   const sorted = [...names].sort();
   const from = p.after === undefined ? 0 : sorted.findIndex((n) => n > p.after!);
@@ -68,6 +83,7 @@ export class Inventory {
   constructor(
     private readonly kv: KvStore,
     private readonly ttlOf: (data: SecretData) => number,
+    private readonly managed?: { schedule(token: string): Promise<Record<string, RenewalState>> },
   ) {
     this.expiry = new ExpiryIndex(kv);
   }
@@ -88,14 +104,15 @@ export class Inventory {
       names = names.filter((n) => (expiries.get(n) ?? Infinity) <= limit);
     }
     const p = page(names, q);
-    const items = await mapLimited(p.names, (n) => this.summary(token, n));
+    const schedule = (await this.managed?.schedule(token)) ?? {};
+    const items = await mapLimited(p.names, (n) => this.summary(token, n, schedule));
     return { secrets: items.filter((i): i is SecretSummary => i !== null), ...(p.next ? { next: p.next } : {}) };
   }
 
   /** One secret's entry of the inventory (its certificate's facts; never its key). */
   async secret(token: string, name: string): Promise<SecretSummary> {
     const fqdn = parseFqdn(name);
-    const summary = await this.summary(token, fqdn);
+    const summary = await this.summary(token, fqdn, (await this.managed?.schedule(token)) ?? {});
     if (!summary) throw new NotFound(`secret '${fqdn}' not found`);
     return summary;
   }
@@ -121,7 +138,7 @@ export class Inventory {
     return (await this.kv.list(kvPath.secrets, token)).filter((k) => !k.endsWith('/') && k.includes('.'));
   }
 
-  private async summary(token: string, fqdn: string): Promise<SecretSummary | null> {
+  private async summary(token: string, fqdn: string, schedule: Record<string, RenewalState>): Promise<SecretSummary | null> {
     const [entry, index] = await Promise.all([
       this.kv.read<SecretData>(kvPath.secret(fqdn), token),
       this.kv.read<{ groups: string[] }>(kvPath.secretGroups(fqdn), token),
@@ -135,7 +152,8 @@ export class Inventory {
       ...info,
       groups: [...(index?.data.groups ?? [])].sort(),
       ttl: this.ttlOf(entry.data),
-      managed: false,
+      managed: Boolean(entry.data.managed),
+      ...(entry.data.managed ? { renewal: renewal(entry.data.managed, schedule[fqdn]) } : {}),
       expired: Date.parse(info.notAfter) <= Date.now(),
     };
   }

@@ -5,6 +5,7 @@ import type { KvStore } from '../vault/stores';
 import { kvPath } from '../vault/layout';
 import { ExpiryIndex } from './expiry-index';
 import { CertificateFacts, certificateFacts, expiryWarnings, factsOfChain } from './facts';
+import type { ManagedSpec } from './managed';
 import { validateTlsMaterial } from './tls';
 
 /** A secret as stored in Vault (`rks/data/<fqdn>`); the API carries the first three under `data`. */
@@ -14,6 +15,8 @@ export interface SecretData {
   meta?: { ttl?: number };
   /** The certificate's facts, kept at push time (absent on secrets stored by older versions). */
   info?: CertificateFacts;
+  /** How rks makes and renews it, for a managed secret. */
+  managed?: ManagedSpec;
 }
 
 /** What a push answers: accepted, with what deserves a look. */
@@ -54,6 +57,8 @@ export class SecretService {
   constructor(
     private readonly kv: KvStore,
     private readonly defaultTtl: number,
+    /** Keeps the renewal schedule in step when a managed secret is replaced or rolled back. */
+    private readonly reschedule: (token: string, fqdn: string, data: SecretData | null) => Promise<void> = async () => undefined,
   ) {
     this.expiry = new ExpiryIndex(kv);
   }
@@ -98,7 +103,31 @@ export class SecretService {
       throw err;
     }
     await this.indexed(token, fqdn, data.info!.notAfter);
+    // Pushed over a managed secret: rks stops renewing it.
+    if (current.data.managed) await this.reschedule(token, fqdn, null);
     return { warnings: expiryWarnings(data.info!, this.ttlOf(data)) };
+  }
+
+  /**
+   * Puts the previous version back as a new version (Vault keeps two): a bad push or renewal
+   * undone. The version replaced becomes the previous one, so a rollback can be rolled back.
+   */
+  async rollback(token: string, name: string): Promise<void> {
+    const fqdn = parseFqdn(name);
+    const current = await this.kv.read<SecretData>(kvPath.secret(fqdn), token);
+    if (!current) throw new NotFound(`secret '${fqdn}' not found`);
+    const previous = current.version > 1 ? await this.kv.read<SecretData>(kvPath.secret(fqdn), token, current.version - 1) : null;
+    if (!previous) throw new Conflict(`secret '${fqdn}' has no previous version to roll back to`);
+    const expired = this.expiryOf.expired(previous.data);
+    if (expired) throw new Conflict(`the previous certificate of '${fqdn}' expired at ${expired}`, 'certificate_expired');
+    try {
+      await this.kv.write(kvPath.secret(fqdn), previous.data, token, current.version);
+    } catch (err) {
+      if (err instanceof CasMismatch) throw new Conflict(`secret '${fqdn}' changed during the rollback; retry`);
+      throw err;
+    }
+    await this.indexed(token, fqdn, this.expiryOf.notAfter(previous.data));
+    if (current.data.managed || previous.data.managed) await this.reschedule(token, fqdn, previous.data);
   }
 
   ttlOf(data: SecretData): number {

@@ -48,7 +48,7 @@ export function buildRks(config: Config, logger: Logger, opts: BuildOptions = {}
 export async function startRks(config: Config, logger: Logger): Promise<Rks> {
   let managed: ManagedCertificate | undefined;
   const { services, app } = buildRks(config, logger, { onInitialised: () => void managed?.refresh() });
-  const { vault, pki, renewer, pruner, expiryWatch } = services;
+  const { vault, pki, renewer, pruner, expiryWatch, managed: managedSecrets } = services;
   let running: RunningServer | undefined;
   const names = localNames([config.certificate.hostname, ...config.certificate.san]);
   if (config.tls === 'managed') {
@@ -77,6 +77,7 @@ export async function startRks(config: Config, logger: Logger): Promise<Rks> {
     new Periodic(config.groupTokenRenewInterval * 1000, () => renewer.renewAll()),
     new Periodic(Math.min(config.nodeIdleExpiry * 1000, 3600_000), () => pruner.pruneAll()),
     new Periodic(config.expiry.checkInterval * 1000, () => expiryWatch.pass()),
+    new Periodic(config.managedCheckInterval * 1000, () => managedSecrets.renewDue()),
   ];
   for (const job of background) job.start();
 

@@ -13,6 +13,7 @@ import { PkiService } from '../pki/service';
 import { ExpiryIndex } from '../secrets/expiry-index';
 import { ExpiryWatch } from '../secrets/expiry-watch';
 import { Inventory } from '../secrets/inventory';
+import { ManagedSecrets } from '../secrets/managed';
 import { SecretService } from '../secrets/service';
 import { VaultClient } from '../vault/client';
 import { Kv } from '../vault/kv';
@@ -33,6 +34,7 @@ export interface Services {
   groups: GroupService;
   nodes: NodeService;
   secrets: SecretService;
+  managed: ManagedSecrets;
   inventory: Inventory;
   pki: PkiService;
   psk?: PskJwt;
@@ -54,8 +56,9 @@ export function buildServices(config: Config, logger: Logger, metrics: Metrics):
   const sys = new Sys(vault);
   const tokens = new Tokens(vault);
   const pkiEngine = new Pki(vault);
-  const secrets = new SecretService(kv, config.defaultSecretTtl);
   const session = new ServiceSession(vault, config.admin, logger, metrics.sessionUp);
+  const managed = new ManagedSecrets(kv, sys, pkiEngine, session, logger, { renewals: metrics.managedRenewals });
+  const secrets = new SecretService(kv, config.defaultSecretTtl, (token, fqdn, data) => managed.reschedule(token, fqdn, data));
   return {
     vault,
     metrics,
@@ -73,7 +76,8 @@ export function buildServices(config: Config, logger: Logger, metrics: Metrics):
       logger,
     ),
     secrets,
-    inventory: new Inventory(kv, (data) => secrets.ttlOf(data)),
+    managed,
+    inventory: new Inventory(kv, (data) => secrets.ttlOf(data), managed),
     pki: new PkiService(pkiEngine, session),
     psk: config.psk ? new PskJwt(config.psk) : undefined,
     renewer: new GroupTokenRenewer(kv, tokens, session, logger),

@@ -42,6 +42,8 @@ export interface CallOptions {
    * after sending). Reads are; writes only when a second attempt cannot do harm (check-and-set).
    */
   idempotent?: boolean;
+  /** Told when the call is sent again after an attempt whose fate is unknown. */
+  onResend?: () => void;
 }
 
 /** What one address said about itself on `sys/health`. */
@@ -114,8 +116,9 @@ export class VaultClient {
         connect: { timeout: Math.min(1000, this.timeoutMs), ...(ca ? { ca } : {}) },
       }),
     }));
-    // One address: a single node or a load balancer; it is used whatever it says.
-    this.active = this.lastActive = this.endpoints[0];
+    // One address: a single node or a load balancer, used whatever it says. Several: the first
+    // call asks them which one is active.
+    if (this.endpoints.length === 1) this.active = this.lastActive = this.endpoints[0];
     if (opts.registry) {
       const registers = [opts.registry];
       this.latency = new Histogram({
@@ -215,7 +218,11 @@ export class VaultClient {
         }
         this.lost(target, 'unreachable');
         if (this.endpoints.length === 1) throw new ServiceUnavailable('vault is unreachable', 1);
-        if (NOT_SENT.has(code) || idempotent) continue;
+        if (NOT_SENT.has(code)) continue;
+        if (idempotent) {
+          opts.onResend?.();
+          continue;
+        }
         throw new ServiceUnavailable('vault closed the connection before answering', 1);
       }
       const text = await res.body.text().catch(() => '');
@@ -263,7 +270,7 @@ export class VaultClient {
     if (this.active === next) return;
     this.active = next;
     if (next) {
-      if (next !== this.lastActive) this.failovers?.inc();
+      if (this.lastActive && next !== this.lastActive) this.failovers?.inc();
       this.lastActive = next;
       next.state = 'active';
     }
@@ -285,10 +292,34 @@ export class VaultClient {
   private async probeAll(timeoutMs: number): Promise<Endpoint | undefined> {
     const states = await Promise.all(this.endpoints.map((e) => this.probe(e, timeoutMs)));
     this.endpoints.forEach((e, i) => (e.state = states[i]));
-    const active = this.endpoints.find((e) => e.state === 'active');
+    const active = await this.trueActive(timeoutMs);
     if (!active) this.noActiveUntil = Date.now() + NO_ACTIVE_HOLD_MS;
     if (!this.active) this.setActive(active);
     return this.active;
+  }
+
+  /**
+   * The node answering as active; when several do (a former active node, thawed after a
+   * freeze, can go on saying so beside the new one), the one the others name as leader.
+   */
+  private async trueActive(timeoutMs: number): Promise<Endpoint | undefined> {
+    const claiming = this.endpoints.filter((e) => e.state === 'active');
+    if (claiming.length <= 1) return claiming[0];
+    const named = await Promise.all(
+      this.endpoints.map(async (e) => {
+        try {
+          const res = await e.pool.request({ path: '/v1/sys/leader', method: 'GET', signal: AbortSignal.timeout(timeoutMs) });
+          const body = (await res.body.json()) as { leader_address?: string; is_self?: boolean };
+          return body.is_self ? undefined : body.leader_address?.replace(/\/+$/, '');
+        } catch {
+          return undefined;
+        }
+      }),
+    );
+    const votes = claiming.map((c) => named.filter((n) => n === c.addr).length);
+    const best = Math.max(...votes);
+    for (const [i, c] of claiming.entries()) if (votes[i] !== best) c.state = 'standby';
+    return claiming[votes.indexOf(best)];
   }
 
   private async probe(e: Endpoint, timeoutMs: number): Promise<NodeState> {
@@ -322,7 +353,7 @@ export class VaultClient {
     const states = await Promise.all(this.endpoints.map((e) => this.probe(e, timeoutMs)));
     this.endpoints.forEach((e, i) => (e.state = states[i]));
     if (this.endpoints.length > 1) {
-      const active = this.endpoints.find((e) => e.state === 'active');
+      const active = await this.trueActive(timeoutMs);
       if (!this.active || this.active.state !== 'active') this.setActive(active);
     }
     const usable: NodeState[] = this.endpoints.length === 1 ? ['active', 'standby', 'perfstandby'] : ['active'];

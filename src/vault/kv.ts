@@ -40,10 +40,10 @@ export class Kv implements KvStore {
     await this.vault.call('POST', `${KV_MOUNT}/config`, { token, operation: 'kv.config', body: { max_versions: maxVersions } });
   }
 
-  /** The current version, or null when there is none (never written, or deleted). */
-  async read<T>(path: string, token: string): Promise<KvEntry<T> | null> {
+  /** The current version (or `version`), or null when there is none (never written, deleted or destroyed). */
+  async read<T>(path: string, token: string, version?: number): Promise<KvEntry<T> | null> {
     try {
-      const res = await this.vault.call('GET', kvData(path), { token, operation: 'kv.read' });
+      const res = await this.vault.call('GET', kvData(path) + (version ? `?version=${version}` : ''), { token, operation: 'kv.read' });
       const d = res?.data;
       if (!d || d.data === null || d.data === undefined) return null;
       return { data: d.data as T, version: Number(d.metadata?.version ?? 0) };
@@ -58,6 +58,7 @@ export class Kv implements KvStore {
    * `cas` (0: only when absent); otherwise CasMismatch. Resolves with the new version.
    */
   async write<T>(path: string, data: T, token: string, cas?: number): Promise<number> {
+    let resent = false;
     try {
       const res = await this.vault.call('POST', kvData(path), {
         token,
@@ -65,12 +66,13 @@ export class Kv implements KvStore {
         body: cas === undefined ? { data } : { data, options: { cas } },
         // Sent twice, a check-and-set write cannot write twice.
         idempotent: cas !== undefined,
+        onResend: () => (resent = true),
       });
       return Number(res?.data?.version ?? 0);
     } catch (err) {
       if (isVaultError(err, 400, 'check-and-set')) {
-        // A write sent again after a broken connection finds its own first attempt: not a conflict.
-        const current = await this.read<T>(path, token).catch(() => null);
+        // Sent again after a broken connection, it may find its own first attempt: not a conflict.
+        const current = resent ? await this.read<T>(path, token).catch(() => null) : null;
         if (current && current.version === cas! + 1 && JSON.stringify(current.data) === JSON.stringify(data)) return current.version;
         throw new CasMismatch();
       }

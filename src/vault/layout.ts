@@ -28,6 +28,10 @@ export const SERVICE_ROLE = 'rks';
 /** Its role id is not a secret; the secret id is (see identity.ts). */
 export const SERVICE_ROLE_ID = 'rks-service';
 export const SERVICE_POLICY = `${PREFIX}service`;
+/** The managed secrets' paths, which rks's service identity may write to renew them (kept by the admins' calls). */
+export const MANAGED_POLICY = `${PREFIX}managed`;
+/** PKI role of one managed secret: it can sign only that secret's names. */
+export const managedRoleName = (id: string) => `managed-${id}`;
 /** Seconds a service token lives; rks logs in again at half of it. */
 export const SERVICE_TOKEN_PERIOD = 3600;
 /** The layout init writes; older layouts are brought up to date by running init again. */
@@ -51,6 +55,8 @@ export const kvPath = {
   secretGroups: (fqdn: string) => `index/secret-groups/${fqdn}`,
   /** Every secret's expiry, in a fixed number of shards (see secrets/expiry-index.ts). */
   expiryShard: (shard: string) => `index/expiry/${shard}`,
+  /** The managed secrets and their renewal schedule. */
+  managed: 'index/managed',
   /** Where secrets live: every name at the top of the mount that is not rks's own. */
   secrets: '',
 };
@@ -102,6 +108,15 @@ path "sys/policies/acl/${PREFIX}grouptoken_*" {
 }
 path "sys/policies/acl/${PREFIX}node_*" {
   capabilities = ["create", "read", "update", "delete"]
+}
+path "sys/policies/acl/${MANAGED_POLICY}" {
+  capabilities = ["create", "read", "update"]
+}
+path "${PKI_MOUNT}/roles/managed-*" {
+  capabilities = ["create", "read", "update", "delete"]
+}
+path "${PKI_MOUNT}/sign/managed-*" {
+  capabilities = ["update"]
 }
 path "auth/token/roles" {
   capabilities = ["list"]
@@ -185,6 +200,20 @@ path "${PKI_MOUNT}/sign/${PKI_SERVER_ROLE}" {
   capabilities = ["update"]
 }
 path "${KV_MOUNT}/data/index/expiry/*" {
-  capabilities = ["read"]
+  capabilities = ["create", "read", "update"]
+}
+path "${KV_MOUNT}/data/index/managed" {
+  capabilities = ["create", "read", "update"]
+}
+path "${PKI_MOUNT}/sign/managed-*" {
+  capabilities = ["update"]
 }
 `;
+
+/** What the service identity may write besides: exactly the managed secrets, to renew them. */
+export const managedPolicy = (fqdns: string[]) =>
+  [
+    '# rks managed secrets: renewed by rks\'s service identity',
+    `path "${KV_MOUNT}/data/${kvPath.managed}" {\n  capabilities = ["read"]\n}`,
+    ...[...fqdns].sort().map((f) => `path "${KV_MOUNT}/data/${kvPath.secret(f)}" {\n  capabilities = ["read", "update"]\n}`),
+  ].join('\n') + '\n';

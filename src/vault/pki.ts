@@ -69,6 +69,34 @@ export class Pki {
     });
   }
 
+  /** A role that signs server certificates for exactly `names` (a managed secret's), at most `maxTtlSeconds`. */
+  async writeNamesRole(name: string, names: string[], maxTtlSeconds: number, token: string): Promise<void> {
+    const wildcard = names.some((n) => n.startsWith('*.'));
+    await this.vault.call('POST', `${PKI_MOUNT}/roles/${name}`, {
+      token,
+      operation: 'pki.write-role',
+      idempotent: true,
+      body: {
+        allowed_domains: names,
+        allow_bare_domains: true,
+        allow_subdomains: false,
+        allow_glob_domains: wildcard,
+        allow_wildcard_certificates: wildcard,
+        allow_localhost: false,
+        allow_ip_sans: false,
+        enforce_hostnames: true,
+        server_flag: true,
+        client_flag: false,
+        key_type: 'any',
+        use_csr_common_name: true,
+        use_csr_sans: true,
+        max_ttl: `${maxTtlSeconds}s`,
+        // Renewed often: no copy of every certificate kept in Vault's storage.
+        no_store: true,
+      },
+    });
+  }
+
   async sign(role: string, csr: string, ttlSeconds: number, token: string): Promise<SignedCertificate> {
     const res = await this.vault.call('POST', `${PKI_MOUNT}/sign/${role}`, {
       token,

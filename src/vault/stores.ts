@@ -7,7 +7,7 @@ import type { IssuedToken, RoleSpec, TokenInfo } from './tokens';
  * so group, node and secret rules can be tested without a server as well as with one.
  */
 export interface KvStore {
-  read<T>(path: string, token: string): Promise<KvEntry<T> | null>;
+  read<T>(path: string, token: string, version?: number): Promise<KvEntry<T> | null>;
   write<T>(path: string, data: T, token: string, cas?: number): Promise<number>;
   update<T>(path: string, token: string, fn: (current: T | null) => T | typeof NO_CHANGE, budget?: CasBudget): Promise<T | null>;
   exists(path: string, token: string): Promise<boolean>;

@@ -209,7 +209,7 @@ describe('POST /rks/v1/init', () => {
 
     const fresh = new ServiceSession(client, admin, createLogger('silent'));
     const self = await fetch(`${vault.addr}/v1/auth/token/lookup-self`, { headers: { 'X-Vault-Token': await fresh.token() } });
-    expect(((await self.json()) as any).data.policies).toEqual(['rks_service']);
+    expect(((await self.json()) as any).data.policies).toEqual(['rks_managed', 'rks_service']);
     expect((await request(app).post('/rks/v1/init').set('X-Vault-Token', vault.rootToken)).status).toBe(409);
   });
 

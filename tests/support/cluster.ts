@@ -28,6 +28,8 @@ export interface TestCluster {
   rootToken: string;
   /** The node answering as active now, waiting up to `ms` for one. */
   active(ms?: number): Promise<ClusterNode>;
+  /** Waits until one node is active and every other one a standby, twice in a row a second apart. */
+  settled(ms?: number): Promise<ClusterNode>;
   stop(): Promise<void>;
 }
 
@@ -191,6 +193,31 @@ log_level = "warn"
         const i = states.indexOf(200);
         return i >= 0 ? all[i] : undefined;
       }),
+    async settled(ms = 60_000) {
+      let previous: ClusterNode | undefined;
+      return until('a settled cluster', ms, async () => {
+        const states = await Promise.all(all.map((n) => n.health(500)));
+        if (states.filter((c) => c === 200).length > 1) {
+          // A node thawed after a freeze can go on calling itself active beside the new leader
+          // (seen with Vault 1.21; a step-down does not end it): the one Raft does not name
+          // leader is restarted, so the next test starts from a settled cluster.
+          const raft = await api(all[0].addr, 'GET', 'sys/storage/raft/configuration', undefined, rootToken).catch(() => null);
+          const leader = (raft?.body?.data?.config?.servers as { node_id: string; leader: boolean }[] | undefined)?.find((x) => x.leader)?.node_id;
+          for (const [i, n] of all.entries()) {
+            if (states[i] === 200 && leader && n.name !== leader) {
+              await n.kill();
+              await n.restart();
+            }
+          }
+        }
+        const one = states.filter((c) => c === 200).length === 1 && states.every((c) => c === 200 || c === 429);
+        const active = one ? all[states.indexOf(200)] : undefined;
+        const stable = active !== undefined && active === previous;
+        previous = active;
+        if (!stable) await new Promise((r) => setTimeout(r, 900));
+        return stable ? active : undefined;
+      });
+    },
     async stop() {
       await Promise.all(nodes.map((n) => n.stop()));
       fs.rmSync(root, { recursive: true, force: true });

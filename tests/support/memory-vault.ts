@@ -10,11 +10,13 @@ const clone = <T>(x: T): T => JSON.parse(JSON.stringify(x));
 /** KV v2 in memory: versions and check-and-set as Vault does them. Tokens are not checked. */
 export class MemoryKv implements KvStore {
   readonly entries = new Map<string, { data: unknown; version: number }>();
+  /** The version before the current one, as Vault keeps it (rks keeps two). */
+  readonly previous = new Map<string, { data: unknown; version: number }>();
   /** Called before each write; a test can make another writer get there first. */
   beforeWrite?: (path: string) => Promise<void> | void;
 
-  async read<T>(path: string): Promise<KvEntry<T> | null> {
-    const e = this.entries.get(path);
+  async read<T>(path: string, _token?: string, version?: number): Promise<KvEntry<T> | null> {
+    const e = version === undefined || this.entries.get(path)?.version === version ? this.entries.get(path) : this.previous.get(path)?.version === version ? this.previous.get(path) : undefined;
     return e ? { data: clone(e.data) as T, version: e.version } : null;
   }
 
@@ -22,6 +24,8 @@ export class MemoryKv implements KvStore {
     await this.beforeWrite?.(path);
     const version = this.entries.get(path)?.version ?? 0;
     if (cas !== undefined && cas !== version) throw new CasMismatch();
+    const current = this.entries.get(path);
+    if (current) this.previous.set(path, current);
     this.entries.set(path, { data: clone(data), version: version + 1 });
     return version + 1;
   }
@@ -36,6 +40,7 @@ export class MemoryKv implements KvStore {
 
   async destroy(path: string): Promise<void> {
     this.entries.delete(path);
+    this.previous.delete(path);
   }
 
   /** Like a KV LIST: the names right under `prefix`, folders with a trailing '/'. */

@@ -91,12 +91,12 @@ describe('hot path: one Vault round trip per secret read', () => {
 });
 
 /** An HTTP server that answers as a Vault standby does when it does not forward: 429 on health, 307 to `active` otherwise. */
-async function standby(active: () => string): Promise<{ url: string; hits: () => number; close: () => void }> {
+async function standby(active: () => string, health = 429): Promise<{ url: string; hits: () => number; close: () => void }> {
   let hits = 0;
   const server = http.createServer((req, res) => {
     hits++;
     if (req.url?.startsWith('/v1/sys/health')) {
-      res.writeHead(429, { 'Content-Type': 'application/json' }).end(JSON.stringify({ initialized: true, sealed: false, standby: true }));
+      res.writeHead(health, { 'Content-Type': 'application/json' }).end(JSON.stringify({ initialized: true, sealed: false, standby: health !== 200 }));
       return;
     }
     res.writeHead(307, { Location: `${active()}${req.url}` }).end();
@@ -110,20 +110,38 @@ async function standby(active: () => string): Promise<{ url: string; hits: () =>
 }
 
 describe('several Vault addresses', () => {
-  it('a standby\'s 307 names the active node: rks moves to it (a configured address) and stays', async () => {
+  it('finds the active node among several addresses before the first call, and never sends to a standby', async () => {
     const s = await standby(() => env.vaultAddr);
     const h = harness({ vaultAddrs: [s.url, env.vaultAddr] });
     try {
       const admin = await adminToken(h.app);
       for (let i = 0; i < 5; i++) expect((await request(h.app).get('/rks/v1/secret/none.example.com').set('X-Vault-Token', admin)).status).toBe(404);
-      expect(s.hits()).toBe(1);
+      expect(s.hits()).toBe(1); // its health, once
+      const metrics = (await request(h.app).get('/metrics')).text;
+      expect(metrics).toContain(`rks_vault_active{address="${env.vaultAddr}"} 1`);
+      expect(metrics).toMatch(/rks_vault_failovers_total 0\b/);
+    } finally {
+      h.close();
+      s.close();
+    }
+  });
+
+  it('a node that says it is active but answers with a 307 to another configured address: rks moves there and stays', async () => {
+    const s = await standby(() => env.vaultAddr, 200);
+    const h = harness({ vaultAddrs: [s.url, env.vaultAddr] });
+    try {
+      const admin = await adminToken(h.app);
+      for (let i = 0; i < 5; i++) expect((await request(h.app).get('/rks/v1/secret/none.example.com').set('X-Vault-Token', admin)).status).toBe(404);
+      // Its health and leader, then the one call it redirected.
+      expect(s.hits()).toBe(3);
       const metrics = (await request(h.app).get('/metrics')).text;
       expect(metrics).toContain(`rks_vault_active{address="${env.vaultAddr}"} 1`);
       expect(metrics).toContain(`rks_vault_active{address="${s.url}"} 0`);
       expect(metrics).toMatch(/rks_vault_failovers_total 1\b/);
       const ready = await request(h.app).get('/readyz');
       expect(ready.status).toBe(200);
-      expect(ready.body.vault).toEqual({ active: env.vaultAddr, nodes: [{ addr: s.url, state: 'standby' }, { addr: env.vaultAddr, state: 'active' }] });
+      // It still says it is active; rks keeps the one that answers.
+      expect(ready.body.vault).toEqual({ active: env.vaultAddr, nodes: [{ addr: s.url, state: 'active' }, { addr: env.vaultAddr, state: 'active' }] });
     } finally {
       h.close();
       s.close();
@@ -196,6 +214,43 @@ describe('several Vault addresses', () => {
       expect(parsed.filter((l) => l.msg === 'request completed' && l.res.statusCode === 503)).toHaveLength(50);
     } finally {
       dead.close();
+    }
+  });
+
+  it('two nodes answering as active: the one the others name as leader is used', async () => {
+    // A former active node that still says so (health 200, leader: itself) and answers nothing else.
+    let staleHits = 0;
+    const stale = http.createServer((req, res) => {
+      if (req.url?.startsWith('/v1/sys/health')) return void res.writeHead(200, { 'Content-Type': 'application/json' }).end('{"initialized":true,"sealed":false,"standby":false}');
+      if (req.url?.startsWith('/v1/sys/leader')) return void res.writeHead(200, { 'Content-Type': 'application/json' }).end('{"is_self":true}');
+      staleHits++;
+      res.writeHead(500, { 'Content-Type': 'application/json' }).end('{"errors":["stale"]}');
+    });
+    await new Promise<void>((r) => stale.listen(0, '127.0.0.1', r));
+    const staleUrl = `http://127.0.0.1:${(stale.address() as net.AddressInfo).port}`;
+    // A standby naming the real Vault as leader.
+    const witness = http.createServer((req, res) => {
+      if (req.url?.startsWith('/v1/sys/leader')) return void res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify({ is_self: false, leader_address: env.vaultAddr }));
+      res.writeHead(429).end();
+    });
+    await new Promise<void>((r) => witness.listen(0, '127.0.0.1', r));
+    const witnessUrl = `http://127.0.0.1:${(witness.address() as net.AddressInfo).port}`;
+    const h = harness({ vaultAddrs: [staleUrl, witnessUrl, env.vaultAddr] });
+    try {
+      const ready = await request(h.app).get('/readyz');
+      expect(ready.body.vault.active).toBe(env.vaultAddr);
+      expect(ready.body.vault.nodes).toEqual([
+        { addr: staleUrl, state: 'standby' },
+        { addr: witnessUrl, state: 'standby' },
+        { addr: env.vaultAddr, state: 'active' },
+      ]);
+      const admin = await adminToken(h.app);
+      expect((await request(h.app).get('/rks/v1/secret/none.example.com').set('X-Vault-Token', admin)).status).toBe(404);
+      expect(staleHits).toBe(0);
+    } finally {
+      h.close();
+      stale.close();
+      witness.close();
     }
   });
 });

@@ -90,7 +90,7 @@ describe('rks over a Vault HA cluster', () => {
   };
 
   it('the active node killed: only 503s with Retry-After while the cluster elects a leader, then served with no restart; no acknowledged push lost', async () => {
-    const victim = await cluster.active();
+    const victim = await cluster.settled();
     const reads = keepCalling(read);
     const readiness = keepCalling(ready, 100);
     const pushes: { name: string; status: number; cert: string }[] = [];
@@ -147,7 +147,7 @@ describe('rks over a Vault HA cluster', () => {
   }, 120_000);
 
   it('the active node frozen: every client answered within the deadline, then served by the new leader', async () => {
-    const victim = await cluster.active();
+    const victim = await cluster.settled();
     const reads = keepCalling(read);
     await sleep(300);
     const frozenAt = Date.now();
@@ -168,7 +168,7 @@ describe('rks over a Vault HA cluster', () => {
   }, 120_000);
 
   it('one address, frozen: 200 concurrent readers all answered within the deadline; past the in-flight bound at once', async () => {
-    const victim = await cluster.active();
+    const victim = await cluster.settled();
     const single = harness({ vaultAddrs: [victim.addr], vaultTimeoutMs: DEADLINE_MS, vaultMaxInFlight: 50 });
     try {
       const token = await adminToken(single.app);
@@ -198,7 +198,7 @@ describe('rks over a Vault HA cluster', () => {
   }, 120_000);
 
   it('the active node sealed, then unsealed: a short 503 with Retry-After, never 500, and /readyz follows', async () => {
-    const victim = await cluster.active();
+    const victim = await cluster.settled();
     const reads = keepCalling(read);
     await sleep(300);
     const sealedAt = Date.now();

@@ -1,0 +1,221 @@
+import { createHash } from 'node:crypto';
+import { X509Certificate } from 'node:crypto';
+import type { Logger } from 'pino';
+import { BadRequest, Conflict } from '../errors';
+import { parseFqdn } from '../names';
+import { newKeyAndCsr } from '../pki/csr';
+import { CasMismatch, NO_CHANGE } from '../vault/kv';
+import { MANAGED_POLICY, kvPath, managedPolicy, managedRoleName } from '../vault/layout';
+import type { Pki } from '../vault/pki';
+import type { KvStore, PolicyStore, Session } from '../vault/stores';
+import { ExpiryIndex } from './expiry-index';
+import { certificateFacts } from './facts';
+import type { SecretData } from './service';
+
+export type ManagedKeyType = 'ec-p256' | 'rsa-3072';
+
+/** How a managed secret is made: kept in the secret itself, so it travels with rollbacks. */
+export interface ManagedSpec {
+  issuer: 'rks-ca';
+  sans: string[];
+  keyType: ManagedKeyType;
+  /** Seconds each certificate is valid. */
+  lifetime: number;
+  /** Seconds before its end that a certificate is replaced. */
+  renewBefore: number;
+}
+
+export interface ManagedInput {
+  sans?: string[];
+  keyType?: ManagedKeyType;
+  lifetime?: number;
+  renewBefore?: number;
+  ttl?: number;
+}
+
+/** A managed secret's place in the schedule. */
+export interface RenewalState {
+  /** When the next attempt is due (seconds since the epoch). */
+  renewAt: number;
+  /** Failed attempts since the last success. */
+  failures: number;
+  lastAttempt?: string;
+  lastError?: string;
+}
+
+interface Schedule {
+  secrets: Record<string, RenewalState>;
+}
+
+export const MANAGED_DEFAULTS = { lifetime: 86400, keyType: 'ec-p256' as ManagedKeyType };
+/** An rks renewing a secret holds it this long; another instance takes over after. */
+const CLAIM_SECONDS = 120;
+const RETRY_SECONDS = { min: 30, max: 3600 };
+
+/**
+ * Secrets rks obtains from its own CA (Vault's PKI engine) and renews before they expire. The
+ * key is made in rks and stored only in Vault. Any number of rks instances may run the renewal:
+ * an instance claims a due secret in the schedule with check-and-set before it asks for a
+ * certificate, and writes the new version on the version it read, so a secret is renewed once.
+ */
+export class ManagedSecrets {
+  private readonly expiry: ExpiryIndex;
+
+  constructor(
+    private readonly kv: KvStore,
+    private readonly policies: PolicyStore,
+    private readonly pki: Pki,
+    private readonly session: Session,
+    private readonly logger: Logger,
+    private readonly counters?: { renewals: { inc(labels: { result: string }): void } },
+  ) {
+    this.expiry = new ExpiryIndex(kv);
+  }
+
+  /** Creates a managed secret with the caller's (admin) token: its PKI role, its first certificate. */
+  async create(token: string, name: string, input: ManagedInput): Promise<void> {
+    const fqdn = parseFqdn(name);
+    const spec = this.spec(fqdn, input);
+    if (await this.kv.exists(kvPath.secret(fqdn), token)) throw new Conflict(`secret '${fqdn}' already exists`, 'already_exists');
+    await this.pki.writeNamesRole(managedRoleName(roleId(fqdn)), spec.sans, spec.lifetime, token);
+    const data = await this.issue(fqdn, spec, input.ttl, token);
+    try {
+      await this.kv.write(kvPath.secret(fqdn), data, token, 0);
+    } catch (err) {
+      if (err instanceof CasMismatch) throw new Conflict(`secret '${fqdn}' already exists`, 'already_exists');
+      throw err;
+    }
+    await this.expiry.set(token, fqdn, data.info!.notAfter);
+    await this.kv.update<Schedule>(kvPath.managed, token, (s) => ({
+      secrets: { ...(s?.secrets ?? {}), [fqdn]: { renewAt: renewAt(data, spec), failures: 0 } },
+    }));
+    await this.syncPolicy(token);
+  }
+
+  /** The schedule entry of each managed secret (for the inventory). */
+  async schedule(token: string): Promise<Record<string, RenewalState>> {
+    return (await this.kv.read<Schedule>(kvPath.managed, token))?.data.secrets ?? {};
+  }
+
+  /** After a rollback or a push over a managed secret: its schedule follows what is stored now. */
+  async reschedule(token: string, fqdn: string, data: SecretData | null): Promise<void> {
+    await this.kv.update<Schedule>(kvPath.managed, token, (s) => {
+      const secrets = { ...(s?.secrets ?? {}) };
+      if (!data?.managed) {
+        if (!(fqdn in secrets)) return NO_CHANGE;
+        delete secrets[fqdn];
+      } else secrets[fqdn] = { renewAt: renewAt(data, data.managed), failures: 0 };
+      return { secrets };
+    });
+  }
+
+  /** One pass: renews every managed secret that is due, with rks's own session. */
+  async renewDue(now = Date.now()): Promise<void> {
+    const t = Math.floor(now / 1000);
+    let due: string[];
+    try {
+      due = Object.entries(await this.session.run((token) => this.schedule(token)))
+        .filter(([, s]) => s.renewAt <= t)
+        .map(([fqdn]) => fqdn);
+    } catch (err) {
+      this.logger.warn({ err: (err as Error).message }, 'managed secrets: cannot read the schedule; will retry');
+      return;
+    }
+    for (const fqdn of due) await this.session.run((token) => this.renew(token, fqdn, t));
+  }
+
+  private async renew(token: string, fqdn: string, t: number): Promise<void> {
+    // Claim it: of several rks instances, the one whose write lands renews it.
+    let claimed: RenewalState | undefined;
+    try {
+      await this.kv.update<Schedule>(
+        kvPath.managed,
+        token,
+        (s) => {
+          const state = s?.secrets[fqdn];
+          if (!state || state.renewAt > t) return NO_CHANGE;
+          claimed = { ...state, renewAt: t + CLAIM_SECONDS, lastAttempt: new Date(t * 1000).toISOString() };
+          return { secrets: { ...s!.secrets, [fqdn]: claimed } };
+        },
+        { attempts: 1, ms: 0 },
+      );
+    } catch {
+      return; // another instance changed the schedule first: it has it
+    }
+    if (!claimed) return;
+
+    const current = await this.kv.read<SecretData>(kvPath.secret(fqdn), token);
+    if (!current?.data.managed) {
+      await this.reschedule(token, fqdn, null);
+      return;
+    }
+    let next: SecretData;
+    try {
+      next = await this.issue(fqdn, current.data.managed, current.data.meta?.ttl, token);
+      await this.kv.write(kvPath.secret(fqdn), next, token, current.version);
+    } catch (err) {
+      const failures = claimed.failures + 1;
+      const wait = Math.min(RETRY_SECONDS.min * 2 ** (failures - 1), RETRY_SECONDS.max);
+      const message = err instanceof CasMismatch ? 'the secret changed during the renewal' : (err as Error).message;
+      await this.setState(token, fqdn, { renewAt: t + wait, failures, lastAttempt: claimed.lastAttempt, lastError: message }).catch(() => undefined);
+      this.counters?.renewals.inc({ result: 'failed' });
+      this.logger.warn({ fqdn, err: message, retryInSeconds: wait }, 'managed secret renewal failed; will retry');
+      return;
+    }
+    // Renewed. What follows is bookkeeping: the expiry index is repaired by listings if this
+    // fails, and the schedule is tried twice (else the claim runs out and it is renewed early).
+    this.counters?.renewals.inc({ result: 'renewed' });
+    this.logger.info({ fqdn, notAfter: next.info!.notAfter }, 'managed secret renewed');
+    await this.expiry.set(token, fqdn, next.info!.notAfter).catch(() => undefined);
+    const state = { renewAt: renewAt(next, next.managed!), failures: 0, lastAttempt: claimed.lastAttempt };
+    await this.setState(token, fqdn, state).catch(() => this.setState(token, fqdn, state)).catch((err) => {
+      this.logger.warn({ fqdn, err: (err as Error).message }, 'managed secret renewed, but its next date could not be recorded');
+    });
+  }
+
+  private async setState(token: string, fqdn: string, state: RenewalState): Promise<void> {
+    await this.kv.update<Schedule>(kvPath.managed, token, (s) => (s?.secrets[fqdn] ? { secrets: { ...s.secrets, [fqdn]: state } } : NO_CHANGE));
+  }
+
+  /** A fresh key (made here) and a certificate for it from the secret's own PKI role. */
+  private async issue(fqdn: string, spec: ManagedSpec, ttl: number | undefined, token: string): Promise<SecretData> {
+    const names = spec.sans;
+    const rsa = spec.keyType === 'rsa-3072';
+    const { keyPem, csrPem } = await newKeyAndCsr({ commonName: names[0], dnsNames: names, keyType: rsa ? 'rsa' : 'ec', keyBits: rsa ? 3072 : 256 });
+    const signed = await this.pki.sign(managedRoleName(roleId(fqdn)), csrPem, spec.lifetime, token);
+    const certificate = signed.certificate + signed.issuingCa;
+    return {
+      certificate,
+      private_key: keyPem,
+      ...(ttl ? { meta: { ttl } } : {}),
+      info: certificateFacts(new X509Certificate(signed.certificate), 2),
+      managed: spec,
+    };
+  }
+
+  private spec(fqdn: string, input: ManagedInput): ManagedSpec {
+    const sans = [...new Set([fqdn, ...(input.sans ?? []).map((s) => parseFqdn(s))])];
+    const lifetime = input.lifetime ?? MANAGED_DEFAULTS.lifetime;
+    const renewBefore = input.renewBefore ?? Math.floor(lifetime / 3);
+    if (renewBefore >= lifetime) throw new BadRequest('renewBefore must be shorter than lifetime');
+    if (lifetime - renewBefore < 10) throw new BadRequest('lifetime - renewBefore must be at least 10 seconds');
+    return { issuer: 'rks-ca', sans, keyType: input.keyType ?? MANAGED_DEFAULTS.keyType, lifetime, renewBefore };
+  }
+
+  /** The service identity may write exactly the managed secrets (rks_managed), as the schedule lists them. */
+  private async syncPolicy(token: string): Promise<void> {
+    for (let attempt = 0; attempt < 50; attempt++) {
+      const before = await this.kv.read<Schedule>(kvPath.managed, token);
+      await this.policies.putPolicy(MANAGED_POLICY, managedPolicy(Object.keys(before?.data.secrets ?? {})), token);
+      const after = await this.kv.read<Schedule>(kvPath.managed, token);
+      if ((after?.version ?? 0) === (before?.version ?? 0)) return;
+    }
+  }
+}
+
+/** PKI role names: the name hashed, since a name may hold '*'. */
+const roleId = (fqdn: string) => createHash('sha256').update(fqdn).digest('hex').slice(0, 24);
+
+function renewAt(data: SecretData, spec: ManagedSpec): number {
+  return Math.floor(Date.parse(data.info!.notAfter) / 1000) - spec.renewBefore;
+}

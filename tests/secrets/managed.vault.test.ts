@@ -1,0 +1,130 @@
+import request from 'supertest';
+import { Harness, adminToken, harness, vaultRead } from '../support/harness';
+import { createGroup, registerNode, uniq, vaultAs } from '../support/rks';
+import { chainFor } from '../support/pki';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Managed secrets from rks's CA, against the run's real Vault, with two rks instances renewing. */
+describe('managed secrets', () => {
+  let a: Harness;
+  let b: Harness;
+  let admin: string;
+  beforeAll(async () => {
+    a = harness();
+    b = harness();
+    admin = await adminToken(a.app);
+  });
+  afterAll(() => {
+    a.close();
+    b.close();
+  });
+
+  const create = (fqdn: string, body: Record<string, unknown>) =>
+    request(a.app).post(`/rks/v1/secret/${fqdn}/managed`).set('X-Vault-Token', admin).send(body);
+  const versions = async (fqdn: string) => (await vaultRead(`rks/metadata/${fqdn}`)).body.data.current_version as number;
+
+  it('issues the certificate from the rks CA for the names asked, with a key made by rks; refuses what cannot work', async () => {
+    const fqdn = `${uniq('m')}.example.com`;
+    const res = await create(fqdn, { sans: [`www.${fqdn}`], keyType: 'rsa-3072', lifetime: 3600 });
+    expect(res.status).toBe(201);
+    expect(res.body).toMatchObject({
+      name: fqdn,
+      managed: true,
+      keyType: 'RSA 3072',
+      sans: [`DNS:${fqdn}`, `DNS:www.${fqdn}`],
+      issuer: 'CN=rks CA',
+      renewal: { issuer: 'rks-ca', lifetime: 3600, renewBefore: 1200, failures: 0 },
+    });
+    const lifetime = Date.parse(res.body.notAfter) - Date.parse(res.body.notBefore);
+    expect(lifetime).toBeGreaterThan(3500_000);
+    expect(lifetime).toBeLessThanOrEqual(3660_000);
+    expect(Date.parse(res.body.renewal.nextAttempt)).toBe(Date.parse(res.body.notAfter) - 1200_000);
+
+    expect((await create(fqdn, {})).status).toBe(409);
+    expect((await create(`${uniq('m')}.example.com`, { lifetime: 60, renewBefore: 60 })).status).toBe(400);
+    expect((await create(`${uniq('m')}.example.com`, { keyType: 'dsa' })).status).toBe(400);
+    expect((await create(`${uniq('m')}.example.com`, { lifetime: 5 })).status).toBe(400);
+  });
+
+  it('two rks instances renew it before it expires, exactly once each time; nodes read each new certificate; rollback puts the previous one back', async () => {
+    const fqdn = `${uniq('r')}.example.com`;
+    // Renewed 12 s after each issue (40 s lifetime, 28 s before the end).
+    const created = await create(fqdn, { lifetime: 40, renewBefore: 28, ttl: 5 });
+    expect(created.status).toBe(201);
+    const g = uniq('m');
+    const groupToken = await createGroup(a.app, admin, g);
+    await request(a.app).post(`/rks/v1/group/${g}/secrets/${fqdn}`).set('X-Vault-Token', admin).expect(201);
+    const { nodeToken } = await registerNode(a.app, groupToken, 'n1');
+    const read = async () => (await request(b.app).get(`/rks/v1/secret/${fqdn}`).set('X-Vault-Token', nodeToken)).body.data;
+    const first = await read();
+    expect(first.meta.ttl).toBe(5);
+
+    // Both instances look every 300 ms, at the same moments.
+    let running = true;
+    const loop = (async () => {
+      while (running) {
+        await Promise.all([a.services.managed.renewDue(), b.services.managed.renewDue()]);
+        await sleep(300);
+      }
+    })();
+    try {
+      const started = Date.now();
+      while ((await versions(fqdn)) < 2 && Date.now() - started < 20_000) await sleep(200);
+      expect(await versions(fqdn)).toBe(2);
+      const second = await read();
+      expect(second.certificate).not.toBe(first.certificate);
+      expect(second.private_key).not.toBe(first.private_key);
+      while ((await versions(fqdn)) < 3 && Date.now() - started < 35_000) await sleep(200);
+      expect(await versions(fqdn)).toBe(3);
+      await sleep(2000);
+      expect(await versions(fqdn)).toBe(3);
+    } finally {
+      running = false;
+      await loop;
+    }
+    const info = (await request(a.app).get(`/rks/v1/secret/${fqdn}/info`).set('X-Vault-Token', admin)).body;
+    expect(info.renewal.lastError).toBeUndefined();
+    expect(info.renewal).toMatchObject({ failures: 0, lastAttempt: expect.any(String) });
+    const metrics = (await request(a.app).get('/metrics')).text + (await request(b.app).get('/metrics')).text;
+    const renewed = [...metrics.matchAll(/rks_managed_renewals_total\{result="renewed"\} (\d+)/g)].reduce((n, m) => n + Number(m[1]), 0);
+    expect(renewed).toBe(2);
+
+    const current = await read();
+    const previous = (await vaultRead(`rks/data/${fqdn}?version=2`)).body.data.data;
+    const rolled = await request(a.app).post(`/rks/v1/secret/${fqdn}/rollback`).set('X-Vault-Token', admin);
+    expect(rolled.status).toBe(200);
+    expect((await read()).certificate).toBe(previous.certificate);
+    expect((await read()).certificate).not.toBe(current.certificate);
+    expect(await versions(fqdn)).toBe(4);
+  }, 60_000);
+
+  it('rks\'s own identity may write the managed secrets, and no other secret', async () => {
+    const managed = `${uniq('w')}.example.com`;
+    const pushed = `${uniq('p')}.example.com`;
+    expect((await create(managed, {})).status).toBe(201);
+    const c = await chainFor([pushed]);
+    await request(a.app).post(`/rks/v1/secret/${pushed}`).set('X-Vault-Token', admin).send({ data: { certificate: c.certificate, private_key: c.privateKey } }).expect(201);
+    await a.services.session.run(async (service) => {
+      const own = await vaultAs(service, 'GET', `rks/data/${managed}`);
+      expect(own.status).toBe(200);
+      expect((await vaultAs(service, 'GET', `rks/data/${pushed}`)).status).toBe(403);
+      expect((await vaultAs(service, 'POST', `rks/data/${pushed}`, { data: { certificate: 'x', private_key: 'y' } })).status).toBe(403);
+      expect((await vaultAs(service, 'POST', 'rks-pki/sign/server', {})).status).not.toBe(403);
+    });
+  });
+
+  it('a push over a managed secret makes it an ordinary one: rks stops renewing it', async () => {
+    const fqdn = `${uniq('o')}.example.com`;
+    expect((await create(fqdn, { lifetime: 40, renewBefore: 30 })).status).toBe(201);
+    const c = await chainFor([fqdn]);
+    await request(a.app).put(`/rks/v1/secret/${fqdn}`).set('X-Vault-Token', admin).send({ data: { certificate: c.certificate, private_key: c.privateKey } }).expect(200);
+    const info = (await request(a.app).get(`/rks/v1/secret/${fqdn}/info`).set('X-Vault-Token', admin)).body;
+    expect(info.managed).toBe(false);
+    expect((await vaultRead('rks/data/index/managed')).body.data.data.secrets[fqdn]).toBeUndefined();
+    // Past the time it would have been renewed.
+    await sleep(10_500);
+    await a.services.managed.renewDue();
+    expect(await versions(fqdn)).toBe(2);
+  }, 25_000);
+});
