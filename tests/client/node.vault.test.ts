@@ -312,4 +312,37 @@ describe('node SDK and an edge, end to end', () => {
       node.stop();
     }
   });
+
+  it('an edge serves a managed secret across its renewals without a restart', async () => {
+    // An rks that looks for due renewals every second.
+    const renewing = await serveRks({ managedCheckInterval: 1 });
+    try {
+      const name = `${uniq('mg')}.example.com`;
+      const g = uniq('mg');
+      const groupToken = await createGroup(renewing.app, admin, g);
+      // 30 s certificates renewed 20 s before their end: a new one every 10 s; nodes keep keys 2 s.
+      await request(renewing.app).post(`/rks/v1/secret/${name}/managed`).set('X-Vault-Token', admin).send({ lifetime: 30, renewBefore: 20, ttl: 2 }).expect(201);
+      await request(renewing.app).post(`/rks/v1/group/${g}/secrets/${name}`).set('X-Vault-Token', admin).expect(201);
+      const node = new RksNode({ url: renewing.url, groupToken, nodeId: 'edge-m', ca: renewing.ca, backoffMs: { min: 200, max: 1000 } });
+      await node.start();
+      const e = await edge(node);
+      try {
+        const seen = new Set<string>();
+        const deadline = Date.now() + 25_000;
+        while (seen.size < 3 && Date.now() < deadline) {
+          const r = await handshake(e.port, name, renewing.ca);
+          expect(r).toHaveProperty('fingerprint');
+          seen.add((r as { fingerprint: string }).fingerprint);
+          await sleep(500);
+        }
+        // The first certificate and two renewals, each served by the same edge process.
+        expect(seen.size).toBe(3);
+      } finally {
+        e.close();
+        node.stop();
+      }
+    } finally {
+      await renewing.stop();
+    }
+  }, 40_000);
 });
