@@ -321,7 +321,8 @@ export function secretCommand(): Command {
 function expiryMark(s: { notAfter: string; expired: boolean }): string {
   const left = (Date.parse(s.notAfter) - Date.now()) / 1000;
   if (s.expired || left <= 0) return 'EXPIRED';
-  const text = left < 86400 ? `in ${Math.floor(left / 3600)} h` : `in ${Math.floor(left / 86400)} days`;
+  const text =
+    left < 60 ? `in ${Math.floor(left)} s` : left < 3600 ? `in ${Math.floor(left / 60)} min` : left < 86400 ? `in ${Math.floor(left / 3600)} h` : `in ${Math.floor(left / 86400)} days`;
   return left < 30 * 86400 ? `${text} (EXPIRING)` : text;
 }
 
