@@ -226,8 +226,10 @@ export function secretCommand(): Command {
       warn(answer);
       out(o, answer ?? { warnings: [] }, `${fqdn} stored`);
     });
-  pushFlags(connected(secret.command('update').description('Replace the certificate and key of a name').argument('<fqdn>')))
+  pushFlags(connected(secret.command('update').description('Replace the certificate and key of a name (its TTL stays unless --ttl is given)').argument('<fqdn>')))
     .action(async (fqdn: string, o: PushFlags) => {
+      // A PUT replaces the whole secret: the TTL in force is sent again unless a new one is given.
+      o.ttl ??= ((await call(o, 'GET', `/rks/v1/secret/${enc(fqdn)}/info`)) as SecretSummary).ttl;
       const answer = (await call(o, 'PUT', `/rks/v1/secret/${enc(fqdn)}`, { body: secretBody(o) })) as { warnings?: string[] } | null;
       warn(answer);
       out(o, answer ?? { warnings: [] }, `${fqdn} updated`);

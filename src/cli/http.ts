@@ -25,6 +25,15 @@ export class RksHttp {
   private readonly http: AxiosInstance;
 
   constructor(readonly opts: ConnectOptions) {
+    let url: URL | undefined;
+    try {
+      url = new URL(opts.url);
+    } catch {
+      url = undefined;
+    }
+    if (!url || !['https:', 'http:'].includes(url.protocol)) {
+      throw new CliError(`--url / RKS_URL: '${opts.url}' is not an address like https://rks.example.com:8080`, 2);
+    }
     let ca: Buffer | undefined;
     if (opts.caCert && !opts.insecure) {
       try {
@@ -55,7 +64,9 @@ export class RksHttp {
       if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY/.test(e.code ?? '')) {
         throw new CliError(`cannot verify rks's TLS certificate (${e.code}): set --ca-cert / RKS_CA_CERT, or fetch the CA with 'rks ca cert --psk'`, 3);
       }
-      throw new CliError(`cannot reach rks at ${this.opts.url}: ${e.code ?? e.message}`, 3);
+      // Plain HTTP to rks's HTTPS port: the server hangs up on what is not a TLS handshake.
+      const hint = /^http:/.test(this.opts.url) && ['ECONNRESET', 'ERR_BAD_RESPONSE', 'HPE_INVALID_CONSTANT'].includes(e.code ?? '') ? ' (rks serves HTTPS: use https://)' : '';
+      throw new CliError(`cannot reach rks at ${this.opts.url}: ${e.code ?? e.message}${hint}`, 3);
     }
     if (res.status >= 400) throw new CliError(`${res.status}: ${reason(res.data)}`);
     return res;

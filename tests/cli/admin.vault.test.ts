@@ -96,6 +96,8 @@ describe('rks CLI', () => {
     fs.writeFileSync(path.join(dir, 'next.key'), next.privateKey);
     expect((await cli(['secret', 'update', name, '--cert', path.join(dir, 'next.pem'), '--key', path.join(dir, 'next.key')])).code).toBe(0);
     expect((await vaultRead(`rks/data/${name}`)).body.data.data.private_key).toBe(next.privateKey);
+    // Without --ttl the TTL in force stays.
+    expect((await vaultRead(`rks/data/${name}`)).body.data.data.meta).toEqual({ ttl: 120 });
 
     expect(await cli(['secret', 'delete', name])).toEqual({ code: 0, out: `${name} deleted\n` });
     const gone = await cli(['secret', 'info', name]);
@@ -195,6 +197,11 @@ describe('rks CLI', () => {
     const untrusted = await cli(['group', 'get', 'x'], { RKS_CA_CERT: '' });
     expect(untrusted.code).toBe(3);
     expect(untrusted.out).toMatch(/cannot verify rks's TLS certificate/);
+    const noScheme = await cli(['group', 'get', 'x'], { RKS_URL: rks.url.replace('https://', '') });
+    expect(noScheme).toEqual({ code: 2, out: `rks: --url / RKS_URL: '${rks.url.replace('https://', '')}' is not an address like https://rks.example.com:8080\n` });
+    const plain = await cli(['group', 'get', 'x'], { RKS_URL: rks.url.replace('https://', 'http://') });
+    expect(plain.code).toBe(3);
+    expect(plain.out).toMatch(/\(rks serves HTTPS: use https:\/\/\)/);
     const help = await cli(['group', '--help']);
     expect(help.code).toBe(0);
     expect(help.out).toContain('revoke-node');
