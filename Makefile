@@ -4,7 +4,7 @@ SHELL := /bin/bash
 
 NPM ?= npm
 
-.PHONY: help install build vault dev dev-ha test test-unit lint typecheck compose-lint clean bench bench-handshake
+.PHONY: help install build vault pebble dev dev-ha test test-unit lint typecheck compose-lint clean bench bench-handshake
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -21,8 +21,11 @@ build: install ## compile TypeScript to dist/
 vault: ## find or build the OpenBao/Vault server binary (prints its path)
 	@scripts/vault-bin.sh
 
-dev: build ## run OpenBao dev + rks on https://127.0.0.1:8080, initialised (Ctrl-C stops)
-	@scripts/dev.sh
+pebble: ## find or build Pebble, Let's Encrypt's ACME test server (prints its path)
+	@scripts/pebble-bin.sh
+
+dev: build ## run OpenBao dev + rks on https://127.0.0.1:8080, initialised (Ctrl-C stops); ACME=1 adds Pebble
+	@ACME=$(ACME) scripts/dev.sh
 
 dev-ha: build ## a 3-node Vault Raft cluster and two rks in front of it, to try failover by hand (Ctrl-C stops)
 	@scripts/dev-ha.sh
@@ -35,8 +38,8 @@ compose-lint: ## validate docker-compose.yml with docker-compose config
 
 lint: typecheck compose-lint ## every static check
 
-test: build lint ## run every test, against a real OpenBao/Vault
-	@RKS_VAULT_BIN=$$(scripts/vault-bin.sh) && export RKS_VAULT_BIN && npx jest
+test: build lint ## run every test, against a real OpenBao/Vault (and Pebble, for ACME)
+	@RKS_VAULT_BIN=$$(scripts/vault-bin.sh) && RKS_PEBBLE_BIN=$$(scripts/pebble-bin.sh) && export RKS_VAULT_BIN RKS_PEBBLE_BIN && npx jest
 
 test-unit: install ## only the tests that need no Vault
 	npx jest --selectProjects unit

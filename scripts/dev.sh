@@ -2,6 +2,9 @@
 # make dev: a local OpenBao/Vault dev server and rks in front of it, initialised, with
 # .dev/env describing both. Ctrl-C stops everything this script started.
 # RKS_* variables in the environment pass through to `rks serve`.
+# ACME=1 (make dev ACME=1) also starts Pebble, Let's Encrypt's ACME test server, with a DNS
+# server that resolves every name to 127.0.0.1, so that `rks edge --http-listen` answers its
+# HTTP-01 challenges on RKS_DEV_EDGE_HTTP_PORT (5002).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,7 +18,12 @@ chmod 700 "$DEV"
 say() { printf '\033[1mdev:\033[0m %s\n' "$*" >&2; }
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-for p in "$VAULT_PORT" "$RKS_PORT"; do
+ACME=${ACME:-}
+PEBBLE_PORT=${RKS_DEV_PEBBLE_PORT:-14000}
+EDGE_HTTP_PORT=${RKS_DEV_EDGE_HTTP_PORT:-5002}
+ports=("$VAULT_PORT" "$RKS_PORT")
+[ -n "$ACME" ] && ports+=("$PEBBLE_PORT" $((PEBBLE_PORT + 1)) $((PEBBLE_PORT + 53)))
+for p in "${ports[@]}"; do
   if port_busy "$p"; then
     say "port $p is in use (another make dev?); set RKS_DEV_VAULT_PORT or RKS_LISTEN to use others"
     exit 1
@@ -77,6 +85,36 @@ for _ in $(seq 100); do
 done
 curl -fsS --cacert "$DEV/ca.pem" "$RKS_URL_DEV/readyz" >/dev/null || { say "rks is not serving a certificate from its CA"; exit 1; }
 
+if [ -n "$ACME" ]; then
+  PEBBLE=$(scripts/pebble-bin.sh)
+  mkdir -p "$DEV/pebble"
+  # Pebble's own HTTPS certificate, from a throwaway CA that rks is told to trust for it.
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 -subj '/CN=make dev Pebble TLS CA' \
+    -keyout "$DEV/pebble/tls-ca.key" -out "$DEV/pebble/tls-ca.pem" 2>/dev/null
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj '/CN=localhost' \
+    -keyout "$DEV/pebble/key.pem" -out "$DEV/pebble/req.pem" 2>/dev/null
+  printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >"$DEV/pebble/san.ext"
+  openssl x509 -req -in "$DEV/pebble/req.pem" -CA "$DEV/pebble/tls-ca.pem" -CAkey "$DEV/pebble/tls-ca.key" -CAcreateserial \
+    -days 30 -extfile "$DEV/pebble/san.ext" -out "$DEV/pebble/cert.pem" 2>/dev/null
+  cat >"$DEV/pebble/pebble.json" <<JSON
+{"pebble": {"listenAddress": "127.0.0.1:$PEBBLE_PORT", "managementListenAddress": "127.0.0.1:$((PEBBLE_PORT + 1))",
+  "certificate": "$DEV/pebble/cert.pem", "privateKey": "$DEV/pebble/key.pem",
+  "httpPort": $EDGE_HTTP_PORT, "tlsPort": 5001, "ocspResponderURL": "", "externalAccountBindingRequired": false,
+  "profiles": {"default": {"description": "make dev: one-hour certificates", "validityPeriod": 3600}}}}
+JSON
+  say "starting Pebble on https://127.0.0.1:$PEBBLE_PORT/dir (log: .dev/pebble.log); it validates HTTP-01 on 127.0.0.1:$EDGE_HTTP_PORT"
+  "$(dirname "$PEBBLE")/pebble-challtestsrv" -dnsserver "127.0.0.1:$((PEBBLE_PORT + 53))" -defaultIPv6 '' \
+    -http01 '' -https01 '' -tlsalpn01 '' -doh '' -management "127.0.0.1:$((PEBBLE_PORT + 54))" >"$DEV/challtestsrv.log" 2>&1 &
+  pids+=($!)
+  PEBBLE_VA_NOSLEEP=1 "$PEBBLE" -config "$DEV/pebble/pebble.json" -dnsserver "127.0.0.1:$((PEBBLE_PORT + 53))" >"$DEV/pebble.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 100); do
+    curl -fsS --cacert "$DEV/pebble/tls-ca.pem" "https://127.0.0.1:$PEBBLE_PORT/dir" >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  curl -fsS --cacert "$DEV/pebble/tls-ca.pem" "https://127.0.0.1:$PEBBLE_PORT/dir" >/dev/null || { say "Pebble did not start; see .dev/pebble.log"; exit 1; }
+fi
+
 cat >"$DEV/env" <<ENV
 export RKS_URL=$RKS_URL_DEV
 export VAULT_ADDR=$VAULT_ADDR_DEV
@@ -86,6 +124,11 @@ export RKS_ADMIN_PASSWORD=$ADMIN_PASSWORD
 export RKS_CA_CERT=$DEV/ca.pem
 export RKS_PSK=$PSK
 export PATH="$PWD/bin:\$PATH"
+ENV
+[ -n "$ACME" ] && cat >>"$DEV/env" <<ENV
+export RKS_DEV_ACME_DIRECTORY=https://127.0.0.1:$PEBBLE_PORT/dir
+export RKS_DEV_ACME_CA_BUNDLE=$DEV/pebble/tls-ca.pem
+export RKS_DEV_EDGE_HTTP=127.0.0.1:$EDGE_HTTP_PORT
 ENV
 
 cat >&2 <<MSG
@@ -100,6 +143,12 @@ cat >&2 <<MSG
       -d "{\"login\":\"\$RKS_ADMIN_LOGIN\",\"password\":\"\$RKS_ADMIN_PASSWORD\"}"
 
   Everything is in memory: stopping make dev (Ctrl-C) forgets it all.
+
+MSG
+[ -n "$ACME" ] && cat >&2 <<MSG
+  Pebble   https://127.0.0.1:$PEBBLE_PORT/dir   (ACME; see "ACME with make dev" in the README)
+    rks acme issuer create pebble --directory "\$RKS_DEV_ACME_DIRECTORY" --ca-bundle "\$RKS_DEV_ACME_CA_BUNDLE" --agree-tos
+    rks edge ... --http-listen "\$RKS_DEV_EDGE_HTTP"     (Pebble validates HTTP-01 there)
 
 MSG
 wait -n "${pids[@]}"

@@ -14,6 +14,7 @@ import { groupRoutes } from './routes/group';
 import { initRoutes } from './routes/init';
 import { nodeRoutes } from './routes/node';
 import { opsRoutes } from './routes/ops';
+import { acmeRoutes } from './routes/acme';
 import { secretRoutes } from './routes/secret';
 import type { Services } from './server/services';
 
@@ -54,6 +55,7 @@ export function createApp(services: Services, opts: AppOptions): Express {
     ...groupRoutes(services.groups, services.inventory),
     ...nodeRoutes(services.nodes),
     ...secretRoutes(services.secrets, services.inventory, services.managed),
+    ...acmeRoutes(services.acme.issuers, services.acme.challenges),
   };
   const context = requestContext(opts.logger, services.metrics);
   const api = dispatch(contract(), handlers, {

@@ -24,6 +24,7 @@ export const DEFAULTS = {
   expiryCheckInterval: 300,
   expiryMetricLimit: 1000,
   managedCheckInterval: 30,
+  acmeTimeout: 10,
   vaultMaxInFlight: 256,
   bodyLimit: '64kb',
 } as const;
@@ -38,6 +39,7 @@ export interface ServeFlags {
   expiryCheckInterval: number;
   expiryMetricLimit: number;
   managedCheckInterval: number;
+  acmeTimeout: number;
   listen: string;
   adminLogin: string;
   adminPassword?: string;
@@ -83,6 +85,8 @@ export interface Config {
   expiry: { warnDays: number; checkInterval: number; seriesLimit: number };
   /** Seconds between looks for managed secrets due for renewal. */
   managedCheckInterval: number;
+  /** Deadline of each request to an ACME CA (milliseconds). */
+  acmeTimeoutMs: number;
   listen: string;
   admin: { login: string; password: string };
   /** null: plain HTTP (--no-tls); 'managed': a certificate from rks's CA; or the given files. */
@@ -149,6 +153,7 @@ export function resolveConfig(f: ServeFlags, env: NodeJS.ProcessEnv = process.en
     vaultMaxInFlight: f.vaultMaxInFlight,
     expiry: { warnDays: f.expiryWarningDays, checkInterval: f.expiryCheckInterval, seriesLimit: f.expiryMetricLimit },
     managedCheckInterval: f.managedCheckInterval,
+    acmeTimeoutMs: f.acmeTimeout * 1000,
     listen: f.listen,
     admin: { login: f.adminLogin, password },
     tls,

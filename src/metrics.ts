@@ -15,7 +15,8 @@ export interface HttpMetrics {
   secretExpiry: Gauge<'fqdn'>;
   secretsExpiring: Gauge<'within'>;
   expiryPass: Gauge;
-  managedRenewals: Counter<'result'>;
+  managedRenewals: Counter<'issuer' | 'result'>;
+  acmeOrders: Counter<'issuer' | 'result'>;
 }
 
 /** One registry per app, so several apps (tests) never share counters. */
@@ -61,8 +62,14 @@ export function createMetrics(registry = new Registry(), withDefaults = true): H
     }),
     managedRenewals: new Counter({
       name: 'rks_managed_renewals_total',
-      help: 'Renewals of managed secrets by this rks, by result (renewed, failed)',
-      labelNames: ['result'],
+      help: 'Certificates of managed secrets obtained by this rks (the first included), by issuer and result (renewed, failed)',
+      labelNames: ['issuer', 'result'],
+      registers: [registry],
+    }),
+    acmeOrders: new Counter({
+      name: 'rks_acme_orders_total',
+      help: 'ACME orders placed by this rks, by issuer and result (issued, failed)',
+      labelNames: ['issuer', 'result'],
       registers: [registry],
     }),
     expiryPass: new Gauge({ name: 'rks_secret_expiry_check_timestamp_seconds', help: 'When the last certificate expiry check succeeded', registers: [registry] }),

@@ -30,7 +30,7 @@ export const NAME_PATTERN = /^[a-zA-Z0-9-]{1,64}$/;
 export const NAME_RULE = "1 to 64 letters, digits or '-'";
 
 /** Group names and node ids: letters, digits and '-', compared case-insensitively. */
-export function parseName(kind: 'group name' | 'node id', input: string): string {
+export function parseName(kind: 'group name' | 'node id' | 'issuer name', input: string): string {
   if (!NAME_PATTERN.test(input)) {
     throw new BadRequest(`invalid ${kind}: use ${NAME_RULE}`);
   }

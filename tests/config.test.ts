@@ -25,6 +25,7 @@ const flags = (extra: Partial<ServeFlags> = {}): ServeFlags => ({
   expiryCheckInterval: DEFAULTS.expiryCheckInterval,
   expiryMetricLimit: DEFAULTS.expiryMetricLimit,
   managedCheckInterval: DEFAULTS.managedCheckInterval,
+  acmeTimeout: DEFAULTS.acmeTimeout,
   requirePsk: false,
   hostname: 'rks.local',
   certLifetime: DEFAULTS.certLifetime,

@@ -12,17 +12,36 @@ export class Periodic {
     private readonly round: () => Promise<unknown>,
   ) {}
 
+  private again = false;
+  private started = false;
+
   start(): void {
-    const tick = () => {
-      this.running ??= this.round()
-        .then(() => undefined, () => undefined)
-        .finally(() => (this.running = undefined));
-    };
-    this.first = setTimeout(tick, 1000).unref();
-    this.timer = setInterval(tick, this.intervalMs).unref();
+    this.started = true;
+    this.first = setTimeout(() => this.tick(), 1000).unref();
+    this.timer = setInterval(() => this.tick(), this.intervalMs).unref();
+  }
+
+  /** A round now (or right after the one in progress), without waiting for the interval. */
+  runNow(): void {
+    if (!this.started) return;
+    if (this.running) this.again = true;
+    else this.tick();
+  }
+
+  private tick(): void {
+    this.running ??= this.round()
+      .then(() => undefined, () => undefined)
+      .finally(() => {
+        this.running = undefined;
+        if (this.again && this.started) {
+          this.again = false;
+          this.tick();
+        }
+      });
   }
 
   async stop(): Promise<void> {
+    this.started = false;
     clearTimeout(this.first);
     clearInterval(this.timer);
     await this.running;

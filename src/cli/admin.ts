@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import { Command } from 'commander';
 import { CliError, RksHttp } from './http';
 import { readSecret } from '../config';
+import type { AcmeIssuerSummary } from '../acme/issuers';
 import type { SecretSummary } from '../secrets/inventory';
 import { opt, positiveInt } from './options';
 
@@ -257,18 +258,22 @@ export function secretCommand(): Command {
         info,
         [
           `name         ${info.name}${info.managed ? ' (managed)' : ''}`,
-          `subject      ${info.subject}`,
-          `SANs         ${info.sans.join(', ') || '-'}`,
-          `issuer       ${info.issuer}`,
-          `valid        ${info.notBefore} to ${info.notAfter}  ${expiryMark(info)}`,
-          `key          ${info.keyType}`,
-          `sha256       ${info.sha256Fingerprint}`,
-          `chain        ${info.chainLength} certificate(s)`,
+          ...(info.pending
+            ? ['certificate  none yet: rks is obtaining the first one (nodes get 404 until then)']
+            : [
+                `subject      ${info.subject}`,
+                `SANs         ${info.sans?.join(', ') || '-'}`,
+                `issuer       ${info.issuer}`,
+                `valid        ${info.notBefore} to ${info.notAfter}  ${expiryMark(info)}`,
+                `key          ${info.keyType}`,
+                `sha256       ${info.sha256Fingerprint}`,
+                `chain        ${info.chainLength} certificate(s)`,
+              ]),
           `ttl          ${info.ttl} s`,
           `groups       ${info.groups.join(', ') || '-'}`,
           ...(info.renewal
             ? [
-                `renewal      from ${info.renewal.issuer}, ${info.renewal.lifetime} s certificates renewed ${info.renewal.renewBefore} s before the end`,
+                `renewal      from ${info.renewal.issuer}${info.renewal.lifetime ? `, ${info.renewal.lifetime} s certificates renewed ${info.renewal.renewBefore} s before the end` : ''}`,
                 `next try     ${info.renewal.nextAttempt}`,
                 ...(info.renewal.lastAttempt ? [`last try     ${info.renewal.lastAttempt}${info.renewal.lastError ? ` failed: ${info.renewal.lastError} (${info.renewal.failures} in a row)` : ''}`] : []),
               ]
@@ -276,16 +281,28 @@ export function secretCommand(): Command {
         ].join('\n'),
       );
     });
-  connected(secret.command('create-managed').description('Create a secret that rks issues from its CA and renews before it expires').argument('<fqdn>'))
+  connected(
+    secret
+      .command('create-managed')
+      .description('Create a secret that rks obtains (from its own CA or an ACME issuer) and renews before it expires')
+      .argument('<fqdn>'),
+  )
+    .option('--issuer <name>', 'rks-ca (rks\'s CA in Vault) or an ACME issuer made with `rks acme issuer create`', 'rks-ca')
     .option('--san <name...>', 'more DNS names for the certificate (the secret\'s name is always one)')
     .option('--key-type <type>', 'ec-p256 or rsa-3072', 'ec-p256')
-    .option('--lifetime <duration>', 'how long each certificate is valid (e.g. 24h, 7d)', duration, 86400)
-    .option('--renew-before <duration>', 'renew this long before the end (default a third of the lifetime)', duration)
+    .option('--lifetime <duration>', 'how long each certificate is valid (e.g. 24h, 7d; rks-ca only, default 24h)', duration)
+    .option('--renew-before <duration>', 'renew this long before the end (default: at two thirds of the lifetime)', duration)
     .option('--ttl <seconds>', 'how long nodes may keep the key in memory', positiveInt('--ttl', 31_536_000))
-    .action(async (fqdn: string, o: Conn & { san?: string[]; keyType: string; lifetime: number; renewBefore?: number; ttl?: number }) => {
-      const body = { sans: o.san, keyType: o.keyType, lifetime: o.lifetime, renewBefore: o.renewBefore, ttl: o.ttl };
+    .action(async (fqdn: string, o: Conn & { issuer: string; san?: string[]; keyType: string; lifetime?: number; renewBefore?: number; ttl?: number }) => {
+      const body = { issuer: o.issuer, sans: o.san, keyType: o.keyType, lifetime: o.lifetime, renewBefore: o.renewBefore, ttl: o.ttl };
       const info = (await call(o, 'POST', `/rks/v1/secret/${enc(fqdn)}/managed`, { body })) as SecretSummary;
-      out(o, info, `${fqdn} created, valid to ${info.notAfter}; renewed from ${info.renewal?.nextAttempt}`);
+      out(
+        o,
+        info,
+        info.pending
+          ? `${fqdn} created; rks is obtaining its certificate from ${o.issuer} (see \`rks secret info ${fqdn}\`)`
+          : `${fqdn} created, valid to ${info.notAfter}; renewed from ${info.renewal?.nextAttempt}`,
+      );
     });
   connected(secret.command('rollback').description('Put the previous version of a secret back (Vault keeps two)').argument('<fqdn>'))
     .action(async (fqdn: string, o: Conn) => {
@@ -311,7 +328,7 @@ export function secretCommand(): Command {
         all,
         table(
           ['NAME', 'NOT AFTER', 'EXPIRES', 'KEY', 'TTL', 'GROUPS'],
-          all.map((s) => [s.name + (s.managed ? ' (managed)' : ''), s.notAfter, expiryMark(s), s.keyType, String(s.ttl), s.groups.join(',') || '-']),
+          all.map((s) => [s.name + (s.managed ? ' (managed)' : ''), s.notAfter ?? '-', s.pending ? 'pending' : expiryMark(s), s.keyType ?? '-', String(s.ttl), s.groups.join(',') || '-']),
         ),
       );
     });
@@ -320,8 +337,8 @@ export function secretCommand(): Command {
 
 
 /** "EXPIRED", "in 3 days" (with a warning sign within 30 days), … */
-function expiryMark(s: { notAfter: string; expired: boolean }): string {
-  const left = (Date.parse(s.notAfter) - Date.now()) / 1000;
+function expiryMark(s: { notAfter?: string; expired: boolean }): string {
+  const left = (Date.parse(s.notAfter ?? '') - Date.now()) / 1000;
   if (s.expired || left <= 0) return 'EXPIRED';
   const text =
     left < 60 ? `in ${Math.floor(left)} s` : left < 3600 ? `in ${Math.floor(left / 60)} min` : left < 86400 ? `in ${Math.floor(left / 3600)} h` : `in ${Math.floor(left / 86400)} days`;
@@ -358,3 +375,45 @@ export function nodeCommand(): Command {
     });
   return node;
 }
+
+/** `rks acme issuer …`: the ACME CAs managed secrets may come from. */
+export function acmeCommand(): Command {
+  const acme = new Command('acme').description('ACME issuers (Let\'s Encrypt, ZeroSSL, Vault\'s PKI, Pebble, …) for managed secrets');
+  const issuer = acme.command('issuer').description('Register, list, describe and deactivate ACME accounts');
+  const line = (i: AcmeIssuerSummary) => `${i.name}  ${i.status}  ${i.directory}  ${i.contact.join(',') || '-'}`;
+  connected(issuer.command('create').description('Register an account at an ACME CA (rks makes and keeps its key) under a name').argument('<name>'))
+    .requiredOption('--directory <url>', 'the ACME directory URL, e.g. https://acme-staging-v02.api.letsencrypt.org/directory')
+    .option('--contact <e-mail...>', 'addresses the CA may write to (expiry notices, policy changes)')
+    .option('--agree-tos', 'agree to the CA\'s terms of service (required; without it rks names them)')
+    .option('--ca-bundle <file>', 'PEM CA certificates to trust for the directory instead of the system\'s')
+    .option('--eab-kid <kid>', 'external account binding key id, from the CA')
+    .addOption(opt('--eab-hmac-key-file <file>', 'file holding the external account binding HMAC key (base64url)', 'RKS_EAB_HMAC_KEY_FILE'))
+    .action(async (name: string, o: Conn & { directory: string; contact?: string[]; agreeTos?: boolean; caBundle?: string; eabKid?: string; eabHmacKeyFile?: string }) => {
+      const hmacKey = readSecret(undefined, o.eabHmacKeyFile, '--eab-hmac-key-file');
+      if (Boolean(o.eabKid) !== Boolean(hmacKey)) throw new CliError('--eab-kid and --eab-hmac-key-file go together', 2);
+      const body = {
+        directory: o.directory,
+        contact: o.contact,
+        termsOfServiceAgreed: Boolean(o.agreeTos),
+        ...(o.caBundle ? { caBundle: read(o.caBundle, '--ca-bundle') } : {}),
+        ...(o.eabKid ? { externalAccountBinding: { kid: o.eabKid, hmacKey: hmacKey! } } : {}),
+      };
+      const i = (await call(o, 'POST', `/rks/v1/acme/issuers/${enc(name)}`, { body })) as AcmeIssuerSummary;
+      out(o, i, `issuer ${i.name} registered: ${i.accountUrl}`);
+    });
+  connected(issuer.command('list').description('Every ACME issuer')).action(async (o: Conn) => {
+    const all = (await call(o, 'GET', '/rks/v1/acme/issuers')) as AcmeIssuerSummary[];
+    out(o, all, table(['NAME', 'STATUS', 'DIRECTORY', 'CONTACT'], all.map((i) => [i.name, i.status, i.directory, i.contact.join(',') || '-'])));
+  });
+  connected(issuer.command('info').description('One ACME issuer (never its key)').argument('<name>')).action(async (name: string, o: Conn) => {
+    const i = (await call(o, 'GET', `/rks/v1/acme/issuers/${enc(name)}`)) as AcmeIssuerSummary;
+    out(o, i, `${line(i)}\naccount ${i.accountUrl}\ncreated ${i.createdAt}${i.deactivatedAt ? `\ndeactivated ${i.deactivatedAt}` : ''}`);
+  });
+  connected(issuer.command('deactivate').description('Deactivate the account at the CA, for good; its secrets stop renewing').argument('<name>'))
+    .action(async (name: string, o: Conn) => {
+      const i = (await call(o, 'POST', `/rks/v1/acme/issuers/${enc(name)}/deactivate`)) as AcmeIssuerSummary;
+      out(o, i, `issuer ${i.name} deactivated`);
+    });
+  return acme;
+}
+

@@ -1,5 +1,7 @@
 import fs from 'node:fs';
+import http from 'node:http';
 import https from 'node:https';
+import type { Logger } from 'pino';
 import { Command } from 'commander';
 import { RksNode } from '../client';
 import { LogLevel, createLogger } from '../log';
@@ -9,6 +11,7 @@ import { opt } from './options';
 
 interface EdgeOptions {
   listen: string;
+  httpListen?: string;
   url: string;
   caCert?: string;
   groupToken?: string;
@@ -25,6 +28,13 @@ export function edgeCommand(): Command {
   return new Command('edge')
     .description('Serve HTTPS for every name the group may read, with keys pulled from rks on demand')
     .addOption(opt('--listen <host:port>', 'address to serve HTTPS on', 'RKS_EDGE_LISTEN').default('0.0.0.0:8443'))
+    .addOption(
+      opt(
+        '--http-listen <host:port>',
+        'also serve plain HTTP here, answering ACME HTTP-01 challenges for rks (CAs validate on port 80: 0.0.0.0:80)',
+        'RKS_EDGE_HTTP_LISTEN',
+      ),
+    )
     .addOption(opt('--url <url>', 'rks address', 'RKS_URL').default('https://127.0.0.1:8080'))
     .addOption(opt('--ca-cert <file>', 'CA certificate that rks\'s certificate chains to', 'RKS_CA_CERT'))
     .addOption(opt('--group-token <token>', 'the group token (prefer --group-token-file)', 'RKS_GROUP_TOKEN'))
@@ -45,25 +55,41 @@ export function edgeCommand(): Command {
       node.on('expired', (e) => logger.info(e, 'key dropped at the end of its TTL'));
       node.on('refused', (e) => logger.info(e, 'no key for this name'));
       node.on('error', (err) => logger.warn({ err: err.message }, 'rks request failed'));
-      await node.start();
-
       const server = https.createServer({ SNICallback: node.sniCallback, minVersion: 'TLSv1.2' }, (req, res) => {
         const host = (req.socket as { servername?: string }).servername ?? 'unknown';
         res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8' });
         res.end(`${host} served by rks edge node ${o.nodeId}\n`);
       });
       server.on('tlsClientError', (err) => logger.debug({ err: err.message }, 'handshake failed'));
-      const { host, port } = parseListen(o.listen);
-      await new Promise<void>((resolve) => server.listen(port, host, resolve));
-      logger.info({ listen: o.listen, rks: o.url }, 'edge listening');
+      const plain = o.httpListen ? http.createServer((req, res) => node.httpHandler(req, res)) : undefined;
+      // Both ports are taken before the node registers: a busy port is a clear error, not a half-started edge.
+      await listen(server, o.listen, '--listen', logger);
+      if (plain) await listen(plain, o.httpListen!, '--http-listen', logger);
+      logger.info({ listen: o.listen, httpListen: o.httpListen, rks: o.url }, 'edge listening');
+      await node.start();
 
       const stop = () => {
         logger.info('edge stopping');
         node.stop();
+        plain?.close();
         server.close(() => process.exit(0));
         server.closeIdleConnections();
       };
       process.on('SIGTERM', stop);
       process.on('SIGINT', stop);
     });
+}
+
+/** Listens, or exits 1 saying why (port taken, no permission for a port below 1024). */
+async function listen(server: http.Server, address: string, flag: string, logger: Logger): Promise<void> {
+  const { host, port } = parseListen(address);
+  await new Promise<void>((resolve) => {
+    server.once('error', (err: NodeJS.ErrnoException) => {
+      const why =
+        err.code === 'EADDRINUSE' ? 'the address is already in use' : err.code === 'EACCES' ? 'no permission to listen there (ports below 1024 need privileges)' : err.message;
+      logger.fatal({ listen: address }, `${flag} ${address}: ${why}`);
+      process.exit(1);
+    });
+    server.listen(port, host, resolve);
+  });
 }

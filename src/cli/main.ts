@@ -1,7 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { UsageError } from '../config';
 import { VERSION } from '../paths';
-import { groupCommand, initCommand, loginCommand, nodeCommand, secretCommand } from './admin';
+import { acmeCommand, groupCommand, initCommand, loginCommand, nodeCommand, secretCommand } from './admin';
 import { edgeCommand } from './edge';
 import { CliError } from './http';
 import { caCommand, certificateCommand } from './pki';
@@ -17,6 +17,7 @@ export function program(): Command {
     .addCommand(loginCommand())
     .addCommand(groupCommand())
     .addCommand(secretCommand())
+    .addCommand(acmeCommand())
     .addCommand(nodeCommand())
     .addCommand(edgeCommand())
     .addCommand(caCommand())

@@ -38,6 +38,11 @@ export function serveCommand(): Command {
         .default(DEFAULTS.managedCheckInterval),
     )
     .addOption(
+      opt('--acme-timeout <seconds>', 'deadline of each request to an ACME CA', 'RKS_ACME_TIMEOUT')
+        .argParser(positiveInt('--acme-timeout', 120))
+        .default(DEFAULTS.acmeTimeout),
+    )
+    .addOption(
       opt('--expiry-metric-limit <n>', 'most rks_secret_expiry_timestamp_seconds series (the soonest-expiring secrets)', 'RKS_EXPIRY_METRIC_LIMIT')
         .argParser(positiveInt('--expiry-metric-limit', 100_000))
         .default(DEFAULTS.expiryMetricLimit),

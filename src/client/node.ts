@@ -53,6 +53,9 @@ class HttpError extends Error {
   }
 }
 
+const ACME_TOKEN = /^[A-Za-z0-9_-]{16,128}$/;
+const ACME_PATH = /^\/\.well-known\/acme-challenge\/([^/]+)$/;
+
 /** Answers that mean rks will not let this node have the key or register, not that rks is unwell. */
 const REFUSED = new Set(['forbidden', 'callback_refused', 'invalid_request']);
 
@@ -77,6 +80,9 @@ export class RksNode extends EventEmitter<RksNodeEvents> {
   private readonly cache = new Map<string, { secret: NodeSecret; context: tls.SecureContext; timer: NodeJS.Timeout }>();
   private readonly inflight = new Map<string, Promise<NodeSecret | null>>();
   private readonly failures = new Map<string, Failure>();
+  /** ACME HTTP-01 answers (and recent misses), each until its challenge ends. */
+  private readonly challenges = new Map<string, { answer: string | null; until: number }>();
+  private readonly challengeFetches = new Map<string, Promise<string | null>>();
   private stopped = false;
 
   constructor(private readonly opts: RksNodeOptions) {
@@ -99,6 +105,7 @@ export class RksNode extends EventEmitter<RksNodeEvents> {
     this.stopped = true;
     clearTimeout(this.renewTimer);
     for (const name of [...this.cache.keys()]) this.drop(name, false);
+    this.challenges.clear();
     this.token = undefined;
     this.agent.destroy();
   }
@@ -136,6 +143,58 @@ export class RksNode extends EventEmitter<RksNodeEvents> {
       (err: Error) => cb(err),
     );
   };
+
+  /**
+   * The key authorisation to answer an ACME HTTP-01 challenge with, asked of rks (which orders
+   * certificates for the names this edge serves), or null when no order waits on that token.
+   */
+  async acmeChallenge(token: string): Promise<string | null> {
+    if (!ACME_TOKEN.test(token)) return null;
+    const held = this.challenges.get(token);
+    if (held && held.until > Date.now()) return held.answer;
+    let pending = this.challengeFetches.get(token);
+    if (!pending) {
+      pending = this.fetchChallenge(token).finally(() => this.challengeFetches.delete(token));
+      this.challengeFetches.set(token, pending);
+    }
+    return pending;
+  }
+
+  /**
+   * A request listener for the edge's plain-HTTP port (80, where ACME CAs validate):
+   * answers `/.well-known/acme-challenge/<token>` and hands every other request to `next`
+   * (404 without one).
+   */
+  readonly httpHandler = (req: http.IncomingMessage, res: http.ServerResponse, next?: () => void): void => {
+    const token = ACME_PATH.exec((req.url ?? '').split('?')[0])?.[1];
+    if (!token || (req.method !== 'GET' && req.method !== 'HEAD')) {
+      if (next) return next();
+      res.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' }).end('not found\n');
+      return;
+    }
+    this.acmeChallenge(token).then(
+      (answer) => {
+        if (answer === null) res.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' }).end('no such challenge\n');
+        else res.writeHead(200, { 'Content-Type': 'text/plain' }).end(answer);
+      },
+      () => res.writeHead(503, { 'Content-Type': 'text/plain; charset=utf-8', 'Retry-After': '2' }).end('rks unreachable\n'),
+    );
+  };
+
+  private async fetchChallenge(token: string): Promise<string | null> {
+    let answer: string | null = null;
+    let until = Date.now() + 5000; // a miss is remembered briefly: strangers may knock here
+    try {
+      const body = (await this.withToken((t) => this.call('GET', `/rks/v1/acme/http-01/${token}`, t), true)) as { keyAuthorization: string; expiresAt: string };
+      answer = body.keyAuthorization;
+      until = Math.min(Date.parse(body.expiresAt) || 0, Date.now() + 3600_000);
+    } catch (err) {
+      if (!(err instanceof HttpError && err.code === 'not_found')) throw err;
+    }
+    if (this.challenges.size >= 1024) this.challenges.delete(this.challenges.keys().next().value!);
+    this.challenges.set(token, { answer, until });
+    return answer;
+  }
 
   /** One name, exactly as stored in rks (`www.example.com`, `*.example.com`). */
   async secret(name: string): Promise<NodeSecret | null> {

@@ -13,8 +13,8 @@ function pushed(res: Parameters<Handlers[string]>[1], status: number, outcome: P
 export function secretRoutes(secrets: SecretService, inventory: Inventory, managed: ManagedSecrets): Handlers {
   return {
     createManagedSecret: async (req, res, token) => {
-      await managed.create(token, req.params.fqdn, req.body as ManagedInput);
-      res.status(201).json(await inventory.secret(token, req.params.fqdn));
+      const state = await managed.create(token, req.params.fqdn, req.body as ManagedInput);
+      res.status(state === 'issued' ? 201 : 202).json(await inventory.secret(token, req.params.fqdn));
     },
     rollbackSecret: async (req, res, token) => {
       await secrets.rollback(token, req.params.fqdn);

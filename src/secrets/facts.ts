@@ -18,7 +18,8 @@ export interface CertificateFacts {
   chainLength: number;
 }
 
-const oneLine = (dn: string) => dn.replace(/\n/g, ', ');
+/** Node gives no subject at all for an empty one (ACME CAs issue such leaves: the names are in the SANs). */
+const oneLine = (dn: string | undefined) => (dn ?? '').replace(/\n/g, ', ');
 
 export function certificateFacts(leaf: X509Certificate, chainLength: number): CertificateFacts {
   const key = leaf.publicKey;

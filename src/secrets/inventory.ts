@@ -8,14 +8,17 @@ import { CertificateFacts, factsOfChain } from './facts';
 import type { ManagedSpec, RenewalState } from './managed';
 import type { SecretData } from './service';
 
-export interface SecretSummary extends CertificateFacts {
+/** A secret in the inventory; a managed secret waiting for its first certificate has no certificate facts yet. */
+export interface SecretSummary extends Partial<CertificateFacts> {
   name: string;
+  /** A managed secret whose first certificate rks is still obtaining: nodes get 404 until then. */
+  pending?: true;
   groups: string[];
   ttl: number;
   /** rks obtains and renews it (managed secrets); false for pushed ones. */
   managed: boolean;
   /** For a managed secret: its issuer and schedule. */
-  renewal?: { issuer: string; lifetime: number; renewBefore: number; nextAttempt: string; failures: number; lastAttempt?: string; lastError?: string };
+  renewal?: { issuer: string; lifetime?: number; renewBefore?: number; nextAttempt: string; failures: number; lastAttempt?: string; lastError?: string };
   expired: boolean;
 }
 
@@ -52,11 +55,15 @@ async function mapLimited<T, R>(items: T[], fn: (item: T) => Promise<R>): Promis
   return out;
 }
 
-function renewal(spec: ManagedSpec, state: RenewalState | undefined): NonNullable<SecretSummary['renewal']> {
+function renewal(spec: ManagedSpec, state: RenewalState | undefined, info?: CertificateFacts): NonNullable<SecretSummary['renewal']> {
+  // An ACME CA chooses the lifetime; renewal is then at two thirds of it.
+  const [from, to] = info ? [Date.parse(info.notBefore) / 1000, Date.parse(info.notAfter) / 1000] : [NaN, NaN];
+  const lifetime = spec.lifetime ?? (info ? Math.round(to - from) : undefined);
+  const renewBefore = spec.renewBefore ?? (lifetime !== undefined ? Math.round(lifetime / 3) : undefined);
   return {
     issuer: spec.issuer,
-    lifetime: spec.lifetime,
-    renewBefore: spec.renewBefore,
+    ...(lifetime !== undefined ? { lifetime } : {}),
+    ...(renewBefore !== undefined ? { renewBefore } : {}),
     nextAttempt: state ? new Date(state.renewAt * 1000).toISOString() : 'not scheduled',
     failures: state?.failures ?? 0,
     ...(state?.lastAttempt ? { lastAttempt: state.lastAttempt } : {}),
@@ -98,13 +105,18 @@ export class Inventory {
     } else {
       names = await this.secretNames(token);
     }
+    const schedule = (await this.managed?.schedule(token)) ?? {};
+    // Waiting for a first certificate: listed, except where a group or an expiry is asked for.
+    if (q.group === undefined && q.expiringWithin === undefined) {
+      const held = new Set(names);
+      names = names.concat(Object.keys(schedule).filter((n) => schedule[n].pending && !held.has(n)));
+    }
     if (q.expiringWithin !== undefined) {
       const expiries = await this.completeIndex(token);
       const limit = Date.now() / 1000 + q.expiringWithin;
       names = names.filter((n) => (expiries.get(n) ?? Infinity) <= limit);
     }
     const p = page(names, q);
-    const schedule = (await this.managed?.schedule(token)) ?? {};
     const items = await mapLimited(p.names, (n) => this.summary(token, n, schedule));
     return { secrets: items.filter((i): i is SecretSummary => i !== null), ...(p.next ? { next: p.next } : {}) };
   }
@@ -143,7 +155,11 @@ export class Inventory {
       this.kv.read<SecretData>(kvPath.secret(fqdn), token),
       this.kv.read<{ groups: string[] }>(kvPath.secretGroups(fqdn), token),
     ]);
-    if (!entry) return null;
+    if (!entry) {
+      const waiting = schedule[fqdn]?.pending;
+      if (!waiting) return null;
+      return { name: fqdn, pending: true, groups: [...(index?.data.groups ?? [])].sort(), ttl: waiting.ttl ?? this.ttlOf({} as SecretData), managed: true, renewal: renewal(waiting.spec, schedule[fqdn]), expired: false };
+    }
     // Secrets stored before facts were kept are parsed (not rewritten: that would push their
     // previous version, the rollback, out of Vault's two).
     const info = entry.data.info ?? factsOfChain(entry.data.certificate);
@@ -153,7 +169,7 @@ export class Inventory {
       groups: [...(index?.data.groups ?? [])].sort(),
       ttl: this.ttlOf(entry.data),
       managed: Boolean(entry.data.managed),
-      ...(entry.data.managed ? { renewal: renewal(entry.data.managed, schedule[fqdn]) } : {}),
+      ...(entry.data.managed ? { renewal: renewal(entry.data.managed, schedule[fqdn], info) } : {}),
       expired: Date.parse(info.notAfter) <= Date.now(),
     };
   }

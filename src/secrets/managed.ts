@@ -1,7 +1,12 @@
 import { createHash } from 'node:crypto';
 import { X509Certificate } from 'node:crypto';
 import type { Logger } from 'pino';
-import { BadRequest, Conflict } from '../errors';
+import { AcmeRetryLater } from '../acme/client';
+import { RKS_CA } from '../acme/issuers';
+import type { ChallengeBoard } from '../acme/challenges';
+import type { AcmeIssuers } from '../acme/issuers';
+import type { AcmeOrders } from '../acme/orders';
+import { BadRequest, Conflict, NotFound } from '../errors';
 import { parseFqdn } from '../names';
 import { newKeyAndCsr } from '../pki/csr';
 import { CasMismatch, NO_CHANGE } from '../vault/kv';
@@ -16,16 +21,18 @@ export type ManagedKeyType = 'ec-p256' | 'rsa-3072';
 
 /** How a managed secret is made: kept in the secret itself, so it travels with rollbacks. */
 export interface ManagedSpec {
-  issuer: 'rks-ca';
+  /** 'rks-ca' (Vault's PKI engine), or the name of an ACME issuer. */
+  issuer: string;
   sans: string[];
   keyType: ManagedKeyType;
-  /** Seconds each certificate is valid. */
-  lifetime: number;
-  /** Seconds before its end that a certificate is replaced. */
-  renewBefore: number;
+  /** Seconds each certificate is valid (rks's CA; an ACME CA decides for itself). */
+  lifetime?: number;
+  /** Seconds before its end that a certificate is replaced (default: at two thirds of its life). */
+  renewBefore?: number;
 }
 
 export interface ManagedInput {
+  issuer?: string;
   sans?: string[];
   keyType?: ManagedKeyType;
   lifetime?: number;
@@ -41,6 +48,8 @@ export interface RenewalState {
   failures: number;
   lastAttempt?: string;
   lastError?: string;
+  /** A secret waiting for its first certificate (from an ACME CA): what to make. */
+  pending?: { spec: ManagedSpec; ttl?: number };
 }
 
 interface Schedule {
@@ -49,8 +58,9 @@ interface Schedule {
 
 export const MANAGED_DEFAULTS = { lifetime: 86400, keyType: 'ec-p256' as ManagedKeyType };
 /** An rks renewing a secret holds it this long; another instance takes over after. */
-const CLAIM_SECONDS = 120;
-const RETRY_SECONDS = { min: 30, max: 3600 };
+const CLAIM_SECONDS = 300;
+/** Waits after failures: a CA's failed validations count against rate limits, so ACME backs off longer. */
+const RETRY_SECONDS = { ca: { min: 30, max: 3600 }, acme: { min: 60, max: 6 * 3600 } };
 
 /**
  * Secrets rks obtains from its own CA (Vault's PKI engine) and renews before they expire. The
@@ -67,17 +77,29 @@ export class ManagedSecrets {
     private readonly pki: Pki,
     private readonly session: Session,
     private readonly logger: Logger,
-    private readonly counters?: { renewals: { inc(labels: { result: string }): void } },
+    private readonly counters?: { renewals: { inc(labels: { issuer: string; result: string }): void } },
+    private readonly acme?: { issuers: AcmeIssuers; orders: AcmeOrders; challenges: ChallengeBoard },
   ) {
     this.expiry = new ExpiryIndex(kv);
   }
 
-  /** Creates a managed secret with the caller's (admin) token: its PKI role, its first certificate. */
-  async create(token: string, name: string, input: ManagedInput): Promise<void> {
+  /** Called when a secret was scheduled for now (the background job runs a pass at once). */
+  wake: () => void = () => undefined;
+
+  /**
+   * Creates a managed secret with the caller's (admin) token. From rks's CA: its PKI role and
+   * its first certificate, at once ('issued'). From an ACME CA: scheduled, and obtained in the
+   * background, where the edges answer the CA's challenges ('pending').
+   */
+  async create(token: string, name: string, input: ManagedInput): Promise<'issued' | 'pending'> {
     const fqdn = parseFqdn(name);
     const spec = this.spec(fqdn, input);
     if (await this.kv.exists(kvPath.secret(fqdn), token)) throw new Conflict(`secret '${fqdn}' already exists`, 'already_exists');
-    await this.pki.writeNamesRole(managedRoleName(roleId(fqdn)), spec.sans, spec.lifetime, token);
+    if (spec.issuer !== RKS_CA) {
+      await this.createPending(token, fqdn, spec, input.ttl);
+      return 'pending';
+    }
+    await this.pki.writeNamesRole(managedRoleName(roleId(fqdn)), spec.sans, spec.lifetime!, token);
     const data = await this.issue(fqdn, spec, input.ttl, token);
     try {
       await this.kv.write(kvPath.secret(fqdn), data, token, 0);
@@ -90,6 +112,37 @@ export class ManagedSecrets {
       secrets: { ...(s?.secrets ?? {}), [fqdn]: { renewAt: renewAt(data, spec), failures: 0 } },
     }));
     await this.syncPolicy(token);
+    return 'issued';
+  }
+
+  private async createPending(token: string, fqdn: string, spec: ManagedSpec, ttl: number | undefined): Promise<void> {
+    if (!this.acme) throw new BadRequest('ACME issuers are not available');
+    const issuer = await this.acme.issuers.get(token, spec.issuer).catch((err) => {
+      throw err instanceof NotFound ? new BadRequest(`issuer '${spec.issuer}' not found`) : err;
+    });
+    if (issuer.status !== 'valid') throw new BadRequest(`issuer '${spec.issuer}' is deactivated`);
+    if (spec.sans.some((n) => n.startsWith('*.'))) throw new BadRequest('an ACME CA validates wildcard names by DNS-01, which rks does not answer; use plain names');
+    if (spec.lifetime !== undefined) throw new BadRequest('an ACME CA decides the lifetime of its certificates: leave lifetime out');
+    const now = Math.floor(Date.now() / 1000);
+    await this.kv.update<Schedule>(kvPath.managed, token, (s) => {
+      if (s?.secrets[fqdn]) throw new Conflict(`secret '${fqdn}' already exists (waiting for its first certificate)`, 'already_exists');
+      return { secrets: { ...(s?.secrets ?? {}), [fqdn]: { renewAt: now, failures: 0, pending: { spec, ...(ttl ? { ttl } : {}) } } } };
+    });
+    await this.syncPolicy(token);
+    this.wake();
+  }
+
+  /** Drops a managed secret still waiting for its first certificate; false when there is none. */
+  async dropPending(token: string, fqdn: string): Promise<boolean> {
+    let dropped = false;
+    await this.kv.update<Schedule>(kvPath.managed, token, (s) => {
+      if (!s?.secrets[fqdn]?.pending) return NO_CHANGE;
+      const secrets = { ...s.secrets };
+      delete secrets[fqdn];
+      dropped = true;
+      return { secrets };
+    });
+    return dropped;
   }
 
   /** The schedule entry of each managed secret (for the inventory). */
@@ -122,6 +175,13 @@ export class ManagedSecrets {
       return;
     }
     for (const fqdn of due) await this.session.run((token) => this.renew(token, fqdn, t));
+    await this.session.run((token) => this.acme?.challenges.sweep(token, now) ?? Promise.resolve()).catch(() => undefined);
+  }
+
+  /** The schedule entries of secrets that wait for their first certificate. */
+  async pending(token: string): Promise<Record<string, RenewalState & { pending: NonNullable<RenewalState['pending']> }>> {
+    const all = await this.schedule(token);
+    return Object.fromEntries(Object.entries(all).filter(([, s]) => s.pending)) as never;
   }
 
   private async renew(token: string, fqdn: string, t: number): Promise<void> {
@@ -145,26 +205,31 @@ export class ManagedSecrets {
     if (!claimed) return;
 
     const current = await this.kv.read<SecretData>(kvPath.secret(fqdn), token);
-    if (!current?.data.managed) {
+    // A secret waiting for its first certificate has its spec in the schedule; once stored, in the secret.
+    const spec = current ? current.data.managed : claimed.pending?.spec;
+    if (!spec) {
       await this.reschedule(token, fqdn, null);
       return;
     }
     let next: SecretData;
     try {
-      next = await this.issue(fqdn, current.data.managed, current.data.meta?.ttl, token);
-      await this.kv.write(kvPath.secret(fqdn), next, token, current.version);
+      next = await this.issue(fqdn, spec, current ? current.data.meta?.ttl : claimed.pending?.ttl, token);
+      await this.kv.write(kvPath.secret(fqdn), next, token, current?.version ?? 0);
     } catch (err) {
       const failures = claimed.failures + 1;
-      const wait = Math.min(RETRY_SECONDS.min * 2 ** (failures - 1), RETRY_SECONDS.max);
+      const retry = spec.issuer === RKS_CA ? RETRY_SECONDS.ca : RETRY_SECONDS.acme;
+      const backoff = Math.min(retry.min * 2 ** (failures - 1), retry.max);
+      const wait = err instanceof AcmeRetryLater ? Math.max(backoff, err.retryAfter) : backoff;
       const message = err instanceof CasMismatch ? 'the secret changed during the renewal' : (err as Error).message;
-      await this.setState(token, fqdn, { renewAt: t + wait, failures, lastAttempt: claimed.lastAttempt, lastError: message }).catch(() => undefined);
-      this.counters?.renewals.inc({ result: 'failed' });
+      const { pending } = claimed;
+      await this.setState(token, fqdn, { renewAt: t + wait, failures, lastAttempt: claimed.lastAttempt, lastError: message, ...(pending ? { pending } : {}) }).catch(() => undefined);
+      this.counters?.renewals.inc({ issuer: spec.issuer, result: 'failed' });
       this.logger.warn({ fqdn, err: message, retryInSeconds: wait }, 'managed secret renewal failed; will retry');
       return;
     }
     // Renewed. What follows is bookkeeping: the expiry index is repaired by listings if this
     // fails, and the schedule is tried twice (else the claim runs out and it is renewed early).
-    this.counters?.renewals.inc({ result: 'renewed' });
+    this.counters?.renewals.inc({ issuer: spec.issuer, result: 'renewed' });
     this.logger.info({ fqdn, notAfter: next.info!.notAfter }, 'managed secret renewed');
     await this.expiry.set(token, fqdn, next.info!.notAfter).catch(() => undefined);
     const state = { renewAt: renewAt(next, next.managed!), failures: 0, lastAttempt: claimed.lastAttempt };
@@ -177,29 +242,43 @@ export class ManagedSecrets {
     await this.kv.update<Schedule>(kvPath.managed, token, (s) => (s?.secrets[fqdn] ? { secrets: { ...s.secrets, [fqdn]: state } } : NO_CHANGE));
   }
 
-  /** A fresh key (made here) and a certificate for it from the secret's own PKI role. */
+  /** A fresh key (made here) and a certificate for it: from the secret's own PKI role, or an ACME order. */
   private async issue(fqdn: string, spec: ManagedSpec, ttl: number | undefined, token: string): Promise<SecretData> {
     const names = spec.sans;
     const rsa = spec.keyType === 'rsa-3072';
     const { keyPem, csrPem } = await newKeyAndCsr({ commonName: names[0], dnsNames: names, keyType: rsa ? 'rsa' : 'ec', keyBits: rsa ? 3072 : 256 });
-    const signed = await this.pki.sign(managedRoleName(roleId(fqdn)), csrPem, spec.lifetime, token);
-    const certificate = signed.certificate + signed.issuingCa;
+    let chain: string;
+    if (spec.issuer === RKS_CA) {
+      const signed = await this.pki.sign(managedRoleName(roleId(fqdn)), csrPem, spec.lifetime!, token);
+      chain = signed.certificate + signed.issuingCa;
+    } else {
+      if (!this.acme) throw new Error('ACME issuers are not available');
+      chain = await this.acme.orders.obtain(token, spec.issuer, names, csrPem);
+    }
+    const blocks = chain.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+    if (!blocks.length) throw new Error('the CA answered without a certificate');
+    const certificate = blocks.join('\n') + '\n';
     return {
       certificate,
       private_key: keyPem,
       ...(ttl ? { meta: { ttl } } : {}),
-      info: certificateFacts(new X509Certificate(signed.certificate), 2),
+      info: certificateFacts(new X509Certificate(blocks[0]!), blocks.length),
       managed: spec,
     };
   }
 
   private spec(fqdn: string, input: ManagedInput): ManagedSpec {
     const sans = [...new Set([fqdn, ...(input.sans ?? []).map((s) => parseFqdn(s))])];
+    const keyType = input.keyType ?? MANAGED_DEFAULTS.keyType;
+    const issuer = input.issuer?.toLowerCase() ?? RKS_CA;
+    if (issuer !== RKS_CA) {
+      return { issuer, sans, keyType, ...(input.lifetime !== undefined ? { lifetime: input.lifetime } : {}), ...(input.renewBefore ? { renewBefore: input.renewBefore } : {}) };
+    }
     const lifetime = input.lifetime ?? MANAGED_DEFAULTS.lifetime;
     const renewBefore = input.renewBefore ?? Math.floor(lifetime / 3);
     if (renewBefore >= lifetime) throw new BadRequest('renewBefore must be shorter than lifetime');
     if (lifetime - renewBefore < 10) throw new BadRequest('lifetime - renewBefore must be at least 10 seconds');
-    return { issuer: 'rks-ca', sans, keyType: input.keyType ?? MANAGED_DEFAULTS.keyType, lifetime, renewBefore };
+    return { issuer, sans, keyType, lifetime, renewBefore };
   }
 
   /** The service identity may write exactly the managed secrets (rks_managed), as the schedule lists them. */
@@ -216,6 +295,10 @@ export class ManagedSecrets {
 /** PKI role names: the name hashed, since a name may hold '*'. */
 const roleId = (fqdn: string) => createHash('sha256').update(fqdn).digest('hex').slice(0, 24);
 
-function renewAt(data: SecretData, spec: ManagedSpec): number {
-  return Math.floor(Date.parse(data.info!.notAfter) / 1000) - spec.renewBefore;
+/** When a certificate is replaced: `renewBefore` its end, else at two thirds of its life. */
+export function renewAt(data: SecretData, spec: ManagedSpec): number {
+  const notAfter = Math.floor(Date.parse(data.info!.notAfter) / 1000);
+  if (spec.renewBefore !== undefined) return notAfter - spec.renewBefore;
+  const notBefore = Math.floor(Date.parse(data.info!.notBefore) / 1000);
+  return notBefore + Math.floor(((notAfter - notBefore) * 2) / 3);
 }

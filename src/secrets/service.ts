@@ -50,6 +50,11 @@ export interface Secret {
   data: { certificate: string; private_key: string; meta: { ttl: number } };
 }
 
+export interface ManagedHooks {
+  reschedule(token: string, fqdn: string, data: SecretData | null): Promise<void>;
+  dropPending(token: string, fqdn: string): Promise<boolean>;
+}
+
 export class SecretService {
   private readonly expiry: ExpiryIndex;
   readonly expiryOf = new ExpiryOf();
@@ -57,8 +62,8 @@ export class SecretService {
   constructor(
     private readonly kv: KvStore,
     private readonly defaultTtl: number,
-    /** Keeps the renewal schedule in step when a managed secret is replaced or rolled back. */
-    private readonly reschedule: (token: string, fqdn: string, data: SecretData | null) => Promise<void> = async () => undefined,
+    /** The renewal schedule: kept in step when a managed secret is replaced or rolled back. */
+    private readonly managed: ManagedHooks = { reschedule: async () => undefined, dropPending: async () => false },
   ) {
     this.expiry = new ExpiryIndex(kv);
   }
@@ -104,7 +109,7 @@ export class SecretService {
     }
     await this.indexed(token, fqdn, data.info!.notAfter);
     // Pushed over a managed secret: rks stops renewing it.
-    if (current.data.managed) await this.reschedule(token, fqdn, null);
+    if (current.data.managed) await this.managed.reschedule(token, fqdn, null);
     return { warnings: expiryWarnings(data.info!, this.ttlOf(data)) };
   }
 
@@ -127,7 +132,7 @@ export class SecretService {
       throw err;
     }
     await this.indexed(token, fqdn, this.expiryOf.notAfter(previous.data));
-    if (current.data.managed || previous.data.managed) await this.reschedule(token, fqdn, previous.data);
+    if (current.data.managed || previous.data.managed) await this.managed.reschedule(token, fqdn, previous.data);
   }
 
   ttlOf(data: SecretData): number {
@@ -141,6 +146,8 @@ export class SecretService {
 
   async delete(token: string, name: string): Promise<void> {
     const fqdn = parseFqdn(name);
+    // A managed secret still waiting for its first certificate is only in the schedule.
+    if (!(await this.kv.exists(kvPath.secret(fqdn), token)) && (await this.managed.dropPending(token, fqdn))) return;
     await this.mustExist(token, fqdn);
     const groups = await this.groupsOf(token, fqdn);
     if (groups.length > 0) {

@@ -73,11 +73,13 @@ export async function startRks(config: Config, logger: Logger): Promise<Rks> {
     services.readiness.certificate = () => (cert.current?.selfSigned ? 'still serving the ephemeral self-signed certificate; its certificate from the rks CA is not issued yet' : undefined);
   }
 
+  const renewals = new Periodic(config.managedCheckInterval * 1000, () => managedSecrets.renewDue());
+  managedSecrets.wake = () => renewals.runNow();
   const background = [
     new Periodic(config.groupTokenRenewInterval * 1000, () => renewer.renewAll()),
     new Periodic(Math.min(config.nodeIdleExpiry * 1000, 3600_000), () => pruner.pruneAll()),
     new Periodic(config.expiry.checkInterval * 1000, () => expiryWatch.pass()),
-    new Periodic(config.managedCheckInterval * 1000, () => managedSecrets.renewDue()),
+    renewals,
   ];
   for (const job of background) job.start();
 

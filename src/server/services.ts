@@ -1,4 +1,7 @@
 import type { Logger } from 'pino';
+import { ChallengeBoard } from '../acme/challenges';
+import { AcmeIssuers } from '../acme/issuers';
+import { AcmeOrders } from '../acme/orders';
 import { AdminService } from '../admin/service';
 import { CallbackVerifier } from '../callback/verifier';
 import type { Config } from '../config';
@@ -35,6 +38,7 @@ export interface Services {
   nodes: NodeService;
   secrets: SecretService;
   managed: ManagedSecrets;
+  acme: { issuers: AcmeIssuers; challenges: ChallengeBoard };
   inventory: Inventory;
   pki: PkiService;
   psk?: PskJwt;
@@ -57,8 +61,11 @@ export function buildServices(config: Config, logger: Logger, metrics: Metrics):
   const tokens = new Tokens(vault);
   const pkiEngine = new Pki(vault);
   const session = new ServiceSession(vault, config.admin, logger, metrics.sessionUp);
-  const managed = new ManagedSecrets(kv, sys, pkiEngine, session, logger, { renewals: metrics.managedRenewals });
-  const secrets = new SecretService(kv, config.defaultSecretTtl, (token, fqdn, data) => managed.reschedule(token, fqdn, data));
+  const acmeIssuers = new AcmeIssuers(kv, config.acmeTimeoutMs);
+  const challenges = new ChallengeBoard(kv, tokens, session);
+  const acmeOrders = new AcmeOrders(acmeIssuers, challenges, config.acmeTimeoutMs, logger, { orders: metrics.acmeOrders });
+  const managed = new ManagedSecrets(kv, sys, pkiEngine, session, logger, { renewals: metrics.managedRenewals }, { issuers: acmeIssuers, orders: acmeOrders, challenges });
+  const secrets = new SecretService(kv, config.defaultSecretTtl, managed);
   return {
     vault,
     metrics,
@@ -77,6 +84,7 @@ export function buildServices(config: Config, logger: Logger, metrics: Metrics):
     ),
     secrets,
     managed,
+    acme: { issuers: acmeIssuers, challenges },
     inventory: new Inventory(kv, (data) => secrets.ttlOf(data), managed),
     pki: new PkiService(pkiEngine, session),
     psk: config.psk ? new PskJwt(config.psk) : undefined,

@@ -57,6 +57,12 @@ export const kvPath = {
   expiryShard: (shard: string) => `index/expiry/${shard}`,
   /** The managed secrets and their renewal schedule. */
   managed: 'index/managed',
+  /** ACME issuers: directory, trust, and the account (its key included). */
+  acmeIssuer: (name: string) => `acme/issuers/${name}`,
+  acmeIssuers: 'acme/issuers/',
+  /** HTTP-01 key authorisations of orders in progress, which edges answer with. */
+  acmeChallenge: (token: string) => `acme/challenges/${token}`,
+  acmeChallenges: 'acme/challenges/',
   /** Where secrets live: every name at the top of the mount that is not rks's own. */
   secrets: '',
 };
@@ -208,6 +214,15 @@ path "${KV_MOUNT}/data/index/managed" {
 path "${PKI_MOUNT}/sign/managed-*" {
   capabilities = ["update"]
 }
+path "${KV_MOUNT}/data/acme/issuers/*" {
+  capabilities = ["read"]
+}
+path "${KV_MOUNT}/data/acme/challenges/*" {
+  capabilities = ["create", "read", "update"]
+}
+path "${KV_MOUNT}/metadata/acme/challenges/*" {
+  capabilities = ["list", "delete"]
+}
 `;
 
 /** What the service identity may write besides: exactly the managed secrets, to renew them. */
@@ -215,5 +230,5 @@ export const managedPolicy = (fqdns: string[]) =>
   [
     '# rks managed secrets: renewed by rks\'s service identity',
     `path "${KV_MOUNT}/data/${kvPath.managed}" {\n  capabilities = ["read"]\n}`,
-    ...[...fqdns].sort().map((f) => `path "${KV_MOUNT}/data/${kvPath.secret(f)}" {\n  capabilities = ["read", "update"]\n}`),
+    ...[...fqdns].sort().map((f) => `path "${KV_MOUNT}/data/${kvPath.secret(f)}" {\n  capabilities = ["create", "read", "update"]\n}`),
   ].join('\n') + '\n';

@@ -87,7 +87,7 @@ describe('managed secrets', () => {
     expect(info.renewal.lastError).toBeUndefined();
     expect(info.renewal).toMatchObject({ failures: 0, lastAttempt: expect.any(String) });
     const metrics = (await request(a.app).get('/metrics')).text + (await request(b.app).get('/metrics')).text;
-    const renewed = [...metrics.matchAll(/rks_managed_renewals_total\{result="renewed"\} (\d+)/g)].reduce((n, m) => n + Number(m[1]), 0);
+    const renewed = [...metrics.matchAll(/rks_managed_renewals_total\{issuer="rks-ca",result="renewed"\} (\d+)/g)].reduce((n, m) => n + Number(m[1]), 0);
     expect(renewed).toBe(2);
 
     const current = await read();

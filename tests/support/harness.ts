@@ -42,6 +42,7 @@ export function testConfig(overrides: Partial<Config> = {}): Config {
     vaultTimeoutMs: DEFAULTS.vaultTimeout * 1000,
     vaultMaxInFlight: DEFAULTS.vaultMaxInFlight,
     managedCheckInterval: DEFAULTS.managedCheckInterval,
+    acmeTimeoutMs: DEFAULTS.acmeTimeout * 1000,
     expiry: { warnDays: DEFAULTS.expiryWarningDays, checkInterval: DEFAULTS.expiryCheckInterval, seriesLimit: DEFAULTS.expiryMetricLimit },
     listen: '127.0.0.1:0',
     admin: { login: env.adminLogin, password: env.adminPassword },

@@ -1,0 +1,55 @@
+import { Forbidden, NotFound } from '../errors';
+import { BadRequest } from '../errors';
+import { PREFIX, kvPath } from '../vault/layout';
+import type { KvStore, Session, TokenStore } from '../vault/stores';
+
+/** An HTTP-01 challenge in progress: what the CA will fetch from the name's edges. */
+export interface PendingChallenge {
+  keyAuthorization: string;
+  fqdn: string;
+  /** ISO 8601: after this the order has given up on it. */
+  expiresAt: string;
+}
+
+/** ACME tokens are base64url (RFC 8555 §8.1 asks for at least 128 bits). */
+const TOKEN = /^[A-Za-z0-9_-]{16,128}$/;
+
+/**
+ * Where rks puts the key authorisations of its orders for the edges to answer HTTP-01 with.
+ * A key authorisation is public by design (the CA fetches it over plain HTTP from anyone who
+ * asks the name), so any registered node may read any of them: the edges of a name's group,
+ * before or after the secret is associated, are the ones the CA reaches.
+ */
+export class ChallengeBoard {
+  constructor(
+    private readonly kv: KvStore,
+    private readonly tokens: TokenStore,
+    private readonly session: Session,
+  ) {}
+
+  async publish(token: string, challengeToken: string, c: PendingChallenge): Promise<void> {
+    await this.kv.write(kvPath.acmeChallenge(challengeToken), c, token);
+  }
+
+  async remove(token: string, challengeToken: string): Promise<void> {
+    await this.kv.destroy(kvPath.acmeChallenge(challengeToken), token);
+  }
+
+  /** Drops what orders that stopped half-way (an rks killed mid-order) left behind. */
+  async sweep(token: string, now = Date.now()): Promise<void> {
+    for (const t of await this.kv.list(kvPath.acmeChallenges, token)) {
+      const c = await this.kv.read<PendingChallenge>(kvPath.acmeChallenge(t), token);
+      if (!c || Date.parse(c.data.expiresAt) < now) await this.remove(token, t);
+    }
+  }
+
+  /** For an edge: the key authorisation of `challengeToken`, with the caller's node token. */
+  async answer(nodeToken: string, challengeToken: string): Promise<PendingChallenge> {
+    if (!TOKEN.test(challengeToken)) throw new BadRequest('not an ACME challenge token');
+    const self = await this.tokens.lookupSelf(nodeToken);
+    if (!self.policies.some((p) => p.startsWith(`${PREFIX}node_`))) throw new Forbidden('a node token is required');
+    const c = await this.session.run((t) => this.kv.read<PendingChallenge>(kvPath.acmeChallenge(challengeToken), t));
+    if (!c || Date.parse(c.data.expiresAt) < Date.now()) throw new NotFound('no challenge in progress with this token');
+    return c.data;
+  }
+}

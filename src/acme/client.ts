@@ -1,0 +1,72 @@
+import https from 'node:https';
+import * as acme from 'acme-client';
+
+/**
+ * acme-client retries 429 and 5xx answers itself, sleeping up to minutes inside one call. rks
+ * schedules its own retries (honouring the CA's Retry-After), so each call is one attempt with
+ * a deadline.
+ */
+(acme.axios.defaults as unknown as { acmeSettings: { retryMaxAttempts: number } }).acmeSettings.retryMaxAttempts = 0;
+
+/** A failure the CA asked rks to wait after (429 rate limit, 503), in seconds. */
+export class AcmeRetryLater extends Error {
+  constructor(
+    message: string,
+    readonly retryAfter: number,
+  ) {
+    super(message);
+  }
+}
+
+export interface AcmeEndpoint {
+  directory: string;
+  /** PEM certificates to trust for the directory's HTTPS, instead of the system's. */
+  caBundle?: string;
+}
+
+export interface AcmeClientOptions {
+  accountKey: string;
+  accountUrl?: string;
+  externalAccountBinding?: { kid: string; hmacKey: string };
+  /** Deadline of each HTTP request to the CA. */
+  timeoutMs: number;
+}
+
+/** Seconds from a Retry-After header (delay or HTTP date), or undefined. */
+export function retryAfterSeconds(header: unknown, now = Date.now()): number | undefined {
+  if (typeof header !== 'string' || !header.trim()) return undefined;
+  const n = Number(header);
+  if (Number.isFinite(n)) return Math.max(0, Math.ceil(n));
+  const at = Date.parse(header);
+  return Number.isNaN(at) ? undefined : Math.max(0, Math.ceil((at - now) / 1000));
+}
+
+/**
+ * An acme-client Client for one issuer: its own trust store and a deadline on every request
+ * (acme-client has one shared axios instance, so both are set per request here), and the
+ * CA's Retry-After remembered so that a refusal becomes AcmeRetryLater.
+ */
+export function acmeClient(endpoint: AcmeEndpoint, opts: AcmeClientOptions): { client: acme.Client; retryAfter(): number | undefined } {
+  const client = new acme.Client({
+    directoryUrl: endpoint.directory,
+    accountKey: opts.accountKey,
+    accountUrl: opts.accountUrl,
+    externalAccountBinding: opts.externalAccountBinding,
+    // Polls of a challenge or order: 1, 2, 4, 8, 8… s, about a minute in all.
+    backoffAttempts: 10,
+    backoffMin: 1000,
+    backoffMax: 8000,
+  });
+  const agent = endpoint.caBundle ? new https.Agent({ ca: endpoint.caBundle, keepAlive: true }) : undefined;
+  let retryAfter: number | undefined;
+  const http = (client as unknown as { http: { request(url: string, method: string, o?: object): Promise<{ status: number; headers: Record<string, unknown> }> } }).http;
+  const request = http.request.bind(http);
+  http.request = async (url, method, o = {}) => {
+    const resp = await request(url, method, { ...o, timeout: opts.timeoutMs, ...(agent ? { httpsAgent: agent } : {}) });
+    if (resp.status === 429 || resp.status === 503) retryAfter = retryAfterSeconds(resp.headers['retry-after']) ?? retryAfter;
+    return resp;
+  };
+  return { client, retryAfter: () => retryAfter };
+}
+
+export { acme };

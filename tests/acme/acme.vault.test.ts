@@ -1,0 +1,233 @@
+import http from 'node:http';
+import tls from 'node:tls';
+import type { AddressInfo } from 'node:net';
+import request from 'supertest';
+import { RksNode } from '../../src/client';
+import { ServedRks, adminToken, harness, Harness, serveRks, vaultRead } from '../support/harness';
+import { TestPebble, startPebble } from '../support/pebble';
+import { createGroup, registerNode, uniq } from '../support/rks';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A real handshake with SNI, verified against Pebble's root: the leaf presented, or the error. */
+function handshake(port: number, servername: string, ca: string): Promise<{ fingerprint: string; san: string } | { failed: string }> {
+  return new Promise((resolve) => {
+    const s = tls.connect({ port, host: '127.0.0.1', servername, ca }, () => {
+      const cert = s.getPeerCertificate();
+      s.destroy();
+      resolve({ fingerprint: cert.fingerprint256, san: String(cert.subjectaltname) });
+    });
+    s.on('error', (err) => resolve({ failed: err.message }));
+  });
+}
+
+async function until<T>(what: string, fn: () => Promise<T | undefined>, ms: number): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(250);
+  }
+}
+
+/**
+ * ACME against Pebble, validating for real: Pebble resolves every name to 127.0.0.1 through the
+ * test's DNS responder and fetches HTTP-01 answers from the edge's plain-HTTP port, where the
+ * node SDK asks rks for them.
+ */
+describe('managed secrets from an ACME CA (Pebble), challenges answered by the edges', () => {
+  let pebble: TestPebble;
+  let pebbleRoot: string;
+  /** The edge's plain-HTTP port (Pebble's httpPort): whatever handler a test puts here. */
+  let port80: http.Server;
+  let onHttp: (req: http.IncomingMessage, res: http.ServerResponse) => void = (_req, res) => void res.writeHead(404).end();
+  const fetched: string[] = [];
+  let h: Harness;
+  let admin: string;
+
+  beforeAll(async () => {
+    port80 = http.createServer((req, res) => {
+      fetched.push(req.url ?? '');
+      onHttp(req, res);
+    });
+    await new Promise<void>((r) => port80.listen(0, '127.0.0.1', r));
+    // Certificates of 30 s: renewed at two thirds of their life, every 20 s.
+    pebble = await startPebble({ httpPort: (port80.address() as AddressInfo).port, validitySeconds: 30 });
+    pebbleRoot = await pebble.issuingRoot();
+    h = harness();
+    admin = await adminToken(h.app);
+    await request(h.app)
+      .post('/rks/v1/acme/issuers/pebble')
+      .set('X-Vault-Token', admin)
+      .send({ directory: pebble.directory, caBundle: pebble.tlsCa, contact: ['ops@example.com'], termsOfServiceAgreed: true })
+      .expect(201);
+  }, 120_000);
+  afterAll(async () => {
+    h?.close();
+    port80?.close();
+    await pebble?.stop();
+  });
+
+  describe('issuers', () => {
+    it('registers an account, keeps its key in Vault and never shows it', async () => {
+      const res = await request(h.app).get('/rks/v1/acme/issuers/pebble').set('X-Vault-Token', admin).expect(200);
+      expect(res.body).toMatchObject({ name: 'pebble', directory: pebble.directory, contact: ['ops@example.com'], caBundle: true, status: 'valid', externalAccountBinding: false });
+      expect(res.body.accountUrl).toMatch(/^https:\/\/127\.0\.0\.1:\d+\/my-account\//);
+      expect(JSON.stringify(res.body)).not.toContain('PRIVATE KEY');
+      const list = await request(h.app).get('/rks/v1/acme/issuers').set('X-Vault-Token', admin).expect(200);
+      expect(list.body.map((i: { name: string }) => i.name)).toContain('pebble');
+      expect(JSON.stringify(list.body)).not.toContain('PRIVATE KEY');
+      const stored = await vaultRead('rks/data/acme/issuers/pebble');
+      expect(stored.body.data.data.accountKey).toContain('PRIVATE KEY');
+    });
+
+    it('asks for the terms of service to be agreed, naming them; refuses what cannot work', async () => {
+      const res = await request(h.app).post(`/rks/v1/acme/issuers/${uniq('tos')}`).set('X-Vault-Token', admin)
+        .send({ directory: pebble.directory, caBundle: pebble.tlsCa }).expect(400);
+      expect(res.body.errors[0]).toMatch(/termsOfServiceAgreed.*terms of service/);
+      await request(h.app).post('/rks/v1/acme/issuers/rks-ca').set('X-Vault-Token', admin).send({ directory: pebble.directory, termsOfServiceAgreed: true }).expect(400);
+      await request(h.app).post('/rks/v1/acme/issuers/pebble').set('X-Vault-Token', admin).send({ directory: pebble.directory, caBundle: pebble.tlsCa, termsOfServiceAgreed: true }).expect(409);
+      await request(h.app).post(`/rks/v1/acme/issuers/${uniq('h')}`).set('X-Vault-Token', admin).send({ directory: 'http://acme.example.com/dir', termsOfServiceAgreed: true }).expect(400);
+      // The directory's certificate is not trusted without the bundle: the CA cannot be reached.
+      const untrusted = await request(h.app).post(`/rks/v1/acme/issuers/${uniq('u')}`).set('X-Vault-Token', admin).send({ directory: pebble.directory, termsOfServiceAgreed: true }).expect(502);
+      expect(untrusted.body.code).toBe('upstream_failed');
+      // Issuers are for administrators.
+      const g = uniq('acg');
+      const groupToken = await createGroup(h.app, admin, g);
+      await request(h.app).get('/rks/v1/acme/issuers').set('X-Vault-Token', groupToken).expect(403);
+    });
+
+    it('deactivates an account at the CA; its secrets can no longer be created', async () => {
+      const name = uniq('deact');
+      await request(h.app).post(`/rks/v1/acme/issuers/${name}`).set('X-Vault-Token', admin)
+        .send({ directory: pebble.directory, caBundle: pebble.tlsCa, termsOfServiceAgreed: true }).expect(201);
+      const res = await request(h.app).post(`/rks/v1/acme/issuers/${name}/deactivate`).set('X-Vault-Token', admin).expect(200);
+      expect(res.body).toMatchObject({ status: 'deactivated' });
+      expect(res.body.deactivatedAt).toBeDefined();
+      const refused = await request(h.app).post(`/rks/v1/secret/${uniq('d')}.example.com/managed`).set('X-Vault-Token', admin).send({ issuer: name }).expect(400);
+      expect(refused.body.errors[0]).toMatch(/deactivated/);
+    });
+  });
+
+  describe('the challenge endpoint', () => {
+    it('answers registered nodes only, and only tokens of orders in progress', async () => {
+      const g = uniq('chg');
+      const groupToken = await createGroup(h.app, admin, g);
+      const { nodeToken } = await registerNode(h.app, groupToken, 'n1');
+      const token = 'A'.repeat(43);
+      await request(h.app).get(`/rks/v1/acme/http-01/${token}`).set('X-Vault-Token', nodeToken).expect(404);
+      await request(h.app).get(`/rks/v1/acme/http-01/${token}`).set('X-Vault-Token', admin).expect(403);
+      await request(h.app).get(`/rks/v1/acme/http-01/${token}`).set('X-Vault-Token', groupToken).expect(403);
+      await request(h.app).get(`/rks/v1/acme/http-01/${token}`).expect(403);
+      await request(h.app).get('/rks/v1/acme/http-01/short').set('X-Vault-Token', nodeToken).expect(400);
+    });
+  });
+
+  it('a failed validation is retried with backoff, and the secret says why and when', async () => {
+    const g = uniq('fail');
+    const groupToken = await createGroup(h.app, admin, g);
+    const node = new RksNode({ url: 'http://unused.invalid', groupToken, nodeId: 'x' });
+    // No edge answers yet.
+    onHttp = (_req, res) => void res.writeHead(404).end();
+    const name = `${uniq('f')}.example.com`;
+    const created = await request(h.app).post(`/rks/v1/secret/${name}/managed`).set('X-Vault-Token', admin).send({ issuer: 'pebble', ttl: 5 }).expect(202);
+    expect(created.body).toMatchObject({ name, pending: true, managed: true, renewal: { issuer: 'pebble', failures: 0 } });
+    expect(created.body.notAfter).toBeUndefined();
+    // Nodes get 404 until it is issued; it is in the listing, marked pending.
+    const list = await request(h.app).get('/rks/v1/secrets?limit=1000').set('X-Vault-Token', admin).expect(200);
+    expect(list.body.secrets.find((s: { name: string }) => s.name === name)).toMatchObject({ pending: true });
+
+    const t0 = Date.now();
+    await h.services.managed.renewDue(t0);
+    const info = await request(h.app).get(`/rks/v1/secret/${name}/info`).set('X-Vault-Token', admin).expect(200);
+    expect(info.body).toMatchObject({ pending: true, renewal: { failures: 1 } });
+    expect(info.body.renewal.lastError).toMatch(new RegExp(`validation of ${name.replace(/\./g, '\\.')} failed`));
+    const next = Date.parse(info.body.renewal.nextAttempt);
+    expect(next - t0).toBeGreaterThanOrEqual(59_000);
+    // Its challenge is gone from Vault once the order failed.
+    expect((await vaultRead('rks/metadata/acme/challenges?list=true')).body?.data?.keys ?? []).toEqual([]);
+
+    // Not due yet: nothing happens. Due, with the edge answering: issued.
+    await h.services.managed.renewDue(Date.now());
+    expect((await request(h.app).get(`/rks/v1/secret/${name}/info`).set('X-Vault-Token', admin)).body.renewal.failures).toBe(1);
+    const { nodeToken } = await registerNode(h.app, groupToken, 'edge-f');
+    onHttp = (req, res) => {
+      const tok = /acme-challenge\/(.+)$/.exec(req.url ?? '')?.[1] ?? '';
+      request(h.app).get(`/rks/v1/acme/http-01/${tok}`).set('X-Vault-Token', nodeToken).then((r) =>
+        r.status === 200 ? res.writeHead(200).end(r.body.keyAuthorization) : res.writeHead(404).end(),
+      );
+    };
+    await h.services.managed.renewDue(next + 1000);
+    const issued = await request(h.app).get(`/rks/v1/secret/${name}/info`).set('X-Vault-Token', admin).expect(200);
+    expect(issued.body.renewal.lastError).toBeUndefined();
+    expect(issued.body.pending).toBeUndefined();
+    expect(issued.body).toMatchObject({ sans: [`DNS:${name}`], keyType: 'EC P-256', chainLength: 2, ttl: 5, renewal: { issuer: 'pebble', failures: 0 } });
+    expect(Math.abs(issued.body.renewal.lifetime - 30)).toBeLessThanOrEqual(1);
+    expect(issued.body.issuer).toMatch(/Pebble Intermediate CA/);
+    void node;
+  }, 60_000);
+
+  describe('issue, serve through an edge, renew', () => {
+    let rks: ServedRks;
+    let edgeNode: RksNode;
+    let tlsEdge: tls.Server;
+
+    beforeAll(async () => {
+      rks = await serveRks({ managedCheckInterval: 1 });
+    });
+    afterAll(async () => {
+      edgeNode?.stop();
+      tlsEdge?.close();
+      await rks?.stop();
+    });
+
+    it('a pending secret is issued with the edge answering HTTP-01, served over TLS, and renewed at two thirds of its life', async () => {
+      const g = uniq('acme');
+      const groupToken = await createGroup(rks.app, admin, g);
+      edgeNode = new RksNode({ url: rks.url, groupToken, nodeId: 'edge-1', ca: rks.ca, backoffMs: { min: 200, max: 1000 } });
+      await edgeNode.start();
+      // The edge: HTTPS from the SDK, and its plain-HTTP port answering challenges through the SDK.
+      onHttp = edgeNode.httpHandler;
+      tlsEdge = tls.createServer({ SNICallback: edgeNode.sniCallback }, (s) => s.end('ok\n'));
+      tlsEdge.on('tlsClientError', () => undefined);
+      await new Promise<void>((r) => tlsEdge.listen(0, '127.0.0.1', r));
+      const tlsPort = (tlsEdge.address() as AddressInfo).port;
+
+      const name = `${uniq('www')}.example.com`;
+      const alt = `alt-${name}`;
+      fetched.length = 0;
+      const started = Date.now();
+      await request(rks.app).post(`/rks/v1/secret/${name}/managed`).set('X-Vault-Token', admin).send({ issuer: 'pebble', sans: [alt], ttl: 2 }).expect(202);
+      const first = await until('the first certificate', async () => {
+        const r = await request(rks.app).get(`/rks/v1/secret/${name}/info`).set('X-Vault-Token', admin);
+        return r.body.pending ? undefined : r.body;
+      }, 30_000);
+      const issuedMs = Date.now() - started;
+      expect([...first.sans].sort()).toEqual([`DNS:${alt}`, `DNS:${name}`].sort());
+      // Pebble fetched both names' challenges from the edge, which asked rks.
+      expect(fetched.filter((u) => u.startsWith('/.well-known/acme-challenge/')).length).toBeGreaterThanOrEqual(2);
+      expect(pebble.dnsQueries.some((q) => q.startsWith(name))).toBe(true);
+
+      await request(rks.app).post(`/rks/v1/group/${g}/secrets/${name}`).set('X-Vault-Token', admin).expect(201);
+      const served = await handshake(tlsPort, name, pebbleRoot);
+      expect(served).toMatchObject({ fingerprint: first.sha256Fingerprint });
+
+      // Renewed at two thirds of 30 s by the background job; the edge serves the new one without a restart.
+      const renewed = await until('a renewed certificate served by the edge', async () => {
+        const r = await handshake(tlsPort, name, pebbleRoot);
+        return 'fingerprint' in r && r.fingerprint !== first.sha256Fingerprint ? r : undefined;
+      }, 40_000);
+      const info = (await request(rks.app).get(`/rks/v1/secret/${name}/info`).set('X-Vault-Token', admin).expect(200)).body;
+      expect(renewed).toMatchObject({ fingerprint: info.sha256Fingerprint });
+      // The previous version stays for a rollback; no challenge is left behind.
+      const meta = await vaultRead(`rks/metadata/${name}`);
+      expect(Number(meta.body.data.current_version)).toBe(2);
+      expect((await vaultRead('rks/metadata/acme/challenges?list=true')).body?.data?.keys ?? []).toEqual([]);
+      const metrics = (await request(rks.app).get('/metrics')).text;
+      expect(metrics).toMatch(/rks_acme_orders_total\{issuer="pebble",result="issued"\} [2-9]/);
+      expect(metrics).toMatch(/rks_managed_renewals_total\{issuer="pebble",result="renewed"\} [2-9]/);
+      console.log(`ACME: first certificate stored ${issuedMs} ms after the request; renewal served ${Date.now() - started} ms after it`);
+    }, 90_000);
+  });
+});
