@@ -2,11 +2,13 @@ import https from 'node:https';
 import * as acme from 'acme-client';
 
 /**
- * acme-client retries 429 and 5xx answers itself, sleeping up to minutes inside one call. rks
- * schedules its own retries (honouring the CA's Retry-After), so each call is one attempt with
- * a deadline.
+ * acme-client's own response interceptor retries 429 and 5xx answers, sleeping up to minutes
+ * inside one call, and loses the cause of network errors. rks schedules its own retries
+ * (honouring the CA's Retry-After), so each call is one attempt with a deadline: every answer
+ * goes back to acme-client (which reads the statuses), and a network error as it is.
  */
-(acme.axios.defaults as unknown as { acmeSettings: { retryMaxAttempts: number } }).acmeSettings.retryMaxAttempts = 0;
+acme.axios.interceptors.response.clear();
+acme.axios.interceptors.response.use(null, (err: { response?: unknown }) => err.response ?? Promise.reject(err));
 
 /** A failure the CA asked rks to wait after (429 rate limit, 503), in seconds. */
 export class AcmeRetryLater extends Error {

@@ -124,7 +124,7 @@ export class AcmeIssuers {
     try {
       await client.createAccount({ termsOfServiceAgreed: true, contact: contact.map((c) => `mailto:${c}`) });
     } catch (err) {
-      throw upstream(err, 'the CA refused the account');
+      throw upstream(err, 'registering the account at the CA failed');
     }
     const record: AcmeIssuerRecord = {
       directory,

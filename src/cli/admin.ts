@@ -261,7 +261,7 @@ export function secretCommand(): Command {
           ...(info.pending
             ? ['certificate  none yet: rks is obtaining the first one (nodes get 404 until then)']
             : [
-                `subject      ${info.subject}`,
+                `subject      ${info.subject || '-'}`,
                 `SANs         ${info.sans?.join(', ') || '-'}`,
                 `issuer       ${info.issuer}`,
                 `valid        ${info.notBefore} to ${info.notAfter}  ${expiryMark(info)}`,
@@ -274,7 +274,7 @@ export function secretCommand(): Command {
           ...(info.renewal
             ? [
                 `renewal      from ${info.renewal.issuer}${info.renewal.lifetime ? `, ${info.renewal.lifetime} s certificates renewed ${info.renewal.renewBefore} s before the end` : ''}`,
-                `next try     ${info.renewal.nextAttempt}`,
+                info.renewal.inProgress ? `next try     in progress now (started ${info.renewal.lastAttempt})` : `next try     ${info.renewal.nextAttempt}`,
                 ...(info.renewal.lastAttempt ? [`last try     ${info.renewal.lastAttempt}${info.renewal.lastError ? ` failed: ${info.renewal.lastError} (${info.renewal.failures} in a row)` : ''}`] : []),
               ]
             : []),

@@ -18,7 +18,7 @@ export interface SecretSummary extends Partial<CertificateFacts> {
   /** rks obtains and renews it (managed secrets); false for pushed ones. */
   managed: boolean;
   /** For a managed secret: its issuer and schedule. */
-  renewal?: { issuer: string; lifetime?: number; renewBefore?: number; nextAttempt: string; failures: number; lastAttempt?: string; lastError?: string };
+  renewal?: { issuer: string; lifetime?: number; renewBefore?: number; inProgress?: boolean; nextAttempt: string; failures: number; lastAttempt?: string; lastError?: string };
   expired: boolean;
 }
 
@@ -64,6 +64,7 @@ function renewal(spec: ManagedSpec, state: RenewalState | undefined, info?: Cert
     issuer: spec.issuer,
     ...(lifetime !== undefined ? { lifetime } : {}),
     ...(renewBefore !== undefined ? { renewBefore } : {}),
+    ...(state?.inProgress ? { inProgress: true } : {}),
     nextAttempt: state ? new Date(state.renewAt * 1000).toISOString() : 'not scheduled',
     failures: state?.failures ?? 0,
     ...(state?.lastAttempt ? { lastAttempt: state.lastAttempt } : {}),

@@ -48,6 +48,8 @@ export interface RenewalState {
   failures: number;
   lastAttempt?: string;
   lastError?: string;
+  /** An instance is obtaining a certificate now (claimed until `renewAt`). */
+  inProgress?: true;
   /** A secret waiting for its first certificate (from an ACME CA): what to make. */
   pending?: { spec: ManagedSpec; ttl?: number };
 }
@@ -194,7 +196,7 @@ export class ManagedSecrets {
         (s) => {
           const state = s?.secrets[fqdn];
           if (!state || state.renewAt > t) return NO_CHANGE;
-          claimed = { ...state, renewAt: t + CLAIM_SECONDS, lastAttempt: new Date(t * 1000).toISOString() };
+          claimed = { ...state, renewAt: t + CLAIM_SECONDS, lastAttempt: new Date(t * 1000).toISOString(), inProgress: true };
           return { secrets: { ...s!.secrets, [fqdn]: claimed } };
         },
         { attempts: 1, ms: 0 },
@@ -221,7 +223,7 @@ export class ManagedSecrets {
       const backoff = Math.min(retry.min * 2 ** (failures - 1), retry.max);
       const wait = err instanceof AcmeRetryLater ? Math.max(backoff, err.retryAfter) : backoff;
       const message = err instanceof CasMismatch ? 'the secret changed during the renewal' : (err as Error).message;
-      const { pending } = claimed;
+      const { pending } = claimed; // kept; `inProgress` is not
       await this.setState(token, fqdn, { renewAt: t + wait, failures, lastAttempt: claimed.lastAttempt, lastError: message, ...(pending ? { pending } : {}) }).catch(() => undefined);
       this.counters?.renewals.inc({ issuer: spec.issuer, result: 'failed' });
       this.logger.warn({ fqdn, err: message, retryInSeconds: wait }, 'managed secret renewal failed; will retry');

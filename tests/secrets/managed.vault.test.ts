@@ -88,7 +88,9 @@ describe('managed secrets', () => {
     expect(info.renewal).toMatchObject({ failures: 0, lastAttempt: expect.any(String) });
     const metrics = (await request(a.app).get('/metrics')).text + (await request(b.app).get('/metrics')).text;
     const renewed = [...metrics.matchAll(/rks_managed_renewals_total\{issuer="rks-ca",result="renewed"\} (\d+)/g)].reduce((n, m) => n + Number(m[1]), 0);
-    expect(renewed).toBe(2);
+    // At least these two (the versions above say exactly two of this secret): both instances also
+    // renew what other test files running on the same Vault make due.
+    expect(renewed).toBeGreaterThanOrEqual(2);
 
     const current = await read();
     const previous = (await vaultRead(`rks/data/${fqdn}?version=2`)).body.data.data;
