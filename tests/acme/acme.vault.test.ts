@@ -127,7 +127,6 @@ describe('managed secrets from an ACME CA (Pebble), challenges answered by the e
   it('a failed validation is retried with backoff, and the secret says why and when', async () => {
     const g = uniq('fail');
     const groupToken = await createGroup(h.app, admin, g);
-    const node = new RksNode({ url: 'http://unused.invalid', groupToken, nodeId: 'x' });
     // No edge answers yet.
     onHttp = (_req, res) => void res.writeHead(404).end();
     const name = `${uniq('f')}.example.com`;
@@ -165,7 +164,11 @@ describe('managed secrets from an ACME CA (Pebble), challenges answered by the e
     expect(issued.body).toMatchObject({ sans: [`DNS:${name}`], keyType: 'EC P-256', chainLength: 2, ttl: 5, renewal: { issuer: 'pebble', failures: 0 } });
     expect(Math.abs(issued.body.renewal.lifetime - 30)).toBeLessThanOrEqual(1);
     expect(issued.body.issuer).toMatch(/Pebble Intermediate CA/);
-    void node;
+    // This instance placed the order that succeeded (no other rks on this Vault could: it was not
+    // due for another minute). The failed one may have been another instance's: they all renew.
+    const metrics = (await request(h.app).get('/metrics')).text;
+    expect(metrics).toMatch(/rks_acme_orders_total\{issuer="pebble",result="issued"\} 1\n/);
+    expect(metrics).toMatch(/rks_managed_renewals_total\{issuer="pebble",result="renewed"\} 1\n/);
   }, 60_000);
 
   describe('issue, serve through an edge, renew', () => {
@@ -224,9 +227,6 @@ describe('managed secrets from an ACME CA (Pebble), challenges answered by the e
       const meta = await vaultRead(`rks/metadata/${name}`);
       expect(Number(meta.body.data.current_version)).toBe(2);
       expect((await vaultRead('rks/metadata/acme/challenges?list=true')).body?.data?.keys ?? []).toEqual([]);
-      const metrics = (await request(rks.app).get('/metrics')).text;
-      expect(metrics).toMatch(/rks_acme_orders_total\{issuer="pebble",result="issued"\} [2-9]/);
-      expect(metrics).toMatch(/rks_managed_renewals_total\{issuer="pebble",result="renewed"\} [2-9]/);
       console.log(`ACME: first certificate stored ${issuedMs} ms after the request; renewal served ${Date.now() - started} ms after it`);
     }, 90_000);
   });
