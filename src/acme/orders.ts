@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { RenewalWindow, ariCertId, renewalWindow, supportsAri } from './ari';
 import { AcmeRetryLater, acmeClient } from './client';
 import type { ChallengeBoard } from './challenges';
 import type { AcmeIssuers } from './issuers';
@@ -25,28 +26,46 @@ export class AcmeOrders {
     private readonly counters?: OrderCounters,
   ) {}
 
-  /** The certificate chain (PEM, leaf first) for `csrPem`, whose names are `names`. */
-  async obtain(token: string, issuer: string, names: string[], csrPem: string): Promise<string> {
+  /**
+   * The certificate chain (PEM, leaf first) for `csrPem`, whose names are `names`, and the CA's
+   * renewal window for it when the CA has one (RFC 9773). `replacing` is the certificate this
+   * one replaces, named in the order so the CA can relax its limits for renewals.
+   */
+  async obtain(token: string, issuer: string, names: string[], csrPem: string, replacing?: string): Promise<{ chain: string; window?: RenewalWindow }> {
     try {
-      const chain = await this.order(token, issuer, names, csrPem);
+      const got = await this.order(token, issuer, names, csrPem, replacing);
       this.counters?.orders.inc({ issuer, result: 'issued' });
-      return chain;
+      return got;
     } catch (err) {
       this.counters?.orders.inc({ issuer, result: 'failed' });
       throw err;
     }
   }
 
-  private async order(token: string, issuer: string, names: string[], csrPem: string): Promise<string> {
+  /** The CA's current renewal window for a certificate it issued, or undefined. */
+  async window(token: string, issuer: string, leafPem: string): Promise<RenewalWindow | undefined> {
+    return renewalWindow(await this.client(token, issuer).then((c) => c.client), leafPem);
+  }
+
+  private async client(token: string, issuer: string) {
     const r = await this.issuers.record(token, issuer);
     if (r.status !== 'valid') throw new Error(`issuer '${issuer}' is deactivated`);
-    const { client, retryAfter } = acmeClient(
-      { directory: r.directory, caBundle: r.caBundle },
-      { accountKey: r.accountKey, accountUrl: r.accountUrl, timeoutMs: this.timeoutMs },
-    );
+    return acmeClient({ directory: r.directory, caBundle: r.caBundle }, { accountKey: r.accountKey, accountUrl: r.accountUrl, timeoutMs: this.timeoutMs });
+  }
+
+  private async order(token: string, issuer: string, names: string[], csrPem: string, replacing?: string): Promise<{ chain: string; window?: RenewalWindow }> {
+    const { client, retryAfter } = await this.client(token, issuer);
     const published: string[] = [];
     try {
-      let order = await client.createOrder({ identifiers: names.map((value) => ({ type: 'dns', value })) });
+      const identifiers = names.map((value) => ({ type: 'dns', value }));
+      const replaces = replacing && (await supportsAri(client)) ? await ariCertId(replacing).catch(() => undefined) : undefined;
+      let order = replaces
+        ? await client.createOrder({ identifiers, replaces } as never).catch((err: Error) => {
+            // A CA that will not take this certificate as the one replaced still issues a new one.
+            this.logger.info({ issuer, err: err.message }, 'ACME order naming the certificate it replaces refused; ordering without');
+            return client.createOrder({ identifiers });
+          })
+        : await client.createOrder({ identifiers });
       const started = Date.now();
       for (const authz of await client.getAuthorizations(order)) {
         if (authz.status === 'valid') continue; // the CA remembers a recent validation
@@ -66,7 +85,10 @@ export class AcmeOrders {
         this.logger.info({ fqdn: name, issuer }, 'ACME challenge validated');
       }
       order = await client.finalizeOrder(order, csrPem);
-      return await client.getCertificate(order);
+      const chain = await client.getCertificate(order);
+      const leaf = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(chain)?.[0];
+      const window = leaf ? await renewalWindow(client, leaf).catch(() => undefined) : undefined;
+      return { chain, ...(window ? { window } : {}) };
     } catch (err) {
       const wait = retryAfter();
       if (wait !== undefined) throw new AcmeRetryLater((err as Error).message, wait);

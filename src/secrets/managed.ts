@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { X509Certificate } from 'node:crypto';
 import type { Logger } from 'pino';
+import { RenewalWindow, pickInWindow } from '../acme/ari';
 import { AcmeRetryLater } from '../acme/client';
 import { RKS_CA } from '../acme/issuers';
 import type { ChallengeBoard } from '../acme/challenges';
@@ -48,6 +49,8 @@ export interface RenewalState {
   failures: number;
   lastAttempt?: string;
   lastError?: string;
+  /** When to ask the ACME CA for its renewal window again (RFC 9773), seconds since the epoch. */
+  ariAt?: number;
   /** An instance is obtaining a certificate now (claimed until `renewAt`). */
   inProgress?: true;
   /** A secret waiting for its first certificate (from an ACME CA): what to make. */
@@ -102,7 +105,7 @@ export class ManagedSecrets {
       return 'pending';
     }
     await this.pki.writeNamesRole(managedRoleName(roleId(fqdn)), spec.sans, spec.lifetime!, token);
-    const data = await this.issue(fqdn, spec, input.ttl, token);
+    const { data } = await this.issue(fqdn, spec, input.ttl, token);
     try {
       await this.kv.write(kvPath.secret(fqdn), data, token, 0);
     } catch (err) {
@@ -168,8 +171,10 @@ export class ManagedSecrets {
   async renewDue(now = Date.now()): Promise<void> {
     const t = Math.floor(now / 1000);
     let due: string[];
+    let schedule: Record<string, RenewalState>;
     try {
-      due = Object.entries(await this.session.run((token) => this.schedule(token)))
+      schedule = await this.session.run((token) => this.schedule(token));
+      due = Object.entries(schedule)
         .filter(([, s]) => s.renewAt <= t)
         .map(([fqdn]) => fqdn);
     } catch (err) {
@@ -177,6 +182,8 @@ export class ManagedSecrets {
       return;
     }
     for (const fqdn of due) await this.session.run((token) => this.renew(token, fqdn, t));
+    const recheck = Object.entries(schedule).filter(([, s]) => s.renewAt > t && s.ariAt !== undefined && s.ariAt <= t && !s.inProgress);
+    for (const [fqdn] of recheck) await this.session.run((token) => this.recheckWindow(token, fqdn, t)).catch(() => undefined);
     await this.session.run((token) => this.acme?.challenges.sweep(token, now) ?? Promise.resolve()).catch(() => undefined);
   }
 
@@ -214,8 +221,9 @@ export class ManagedSecrets {
       return;
     }
     let next: SecretData;
+    let window: RenewalWindow | undefined;
     try {
-      next = await this.issue(fqdn, spec, current ? current.data.meta?.ttl : claimed.pending?.ttl, token);
+      ({ data: next, window } = await this.issue(fqdn, spec, current ? current.data.meta?.ttl : claimed.pending?.ttl, token, current?.data.certificate));
       await this.kv.write(kvPath.secret(fqdn), next, token, current?.version ?? 0);
     } catch (err) {
       const failures = claimed.failures + 1;
@@ -234,9 +242,33 @@ export class ManagedSecrets {
     this.counters?.renewals.inc({ issuer: spec.issuer, result: 'renewed' });
     this.logger.info({ fqdn, notAfter: next.info!.notAfter }, 'managed secret renewed');
     await this.expiry.set(token, fqdn, next.info!.notAfter).catch(() => undefined);
-    const state = { renewAt: renewAt(next, next.managed!), failures: 0, lastAttempt: claimed.lastAttempt };
+    const state: RenewalState = {
+      renewAt: renewAt(next, spec, window),
+      failures: 0,
+      lastAttempt: claimed.lastAttempt,
+      ...(window ? { ariAt: t + window.recheckIn } : {}),
+    };
     await this.setState(token, fqdn, state).catch(() => this.setState(token, fqdn, state)).catch((err) => {
       this.logger.warn({ fqdn, err: (err as Error).message }, 'managed secret renewed, but its next date could not be recorded');
+    });
+  }
+
+  /**
+   * Asks the ACME CA again for a certificate's renewal window (RFC 9773: a CA moves it earlier
+   * when it must revoke) and moves the renewal into it when it is outside.
+   */
+  private async recheckWindow(token: string, fqdn: string, t: number): Promise<void> {
+    const current = await this.kv.read<SecretData>(kvPath.secret(fqdn), token);
+    const spec = current?.data.managed;
+    if (!spec || spec.issuer === RKS_CA || spec.renewBefore !== undefined || !this.acme) return;
+    const window = await this.acme.orders.window(token, spec.issuer, current.data.certificate).catch(() => undefined);
+    await this.kv.update<Schedule>(kvPath.managed, token, (s) => {
+      const state = s?.secrets[fqdn];
+      if (!state || state.inProgress || state.renewAt <= t) return NO_CHANGE;
+      const inside = window && state.renewAt >= window.start && state.renewAt <= window.end;
+      const next: RenewalState = { ...state, ariAt: t + (window?.recheckIn ?? 3600), ...(window && !inside ? { renewAt: Math.max(t, renewAt(current.data, spec, window)) } : {}) };
+      if (window && !inside) this.logger.info({ fqdn, renewAt: new Date(next.renewAt * 1000).toISOString() }, 'the CA moved the renewal window; renewal rescheduled');
+      return { secrets: { ...s!.secrets, [fqdn]: next } };
     });
   }
 
@@ -245,28 +277,30 @@ export class ManagedSecrets {
   }
 
   /** A fresh key (made here) and a certificate for it: from the secret's own PKI role, or an ACME order. */
-  private async issue(fqdn: string, spec: ManagedSpec, ttl: number | undefined, token: string): Promise<SecretData> {
+  private async issue(fqdn: string, spec: ManagedSpec, ttl: number | undefined, token: string, replacing?: string): Promise<{ data: SecretData; window?: RenewalWindow }> {
     const names = spec.sans;
     const rsa = spec.keyType === 'rsa-3072';
     const { keyPem, csrPem } = await newKeyAndCsr({ commonName: names[0], dnsNames: names, keyType: rsa ? 'rsa' : 'ec', keyBits: rsa ? 3072 : 256 });
     let chain: string;
+    let window: RenewalWindow | undefined;
     if (spec.issuer === RKS_CA) {
       const signed = await this.pki.sign(managedRoleName(roleId(fqdn)), csrPem, spec.lifetime!, token);
       chain = signed.certificate + signed.issuingCa;
     } else {
       if (!this.acme) throw new Error('ACME issuers are not available');
-      chain = await this.acme.orders.obtain(token, spec.issuer, names, csrPem);
+      ({ chain, window } = await this.acme.orders.obtain(token, spec.issuer, names, csrPem, replacing));
     }
     const blocks = chain.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
     if (!blocks.length) throw new Error('the CA answered without a certificate');
     const certificate = blocks.join('\n') + '\n';
-    return {
+    const data: SecretData = {
       certificate,
       private_key: keyPem,
       ...(ttl ? { meta: { ttl } } : {}),
       info: certificateFacts(new X509Certificate(blocks[0]!), blocks.length),
       managed: spec,
     };
+    return { data, ...(window ? { window } : {}) };
   }
 
   private spec(fqdn: string, input: ManagedInput): ManagedSpec {
@@ -297,10 +331,15 @@ export class ManagedSecrets {
 /** PKI role names: the name hashed, since a name may hold '*'. */
 const roleId = (fqdn: string) => createHash('sha256').update(fqdn).digest('hex').slice(0, 24);
 
-/** When a certificate is replaced: `renewBefore` its end, else at two thirds of its life. */
-export function renewAt(data: SecretData, spec: ManagedSpec): number {
+/**
+ * When a certificate is replaced: `renewBefore` its end; else at a point of the CA's renewal
+ * window (RFC 9773), never in the last tenth of its life (time left for retries); else at two
+ * thirds of its life.
+ */
+export function renewAt(data: SecretData, spec: ManagedSpec, window?: RenewalWindow): number {
   const notAfter = Math.floor(Date.parse(data.info!.notAfter) / 1000);
   if (spec.renewBefore !== undefined) return notAfter - spec.renewBefore;
   const notBefore = Math.floor(Date.parse(data.info!.notBefore) / 1000);
+  if (window) return Math.min(pickInWindow(window), notAfter - Math.ceil((notAfter - notBefore) / 10));
   return notBefore + Math.floor(((notAfter - notBefore) * 2) / 3);
 }

@@ -52,7 +52,7 @@ describe('managed secrets from an ACME CA (Pebble), challenges answered by the e
       onHttp(req, res);
     });
     await new Promise<void>((r) => port80.listen(0, '127.0.0.1', r));
-    // Certificates of 30 s: renewed at two thirds of their life, every 20 s.
+    // Certificates of 30 s: Pebble's renewal window (RFC 9773) is their whole life; rks renews before the last tenth.
     pebble = await startPebble({ httpPort: (port80.address() as AddressInfo).port, validitySeconds: 30 });
     pebbleRoot = await pebble.issuingRoot();
     h = harness();
@@ -185,7 +185,7 @@ describe('managed secrets from an ACME CA (Pebble), challenges answered by the e
       await rks?.stop();
     });
 
-    it('a pending secret is issued with the edge answering HTTP-01, served over TLS, and renewed at two thirds of its life', async () => {
+    it('a pending secret is issued with the edge answering HTTP-01, served over TLS, and renewed in the CA\'s renewal window (ARI), naming the certificate it replaces', async () => {
       const g = uniq('acme');
       const groupToken = await createGroup(rks.app, admin, g);
       edgeNode = new RksNode({ url: rks.url, groupToken, nodeId: 'edge-1', ca: rks.ca, backoffMs: { min: 200, max: 1000 } });
@@ -216,7 +216,7 @@ describe('managed secrets from an ACME CA (Pebble), challenges answered by the e
       const served = await handshake(tlsPort, name, pebbleRoot);
       expect(served).toMatchObject({ fingerprint: first.sha256Fingerprint });
 
-      // Renewed at two thirds of 30 s by the background job; the edge serves the new one without a restart.
+      // Renewed in the CA's window by the background job; the edge serves the new one without a restart.
       const renewed = await until('a renewed certificate served by the edge', async () => {
         const r = await handshake(tlsPort, name, pebbleRoot);
         return 'fingerprint' in r && r.fingerprint !== first.sha256Fingerprint ? r : undefined;
@@ -227,6 +227,11 @@ describe('managed secrets from an ACME CA (Pebble), challenges answered by the e
       const meta = await vaultRead(`rks/metadata/${name}`);
       expect(Number(meta.body.data.current_version)).toBe(2);
       expect((await vaultRead('rks/metadata/acme/challenges?list=true')).body?.data?.keys ?? []).toEqual([]);
+      // The renewal followed the CA's renewal information (RFC 9773) and named the certificate it replaced.
+      expect(pebble.log()).toMatch(/ARI: order "[\w-]+" is a replacement of/);
+      const state = (await vaultRead('rks/data/index/managed')).body.data.data.secrets[name];
+      expect(state.ariAt).toBeGreaterThan(Date.now() / 1000 + 3600);
+      expect(state.renewAt).toBeLessThanOrEqual(Date.parse(info.notAfter) / 1000 - 3);
       console.log(`ACME: first certificate stored ${issuedMs} ms after the request; renewal served ${Date.now() - started} ms after it`);
     }, 90_000);
   });
