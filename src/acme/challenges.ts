@@ -28,6 +28,8 @@ export class ChallengeBoard {
   ) {}
 
   async publish(token: string, challengeToken: string, c: PendingChallenge): Promise<void> {
+    // The token comes from the CA and becomes a Vault path: nothing but base64url gets there.
+    if (!TOKEN.test(challengeToken)) throw new Error('the CA sent a challenge token that is not base64url');
     await this.kv.write(kvPath.acmeChallenge(challengeToken), c, token);
   }
 

@@ -64,7 +64,8 @@ export function acmeClient(endpoint: AcmeEndpoint, opts: AcmeClientOptions): { c
   const http = (client as unknown as { http: { request(url: string, method: string, o?: object): Promise<{ status: number; headers: Record<string, unknown> }> } }).http;
   const request = http.request.bind(http);
   http.request = async (url, method, o = {}) => {
-    const resp = await request(url, method, { ...o, timeout: opts.timeoutMs, ...(agent ? { httpsAgent: agent } : {}) });
+    // A CA's answers are small (JSON, a PEM chain): anything larger is refused, not buffered.
+    const resp = await request(url, method, { ...o, timeout: opts.timeoutMs, maxContentLength: 1 << 20, maxRedirects: 5, ...(agent ? { httpsAgent: agent } : {}) });
     if (resp.status === 429 || resp.status === 503) retryAfter = retryAfterSeconds(resp.headers['retry-after']) ?? retryAfter;
     return resp;
   };

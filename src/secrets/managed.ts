@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto';
-import { X509Certificate } from 'node:crypto';
 import type { Logger } from 'pino';
 import { RenewalWindow, pickInWindow } from '../acme/ari';
 import { AcmeRetryLater } from '../acme/client';
@@ -16,6 +15,7 @@ import type { Pki } from '../vault/pki';
 import type { KvStore, PolicyStore, Session } from '../vault/stores';
 import { ExpiryIndex } from './expiry-index';
 import { certificateFacts } from './facts';
+import { validateTlsMaterial } from './tls';
 import type { SecretData } from './service';
 
 export type ManagedKeyType = 'ec-p256' | 'rsa-3072';
@@ -290,14 +290,18 @@ export class ManagedSecrets {
       if (!this.acme) throw new Error('ACME issuers are not available');
       ({ chain, window } = await this.acme.orders.obtain(token, spec.issuer, names, csrPem, replacing));
     }
-    const blocks = chain.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
-    if (!blocks.length) throw new Error('the CA answered without a certificate');
-    const certificate = blocks.join('\n') + '\n';
+    // What a CA answers is checked like a push: for this key, these names, a chain that links up.
+    let tls: ReturnType<typeof validateTlsMaterial>;
+    try {
+      tls = validateTlsMaterial(fqdn, chain, keyPem);
+    } catch (err) {
+      throw new Error(`the CA's certificate is unusable: ${(err as Error).message}`);
+    }
     const data: SecretData = {
-      certificate,
+      certificate: tls.certificate,
       private_key: keyPem,
       ...(ttl ? { meta: { ttl } } : {}),
-      info: certificateFacts(new X509Certificate(blocks[0]!), blocks.length),
+      info: certificateFacts(tls.leaf, tls.chain.length),
       managed: spec,
     };
     return { data, ...(window ? { window } : {}) };
