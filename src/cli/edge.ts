@@ -7,7 +7,7 @@ import { RksNode } from '../client';
 import { LogLevel, createLogger } from '../log';
 import { parseListen } from '../server/server';
 import { readSecret } from '../config';
-import { opt } from './options';
+import { opt, positiveInt } from './options';
 
 interface EdgeOptions {
   listen: string;
@@ -18,6 +18,7 @@ interface EdgeOptions {
   groupTokenFile?: string;
   nodeId: string;
   logLevel: LogLevel;
+  revalidateInterval: number;
 }
 
 /**
@@ -40,6 +41,11 @@ export function edgeCommand(): Command {
     .addOption(opt('--group-token <token>', 'the group token (prefer --group-token-file)', 'RKS_GROUP_TOKEN'))
     .addOption(opt('--group-token-file <file>', 'file holding the group token', 'RKS_GROUP_TOKEN_FILE'))
     .addOption(opt('--node-id <id>', 'this node\'s id (X-LCDN-nodeId)', 'RKS_NODE_ID').makeOptionMandatory())
+    .addOption(
+      opt('--revalidate-interval <seconds>', 'how often to ask rks what this node may still serve (revocations reach the edge within it)', 'RKS_EDGE_REVALIDATE_INTERVAL')
+        .argParser(positiveInt('--revalidate-interval', 3600))
+        .default(8),
+    )
     .addOption(opt('--log-level <level>', 'log level', 'RKS_LOG_LEVEL').default('info'))
     .action(async (o: EdgeOptions) => {
       const logger = createLogger(o.logLevel);
@@ -48,12 +54,22 @@ export function edgeCommand(): Command {
         logger.fatal('no group token: set --group-token-file or RKS_GROUP_TOKEN');
         process.exit(2);
       }
-      const node = new RksNode({ url: o.url, groupToken: groupToken!, nodeId: o.nodeId, ca: o.caCert ? fs.readFileSync(o.caCert) : undefined });
+      // The file is read again at every registration, so `rks group token rotate edge > edge.token`
+      // reaches a running edge: its node token dies with the old group token, and it registers anew.
+      const file = o.groupTokenFile;
+      const node = new RksNode({
+        url: o.url,
+        groupToken: file ? () => readSecret(undefined, file, '--group-token-file') ?? '' : groupToken!,
+        nodeId: o.nodeId,
+        ca: o.caCert ? fs.readFileSync(o.caCert) : undefined,
+        revalidateMs: o.revalidateInterval * 1000,
+      });
       node.on('registered', ({ ttl }) => logger.info({ ttl }, 'registered with rks'));
       node.on('renewed', ({ ttl }) => logger.debug({ ttl }, 'node token renewed'));
       node.on('fetched', (e) => logger.info(e, 'key fetched'));
       node.on('expired', (e) => logger.info(e, 'key dropped at the end of its TTL'));
       node.on('refused', (e) => logger.info(e, 'no key for this name'));
+      node.on('revoked', (e) => logger.warn(e, 'keys dropped: rks no longer lets this node have them'));
       node.on('error', (err) => logger.warn({ err: err.message }, 'rks request failed'));
       const server = https.createServer({ SNICallback: node.sniCallback, minVersion: 'TLSv1.2' }, (req, res) => {
         const host = (req.socket as { servername?: string }).servername ?? 'unknown';

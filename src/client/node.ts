@@ -17,7 +17,8 @@ export interface NodeSecret {
 export interface RksNodeOptions {
   /** rks address, e.g. https://rks.example.com:8080 */
   url: string;
-  groupToken: string;
+  /** The group token, or a function that reads the current one (a file that rotation rewrites). */
+  groupToken: string | (() => string | Promise<string>);
   nodeId: string;
   /** PEM CA(s) that rks's certificate chains to (else the system CAs). */
   ca?: string | Buffer;
@@ -27,6 +28,13 @@ export interface RksNodeOptions {
   renewAt?: number;
   /** First and largest wait after a failure, in milliseconds. */
   backoffMs?: { min: number; max: number };
+  /**
+   * Milliseconds between asks to rks of what this node may still read (default 8000; 0: never).
+   * Keys of names no longer allowed are dropped at once, and every key when the node token died
+   * (node revoked, group token rotated, group deleted): with the request deadline, a key is
+   * served at most about this long plus `timeoutMs` after such an action, while rks answers.
+   */
+  revalidateMs?: number;
 }
 
 /** Events: `registered`, `renewed`, `fetched`, `expired`, `refused`, `error` (see RksNode). */
@@ -36,6 +44,8 @@ export interface RksNodeEvents {
   fetched: [{ name: string; ttl: number; ms: number }];
   expired: [{ name: string }];
   refused: [{ name: string; status: number }];
+  /** Keys dropped because rks no longer lets this node have them. */
+  revoked: [{ names: string[]; reason: string }];
   error: [Error];
 }
 
@@ -77,6 +87,7 @@ export class RksNode extends EventEmitter<RksNodeEvents> {
   private token?: string;
   private registering?: Promise<void>;
   private renewTimer?: NodeJS.Timeout;
+  private revalidateTimer?: NodeJS.Timeout;
   private readonly cache = new Map<string, { secret: NodeSecret; context: tls.SecureContext; timer: NodeJS.Timeout }>();
   private readonly inflight = new Map<string, Promise<NodeSecret | null>>();
   private readonly failures = new Map<string, Failure>();
@@ -84,6 +95,7 @@ export class RksNode extends EventEmitter<RksNodeEvents> {
   private readonly challenges = new Map<string, { answer: string | null; until: number }>();
   private readonly challengeFetches = new Map<string, Promise<string | null>>();
   private stopped = false;
+  private revalidating = false;
 
   constructor(private readonly opts: RksNodeOptions) {
     super();
@@ -98,12 +110,54 @@ export class RksNode extends EventEmitter<RksNodeEvents> {
   async start(): Promise<void> {
     this.stopped = false;
     await this.register();
+    const every = this.opts.revalidateMs ?? 8000;
+    if (every > 0) {
+      clearInterval(this.revalidateTimer);
+      this.revalidateTimer = setInterval(() => void this.revalidate(), every);
+      this.revalidateTimer.unref();
+    }
+  }
+
+  /**
+   * Asks rks what this node may read now and drops the keys it may not; when the node token is
+   * dead, drops every key and registers again (which fails if the group token was rotated or the
+   * callback refuses the node). If rks cannot be reached, keys are kept until their TTL.
+   */
+  async revalidate(): Promise<void> {
+    const token = this.token;
+    if (!token || this.stopped || this.revalidating) return;
+    this.revalidating = true;
+    try {
+      const { secrets } = (await this.call('GET', '/rks/v1/node/secrets', token)) as { secrets: string[] };
+      const allowed = new Set(secrets);
+      this.dropAll((name) => !allowed.has(name), 'no longer allowed to this node');
+    } catch (err) {
+      if (!(err instanceof HttpError && err.code === 'forbidden')) {
+        this.emit('error', err as Error);
+        return;
+      }
+      this.dropAll(() => true, 'the node token is no longer valid');
+      if (this.token === token) this.token = undefined;
+      // Refused (rotated group token, deleted group, callback says no): already told by 'revoked'.
+      await this.registerOrForget().catch((e: Error) => {
+        if (!(e instanceof HttpError && REFUSED.has(e.code))) this.emit('error', e);
+      });
+    } finally {
+      this.revalidating = false;
+    }
+  }
+
+  private dropAll(which: (name: string) => boolean, reason: string): void {
+    const names = [...this.cache.keys()].filter(which);
+    for (const name of names) this.drop(name, false);
+    if (names.length) this.emit('revoked', { names, reason });
   }
 
   /** Forgets every key and token and stops all timers. */
   stop(): void {
     this.stopped = true;
     clearTimeout(this.renewTimer);
+    clearInterval(this.revalidateTimer);
     for (const name of [...this.cache.keys()]) this.drop(name, false);
     this.challenges.clear();
     this.token = undefined;
@@ -285,16 +339,15 @@ export class RksNode extends EventEmitter<RksNodeEvents> {
     try {
       await this.register();
     } catch (err) {
-      if (err instanceof HttpError && REFUSED.has(err.code)) {
-        for (const name of [...this.cache.keys()]) this.drop(name, true);
-      }
+      if (err instanceof HttpError && REFUSED.has(err.code)) this.dropAll(() => true, 'rks refused to register this node');
       throw err;
     }
   }
 
   private register(): Promise<void> {
     this.registering ??= (async () => {
-      const body = (await this.call('POST', '/rks/v1/node', this.opts.groupToken, { 'X-LCDN-nodeId': this.opts.nodeId })) as {
+      const groupToken = typeof this.opts.groupToken === 'function' ? (await this.opts.groupToken()).trim() : this.opts.groupToken;
+      const body = (await this.call('POST', '/rks/v1/node', groupToken, { 'X-LCDN-nodeId': this.opts.nodeId })) as {
         nodeToken: string;
         ttl: number;
       };

@@ -29,6 +29,17 @@ export interface NodeOptions {
   maxNodesPerGroup: number;
 }
 
+/** What a node may read, for its edge's revalidation. */
+export interface NodeAccess {
+  group: string;
+  nodeId: string;
+  secrets: string[];
+  /** Seconds the node token has left. */
+  ttl: number;
+}
+
+const LIST_CACHE_MS = 1000;
+
 /** A node's record is refreshed on renewal at most this often (per rks instance). */
 const SEEN_EVERY_MS = 3600_000;
 
@@ -44,6 +55,7 @@ const SEEN_EVERY_MS = 3600_000;
 export class NodeService {
   private readonly admitting = new KeyedLock();
   private readonly seen = new Map<string, number>();
+  private readonly lists = new Map<string, { at: number; list: Promise<string[]> }>();
 
   constructor(
     private readonly kv: KvStore,
@@ -68,6 +80,28 @@ export class NodeService {
     await this.session.run((t) => this.admit(g, n, t));
     const issued = await this.tokens.createFromRole(nodeRoleName(g, n), groupToken, { groupname: g, nodeid: n });
     return { nodeToken: issued.token, ttl: issued.ttl };
+  }
+
+  /**
+   * What the calling node may read now: edges ask every few seconds and drop the keys they may
+   * no longer serve, so a revocation, a rotation or a dissociation reaches them within one
+   * interval, not one TTL. One token lookup per call; the group's list is read at most once a
+   * second per group and rks instance, however many nodes ask.
+   */
+  async access(nodeToken: string): Promise<NodeAccess> {
+    const self = await this.tokens.lookupSelf(nodeToken);
+    const g = self.meta.groupname;
+    const n = self.meta.nodeid;
+    if (!g || !n || !self.policies.includes(nodePolicyName(g))) throw new Forbidden('permission denied: not a node token');
+    let cached = this.lists.get(g);
+    if (!cached || cached.at < Date.now() - LIST_CACHE_MS) {
+      const read = this.session.run((t) => this.kv.read<{ secrets: string[] }>(kvPath.groupSecrets(g), t)).then((e) => e?.data.secrets ?? []);
+      cached = { at: Date.now(), list: read };
+      if (this.lists.size >= 10_000) this.lists.clear();
+      this.lists.set(g, cached);
+      read.catch(() => this.lists.delete(g));
+    }
+    return { group: g, nodeId: n, secrets: [...(await cached.list)].sort(), ttl: self.ttl };
   }
 
   /** Renews the caller's own token (group or node) and answers its new TTL. */

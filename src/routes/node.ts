@@ -10,6 +10,9 @@ export function nodeRoutes(nodes: NodeService): Handlers {
       req.log.info({ node: nodeId.toLowerCase() }, 'node registered');
       res.status(201).json(answer);
     },
+    nodeAccess: async (_req, res, token) => {
+      res.status(200).json(await nodes.access(token));
+    },
     renewSelf: async (_req, res, token) => {
       res.status(200).json(await nodes.renewSelf(token));
     },

@@ -180,6 +180,9 @@ path "${KV_MOUNT}/data/groups/+/config" {
 path "${KV_MOUNT}/data/groups/+/grouptoken-accessor" {
   capabilities = ["read"]
 }
+path "${KV_MOUNT}/data/groups/+/secret-list" {
+  capabilities = ["read"]
+}
 path "${KV_MOUNT}/data/groups/+/nodes/*" {
   capabilities = ["create", "read", "update"]
 }

@@ -1,36 +1,15 @@
-import tls from 'node:tls';
-import type { AddressInfo } from 'node:net';
 import request from 'supertest';
 import { RksNode } from '../../src/client';
 import { MockCallbackServer, startMockCallbackServer } from '../../mock-callback-server/server';
 import { ServedRks, adminToken, serveRks } from '../support/harness';
 import { Chain, issue } from '../support/pki';
+import { edge, handshake } from '../support/edge';
 import { createGroup, uniq, vaultAs } from '../support/rks';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** An edge: a TLS server whose certificates all come from the node SDK. */
-async function edge(node: RksNode): Promise<{ port: number; close: () => void }> {
-  const server = tls.createServer({ SNICallback: node.sniCallback }, (s) => s.end('ok\n'));
-  server.on('tlsClientError', () => undefined);
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { port: (server.address() as AddressInfo).port, close: () => server.close() };
-}
-
-/** A real handshake with SNI: the leaf the edge presents, or the error. */
-function handshake(port: number, servername: string, ca: string): Promise<{ fingerprint: string; subject: string } | { failed: string }> {
-  return new Promise((resolve) => {
-    const s = tls.connect({ port, host: '127.0.0.1', servername, ca }, () => {
-      const cert = s.getPeerCertificate();
-      s.destroy();
-      resolve({ fingerprint: cert.fingerprint256, subject: String(cert.subject.CN) });
-    });
-    s.on('error', (err) => resolve({ failed: err.message }));
-  });
-}
 
 const fp = (c: Chain) => new (require('node:crypto').X509Certificate)(c.leaf.certPem).fingerprint256 as string;
 
@@ -190,7 +169,7 @@ describe('node SDK and an edge, end to end', () => {
       fs.rmSync(dir, { recursive: true, force: true });
     });
 
-    it('with the manager refusing it too, new handshakes fail within the TTL', async () => {
+    it('with the manager refusing it too, its keys stop being served within the revalidation interval', async () => {
       const managed = await serveRks({ callback: { timeoutMs: 2000, caFiles: [path.join(dir, 'ca.pem')], insecure: false } });
       try {
         const g = uniq('rev');
@@ -204,16 +183,17 @@ describe('node SDK and an edge, end to end', () => {
         const name = `${uniq('m')}.example.com`;
         const leaf = await issue({ name, dns: [name], issuer: ca });
         await request(managed.app).post(`/rks/v1/secret/${name}`).set('X-Vault-Token', admin)
-          .send({ data: { certificate: leaf.certPem, private_key: leaf.keyPem, meta: { ttl: 2 } } }).expect(201);
+          .send({ data: { certificate: leaf.certPem, private_key: leaf.keyPem, meta: { ttl: 300 } } }).expect(201);
         await request(managed.app).post(`/rks/v1/group/${g}/secrets/${name}`).set('X-Vault-Token', admin).expect(201);
-        const node = new RksNode({ url: managed.url, groupToken, nodeId: 'edge-1', ca: managed.ca, backoffMs: { min: 200, max: 1000 } });
+        const node = new RksNode({ url: managed.url, groupToken, nodeId: 'edge-1', ca: managed.ca, backoffMs: { min: 200, max: 1000 }, revalidateMs: 500 });
         await node.start();
         const e = await edge(node);
         try {
           expect(await handshake(e.port, name, ca.certPem)).toHaveProperty('fingerprint');
           mock.allowed.delete('edge-1');
           await request(managed.app).delete(`/rks/v1/group/${g}/nodes/edge-1`).set('X-Vault-Token', admin).expect(204);
-          await sleep(2300);
+          // Keys live 300 s in the edge; the revocation reaches it at its next revalidation.
+          await sleep(1500);
           expect(await handshake(e.port, name, ca.certPem)).toHaveProperty('failed');
           expect(node.cached()).toEqual([]);
         } finally {

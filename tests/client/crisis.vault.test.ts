@@ -1,0 +1,153 @@
+import request from 'supertest';
+import { RksNode } from '../../src/client';
+import { edge, handshake } from '../support/edge';
+import { ServedRks, adminToken, serveRks } from '../support/harness';
+import { issue } from '../support/pki';
+import { createGroup, uniq } from '../support/rks';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The bound these tests hold the edge to: its revalidation interval plus one request. */
+const INTERVAL_MS = 500;
+const BOUND_MS = 2000;
+
+/**
+ * Crisis controls against a running edge, with real TLS handshakes: keys that live 300 s in the
+ * edge's memory stop being served within the revalidation interval of the admin's action, not
+ * at the end of their TTL.
+ */
+describe('crisis controls reach a running edge within seconds', () => {
+  let rks: ServedRks;
+  let admin: string;
+
+  beforeAll(async () => {
+    rks = await serveRks();
+    admin = await adminToken(rks.app);
+  });
+  afterAll(() => rks.stop());
+
+  /** A group, its edge (SDK + TLS server) holding `names` with 300 s keys, all served once. */
+  async function world(names: string[]) {
+    const g = uniq('cr');
+    let groupToken = await createGroup(rks.app, admin, g);
+    const ca = await issue({ name: `ca ${g}`, ca: true });
+    for (const name of names) {
+      const leaf = await issue({ name, dns: [name], issuer: ca });
+      await request(rks.app).post(`/rks/v1/secret/${name}`).set('X-Vault-Token', admin)
+        .send({ data: { certificate: leaf.certPem, private_key: leaf.keyPem, meta: { ttl: 300 } } }).expect(201);
+      await request(rks.app).post(`/rks/v1/group/${g}/secrets/${name}`).set('X-Vault-Token', admin).expect(201);
+    }
+    // The group token comes from a provider, as `rks edge --group-token-file` reads its file.
+    const node = new RksNode({ url: rks.url, groupToken: () => groupToken, nodeId: 'edge-1', ca: rks.ca, revalidateMs: INTERVAL_MS, backoffMs: { min: 100, max: 500 } });
+    const revoked: string[][] = [];
+    node.on('revoked', (r) => revoked.push(r.names));
+    await node.start();
+    const e = await edge(node);
+    for (const name of names) expect(await handshake(e.port, name, ca.certPem)).toHaveProperty('fingerprint');
+    return {
+      g, ca: ca.certPem, node, e, revoked,
+      setGroupToken: (t: string) => (groupToken = t),
+      close: () => { e.close(); node.stop(); },
+    };
+  }
+
+  /** Milliseconds until a handshake for `name` fails (or the limit passes). */
+  async function untilRefused(port: number, name: string, ca: string, limitMs = 10_000): Promise<number> {
+    const started = Date.now();
+    while (Date.now() - started < limitMs) {
+      if ('failed' in (await handshake(port, name, ca))) return Date.now() - started;
+      await sleep(50);
+    }
+    return Infinity;
+  }
+  const measured: string[] = [];
+  afterAll(() => console.log(`crisis controls: handshakes refused after ${measured.join(', ')} (interval ${INTERVAL_MS} ms)`));
+
+  it('a dissociated secret is dropped within the interval; the group\'s other keys keep serving', async () => {
+    const [a, b] = [`${uniq('d')}.example.com`, `${uniq('k')}.example.com`];
+    const w = await world([a, b]);
+    try {
+      const before = await handshake(w.e.port, b, w.ca);
+      await request(rks.app).delete(`/rks/v1/group/${w.g}/secrets/${a}`).set('X-Vault-Token', admin).expect(204);
+      const ms = await untilRefused(w.e.port, a, w.ca);
+      measured.push(`dissociate ${ms} ms`);
+      expect(ms).toBeLessThan(BOUND_MS);
+      expect(await handshake(w.e.port, b, w.ca)).toEqual(before);
+      expect(w.revoked).toEqual([[a]]);
+      // Deleting it now (it is in no group) changes nothing more for the edge.
+      await request(rks.app).delete(`/rks/v1/secret/${a}`).set('X-Vault-Token', admin).expect(204);
+      expect(await handshake(w.e.port, b, w.ca)).toEqual(before);
+    } finally {
+      w.close();
+    }
+  });
+
+  it('an updated secret keeps being served without a gap until the edge fetches the new one', async () => {
+    const name = `${uniq('up')}.example.com`;
+    const w = await world([name]);
+    try {
+      const before = await handshake(w.e.port, name, w.ca);
+      const leaf = await issue({ name, dns: [name], issuer: (await issue({ name: 'other CA', ca: true })) });
+      await request(rks.app).put(`/rks/v1/secret/${name}`).set('X-Vault-Token', admin)
+        .send({ data: { certificate: leaf.certPem, private_key: leaf.keyPem, meta: { ttl: 300 } } }).expect(200);
+      for (let i = 0; i < 10; i++) {
+        expect(await handshake(w.e.port, name, w.ca)).toEqual(before);
+        await sleep(150);
+      }
+      expect(w.revoked).toEqual([]);
+    } finally {
+      w.close();
+    }
+  });
+
+  it('a rotated group token ends every key at once; the edge comes back with the new token', async () => {
+    const name = `${uniq('rot')}.example.com`;
+    const w = await world([name]);
+    try {
+      const rotated = await request(rks.app).put(`/rks/v1/group/${w.g}/grouptoken`).set('X-Vault-Token', admin).expect(200);
+      const ms = await untilRefused(w.e.port, name, w.ca);
+      measured.push(`rotate ${ms} ms`);
+      expect(ms).toBeLessThan(BOUND_MS);
+      expect(w.node.cached()).toEqual([]);
+      // The new token reaches the edge (a rewritten token file): it registers again and serves.
+      w.setGroupToken(rotated.body.groupToken);
+      let served = false;
+      for (let i = 0; i < 40 && !served; i++) {
+        served = 'fingerprint' in (await handshake(w.e.port, name, w.ca));
+        if (!served) await sleep(100);
+      }
+      expect(served).toBe(true);
+    } finally {
+      w.close();
+    }
+  });
+
+  it('a deleted group ends every key at once', async () => {
+    const names = [`${uniq('gd')}.example.com`, `${uniq('gd')}.example.com`];
+    const w = await world(names);
+    try {
+      await request(rks.app).delete(`/rks/v1/group/${w.g}`).set('X-Vault-Token', admin).expect(204);
+      for (const n of names) {
+        const ms = await untilRefused(w.e.port, n, w.ca);
+        measured.push(`group delete ${ms} ms`);
+        expect(ms).toBeLessThan(BOUND_MS);
+      }
+      expect(w.node.cached()).toEqual([]);
+    } finally {
+      w.close();
+    }
+  });
+
+  it('the endpoint answers nodes only', async () => {
+    const name = `${uniq('ep')}.example.com`;
+    const w = await world([name]);
+    try {
+      const g = await createGroup(rks.app, admin, uniq('x'));
+      await request(rks.app).get('/rks/v1/node/secrets').set('X-Vault-Token', admin).expect(403);
+      await request(rks.app).get('/rks/v1/node/secrets').set('X-Vault-Token', g).expect(403);
+      await request(rks.app).get('/rks/v1/node/secrets').expect(403);
+    } finally {
+      w.close();
+    }
+  });
+});

@@ -1,0 +1,23 @@
+import tls from 'node:tls';
+import type { AddressInfo } from 'node:net';
+import type { RksNode } from '../../src/client';
+
+/** An edge: a TLS server whose certificates all come from the node SDK. */
+export async function edge(node: RksNode): Promise<{ port: number; close: () => void }> {
+  const server = tls.createServer({ SNICallback: node.sniCallback }, (s) => s.end('ok\n'));
+  server.on('tlsClientError', () => undefined);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { port: (server.address() as AddressInfo).port, close: () => server.close() };
+}
+
+/** A real handshake with SNI: the leaf the edge presents, or the error. */
+export function handshake(port: number, servername: string, ca: string): Promise<{ fingerprint: string; subject: string } | { failed: string }> {
+  return new Promise((resolve) => {
+    const s = tls.connect({ port, host: '127.0.0.1', servername, ca }, () => {
+      const cert = s.getPeerCertificate();
+      s.destroy();
+      resolve({ fingerprint: cert.fingerprint256, subject: String(cert.subject.CN) });
+    });
+    s.on('error', (err) => resolve({ failed: err.message }));
+  });
+}
