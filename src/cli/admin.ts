@@ -3,7 +3,7 @@ import { Command } from 'commander';
 import { CliError, RksHttp } from './http';
 import { readSecret } from '../config';
 import type { AcmeIssuerSummary } from '../acme/issuers';
-import type { SecretSummary } from '../secrets/inventory';
+import type { NodeSummary, SecretSummary } from '../secrets/inventory';
 import { opt, positiveInt } from './options';
 
 /** Options every command that talks to rks shares. */
@@ -373,7 +373,43 @@ export function nodeCommand(): Command {
       const res = (await call(o, 'POST', '/rks/v1/auth/token/renew-self')) as { nodeToken: string; ttl: number };
       out(o, { ttl: res.ttl }, `${res.ttl}`);
     });
+  connected(node.command('list').description('A group\'s nodes: when each registered and when rks last saw it (about an hour\'s accuracy)').argument('<group>'))
+    .action(async (group: string, o: Conn) => {
+      const all: NodeSummary[] = [];
+      const query = new URLSearchParams({ limit: '1000' });
+      for (let next: string | undefined = ''; next !== undefined; ) {
+        if (next) query.set('after', next);
+        const page = (await call(o, 'GET', `/rks/v1/group/${enc(group)}/nodes?${query}`)) as { nodes: NodeSummary[]; next?: string };
+        all.push(...page.nodes);
+        next = page.next;
+      }
+      out(o, all, table(['NODE', 'REGISTERED', 'LAST SEEN'], all.map((n) => [n.nodeId, n.registeredAt, n.seenAt])));
+    });
   return node;
+}
+
+/** `rks status`: is rks up and ready, on which Vault, with which CA and version. */
+export function statusCommand(): Command {
+  return connected(new Command('status').description('Server, Vault and readiness, the CA fingerprint and the version (no token needed)')).action(async (o: Conn) => {
+    const http = new RksHttp({ url: o.url, caCert: o.caCert });
+    const live = await http.request('GET', '/healthz');
+    const ready = await http.raw('GET', '/readyz');
+    const r = JSON.parse(ready.data) as { status: string; reasons: string[]; version?: string; vault: { active?: string; nodes: { addr: string; state: string }[] } };
+    const ca = await http.raw('GET', '/ca/cert');
+    const fingerprint = ca.status === 200 ? new (require('node:crypto') as typeof import('node:crypto')).X509Certificate(ca.data).fingerprint256 : undefined;
+    const status = { url: o.url, live: live.status === 200, ready: r.status === 'ready', reasons: r.reasons, version: r.version, vault: r.vault, caFingerprint: fingerprint };
+    out(
+      o,
+      status,
+      [
+        `rks       ${o.url}  ${r.version ? `version ${r.version}` : ''}`,
+        `ready     ${status.ready ? 'yes' : `no: ${r.reasons.join('; ')}`}`,
+        `vault     ${r.vault.nodes.map((n) => `${n.addr} ${n.state}`).join(', ') || '-'}${r.vault.active ? `  (active: ${r.vault.active})` : ''}`,
+        `CA        ${fingerprint ?? 'not served yet (rks is not initialised)'}`,
+      ].join('\n'),
+    );
+    if (!status.ready) process.exitCode = 1;
+  });
 }
 
 /** `rks acme issuer …`: the ACME CAs managed secrets may come from. */

@@ -7,6 +7,8 @@ export class CliError extends Error {
   constructor(
     message: string,
     readonly exitCode = 1,
+    /** The server's stable error code, when it sent one. */
+    readonly code?: string,
   ) {
     super(message);
   }
@@ -56,6 +58,17 @@ export class RksHttp {
   }
 
   async request(method: string, path: string, opts: { headers?: Record<string, string>; body?: string } = {}): Promise<AxiosResponse<string>> {
+    const res = await this.raw(method, path, opts);
+    if (res.status >= 400) {
+      const wait = Number(res.headers['retry-after']);
+      const retry = res.status === 429 || res.status === 503 ? (wait > 0 ? ` (retry in ${wait} s)` : '') : '';
+      throw new CliError(`${res.status}: ${reason(res.data)}${retry}`, 1, codeOf(res.data));
+    }
+    return res;
+  }
+
+  /** Like request, but an error status is an answer, not an exception (unreachable rks still is). */
+  async raw(method: string, path: string, opts: { headers?: Record<string, string>; body?: string } = {}): Promise<AxiosResponse<string>> {
     let res: AxiosResponse<string>;
     try {
       res = await this.http.request({ method, url: path, headers: opts.headers, data: opts.body });
@@ -68,8 +81,16 @@ export class RksHttp {
       const hint = /^http:/.test(this.opts.url) && ['ECONNRESET', 'ERR_BAD_RESPONSE', 'HPE_INVALID_CONSTANT'].includes(e.code ?? '') ? ' (rks serves HTTPS: use https://)' : '';
       throw new CliError(`cannot reach rks at ${this.opts.url}: ${e.code ?? e.message}${hint}`, 3);
     }
-    if (res.status >= 400) throw new CliError(`${res.status}: ${reason(res.data)}`);
     return res;
+  }
+}
+
+function codeOf(body: string): string | undefined {
+  try {
+    const code = (JSON.parse(body) as { code?: unknown }).code;
+    return typeof code === 'string' ? code : undefined;
+  } catch {
+    return undefined;
   }
 }
 

@@ -1,7 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { UsageError } from '../config';
 import { VERSION } from '../paths';
-import { acmeCommand, groupCommand, initCommand, loginCommand, nodeCommand, secretCommand } from './admin';
+import { acmeCommand, groupCommand, initCommand, loginCommand, nodeCommand, secretCommand, statusCommand } from './admin';
 import { edgeCommand } from './edge';
 import { CliError } from './http';
 import { caCommand, certificateCommand } from './pki';
@@ -14,6 +14,7 @@ export function program(): Command {
     .showHelpAfterError()
     .addCommand(serveCommand())
     .addCommand(initCommand())
+    .addCommand(statusCommand())
     .addCommand(loginCommand())
     .addCommand(groupCommand())
     .addCommand(secretCommand())
@@ -29,9 +30,18 @@ Environment: RKS_URL, RKS_TOKEN and RKS_CA_CERT stand for --url, --token and --c
 Exit codes: 0 done, 1 rks refused or failed (its reason is printed), 2 usage error,
 3 rks could not be reached or its TLS certificate not verified.`,
     );
-  // Usage errors throw instead of exiting, so run() decides the exit code.
+  // Usage errors throw instead of exiting, so run() decides the exit code. Required options are
+  // checked after commander's own checks, so an unknown option is named before a missing one.
   const walk = (cmd: Command): void => {
     cmd.exitOverride();
+    const required = cmd.options.filter((o) => o.mandatory);
+    for (const o of required) o.mandatory = false;
+    if (required.length) {
+      cmd.hook('preAction', (_parent, action) => {
+        const missing = required.find((o) => action.getOptionValue(o.attributeName()) === undefined);
+        if (missing) action.error(`error: required option '${missing.flags}' not specified`, { exitCode: 2, code: 'commander.missingMandatoryOptionValue' });
+      });
+    }
     cmd.commands.forEach(walk);
   };
   walk(root);
@@ -40,17 +50,25 @@ Exit codes: 0 done, 1 rks refused or failed (its reason is printed), 2 usage err
 
 /** Runs the CLI; failures print one line and set the exit code. */
 export async function run(argv = process.argv): Promise<void> {
+  // `rks … | head`: a closed pipe ends the command quietly.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  });
+  const json = argv.includes('--json');
   try {
     await program().parseAsync(argv);
   } catch (err) {
     if (err instanceof CommanderError) {
       // commander printed the message (or the help) already.
       process.exitCode = err.exitCode === 0 ? 0 : 2;
+      if (json && err.exitCode !== 0) process.stdout.write(`${JSON.stringify({ errors: [err.message.replace(/^error: /, '')] })}\n`);
       return;
     }
     const e = err as Error & { code?: string };
-    process.stderr.write(`rks: ${e.message}\n`);
     process.exitCode = err instanceof CliError ? err.exitCode : err instanceof UsageError || e.code === 'commander.invalidArgument' ? 2 : 1;
+    // Under --json the failure is JSON on standard output too, in the API's shape.
+    if (json) process.stdout.write(`${JSON.stringify({ errors: [e.message], ...(err instanceof CliError && err.code ? { code: err.code } : {}) })}\n`);
+    else process.stderr.write(`rks: ${e.message}\n`);
   }
 }
 

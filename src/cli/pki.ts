@@ -32,7 +32,8 @@ SHA-256 fingerprint with the PSK, and the certificate is written only if that si
 fingerprint check out. Without the PSK, rks's TLS certificate must verify (--ca-cert or the
 system CAs).`,
     )
-    .action(async (o: { url: string; caCert?: string; psk?: string; pskFile?: string; out?: string }) => {
+    .option('--json', 'print {certificate, sha256Fingerprint, subject, verified} as JSON, for scripts')
+    .action(async (o: { url: string; caCert?: string; psk?: string; pskFile?: string; out?: string; json?: boolean }) => {
       const psk = readSecret(o.psk, o.pskFile, '--psk-file');
       const http = new RksHttp({ url: o.url, caCert: o.caCert, insecure: Boolean(psk) });
       const res = await http.request('GET', '/ca/cert');
@@ -54,8 +55,11 @@ system CAs).`,
           throw new CliError('the CA certificate does not match the signed fingerprint; not trusting it');
         }
       }
-      if (o.out) {
-        fs.writeFileSync(o.out, pem);
+      const verified = psk ? 'psk' : 'tls';
+      if (o.out) fs.writeFileSync(o.out, pem);
+      if (o.json) {
+        process.stdout.write(`${JSON.stringify({ certificate: pem, sha256Fingerprint: fingerprint, subject: cert.subject, verified, ...(o.out ? { file: o.out } : {}) }, null, 2)}\n`);
+      } else if (o.out) {
         process.stderr.write(`CA certificate written to ${o.out}\n  subject     ${cert.subject}\n  sha256      ${fingerprint}\n  verified    ${psk ? 'fingerprint signed with the PSK' : 'by TLS'}\n`);
       } else {
         process.stdout.write(pem);
@@ -78,6 +82,7 @@ interface CreateOptions {
   psk?: string;
   pskFile?: string;
   token?: string;
+  json?: boolean;
 }
 
 /** `rks certificate create`: a key made here, a CSR signed by rks's CA, both written to disk. */
@@ -94,6 +99,7 @@ export function certificateCommand(): Command {
     .option('--days <n>', 'validity in days (at most 365)', positiveInt('--days'), 365)
     .option('--out <dir>', 'where to write NAME.key and NAME.crt', '.')
     .option('--force', 'overwrite existing files')
+    .option('--json', 'print {keyFile, certFile, subject, names, notAfter, issuer} as JSON, for scripts')
     .addOption(urlOption())
     .addOption(caOption())
     .addOption(pskOption())
@@ -134,6 +140,11 @@ export function certificateCommand(): Command {
       fs.chmodSync(keyFile, 0o600);
       fs.writeFileSync(certFile, res.data);
       const cert = new X509Certificate(res.data);
+      if (o.json) {
+        const summary = { keyFile, certFile, subject: cert.subject, names: cert.subjectAltName ?? '', notAfter: new Date(cert.validTo).toISOString(), issuer: cert.issuer };
+        process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
+        return;
+      }
       process.stderr.write(
         `private key  ${keyFile}  (mode 0600, made here, never sent)\ncertificate  ${certFile}\n  subject    ${cert.subject}\n  names      ${cert.subjectAltName ?? '-'}\n  valid to   ${new Date(cert.validTo).toISOString()}\n  issuer     ${cert.issuer}\n`,
       );

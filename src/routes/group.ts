@@ -12,6 +12,10 @@ export function groupRoutes(groups: GroupService, inventory: Inventory): Handler
       const q = req.query as { limit?: number; after?: string };
       res.status(200).json(await inventory.groups(token, { limit: q.limit ?? 100, after: q.after }));
     },
+    listNodes: async (req, res, token) => {
+      const q = req.query as { limit?: number; after?: string };
+      res.status(200).json(await inventory.nodes(token, req.params.group, { limit: q.limit ?? 100, after: q.after }));
+    },
     createGroup: async (req, res, token) => {
       const groupToken = await groups.create(token, req.params.group, req.body as GroupRegInfo);
       req.log.info({ group: req.params.group.toLowerCase() }, 'group created');

@@ -1,3 +1,4 @@
+import { VERSION } from '../paths';
 import type { Registry } from 'prom-client';
 import type { Handlers } from '../http/dispatch';
 import type { Readiness } from '../server/readiness';
@@ -12,7 +13,7 @@ export function opsRoutes(readiness: Readiness, registry: Registry): Handlers {
     ready: async (_req, res) => {
       const r = await readiness.check();
       if (!r.ready) res.set('Retry-After', '1');
-      res.status(r.ready ? 200 : 503).json({ status: r.ready ? 'ready' : 'unavailable', reasons: r.reasons, vault: r.vault });
+      res.status(r.ready ? 200 : 503).json({ status: r.ready ? 'ready' : 'unavailable', reasons: r.reasons, vault: r.vault, version: VERSION });
     },
     metrics: async (_req, res) => {
       res.type(registry.contentType).send(await registry.metrics());

@@ -1,5 +1,6 @@
 import { NotFound } from '../errors';
 import type { GroupRegInfo } from '../groups/service';
+import type { NodeRecord } from '../nodes/service';
 import { parseFqdn, parseName } from '../names';
 import { kvPath } from '../vault/layout';
 import type { KvStore } from '../vault/stores';
@@ -27,6 +28,12 @@ export interface GroupSummary {
   callback: boolean;
   secrets: number;
   nodes: number;
+}
+
+export interface NodeSummary {
+  nodeId: string;
+  registeredAt: string;
+  seenAt: string;
 }
 
 export interface Page {
@@ -144,6 +151,22 @@ export class Inventory {
       return { name, callback: Boolean(config.data.callbackURL), secrets: list?.data.secrets.length ?? 0, nodes: nodes.filter((n) => !n.endsWith('/')).length };
     });
     return { groups: items.filter((i): i is GroupSummary => i !== null), ...(p.next ? { next: p.next } : {}) };
+  }
+
+  /**
+   * A group's admitted nodes with their registration and when rks last saw them (registration,
+   * or a token renewal through rks, recorded at most hourly): a page in id order.
+   */
+  async nodes(token: string, group: string, q: Page): Promise<{ nodes: NodeSummary[]; next?: string }> {
+    const g = parseName('group name', group);
+    if (!(await this.kv.exists(kvPath.groupConfig(g), token))) throw new NotFound(`group '${g}' not found`);
+    const ids = (await this.kv.list(kvPath.groupNodes(g), token)).filter((k) => !k.endsWith('/'));
+    const p = page(ids, q);
+    const items = await mapLimited(p.names, async (id): Promise<NodeSummary | null> => {
+      const r = await this.kv.read<NodeRecord>(kvPath.groupNode(g, id), token);
+      return r ? { nodeId: id, registeredAt: r.data.registeredAt, seenAt: r.data.seenAt } : null;
+    });
+    return { nodes: items.filter((i): i is NodeSummary => i !== null), ...(p.next ? { next: p.next } : {}) };
   }
 
   /** Every secret's name: the keys at the top of the mount that are not rks's own (names have a dot). */

@@ -207,6 +207,37 @@ describe('rks CLI', () => {
     expect(help.out).toContain('revoke-node');
   });
 
+  it('an unknown option is named before a missing required one; --json answers errors as JSON on stdout', async () => {
+    const bogus = await cli(['secret', 'push', 'a.example.com', '--bogus', 'x']);
+    expect(bogus).toEqual({ code: 2, out: "error: unknown option '--bogus'\n" });
+    const missing = await cli(['secret', 'push', 'a.example.com', '--key', 'k']);
+    expect(missing).toEqual({ code: 2, out: "error: required option '--cert <file>' not specified\n" });
+    const notFound = runRks(['secret', 'info', `${uniq('none')}.example.com`, '--json'], { RKS_URL: rks.url, RKS_CA_CERT: caFile, RKS_TOKEN: token });
+    expect(await notFound.exited).toBe(1);
+    expect(JSON.parse(notFound.stdout())).toEqual({ errors: [expect.stringMatching(/^404: secret '.*' not found$/)], code: 'not_found' });
+    const usage = runRks(['secret', 'push', 'a.example.com', '--json'], { RKS_URL: rks.url });
+    expect(await usage.exited).toBe(2);
+    expect(JSON.parse(usage.stdout())).toEqual({ errors: ["required option '--cert <file>' not specified"] });
+  });
+
+  it('rks status shows readiness, Vault, the CA and the version; node list shows a group\'s nodes', async () => {
+    const st = await cli(['status', '--json']);
+    expect(st.code).toBe(0);
+    const status = JSON.parse(st.out);
+    expect(status).toMatchObject({ live: true, ready: true, reasons: [], version: expect.any(String), vault: { active: env.vaultAddr } });
+    expect(status.caFingerprint).toBe(new X509Certificate(rks.ca).fingerprint256);
+    expect((await cli(['status'])).out).toMatch(/^ready +yes$/m);
+
+    const g = uniq('nl');
+    const groupToken = (await cli(['group', 'create', g])).out.trim();
+    for (const n of ['n2', 'n1']) expect((await cli(['node', 'register', '--node-id', n], { RKS_TOKEN: groupToken })).code).toBe(0);
+    const list = JSON.parse((await cli(['node', 'list', g, '--json'])).out);
+    expect(list.map((n: { nodeId: string }) => n.nodeId)).toEqual(['n1', 'n2']);
+    expect(Date.parse(list[0].seenAt)).toBeGreaterThan(Date.now() - 60_000);
+    expect((await cli(['node', 'list', g])).out).toMatch(/^NODE +REGISTERED +LAST SEEN\nn1 /);
+    expect((await cli(['node', 'list', uniq('nosuch')])).code).toBe(1);
+  });
+
   it('rks edge serves HTTPS for the group\'s names with keys it pulls, none on disk', async () => {
     const g = uniq('edge');
     const name = `${uniq('ed')}.example.com`;

@@ -12,6 +12,8 @@ const BIN_NODE_FLAGS = fs.readFileSync(BIN, 'utf8').split('\n')[0].split(/\s+/).
 export interface Running {
   child: ChildProcess;
   output: () => string;
+  /** What it wrote to standard output alone. */
+  stdout: () => string;
   exited: Promise<number | null>;
   /** Resolves once the output contains `text`. */
   waitFor(text: string, ms?: number): Promise<void>;
@@ -30,12 +32,17 @@ export function runRks(args: string[], env: Record<string, string> = {}, nodeArg
     out += d;
     if (out.length > 1_000_000) out = out.slice(0, 100_000) + out.slice(-400_000);
   };
+  let stdout = '';
+  child.stdout!.on('data', (d: Buffer) => {
+    if (stdout.length < 1_000_000) stdout += d;
+  });
   child.stdout!.on('data', keep);
   child.stderr!.on('data', keep);
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
   return {
     child,
     output: () => out,
+    stdout: () => stdout,
     exited,
     async waitFor(text: string, ms = 15_000) {
       const deadline = Date.now() + ms;
