@@ -11,7 +11,9 @@ cd "$(dirname "$0")/.."
 VAULT_PORT=${RKS_DEV_VAULT_PORT:-8200}
 LISTEN=${RKS_LISTEN:-127.0.0.1:8080}
 RKS_PORT=${LISTEN##*:}
-DEV=$PWD/.dev
+# Each instance keeps its own state: .dev for the default port, .dev-<port> for others, so a
+# second make dev (RKS_LISTEN=127.0.0.1:8081 RKS_DEV_VAULT_PORT=8201) leaves the first one's alone.
+if [ "$RKS_PORT" = 8080 ]; then DEV=$PWD/.dev; else DEV=$PWD/.dev-$RKS_PORT; fi
 mkdir -p "$DEV"
 chmod 700 "$DEV"
 
@@ -47,7 +49,7 @@ cleanup() {
 }
 trap cleanup INT TERM EXIT
 
-say "starting $("$BIN" version | head -1) dev server on $VAULT_ADDR_DEV (log: .dev/vault.log)"
+say "starting $("$BIN" version | head -1) dev server on $VAULT_ADDR_DEV (log: ${DEV#$PWD/}/vault.log)"
 "$BIN" server -dev -dev-root-token-id="$ROOT_TOKEN" -dev-listen-address="127.0.0.1:$VAULT_PORT" \
   -dev-no-store-token >"$DEV/vault.log" 2>&1 &
 pids+=($!)
@@ -55,7 +57,7 @@ for _ in $(seq 100); do
   curl -fsS "$VAULT_ADDR_DEV/v1/sys/health" >/dev/null 2>&1 && break
   sleep 0.1
 done
-curl -fsS "$VAULT_ADDR_DEV/v1/sys/health" >/dev/null || { say "Vault did not start; see .dev/vault.log"; exit 1; }
+curl -fsS "$VAULT_ADDR_DEV/v1/sys/health" >/dev/null || { say "Vault did not start; see ${DEV#$PWD/}/vault.log"; exit 1; }
 
 umask 077
 printf '%s' "$ADMIN_PASSWORD" >"$DEV/admin-password"
@@ -102,7 +104,7 @@ if [ -n "$ACME" ]; then
   "httpPort": $EDGE_HTTP_PORT, "tlsPort": 5001, "ocspResponderURL": "", "externalAccountBindingRequired": false,
   "profiles": {"default": {"description": "make dev: one-hour certificates", "validityPeriod": 3600}}}}
 JSON
-  say "starting Pebble on https://127.0.0.1:$PEBBLE_PORT/dir (log: .dev/pebble.log); it validates HTTP-01 on 127.0.0.1:$EDGE_HTTP_PORT"
+  say "starting Pebble on https://127.0.0.1:$PEBBLE_PORT/dir (log: ${DEV#$PWD/}/pebble.log); it validates HTTP-01 on 127.0.0.1:$EDGE_HTTP_PORT"
   "$(dirname "$PEBBLE")/pebble-challtestsrv" -dnsserver "127.0.0.1:$((PEBBLE_PORT + 53))" -defaultIPv6 '' \
     -http01 '' -https01 '' -tlsalpn01 '' -doh '' -management "127.0.0.1:$((PEBBLE_PORT + 54))" >"$DEV/challtestsrv.log" 2>&1 &
   pids+=($!)
@@ -112,7 +114,7 @@ JSON
     curl -fsS --cacert "$DEV/pebble/tls-ca.pem" "https://127.0.0.1:$PEBBLE_PORT/dir" >/dev/null 2>&1 && break
     sleep 0.1
   done
-  curl -fsS --cacert "$DEV/pebble/tls-ca.pem" "https://127.0.0.1:$PEBBLE_PORT/dir" >/dev/null || { say "Pebble did not start; see .dev/pebble.log"; exit 1; }
+  curl -fsS --cacert "$DEV/pebble/tls-ca.pem" "https://127.0.0.1:$PEBBLE_PORT/dir" >/dev/null || { say "Pebble did not start; see ${DEV#$PWD/}/pebble.log"; exit 1; }
 fi
 
 cat >"$DEV/env" <<ENV
@@ -133,11 +135,11 @@ ENV
 
 cat >&2 <<MSG
 
-  rks      $RKS_URL_DEV   (API docs: $RKS_URL_DEV/docs)
-  Vault    $VAULT_ADDR_DEV   (root token in .dev/env)
+  rks      $RKS_URL_DEV   (API docs: $RKS_URL_DEV/docs; state in ${DEV#$PWD/}/)
+  Vault    $VAULT_ADDR_DEV   (root token in ${DEV#$PWD/}/env)
 
   In another shell:
-    source .dev/env
+    source ${DEV#$PWD/}/env
     curl --cacert "\$RKS_CA_CERT" "\$RKS_URL/healthz"
     curl --cacert "\$RKS_CA_CERT" "\$RKS_URL/rks/v1/admin/login" -H 'Content-Type: application/json' \\
       -d "{\"login\":\"\$RKS_ADMIN_LOGIN\",\"password\":\"\$RKS_ADMIN_PASSWORD\"}"

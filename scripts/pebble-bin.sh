@@ -26,7 +26,10 @@ usable "$BIN" && found "$BIN"
 command -v go >/dev/null || { say "no pebble on PATH and no Go toolchain to build one; set RKS_PEBBLE_BIN"; exit 1; }
 mkdir -p "$CACHE_DIR"
 exec 9>"$CACHE_DIR/pebble-build.lock"
-flock 9
+if ! flock -n 9; then
+  say "waiting for another build to finish (another make dev or make test started it; see $CACHE_DIR)"
+  flock 9
+fi
 usable "$BIN" && found "$BIN"
 say "building Pebble $PEBBLE_VERSION from the Go module proxy (about a minute)"
 start=$(date +%s)

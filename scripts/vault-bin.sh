@@ -35,7 +35,10 @@ command -v go >/dev/null || { say "no bao/vault on PATH and no Go toolchain to b
 # One build at a time, even when make dev and make test start together.
 mkdir -p "$CACHE_DIR"
 exec 9>"$CACHE_DIR/build.lock"
-flock 9
+if ! flock -n 9; then
+  say "waiting for another build to finish (another make dev or make test started it; see $CACHE_DIR)"
+  flock 9
+fi
 for b in "$OPENBAO_BIN" "$VAULT_BIN"; do usable "$b" && found "$b"; done
 
 export GOFLAGS=-mod=mod GOTOOLCHAIN=local
