@@ -41,6 +41,32 @@ function out(o: Conn, value: unknown, human?: string): void {
 
 const enc = encodeURIComponent;
 
+const SAVE_HELP = 'write the token to this file (mode 0600, replaced at once: a running rks edge reading it never sees half a token) instead of printing it';
+
+/**
+ * Writes a token or key readable by its owner only: a new file beside it, then a rename, so a
+ * reader (rks edge --group-token-file) sees the old content or the new, never a partial one.
+ */
+function saveSecretFile(file: string, content: string, what: string): void {
+  const tmp = `${file}.${process.pid}.tmp`;
+  try {
+    fs.writeFileSync(tmp, `${content}\n`, { mode: 0o600 });
+    fs.chmodSync(tmp, 0o600);
+    fs.renameSync(tmp, file);
+  } catch (err) {
+    fs.rmSync(tmp, { force: true });
+    throw new CliError(`--save: cannot write ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`, 2);
+  }
+  process.stderr.write(`${what} saved to ${file} (mode 0600)\n`);
+}
+
+function printToken(o: Conn & { save?: string }, res: { groupToken: string }): void {
+  if (o.save) {
+    saveSecretFile(o.save, res.groupToken, 'group token');
+    if (o.json) out(o, { saved: o.save });
+  } else out(o, res, res.groupToken);
+}
+
 export function initCommand(): Command {
   return connected(
     new Command('init').description(
@@ -69,11 +95,7 @@ export function loginCommand(): Command {
         body: JSON.stringify({ login: o.login, password }),
       });
       const { adminToken } = JSON.parse(res.data) as { adminToken: string };
-      if (o.save) {
-        fs.writeFileSync(o.save, `${adminToken}\n`, { mode: 0o600 });
-        fs.chmodSync(o.save, 0o600);
-        process.stderr.write(`admin token saved to ${o.save}\n`);
-      }
+      if (o.save) saveSecretFile(o.save, adminToken, 'admin token');
       out(o, { adminToken }, adminToken);
     });
 }
@@ -124,10 +146,11 @@ export function groupCommand(): Command {
     }
     out(o, all, table(['NAME', 'CALLBACK', 'SECRETS', 'NODES'], all.map((g) => [g.name, g.callback ? 'yes' : 'no', String(g.secrets), String(g.nodes)])));
   });
-  groupFlags(connected(group.command('create').description('Create a group; prints its group token').argument('<group>')))
-    .action(async (name: string, o: GroupFlags) => {
+  groupFlags(connected(group.command('create').description('Create a group; prints its group token (or saves it with --save)').argument('<group>')))
+    .option('--save <file>', SAVE_HELP)
+    .action(async (name: string, o: GroupFlags & { save?: string }) => {
       const res = (await call(o, 'POST', `/rks/v1/group/${enc(name)}`, { body: groupInfo(o) })) as { groupToken: string };
-      out(o, res, res.groupToken);
+      printToken(o, res);
     });
   for (const [verb, path, help] of [
     ['get', '', 'Show a group'],
@@ -150,14 +173,15 @@ export function groupCommand(): Command {
       out(o, null, `group ${name} deleted`);
     });
   const token = group.command('token').description('The group token');
-  connected(token.command('get').description('Print the current group token').argument('<group>')).action(async (name: string, o: Conn) => {
-    const res = (await call(o, 'GET', `/rks/v1/group/${enc(name)}/grouptoken`)) as { groupToken: string };
-    out(o, res, res.groupToken);
-  });
+  connected(token.command('get').description('Print the current group token (or save it with --save)').argument('<group>'))
+    .option('--save <file>', SAVE_HELP)
+    .action(async (name: string, o: Conn & { save?: string }) => {
+      printToken(o, (await call(o, 'GET', `/rks/v1/group/${enc(name)}/grouptoken`)) as { groupToken: string });
+    });
   connected(token.command('rotate').description('Issue a new group token; the old one and every node token under it are revoked').argument('<group>'))
-    .action(async (name: string, o: Conn) => {
-      const res = (await call(o, 'PUT', `/rks/v1/group/${enc(name)}/grouptoken`)) as { groupToken: string };
-      out(o, res, res.groupToken);
+    .option('--save <file>', SAVE_HELP)
+    .action(async (name: string, o: Conn & { save?: string }) => {
+      printToken(o, (await call(o, 'PUT', `/rks/v1/group/${enc(name)}/grouptoken`)) as { groupToken: string });
     });
   connected(group.command('secrets').description('List the secrets the group\'s nodes may read').argument('<group>'))
     .action(async (name: string, o: Conn) => {

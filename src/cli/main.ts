@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { UsageError } from '../config';
 import { VERSION } from '../paths';
 import { acmeCommand, groupCommand, initCommand, loginCommand, nodeCommand, secretCommand, statusCommand } from './admin';
+import { completionCommand } from './completion';
 import { edgeCommand } from './edge';
 import { CliError } from './http';
 import { caCommand, certificateCommand } from './pki';
@@ -23,6 +24,7 @@ export function program(): Command {
     .addCommand(edgeCommand())
     .addCommand(caCommand())
     .addCommand(certificateCommand())
+    .addCommand(completionCommand(program))
     .addHelpText(
       'after',
       `

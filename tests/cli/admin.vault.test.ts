@@ -229,7 +229,12 @@ describe('rks CLI', () => {
     expect((await cli(['status'])).out).toMatch(/^ready +yes$/m);
 
     const g = uniq('nl');
-    const groupToken = (await cli(['group', 'create', g])).out.trim();
+    const tokenFile = path.join(dir, `${g}.token`);
+    const created = await cli(['group', 'create', g, '--save', tokenFile]);
+    expect(created).toEqual({ code: 0, out: `group token saved to ${tokenFile} (mode 0600)\n` });
+    expect(fs.statSync(tokenFile).mode & 0o777).toBe(0o600);
+    const groupToken = fs.readFileSync(tokenFile, 'utf8').trim();
+    expect(groupToken).toMatch(/^hvs\./);
     for (const n of ['n2', 'n1']) expect((await cli(['node', 'register', '--node-id', n], { RKS_TOKEN: groupToken })).code).toBe(0);
     const list = JSON.parse((await cli(['node', 'list', g, '--json'])).out);
     expect(list.map((n: { nodeId: string }) => n.nodeId)).toEqual(['n1', 'n2']);
