@@ -54,7 +54,7 @@ export function edgeCommand(): Command {
         logger.fatal('no group token: set --group-token-file or RKS_GROUP_TOKEN');
         process.exit(2);
       }
-      // The file is read again at every registration, so `rks group token rotate edge > edge.token`
+      // The file is read again at every registration, so `rks group token rotate edge --save edge.token`
       // reaches a running edge: its node token dies with the old group token, and it registers anew.
       const file = o.groupTokenFile;
       const node = new RksNode({
