@@ -4,7 +4,7 @@ SHELL := /bin/bash
 
 NPM ?= npm
 
-.PHONY: help install build vault pebble dev dev-ha test test-unit lint typecheck compose-lint clean bench bench-handshake
+.PHONY: help install build sdk-pack vault pebble dev dev-ha test test-unit lint typecheck compose-lint clean bench bench-handshake
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -15,8 +15,12 @@ node_modules/.installed: package.json package-lock.json
 
 install: node_modules/.installed ## install npm dependencies
 
-build: install ## compile TypeScript to dist/
+build: install ## compile TypeScript to dist/ (and the node SDK package to sdk/dist/)
 	$(NPM) run --silent build
+	@cd sdk && ../node_modules/.bin/tsc -p tsconfig.json
+
+sdk-pack: build ## pack the node SDK as its own package (rks-node-*.tgz: no dependencies)
+	@cd sdk && npm pack --silent
 
 vault: ## find or build the OpenBao/Vault server binary (prints its path)
 	@scripts/vault-bin.sh
