@@ -2,6 +2,7 @@ import { X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import net from 'node:net';
 import tls from 'node:tls';
 import { ServedRks, env, serveRks, vaultRead } from '../support/harness';
 import { chainFor, issue } from '../support/pki';
@@ -277,6 +278,23 @@ describe('rks CLI', () => {
       expect(edge.output()).not.toContain('PRIVATE KEY');
     } finally {
       await edge.stop();
+    }
+  });
+
+  it('rks edge whose port is taken says so and exits 1 before it registers', async () => {
+    const g = uniq('busy');
+    const groupToken = (await cli(['group', 'create', g])).out.trim();
+    const blocker = net.createServer();
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
+    const port = (blocker.address() as net.AddressInfo).port;
+    try {
+      const edge = runRks(['edge', '--listen', `127.0.0.1:${port}`, '--node-id', 'edge-b'], { RKS_URL: rks.url, RKS_CA_CERT: caFile, RKS_GROUP_TOKEN: groupToken });
+      expect(await edge.exited).toBe(1);
+      expect(edge.output()).toContain(`--listen 127.0.0.1:${port}: the address is already in use`);
+      expect(edge.output()).not.toMatch(/at .*\.js:\d+/);
+      expect(JSON.parse((await cli(['node', 'list', g, '--json'])).out)).toEqual([]);
+    } finally {
+      blocker.close();
     }
   });
 });
