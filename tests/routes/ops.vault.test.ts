@@ -14,7 +14,8 @@ describe('operations endpoints', () => {
     expect((await request(h.app).get('/healthz')).body).toEqual({ status: 'ok' });
     const ready = await request(h.app).get('/readyz');
     expect(ready.status).toBe(200);
-    expect(ready.body).toEqual({ status: 'ready', reasons: [], vault: { active: env.vaultAddr, nodes: [{ addr: env.vaultAddr, state: 'active' }] } });
+    const version = require('../../package.json').version;
+    expect(ready.body).toEqual({ status: 'ready', reasons: [], vault: { active: env.vaultAddr, nodes: [{ addr: env.vaultAddr, state: 'active' }] }, version });
   });
 
   it('Vault unreachable: /healthz stays 200, /readyz is 503 with the reason within a second, every call a fast 503 with Retry-After', async () => {
@@ -31,6 +32,7 @@ describe('operations endpoints', () => {
         status: 'unavailable',
         reasons: [`no active, unsealed vault node (${addr}: unreachable)`],
         vault: { nodes: [{ addr, state: 'unreachable' }] },
+        version: require('../../package.json').version,
       });
       const login = await request(dead.app).post('/rks/v1/admin/login').send({ login: 'a', password: 'b' });
       expect(login.status).toBe(503);
