@@ -12,6 +12,7 @@ export const ERROR_CODES = [
   'conflict',
   'already_exists',
   'already_initialised',
+  'classic_deployment',
   'already_associated',
   'still_associated',
   'node_limit_reached',

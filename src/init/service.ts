@@ -47,6 +47,14 @@ export interface RksConfigRecord {
   upgradedAt?: string;
 }
 
+/**
+ * The config record Orange's remote-key-server writes: its Go configuration struct, field names
+ * capitalised (VaultInitialized, AdminLogin, …), where rks writes `initialized` and `layout`.
+ */
+export function isClassicRecord(record: object): boolean {
+  return !('initialized' in record) && ('VaultInitialized' in record || 'AdminLogin' in record);
+}
+
 /** What an init did: a new initialisation, or the changes that brought an older one up to date. */
 export type InitOutcome = { initialised: true } | { upgraded: string[] };
 
@@ -84,6 +92,12 @@ export class InitService {
     }
     const creds = await serviceCredentials(this.admin.login, this.admin.password);
     const existing = await this.configRecord(token);
+    if (existing && isClassicRecord(existing.data)) {
+      throw new Conflict(
+        "this Vault holds a classic remote-key-server deployment (its rks/data/config): init changes nothing here; take it over with 'rks migrate' (README: Coming from remote-key-server)",
+        'classic_deployment',
+      );
+    }
     if (existing) {
       const stale = await this.staleParts(token, existing.data, creds);
       if (stale.length === 0) throw new Conflict('rks is already initialised', 'already_initialised');
