@@ -284,7 +284,9 @@ export function secretCommand(): Command {
           `name         ${info.name}${info.managed ? ' (managed)' : ''}`,
           ...(info.pending
             ? ['certificate  none yet: rks is obtaining the first one (nodes get 404 until then)']
-            : [
+            : info.invalid
+              ? [`certificate  INVALID: ${info.invalid}`]
+              : [
                 `subject      ${info.subject || '-'}`,
                 `SANs         ${info.sans?.join(', ') || '-'}`,
                 `issuer       ${info.issuer}`,
@@ -352,7 +354,7 @@ export function secretCommand(): Command {
         all,
         table(
           ['NAME', 'NOT AFTER', 'EXPIRES', 'KEY', 'TTL', 'GROUPS'],
-          all.map((s) => [s.name + (s.managed ? ' (managed)' : ''), s.notAfter ?? '-', s.pending ? 'pending' : expiryMark(s), s.keyType ?? '-', String(s.ttl), s.groups.join(',') || '-']),
+          all.map((s) => [s.name + (s.managed ? ' (managed)' : ''), s.notAfter ?? '-', s.pending ? 'pending' : s.invalid ? 'INVALID' : expiryMark(s), s.keyType ?? '-', String(s.ttl), s.groups.join(',') || '-']),
         ),
       );
     });

@@ -48,6 +48,18 @@ export function factsOfChain(certificate: string): CertificateFacts {
   return certificateFacts(new X509Certificate(blocks[0] ?? certificate), blocks.length);
 }
 
+/**
+ * The facts of a stored certificate, or why there are none: a classic RKS stored whatever it was
+ * given (placeholder strings too), and rks keeps such secrets as they are rather than drop them.
+ */
+export function storedFacts(certificate: string): CertificateFacts | { invalid: string } {
+  try {
+    return factsOfChain(certificate);
+  } catch {
+    return { invalid: 'the stored certificate is not a readable PEM certificate (stored before rks checked TLS material)' };
+  }
+}
+
 /** Warnings a push deserves: a certificate that lapses before nodes' copies do, or within a day. */
 export function expiryWarnings(facts: CertificateFacts, ttlSeconds: number, now = Date.now()): string[] {
   const left = (Date.parse(facts.notAfter) - now) / 1000;

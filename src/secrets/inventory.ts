@@ -5,7 +5,7 @@ import { parseFqdn, parseName } from '../names';
 import { kvPath } from '../vault/layout';
 import type { KvStore } from '../vault/stores';
 import { ExpiryIndex } from './expiry-index';
-import { CertificateFacts, factsOfChain } from './facts';
+import { CertificateFacts, storedFacts } from './facts';
 import type { ManagedSpec, RenewalState } from './managed';
 import type { SecretData } from './service';
 
@@ -14,6 +14,8 @@ export interface SecretSummary extends Partial<CertificateFacts> {
   name: string;
   /** A managed secret whose first certificate rks is still obtaining: nodes get 404 until then. */
   pending?: true;
+  /** What is stored is not usable TLS material (kept as a classic RKS stored it), and why. */
+  invalid?: string;
   groups: string[];
   ttl: number;
   /** rks obtains and renews it (managed secrets); false for pushed ones. */
@@ -186,7 +188,10 @@ export class Inventory {
     }
     // Secrets stored before facts were kept are parsed (not rewritten: that would push their
     // previous version, the rollback, out of Vault's two).
-    const info = entry.data.info ?? factsOfChain(entry.data.certificate);
+    const info = entry.data.info ?? storedFacts(entry.data.certificate);
+    if ('invalid' in info) {
+      return { name: fqdn, invalid: info.invalid, groups: [...(index?.data.groups ?? [])].sort(), ttl: this.ttlOf(entry.data), managed: false, expired: false };
+    }
     return {
       name: fqdn,
       ...info,
@@ -205,7 +210,8 @@ export class Inventory {
     await mapLimited(missing, async (fqdn) => {
       const entry = await this.kv.read<SecretData>(kvPath.secret(fqdn), token);
       if (!entry) return;
-      const info = entry.data.info ?? factsOfChain(entry.data.certificate);
+      const info = entry.data.info ?? storedFacts(entry.data.certificate);
+      if ('invalid' in info) return;
       await this.expiry.set(token, fqdn, info.notAfter);
       expiries.set(fqdn, Math.floor(Date.parse(info.notAfter) / 1000));
     });

@@ -4,7 +4,7 @@ import { CasMismatch } from '../vault/kv';
 import type { KvStore } from '../vault/stores';
 import { kvPath } from '../vault/layout';
 import { ExpiryIndex } from './expiry-index';
-import { CertificateFacts, certificateFacts, expiryWarnings, factsOfChain } from './facts';
+import { CertificateFacts, certificateFacts, expiryWarnings, storedFacts } from './facts';
 import type { ManagedSpec } from './managed';
 import { validateTlsMaterial } from './tls';
 
@@ -28,21 +28,23 @@ export interface PushOutcome {
 export class ExpiryOf {
   private readonly parsed = new Map<string, string>();
 
-  notAfter(data: SecretData): string {
+  /** The certificate's end, or null when what is stored is no certificate (a classic's placeholder). */
+  notAfter(data: SecretData): string | null {
     if (data.info?.notAfter) return data.info.notAfter;
     let at = this.parsed.get(data.certificate);
     if (at === undefined) {
       // Parsing costs about 100 µs: remembered, so the hot path pays it once per certificate.
       if (this.parsed.size >= 10_000) this.parsed.clear();
-      at = factsOfChain(data.certificate).notAfter;
+      const facts = storedFacts(data.certificate);
+      at = 'invalid' in facts ? '' : facts.notAfter;
       this.parsed.set(data.certificate, at);
     }
-    return at;
+    return at || null;
   }
 
   expired(data: SecretData, now = Date.now()): string | undefined {
     const at = this.notAfter(data);
-    return Date.parse(at) <= now ? at : undefined;
+    return at !== null && Date.parse(at) <= now ? at : undefined;
   }
 }
 

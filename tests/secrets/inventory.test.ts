@@ -47,6 +47,19 @@ describe('expiry and inventory (in memory)', () => {
     expect((await secrets.get(admin, 'gone.example.com')).data.certificate).toBe(chain.certificate);
   });
 
+  it('a secret a classic RKS stored unchecked (a placeholder) is kept: served as stored, flagged invalid in the inventory', async () => {
+    await push('good.example.com', 60 * DAYS(1));
+    await kv.write('placeholder.example.com', { certificate: 'certificate', private_key: 'key', meta: { ttl: 60 } }, admin);
+    expect(await secrets.get(admin, 'placeholder.example.com')).toEqual({ data: { certificate: 'certificate', private_key: 'key', meta: { ttl: 60 } } });
+    expect(await inventory.secret(admin, 'placeholder.example.com')).toEqual({
+      name: 'placeholder.example.com', invalid: expect.stringContaining('not a readable PEM certificate'), groups: [], ttl: 60, managed: false, expired: false,
+    });
+    const all = await inventory.secrets(admin, { limit: 10 });
+    expect(all.secrets.map((x) => [x.name, Boolean(x.invalid)])).toEqual([['good.example.com', false], ['placeholder.example.com', true]]);
+    // An expiry listing leaves it out (it has no expiry) rather than failing.
+    expect((await inventory.secrets(admin, { limit: 10, expiringWithin: 365 * 86400 })).secrets.map((x) => x.name)).toEqual(['good.example.com']);
+  });
+
   it('every push and delete keeps the expiry index: one entry in one of the shards', async () => {
     const { chain } = await push('www.example.com', 10 * DAYS(1));
     const shard = `index/expiry/${shardOf('www.example.com')}`;
