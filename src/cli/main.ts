@@ -4,6 +4,7 @@ import { VERSION } from '../paths';
 import { acmeCommand, groupCommand, initCommand, loginCommand, nodeCommand, secretCommand, statusCommand } from './admin';
 import { completionCommand } from './completion';
 import { edgeCommand } from './edge';
+import { migrateCommand } from './migrate';
 import { CliError } from './http';
 import { caCommand, certificateCommand } from './pki';
 import { serveCommand } from './serve';
@@ -15,6 +16,7 @@ export function program(): Command {
     .showHelpAfterError()
     .addCommand(serveCommand())
     .addCommand(initCommand())
+    .addCommand(migrateCommand())
     .addCommand(statusCommand())
     .addCommand(loginCommand())
     .addCommand(groupCommand())

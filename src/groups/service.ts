@@ -117,6 +117,23 @@ export class GroupService {
     return record.data.groupToken;
   }
 
+  /**
+   * Takes over a group whose config and secret list exist without rks's own objects (a classic
+   * RKS group): the node policy from its list, the reverse index of its secrets, a group token.
+   */
+  async adopt(token: string, name: string): Promise<string> {
+    const g = parseName('group name', name);
+    return this.lock.run(g, async () => {
+      await this.mustExist(token, g);
+      const list = (await this.kv.read<SecretList>(kvPath.groupSecrets(g), token))?.data.secrets ?? [];
+      if (!(await this.kv.exists(kvPath.groupSecrets(g), token))) await this.kv.write<SecretList>(kvPath.groupSecrets(g), { secrets: [] }, token);
+      for (const fqdn of list) await this.editIndex(token, fqdn, (groups) => (groups.includes(g) ? groups : [...groups, g]));
+      await this.policies.putPolicy(nodePolicyName(g), nodePolicy(g, list), token);
+      await this.tokens.revokeRoleTokens(groupTokenName(g), token);
+      return this.issueGroupToken(token, g);
+    });
+  }
+
   /** Revokes every token of the group (and with them every node token), then issues a new one. */
   async rotateGroupToken(token: string, name: string): Promise<string> {
     const g = parseName('group name', name);

@@ -60,6 +60,11 @@ export class Sys implements PolicyStore {
     }
   }
 
+  async listPolicies(token: string): Promise<string[]> {
+    const res = await this.vault.call('LIST', 'sys/policies/acl', { token, operation: 'sys.list-policies' });
+    return res?.data?.keys ?? [];
+  }
+
   async deletePolicy(name: string, token: string): Promise<void> {
     await this.vault.call('DELETE', `sys/policies/acl/${name}`, { token, operation: 'policy.delete' });
   }

@@ -46,6 +46,17 @@ export class Tokens implements TokenStore {
     await this.vault.call('POST', `auth/token/roles/${name}`, { token, operation: 'token.write-role', body: spec, idempotent: true });
   }
 
+  /** A token role's settings, or null when there is none. */
+  async readRole(name: string, token: string): Promise<{ allowed_policies: string[] } | null> {
+    try {
+      const res = await this.vault.call('GET', `auth/token/roles/${name}`, { token, operation: 'token.read-role' });
+      return { allowed_policies: res.data.allowed_policies ?? [] };
+    } catch (err) {
+      if (isVaultError(err, 404)) return null;
+      throw err;
+    }
+  }
+
   async deleteRole(name: string, token: string): Promise<void> {
     await this.vault.call('DELETE', `auth/token/roles/${name}`, { token, operation: 'token.delete-role' });
   }

@@ -1,0 +1,113 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { Command } from 'commander';
+import { UsageError, readSecret } from '../config';
+import { GroupService } from '../groups/service';
+import { InitService } from '../init/service';
+import { ClassicMigration, MigrationPlan } from '../migrate/classic';
+import { VaultClient } from '../vault/client';
+import { Kv } from '../vault/kv';
+import { Pki } from '../vault/pki';
+import { Sys } from '../vault/sys';
+import { Tokens } from '../vault/tokens';
+import { CliError } from './http';
+import { opt } from './options';
+
+interface MigrateOptions {
+  vaultAddr?: string;
+  vaultToken?: string;
+  vaultTokenFile?: string;
+  adminLogin: string;
+  adminPassword?: string;
+  adminPasswordFile?: string;
+  apply?: boolean;
+  classicStopped?: boolean;
+  tokenDir?: string;
+  json?: boolean;
+}
+
+function describe(plan: MigrationPlan): string {
+  const lines = [`config record: ${plan.config === 'classic' ? "the classic's (destroyed: it holds its admin password)" : plan.config === 'rks' ? "rks's already (an earlier run got this far)" : 'none'}`];
+  for (const g of plan.groups) {
+    lines.push(`group ${g.name}: ${g.secrets.length} secret(s), ${g.nodeRoles.length} classic node role(s)${g.migrated ? ', already taken over' : ''}${g.problem ? ` — SKIPPED: ${g.problem}` : ''}`);
+  }
+  const bad = plan.secrets.filter((s) => s.problem);
+  lines.push(`secrets: ${plan.secrets.length}, of which ${bad.length} rks would refuse (kept as they are):`);
+  for (const s of bad) lines.push(`  ${s.name}: ${s.problem}`);
+  lines.push(`classic policies to remove: ${plan.remove.policies.join(', ') || 'none'}`);
+  lines.push(`classic token roles to remove: ${plan.remove.roles.join(', ') || 'none'}`);
+  return lines.join('\n');
+}
+
+/** `rks migrate`: take a Vault over from Orange's remote-key-server (dry run unless --apply). */
+export function migrateCommand(): Command {
+  return new Command('migrate')
+    .description('Take a Vault over from a classic remote-key-server deployment (a dry run unless --apply)')
+    .addOption(opt('--vault-addr <url>', 'the Vault the classic uses', 'RKS_VAULT_ADDR'))
+    .addOption(opt('--vault-token <token>', 'Vault root token (prefer --vault-token-file; else $VAULT_TOKEN)', 'VAULT_TOKEN'))
+    .addOption(opt('--vault-token-file <file>', 'file holding the Vault root token', 'RKS_VAULT_TOKEN_FILE'))
+    .addOption(opt('--admin-login <name>', 'the rks administrator login (as rks serve will run with)', 'RKS_ADMIN_LOGIN').default('admin'))
+    .addOption(opt('--admin-password <password>', 'its password (prefer --admin-password-file)', 'RKS_ADMIN_PASSWORD'))
+    .addOption(opt('--admin-password-file <file>', 'file holding the administrator password', 'RKS_ADMIN_PASSWORD_FILE'))
+    .option('--apply', 'make the changes (without it, only show what would change)')
+    .option('--classic-stopped', 'confirm the classic RKS servers are stopped: required with --apply (rks cannot see them from Vault)')
+    .option('--token-dir <dir>', 'write each group\'s new token to <dir>/<group>.token (mode 0600) instead of printing it')
+    .option('--json', 'print the plan and the result as JSON')
+    .addHelpText(
+      'after',
+      `
+The classic keeps its groups, secrets and secret lists in rks/ with the same layout rks uses:
+those stay. What changes: the classic's config record (which holds its admin password) is
+destroyed, rks's init runs (its admin policy and user, its service identity, its CA), each group
+gets rks's node policy and a new group token, and the classic's tokens, roles and glob policies
+are removed, so classic group and node tokens stop working at once; nodes register again with
+the new group token. Safe to run again after a crash half-way.`,
+    )
+    .action(async (o: MigrateOptions) => {
+      const addr = o.vaultAddr ?? process.env.VAULT_ADDR;
+      if (!addr) throw new UsageError('no Vault address: set --vault-addr, RKS_VAULT_ADDR or VAULT_ADDR');
+      const token = readSecret(o.vaultToken, o.vaultTokenFile, '--vault-token-file');
+      if (!token) throw new UsageError('no Vault token: set --vault-token-file or VAULT_TOKEN (the root token)');
+      const password = readSecret(o.adminPassword, o.adminPasswordFile, '--admin-password-file');
+      if (o.apply && !password) throw new UsageError('--apply needs the rks administrator password (--admin-password-file or RKS_ADMIN_PASSWORD)');
+      if (o.apply && !o.classicStopped) {
+        throw new UsageError('--apply needs --classic-stopped: stop every classic RKS server first (a classic still running would keep writing its own policies and tokens)');
+      }
+      const vault = new VaultClient({ addr, timeoutMs: 10_000 });
+      try {
+        const kv = new Kv(vault);
+        const sys = new Sys(vault);
+        const tokens = new Tokens(vault);
+        const init = new InitService(sys, kv, new Pki(vault), { login: o.adminLogin, password: password ?? '' });
+        const migration = new ClassicMigration(kv, sys, tokens, new GroupService(kv, sys, tokens), init);
+        const plan = await migration.plan(token);
+        if (!o.apply) {
+          if (o.json) process.stdout.write(`${JSON.stringify({ plan, applied: false }, null, 2)}\n`);
+          else process.stdout.write(`${describe(plan)}\n\ndry run: nothing changed; run again with --apply --classic-stopped to migrate\n`);
+          return;
+        }
+        if (!o.json) process.stdout.write(`${describe(plan)}\n\n`);
+        const result = await migration.apply(token, plan, (line) => !o.json && process.stderr.write(`migrate: ${line}\n`));
+        if (o.tokenDir) {
+          fs.mkdirSync(o.tokenDir, { recursive: true, mode: 0o700 });
+          for (const [g, t] of Object.entries(result.groupTokens)) {
+            const file = path.join(o.tokenDir, `${g}.token`);
+            fs.writeFileSync(file, `${t}\n`, { mode: 0o600 });
+            fs.chmodSync(file, 0o600);
+          }
+        }
+        const shown = o.tokenDir ? Object.fromEntries(Object.keys(result.groupTokens).map((g) => [g, path.join(o.tokenDir!, `${g}.token`)])) : result.groupTokens;
+        if (o.json) process.stdout.write(`${JSON.stringify({ plan, applied: true, groupTokens: shown, skipped: result.skipped }, null, 2)}\n`);
+        else {
+          process.stdout.write(`migrated: ${Object.keys(result.groupTokens).length} group(s); nodes register again with the new group tokens:\n`);
+          for (const [g, t] of Object.entries(shown)) process.stdout.write(`  ${g}  ${t}\n`);
+          for (const s of result.skipped) process.stdout.write(`  skipped ${s}\n`);
+        }
+      } catch (err) {
+        if (err instanceof CliError || err instanceof UsageError) throw err;
+        throw new CliError(`migration stopped: ${(err as Error).message} (run it again to finish: every step can be repeated)`);
+      } finally {
+        vault.close();
+      }
+    });
+}
