@@ -126,7 +126,9 @@ export class ClassicMigration {
 
   /** Applies a plan (made just before, with the same token). `--classic-stopped` is the caller's to check. */
   async apply(token: string, plan: MigrationPlan, progress: (line: string) => void = () => undefined): Promise<MigrationResult> {
-    if (plan.config === 'none') throw new BadRequest('no classic RKS deployment here (no rks/data/config): nothing to migrate');
+    // No config record but classic groups or policies: a run that stopped right after destroying it.
+    const leftovers = plan.groups.some((g) => !g.migrated) || plan.remove.policies.length + plan.remove.roles.length > 0;
+    if (plan.config === 'none' && !leftovers) throw new BadRequest('no classic RKS deployment here: nothing to migrate');
     if (plan.config === 'classic') {
       // Its config record holds the classic's admin password: every version goes.
       await this.kv.destroy(kvPath.config, token);

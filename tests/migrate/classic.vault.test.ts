@@ -77,6 +77,9 @@ describe('a Vault holding a classic RKS deployment', () => {
 
     it('--apply takes it over: secrets and associations kept, classic tokens, roles and policies gone, new registrations work; a second run changes nothing', async () => {
       const tokenDir = path.join(dir, 'tokens');
+      // A first run that stopped right after its first step (the classic's config record destroyed):
+      // the next run finishes the work.
+      await fetch(`${vault.addr}/v1/rks/metadata/config`, { method: 'DELETE', headers: { 'X-Vault-Token': vault.rootToken } });
       const applied = await migrate(['--apply', '--classic-stopped', '--token-dir', tokenDir]);
       expect(applied.code).toBe(0);
       expect(applied.stdout).toContain('migrated: 2 group(s)');
