@@ -1,5 +1,4 @@
-import { Forbidden, NotFound } from '../errors';
-import { BadRequest } from '../errors';
+import { BadRequest, Forbidden, NotFound } from '../errors';
 import { PREFIX, kvPath } from '../vault/layout';
 import type { KvStore, Session, TokenStore } from '../vault/stores';
 

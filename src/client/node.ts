@@ -64,6 +64,7 @@ class HttpError extends Error {
 }
 
 const ACME_TOKEN = /^[A-Za-z0-9_-]{16,128}$/;
+const MAX_CHALLENGE_FETCHES = 8;
 const ACME_PATH = /^\/\.well-known\/acme-challenge\/([^/]+)$/;
 
 /** Answers that mean rks will not let this node have the key or register, not that rks is unwell. */
@@ -207,6 +208,8 @@ export class RksNode extends EventEmitter<RksNodeEvents> {
     const held = this.challenges.get(token);
     if (held && held.until > Date.now()) return held.answer;
     let pending = this.challengeFetches.get(token);
+    // Anyone can knock on port 80 with made-up tokens: at most a few questions to rks at once.
+    if (!pending && this.challengeFetches.size >= MAX_CHALLENGE_FETCHES) return null;
     if (!pending) {
       pending = this.fetchChallenge(token).finally(() => this.challengeFetches.delete(token));
       this.challengeFetches.set(token, pending);

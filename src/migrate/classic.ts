@@ -102,7 +102,8 @@ export class ClassicMigration {
         const role = await this.tokens.readRole(r, token);
         if (role && role.allowed_policies.length === 1 && role.allowed_policies[0] === g) nodeRoles.push(r);
       }
-      if (roleNames.includes(`addtoken-${g.toLowerCase()}`) || roleNames.includes(`addToken-${g}`)) remove.roles.push(roleNames.find((r) => r.toLowerCase() === `addtoken-${g.toLowerCase()}`)!);
+      const groupTokenRole = roleNames.find((r) => r.toLowerCase() === `addtoken-${g.toLowerCase()}`);
+      if (groupTokenRole) remove.roles.push(groupTokenRole);
       remove.roles.push(...nodeRoles);
       for (const p of [`addtoken-${g.toLowerCase()}`, g.toLowerCase()]) {
         if (!policyNames.includes(p) || VAULT_POLICIES.has(p)) continue;

@@ -262,14 +262,16 @@ export class ManagedSecrets {
     const spec = current?.data.managed;
     if (!spec || spec.issuer === RKS_CA || spec.renewBefore !== undefined || !this.acme) return;
     const window = await this.acme.orders.window(token, spec.issuer, current.data.certificate).catch(() => undefined);
+    let moved: number | undefined;
     await this.kv.update<Schedule>(kvPath.managed, token, (s) => {
       const state = s?.secrets[fqdn];
+      moved = undefined;
       if (!state || state.inProgress || state.renewAt <= t) return NO_CHANGE;
       const inside = window && state.renewAt >= window.start && state.renewAt <= window.end;
-      const next: RenewalState = { ...state, ariAt: t + (window?.recheckIn ?? 3600), ...(window && !inside ? { renewAt: Math.max(t, renewAt(current.data, spec, window)) } : {}) };
-      if (window && !inside) this.logger.info({ fqdn, renewAt: new Date(next.renewAt * 1000).toISOString() }, 'the CA moved the renewal window; renewal rescheduled');
-      return { secrets: { ...s!.secrets, [fqdn]: next } };
+      if (window && !inside) moved = Math.max(t, renewAt(current.data, spec, window));
+      return { secrets: { ...s!.secrets, [fqdn]: { ...state, ariAt: t + (window?.recheckIn ?? 3600), ...(moved !== undefined ? { renewAt: moved } : {}) } } };
     });
+    if (moved !== undefined) this.logger.info({ fqdn, renewAt: new Date(moved * 1000).toISOString() }, 'the CA moved the renewal window; renewal rescheduled');
   }
 
   private async setState(token: string, fqdn: string, state: RenewalState): Promise<void> {
