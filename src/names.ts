@@ -26,6 +26,18 @@ export function parseFqdn(input: string): string {
   return name;
 }
 
+/**
+ * Whether a name is a secret name exactly as rks stores it (the API's rule, already in its
+ * canonical form): what may become part of a Vault path or policy.
+ */
+export function isSecretName(name: unknown): boolean {
+  try {
+    return typeof name === 'string' && parseFqdn(name) === name;
+  } catch {
+    return false;
+  }
+}
+
 export const NAME_PATTERN = /^[a-zA-Z0-9-]{1,64}$/;
 export const NAME_RULE = "1 to 64 letters, digits or '-'";
 
@@ -35,6 +47,17 @@ export function parseName(kind: 'group name' | 'node id' | 'issuer name', input:
     throw new BadRequest(`invalid ${kind}: use ${NAME_RULE}`);
   }
   return input.toLowerCase();
+}
+
+/** Whether a group name or node id is one as rks stores it (the API's rule, lower-case). */
+export function isName(name: unknown): name is string {
+  return typeof name === 'string' && NAME_PATTERN.test(name) && name === name.toLowerCase();
+}
+
+/** A name quoted for a message: bounded, with its control characters escaped. */
+export function quoted(name: unknown): string {
+  const s = typeof name === 'string' ? name : String(name);
+  return JSON.stringify(s.length > 80 ? `${s.slice(0, 80)}…` : s);
 }
 
 /** Vault's own rule for userpass names, within 64 characters. */

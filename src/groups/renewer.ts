@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { kvPath } from '../vault/layout';
+import { groupsIn, kvPath } from '../vault/layout';
 import type { KvStore, Session, TokenStore } from '../vault/stores';
 import type { GroupTokenAccessor } from './service';
 
@@ -21,7 +21,7 @@ export class GroupTokenRenewer {
     let renewed = 0;
     try {
       await this.session.run(async (t) => {
-        const groups = (await this.kv.list(kvPath.groups, t)).map((k) => k.replace(/\/$/, ''));
+        const groups = groupsIn(await this.kv.list(kvPath.groups, t));
         for (const g of groups) {
           try {
             const record = await this.kv.read<GroupTokenAccessor>(kvPath.groupTokenAccessor(g), t);

@@ -1,4 +1,4 @@
-import { BadRequest, Conflict, Locked, NotFound } from '../errors';
+import { Conflict, Locked, NotFound } from '../errors';
 import { parseFqdn, parseName } from '../names';
 import { CasExhausted, CasMismatch, NO_CHANGE } from '../vault/kv';
 import {
@@ -7,20 +7,15 @@ import {
   kvPath,
   nodePolicy,
   nodePolicyName,
-  nodeRoleName,
+  nodeRolePrefix,
 } from '../vault/layout';
 import type { KvStore, PolicyStore, TokenStore } from '../vault/stores';
 import { forgetNode } from '../nodes/forget';
 import { ExpiryOf, SecretData } from '../secrets/service';
 import { KeyedLock } from './keyed-lock';
+import { GroupRegInfo, checkRegInfo } from './records';
 
-/** A group's registration info, as the API carries it and `rks/data/groups/<g>/config` holds it. */
-export interface GroupRegInfo {
-  callbackURL: string;
-  oauthURL: string;
-  oauthClientID: string;
-  oauthClientSecret: string;
-}
+export type { GroupRegInfo } from './records';
 
 export interface GroupTokenRecord {
   groupToken: string;
@@ -59,7 +54,7 @@ export class GroupService {
 
   async create(token: string, name: string, info: GroupRegInfo): Promise<string> {
     const g = parseName('group name', name);
-    checkInfo(info);
+    checkRegInfo(info);
     return this.lock.run(g, async () => {
       try {
         // Claims the name: a second create, concurrent or not, stops here.
@@ -88,7 +83,7 @@ export class GroupService {
 
   async update(token: string, name: string, info: GroupRegInfo): Promise<GroupRegInfo> {
     const g = parseName('group name', name);
-    checkInfo(info);
+    checkRegInfo(info);
     return this.lock.run(g, async () => {
       await this.casOrLocked(() =>
         this.kv.update<GroupRegInfo>(kvPath.groupConfig(g), token, (current) => {
@@ -224,7 +219,7 @@ export class GroupService {
   private async purge(token: string, g: string): Promise<void> {
     await this.tokens.revokeRoleTokens(groupTokenName(g), token);
     for (const n of await this.kv.list(kvPath.groupNodes(g), token)) await this.kv.destroy(kvPath.groupNode(g, n), token);
-    const prefix = nodeRoleName(g, '');
+    const prefix = nodeRolePrefix(g);
     for (const role of (await this.tokens.listRoles(token)).filter((r) => r.startsWith(prefix))) {
       await this.tokens.revokeRoleTokens(role, token);
       await this.tokens.deleteRole(role, token);
@@ -278,25 +273,4 @@ export class GroupService {
 
 function notFound(g: string): NotFound {
   return new NotFound(`group '${g}' not found`);
-}
-
-function checkInfo(info: GroupRegInfo): void {
-  if (info.callbackURL && !(info.oauthURL && info.oauthClientID && info.oauthClientSecret)) {
-    throw new BadRequest('a callbackURL needs oauthURL, oauthClientID and oauthClientSecret');
-  }
-  for (const [field, value] of [
-    ['callbackURL', info.callbackURL],
-    ['oauthURL', info.oauthURL],
-  ] as const) {
-    if (!value) continue;
-    let url: URL;
-    try {
-      url = new URL(value);
-    } catch {
-      throw new BadRequest(`${field} is not a valid URL`);
-    }
-    if (url.protocol !== 'https:' || url.username || url.password || url.hash) {
-      throw new BadRequest(`${field} must be an https URL without credentials or fragment`);
-    }
-  }
 }

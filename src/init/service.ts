@@ -19,6 +19,7 @@ import {
   USERPASS_LOCKOUT,
   USERPASS_PATH,
   adminPolicy,
+  groupsIn,
   kvPath,
   servicePolicy,
 } from '../vault/layout';
@@ -244,7 +245,7 @@ export class InitService {
    */
   private async backfillLayout2(token: string): Promise<void> {
     const now = new Date().toISOString();
-    for (const g of (await this.kv.list(kvPath.groups, token)).map((k) => k.replace(/\/$/, ''))) {
+    for (const g of groupsIn(await this.kv.list(kvPath.groups, token))) {
       const record = await this.kv.read<{ accessor?: string }>(kvPath.groupToken(g), token);
       if (record?.data.accessor) await this.kv.write(kvPath.groupTokenAccessor(g), { accessor: record.data.accessor }, token);
     }

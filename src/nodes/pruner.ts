@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { Counter } from 'prom-client';
-import { kvPath } from '../vault/layout';
+import { isName } from '../names';
+import { groupsIn, kvPath } from '../vault/layout';
 import type { KvStore, Session, TokenStore } from '../vault/stores';
 import { forgetNode } from './forget';
 import type { NodeRecord } from './service';
@@ -27,8 +28,8 @@ export class NodePruner {
     try {
       await this.session.run(async (t) => {
         const cutoff = Date.now() - this.idleMs;
-        for (const g of (await this.kv.list(kvPath.groups, t)).map((k) => k.replace(/\/$/, ''))) {
-          for (const n of await this.kv.list(kvPath.groupNodes(g), t)) {
+        for (const g of groupsIn(await this.kv.list(kvPath.groups, t))) {
+          for (const n of (await this.kv.list(kvPath.groupNodes(g), t)).filter(isName)) {
             try {
               const record = await this.kv.read<NodeRecord>(kvPath.groupNode(g, n), t);
               if (!record || Date.parse(record.data.seenAt) > cutoff) continue;

@@ -1,10 +1,10 @@
 import type { Logger } from 'pino';
 import type { Counter } from 'prom-client';
 import type { CallbackVerifier } from '../callback/verifier';
-import { Conflict, Forbidden } from '../errors';
+import { BadGateway, Conflict, Forbidden } from '../errors';
 import { KeyedLock } from '../groups/keyed-lock';
-import type { GroupRegInfo } from '../groups/service';
-import { parseName } from '../names';
+import { storedRegInfo } from '../groups/records';
+import { isName, isSecretName, parseName } from '../names';
 import { NO_CHANGE } from '../vault/kv';
 import { groupTokenName, kvPath, nodePolicyName, nodeRoleName } from '../vault/layout';
 import type { KvStore, Session, TokenStore } from '../vault/stores';
@@ -71,11 +71,17 @@ export class NodeService {
     const n = parseName('node id', nodeId);
     const self = await this.tokens.lookupSelf(groupToken);
     const g = self.meta.groupname;
-    if (!g || !self.policies.includes(groupTokenName(g))) throw new Forbidden('permission denied: not a group token');
+    if (!isName(g) || !self.policies.includes(groupTokenName(g))) throw new Forbidden('permission denied: not a group token');
 
-    const config = await this.session.run((t) => this.kv.read<GroupRegInfo>(kvPath.groupConfig(g), t));
+    const config = await this.session.run((t) => this.kv.read<unknown>(kvPath.groupConfig(g), t));
     if (!config) throw new Forbidden('permission denied: the group no longer exists');
-    if (config.data.callbackURL) await this.verifier.verify(config.data, n);
+    let info;
+    try {
+      info = storedRegInfo(config.data);
+    } catch (err) {
+      throw new BadGateway(`the group's callback settings are not usable (${(err as Error).message}): an administrator must set them again (PUT /rks/v1/group/${g})`);
+    }
+    if (info.callbackURL) await this.verifier.verify(info, n);
 
     await this.session.run((t) => this.admit(g, n, t));
     const issued = await this.tokens.createFromRole(nodeRoleName(g, n), groupToken, { groupname: g, nodeid: n });
@@ -92,10 +98,10 @@ export class NodeService {
     const self = await this.tokens.lookupSelf(nodeToken);
     const g = self.meta.groupname;
     const n = self.meta.nodeid;
-    if (!g || !n || !self.policies.includes(nodePolicyName(g))) throw new Forbidden('permission denied: not a node token');
+    if (!isName(g) || !isName(n) || !self.policies.includes(nodePolicyName(g))) throw new Forbidden('permission denied: not a node token');
     let cached = this.lists.get(g);
     if (!cached || cached.at < Date.now() - LIST_CACHE_MS) {
-      const read = this.session.run((t) => this.kv.read<{ secrets: string[] }>(kvPath.groupSecrets(g), t)).then((e) => e?.data.secrets ?? []);
+      const read = this.session.run((t) => this.kv.read<{ secrets: string[] }>(kvPath.groupSecrets(g), t)).then((e) => (e?.data.secrets ?? []).filter(isSecretName));
       cached = { at: Date.now(), list: read };
       if (this.lists.size >= 10_000) this.lists.clear();
       this.lists.set(g, cached);

@@ -1,4 +1,5 @@
-import type { GroupRegInfo, GroupService } from '../groups/service';
+import type { GroupRegInfo } from '../groups/records';
+import type { GroupService } from '../groups/service';
 import type { Handler, Handlers } from '../http/dispatch';
 import type { Inventory } from '../secrets/inventory';
 

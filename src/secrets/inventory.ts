@@ -1,8 +1,9 @@
 import { NotFound } from '../errors';
-import type { GroupRegInfo } from '../groups/service';
+import type { GroupRegInfo } from '../groups/records';
 import type { NodeRecord } from '../nodes/service';
-import { parseFqdn, parseName } from '../names';
-import { kvPath } from '../vault/layout';
+import { mapLimited } from '../concurrency';
+import { isName, isSecretName, parseFqdn, parseName } from '../names';
+import { groupsIn, kvPath } from '../vault/layout';
 import type { KvStore } from '../vault/stores';
 import { ExpiryIndex } from './expiry-index';
 import { CertificateFacts, storedFacts } from './facts';
@@ -50,19 +51,8 @@ export interface SecretQuery extends Page {
   group?: string;
 }
 
+/** Vault reads in flight at once for one page. */
 const CONCURRENCY = 8;
-
-/** Runs `fn` over `items`, at most CONCURRENCY at once, keeping their order. */
-async function mapLimited<T, R>(items: T[], fn: (item: T) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array(items.length);
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(CONCURRENCY, items.length) }, async () => {
-      for (let i = next++; i < items.length; i = next++) out[i] = await fn(items[i]);
-    }),
-  );
-  return out;
-}
 
 function renewal(spec: ManagedSpec, state: RenewalState | undefined, info?: CertificateFacts): NonNullable<SecretSummary['renewal']> {
   // An ACME CA chooses the lifetime; renewal is then at two thirds of it.
@@ -111,7 +101,7 @@ export class Inventory {
       const g = parseName('group name', q.group);
       const list = await this.kv.read<{ secrets: string[] }>(kvPath.groupSecrets(g), token);
       if (!list) throw new NotFound(`group '${g}' not found`);
-      names = list.data.secrets;
+      names = list.data.secrets.filter(isSecretName);
     } else {
       names = await this.secretNames(token);
     }
@@ -127,7 +117,7 @@ export class Inventory {
       names = names.filter((n) => (expiries.get(n) ?? Infinity) <= limit);
     }
     const p = page(names, q);
-    const items = await mapLimited(p.names, (n) => this.summary(token, n, schedule));
+    const items = await mapLimited(p.names, CONCURRENCY, (n) => this.summary(token, n, schedule));
     return { secrets: items.filter((i): i is SecretSummary => i !== null), ...(p.next ? { next: p.next } : {}) };
   }
 
@@ -140,9 +130,9 @@ export class Inventory {
   }
 
   async groups(token: string, q: Page): Promise<{ groups: GroupSummary[]; next?: string }> {
-    const names = (await this.kv.list(kvPath.groups, token)).filter((k) => k.endsWith('/')).map((k) => k.slice(0, -1));
+    const names = groupsIn(await this.kv.list(kvPath.groups, token));
     const p = page(names, q);
-    const items = await mapLimited(p.names, async (name): Promise<GroupSummary | null> => {
+    const items = await mapLimited(p.names, CONCURRENCY, async (name): Promise<GroupSummary | null> => {
       const [config, list, nodes] = await Promise.all([
         this.kv.read<GroupRegInfo>(kvPath.groupConfig(name), token),
         this.kv.read<{ secrets: string[] }>(kvPath.groupSecrets(name), token),
@@ -162,18 +152,18 @@ export class Inventory {
   async nodes(token: string, group: string, q: Page): Promise<{ nodes: NodeSummary[]; next?: string }> {
     const g = parseName('group name', group);
     if (!(await this.kv.exists(kvPath.groupConfig(g), token))) throw new NotFound(`group '${g}' not found`);
-    const ids = (await this.kv.list(kvPath.groupNodes(g), token)).filter((k) => !k.endsWith('/'));
+    const ids = (await this.kv.list(kvPath.groupNodes(g), token)).filter(isName);
     const p = page(ids, q);
-    const items = await mapLimited(p.names, async (id): Promise<NodeSummary | null> => {
+    const items = await mapLimited(p.names, CONCURRENCY, async (id): Promise<NodeSummary | null> => {
       const r = await this.kv.read<NodeRecord>(kvPath.groupNode(g, id), token);
       return r ? { nodeId: id, registeredAt: r.data.registeredAt, seenAt: r.data.seenAt } : null;
     });
     return { nodes: items.filter((i): i is NodeSummary => i !== null), ...(p.next ? { next: p.next } : {}) };
   }
 
-  /** Every secret's name: the keys at the top of the mount that are not rks's own (names have a dot). */
+  /** Every secret's name: the keys at the top of the mount that are secret names (rks's own have no dot). */
   private async secretNames(token: string): Promise<string[]> {
-    return (await this.kv.list(kvPath.secrets, token)).filter((k) => !k.endsWith('/') && k.includes('.'));
+    return (await this.kv.list(kvPath.secrets, token)).filter(isSecretName);
   }
 
   private async summary(token: string, fqdn: string, schedule: Record<string, RenewalState>): Promise<SecretSummary | null> {
@@ -207,7 +197,7 @@ export class Inventory {
   private async completeIndex(token: string): Promise<Map<string, number>> {
     const [expiries, names] = await Promise.all([this.expiry.all(token), this.secretNames(token)]);
     const missing = names.filter((n) => !expiries.has(n));
-    await mapLimited(missing, async (fqdn) => {
+    await mapLimited(missing, CONCURRENCY, async (fqdn) => {
       const entry = await this.kv.read<SecretData>(kvPath.secret(fqdn), token);
       if (!entry) return;
       const info = entry.data.info ?? storedFacts(entry.data.certificate);
@@ -218,7 +208,7 @@ export class Inventory {
     // Left behind by a deletion that stopped half-way: checked one by one, so a secret created
     // since the listing above is never dropped.
     const listed = new Set(names);
-    await mapLimited([...expiries.keys()].filter((n) => !listed.has(n)), async (fqdn) => {
+    await mapLimited([...expiries.keys()].filter((n) => !listed.has(n)), CONCURRENCY, async (fqdn) => {
       if (await this.kv.exists(kvPath.secret(fqdn), token)) return;
       await this.expiry.set(token, fqdn, null);
       expiries.delete(fqdn);

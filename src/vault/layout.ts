@@ -4,6 +4,9 @@
  * group `edge`, and no group name can reach a policy rks or Vault relies on.
  * Vault lower-cases policy names, so names are lower-cased here before they are joined.
  */
+import { Conflict } from '../errors';
+import { FQDN_RULE, NAME_RULE, isName, isSecretName, quoted } from '../names';
+
 export const KV_MOUNT = 'rks';
 export const USERPASS_PATH = 'userpass';
 export const ADMIN_POLICY = 'rks_admin';
@@ -37,22 +40,37 @@ export const SERVICE_TOKEN_PERIOD = 3600;
 /** The layout init writes; older layouts are brought up to date by running init again. */
 export const LAYOUT = 2;
 
+/**
+ * Every name that becomes part of a Vault path or policy passes here, whoever the caller and
+ * wherever the name came from (a request, or a list read back from Vault): in a policy `*` and
+ * `+` are globs, and a quote or a newline would write policy text.
+ */
+function secretPart(fqdn: string): string {
+  if (!isSecretName(fqdn)) throw new Conflict(`refusing to put secret name ${quoted(fqdn)} into a Vault path or policy: a secret name is ${FQDN_RULE}, in lower case`);
+  return fqdn;
+}
+
+function namePart(kind: 'group name' | 'node id', name: string): string {
+  if (!isName(name)) throw new Conflict(`refusing to put ${kind} ${quoted(name)} into a Vault path or policy: use ${NAME_RULE}, in lower case`);
+  return name;
+}
+
 /** KV v2 paths, relative to the mount (`rks/data/<path>`). */
 export const kvPath = {
   config: 'config',
-  secret: (fqdn: string) => fqdn,
-  group: (group: string) => `groups/${group}`,
-  groupConfig: (group: string) => `groups/${group}/config`,
-  groupToken: (group: string) => `groups/${group}/grouptoken`,
+  secret: (fqdn: string) => secretPart(fqdn),
+  group: (group: string) => `groups/${namePart('group name', group)}`,
+  groupConfig: (group: string) => `groups/${namePart('group name', group)}/config`,
+  groupToken: (group: string) => `groups/${namePart('group name', group)}/grouptoken`,
   /** The group token's accessor alone: what renewal needs, without the token. */
-  groupTokenAccessor: (group: string) => `groups/${group}/grouptoken-accessor`,
-  groupSecrets: (group: string) => `groups/${group}/secret-list`,
+  groupTokenAccessor: (group: string) => `groups/${namePart('group name', group)}/grouptoken-accessor`,
+  groupSecrets: (group: string) => `groups/${namePart('group name', group)}/secret-list`,
   /** The nodes admitted to a group, one entry each (bounded by --max-nodes-per-group). */
-  groupNodes: (group: string) => `groups/${group}/nodes/`,
-  groupNode: (group: string, nodeId: string) => `groups/${group}/nodes/${nodeId}`,
+  groupNodes: (group: string) => `groups/${namePart('group name', group)}/nodes/`,
+  groupNode: (group: string, nodeId: string) => `groups/${namePart('group name', group)}/nodes/${namePart('node id', nodeId)}`,
   groups: 'groups/',
   /** Reverse index: the groups a secret is associated with. */
-  secretGroups: (fqdn: string) => `index/secret-groups/${fqdn}`,
+  secretGroups: (fqdn: string) => `index/secret-groups/${secretPart(fqdn)}`,
   /** Every secret's expiry, in a fixed number of shards (see secrets/expiry-index.ts). */
   expiryShard: (shard: string) => `index/expiry/${shard}`,
   /** The managed secrets and their renewal schedule. */
@@ -67,27 +85,31 @@ export const kvPath = {
   secrets: '',
 };
 
+/** The groups of a listing of `groups/`: rks's own names only (a classic RKS may have left others). */
+export const groupsIn = (keys: string[]): string[] => keys.filter((k) => k.endsWith('/')).map((k) => k.slice(0, -1)).filter(isName);
+
 export const kvData = (path: string) => `${KV_MOUNT}/data/${path}`;
 export const kvMetadata = (path: string) => `${KV_MOUNT}/metadata/${path}`;
 
 /** Policy and role of a group's token (two namespaces in Vault, one name). */
-export const groupTokenName = (group: string) => `${PREFIX}grouptoken_${group.toLowerCase()}`;
-export const nodePolicyName = (group: string) => `${PREFIX}node_${group.toLowerCase()}`;
-export const nodeRoleName = (group: string, nodeId: string) =>
-  `${PREFIX}node_${group.toLowerCase()}_${nodeId.toLowerCase()}`;
+export const groupTokenName = (group: string) => `${PREFIX}grouptoken_${namePart('group name', group)}`;
+export const nodePolicyName = (group: string) => `${PREFIX}node_${namePart('group name', group)}`;
+/** What every node role of a group starts with. */
+export const nodeRolePrefix = (group: string) => `${PREFIX}node_${namePart('group name', group)}_`;
+export const nodeRoleName = (group: string, nodeId: string) => `${nodeRolePrefix(group)}${namePart('node id', nodeId)}`;
 
 /**
  * What a group token may do: look itself up, renew itself, and create node tokens from the
  * roles rks made for the nodes it admitted. Nothing else: no config, no secret, no role.
  */
-export const groupTokenPolicy = (group: string) => `# rks group token of '${group}'
+export const groupTokenPolicy = (group: string) => `# rks group token of '${namePart('group name', group)}'
 path "auth/token/lookup-self" {
   capabilities = ["read"]
 }
 path "auth/token/renew-self" {
   capabilities = ["update"]
 }
-path "auth/token/create/${nodeRoleName(group, '')}*" {
+path "auth/token/create/${nodeRolePrefix(group)}*" {
   capabilities = ["update"]
 }
 `;
@@ -95,7 +117,7 @@ path "auth/token/create/${nodeRoleName(group, '')}*" {
 /** What a node token may do: look itself up, renew itself, read exactly these secrets. */
 export const nodePolicy = (group: string, fqdns: string[]) =>
   [
-    `# rks node token of '${group}': ${fqdns.length} secret(s)`,
+    `# rks node token of '${namePart('group name', group)}': ${fqdns.length} secret(s)`,
     'path "auth/token/lookup-self" {\n  capabilities = ["read"]\n}',
     'path "auth/token/renew-self" {\n  capabilities = ["update"]\n}',
     ...fqdns.map((f) => `path "${kvData(kvPath.secret(f))}" {\n  capabilities = ["read"]\n}`),
@@ -233,5 +255,5 @@ export const managedPolicy = (fqdns: string[]) =>
   [
     '# rks managed secrets: renewed by rks\'s service identity',
     `path "${KV_MOUNT}/data/${kvPath.managed}" {\n  capabilities = ["read"]\n}`,
-    ...[...fqdns].sort().map((f) => `path "${KV_MOUNT}/data/${kvPath.secret(f)}" {\n  capabilities = ["create", "read", "update"]\n}`),
+    ...[...fqdns].sort().map((f) => `path "${kvData(kvPath.secret(f))}" {\n  capabilities = ["create", "read", "update"]\n}`),
   ].join('\n') + '\n';

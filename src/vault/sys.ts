@@ -82,6 +82,21 @@ export class Sys implements PolicyStore {
     });
   }
 
+  /** A userpass user's policies, or null when there is no such user. */
+  async readUserpassUser(mount: string, user: string, token: string): Promise<{ policies: string[] } | null> {
+    try {
+      const res = await this.vault.call('GET', `auth/${mount}/users/${encodeURIComponent(user)}`, { token, operation: 'userpass.read-user' });
+      return { policies: [...new Set<string>([...(res.data.token_policies ?? []), ...(res.data.policies ?? [])])] };
+    } catch (err) {
+      if (isVaultError(err, 404)) return null;
+      throw err;
+    }
+  }
+
+  async deleteUserpassUser(mount: string, user: string, token: string): Promise<void> {
+    await this.vault.call('DELETE', `auth/${mount}/users/${encodeURIComponent(user)}`, { token, operation: 'userpass.delete-user' });
+  }
+
   /**
    * Logs in to a userpass mount. Vault answers 400 to wrong credentials and 403 ("permission
    * denied", without checking the password) to a user its lockout holds.

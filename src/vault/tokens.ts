@@ -15,6 +15,23 @@ export interface TokenInfo {
   ttl: number;
 }
 
+export interface RoleInfo {
+  allowed_policies: string[];
+  allowed_policies_glob: string[];
+  disallowed_policies: string[];
+}
+
+/** A token as its accessor shows it: where it was made and what it carries. */
+export interface AccessorInfo {
+  accessor: string;
+  /** The path it was made at, e.g. `auth/token/create/<role>` or `auth/userpass/login/<user>`. */
+  path: string;
+  /** Its token policies and those from its identity. */
+  policies: string[];
+  displayName: string;
+  orphan: boolean;
+}
+
 export interface RoleSpec {
   allowed_policies: string[];
   orphan: boolean;
@@ -47,10 +64,14 @@ export class Tokens implements TokenStore {
   }
 
   /** A token role's settings, or null when there is none. */
-  async readRole(name: string, token: string): Promise<{ allowed_policies: string[] } | null> {
+  async readRole(name: string, token: string): Promise<RoleInfo | null> {
     try {
-      const res = await this.vault.call('GET', `auth/token/roles/${name}`, { token, operation: 'token.read-role' });
-      return { allowed_policies: res.data.allowed_policies ?? [] };
+      const res = await this.vault.call('GET', `auth/token/roles/${encodeURIComponent(name)}`, { token, operation: 'token.read-role' });
+      return {
+        allowed_policies: res.data.allowed_policies ?? [],
+        allowed_policies_glob: res.data.allowed_policies_glob ?? [],
+        disallowed_policies: res.data.disallowed_policies ?? [],
+      };
     } catch (err) {
       if (isVaultError(err, 404)) return null;
       throw err;
@@ -58,7 +79,45 @@ export class Tokens implements TokenStore {
   }
 
   async deleteRole(name: string, token: string): Promise<void> {
-    await this.vault.call('DELETE', `auth/token/roles/${name}`, { token, operation: 'token.delete-role' });
+    await this.vault.call('DELETE', `auth/token/roles/${encodeURIComponent(name)}`, { token, operation: 'token.delete-role' });
+  }
+
+  /** The accessor of every token Vault holds (needs sudo: the root token). */
+  async listAccessors(token: string): Promise<string[]> {
+    try {
+      const res = await this.vault.call('LIST', 'auth/token/accessors', { token, operation: 'token.list-accessors' });
+      return res.data.keys ?? [];
+    } catch (err) {
+      if (isVaultError(err, 404)) return [];
+      throw err;
+    }
+  }
+
+  /** What a token is, by its accessor; null when it is gone (revoked or expired meanwhile). */
+  async lookupAccessor(accessor: string, token: string): Promise<AccessorInfo | null> {
+    try {
+      const res = await this.vault.call('POST', 'auth/token/lookup-accessor', { token, operation: 'token.lookup-accessor', body: { accessor }, idempotent: true });
+      const d = res.data;
+      return {
+        accessor,
+        path: String(d.path ?? ''),
+        policies: [...(d.policies ?? []), ...(d.identity_policies ?? [])],
+        displayName: String(d.display_name ?? ''),
+        orphan: Boolean(d.orphan),
+      };
+    } catch (err) {
+      if (isVaultError(err, 400) || isVaultError(err, 404)) return null;
+      throw err;
+    }
+  }
+
+  /** Revokes a token and its children, by accessor; fine for one already gone. */
+  async revokeAccessor(accessor: string, token: string): Promise<void> {
+    try {
+      await this.vault.call('POST', 'auth/token/revoke-accessor', { token, operation: 'token.revoke-accessor', body: { accessor }, idempotent: true });
+    } catch (err) {
+      if (!isVaultError(err, 400)) throw err;
+    }
   }
 
   async listRoles(token: string): Promise<string[]> {

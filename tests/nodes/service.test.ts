@@ -56,6 +56,18 @@ describe('NodeService (in memory)', () => {
     await expect(service.register(groupToken, 'n2')).resolves.toMatchObject({ ttl: 600 });
   });
 
+  it('fails closed on a group config rks cannot use: a record in another server\'s shape or an http callback is never skipped', async () => {
+    for (const record of [
+      { CallbackURL: 'https://manager.example/cb', OauthURL: 'https://manager.example/token', OauthClientID: 'id', OauthClientSecret: 's' },
+      { callbackURL: 'http://manager.example/cb', oauthURL: 'https://manager.example/token', oauthClientID: 'id', oauthClientSecret: 's' },
+    ]) {
+      await kv.write('groups/edge/config', record, 'root');
+      await expect(nodes().register(groupToken, 'n1')).rejects.toMatchObject({ status: 502, code: 'upstream_failed' });
+    }
+    expect(callbacks).toEqual([]);
+    expect(tokens.roles.has('rks_node_edge_n1')).toBe(false);
+  });
+
   it('a token that is not a group token registers nothing', async () => {
     const admin = tokens.issue(['rks_admin']);
     await expect(nodes().register(admin, 'n1')).rejects.toMatchObject({ status: 403 });
@@ -64,7 +76,7 @@ describe('NodeService (in memory)', () => {
   });
 
   it("a group's callback decides: refused or failing, nothing is created", async () => {
-    await kv.write('groups/edge/config', { ...NO_CALLBACK, callbackURL: 'https://manager.example/cb' }, 'x');
+    await kv.write('groups/edge/config', { callbackURL: 'https://manager.example/cb', oauthURL: 'https://manager.example/token', oauthClientID: 'id', oauthClientSecret: 's' }, 'x');
     verdict = 'refuse';
     await expect(nodes().register(groupToken, 'n1')).rejects.toMatchObject({ status: 403, code: 'callback_refused' });
     verdict = 'fail';

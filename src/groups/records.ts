@@ -1,0 +1,50 @@
+import { BadRequest } from '../errors';
+
+/** A group's registration info, as the API carries it and `rks/data/groups/<g>/config` holds it. */
+export interface GroupRegInfo {
+  callbackURL: string;
+  oauthURL: string;
+  oauthClientID: string;
+  oauthClientSecret: string;
+}
+
+const FIELDS = ['callbackURL', 'oauthURL', 'oauthClientID', 'oauthClientSecret'] as const;
+
+/** The rules a group's callback settings follow: an https callback needs its OAuth client. */
+export function checkRegInfo(info: GroupRegInfo): void {
+  if (info.callbackURL && !(info.oauthURL && info.oauthClientID && info.oauthClientSecret)) {
+    throw new BadRequest('a callbackURL needs oauthURL, oauthClientID and oauthClientSecret');
+  }
+  for (const [field, value] of [
+    ['callbackURL', info.callbackURL],
+    ['oauthURL', info.oauthURL],
+  ] as const) {
+    if (!value) continue;
+    let url: URL;
+    try {
+      url = new URL(value);
+    } catch {
+      throw new BadRequest(`${field} is not a valid URL`);
+    }
+    if (url.protocol !== 'https:' || url.username || url.password || url.hash) {
+      throw new BadRequest(`${field} must be an https URL without credentials or fragment`);
+    }
+  }
+}
+
+/**
+ * A group config record read back from Vault, held to the same rules as the API: exactly the
+ * four string fields, and settings rks can verify with. Anything else (a record another server
+ * wrote in its own shape, say) is refused, so callback verification fails closed instead of
+ * being skipped for a field rks cannot see.
+ */
+export function storedRegInfo(record: unknown): GroupRegInfo {
+  const r = record as Record<string, unknown> | null;
+  if (!r || typeof r !== 'object' || Array.isArray(r)) throw new BadRequest('the group config is not an object');
+  const extra = Object.keys(r).filter((k) => !(FIELDS as readonly string[]).includes(k));
+  if (extra.length) throw new BadRequest(`the group config holds fields rks does not know (${extra.slice(0, 4).join(', ')})`);
+  for (const f of FIELDS) if (typeof r[f] !== 'string') throw new BadRequest(`the group config has no string ${f}`);
+  const info = r as unknown as GroupRegInfo;
+  checkRegInfo(info);
+  return info;
+}
