@@ -42,8 +42,8 @@ compose-lint: ## validate docker-compose.yml with docker-compose config
 
 lint: typecheck compose-lint ## every static check
 
-test: build lint ## run every test, against a real OpenBao/Vault (and Pebble, for ACME)
-	@RKS_VAULT_BIN=$$(scripts/vault-bin.sh) && RKS_PEBBLE_BIN=$$(scripts/pebble-bin.sh) && export RKS_VAULT_BIN RKS_PEBBLE_BIN && npx jest
+test: build lint ## run every test, against a real OpenBao/Vault (Pebble for ACME, the classic remote-key-server for the migration)
+	@RKS_VAULT_BIN=$$(scripts/vault-bin.sh) && RKS_PEBBLE_BIN=$$(scripts/pebble-bin.sh) && RKS_CLASSIC_BIN=$$(scripts/classic-bin.sh) && export RKS_VAULT_BIN RKS_PEBBLE_BIN RKS_CLASSIC_BIN && npx jest
 
 test-unit: install ## only the tests that need no Vault
 	npx jest --selectProjects unit

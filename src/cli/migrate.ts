@@ -10,6 +10,7 @@ import { Kv } from '../vault/kv';
 import { Pki } from '../vault/pki';
 import { Sys } from '../vault/sys';
 import { Tokens } from '../vault/tokens';
+import { quoted } from '../names';
 import { CliError } from './http';
 import { opt } from './options';
 
@@ -22,20 +23,43 @@ interface MigrateOptions {
   adminPasswordFile?: string;
   apply?: boolean;
   classicStopped?: boolean;
+  acceptLosses?: string;
   tokenDir?: string;
   json?: boolean;
 }
 
+const SHOWN_TOKENS = 50;
+
+/** The plan as an administrator reads it: every group's every list entry, and everything that goes. */
 function describe(plan: MigrationPlan): string {
   const lines = [`config record: ${plan.config === 'classic' ? "the classic's (destroyed: it holds its admin password)" : plan.config === 'rks' ? "rks's already (an earlier run got this far)" : 'none'}`];
   for (const g of plan.groups) {
-    lines.push(`group ${g.name}: ${g.secrets.length} secret(s), ${g.nodeRoles.length} classic node role(s)${g.migrated ? ', already taken over' : ''}${g.problem ? ` — SKIPPED: ${g.problem}` : ''}`);
+    if (g.problem) {
+      lines.push(`group ${quoted(g.name)}: NOT TAKEN OVER: ${g.problem}`);
+      continue;
+    }
+    const callback = g.callback ? `callback ${g.callback.url} (OAuth ${g.callback.oauthURL}, client ${g.callback.oauthClientID})` : 'no callback';
+    lines.push(`group ${g.name}: ${g.entries.filter((e) => e.action === 'keep').length} secret(s), ${callback}${g.migrated ? ', already taken over' : ''}`);
+    for (const e of g.entries) {
+      const name = typeof e.entry === 'string' && e.action !== 'drop' ? e.entry : quoted(typeof e.entry === 'string' ? e.entry : JSON.stringify(e.entry));
+      lines.push(`  ${e.action === 'keep' ? 'keep     ' : e.action === 'duplicate' ? 'duplicate' : 'DROP     '} ${name}${e.reason ? `: ${e.reason}` : ''}`);
+    }
   }
   const bad = plan.secrets.filter((s) => s.problem);
-  lines.push(`secrets: ${plan.secrets.length}, of which ${bad.length} rks would refuse (kept as they are):`);
+  lines.push(`secrets: ${plan.secrets.length}, of which ${bad.length} rks would refuse (kept as they are)${bad.length ? ':' : ''}`);
   for (const s of bad) lines.push(`  ${s.name}: ${s.problem}`);
+  lines.push(`token roles to delete, their tokens revoked: ${plan.revoke.roles.length || 'none'}`);
+  for (const r of plan.revoke.roles) lines.push(`  ${r.name}: ${r.reason}`);
+  lines.push(`tokens to revoke (made before the migration): ${plan.revoke.tokens.length || 'none'}`);
+  for (const t of plan.revoke.tokens.slice(0, SHOWN_TOKENS)) lines.push(`  ${t.accessor}  ${t.path || '-'}  [${t.policies.join(', ')}]  ${t.reason}`);
+  if (plan.revoke.tokens.length > SHOWN_TOKENS) lines.push(`  … and ${plan.revoke.tokens.length - SHOWN_TOKENS} more (--json lists them all)`);
   lines.push(`classic policies to remove: ${plan.remove.policies.join(', ') || 'none'}`);
-  lines.push(`classic token roles to remove: ${plan.remove.roles.join(', ') || 'none'}`);
+  if (plan.remove.users.length) lines.push(`classic admin user to remove: ${plan.remove.users.join(', ')}`);
+  if (plan.notes.length) lines.push('notes:', ...plan.notes.map((n) => `  ${n}`));
+  if (plan.digest) {
+    lines.push(`LOSSES: ${plan.losses.length}; --apply refuses to run unless you accept exactly these with --accept-losses ${plan.digest}:`);
+    for (const l of plan.losses) lines.push(`  ${l}`);
+  } else lines.push('losses: none');
   return lines.join('\n');
 }
 
@@ -51,17 +75,23 @@ export function migrateCommand(): Command {
     .addOption(opt('--admin-password-file <file>', 'file holding the administrator password', 'RKS_ADMIN_PASSWORD_FILE'))
     .option('--apply', 'make the changes (without it, only show what would change)')
     .option('--classic-stopped', 'confirm the classic RKS servers are stopped: required with --apply (rks cannot see them from Vault)')
+    .option('--accept-losses <digest>', 'apply although the plan loses what the dry run listed under LOSSES (the digest it printed: a different plan is refused)')
     .option('--token-dir <dir>', 'write each group\'s new token to <dir>/<group>.token (mode 0600) instead of printing it')
     .option('--json', 'print the plan and the result as JSON')
     .addHelpText(
       'after',
       `
-The classic keeps its groups, secrets and secret lists in rks/ with the same layout rks uses:
-those stay. What changes: the classic's config record (which holds its admin password) is
-destroyed, rks's init runs (its admin policy and user, its service identity, its CA), each group
-gets rks's node policy and a new group token, and the classic's tokens, roles and glob policies
-are removed, so classic group and node tokens stop working at once; nodes register again with
-the new group token. Safe to run again after a crash half-way.`,
+The classic keeps its groups, secrets and secret lists in rks/: those stay, rewritten in rks's
+shape. Every entry of every group's list is checked by rks's name rules and must name a secret
+that exists (the classic's edges could write their group's list); the dry run lists each entry
+and what becomes of it. What changes: every token made before the migration that could hold
+power after it is revoked (classic group, node and admin tokens, tokens from any role in a
+classic group's namespace, tokens carrying rks's policy names), those roles and the classic's
+policies go, the classic's config record (which holds its admin password) is destroyed, rks's
+init runs, and each group gets rks's node policy and a new group token; nodes register again
+with it. A plan that would lose anything (a dropped entry, a group rks cannot take, callback
+settings rks refuses) is applied only with --accept-losses and the digest the dry run printed.
+Safe to run again after a crash half-way.`,
     )
     .action(async (o: MigrateOptions) => {
       const addr = o.vaultAddr ?? process.env.VAULT_ADDR;
@@ -79,15 +109,22 @@ the new group token. Safe to run again after a crash half-way.`,
         const sys = new Sys(vault);
         const tokens = new Tokens(vault);
         const init = new InitService(sys, kv, new Pki(vault), { login: o.adminLogin, password: password ?? '' });
-        const migration = new ClassicMigration(kv, sys, tokens, new GroupService(kv, sys, tokens), init);
-        const plan = await migration.plan(token);
+        const migration = new ClassicMigration(kv, sys, tokens, sys, new GroupService(kv, sys, tokens), init, o.adminLogin.toLowerCase());
+        const plan = await migration.plan(token, (line) => !o.json && process.stderr.write(`migrate: ${line}\n`));
         if (!o.apply) {
           if (o.json) process.stdout.write(`${JSON.stringify({ plan, applied: false }, null, 2)}\n`);
           else process.stdout.write(`${describe(plan)}\n\ndry run: nothing changed; run again with --apply --classic-stopped to migrate\n`);
           return;
         }
         if (!o.json) process.stdout.write(`${describe(plan)}\n\n`);
-        const result = await migration.apply(token, plan, (line) => !o.json && process.stderr.write(`migrate: ${line}\n`));
+        if (plan.digest && o.acceptLosses !== plan.digest) {
+          throw new CliError(
+            o.acceptLosses
+              ? `--accept-losses ${o.acceptLosses} does not name this plan (its digest is ${plan.digest}): read its LOSSES again; nothing changed`
+              : `the plan loses ${plan.losses.length} thing(s) (LOSSES above): accept exactly these with --accept-losses ${plan.digest}, or fix them first; nothing changed`,
+          );
+        }
+        const result = await migration.apply(token, plan, { acceptLosses: o.acceptLosses }, (line) => !o.json && process.stderr.write(`migrate: ${line}\n`));
         if (o.tokenDir) {
           fs.mkdirSync(o.tokenDir, { recursive: true, mode: 0o700 });
           for (const [g, t] of Object.entries(result.groupTokens)) {
@@ -97,11 +134,10 @@ the new group token. Safe to run again after a crash half-way.`,
           }
         }
         const shown = o.tokenDir ? Object.fromEntries(Object.keys(result.groupTokens).map((g) => [g, path.join(o.tokenDir!, `${g}.token`)])) : result.groupTokens;
-        if (o.json) process.stdout.write(`${JSON.stringify({ plan, applied: true, groupTokens: shown, skipped: result.skipped }, null, 2)}\n`);
+        if (o.json) process.stdout.write(`${JSON.stringify({ plan, applied: true, groupTokens: shown, revokedTokens: result.revokedTokens }, null, 2)}\n`);
         else {
-          process.stdout.write(`migrated: ${Object.keys(result.groupTokens).length} group(s); nodes register again with the new group tokens:\n`);
+          process.stdout.write(`migrated: ${Object.keys(result.groupTokens).length} group(s), ${result.revokedTokens} token(s) revoked; nodes register again with the new group tokens:\n`);
           for (const [g, t] of Object.entries(shown)) process.stdout.write(`  ${g}  ${t}\n`);
-          for (const s of result.skipped) process.stdout.write(`  skipped ${s}\n`);
         }
       } catch (err) {
         if (err instanceof CliError || err instanceof UsageError) throw err;

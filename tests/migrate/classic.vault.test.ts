@@ -2,112 +2,223 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import request from 'supertest';
-import { runRks } from '../support/serve';
+import { MockCallbackServer, startMockCallbackServer } from '../../mock-callback-server/server';
 import { Harness, harness } from '../support/harness';
-import { ClassicDeployment, seedClassic, vaultState } from '../support/classic';
-import { chainFor } from '../support/pki';
+import { RunningClassic, startClassic, vaultState } from '../support/classic';
+import { chainFor, issue } from '../support/pki';
+import { runRks } from '../support/serve';
 import { TestVault, startVault } from '../support/vault';
 
-/** A Vault that Orange's remote-key-server initialised and used, seeded exactly as it writes. */
+/**
+ * A Vault written by the real classic remote-key-server (built from ../shared/peers and driven
+ * through its own API), then attacked the way its edges could attack it, then taken over.
+ */
 describe('a Vault holding a classic RKS deployment', () => {
-  let vault: TestVault;
-  let classic: ClassicDeployment;
-  let h: Harness;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rks-migrate-'));
   const admin = { login: 'admin-rks', password: '12345' };
+  const oauth = { clientId: 'rks-client', clientSecret: 'manager-s3cret' };
+  let vault: TestVault;
+  let classic: RunningClassic;
+  let mock: MockCallbackServer;
+  let h: Harness;
+  /** Tokens made before the migration: none may work after it. */
+  const before: Record<string, string> = {};
+  let evilAccessor: string;
+
+  const vaultAs = (token: string, p: string, init: { method?: string; body?: unknown } = {}) =>
+    fetch(`${vault.addr}/v1/${p}`, {
+      method: init.method ?? 'GET',
+      headers: { 'X-Vault-Token': token, 'Content-Type': 'application/json' },
+      body: init.body === undefined ? undefined : JSON.stringify(init.body),
+    });
 
   beforeAll(async () => {
     vault = await startVault();
-    const www = await chainFor(['www.example.com']);
-    classic = await seedClassic(vault.addr, vault.rootToken, {
-      admin,
-      secrets: {
-        'www.example.com': { certificate: www.certificate, private_key: www.privateKey, ttl: 60 },
-        'placeholder.example.com': { certificate: 'certificate', private_key: 'key' },
-      },
-      groups: { edge: { secrets: ['www.example.com', 'placeholder.example.com'], nodes: ['node1'] }, empty: { secrets: [], nodes: [] } },
-    });
-    h = harness({ vaultAddrs: [vault.addr], admin });
-  }, 60_000);
+    const ca = await issue({ name: 'group manager CA', ca: true });
+    const server = await issue({ name: 'group manager', issuer: ca, ips: ['127.0.0.1'] });
+    fs.writeFileSync(path.join(dir, 'manager-ca.pem'), ca.certPem);
+    mock = await startMockCallbackServer({ cert: server.certPem, key: server.keyPem, ...oauth, allowed: ['edge-1', 'edge-2'] });
+    classic = await startClassic(vault.addr, admin);
+
+    // The classic's own users, through its own API.
+    await classic.must(201, 'POST', '/rks/v1/init', { token: vault.rootToken });
+    const adminToken = (await classic.must(200, 'POST', '/rks/v1/admin/login', { body: admin })).adminToken as string;
+    before.classicAdmin = adminToken;
+    for (const name of ['a.example.com', 'b-only.example.com', 'shared.example.com']) {
+      const chain = await chainFor([name]);
+      await classic.must(201, 'POST', `/rks/v1/secret/${name}`, { token: adminToken, body: { data: { certificate: chain.certificate, private_key: chain.privateKey, meta: { ttl: 60 } } } });
+    }
+    before.groupA = (await classic.must(201, 'POST', '/rks/v1/group/a', {
+      token: adminToken,
+      body: { callbackURL: mock.callbackURL, oauthURL: mock.oauthURL, oauthClientID: oauth.clientId, oauthClientSecret: oauth.clientSecret },
+    })).groupToken;
+    before.groupB = (await classic.must(201, 'POST', '/rks/v1/group/b', { token: adminToken, body: { callbackURL: '', oauthURL: '', oauthClientID: '', oauthClientSecret: '' } })).groupToken;
+    for (const [g, s] of [['a', 'a.example.com'], ['a', 'shared.example.com'], ['b', 'b-only.example.com'], ['b', 'shared.example.com']]) {
+      await classic.must(200, 'POST', `/rks/v1/group/${g}/secrets/${s}`, { token: adminToken });
+    }
+    // Nodes register (a's through its group manager) and read.
+    before.nodeA = (await classic.must(201, 'POST', '/rks/v1/node', { token: before.groupA, nodeId: 'edge-1' })).nodeToken;
+    before.nodeB = (await classic.must(201, 'POST', '/rks/v1/node', { token: before.groupB, nodeId: 'edge-9' })).nodeToken;
+    await classic.must(200, 'GET', '/rks/v1/secret/a.example.com', { token: before.nodeA });
+    expect(mock.requests.some((r) => r.path === '/callback/nodes/edge-1')).toBe(true);
+
+    // What an edge of a can do with its classic group token, straight at Vault: plant entries in
+    // its list (a glob, policy text, a secret that does not exist yet, another group's secret in
+    // upper case) and a role of its namespace that mints rks administrators.
+    const list = ((await (await vaultAs(before.groupA, 'rks/data/groups/a/secret-list')).json()) as any).data.data;
+    expect(Object.keys(list)).toEqual(['Secrets']); // as the classic really stores it
+    const planted = ['*', 'x" {\n  capabilities = ["read"]\n}\npath "rks/data/*', 'future.example.com', 'B-ONLY.example.com'];
+    expect((await vaultAs(before.groupA, 'rks/data/groups/a/secret-list', { method: 'POST', body: { data: { Secrets: [...list.Secrets, ...planted] } } })).status).toBe(200);
+    expect((await vaultAs(before.groupA, 'auth/token/roles/a-evil', { method: 'POST', body: { allowed_policies: ['rks_admin'], orphan: true } })).status).toBe(204);
+    const evil = (await (await vaultAs(before.groupA, 'auth/token/create/a-evil', { method: 'POST', body: {} })).json()) as any;
+    expect(evil.auth.policies).toContain('rks_admin');
+    before.evil = evil.auth.client_token;
+    evilAccessor = evil.auth.accessor;
+    // And what the classic's admin policy allows anyone holding it (its edges can mint it the same
+    // way): a role outside any group's namespace that mints rks's policies by glob.
+    expect((await vaultAs(adminToken, 'auth/token/roles/helper', { method: 'POST', body: { allowed_policies_glob: ['rks_*'], orphan: true } })).status).toBe(204);
+    const helper = (await (await vaultAs(adminToken, 'auth/token/create/helper', { method: 'POST', body: { policies: ['rks_service'] } })).json()) as any;
+    expect(helper.auth.policies).toContain('rks_service');
+    before.helper = helper.auth.client_token;
+    await classic.stop();
+
+    h = harness({ vaultAddrs: [vault.addr], admin, callback: { timeoutMs: 3000, caFiles: [path.join(dir, 'manager-ca.pem')] } });
+  }, 120_000);
   afterAll(async () => {
     h?.close();
+    await classic?.stop();
+    await mock?.close();
     await vault?.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
   });
+
+  const migrate = async (args: string[]) => {
+    const r = runRks(['migrate', ...args], {
+      RKS_VAULT_ADDR: vault.addr,
+      VAULT_TOKEN: vault.rootToken,
+      RKS_ADMIN_LOGIN: admin.login,
+      RKS_ADMIN_PASSWORD: admin.password,
+    });
+    return { code: await r.exited, out: r.output(), stdout: r.stdout() };
+  };
 
   it('init refuses it before writing anything, naming the migration; Vault stays byte for byte as it was', async () => {
-    const before = await vaultState(vault.addr, vault.rootToken);
+    const state = await vaultState(vault.addr, vault.rootToken);
     const res = await request(h.app).post('/rks/v1/init').set('X-Vault-Token', vault.rootToken).expect(409);
     expect(res.body).toEqual({ errors: [expect.stringContaining("'rks migrate'")], code: 'classic_deployment' });
-    expect(await vaultState(vault.addr, vault.rootToken)).toEqual(before);
-    // The classic keeps working: its admin logs in with its policy, its node reads its secret.
-    const login = await fetch(`${vault.addr}/v1/auth/userpass/login/${admin.login}`, { method: 'POST', body: JSON.stringify({ password: admin.password }) });
-    expect(((await login.json()) as any).auth.policies).toEqual(['admin', 'default']);
-    const read = await fetch(`${vault.addr}/v1/rks/data/www.example.com`, { headers: { 'X-Vault-Token': classic.nodeTokens['edge/node1'] } });
-    expect(read.status).toBe(200);
+    expect(await vaultState(vault.addr, vault.rootToken)).toEqual(state);
+    expect((await vaultAs(before.nodeA, 'rks/data/a.example.com')).status).toBe(200);
   });
 
-  describe('rks migrate', () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rks-migrate-'));
-    const migrate = async (args: string[]) => {
-      const r = runRks(['migrate', ...args], {
-        RKS_VAULT_ADDR: vault.addr,
-        VAULT_TOKEN: vault.rootToken,
-        RKS_ADMIN_LOGIN: admin.login,
-        RKS_ADMIN_PASSWORD: admin.password,
-      });
-      return { code: await r.exited, out: r.output(), stdout: r.stdout() };
-    };
-    const vaultAs = (token: string, p: string) => fetch(`${vault.addr}/v1/${p}`, { headers: { 'X-Vault-Token': token } });
-    afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+  it('the dry run lists every entry of every group and what becomes of it, every token and role that goes, and the losses; it changes nothing', async () => {
+    const state = await vaultState(vault.addr, vault.rootToken);
+    const dry = await migrate([]);
+    expect(dry.code).toBe(0);
+    expect(dry.stdout).toContain(`group a: 2 secret(s), callback ${mock.callbackURL} (OAuth ${mock.oauthURL}, client ${oauth.clientId})`);
+    expect(dry.stdout).toMatch(/^ {2}keep +a\.example\.com$/m);
+    expect(dry.stdout).toMatch(/^ {2}keep +shared\.example\.com$/m);
+    expect(dry.stdout).toMatch(/^ {2}DROP +"\*": not a secret name rks accepts/m);
+    expect(dry.stdout).toMatch(/^ {2}DROP +"x\\" \{\\n {2}capabilities/m);
+    expect(dry.stdout).toMatch(/^ {2}DROP +"future\.example\.com": no such secret/m);
+    expect(dry.stdout).toMatch(/^ {2}DROP +"B-ONLY\.example\.com": rks names secrets in lower case/m);
+    expect(dry.stdout).toContain('group b: 2 secret(s), no callback');
+    expect(dry.stdout).not.toContain(oauth.clientSecret);
+    expect(dry.stdout).toMatch(/^ {2}a-evil: in classic group 'a''s role namespace/m);
+    expect(dry.stdout).toMatch(new RegExp(`^ {2}${evilAccessor} +auth/token/create/a-evil +\\[default, rks_admin\\]`, 'm'));
+    expect(dry.stdout).toMatch(/^ {2}helper: can mint tokens with rks's policies \(rks_\*\)$/m);
+    expect(dry.stdout).toMatch(/LOSSES: 4; --apply refuses to run unless you accept exactly these with --accept-losses [0-9a-f]{12}/);
+    expect(dry.stdout).toContain('dry run: nothing changed');
 
-    it('a dry run reports groups, node roles, secrets rks would refuse and what goes, and changes nothing', async () => {
-      const before = await vaultState(vault.addr, vault.rootToken);
-      const dry = await migrate([]);
-      expect(dry.code).toBe(0);
-      expect(dry.out).toContain('group edge: 2 secret(s), 1 classic node role(s)');
-      expect(dry.out).toMatch(/placeholder\.example\.com: not a readable PEM certificate/);
-      expect(dry.out).toContain('dry run: nothing changed');
-      const plan = JSON.parse((await migrate(['--json'])).stdout).plan;
-      expect(plan.config).toBe('classic');
-      expect(plan.remove.policies.sort()).toEqual(['addtoken-edge', 'addtoken-empty', 'admin', 'edge', 'empty']);
-      expect(plan.remove.roles.map((r: string) => r.toLowerCase()).sort()).toEqual(['addtoken-edge', 'addtoken-empty', 'edge-node1']);
-      expect(await vaultState(vault.addr, vault.rootToken)).toEqual(before);
-      expect((await migrate(['--apply'])).code).toBe(2); // without --classic-stopped
-      expect(await vaultState(vault.addr, vault.rootToken)).toEqual(before);
-    });
+    const plan = JSON.parse((await migrate(['--json'])).stdout).plan;
+    expect(plan.config).toBe('classic');
+    expect(plan.remove.policies.sort()).toEqual(['a', 'addtoken-a', 'addtoken-b', 'admin', 'b']);
+    expect(plan.revoke.roles.map((r: { name: string }) => r.name)).toEqual(['a-edge-1', 'a-evil', 'addToken-a', 'addToken-b', 'b-edge-9', 'helper']);
+    const revoked = plan.revoke.tokens.map((t: { accessor: string; path: string }) => t.path);
+    for (const p of ['auth/token/create/addToken-a', 'auth/token/create/addToken-b', 'auth/token/create/a-edge-1', 'auth/token/create/b-edge-9', 'auth/token/create/a-evil', 'auth/token/create/helper', `auth/userpass/login/${admin.login}`]) {
+      expect(revoked).toContain(p);
+    }
+    expect(await vaultState(vault.addr, vault.rootToken)).toEqual(state);
 
-    it('--apply takes it over: secrets and associations kept, classic tokens, roles and policies gone, new registrations work; a second run changes nothing', async () => {
-      const tokenDir = path.join(dir, 'tokens');
-      // A first run that stopped right after its first step (the classic's config record destroyed):
-      // the next run finishes the work.
-      await fetch(`${vault.addr}/v1/rks/metadata/config`, { method: 'DELETE', headers: { 'X-Vault-Token': vault.rootToken } });
-      const applied = await migrate(['--apply', '--classic-stopped', '--token-dir', tokenDir]);
+    // Without accepting the losses, or accepting other ones, nothing happens.
+    const refused = await migrate(['--apply', '--classic-stopped']);
+    expect(refused.code).toBe(1);
+    expect(refused.out).toContain(`--accept-losses ${plan.digest}`);
+    expect((await migrate(['--apply', '--classic-stopped', '--accept-losses', '000000000000'])).code).toBe(1);
+    expect((await migrate(['--apply', '--accept-losses', plan.digest])).code).toBe(2); // without --classic-stopped
+    expect(await vaultState(vault.addr, vault.rootToken)).toEqual(state);
+  });
+
+  describe('applied', () => {
+    const tokenDir = path.join(dir, 'tokens');
+    let digest: string;
+
+    beforeAll(async () => {
+      digest = JSON.parse((await migrate(['--json'])).stdout).plan.digest;
+      // A run that stops half-way (after the sweep and the config record, at rks's init: a
+      // mount in its way), then one that finishes the work once the mount is gone.
+      expect((await vaultAs(vault.rootToken, 'sys/mounts/rks-pki', { method: 'POST', body: { type: 'kv' } })).status).toBe(204);
+      const stopped = await migrate(['--apply', '--classic-stopped', '--accept-losses', digest]);
+      expect(stopped.code).toBe(1);
+      expect(stopped.out).toContain('run it again to finish');
+      expect((await vaultAs(vault.rootToken, 'sys/mounts/rks-pki', { method: 'DELETE' })).status).toBe(204);
+      const applied = await migrate(['--apply', '--classic-stopped', '--accept-losses', digest, '--token-dir', tokenDir]);
       expect(applied.code).toBe(0);
       expect(applied.stdout).toContain('migrated: 2 group(s)');
-      const groupToken = fs.readFileSync(path.join(tokenDir, 'edge.token'), 'utf8').trim();
-      expect(fs.statSync(path.join(tokenDir, 'edge.token')).mode & 0o777).toBe(0o600);
+    }, 60_000);
 
-      // The classic's tokens no longer work; its policies, roles and its config record (with its admin password) are gone.
-      for (const t of [classic.groupTokens.edge, classic.nodeTokens['edge/node1']]) expect((await vaultAs(t, 'auth/token/lookup-self')).status).toBe(403);
+    const groupToken = (g: string) => fs.readFileSync(path.join(tokenDir, `${g}.token`), 'utf8').trim();
+    const register = (g: string, nodeId: string) => request(h.app).post('/rks/v1/node').set('X-Vault-Token', groupToken(g)).set('X-LCDN-nodeId', nodeId);
+
+    it('no token made before the migration works: classic group, node and admin tokens, the planted role and its orphan', async () => {
+      for (const [what, t] of Object.entries(before)) {
+        expect([what, (await vaultAs(t, 'auth/token/lookup-self')).status]).toEqual([what, 403]);
+      }
       const state = await vaultState(vault.addr, vault.rootToken);
-      for (const p of ['admin', 'edge', 'empty', 'addtoken-edge', 'addtoken-empty']) expect(state[`policy ${p}`]).toBeUndefined();
-      expect(Object.keys(state).filter((k) => /^role (addtoken-|edge-)/i.test(k))).toEqual([]);
+      expect(Object.keys(state).filter((k) => k.startsWith('role ') && !k.startsWith('role rks_'))).toEqual([]);
+      for (const p of ['admin', 'a', 'b', 'addtoken-a', 'addtoken-b']) expect(state[`policy ${p}`]).toBeUndefined();
       expect(JSON.stringify(state['kv config'])).not.toContain(admin.password);
+      expect(fs.statSync(path.join(tokenDir, 'a.token')).mode & 0o777).toBe(0o600);
+    });
 
-      // Through rks: the admin, the groups with their secrets, the secrets with their facts.
+    it('every association is kept, in rks\'s shape; the planted entries are gone from lists and policies', async () => {
       const adminToken = (await request(h.app).post('/rks/v1/admin/login').send(admin).expect(200)).body.adminToken;
-      expect((await request(h.app).get('/rks/v1/group/edge/secrets').set('X-Vault-Token', adminToken).expect(200)).body).toEqual(['placeholder.example.com', 'www.example.com']);
-      expect((await request(h.app).get('/rks/v1/secret/www.example.com/info').set('X-Vault-Token', adminToken).expect(200)).body).toMatchObject({ groups: ['edge'], ttl: 60 });
-      expect((await request(h.app).get('/rks/v1/secret/placeholder.example.com/info').set('X-Vault-Token', adminToken).expect(200)).body.invalid).toBeDefined();
-      // A node registers with the new group token and reads its secret; the group token reads nothing else.
-      const node = (await request(h.app).post('/rks/v1/node').set('X-Vault-Token', groupToken).set('X-LCDN-nodeId', 'node1').expect(201)).body.nodeToken;
-      expect((await request(h.app).get('/rks/v1/secret/www.example.com').set('X-Vault-Token', node).expect(200)).body.data.meta.ttl).toBe(60);
-      expect((await vaultAs(groupToken, 'rks/data/www.example.com')).status).toBe(403);
+      expect((await request(h.app).get('/rks/v1/group/a/secrets').set('X-Vault-Token', adminToken).expect(200)).body).toEqual(['a.example.com', 'shared.example.com']);
+      expect((await request(h.app).get('/rks/v1/group/b/secrets').set('X-Vault-Token', adminToken).expect(200)).body).toEqual(['b-only.example.com', 'shared.example.com']);
+      expect((await request(h.app).get('/rks/v1/secret/shared.example.com/groups').set('X-Vault-Token', adminToken).expect(200)).body.sort()).toEqual(['a', 'b']);
+      expect((await request(h.app).get('/rks/v1/group/a').set('X-Vault-Token', adminToken).expect(200)).body).toEqual({
+        callbackURL: mock.callbackURL,
+        oauthURL: mock.oauthURL,
+        oauthClientID: oauth.clientId,
+        oauthClientSecret: oauth.clientSecret,
+      });
+      const policy = ((await (await vaultAs(vault.rootToken, 'sys/policies/acl/rks_node_a')).json()) as any).data.policy as string;
+      expect([...policy.matchAll(/path "([^"]+)"/g)].map((m) => m[1])).toEqual(['auth/token/lookup-self', 'auth/token/renew-self', 'rks/data/a.example.com', 'rks/data/shared.example.com']);
+    });
 
-      const before = await vaultState(vault.addr, vault.rootToken);
+    it("each group's nodes read exactly its secrets, through rks and straight from Vault; callbacks still decide", async () => {
+      mock.requests.length = 0;
+      const a = (await register('a', 'edge-2').expect(201)).body.nodeToken;
+      expect(mock.requests.some((r) => r.path === '/callback/nodes/edge-2')).toBe(true);
+      expect((await register('a', 'stranger').expect(403)).body.code).toBe('callback_refused');
+      const b = (await register('b', 'edge-9').expect(201)).body.nodeToken;
+      const read = (t: string, s: string) => request(h.app).get(`/rks/v1/secret/${s}`).set('X-Vault-Token', t);
+      for (const [t, s, status] of [
+        [a, 'a.example.com', 200], [a, 'shared.example.com', 200], [a, 'b-only.example.com', 403], [a, 'future.example.com', 403],
+        [b, 'b-only.example.com', 200], [b, 'shared.example.com', 200], [b, 'a.example.com', 403],
+      ] as const) {
+        expect([t === a ? 'a' : 'b', s, (await read(t, s)).status]).toEqual([t === a ? 'a' : 'b', s, status]);
+        expect([t === a ? 'a' : 'b', s, (await vaultAs(t, `rks/data/${s}`)).status]).toEqual([t === a ? 'a' : 'b', s, status]);
+      }
+      expect((await vaultAs(a, 'rks/data/groups/b/grouptoken')).status).toBe(403);
+    });
+
+    it('a second run changes nothing', async () => {
+      const state = await vaultState(vault.addr, vault.rootToken);
       const again = await migrate(['--apply', '--classic-stopped', '--token-dir', path.join(dir, 'again')]);
       expect(again.code).toBe(0);
-      expect(fs.readFileSync(path.join(dir, 'again', 'edge.token'), 'utf8').trim()).toBe(groupToken);
-      expect(await vaultState(vault.addr, vault.rootToken)).toEqual(before);
+      expect(again.stdout).toContain('losses: none');
+      expect(fs.readFileSync(path.join(dir, 'again', 'a.token'), 'utf8').trim()).toBe(groupToken('a'));
+      expect(await vaultState(vault.addr, vault.rootToken)).toEqual(state);
     });
   });
 });

@@ -1,146 +1,121 @@
+import { ChildProcess, execFileSync, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import https from 'node:https';
+import os from 'node:os';
+import path from 'node:path';
+import { issue } from './pki';
+import { freePort } from './vault';
+
+const ROOT = path.resolve(__dirname, '..', '..');
+
+/** The classic remote-key-server binary: $RKS_CLASSIC_BIN, else what scripts/classic-bin.sh builds from ../shared/peers. */
+export function classicBinary(): string {
+  if (process.env.RKS_CLASSIC_BIN) return process.env.RKS_CLASSIC_BIN;
+  return execFileSync(path.join(ROOT, 'scripts', 'classic-bin.sh'), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
+}
+
+export interface ClassicAnswer {
+  status: number;
+  body: any;
+}
+
+export interface RunningClassic {
+  url: string;
+  /** A call to the classic's own API, as its clients make them. */
+  call(method: string, path: string, opts?: { token?: string; body?: unknown; nodeId?: string }): Promise<ClassicAnswer>;
+  /** The same, failing the test on any status but `expect`. */
+  must(expect: number, method: string, path: string, opts?: { token?: string; body?: unknown; nodeId?: string }): Promise<any>;
+  log(): string;
+  stop(): Promise<void>;
+}
+
 /**
- * Writes into a Vault exactly what Orange's remote-key-server (the "classic" RKS, v0.9) writes:
- * read from its pkg/vault/client.go, pkg/vault/policy.go and pkg/api (init, group creation,
- * association, node registration). Used to test taking such a deployment over.
+ * Orange's remote-key-server, built from its source and run in front of `vaultAddr` on a free
+ * loopback port with a TLS certificate of its own: the real server whose Vault state
+ * `rks migrate` takes over.
  */
+export async function startClassic(vaultAddr: string, admin: { login: string; password: string }): Promise<RunningClassic> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rks-classic-'));
+  const ca = await issue({ name: 'classic test CA', ca: true });
+  const leaf = await issue({ name: 'classic', dns: ['localhost'], ips: ['127.0.0.1'], issuer: ca });
+  fs.writeFileSync(path.join(dir, 'cert.pem'), leaf.certPem);
+  fs.writeFileSync(path.join(dir, 'key.pem'), leaf.keyPem, { mode: 0o600 });
+  const port = await freePort();
+  let output = '';
+  const child: ChildProcess = spawn(
+    classicBinary(),
+    [
+      '--vaultaddr', vaultAddr,
+      '--adminLogin', admin.login,
+      '--adminPwd', admin.password,
+      '--cert', path.join(dir, 'cert.pem'),
+      '--pkey', path.join(dir, 'key.pem'),
+      '--listenAddress', `127.0.0.1:${port}`,
+    ],
+    { env: { ...process.env, VAULT_ADDR: vaultAddr, VAULT_TOKEN: '' }, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  const keep = (d: Buffer) => (output = (output + d.toString()).slice(-20_000));
+  child.stdout!.on('data', keep);
+  child.stderr!.on('data', keep);
+  const url = `https://127.0.0.1:${port}`;
 
-export const CLASSIC_ADMIN_POLICY = `
-path "rks/*" {
-  capabilities = ["create","update","read","list","delete"]
-}
-
-path "sys/policies/*" {
-  capabilities = ["create","update","read","delete"]
-}
-
-path "sys/leases/revoke-prefix/auth/token/*" {
-  capabilities = ["sudo","create","update","read","delete"]
-}
-
-path "auth/token/lookup-self" {
-  capabilities = ["read"]
-}
-
-path "auth/token/roles/*" {
-  capabilities = ["create","update","read","delete"]
-}
-
-path "auth/token/create/*" {
-  capabilities = ["create","update","read"]
-}
-
-path "auth/token/revoke" {
-  capabilities = ["create","update","read"]
-}
-path "auth/token/renew-self"{
-  capabilities=["create","update","read"]
-}`;
-
-const groupTokenAccessPolicy = (g: string) => `
-	path "auth/token/lookup-self" {
-  capabilities = ["read"]
-}
-
-path "rks/data/groups/${g}/*" {
-  capabilities = ["create","update","read"]
-}
-
-path "auth/token/roles/${g}-*" {
-  capabilities = ["create","update","read"]
-}
-
-path "auth/token/create/${g}-*" {
-  capabilities = ["create","update","read"]
-}
-
-path "auth/token/renew-self"{
-  capabilities=["create","update","read"]
-}`;
-
-const GROUP_INIT_ACCESS_POLICY = `
-	path "auth/token/renew-self" {
-		capabilities =  ["read", "create", "update"]
-	}
-`;
-
-const groupSecretAccessPolicy = (fqdns: string[]) => `# Group secret access policy
-	path "auth/token/renew-self" {
-		capabilities =  ["read", "create", "update"]
-	}
-${fqdns.map((f) => `
-	path "rks/data/${f}" {
-		capabilities = ["read"]
-}
-`).join('')}`;
-
-export interface ClassicSeed {
-  admin: { login: string; password: string };
-  /** Secrets as the classic stores them: whatever strings it was given. */
-  secrets: Record<string, { certificate: string; private_key: string; ttl?: number }>;
-  groups: Record<string, { secrets: string[]; nodes: string[]; callbackURL?: string }>;
-}
-
-export interface ClassicDeployment {
-  groupTokens: Record<string, string>;
-  /** `<group>/<node>` → node token. */
-  nodeTokens: Record<string, string>;
-}
-
-export async function seedClassic(addr: string, rootToken: string, seed: ClassicSeed): Promise<ClassicDeployment> {
-  const call = async (method: string, path: string, body?: unknown, token = rootToken) => {
-    const res = await fetch(`${addr}/v1/${path}`, {
-      method,
-      headers: { 'X-Vault-Token': token, 'Content-Type': 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
+  const call: RunningClassic['call'] = (method, p, opts = {}) =>
+    new Promise((resolve, reject) => {
+      const body = opts.body === undefined ? undefined : JSON.stringify(opts.body);
+      const headers: Record<string, string> = {};
+      if (opts.token) headers['X-Vault-Token'] = opts.token;
+      if (opts.nodeId) headers['X-LCDN-nodeId'] = opts.nodeId;
+      if (body !== undefined) headers['Content-Type'] = 'application/json';
+      const req = https.request(`${url}${p}`, { method, headers, ca: ca.certPem }, (res) => {
+        let text = '';
+        res.on('data', (c) => (text += c));
+        res.on('end', () => {
+          let parsed: unknown = text;
+          try {
+            parsed = text ? JSON.parse(text) : null;
+          } catch {
+            /* the classic answers some errors as plain text */
+          }
+          resolve({ status: res.statusCode!, body: parsed });
+        });
+      });
+      req.on('error', reject);
+      req.end(body);
     });
-    const text = await res.text();
-    if (res.status >= 300) throw new Error(`classic seed: ${method} ${path}: ${res.status} ${text}`);
-    return text ? JSON.parse(text) : null;
-  };
-  const kvWrite = (path: string, data: unknown) => call('POST', `rks/data/${path}`, { data });
 
-  // InitRKS: the KV engine, userpass with the admin user, then the config record (with the
-  // classic's own TLS key and admin password in it, as it writes them).
-  await call('POST', 'sys/mounts/rks', { type: 'kv', options: { version: '2' } });
-  await call('POST', 'sys/auth/userpass', { type: 'userpass' });
-  await call('PUT', 'sys/policies/acl/admin', { policy: CLASSIC_ADMIN_POLICY });
-  await call('POST', `auth/userpass/users/${seed.admin.login}`, { password: seed.admin.password, policies: ['admin'], token_policies: ['admin'] });
-  await kvWrite('config', {
-    VaultAddr: addr,
-    Certificate: '/etc/rks/cert.pem',
-    PrivateKey: '/etc/rks/key.pem',
-    ListenAddress: '0.0.0.0:8080',
-    VaultInitialized: true,
-    AdminLogin: seed.admin.login,
-    AdminPwd: seed.admin.password,
-    LogLevel: 'info',
-  });
-  // The classic acts as its admin from then on.
-  const admin = (await call('POST', `auth/userpass/login/${seed.admin.login}`, { password: seed.admin.password })).auth.client_token as string;
-
-  for (const [fqdn, s] of Object.entries(seed.secrets)) {
-    await call('POST', `rks/data/${fqdn}`, { data: { certificate: s.certificate, private_key: s.private_key, meta: { ttl: s.ttl ?? 300 } } }, admin);
-  }
-  const out: ClassicDeployment = { groupTokens: {}, nodeTokens: {} };
-  for (const [g, group] of Object.entries(seed.groups)) {
-    // CreateGroup: config, policies addToken-<g> and <g>, role addToken-<g>, the group token.
-    await call('POST', `rks/data/groups/${g}/config`, { data: { callbackURL: group.callbackURL ?? '', oauthURL: '', oauthClientID: '', oauthClientSecret: '' } }, admin);
-    await call('PUT', `sys/policies/acl/addToken-${g}`, { policy: groupTokenAccessPolicy(g) }, admin);
-    await call('PUT', `sys/policies/acl/${g}`, { policy: GROUP_INIT_ACCESS_POLICY }, admin);
-    await call('POST', `auth/token/roles/addToken-${g}`, { allowed_policies: [`addToken-${g}`], disallowed_policies: ['admin'], orphan: true, token_no_default_policy: true, period: '2678400' }, admin);
-    const gt = (await call('POST', `auth/token/create/addToken-${g}`, { meta: { groupname: g } }, admin)).auth.client_token as string;
-    await call('POST', `rks/data/groups/${g}/grouptoken`, { data: { groupToken: gt } }, admin);
-    out.groupTokens[g] = gt;
-    // AddSecretToGroup: the list, then the node policy naming every secret.
-    await call('POST', `rks/data/groups/${g}/secret-list`, { data: { secrets: group.secrets } }, admin);
-    await call('PUT', `sys/policies/acl/${g}`, { policy: groupSecretAccessPolicy(group.secrets) }, admin);
-    // RegisterNode, with the group token: the node's role, then its token.
-    for (const n of group.nodes) {
-      await call('POST', `auth/token/roles/${g}-${n}`, { allowed_policies: [g], disallowed_policies: [`addToken-${g}`], period: '600' }, gt);
-      out.nodeTokens[`${g}/${n}`] = (await call('POST', `auth/token/create/${g}-${n}`, {}, gt)).auth.client_token as string;
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`the classic exited with ${child.exitCode}:\n${output}`);
+    try {
+      if ((await call('GET', '/healthz')).status > 0) break;
+    } catch {
+      /* not listening yet */
     }
+    if (Date.now() > deadline) throw new Error(`the classic did not start:\n${output}`);
+    await new Promise((r) => setTimeout(r, 100));
   }
-  return out;
+
+  return {
+    url,
+    call,
+    must: async (expect, method, p, opts) => {
+      const res = await call(method, p, opts);
+      if (res.status !== expect) throw new Error(`classic ${method} ${p}: expected ${expect}, got ${res.status} ${JSON.stringify(res.body)}\n${output.slice(-2000)}`);
+      return res.body;
+    },
+    log: () => output,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        const done = () => {
+          fs.rmSync(dir, { recursive: true, force: true });
+          resolve();
+        };
+        if (child.exitCode !== null) return done();
+        child.once('exit', done);
+        child.kill('SIGTERM');
+        setTimeout(() => child.kill('SIGKILL'), 5000).unref();
+      }),
+  };
 }
 
 /**
@@ -149,11 +124,11 @@ export async function seedClassic(addr: string, rootToken: string, seed: Classic
  * user, and the whole rks/ KV tree with each entry's current data and version.
  */
 export async function vaultState(addr: string, rootToken: string): Promise<Record<string, unknown>> {
-  const get = async (path: string) => {
-    const res = await fetch(`${addr}/v1/${path}`, { headers: { 'X-Vault-Token': rootToken } });
+  const get = async (p: string) => {
+    const res = await fetch(`${addr}/v1/${p}`, { headers: { 'X-Vault-Token': rootToken } });
     return res.status === 200 ? ((await res.json()) as any).data : null;
   };
-  const list = async (path: string): Promise<string[]> => ((await get(`${path}?list=true`))?.keys as string[] | undefined)?.sort() ?? [];
+  const list = async (p: string): Promise<string[]> => ((await get(`${p}?list=true`))?.keys as string[] | undefined)?.sort() ?? [];
   const state: Record<string, unknown> = { mounts: await get('sys/mounts'), auth: await get('sys/auth') };
   for (const p of await list('sys/policies/acl')) state[`policy ${p}`] = (await get(`sys/policies/acl/${p}`))?.policy;
   for (const r of await list('auth/token/roles')) state[`role ${r}`] = await get(`auth/token/roles/${r}`);
