@@ -267,12 +267,8 @@ export class ClassicMigration {
     if (plan.config === 'none' && !leftovers) throw new BadRequest('no classic RKS deployment here: nothing to migrate');
 
     // Before anything else, the power of everything made before: the classic's policies first
-    // (its group and admin tokens can then create nothing more), its roles, then every token.
+    // (its group and admin tokens can then create nothing more), then its tokens and roles.
     for (const p of plan.remove.policies) await this.policies.deletePolicy(p, token);
-    for (const r of plan.revoke.roles) {
-      await this.tokens.revokeRoleTokens(r.name, token);
-      await this.tokens.deleteRole(r.name, token);
-    }
     const rules: SweepRules = {
       firstRun: plan.config === 'classic',
       groups: plan.groups.map((g) => g.name.toLowerCase()),
@@ -282,13 +278,20 @@ export class ClassicMigration {
     const record = plan.config === 'classic' ? await this.kv.read<Record<string, unknown>>(kvPath.config, token) : null;
     const classicAdmin = record ? classicAdminLogin(record.data) : undefined;
     if (classicAdmin) rules.classicAdmin = classicAdmin;
+    // Tokens, then the roles that made them, then again until nothing is left (revoking a
+    // role's tokens by prefix misses a path written in another case).
     let revoked = 0;
     for (let pass = 0; ; pass++) {
       const found = await this.matchingTokens(token, rules, progress);
-      if (found.length === 0) break;
+      if (pass > 0 && found.length === 0) break;
       if (pass === 5) throw new Conflict(`tokens that must go keep appearing (${found.length} after ${pass} sweeps): is a classic RKS still running?`);
       for (const t of found) await this.tokens.revokeAccessor(t.accessor, token);
       revoked += found.length;
+      if (pass > 0) continue;
+      for (const r of plan.revoke.roles) {
+        await this.tokens.revokeRoleTokens(r.name, token);
+        await this.tokens.deleteRole(r.name, token);
+      }
     }
     progress(`revoked ${revoked} token(s) made before the migration; removed ${plan.revoke.roles.length} role(s) and ${plan.remove.policies.length} classic policy(ies)`);
     for (const u of plan.remove.users) await this.users.deleteUserpassUser(USERPASS_PATH, u, token);
