@@ -64,6 +64,12 @@ class HttpError extends Error {
 }
 
 const ACME_TOKEN = /^[A-Za-z0-9_-]{16,128}$/;
+/** A handshake for a name the node does not know refreshes the list at most this often. */
+const MISS_REFRESH_MS = 2000;
+/** Names whose failures are remembered at once (the oldest forgotten first). */
+const MAX_FAILURES = 10_000;
+/** Fetches in flight at once when rks cannot tell which names the node may read (a classic RKS). */
+const MAX_BLIND_FETCHES = 32;
 const MAX_CHALLENGE_FETCHES = 8;
 const ACME_PATH = /^\/\.well-known\/acme-challenge\/([^/]+)$/;
 
@@ -97,6 +103,14 @@ export class RksNode extends EventEmitter<RksNodeEvents> {
   private readonly challengeFetches = new Map<string, Promise<string | null>>();
   private stopped = false;
   private revalidating = false;
+  /**
+   * The names this node may read, as rks last said (GET /rks/v1/node/secrets): handshakes for
+   * any other name are refused from memory, so a stranger's made-up names cost rks nothing.
+   * Null until known; `blind` when rks cannot say (a classic RKS), and names are then asked for.
+   */
+  private allowed: { names: Set<string>; at: number } | null = null;
+  private listing?: Promise<Set<string>>;
+  private blind = false;
 
   constructor(private readonly opts: RksNodeOptions) {
     super();
@@ -111,6 +125,7 @@ export class RksNode extends EventEmitter<RksNodeEvents> {
   async start(): Promise<void> {
     this.stopped = false;
     await this.register();
+    await this.allowedNames().catch((err: Error) => this.emit('error', err));
     const every = this.opts.revalidateMs ?? 8000;
     if (every > 0) {
       clearInterval(this.revalidateTimer);
@@ -129,9 +144,8 @@ export class RksNode extends EventEmitter<RksNodeEvents> {
     if (!token || this.stopped || this.revalidating) return;
     this.revalidating = true;
     try {
-      const { secrets } = (await this.call('GET', '/rks/v1/node/secrets', token)) as { secrets: string[] };
-      const allowed = new Set(secrets);
-      this.dropAll((name) => !allowed.has(name), 'no longer allowed to this node');
+      const allowed = await this.allowedNames(token);
+      if (!this.blind) this.dropAll((name) => !allowed.has(name), 'no longer allowed to this node');
     } catch (err) {
       if (!(err instanceof HttpError && err.code === 'forbidden')) {
         this.emit('error', err as Error);
@@ -161,6 +175,7 @@ export class RksNode extends EventEmitter<RksNodeEvents> {
     clearInterval(this.revalidateTimer);
     for (const name of [...this.cache.keys()]) this.drop(name, false);
     this.challenges.clear();
+    this.allowed = null;
     this.token = undefined;
     this.agent.destroy();
   }
@@ -171,13 +186,60 @@ export class RksNode extends EventEmitter<RksNodeEvents> {
   }
 
   /**
+   * The names this node may read, asked of rks by one request however many callers wait
+   * (with `token`, that token's answer: a revalidation). A server that cannot say (404: a
+   * classic RKS) makes the node blind: it then asks for names one by one, within bounds.
+   */
+  private allowedNames(token?: string): Promise<Set<string>> {
+    if (this.listing && !token) return this.listing;
+    const listing = (async () => {
+      try {
+        const body = (await (token ? this.call('GET', '/rks/v1/node/secrets', token) : this.withToken((t) => this.call('GET', '/rks/v1/node/secrets', t), false))) as { secrets: string[] };
+        const names = new Set(body.secrets);
+        this.allowed = { names, at: Date.now() };
+        this.blind = false;
+        return names;
+      } catch (err) {
+        if (!(err instanceof HttpError && err.status === 404)) throw err;
+        this.blind = true;
+        return new Set<string>();
+      }
+    })();
+    const done = listing.finally(() => {
+      if (this.listing === done) this.listing = undefined;
+    });
+    this.listing = done;
+    return done;
+  }
+
+  /**
+   * Which of `candidates` the node may read, from what it knows. A name it does not know
+   * refreshes the list, at most once every MISS_REFRESH_MS for all names together: a flood of
+   * made-up names costs rks a request every few seconds at most, not one a name.
+   */
+  private async permitted(candidates: string[]): Promise<string[]> {
+    if (this.blind) return candidates;
+    const known = this.allowed;
+    let hits = known ? candidates.filter((c) => known.names.has(c)) : [];
+    if (hits.length || (known && Date.now() - known.at < MISS_REFRESH_MS)) return hits;
+    try {
+      const names = await this.allowedNames();
+      hits = this.blind ? candidates : candidates.filter((c) => names.has(c));
+    } catch {
+      // rks unreachable: the names known before, as they were (the revalidation reports it).
+    }
+    return hits;
+  }
+
+  /**
    * The secret for a server name: the exact name, else a wildcard `*.parent` matching exactly
-   * one label. Null when the group may not read either (or rks cannot be reached).
+   * one label. Null when the group may not read either (or rks cannot be reached). Only names
+   * rks listed for this node are asked for.
    */
   async secretFor(servername: string): Promise<NodeSecret | null> {
     const name = servername.toLowerCase().replace(/\.$/, '');
     const labels = name.split('.');
-    const candidates = labels.length > 2 ? [name, `*.${labels.slice(1).join('.')}`] : [name];
+    const candidates = await this.permitted(labels.length > 2 ? [name, `*.${labels.slice(1).join('.')}`] : [name]);
     for (const candidate of candidates) {
       const secret = await this.secret(candidate);
       if (secret) return secret;
@@ -261,6 +323,7 @@ export class RksNode extends EventEmitter<RksNodeEvents> {
     const failed = this.failures.get(name);
     if (failed && failed.until > Date.now()) return null;
     let pending = this.inflight.get(name);
+    if (!pending && this.blind && this.inflight.size >= MAX_BLIND_FETCHES) return null;
     if (!pending) {
       pending = this.fetch(name).finally(() => this.inflight.delete(name));
       this.inflight.set(name, pending);
@@ -305,6 +368,8 @@ export class RksNode extends EventEmitter<RksNodeEvents> {
     const { min, max } = this.opts.backoffMs ?? { min: 1000, max: 60_000 };
     const previous = this.failures.get(name);
     const delay = previous ? Math.min(previous.delay * 2, max) : min;
+    this.failures.delete(name);
+    if (this.failures.size >= MAX_FAILURES) this.failures.delete(this.failures.keys().next().value!);
     this.failures.set(name, { until: Date.now() + delay, delay, status });
   }
 

@@ -145,8 +145,10 @@ describe('node SDK and an edge, end to end', () => {
     try {
       expect(await handshake(e.port, name, w.ca.certPem)).toHaveProperty('fingerprint');
       await request(root()).put(`/rks/v1/group/${w.g}/grouptoken`).set('X-Vault-Token', admin).expect(200);
-      // The next request to rks (any name) finds the token dead, fails to register again, forgets every key.
+      // A stranger's name costs rks nothing; the next revalidation finds the token dead, fails
+      // to register again and forgets every key.
       expect(await handshake(e.port, other, w.ca.certPem)).toHaveProperty('failed');
+      await node.revalidate();
       expect(node.cached()).toEqual([]);
       expect(await handshake(e.port, name, w.ca.certPem)).toHaveProperty('failed');
     } finally {
@@ -234,7 +236,9 @@ describe('node SDK and an edge, end to end', () => {
       await rks.stop();
       expect(await handshake(e.port, name, w.ca.certPem)).toMatchObject({ subject: name });
       expect(await handshake(e.port, `cold-${name}`, w.ca.certPem)).toHaveProperty('failed');
+      await node.revalidate();
       expect(errors.length).toBeGreaterThan(0);
+      expect(await handshake(e.port, name, w.ca.certPem)).toMatchObject({ subject: name });
       await rks.start();
       expect(await handshake(e.port, name, w.ca.certPem)).toMatchObject({ subject: name });
     } finally {
