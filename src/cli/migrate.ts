@@ -4,7 +4,7 @@ import { Command } from 'commander';
 import { UsageError, readSecret } from '../config';
 import { GroupService } from '../groups/service';
 import { InitService } from '../init/service';
-import { ClassicMigration, MigrationPlan } from '../migrate/classic';
+import { ClassicMigration, MigrationPlan, NotApplied, PlannedToken } from '../migrate/classic';
 import { VaultClient } from '../vault/client';
 import { Kv } from '../vault/kv';
 import { Pki } from '../vault/pki';
@@ -23,14 +23,25 @@ interface MigrateOptions {
   adminPasswordFile?: string;
   apply?: boolean;
   classicStopped?: boolean;
-  acceptLosses?: string;
+  plan?: string;
+  revokeOtherTokens?: boolean;
   tokenDir?: string;
   json?: boolean;
 }
 
 const SHOWN_TOKENS = 50;
 
-/** The plan as an administrator reads it: every group's every list entry, and everything that goes. */
+function tokenLines(tokens: PlannedToken[], why: boolean): string[] {
+  const lines = tokens.slice(0, SHOWN_TOKENS).map((t) => `  ${t.accessor}  ${t.path ? quoted(t.path) : '-'}  [${t.policies.map(quoted).join(', ')}]${why ? `  ${t.reason}` : ''}`);
+  if (tokens.length > SHOWN_TOKENS) lines.push(`  … and ${tokens.length - SHOWN_TOKENS} more (--json lists them all)`);
+  return lines;
+}
+
+/**
+ * The plan as an administrator reads it: every group's every list entry, and everything that
+ * goes. Every string read from Vault is quoted, so what a classic edge wrote cannot pass for
+ * the plan's own lines.
+ */
 function describe(plan: MigrationPlan): string {
   const lines = [`config record: ${plan.config === 'classic' ? "the classic's (destroyed: it holds its admin password)" : plan.config === 'rks' ? "rks's already (an earlier run got this far)" : 'none'}`];
   for (const g of plan.groups) {
@@ -38,10 +49,11 @@ function describe(plan: MigrationPlan): string {
       lines.push(`group ${quoted(g.name)}: NOT TAKEN OVER: ${g.problem}`);
       continue;
     }
-    const callback = g.callback ? `callback ${g.callback.url} (OAuth ${g.callback.oauthURL}, client ${g.callback.oauthClientID})` : 'no callback';
+    const c = g.callback;
+    const callback = c ? `callback ${quoted(c.url)} (OAuth ${quoted(c.oauthURL)}, client ${quoted(c.oauthClientID)})` : 'no callback';
     lines.push(`group ${g.name}: ${g.entries.filter((e) => e.action === 'keep').length} secret(s), ${callback}${g.migrated ? ', already taken over' : ''}`);
     for (const e of g.entries) {
-      const name = typeof e.entry === 'string' && e.action !== 'drop' ? e.entry : quoted(typeof e.entry === 'string' ? e.entry : JSON.stringify(e.entry));
+      const name = e.action === 'keep' ? String(e.entry) : quoted(typeof e.entry === 'string' ? e.entry : JSON.stringify(e.entry));
       lines.push(`  ${e.action === 'keep' ? 'keep     ' : e.action === 'duplicate' ? 'duplicate' : 'DROP     '} ${name}${e.reason ? `: ${e.reason}` : ''}`);
     }
   }
@@ -49,17 +61,16 @@ function describe(plan: MigrationPlan): string {
   lines.push(`secrets: ${plan.secrets.length}, of which ${bad.length} rks would refuse (kept as they are)${bad.length ? ':' : ''}`);
   for (const s of bad) lines.push(`  ${s.name}: ${s.problem}`);
   lines.push(`token roles to delete, their tokens revoked: ${plan.revoke.roles.length || 'none'}`);
-  for (const r of plan.revoke.roles) lines.push(`  ${r.name}: ${r.reason}`);
-  lines.push(`tokens to revoke (made before the migration): ${plan.revoke.tokens.length || 'none'}`);
-  for (const t of plan.revoke.tokens.slice(0, SHOWN_TOKENS)) lines.push(`  ${t.accessor}  ${t.path || '-'}  [${t.policies.join(', ')}]  ${t.reason}`);
-  if (plan.revoke.tokens.length > SHOWN_TOKENS) lines.push(`  … and ${plan.revoke.tokens.length - SHOWN_TOKENS} more (--json lists them all)`);
-  lines.push(`classic policies to remove: ${plan.remove.policies.join(', ') || 'none'}`);
-  if (plan.remove.users.length) lines.push(`classic admin user to remove: ${plan.remove.users.join(', ')}`);
+  for (const r of plan.revoke.roles) lines.push(`  ${quoted(r.name)}: ${r.reason}`);
+  lines.push(`tokens to revoke (made before the migration): ${plan.revoke.tokens.length || 'none'}`, ...tokenLines(plan.revoke.tokens, true));
+  lines.push(`other tokens, left alone (--revoke-other-tokens revokes them too): ${plan.otherTokens.length || 'none'}`, ...tokenLines(plan.otherTokens, false));
+  lines.push(`policies to remove: ${plan.remove.policies.map(quoted).join(', ') || 'none'}`);
+  if (plan.remove.users.length) lines.push(`userpass users to remove: ${plan.remove.users.map(quoted).join(', ')}`);
+  if (plan.remove.records.length) lines.push(`records only rks writes, made before it ran here, to remove: ${plan.remove.records.map(quoted).join(', ')}`);
   if (plan.notes.length) lines.push('notes:', ...plan.notes.map((n) => `  ${n}`));
-  if (plan.digest) {
-    lines.push(`LOSSES: ${plan.losses.length}; --apply refuses to run unless you accept exactly these with --accept-losses ${plan.digest}:`);
-    for (const l of plan.losses) lines.push(`  ${l}`);
-  } else lines.push('losses: none');
+  if (plan.losses.length) lines.push(`LOSSES: ${plan.losses.length}:`, ...plan.losses.map((l) => `  ${l}`));
+  else lines.push('losses: none');
+  lines.push(`plan ${plan.digest}: to apply exactly this plan, stop every classic RKS server, then run rks migrate --apply --classic-stopped --plan ${plan.digest}`);
   return lines.join('\n');
 }
 
@@ -75,7 +86,8 @@ export function migrateCommand(): Command {
     .addOption(opt('--admin-password-file <file>', 'file holding the administrator password', 'RKS_ADMIN_PASSWORD_FILE'))
     .option('--apply', 'make the changes (without it, only show what would change)')
     .option('--classic-stopped', 'confirm the classic RKS servers are stopped: required with --apply (rks cannot see them from Vault)')
-    .option('--accept-losses <digest>', 'apply although the plan loses what the dry run listed under LOSSES (the digest it printed: a different plan is refused)')
+    .option('--plan <digest>', 'with --apply: the plan to apply, as the dry run named it (a Vault that changed since makes another plan, and is refused)')
+    .option('--revoke-other-tokens', 'with --apply: revoke every other token too (all but the one this runs with), for a Vault that served the classic alone')
     .option('--token-dir <dir>', 'write each group\'s new token to <dir>/<group>.token (mode 0600) instead of printing it')
     .option('--json', 'print the plan and the result as JSON')
     .addHelpText(
@@ -90,7 +102,8 @@ classic group's namespace, tokens carrying rks's policy names), those roles and 
 policies go, the classic's config record (which holds its admin password) is destroyed, rks's
 init runs, and each group gets rks's node policy and a new group token; nodes register again
 with it. A plan that would lose anything (a dropped entry, a group rks cannot take, callback
-settings rks refuses) is applied only with --accept-losses and the digest the dry run printed.
+settings rks refuses) is listed under LOSSES. --apply runs only the plan the dry run named
+(--plan <digest>): read it, then apply exactly that.
 Safe to run again after a crash half-way.`,
     )
     .action(async (o: MigrateOptions) => {
@@ -110,21 +123,16 @@ Safe to run again after a crash half-way.`,
         const tokens = new Tokens(vault);
         const init = new InitService(sys, kv, new Pki(vault), { login: o.adminLogin, password: password ?? '' });
         const migration = new ClassicMigration(kv, sys, tokens, sys, new GroupService(kv, sys, tokens), init, o.adminLogin.toLowerCase());
-        const plan = await migration.plan(token, (line) => !o.json && process.stderr.write(`migrate: ${line}\n`));
+        const progress = (line: string) => !o.json && process.stderr.write(`migrate: ${line}\n`);
         if (!o.apply) {
+          const plan = await migration.plan(token, progress);
           if (o.json) process.stdout.write(`${JSON.stringify({ plan, applied: false }, null, 2)}\n`);
-          else process.stdout.write(`${describe(plan)}\n\ndry run: nothing changed; run again with --apply --classic-stopped to migrate\n`);
+          else process.stdout.write(`${describe(plan)}\n\ndry run: nothing changed\n`);
           return;
         }
+        if (!o.plan) throw new UsageError('--apply needs --plan <digest>: run the dry run (rks migrate), read the plan, then apply the one it names');
+        const { plan, result } = await migration.apply(token, o.plan, { revokeOthers: o.revokeOtherTokens }, progress);
         if (!o.json) process.stdout.write(`${describe(plan)}\n\n`);
-        if (plan.digest && o.acceptLosses !== plan.digest) {
-          throw new CliError(
-            o.acceptLosses
-              ? `--accept-losses ${o.acceptLosses} does not name this plan (its digest is ${plan.digest}): read its LOSSES again; nothing changed`
-              : `the plan loses ${plan.losses.length} thing(s) (LOSSES above): accept exactly these with --accept-losses ${plan.digest}, or fix them first; nothing changed`,
-          );
-        }
-        const result = await migration.apply(token, plan, { acceptLosses: o.acceptLosses }, (line) => !o.json && process.stderr.write(`migrate: ${line}\n`));
         if (o.tokenDir) {
           fs.mkdirSync(o.tokenDir, { recursive: true, mode: 0o700 });
           for (const [g, t] of Object.entries(result.groupTokens)) {
@@ -141,6 +149,7 @@ Safe to run again after a crash half-way.`,
         }
       } catch (err) {
         if (err instanceof CliError || err instanceof UsageError) throw err;
+        if (err instanceof NotApplied) throw new CliError(`${err.message}; nothing changed`);
         throw new CliError(`migration stopped: ${(err as Error).message} (run it again to finish: every step can be repeated)`);
       } finally {
         vault.close();

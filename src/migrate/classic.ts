@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import { mapLimited } from '../concurrency';
-import { BadRequest, Conflict } from '../errors';
+import { Conflict } from '../errors';
 import { checkRegInfo } from '../groups/records';
 import type { GroupService } from '../groups/service';
 import { type InitService, isClassicRecord } from '../init/service';
@@ -9,7 +9,7 @@ import { FQDN_RULE, NAME_RULE, isName, isSecretName, quoted } from '../names';
 import { storedFacts } from '../secrets/facts';
 import type { SecretData } from '../secrets/service';
 import { validateTlsMaterial } from '../secrets/tls';
-import { PREFIX, USERPASS_PATH, groupTokenName, kvPath } from '../vault/layout';
+import { PREFIX, SERVICE_AUTH_PATH, USERPASS_PATH, groupTokenName, kvPath } from '../vault/layout';
 import type { KvStore, PolicyStore, TokenStore } from '../vault/stores';
 import type { AccessorInfo, RoleInfo } from '../vault/tokens';
 import { classicRegInfo, classicSecretList, goField, patternReaches } from './classic-records';
@@ -19,6 +19,9 @@ const VAULT_POLICIES = new Set(['default', 'root', 'response-wrapping', 'control
 
 /** Token lookups in flight at once while the migration looks at every token. */
 const LOOKUPS = 8;
+
+/** Where a `default` policy (carried by every token) has no business granting anything. */
+const GUARDED = ['rks/', 'rks-pki/', `auth/${SERVICE_AUTH_PATH}/`, `auth/${USERPASS_PATH}/users`, 'auth/token/create', 'auth/token/roles', 'sys/policies', 'sys/policy', 'sys/auth', 'sys/mounts', 'sys/leases/revoke', 'sys/raw'];
 
 /** One entry of a classic group's secret list, and what the migration does with it. */
 export interface PlannedEntry {
@@ -34,7 +37,9 @@ export interface ClassicGroup {
   entries: PlannedEntry[];
   /** The callback rks verifies registrations with afterwards (no OAuth secret: plans are printed). */
   callback: { url: string; oauthURL: string; oauthClientID: string } | null;
-  /** Already taken over by an earlier run (rks's group token exists). */
+  /** SHA-256 of its config record as stored: any change (its OAuth secret too) changes the plan. */
+  configHash: string;
+  /** Already taken over by an earlier run (a live group token from rks's role). */
   migrated: boolean;
   /** Why rks cannot take it over at all, if it cannot. */
   problem?: string;
@@ -56,19 +61,26 @@ export interface PlannedToken {
 export interface MigrationPlan {
   /** The config record: the classic's, rks's (an earlier run got that far), or none. */
   config: 'classic' | 'rks' | 'none';
+  /** rks never ran here (its own auth mount is absent): all named like rks's was made by someone else. */
+  firstRun: boolean;
   groups: ClassicGroup[];
   secrets: ClassicSecret[];
   /** Everything made before the migration that could hold or mint power after it. */
   revoke: { roles: { name: string; reason: string }[]; tokens: PlannedToken[] };
-  /** The classic's policies (of its own shape) and its admin user, removed. */
-  remove: { policies: string[]; users: string[] };
-  /** What the migration would lose, one sentence each: `apply` refuses unless `digest` is accepted. */
+  /** Removed: the classic's policies (of its own shape) and rks-named ones made by others; users; records rks alone writes. */
+  remove: { policies: string[]; users: string[]; records: string[] };
+  /** Every other token (not the caller's): left alone, unless revoked with `revokeOthers`. */
+  otherTokens: PlannedToken[];
+  /** What the migration would lose, one sentence each. */
   losses: string[];
-  /** Names `losses` exactly (null when there are none). */
-  digest: string | null;
   /** Worth knowing, changes nothing. */
   notes: string[];
+  /** Names this plan (all but the token lists, which rules decide): `apply` runs only the plan it names. */
+  digest: string;
 }
+
+/** A plan `apply` refuses before changing anything. */
+export class NotApplied extends Conflict {}
 
 export interface MigrationResult {
   /** The new group token of each group (re-read, not re-issued, for groups an earlier run took over). */
@@ -87,14 +99,18 @@ interface RoleReader extends TokenStore {
   revokeAccessor(accessor: string, token: string): Promise<void>;
 }
 
-interface UserStore {
+interface AuthStore {
+  authMethods(token: string): Promise<Record<string, { type: string }>>;
+  listUserpassUsers(mount: string, token: string): Promise<string[]>;
   readUserpassUser(mount: string, user: string, token: string): Promise<{ policies: string[] } | null>;
   deleteUserpassUser(mount: string, user: string, token: string): Promise<void>;
 }
 
+const policyPaths = (text: string) => [...text.matchAll(/path\s+"([^"]+)"/g)].map((m) => m[1]!);
+
 /** The classic's node policy: renew-self and read on secrets, nothing else (so a same-named policy of someone else is left alone). */
 function isClassicNodePolicy(text: string): boolean {
-  const paths = [...text.matchAll(/path\s+"([^"]+)"/g)].map((m) => m[1]!);
+  const paths = policyPaths(text);
   return paths.includes('auth/token/renew-self') && paths.every((p) => p === 'auth/token/renew-self' || /^rks\/data\/[^*+]+$/.test(p));
 }
 
@@ -103,18 +119,17 @@ function isClassicGroupTokenPolicy(text: string, g: string): boolean {
 }
 
 function isClassicAdminPolicy(text: string): boolean {
-  const paths = [...text.matchAll(/path\s+"([^"]+)"/g)].map((m) => m[1]).sort();
+  const paths = policyPaths(text).sort();
   const classic = ['auth/token/create/*', 'auth/token/lookup-self', 'auth/token/renew-self', 'auth/token/revoke', 'auth/token/roles/*', 'rks/*', 'sys/leases/revoke-prefix/auth/token/*', 'sys/policies/*'];
   return JSON.stringify(paths) === JSON.stringify(classic);
 }
 
 /** What decides which roles and tokens go: the same rules for the plan and for each sweep of apply. */
 interface SweepRules {
-  /** rks has never run here: anything in its namespace was made by someone else. */
   firstRun: boolean;
   /** Lower-case names of every classic group: `addtoken-<g>` and `<g>-*` are theirs. */
   groups: string[];
-  /** Roles that must go, with why (from reading them). */
+  /** Roles that must go, with why (from reading them), by lower-case name. */
   roles: Map<string, string>;
   /** The classic's policies being removed. */
   classicPolicies: Set<string>;
@@ -152,22 +167,23 @@ function tokenReason(t: AccessorInfo, rules: SweepRules): string | null {
 
 /**
  * Takes a Vault over from Orange's remote-key-server (the classic RKS), with the Vault root
- * token. Plans from reads alone; applies in steps that can each run again, so a migration that
- * stopped half-way is finished by running it again.
+ * token. Plans from reads alone; applies exactly the plan an administrator read (by its digest),
+ * in steps that can each run again, so a migration that stopped half-way is finished by running
+ * it again.
  *
  * Everything the classic's edges could write is hostile: each group token of the classic may
- * write its group's records and create any token role in its namespace. So list entries pass
- * rks's name rules and must name a secret that exists; roles in a classic namespace go whatever
- * their shape; every token made before the migration that could hold power after it (made
- * through such a role, carrying the classic's policies, or carrying rks's before rks ran here)
- * is revoked; and whatever would be lost is listed, and only applied when accepted by digest.
+ * write its group's records and create any token role in its namespace (and through one, mint
+ * the classic's admin policy). So list entries must pass rks's name rules, name a secret that
+ * exists and be granted by the classic's own node policy of the group; roles in a classic
+ * namespace go whatever their shape; every token that could hold power after the migration is
+ * revoked first; rks-named objects that predate rks go; and whatever would be lost is listed.
  */
 export class ClassicMigration {
   constructor(
     private readonly kv: KvStore,
     private readonly policies: PolicyReader,
     private readonly tokens: RoleReader,
-    private readonly users: UserStore,
+    private readonly auth: AuthStore,
     private readonly groups: GroupService,
     private readonly init: InitService,
     /** The rks administrator's login (lower case), which init writes. */
@@ -177,58 +193,82 @@ export class ClassicMigration {
   async plan(token: string, progress: (line: string) => void = () => undefined): Promise<MigrationPlan> {
     const record = await this.kv.read<Record<string, unknown>>(kvPath.config, token);
     const config = !record ? 'none' : isClassicRecord(record.data) ? 'classic' : 'rks';
+    const auths = await this.auth.authMethods(token);
+    const firstRun = !auths[`${SERVICE_AUTH_PATH}/`];
+    if (config === 'rks' && firstRun) throw new Conflict("this Vault holds an rks deployment of an older layout, not a classic one: run 'rks init' to bring it up to date");
     const policyNames = await this.policies.listPolicies(token);
     const losses: string[] = [];
     const notes: string[] = [];
-    const remove = { policies: [] as string[], users: [] as string[] };
+    const remove = { policies: [] as string[], users: [] as string[], records: [] as string[] };
 
-    const groupNames = (await this.kv.list(kvPath.groups, token)).filter((k) => k.endsWith('/')).map((k) => k.slice(0, -1)).sort();
+    const dirs = (await this.kv.list(kvPath.groups, token)).filter((k) => k.endsWith('/')).map((k) => k.slice(0, -1)).sort();
     const groups: ClassicGroup[] = [];
-    for (const g of groupNames) {
+    const classicPolicies = new Set<string>();
+    for (const g of dirs) {
       if (!isName(g)) {
         const problem = `rks group names are ${NAME_RULE}, in lower case`;
-        groups.push({ name: g, entries: [], callback: null, migrated: false, problem });
+        groups.push({ name: g, entries: [], callback: null, configHash: '', migrated: false, problem });
         losses.push(`group ${quoted(g)}: not taken over (${problem}); its records stay as they are and its edges lose access`);
         continue;
       }
-      if (!(await this.kv.exists(kvPath.groupConfig(g), token))) continue;
-      const group = await this.planGroup(token, g, losses, notes);
-      groups.push(group);
+      // Records only rks writes (the classic never does): made by someone else before rks ran.
+      if (firstRun) remove.records.push(...(await this.rksOnlyRecords(token, g)));
+      if (!(await this.kv.exists(kvPath.groupConfig(g), token))) {
+        notes.push(`rks/data/groups/${g}/ has no config: not a group (for the classic either), left alone`);
+        continue;
+      }
+      const shaped = { node: false, groupToken: false };
       for (const p of [`addtoken-${g}`, g]) {
         if (!policyNames.includes(p) || VAULT_POLICIES.has(p)) continue;
         const text = (await this.policies.readPolicy(p, token)) ?? '';
-        if (p === g ? isClassicNodePolicy(text) : isClassicGroupTokenPolicy(text, g)) remove.policies.push(p);
-        else notes.push(`policy '${p}' has the classic's name but not its shape: left alone`);
+        if (p === g ? isClassicNodePolicy(text) : isClassicGroupTokenPolicy(text, g)) {
+          classicPolicies.add(p);
+          shaped[p === g ? 'node' : 'groupToken'] = true;
+        } else notes.push(`policy '${p}' has the classic's name but not its shape: left alone`);
       }
+      groups.push(await this.planGroup(token, g, firstRun, losses, notes));
     }
     if (policyNames.includes('admin')) {
-      if (isClassicAdminPolicy((await this.policies.readPolicy('admin', token)) ?? '')) remove.policies.push('admin');
+      if (isClassicAdminPolicy((await this.policies.readPolicy('admin', token)) ?? '')) classicPolicies.add('admin');
       else notes.push("policy 'admin' is not the classic's: left alone");
+    }
+    const planted = firstRun ? policyNames.filter((p) => p.startsWith(PREFIX)) : [];
+    remove.policies.push(...[...classicPolicies].sort(), ...planted);
+    const unknown = policyNames.filter((p) => !VAULT_POLICIES.has(p) && !classicPolicies.has(p) && !p.startsWith(PREFIX) && !dirs.some((g) => [g.toLowerCase(), `addtoken-${g.toLowerCase()}`].includes(p)));
+    if (unknown.length) notes.push(`policies neither the classic's nor rks's, left alone (review them: the classic's admin policy could write any): ${unknown.join(', ')}`);
+    const guarded = policyPaths((await this.policies.readPolicy('default', token)) ?? '').filter((p) => GUARDED.some((g) => patternReaches(p, g)));
+    if (guarded.length) {
+      losses.push(`the default policy, which every token carries, grants ${guarded.map(quoted).join(', ')}: restore it first (the classic's admin policy could write it), or accept that every token keeps that`);
     }
 
     const classicAdmin = config === 'classic' ? classicAdminLogin(record!.data) : undefined;
-    if (classicAdmin && classicAdmin !== this.adminLogin) {
-      const user = await this.users.readUserpassUser(USERPASS_PATH, classicAdmin, token);
-      if (user && user.policies.every((p) => p === 'admin' || p === 'default')) remove.users.push(classicAdmin);
-      else if (user) notes.push(`userpass user '${classicAdmin}' (the classic's admin login) has other policies (${user.policies.join(', ')}): left alone`);
+    if (auths[`${USERPASS_PATH}/`]) {
+      for (const user of await this.auth.listUserpassUsers(USERPASS_PATH, token)) {
+        const u = user.toLowerCase();
+        if (u === this.adminLogin) continue;
+        const info = await this.auth.readUserpassUser(USERPASS_PATH, user, token);
+        if (!info) continue;
+        if (u === classicAdmin && info.policies.every((p) => p === 'admin' || p === 'default')) remove.users.push(user);
+        else if (firstRun && info.policies.some((p) => p.startsWith(PREFIX) || classicPolicies.has(p))) remove.users.push(user);
+        else if (info.policies.some((p) => p.startsWith(PREFIX))) notes.push(`userpass user ${quoted(user)} carries rks's policies (${info.policies.join(', ')}): left alone`);
+      }
     }
 
-    const rules: SweepRules = {
-      firstRun: config === 'classic',
-      groups: groupNames.map((g) => g.toLowerCase()),
-      roles: new Map(),
-      classicPolicies: new Set(remove.policies),
-      ...(classicAdmin ? { classicAdmin } : {}),
-    };
+    const rules: SweepRules = { firstRun, groups: dirs.map((g) => g.toLowerCase()), roles: new Map(), classicPolicies, ...(classicAdmin ? { classicAdmin } : {}) };
     progress('reading token roles');
     const roles: { name: string; reason: string }[] = [];
+    const kept: string[] = [];
     for (const role of await this.tokens.listRoles(token)) {
       const why = roleNameReason(role, rules) ?? (await this.roleReason(role, token));
-      if (!why) continue;
+      if (!why) {
+        if (!role.toLowerCase().startsWith(PREFIX)) kept.push(role);
+        continue;
+      }
       roles.push({ name: role, reason: why });
       rules.roles.set(role.toLowerCase(), why);
     }
-    const tokens = await this.matchingTokens(token, rules, progress);
+    if (kept.length) notes.push(`other token roles, left alone: ${kept.sort().map(quoted).join(', ')}`);
+    const { matching, others } = await this.lookAtTokens(token, rules, progress);
 
     const secrets: ClassicSecret[] = [];
     for (const name of (await this.kv.list(kvPath.secrets, token)).filter((k) => !k.endsWith('/') && k !== kvPath.config).sort()) {
@@ -240,49 +280,43 @@ export class ClassicMigration {
       if (entry) secrets.push({ name, ...this.check(name, entry.data) });
     }
 
-    const digest = losses.length ? createHash('sha256').update(losses.join('\n')).digest('hex').slice(0, 12) : null;
-    return {
-      config,
-      groups,
-      secrets,
-      revoke: { roles: roles.sort((a, b) => (a.name < b.name ? -1 : 1)), tokens },
-      remove,
-      losses,
-      digest,
-      notes,
-    };
+    roles.sort((a, b) => (a.name < b.name ? -1 : 1));
+    const named = { config, firstRun, groups, secrets, roles, remove, losses, notes };
+    const digest = createHash('sha256').update(JSON.stringify(named)).digest('hex').slice(0, 16);
+    return { config, firstRun, groups, secrets, revoke: { roles, tokens: matching }, remove, otherTokens: others, losses, notes, digest };
   }
 
   /**
-   * Applies a plan made just before with the same token. Refuses a plan that loses anything
-   * unless `acceptLosses` is its digest. `--classic-stopped` is the caller's to check.
+   * Applies the plan named `digest`: the plan is made again here and must be the same, so what
+   * runs is what the administrator read. `revokeOthers` revokes every other token too (not the
+   * caller's), on a Vault that served the classic alone.
    */
-  async apply(token: string, plan: MigrationPlan, opts: { acceptLosses?: string } = {}, progress: (line: string) => void = () => undefined): Promise<MigrationResult> {
-    if (plan.digest && opts.acceptLosses !== plan.digest) {
-      throw new Conflict(
-        `the migration would lose ${plan.losses.length} thing(s) (listed by the dry run): accept exactly these with --accept-losses ${plan.digest}, or fix them first`,
-      );
+  async apply(token: string, digest: string, opts: { revokeOthers?: boolean } = {}, progress: (line: string) => void = () => undefined): Promise<{ plan: MigrationPlan; result: MigrationResult }> {
+    const plan = await this.plan(token, progress);
+    if (plan.digest !== digest) {
+      throw new NotApplied(`this is not the plan ${quoted(digest)} (it is ${plan.digest} now): read the dry run again and apply the plan it shows`);
     }
-    const leftovers = plan.groups.some((g) => !g.migrated && !g.problem) || plan.remove.policies.length + plan.revoke.roles.length + plan.revoke.tokens.length > 0;
-    if (plan.config === 'none' && !leftovers) throw new BadRequest('no classic RKS deployment here: nothing to migrate');
+    const nothingLeft = plan.groups.every((g) => g.migrated || g.problem) && plan.remove.policies.length + plan.revoke.roles.length + plan.revoke.tokens.length === 0;
+    if (plan.config === 'none' && nothingLeft) throw new NotApplied('no classic RKS deployment here: nothing to migrate');
+    if (opts.revokeOthers && !plan.firstRun) throw new NotApplied('--revoke-other-tokens only applies before rks has run here: the other tokens now include rks\'s own');
 
-    // Before anything else, the power of everything made before: the classic's policies first
-    // (its group and admin tokens can then create nothing more), then its tokens and roles.
-    for (const p of plan.remove.policies) await this.policies.deletePolicy(p, token);
+    // First the power of everything made before: every condemned token, the roles that made
+    // them, then again until none is left (a prefix revocation misses a path in another case,
+    // and tokens still alive during the sweep could make more).
     const rules: SweepRules = {
-      firstRun: plan.config === 'classic',
+      firstRun: plan.firstRun,
       groups: plan.groups.map((g) => g.name.toLowerCase()),
       roles: new Map(plan.revoke.roles.map((r) => [r.name.toLowerCase(), r.reason])),
-      classicPolicies: new Set(plan.remove.policies),
+      classicPolicies: new Set(plan.remove.policies.filter((p) => !p.startsWith(PREFIX))),
     };
     const record = plan.config === 'classic' ? await this.kv.read<Record<string, unknown>>(kvPath.config, token) : null;
     const classicAdmin = record ? classicAdminLogin(record.data) : undefined;
     if (classicAdmin) rules.classicAdmin = classicAdmin;
-    // Tokens, then the roles that made them, then again until nothing is left (revoking a
-    // role's tokens by prefix misses a path written in another case).
+    const self = opts.revokeOthers ? (await this.tokens.lookupSelf(token)).accessor : undefined;
     let revoked = 0;
     for (let pass = 0; ; pass++) {
-      const found = await this.matchingTokens(token, rules, progress);
+      const { matching, others } = await this.lookAtTokens(token, rules, progress);
+      const found = opts.revokeOthers ? [...matching, ...others.filter((t) => t.accessor !== self)] : matching;
       if (pass > 0 && found.length === 0) break;
       if (pass === 5) throw new Conflict(`tokens that must go keep appearing (${found.length} after ${pass} sweeps): is a classic RKS still running?`);
       for (const t of found) await this.tokens.revokeAccessor(t.accessor, token);
@@ -293,8 +327,18 @@ export class ClassicMigration {
         await this.tokens.deleteRole(r.name, token);
       }
     }
-    progress(`revoked ${revoked} token(s) made before the migration; removed ${plan.revoke.roles.length} role(s) and ${plan.remove.policies.length} classic policy(ies)`);
-    for (const u of plan.remove.users) await this.users.deleteUserpassUser(USERPASS_PATH, u, token);
+    progress(`revoked ${revoked} token(s) made before the migration; removed ${plan.revoke.roles.length} role(s)`);
+
+    // Nobody who could write the records is left: they must still be what the plan showed.
+    for (const g of plan.groups) {
+      if (g.problem) continue;
+      const now = await this.planGroup(token, g.name, plan.firstRun, [], []);
+      if (!isDeepStrictEqual(now, g)) throw new Conflict(`group '${g.name}' changed while its tokens were being revoked: run the dry run again`);
+    }
+    for (const g of plan.groups) if (!g.problem) await this.normalise(token, g);
+    for (const path of plan.remove.records) await this.kv.destroy(path, token);
+    for (const p of plan.remove.policies.filter((p) => p.startsWith(PREFIX))) await this.policies.deletePolicy(p, token);
+    for (const u of plan.remove.users) await this.auth.deleteUserpassUser(USERPASS_PATH, u, token);
 
     if (plan.config === 'classic') {
       // Its config record holds the classic's admin password: every version goes.
@@ -311,26 +355,31 @@ export class ClassicMigration {
     const result: MigrationResult = { groupTokens: {}, revokedTokens: revoked };
     for (const g of plan.groups) {
       if (g.problem) continue;
-      await this.normalise(token, g.name);
       result.groupTokens[g.name] = g.migrated ? await this.groups.groupToken(token, g.name) : await this.groups.adopt(token, g.name);
       const kept = g.entries.filter((e) => e.action === 'keep').length;
       progress(`group ${g.name}: ${kept} secret(s), ${g.callback ? 'callback verified' : 'no callback'}, ${g.migrated ? 'already taken over' : 'new group token'}`);
     }
-    return result;
+    // The classic's policies last: until the groups are taken over, its node policies are what
+    // says which entries of their lists the classic really granted (and no token carries them now).
+    for (const p of plan.remove.policies.filter((p) => !p.startsWith(PREFIX))) await this.policies.deletePolicy(p, token);
+    progress(`removed ${plan.remove.policies.length} policy(ies), ${plan.remove.users.length} user(s), ${plan.remove.records.length} record(s)`);
+    return { plan, result };
   }
 
-  private async planGroup(token: string, g: string, losses: string[], notes: string[]): Promise<ClassicGroup> {
-    const migrated = (await this.policies.readPolicy(groupTokenName(g), token)) !== null && (await this.kv.exists(kvPath.groupTokenAccessor(g), token));
+  private async planGroup(token: string, g: string, firstRun: boolean, losses: string[], notes: string[]): Promise<ClassicGroup> {
+    const migrated = !firstRun && (await this.ownGroupToken(token, g));
     const list = classicSecretList((await this.kv.read<unknown>(kvPath.groupSecrets(g), token))?.data ?? null);
     let entries: PlannedEntry[] = [];
     if ('unreadable' in list) losses.push(`group '${g}': its secret list is unreadable (${list.unreadable}): taken over with no secrets`);
-    else entries = await this.judge(token, list.entries);
+    else entries = await this.judge(token, list.entries, migrated ? null : await this.classicGrants(token, g));
     for (const e of entries) {
       if (e.action === 'drop') losses.push(`group '${g}': list entry ${quoted(e.entry)} dropped: ${e.reason}`);
     }
 
     let callback: ClassicGroup['callback'] = null;
-    const config = classicRegInfo((await this.kv.read<unknown>(kvPath.groupConfig(g), token))?.data);
+    const stored = (await this.kv.read<unknown>(kvPath.groupConfig(g), token))?.data;
+    const configHash = createHash('sha256').update(JSON.stringify(stored ?? null)).digest('hex').slice(0, 16);
+    const config = classicRegInfo(stored);
     if ('unreadable' in config) {
       losses.push(`group '${g}': its config is unreadable (${config.unreadable}): left as it is, and its nodes cannot register until an administrator sets the group again (PUT /rks/v1/group/${g})`);
     } else if (config.info.callbackURL) {
@@ -338,16 +387,40 @@ export class ClassicMigration {
       callback = { url: info.callbackURL, oauthURL: info.oauthURL, oauthClientID: info.oauthClientID };
       try {
         checkRegInfo(info);
-        notes.push(`group '${g}': rks checks the TLS certificate of ${info.callbackURL} and ${info.oauthURL} (the classic never did): trust their CA with --callback-ca-file unless it is a public one`);
+        notes.push(`group '${g}': rks checks the TLS certificate of ${quoted(info.callbackURL)} and ${quoted(info.oauthURL)} (the classic never did): trust their CA with --callback-ca-file unless it is a public one`);
       } catch (err) {
         losses.push(`group '${g}': rks refuses its callback settings (${(err as Error).message}): kept, and its nodes cannot register until an administrator sets the group again (PUT /rks/v1/group/${g})`);
       }
     }
-    return { name: g, entries, callback, migrated };
+    return { name: g, entries, callback, configHash, migrated };
   }
 
-  /** What becomes of each entry of a secret list: only rks secret names of secrets that exist stay. */
-  private async judge(token: string, entries: unknown[]): Promise<PlannedEntry[]> {
+  /**
+   * The secrets the classic's own node policy of the group grants, or why there are none. Its
+   * edges could write their list but not that policy: an entry the policy does not grant was
+   * never readable by the group's nodes.
+   */
+  private async classicGrants(token: string, g: string): Promise<Set<string> | string> {
+    const text = await this.policies.readPolicy(g, token);
+    if (text === null) return `the classic's node policy of '${g}' is missing`;
+    if (!isClassicNodePolicy(text)) return `the classic's node policy of '${g}' is not of its shape`;
+    return new Set(policyPaths(text).filter((p) => p.startsWith('rks/data/')).map((p) => p.slice('rks/data/'.length)));
+  }
+
+  /** Whether the group's token record names a live token made through rks's own role for it. */
+  private async ownGroupToken(token: string, g: string): Promise<boolean> {
+    const record = await this.kv.read<{ accessor?: unknown }>(kvPath.groupTokenAccessor(g), token);
+    const accessor = record?.data.accessor;
+    if (typeof accessor !== 'string' || !accessor) return false;
+    const info = await this.tokens.lookupAccessor(accessor, token);
+    return info !== null && info.path.toLowerCase() === `auth/token/create/${groupTokenName(g)}`;
+  }
+
+  /**
+   * What becomes of each entry of a secret list: only rks secret names of secrets that exist
+   * stay, and, before the group is taken over, only those its classic node policy grants.
+   */
+  private async judge(token: string, entries: unknown[], grants: Set<string> | string | null): Promise<PlannedEntry[]> {
     const seen = new Set<string>();
     const out: PlannedEntry[] = [];
     for (const entry of entries) {
@@ -357,7 +430,10 @@ export class ClassicMigration {
         const reason = isSecretName(lower) ? `rks names secrets in lower case and would look for '${lower}'` : `not a secret name rks accepts (${FQDN_RULE})`;
         out.push({ entry, action: 'drop', reason });
       } else if (seen.has(entry)) out.push({ entry, action: 'duplicate' });
-      else if (!(await this.kv.exists(kvPath.secret(entry), token))) {
+      else if (typeof grants === 'string') out.push({ entry, action: 'drop', reason: grants });
+      else if (grants && !grants.has(entry)) {
+        out.push({ entry, action: 'drop', reason: "the classic's node policy of the group does not grant it (its nodes could never read it: written straight into Vault)" });
+      } else if (!(await this.kv.exists(kvPath.secret(entry), token))) {
         out.push({ entry, action: 'drop', reason: "no such secret (the classic's API only lists secrets it holds: this entry was written straight into Vault)" });
       } else {
         seen.add(entry);
@@ -367,18 +443,25 @@ export class ClassicMigration {
     return out;
   }
 
-  /** Rewrites a group's config and secret list in rks's shape, from the records as they are now. */
-  private async normalise(token: string, g: string): Promise<void> {
-    const configEntry = await this.kv.read<unknown>(kvPath.groupConfig(g), token);
+  /** Rewrites a group's config and secret list in rks's shape, as the plan says. */
+  private async normalise(token: string, g: ClassicGroup): Promise<void> {
+    const configEntry = await this.kv.read<unknown>(kvPath.groupConfig(g.name), token);
     const config = classicRegInfo(configEntry?.data);
-    if ('info' in config && !isDeepStrictEqual(configEntry?.data, config.info)) {
-      await this.kv.write(kvPath.groupConfig(g), config.info, token);
+    if ('info' in config && !isDeepStrictEqual(configEntry?.data, config.info)) await this.kv.write(kvPath.groupConfig(g.name), config.info, token);
+    const listEntry = await this.kv.read<unknown>(kvPath.groupSecrets(g.name), token);
+    const next = { secrets: g.entries.filter((e) => e.action === 'keep').map((e) => e.entry as string) };
+    if (!isDeepStrictEqual(listEntry?.data, next)) await this.kv.write(kvPath.groupSecrets(g.name), next, token);
+  }
+
+  /** Records under a group's folder that only rks writes (its token accessor, its nodes). */
+  private async rksOnlyRecords(token: string, g: string): Promise<string[]> {
+    const keys = await this.kv.list(`${kvPath.group(g)}/`, token);
+    const out = keys.includes('grouptoken-accessor') ? [kvPath.groupTokenAccessor(g)] : [];
+    if (keys.includes('nodes/')) {
+      // Listed keys hold no '/': whatever their names, they are removed where they are.
+      for (const n of await this.kv.list(kvPath.groupNodes(g), token)) out.push(`${kvPath.groupNodes(g)}${n}`);
     }
-    const listEntry = await this.kv.read<unknown>(kvPath.groupSecrets(g), token);
-    const list = classicSecretList(listEntry?.data ?? null);
-    const secrets = 'entries' in list ? (await this.judge(token, list.entries)).filter((e) => e.action === 'keep').map((e) => e.entry as string) : [];
-    const next = { secrets };
-    if (!isDeepStrictEqual(listEntry?.data, next)) await this.kv.write(kvPath.groupSecrets(g), next, token);
+    return out;
   }
 
   /** Why a role that its name does not condemn must go anyway: it can mint tokens with rks's policies. */
@@ -395,17 +478,21 @@ export class ClassicMigration {
     return null;
   }
 
-  /** Every token Vault holds that the rules condemn, found by looking at each. */
-  private async matchingTokens(token: string, rules: SweepRules, progress: (line: string) => void): Promise<PlannedToken[]> {
+  /** Every token Vault lists, looked at: those the rules condemn, and the others (the caller's aside). */
+  private async lookAtTokens(token: string, rules: SweepRules, progress: (line: string) => void): Promise<{ matching: PlannedToken[]; others: PlannedToken[] }> {
     const accessors = await this.tokens.listAccessors(token);
     progress(`looking at ${accessors.length} token(s)`);
+    const self = (await this.tokens.lookupSelf(token)).accessor;
     const infos = await mapLimited(accessors, LOOKUPS, (a) => this.tokens.lookupAccessor(a, token));
-    const out: PlannedToken[] = [];
+    const matching: PlannedToken[] = [];
+    const others: PlannedToken[] = [];
     for (const t of infos) {
-      const reason = t && tokenReason(t, rules);
-      if (t && reason) out.push({ accessor: t.accessor, path: t.path, policies: t.policies, reason });
+      if (!t || t.accessor === self) continue;
+      const reason = tokenReason(t, rules);
+      (reason ? matching : others).push({ accessor: t.accessor, path: t.path, policies: t.policies, reason: reason ?? '' });
     }
-    return out.sort((a, b) => (a.path === b.path ? (a.accessor < b.accessor ? -1 : 1) : a.path < b.path ? -1 : 1));
+    const order = (a: PlannedToken, b: PlannedToken) => (a.path === b.path ? (a.accessor < b.accessor ? -1 : 1) : a.path < b.path ? -1 : 1);
+    return { matching: matching.sort(order), others: others.sort(order) };
   }
 
   private check(fqdn: string, data: SecretData): { problem?: string } {

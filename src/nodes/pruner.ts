@@ -32,7 +32,9 @@ export class NodePruner {
           for (const n of (await this.kv.list(kvPath.groupNodes(g), t)).filter(isName)) {
             try {
               const record = await this.kv.read<NodeRecord>(kvPath.groupNode(g, n), t);
-              if (!record || Date.parse(record.data.seenAt) > cutoff) continue;
+              // A date from the future is no sign of life: nobody but rks writes these, at the time.
+              const seen = Date.parse(record?.data.seenAt ?? '');
+              if (!record || (seen > cutoff && seen <= Date.now() + 86_400_000)) continue;
               await forgetNode(this.kv, this.tokens, g, n, t);
               this.pruned?.inc();
               count++;

@@ -137,7 +137,7 @@ export class NodeService {
     }
     // New nodes of a group are admitted one at a time here, so the count holds in this process.
     await this.admitting.run(g, async () => {
-      const count = (await this.kv.list(kvPath.groupNodes(g), t)).length;
+      const count = (await this.kv.list(kvPath.groupNodes(g), t)).filter(isName).length;
       if (count >= this.options.maxNodesPerGroup) {
         this.limitRefusals?.inc();
         throw new Conflict(

@@ -93,6 +93,16 @@ export class Sys implements PolicyStore {
     }
   }
 
+  async listUserpassUsers(mount: string, token: string): Promise<string[]> {
+    try {
+      const res = await this.vault.call('LIST', `auth/${mount}/users`, { token, operation: 'userpass.list-users' });
+      return res.data.keys ?? [];
+    } catch (err) {
+      if (isVaultError(err, 404)) return [];
+      throw err;
+    }
+  }
+
   async deleteUserpassUser(mount: string, user: string, token: string): Promise<void> {
     await this.vault.call('DELETE', `auth/${mount}/users/${encodeURIComponent(user)}`, { token, operation: 'userpass.delete-user' });
   }

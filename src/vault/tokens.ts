@@ -10,6 +10,7 @@ export interface IssuedToken {
 }
 
 export interface TokenInfo {
+  accessor?: string;
   policies: string[];
   meta: Record<string, string>;
   ttl: number;
@@ -46,7 +47,7 @@ export class Tokens implements TokenStore {
 
   async lookupSelf(token: string): Promise<TokenInfo> {
     const res = await this.vault.call('GET', 'auth/token/lookup-self', { token, operation: 'token.lookup-self' });
-    return { policies: res.data.policies ?? [], meta: res.data.meta ?? {}, ttl: Number(res.data.ttl ?? 0) };
+    return { accessor: res.data.accessor, policies: res.data.policies ?? [], meta: res.data.meta ?? {}, ttl: Number(res.data.ttl ?? 0) };
   }
 
   async renewSelf(token: string): Promise<IssuedToken> {

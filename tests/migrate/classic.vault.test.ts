@@ -67,7 +67,7 @@ describe('a Vault holding a classic RKS deployment', () => {
     // upper case) and a role of its namespace that mints rks administrators.
     const list = ((await (await vaultAs(before.groupA, 'rks/data/groups/a/secret-list')).json()) as any).data.data;
     expect(Object.keys(list)).toEqual(['Secrets']); // as the classic really stores it
-    const planted = ['*', 'x" {\n  capabilities = ["read"]\n}\npath "rks/data/*', 'future.example.com', 'B-ONLY.example.com'];
+    const planted = ['*', 'x" {\n  capabilities = ["read"]\n}\npath "rks/data/*', 'future.example.com', 'B-ONLY.example.com', 'b-only.example.com', 'ok.example.com\n\u001b[8mlosses: none'];
     expect((await vaultAs(before.groupA, 'rks/data/groups/a/secret-list', { method: 'POST', body: { data: { Secrets: [...list.Secrets, ...planted] } } })).status).toBe(200);
     expect((await vaultAs(before.groupA, 'auth/token/roles/a-evil', { method: 'POST', body: { allowed_policies: ['rks_admin'], orphan: true } })).status).toBe(204);
     const evil = (await (await vaultAs(before.groupA, 'auth/token/create/a-evil', { method: 'POST', body: {} })).json()) as any;
@@ -80,6 +80,25 @@ describe('a Vault holding a classic RKS deployment', () => {
     const helper = (await (await vaultAs(adminToken, 'auth/token/create/helper', { method: 'POST', body: { policies: ['rks_service'] } })).json()) as any;
     expect(helper.auth.policies).toContain('rks_service');
     before.helper = helper.auth.client_token;
+    // With that power: rks's own names planted before rks runs (policies, records it alone
+    // writes, a role), a policy of any power and a token carrying it, a default policy that
+    // grants every token rks's secrets.
+    const write = async (p: string, body: unknown, expect = [200, 204]) => {
+      const res = await vaultAs(adminToken, p, { method: 'POST', body });
+      if (!expect.includes(res.status)) throw new Error(`${p}: ${res.status} ${await res.text()}`);
+    };
+    await write('sys/policies/acl/rks_node_b', { policy: 'path "rks/data/*" { capabilities = ["read"] }' });
+    await write('sys/policies/acl/rks_managed', { policy: 'path "*" { capabilities = ["create", "read", "update", "delete", "list", "sudo"] }' });
+    await write('rks/data/groups/b/grouptoken', { data: { groupToken: 'attacker-chosen', accessor: 'attacker-chosen' } });
+    await write('rks/data/groups/b/grouptoken-accessor', { data: { accessor: 'attacker-chosen' } });
+    await write('rks/data/groups/a/nodes/X', { data: { registeredAt: '2099-01-01T00:00:00Z', seenAt: '2099-01-01T00:00:00Z' } });
+    await write('auth/token/roles/rks_x', { allowed_policies: ['rks_grouptoken_b'], orphan: true });
+    before.rksNamed = ((await (await vaultAs(adminToken, 'auth/token/create/rks_x', { method: 'POST', body: {} })).json()) as any).auth.client_token;
+    await write('sys/policies/acl/pwn', { policy: 'path "*" { capabilities = ["create", "read", "update", "delete", "list", "sudo"] }' });
+    await write('auth/token/roles/svc', { allowed_policies: ['pwn'], orphan: true });
+    before.pwn = ((await (await vaultAs(adminToken, 'auth/token/create/svc', { method: 'POST', body: {} })).json()) as any).auth.client_token;
+    const stock = ((await (await vaultAs(vault.rootToken, 'sys/policies/acl/default')).json()) as any).data.policy as string;
+    await write('sys/policies/acl/default', { policy: `${stock}\npath "rks/data/*" { capabilities = ["read"] }\n` });
     await classic.stop();
 
     h = harness({ vaultAddrs: [vault.addr], admin, callback: { timeoutMs: 3000, caFiles: [path.join(dir, 'manager-ca.pem')] } });
@@ -114,54 +133,63 @@ describe('a Vault holding a classic RKS deployment', () => {
     const state = await vaultState(vault.addr, vault.rootToken);
     const dry = await migrate([]);
     expect(dry.code).toBe(0);
-    expect(dry.stdout).toContain(`group a: 2 secret(s), callback ${mock.callbackURL} (OAuth ${mock.oauthURL}, client ${oauth.clientId})`);
+    expect(dry.stdout).toContain(`group a: 2 secret(s), callback "${mock.callbackURL}" (OAuth "${mock.oauthURL}", client "${oauth.clientId}")`);
     expect(dry.stdout).toMatch(/^ {2}keep +a\.example\.com$/m);
     expect(dry.stdout).toMatch(/^ {2}keep +shared\.example\.com$/m);
     expect(dry.stdout).toMatch(/^ {2}DROP +"\*": not a secret name rks accepts/m);
     expect(dry.stdout).toMatch(/^ {2}DROP +"x\\" \{\\n {2}capabilities/m);
-    expect(dry.stdout).toMatch(/^ {2}DROP +"future\.example\.com": no such secret/m);
+    expect(dry.stdout).toMatch(/^ {2}DROP +"future\.example\.com": the classic's node policy of the group does not grant it/m);
     expect(dry.stdout).toMatch(/^ {2}DROP +"B-ONLY\.example\.com": rks names secrets in lower case/m);
+    expect(dry.stdout).toMatch(/^ {2}DROP +"b-only\.example\.com": the classic's node policy of the group does not grant it/m);
+    expect(dry.stdout).not.toContain('\u001b'); // nothing a classic edge wrote reaches the terminal unquoted
+    expect(dry.stdout).toMatch(/^ {2}DROP +"ok\.example\.com\\n\\u001b\[8mlosses: none"/m);
     expect(dry.stdout).toContain('group b: 2 secret(s), no callback');
     expect(dry.stdout).not.toContain(oauth.clientSecret);
-    expect(dry.stdout).toMatch(/^ {2}a-evil: in classic group 'a''s role namespace/m);
-    expect(dry.stdout).toMatch(new RegExp(`^ {2}${evilAccessor} +auth/token/create/a-evil +\\[default, rks_admin\\]`, 'm'));
-    expect(dry.stdout).toMatch(/^ {2}helper: can mint tokens with rks's policies \(rks_\*\)$/m);
-    expect(dry.stdout).toMatch(/LOSSES: 4; --apply refuses to run unless you accept exactly these with --accept-losses [0-9a-f]{12}/);
+    expect(dry.stdout).toMatch(/^ {2}"a-evil": in classic group 'a''s role namespace/m);
+    expect(dry.stdout).toMatch(new RegExp(`^ {2}${evilAccessor} +"auth/token/create/a-evil" +\\["default", "rks_admin"\\]`, 'm'));
+    expect(dry.stdout).toMatch(/^ {2}"helper": can mint tokens with rks's policies \(rks_\*\)$/m);
+    expect(dry.stdout).toContain('other token roles, left alone: "svc"');
+    expect(dry.stdout).toMatch(/^ {2}the default policy, which every token carries, grants "rks\/data\/\*"/m);
+    expect(dry.stdout).toMatch(/^LOSSES: 7:$/m);
+    expect(dry.stdout).toMatch(/^ {2}"rks_x": named like rks's own roles/m);
+    expect(dry.stdout).toMatch(/^other tokens, left alone \(--revoke-other-tokens revokes them too\): 1$/m);
+    expect(dry.stdout).toContain('policies neither the classic\'s nor rks\'s, left alone (review them: the classic\'s admin policy could write any): pwn');
+    expect(dry.stdout).toMatch(/^plan [0-9a-f]{16}: to apply exactly this plan/m);
     expect(dry.stdout).toContain('dry run: nothing changed');
 
     const plan = JSON.parse((await migrate(['--json'])).stdout).plan;
     expect(plan.config).toBe('classic');
-    expect(plan.remove.policies.sort()).toEqual(['a', 'addtoken-a', 'addtoken-b', 'admin', 'b']);
-    expect(plan.revoke.roles.map((r: { name: string }) => r.name)).toEqual(['a-edge-1', 'a-evil', 'addToken-a', 'addToken-b', 'b-edge-9', 'helper']);
+    expect(plan.remove.policies.sort()).toEqual(['a', 'addtoken-a', 'addtoken-b', 'admin', 'b', 'rks_managed', 'rks_node_b']);
+    expect(plan.remove.records.sort()).toEqual(['groups/a/nodes/X', 'groups/b/grouptoken-accessor']);
+    expect(plan.revoke.roles.map((r: { name: string }) => r.name)).toEqual(['a-edge-1', 'a-evil', 'addToken-a', 'addToken-b', 'b-edge-9', 'helper', 'rks_x']);
     const revoked = plan.revoke.tokens.map((t: { accessor: string; path: string }) => t.path);
-    for (const p of ['auth/token/create/addToken-a', 'auth/token/create/addToken-b', 'auth/token/create/a-edge-1', 'auth/token/create/b-edge-9', 'auth/token/create/a-evil', 'auth/token/create/helper', `auth/userpass/login/${admin.login}`]) {
+    for (const p of ['auth/token/create/addToken-a', 'auth/token/create/addToken-b', 'auth/token/create/a-edge-1', 'auth/token/create/b-edge-9', 'auth/token/create/a-evil', 'auth/token/create/helper', 'auth/token/create/rks_x', `auth/userpass/login/${admin.login}`]) {
       expect(revoked).toContain(p);
     }
     expect(await vaultState(vault.addr, vault.rootToken)).toEqual(state);
 
-    // Without accepting the losses, or accepting other ones, nothing happens.
-    const refused = await migrate(['--apply', '--classic-stopped']);
-    expect(refused.code).toBe(1);
-    expect(refused.out).toContain(`--accept-losses ${plan.digest}`);
-    expect((await migrate(['--apply', '--classic-stopped', '--accept-losses', '000000000000'])).code).toBe(1);
-    expect((await migrate(['--apply', '--accept-losses', plan.digest])).code).toBe(2); // without --classic-stopped
+    // Without the plan, with another plan, or without --classic-stopped, nothing happens.
+    expect((await migrate(['--apply', '--classic-stopped'])).code).toBe(2);
+    const other = await migrate(['--apply', '--classic-stopped', '--plan', '0000000000000000']);
+    expect(other.code).toBe(1);
+    expect(other.out).toContain(`it is ${plan.digest} now`);
+    expect((await migrate(['--apply', '--plan', plan.digest])).code).toBe(2);
     expect(await vaultState(vault.addr, vault.rootToken)).toEqual(state);
   });
 
   describe('applied', () => {
     const tokenDir = path.join(dir, 'tokens');
-    let digest: string;
+    const digest = async () => JSON.parse((await migrate(['--json'])).stdout).plan.digest as string;
 
     beforeAll(async () => {
-      digest = JSON.parse((await migrate(['--json'])).stdout).plan.digest;
       // A run that stops half-way (after the sweep and the config record, at rks's init: a
       // mount in its way), then one that finishes the work once the mount is gone.
       expect((await vaultAs(vault.rootToken, 'sys/mounts/rks-pki', { method: 'POST', body: { type: 'kv' } })).status).toBe(204);
-      const stopped = await migrate(['--apply', '--classic-stopped', '--accept-losses', digest]);
+      const stopped = await migrate(['--apply', '--classic-stopped', '--revoke-other-tokens', '--plan', await digest()]);
       expect(stopped.code).toBe(1);
       expect(stopped.out).toContain('run it again to finish');
       expect((await vaultAs(vault.rootToken, 'sys/mounts/rks-pki', { method: 'DELETE' })).status).toBe(204);
-      const applied = await migrate(['--apply', '--classic-stopped', '--accept-losses', digest, '--token-dir', tokenDir]);
+      const applied = await migrate(['--apply', '--classic-stopped', '--plan', await digest(), '--token-dir', tokenDir]);
       expect(applied.code).toBe(0);
       expect(applied.stdout).toContain('migrated: 2 group(s)');
     }, 60_000);
@@ -169,13 +197,19 @@ describe('a Vault holding a classic RKS deployment', () => {
     const groupToken = (g: string) => fs.readFileSync(path.join(tokenDir, `${g}.token`), 'utf8').trim();
     const register = (g: string, nodeId: string) => request(h.app).post('/rks/v1/node').set('X-Vault-Token', groupToken(g)).set('X-LCDN-nodeId', nodeId);
 
-    it('no token made before the migration works: classic group, node and admin tokens, the planted role and its orphan', async () => {
+    it('no token made before the migration works: classic group, node and admin tokens, planted roles and their orphans; planted rks objects are gone', async () => {
       for (const [what, t] of Object.entries(before)) {
         expect([what, (await vaultAs(t, 'auth/token/lookup-self')).status]).toEqual([what, 403]);
       }
       const state = await vaultState(vault.addr, vault.rootToken);
-      expect(Object.keys(state).filter((k) => k.startsWith('role ') && !k.startsWith('role rks_'))).toEqual([]);
+      // Only the role the plan said it leaves alone (it mints the unknown policy it named); its token went with --revoke-other-tokens.
+      expect(Object.keys(state).filter((k) => k.startsWith('role ') && !k.startsWith('role rks_'))).toEqual(['role svc']);
       for (const p of ['admin', 'a', 'b', 'addtoken-a', 'addtoken-b']) expect(state[`policy ${p}`]).toBeUndefined();
+      expect(state['policy rks_managed']).not.toContain('path "*"');
+      expect(state['policy rks_node_b']).not.toContain('rks/data/*');
+      expect(state['kv groups/a/nodes/X']).toBeUndefined();
+      expect(groupToken('b')).not.toBe('attacker-chosen');
+      expect((await vaultAs(groupToken('b'), 'auth/token/lookup-self')).status).toBe(200);
       expect(JSON.stringify(state['kv config'])).not.toContain(admin.password);
       expect(fs.statSync(path.join(tokenDir, 'a.token')).mode & 0o777).toBe(0o600);
     });
@@ -214,9 +248,10 @@ describe('a Vault holding a classic RKS deployment', () => {
 
     it('a second run changes nothing', async () => {
       const state = await vaultState(vault.addr, vault.rootToken);
-      const again = await migrate(['--apply', '--classic-stopped', '--token-dir', path.join(dir, 'again')]);
+      const again = await migrate(['--apply', '--classic-stopped', '--plan', await digest(), '--token-dir', path.join(dir, 'again')]);
       expect(again.code).toBe(0);
-      expect(again.stdout).toContain('losses: none');
+      // The tampered default policy is the one thing it cannot set right on its own.
+      expect(again.stdout).toMatch(/^LOSSES: 1:\n {2}the default policy, which every token carries, grants "rks\/data\/\*"/m);
       expect(fs.readFileSync(path.join(dir, 'again', 'a.token'), 'utf8').trim()).toBe(groupToken('a'));
       expect(await vaultState(vault.addr, vault.rootToken)).toEqual(state);
     });
