@@ -22,7 +22,7 @@ export const DEFAULTS = {
   vaultTimeout: 2,
   expiryWarningDays: 14,
   expiryCheckInterval: 300,
-  expiryMetricLimit: 1000,
+  expiryMetricLimit: 0,
   managedCheckInterval: 30,
   acmeTimeout: 10,
   vaultMaxInFlight: 256,

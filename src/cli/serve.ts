@@ -4,7 +4,7 @@ import { DEFAULTS, ServeFlags, UsageError, resolveConfig } from '../config';
 import { createLogger } from '../log';
 import { startRks } from '../server/bootstrap';
 import { USERPASS_LOCKOUT } from '../vault/layout';
-import { envFlag, opt, positiveInt } from './options';
+import { envFlag, opt, positiveInt, wholeNumber } from './options';
 
 export function serveCommand(): Command {
   return new Command('serve')
@@ -43,8 +43,8 @@ export function serveCommand(): Command {
         .default(DEFAULTS.acmeTimeout),
     )
     .addOption(
-      opt('--expiry-metric-limit <n>', 'most rks_secret_expiry_timestamp_seconds series (the soonest-expiring secrets)', 'RKS_EXPIRY_METRIC_LIMIT')
-        .argParser(positiveInt('--expiry-metric-limit', 100_000))
+      opt('--expiry-metric-limit <n>', 'rks_secret_expiry_timestamp_seconds series for the soonest-expiring secrets, named: anyone who reaches /metrics reads those names (0: none, only the counts)', 'RKS_EXPIRY_METRIC_LIMIT')
+        .argParser(wholeNumber('--expiry-metric-limit', 100_000))
         .default(DEFAULTS.expiryMetricLimit),
     )
     .addOption(
