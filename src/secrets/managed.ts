@@ -7,7 +7,7 @@ import type { ChallengeBoard } from '../acme/challenges';
 import type { AcmeIssuers } from '../acme/issuers';
 import type { AcmeOrders } from '../acme/orders';
 import { BadRequest, Conflict, NotFound } from '../errors';
-import { parseFqdn } from '../names';
+import { parseFqdn, quoted } from '../names';
 import { newKeyAndCsr } from '../pki/csr';
 import { CasMismatch, NO_CHANGE } from '../vault/kv';
 import { MANAGED_POLICY, kvPath, managedPolicy, managedRoleName } from '../vault/layout';
@@ -311,6 +311,11 @@ export class ManagedSecrets {
 
   private spec(fqdn: string, input: ManagedInput): ManagedSpec {
     const sans = [...new Set([fqdn, ...(input.sans ?? []).map((s) => parseFqdn(s))])];
+    // A CA signs host names only (RFC 1123 labels: no '_', no '-' at either end), whatever rks stores.
+    const unsignable = sans.filter((n) => !HOSTNAME.test(n));
+    if (unsignable.length) {
+      throw new BadRequest(`a CA signs host names only (letters, digits and '-' inside a label, an optional leading '*.'): ${unsignable.map(quoted).join(', ')} cannot be in a certificate`);
+    }
     const keyType = input.keyType ?? MANAGED_DEFAULTS.keyType;
     const issuer = input.issuer?.toLowerCase() ?? RKS_CA;
     if (issuer !== RKS_CA) {
@@ -333,6 +338,10 @@ export class ManagedSecrets {
     }
   }
 }
+
+const LABEL = '[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?';
+/** A name a CA puts in a certificate: rks's secret names, without '_' or '-' at a label's ends. */
+const HOSTNAME = new RegExp(`^(\\*\\.)?${LABEL}(\\.${LABEL})+$`);
 
 /** PKI role names: the name hashed, since a name may hold '*'. */
 const roleId = (fqdn: string) => createHash('sha256').update(fqdn).digest('hex').slice(0, 24);

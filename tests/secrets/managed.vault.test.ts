@@ -43,6 +43,14 @@ describe('managed secrets', () => {
 
     expect((await create(fqdn, {})).status).toBe(409);
     expect((await create(`${uniq('m')}.example.com`, { lifetime: 60, renewBefore: 60 })).status).toBe(400);
+    // Names rks stores but no CA signs: a 400 with the reason, and nothing written (found by fuzzing: it was a 500).
+    for (const [name, sans] of [['*.Um0VFUuhIU_.2j8x0eQ', []], [`${uniq('m')}.example.com`, ['-x.example.com']], [`${uniq('m')}.example.com`, ['x-.example.com']]] as const) {
+      const refused = await create(name, { sans });
+      expect([name, refused.status, refused.body.code]).toEqual([name, 400, 'invalid_request']);
+      expect(refused.body.errors[0]).toMatch(/a CA signs host names only/);
+      expect((await vaultRead(`rks/data/${name.toLowerCase()}`)).status).toBe(404);
+    }
+    expect((await vaultRead(`rks/data/index/managed`)).body.data.data.secrets['*.um0vfuuhiu_.2j8x0eq']).toBeUndefined();
     expect((await create(`${uniq('m')}.example.com`, { keyType: 'dsa' })).status).toBe(400);
     expect((await create(`${uniq('m')}.example.com`, { lifetime: 5 })).status).toBe(400);
   });
