@@ -155,8 +155,16 @@ export class ManagedSecrets {
     return (await this.kv.read<Schedule>(kvPath.managed, token))?.data.secrets ?? {};
   }
 
-  /** After a rollback or a push over a managed secret: its schedule follows what is stored now. */
+  /**
+   * After a rollback or a push over a managed secret (with the admin's token): its schedule, and
+   * what rks's identity may write, follow what is stored now.
+   */
   async reschedule(token: string, fqdn: string, data: SecretData | null): Promise<void> {
+    await this.setSchedule(token, fqdn, data);
+    await this.syncPolicy(token);
+  }
+
+  private async setSchedule(token: string, fqdn: string, data: SecretData | null): Promise<void> {
     await this.kv.update<Schedule>(kvPath.managed, token, (s) => {
       const secrets = { ...(s?.secrets ?? {}) };
       if (!data?.managed) {
@@ -213,27 +221,31 @@ export class ManagedSecrets {
     }
     if (!claimed) return;
 
-    const current = await this.kv.read<SecretData>(kvPath.secret(fqdn), token);
-    // A secret waiting for its first certificate has its spec in the schedule; once stored, in the secret.
-    const spec = current ? current.data.managed : claimed.pending?.spec;
-    if (!spec) {
-      await this.reschedule(token, fqdn, null);
-      return;
-    }
+    let spec = claimed.pending?.spec;
     let next: SecretData;
     let window: RenewalWindow | undefined;
+    // Whatever fails from here is recorded (lastError, the failed counter): a managed secret is
+    // either renewing or visibly failing, never silently stuck.
     try {
+      const current = await this.kv.read<SecretData>(kvPath.secret(fqdn), token);
+      // A secret waiting for its first certificate has its spec in the schedule; once stored, in the secret.
+      spec = current ? current.data.managed : claimed.pending?.spec;
+      if (!spec) {
+        await this.setSchedule(token, fqdn, null);
+        return;
+      }
       ({ data: next, window } = await this.issue(fqdn, spec, current ? current.data.meta?.ttl : claimed.pending?.ttl, token, current?.data.certificate));
       await this.kv.write(kvPath.secret(fqdn), next, token, current?.version ?? 0);
     } catch (err) {
       const failures = claimed.failures + 1;
-      const retry = spec.issuer === RKS_CA ? RETRY_SECONDS.ca : RETRY_SECONDS.acme;
+      const issuer = spec?.issuer ?? RKS_CA;
+      const retry = issuer === RKS_CA ? RETRY_SECONDS.ca : RETRY_SECONDS.acme;
       const backoff = Math.min(retry.min * 2 ** (failures - 1), retry.max);
       const wait = err instanceof AcmeRetryLater ? Math.max(backoff, err.retryAfter) : backoff;
       const message = err instanceof CasMismatch ? 'the secret changed during the renewal' : (err as Error).message;
       const { pending } = claimed; // kept; `inProgress` is not
       await this.setState(token, fqdn, { renewAt: t + wait, failures, lastAttempt: claimed.lastAttempt, lastError: message, ...(pending ? { pending } : {}) }).catch(() => undefined);
-      this.counters?.renewals.inc({ issuer: spec.issuer, result: 'failed' });
+      this.counters?.renewals.inc({ issuer, result: 'failed' });
       this.logger.warn({ fqdn, err: message, retryInSeconds: wait }, 'managed secret renewal failed; will retry');
       return;
     }

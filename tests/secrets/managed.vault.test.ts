@@ -1,5 +1,5 @@
 import request from 'supertest';
-import { Harness, adminToken, harness, vaultRead } from '../support/harness';
+import { Harness, adminToken, harness, vaultRead, vaultWrite } from '../support/harness';
 import { createGroup, registerNode, uniq, vaultAs } from '../support/rks';
 import { chainFor } from '../support/pki';
 
@@ -123,6 +123,31 @@ describe('managed secrets', () => {
       expect((await vaultAs(service, 'POST', 'rks-pki/sign/server', {})).status).not.toBe(403);
     });
   });
+
+  it('a managed secret is renewing or visibly failing, whatever the sequence of calls: push over it, another managed secret, rollback', async () => {
+    const m = `${uniq('rb')}.example.com`;
+    expect((await create(m, { lifetime: 3600 })).status).toBe(201);
+    const c = await chainFor([m]);
+    await request(a.app).put(`/rks/v1/secret/${m}`).set('X-Vault-Token', admin).send({ data: { certificate: c.certificate, private_key: c.privateKey } }).expect(200);
+    expect((await create(`${uniq('rb')}.example.com`, {})).status).toBe(201);
+    await request(a.app).post(`/rks/v1/secret/${m}/rollback`).set('X-Vault-Token', admin).expect(200);
+    expect((await vaultRead('sys/policies/acl/rks_managed')).body.data.policy).toContain(`rks/data/${m}"`);
+    // As the renewal pass does when it is due (an hour from now; only this secret: others on
+    // this Vault belong to other tests): renewed, by rks's own identity.
+    const renew = (at: number) => a.services.session.run((t) => (a.services.managed as unknown as { renew(t: string, f: string, at: number): Promise<void> }).renew(t, m, Math.floor(at / 1000)));
+    await renew(Date.now() + 3600_000);
+    expect(await versions(m)).toBe(4);
+
+    // A renewal that fails for any reason (here: rks's identity may no longer write it) says so.
+    const policy = (await vaultRead('sys/policies/acl/rks_managed')).body.data.policy as string;
+    const without = policy.split('\npath ').filter((block) => !block.startsWith(`"rks/data/${m}"`)).join('\npath ');
+    await vaultWrite('sys/policies/acl/rks_managed', { policy: without }, 'PUT');
+    await renew(Date.now() + 7200_000);
+    const info = (await request(a.app).get(`/rks/v1/secret/${m}/info`).set('X-Vault-Token', admin)).body;
+    expect(info.renewal).toMatchObject({ failures: 1, lastError: expect.stringMatching(/permission denied|403/) });
+    expect((await request(a.app).get('/metrics')).text).toMatch(/rks_managed_renewals_total\{issuer="rks-ca",result="failed"\} [1-9]/);
+    expect(await versions(m)).toBe(4);
+  }, 30_000);
 
   it('a push over a managed secret makes it an ordinary one: rks stops renewing it', async () => {
     const fqdn = `${uniq('o')}.example.com`;
