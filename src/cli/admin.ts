@@ -349,13 +349,15 @@ export function secretCommand(): Command {
         all.push(...page.secrets);
         next = page.next;
       }
+      // A managed secret whose renewal fails is said so under the table, with the CA's or Vault's reason.
+      const failing = all.filter((s) => s.renewal?.lastError).map((s) => `${s.name}: renewal failed ${s.renewal!.failures} time(s) in a row: ${s.renewal!.lastError}`);
       out(
         o,
         all,
         table(
           ['NAME', 'NOT AFTER', 'EXPIRES', 'KEY', 'TTL', 'GROUPS'],
           all.map((s) => [s.name + (s.managed ? ' (managed)' : ''), s.notAfter ?? '-', s.pending ? 'pending' : s.invalid ? 'INVALID' : expiryMark(s), s.keyType ?? '-', String(s.ttl), s.groups.join(',') || '-']),
-        ),
+        ) + (failing.length ? `\nRENEWAL FAILING:\n${failing.map((f) => `  ${f}`).join('\n')}` : ''),
       );
     });
   return secret;
