@@ -7,7 +7,7 @@ const flags = (extra: Partial<ServeFlags> = {}): ServeFlags => ({
   vaultAddr: 'http://127.0.0.1:8200',
   listen: DEFAULTS.listen,
   adminLogin: DEFAULTS.adminLogin,
-  adminPassword: 'pw',
+  adminPassword: 'pw-4q5mXz-7Lp_2VbNc8Rt1',
   tls: true,
   logLevel: 'info',
   defaultSecretTtl: DEFAULTS.defaultSecretTtl,
@@ -34,13 +34,17 @@ const flags = (extra: Partial<ServeFlags> = {}): ServeFlags => ({
 });
 
 describe('resolveConfig', () => {
+  it('starts with a weak administrator password only when told to accept the risk', () => {
+    expect(resolveConfig(flags({ adminPassword: '12345', allowWeakAdminPassword: true }), {}).admin.password).toBe('12345');
+  });
+
   it('answers one frozen configuration', () => {
     const c = resolveConfig(flags({ trustProxy: ['10.0.0.0/8,loopback'], callbackTimeout: 3 }), {});
     expect(Object.isFrozen(c)).toBe(true);
     expect(c).toMatchObject({
       vaultAddrs: ['http://127.0.0.1:8200'],
       vaultTimeoutMs: 2000,
-      admin: { login: 'admin', password: 'pw' },
+      admin: { login: 'admin', password: 'pw-4q5mXz-7Lp_2VbNc8Rt1' },
       tls: 'managed',
       trustProxy: ['10.0.0.0/8', 'loopback'],
       callback: { timeoutMs: 3000, insecure: false },
@@ -50,12 +54,12 @@ describe('resolveConfig', () => {
 
   it('falls back to VAULT_ADDR and reads the password from a file', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rks-config-'));
-    fs.writeFileSync(path.join(dir, 'pw'), 'from-file\n');
+    fs.writeFileSync(path.join(dir, 'pw'), 'from-file-4q5mXz-7Lp_2VbNc8\n');
     const c = resolveConfig(flags({ vaultAddr: undefined, adminPassword: undefined, adminPasswordFile: path.join(dir, 'pw') }), {
       VAULT_ADDR: 'http://vault:8200',
     });
     expect(c.vaultAddrs).toEqual(['http://vault:8200']);
-    expect(c.admin.password).toBe('from-file');
+    expect(c.admin.password).toBe('from-file-4q5mXz-7Lp_2VbNc8');
     fs.rmSync(dir, { recursive: true });
   });
 
@@ -75,6 +79,7 @@ describe('resolveConfig', () => {
     ['--require-psk without a PSK', flags({ requirePsk: true }), /--require-psk needs --psk/],
     ['a renewal longer than the lifetime', flags({ certRenewBefore: 100, certLifetime: 50 }), /--cert-renew-before must be shorter/],
     ['a proxy that is no address', flags({ trustProxy: 'proxy.example.com' }), /--trust-proxy: 'proxy.example.com'/],
+    ['a weak administrator password', flags({ adminPassword: 'Password123!' }), /the administrator password is too weak \(about 78 bits; rks asks 80\).*--allow-weak-admin-password/],
   ])('%s is a usage error that says why', (_what, f, reason) => {
     expect(() => resolveConfig(f, {})).toThrow(UsageError);
     expect(() => resolveConfig(f, {})).toThrow(reason);

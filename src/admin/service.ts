@@ -3,7 +3,7 @@ import { DEFAULTS } from '../config';
 import { BadRequest, Locked, TooManyRequests } from '../errors';
 import { parseLogin } from '../names';
 import { USERPASS_LOCKOUT, USERPASS_PATH } from '../vault/layout';
-import { Sys } from '../vault/sys';
+import type { LoginAnswer, Sys } from '../vault/sys';
 import { FailureCounter } from './failures';
 
 export interface LoginLimits {
@@ -18,12 +18,6 @@ export interface LoginLimits {
 
 export const DEFAULT_LOGIN_LIMITS: LoginLimits = { perSource: DEFAULTS.loginRateLimit, perLogin: DEFAULTS.loginFailureLimit };
 
-/**
- * Wrong passwords a blocked login name may still receive (each answered 429 without asking
- * Vault) before even the configured password is refused: the bypass must not become a
- * guessing oracle.
- */
-const GUESS_BUDGET = 100;
 /** Logins rks cannot vouch for that may be waiting on Vault at once (each costs Vault a bcrypt). */
 const MAX_UNVOUCHED_IN_FLIGHT = 16;
 
@@ -31,11 +25,14 @@ const MAX_UNVOUCHED_IN_FLIGHT = 16;
  * The administrator's login. `POST /rks/v1/admin/login` needs no token, so a stranger must not
  * be able to turn it against anyone: only failures count, and an attempt is counted as a
  * failure before Vault is asked, so concurrent attempts cannot slip past a limit together. A
- * source address that keeps failing is refused without its attempts being checked; no login
- * name gets more failures through to Vault than Vault's lockout allows, so Vault never locks a
- * user because of rks. The password rks is configured with still gets through a refused login
- * name, up to a budget of wrong guesses: a stranger's failures do not lock out the
- * administrator who knows it.
+ * source address that keeps failing is refused without its attempts being checked.
+ *
+ * The configured administrator's password is known to rks: a wrong one is refused here and
+ * never reaches Vault, so Vault's lockout never counts it, and no limit but each address's own
+ * applies to that login. No number of strangers' addresses can keep the administrator out;
+ * what bounds their guessing is the password's strength, which rks checks when it starts.
+ * Other login names are passed to Vault, at most `perLogin` failures per quiet period, so
+ * Vault never locks a user because of rks.
  */
 export class AdminService {
   private readonly sources: FailureCounter;
@@ -45,7 +42,7 @@ export class AdminService {
 
   constructor(
     private readonly sys: Sys,
-    private readonly limits: LoginLimits = DEFAULT_LOGIN_LIMITS,
+    limits: LoginLimits = DEFAULT_LOGIN_LIMITS,
     admin?: { login: string; password: string },
   ) {
     // Sources may be forgotten when the table is full (an attacker with that many addresses
@@ -61,51 +58,50 @@ export class AdminService {
     const source = sourceKey(address);
     const sourceWait = this.sources.blockedFor(source);
     if (sourceWait) throw new TooManyRequests('too many failed logins from this address; retry later', sourceWait);
-    const hardWait = this.logins.blockedFor(name, this.limits.perLogin + GUESS_BUDGET);
-    const vouched = this.isConfigured(name, password);
-    if (hardWait || !vouched) {
-      const wait = hardWait || this.logins.blockedFor(name);
-      if (wait) {
-        this.sources.fail(source);
-        this.logins.fail(name);
-        throw new TooManyRequests('too many failed logins for this login; retry later', wait);
-      }
-    }
-    if (!vouched) {
-      if (this.unvouchedInFlight >= MAX_UNVOUCHED_IN_FLIGHT) throw new TooManyRequests('too many logins in progress; retry shortly', 1);
+    if (this.configured?.login === name) return this.administrator(name, password, source, this.configured.digest);
+
+    const wait = this.logins.blockedFor(name);
+    if (wait) {
       this.sources.fail(source);
       this.logins.fail(name);
+      throw new TooManyRequests('too many failed logins for this login; retry later', wait);
     }
-    const answer = await this.ask(name, password, vouched);
-    if ('token' in answer) {
-      this.logins.succeed(name);
-      if (!vouched) this.sources.undo(source);
-      return answer.token;
-    }
-    if (vouched) {
-      // rks's password and Vault's differ: a failure like any other.
-      this.sources.fail(source);
-      if (answer.refused === 'invalid') this.logins.fail(name);
-    }
-    if (answer.refused === 'locked') {
-      throw new Locked('this login is locked by Vault after too many failed logins: it unlocks by itself after 15 minutes, or an operator unlocks it (see the README)', 'login_locked');
-    }
-    throw new BadRequest('invalid login or password');
-  }
-
-  private async ask(name: string, password: string, vouched: boolean) {
-    if (vouched) return this.sys.userpassLogin(USERPASS_PATH, name, password);
+    if (this.unvouchedInFlight >= MAX_UNVOUCHED_IN_FLIGHT) throw new TooManyRequests('too many logins in progress; retry shortly', 1);
+    this.sources.fail(source);
+    this.logins.fail(name);
     this.unvouchedInFlight++;
+    let answer: LoginAnswer;
     try {
-      return await this.sys.userpassLogin(USERPASS_PATH, name, password);
+      answer = await this.sys.userpassLogin(USERPASS_PATH, name, password);
     } finally {
       this.unvouchedInFlight--;
     }
+    if ('token' in answer) {
+      this.logins.succeed(name);
+      this.sources.undo(source);
+      return answer.token;
+    }
+    throw refusal(answer);
   }
 
-  private isConfigured(name: string, password: string): boolean {
-    return Boolean(this.configured && this.configured.login === name && timingSafeEqual(digest(password), this.configured.digest));
+  private async administrator(name: string, password: string, source: string, expected: Buffer): Promise<string> {
+    if (!timingSafeEqual(digest(password), expected)) {
+      this.sources.fail(source);
+      throw new BadRequest('invalid login or password');
+    }
+    const answer = await this.sys.userpassLogin(USERPASS_PATH, name, password);
+    if ('token' in answer) return answer.token;
+    // Vault holds another password than rks's configuration: a failure like any other.
+    this.sources.fail(source);
+    throw refusal(answer);
   }
+}
+
+function refusal(answer: { refused: 'invalid' | 'locked' }): Error {
+  if (answer.refused === 'locked') {
+    return new Locked('this login is locked by Vault after too many failed logins: it unlocks by itself after 15 minutes, or an operator unlocks it (see the README)', 'login_locked');
+  }
+  return new BadRequest('invalid login or password');
 }
 
 function digest(password: string): Buffer {

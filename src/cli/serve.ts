@@ -4,6 +4,7 @@ import { DEFAULTS, ServeFlags, UsageError, resolveConfig } from '../config';
 import { createLogger } from '../log';
 import { startRks } from '../server/bootstrap';
 import { USERPASS_LOCKOUT } from '../vault/layout';
+import { STRONG_PASSWORD_BITS } from '../admin/strength';
 import { envFlag, opt, positiveInt, wholeNumber } from './options';
 
 export function serveCommand(): Command {
@@ -56,6 +57,7 @@ export function serveCommand(): Command {
     .addOption(opt('--admin-login <name>', 'administrator login created by init', 'RKS_ADMIN_LOGIN').default(DEFAULTS.adminLogin))
     .addOption(opt('--admin-password <password>', 'administrator password (prefer --admin-password-file)', 'RKS_ADMIN_PASSWORD'))
     .addOption(opt('--admin-password-file <file>', 'file holding the administrator password', 'RKS_ADMIN_PASSWORD_FILE'))
+    .option('--allow-weak-admin-password', `start with an administrator password of less than ${STRONG_PASSWORD_BITS} bits (env RKS_ALLOW_WEAK_ADMIN_PASSWORD=true): strangers may guess it from many addresses`, false)
     .addOption(opt('--cert <file>', 'PEM server certificate (with its chain) to serve with', 'RKS_CERT'))
     .addOption(opt('--cert-key <file>', 'PEM private key of --cert (may be encrypted)', 'RKS_CERT_KEY'))
     .addOption(opt('--cert-key-pass <passphrase>', 'passphrase of an encrypted --cert-key', 'RKS_CERT_KEY_PASS'))
@@ -154,6 +156,7 @@ Example:
     .action(async (o: ServeFlags, cmd: Command) => {
       if (cmd.getOptionValueSource('tls') !== 'cli' && envFlag('RKS_NO_TLS') === true) o.tls = false;
       if (cmd.getOptionValueSource('requirePsk') !== 'cli' && envFlag('RKS_REQUIRE_PSK') === true) o.requirePsk = true;
+      if (cmd.getOptionValueSource('allowWeakAdminPassword') !== 'cli' && envFlag('RKS_ALLOW_WEAK_ADMIN_PASSWORD') === true) o.allowWeakAdminPassword = true;
       if (cmd.getOptionValueSource('callbackInsecure') !== 'cli' && envFlag('RKS_CALLBACK_INSECURE') === true) {
         o.callbackInsecure = true;
       }

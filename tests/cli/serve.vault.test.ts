@@ -53,7 +53,7 @@ function get(url: string, ca?: Buffer): Promise<{ status: number; body: string; 
 
 describe('rks serve', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rks-serve-'));
-  const base = () => ({ RKS_VAULT_ADDR: env.vaultAddr, RKS_ADMIN_PASSWORD: 'x', RKS_LOG_LEVEL: 'info' });
+  const base = () => ({ RKS_VAULT_ADDR: env.vaultAddr, RKS_ADMIN_PASSWORD: 'wrong-4q5mXz-7Lp_2VbNc8Rt1', RKS_LOG_LEVEL: 'info' });
   afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
   it('with no CA it may use (wrong admin password), serves an ephemeral certificate written for clients; stops cleanly on SIGTERM', async () => {
