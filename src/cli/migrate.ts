@@ -57,6 +57,11 @@ function describe(plan: MigrationPlan): string {
       lines.push(`  ${e.action === 'keep' ? 'keep     ' : e.action === 'duplicate' ? 'duplicate' : 'DROP     '} ${name}${e.reason ? `: ${e.reason}` : ''}`);
     }
   }
+  // What a planted association would look like: a secret more than one group reads.
+  const readers = new Map<string, string[]>();
+  for (const g of plan.groups) for (const e of g.entries) if (e.action === 'keep') readers.set(String(e.entry), [...(readers.get(String(e.entry)) ?? []), g.name]);
+  const shared = [...readers].filter(([, gs]) => gs.length > 1);
+  lines.push(`secrets more than one group will read: ${shared.length || 'none'}`, ...shared.map(([s, gs]) => `  ${s}: ${gs.join(', ')}`));
   const bad = plan.secrets.filter((s) => s.problem);
   lines.push(`secrets: ${plan.secrets.length}, of which ${bad.length} rks would refuse (kept as they are)${bad.length ? ':' : ''}`);
   for (const s of bad) lines.push(`  ${s.name}: ${s.problem}`);
@@ -112,7 +117,8 @@ Safe to run again after a crash half-way.`,
       const token = readSecret(o.vaultToken, o.vaultTokenFile, '--vault-token-file');
       if (!token) throw new UsageError('no Vault token: set --vault-token-file or VAULT_TOKEN (the root token)');
       const password = readSecret(o.adminPassword, o.adminPasswordFile, '--admin-password-file');
-      if (o.apply && !password) throw new UsageError('--apply needs the rks administrator password (--admin-password-file or RKS_ADMIN_PASSWORD)');
+      // Also for a dry run: whether rks already ran here is told by its identity, derived from it.
+      if (!password) throw new UsageError('rks migrate needs the rks administrator password (--admin-password-file or RKS_ADMIN_PASSWORD)');
       if (o.apply && !o.classicStopped) {
         throw new UsageError('--apply needs --classic-stopped: stop every classic RKS server first (a classic still running would keep writing its own policies and tokens)');
       }
@@ -121,7 +127,7 @@ Safe to run again after a crash half-way.`,
         const kv = new Kv(vault);
         const sys = new Sys(vault);
         const tokens = new Tokens(vault);
-        const init = new InitService(sys, kv, new Pki(vault), { login: o.adminLogin, password: password ?? '' });
+        const init = new InitService(sys, kv, new Pki(vault), { login: o.adminLogin, password });
         const migration = new ClassicMigration(kv, sys, tokens, sys, new GroupService(kv, sys, tokens), init, o.adminLogin.toLowerCase());
         const progress = (line: string) => !o.json && process.stderr.write(`migrate: ${line}\n`);
         if (!o.apply) {

@@ -80,6 +80,17 @@ export class InitService {
   }
 
   /**
+   * Whether rks ran init here with these admin credentials: its service identity answers to the
+   * secret id derived from them, which nobody without the password can have made.
+   */
+  async ranHere(token: string): Promise<boolean> {
+    const auths = await this.sys.authMethods(token);
+    if (auths[`${SERVICE_AUTH_PATH}/`]?.type !== 'approle') return false;
+    const creds = await serviceCredentials(this.admin.login, this.admin.password);
+    return this.appRole.hasSecretId(SERVICE_ROLE, creds.secretId, token);
+  }
+
+  /**
    * Initialises Vault for rks, or brings an initialised one up to this rks's layout (its
    * service identity and the admin login's lockout settings). Decides from reads alone, so a
    * refused init (403, or 409 when there is nothing to do) writes nothing.

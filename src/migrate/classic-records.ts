@@ -1,4 +1,5 @@
 import type { GroupRegInfo } from '../groups/records';
+import { quoted } from '../names';
 
 /**
  * The records of a classic RKS, read the way the classic itself reads them. It stores its Go
@@ -29,7 +30,7 @@ export function classicSecretList(record: unknown): { entries: unknown[] } | { u
   if (!isRecord(record)) return { unreadable: 'the record is not an object' };
   const f = goField(record, 'Secrets');
   if (f === null) return { entries: [] };
-  if ('ambiguous' in f) return { unreadable: `it holds the list under several keys (${f.ambiguous.join(', ')})` };
+  if ('ambiguous' in f) return { unreadable: `it holds the list under several keys (${f.ambiguous.map(quoted).join(', ')})` };
   if (f.value === null) return { entries: [] };
   if (!Array.isArray(f.value)) return { unreadable: 'its Secrets field is not a list' };
   return { entries: f.value };
@@ -49,7 +50,7 @@ export function classicRegInfo(record: unknown): { info: GroupRegInfo } | { unre
   for (const [field, goName] of CONFIG_FIELDS) {
     const f = goField(record, goName);
     if (f === null) continue;
-    if ('ambiguous' in f) return { unreadable: `it holds ${goName} under several keys (${f.ambiguous.join(', ')})` };
+    if ('ambiguous' in f) return { unreadable: `it holds ${goName} under several keys (${f.ambiguous.map(quoted).join(', ')})` };
     if (f.value === null) continue;
     if (typeof f.value !== 'string') return { unreadable: `its ${goName} is not a string` };
     info[field] = f.value;

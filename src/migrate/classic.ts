@@ -12,7 +12,7 @@ import { validateTlsMaterial } from '../secrets/tls';
 import { PREFIX, SERVICE_AUTH_PATH, USERPASS_PATH, groupTokenName, kvPath } from '../vault/layout';
 import type { KvStore, PolicyStore, TokenStore } from '../vault/stores';
 import type { AccessorInfo, RoleInfo } from '../vault/tokens';
-import { classicRegInfo, classicSecretList, goField, patternReaches } from './classic-records';
+import { classicRegInfo, classicSecretList, patternReaches } from './classic-records';
 
 /** Names Vault itself relies on: never deleted, whatever a classic group was called. */
 const VAULT_POLICIES = new Set(['default', 'root', 'response-wrapping', 'control-group']);
@@ -65,12 +65,16 @@ export interface MigrationPlan {
   firstRun: boolean;
   groups: ClassicGroup[];
   secrets: ClassicSecret[];
+  /** Every classic group's name, lower case (records or not): `addtoken-<g>` and `<g>-*` are theirs. */
+  namespaces: string[];
   /** Everything made before the migration that could hold or mint power after it. */
   revoke: { roles: { name: string; reason: string }[]; tokens: PlannedToken[] };
   /** Removed: the classic's policies (of its own shape) and rks-named ones made by others; users; records rks alone writes. */
   remove: { policies: string[]; users: string[]; records: string[] };
   /** Every other token (not the caller's): left alone, unless revoked with `revokeOthers`. */
   otherTokens: PlannedToken[];
+  /** What else grants power, as it stood: apply checks nothing of it moved while it revoked. */
+  snapshot: Snapshot;
   /** What the migration would lose, one sentence each. */
   losses: string[];
   /** Worth knowing, changes nothing. */
@@ -81,6 +85,14 @@ export interface MigrationPlan {
 
 /** A plan `apply` refuses before changing anything. */
 export class NotApplied extends Conflict {}
+
+/** Every policy's text (hashed), userpass user, mount and token role of the Vault. */
+export interface Snapshot {
+  policies: Record<string, string>;
+  users: Record<string, string[]>;
+  mounts: string[];
+  roles: string[];
+}
 
 export interface MigrationResult {
   /** The new group token of each group (re-read, not re-issued, for groups an earlier run took over). */
@@ -101,6 +113,7 @@ interface RoleReader extends TokenStore {
 
 interface AuthStore {
   authMethods(token: string): Promise<Record<string, { type: string }>>;
+  mounts(token: string): Promise<Record<string, { type: string }>>;
   listUserpassUsers(mount: string, token: string): Promise<string[]>;
   readUserpassUser(mount: string, user: string, token: string): Promise<{ policies: string[] } | null>;
   deleteUserpassUser(mount: string, user: string, token: string): Promise<void>;
@@ -133,16 +146,16 @@ interface SweepRules {
   roles: Map<string, string>;
   /** The classic's policies being removed. */
   classicPolicies: Set<string>;
-  /** The classic's admin login (lower case), while its config record says so. */
-  classicAdmin?: string;
+  /** Userpass users being removed (lower case): their logins go too. */
+  users: Set<string>;
 }
 
 /** Why a role must go, from its name alone; null if its name says nothing. */
 function roleNameReason(role: string, rules: SweepRules): string | null {
   const r = role.toLowerCase();
   for (const g of rules.groups) {
-    if (r === `addtoken-${g}`) return `the classic's group-token role of '${g}'`;
-    if (r.startsWith(`${g}-`)) return `in classic group '${g}''s role namespace (its group token could create any role there)`;
+    if (r === `addtoken-${g}`) return `the classic's group-token role of ${quoted(g)}`;
+    if (r.startsWith(`${g}-`)) return `in the role namespace of classic group ${quoted(g)} (its group token could create any role there)`;
   }
   if (rules.firstRun && r.startsWith(PREFIX)) return "named like rks's own roles, but made before rks ran here";
   return null;
@@ -153,15 +166,16 @@ function tokenReason(t: AccessorInfo, rules: SweepRules): string | null {
   const viaRole = /^auth\/token\/create\/([^/]+)/.exec(path)?.[1];
   if (viaRole) {
     const why = rules.roles.get(viaRole) ?? roleNameReason(viaRole, rules);
-    if (why) return `made through role '${viaRole}' (${why})`;
+    if (why) return `made through role ${quoted(viaRole)} (${why})`;
   }
   if (rules.firstRun) {
     const rks = t.policies.filter((p) => p.toLowerCase().startsWith(PREFIX));
-    if (rks.length) return `carries ${rks.join(', ')} though rks never ran here`;
+    if (rks.length) return `carries ${rks.map(quoted).join(', ')} though rks never ran here`;
   }
   const classic = t.policies.filter((p) => rules.classicPolicies.has(p.toLowerCase()));
-  if (classic.length) return `carries the classic's ${classic.join(', ')}`;
-  if (rules.classicAdmin && path === `auth/${USERPASS_PATH}/login/${rules.classicAdmin}`) return "a login of the classic's administrator";
+  if (classic.length) return `carries the classic's ${classic.map(quoted).join(', ')}`;
+  const login = new RegExp(`^auth/${USERPASS_PATH}/login/(.+)$`).exec(path)?.[1];
+  if (login && rules.users.has(login)) return `a login of userpass user ${quoted(login)}, removed`;
   return null;
 }
 
@@ -194,14 +208,24 @@ export class ClassicMigration {
     const record = await this.kv.read<Record<string, unknown>>(kvPath.config, token);
     const config = !record ? 'none' : isClassicRecord(record.data) ? 'classic' : 'rks';
     const auths = await this.auth.authMethods(token);
-    const firstRun = !auths[`${SERVICE_AUTH_PATH}/`];
-    if (config === 'rks' && firstRun) throw new Conflict("this Vault holds an rks deployment of an older layout, not a classic one: run 'rks init' to bring it up to date");
+    // Not from anything a classic edge could write (records, mounts, roles): from the secret id
+    // of rks's own identity, derived from the admin password it does not know.
+    const firstRun = !(await this.init.ranHere(token));
+    if (config === 'rks' && firstRun) {
+      throw new Conflict("this Vault holds rks's config record, but no rks identity for this admin login and password: an rks of an older layout ('rks init' brings it up to date), or another password");
+    }
     const policyNames = await this.policies.listPolicies(token);
     const losses: string[] = [];
     const notes: string[] = [];
     const remove = { policies: [] as string[], users: [] as string[], records: [] as string[] };
 
     const dirs = (await this.kv.list(kvPath.groups, token)).filter((k) => k.endsWith('/')).map((k) => k.slice(0, -1)).sort();
+    const roleNames = await this.tokens.listRoles(token);
+    // A classic group leaves more than records (which its own token may erase): its token's
+    // policy and role. Every group any of them names is a classic namespace.
+    const signs = [...policyNames, ...roleNames].map((n) => /^addtoken-(.+)$/i.exec(n)?.[1]?.toLowerCase()).filter((g): g is string => Boolean(g));
+    const recordless = [...new Set(signs)].filter((g) => !dirs.some((d) => d.toLowerCase() === g)).sort();
+    for (const g of recordless) losses.push(`group ${quoted(g)}: its records are gone (its classic token policy or role remains): not taken over; its tokens and roles are revoked like any classic group's`);
     const groups: ClassicGroup[] = [];
     const classicPolicies = new Set<string>();
     for (const g of dirs) {
@@ -224,7 +248,7 @@ export class ClassicMigration {
         if (p === g ? isClassicNodePolicy(text) : isClassicGroupTokenPolicy(text, g)) {
           classicPolicies.add(p);
           shaped[p === g ? 'node' : 'groupToken'] = true;
-        } else notes.push(`policy '${p}' has the classic's name but not its shape: left alone`);
+        } else notes.push(`policy ${quoted(p)} has the classic's name but not its shape: left alone`);
       }
       groups.push(await this.planGroup(token, g, firstRun, losses, notes));
     }
@@ -232,33 +256,43 @@ export class ClassicMigration {
       if (isClassicAdminPolicy((await this.policies.readPolicy('admin', token)) ?? '')) classicPolicies.add('admin');
       else notes.push("policy 'admin' is not the classic's: left alone");
     }
+    for (const g of recordless) {
+      if (policyNames.includes(`addtoken-${g}`)) classicPolicies.add(`addtoken-${g}`);
+      if (policyNames.includes(g) && !VAULT_POLICIES.has(g) && isClassicNodePolicy((await this.policies.readPolicy(g, token)) ?? '')) classicPolicies.add(g);
+    }
     const planted = firstRun ? policyNames.filter((p) => p.startsWith(PREFIX)) : [];
     remove.policies.push(...[...classicPolicies].sort(), ...planted);
     const unknown = policyNames.filter((p) => !VAULT_POLICIES.has(p) && !classicPolicies.has(p) && !p.startsWith(PREFIX) && !dirs.some((g) => [g.toLowerCase(), `addtoken-${g.toLowerCase()}`].includes(p)));
-    if (unknown.length) notes.push(`policies neither the classic's nor rks's, left alone (review them: the classic's admin policy could write any): ${unknown.join(', ')}`);
+    if (unknown.length) notes.push(`policies neither the classic's nor rks's, left alone (review them: the classic's admin policy could write any): ${unknown.map(quoted).join(', ')}`);
     const guarded = policyPaths((await this.policies.readPolicy('default', token)) ?? '').filter((p) => GUARDED.some((g) => patternReaches(p, g)));
     if (guarded.length) {
       losses.push(`the default policy, which every token carries, grants ${guarded.map(quoted).join(', ')}: restore it first (the classic's admin policy could write it), or accept that every token keeps that`);
     }
 
-    const classicAdmin = config === 'classic' ? classicAdminLogin(record!.data) : undefined;
+    const classicNamed = (p: string) => p === 'admin' || classicPolicies.has(p) || p.startsWith('addtoken-') || dirs.some((g) => g.toLowerCase() === p);
     if (auths[`${USERPASS_PATH}/`]) {
       for (const user of await this.auth.listUserpassUsers(USERPASS_PATH, token)) {
         const u = user.toLowerCase();
         if (u === this.adminLogin) continue;
         const info = await this.auth.readUserpassUser(USERPASS_PATH, user, token);
         if (!info) continue;
-        if (u === classicAdmin && info.policies.every((p) => p === 'admin' || p === 'default')) remove.users.push(user);
-        else if (firstRun && info.policies.some((p) => p.startsWith(PREFIX) || classicPolicies.has(p))) remove.users.push(user);
-        else if (info.policies.some((p) => p.startsWith(PREFIX))) notes.push(`userpass user ${quoted(user)} carries rks's policies (${info.policies.join(', ')}): left alone`);
+        const suspect = info.policies.filter((p) => classicNamed(p) || (firstRun && p.startsWith(PREFIX)));
+        if (suspect.length) remove.users.push(user);
+        else if (info.policies.some((p) => p.startsWith(PREFIX))) notes.push(`userpass user ${quoted(user)} carries rks's policies (${info.policies.map(quoted).join(', ')}): left alone`);
       }
     }
 
-    const rules: SweepRules = { firstRun, groups: dirs.map((g) => g.toLowerCase()), roles: new Map(), classicPolicies, ...(classicAdmin ? { classicAdmin } : {}) };
+    const rules: SweepRules = {
+      firstRun,
+      groups: [...new Set([...dirs.map((g) => g.toLowerCase()), ...recordless])],
+      roles: new Map(),
+      classicPolicies,
+      users: new Set(remove.users.map((u) => u.toLowerCase())),
+    };
     progress('reading token roles');
     const roles: { name: string; reason: string }[] = [];
     const kept: string[] = [];
-    for (const role of await this.tokens.listRoles(token)) {
+    for (const role of roleNames) {
       const why = roleNameReason(role, rules) ?? (await this.roleReason(role, token));
       if (!why) {
         if (!role.toLowerCase().startsWith(PREFIX)) kept.push(role);
@@ -281,9 +315,11 @@ export class ClassicMigration {
     }
 
     roles.sort((a, b) => (a.name < b.name ? -1 : 1));
-    const named = { config, firstRun, groups, secrets, roles, remove, losses, notes };
+    const namespaces = rules.groups;
+    const snapshot = await this.snapshot(token, firstRun);
+    const named = { config, firstRun, namespaces, groups, secrets, roles, remove, losses, notes, snapshot };
     const digest = createHash('sha256').update(JSON.stringify(named)).digest('hex').slice(0, 16);
-    return { config, firstRun, groups, secrets, revoke: { roles, tokens: matching }, remove, otherTokens: others, losses, notes, digest };
+    return { config, firstRun, namespaces, groups, secrets, revoke: { roles, tokens: matching }, remove, otherTokens: others, snapshot, losses, notes, digest };
   }
 
   /**
@@ -305,17 +341,17 @@ export class ClassicMigration {
     // and tokens still alive during the sweep could make more).
     const rules: SweepRules = {
       firstRun: plan.firstRun,
-      groups: plan.groups.map((g) => g.name.toLowerCase()),
+      groups: plan.namespaces,
       roles: new Map(plan.revoke.roles.map((r) => [r.name.toLowerCase(), r.reason])),
       classicPolicies: new Set(plan.remove.policies.filter((p) => !p.startsWith(PREFIX))),
+      users: new Set(plan.remove.users.map((u) => u.toLowerCase())),
     };
-    const record = plan.config === 'classic' ? await this.kv.read<Record<string, unknown>>(kvPath.config, token) : null;
-    const classicAdmin = record ? classicAdminLogin(record.data) : undefined;
-    if (classicAdmin) rules.classicAdmin = classicAdmin;
     const self = opts.revokeOthers ? (await this.tokens.lookupSelf(token)).accessor : undefined;
     let revoked = 0;
+    let left: PlannedToken[] = [];
     for (let pass = 0; ; pass++) {
       const { matching, others } = await this.lookAtTokens(token, rules, progress);
+      left = opts.revokeOthers ? [] : others;
       const found = opts.revokeOthers ? [...matching, ...others.filter((t) => t.accessor !== self)] : matching;
       if (pass > 0 && found.length === 0) break;
       if (pass === 5) throw new Conflict(`tokens that must go keep appearing (${found.length} after ${pass} sweeps): is a classic RKS still running?`);
@@ -329,7 +365,15 @@ export class ClassicMigration {
     }
     progress(`revoked ${revoked} token(s) made before the migration; removed ${plan.revoke.roles.length} role(s)`);
 
-    // Nobody who could write the records is left: they must still be what the plan showed.
+    // Nobody who could change anything is left: all must still be as the plan showed (a token
+    // the sweep had not reached yet could have acted; what it made would show here).
+    const known = new Set(plan.otherTokens.map((t) => t.accessor));
+    const newcomers = plan.firstRun ? left.filter((t) => !known.has(t.accessor)) : [];
+    if (newcomers.length) throw new Conflict(`tokens appeared while the migration revoked the others (${newcomers.map((t) => t.accessor).join(', ')}): run the dry run again`);
+    const now = await this.snapshot(token, plan.firstRun);
+    const gone = new Set(plan.revoke.roles.map((r) => r.name));
+    const expected = { ...plan.snapshot, roles: plan.snapshot.roles.filter((r) => !gone.has(r)) };
+    if (!isDeepStrictEqual(now, expected)) throw new Conflict('policies, users, mounts or roles changed while the migration revoked tokens: run the dry run again');
     for (const g of plan.groups) {
       if (g.problem) continue;
       const now = await this.planGroup(token, g.name, plan.firstRun, [], []);
@@ -470,12 +514,28 @@ export class ClassicMigration {
     const info = await this.tokens.readRole(role, token);
     if (!info) return null;
     const reach = [...info.allowed_policies, ...info.allowed_policies_glob].filter((p) => patternReaches(p, PREFIX));
-    if (reach.length) return `can mint tokens with rks's policies (${reach.join(', ')})`;
+    if (reach.length) return `can mint tokens with rks's policies (${reach.map(quoted).join(', ')})`;
     const [only] = info.allowed_policies;
     if (info.allowed_policies.length === 1 && info.disallowed_policies.length === 1 && info.disallowed_policies[0] === `addtoken-${only}`) {
       return 'a classic node role (of a group deleted since)';
     }
     return null;
+  }
+
+  /** Once rks ran here its own roles come and go with registrations: only others are looked at. */
+  private async snapshot(token: string, firstRun: boolean): Promise<Snapshot> {
+    const policies: Record<string, string> = {};
+    for (const name of (await this.policies.listPolicies(token)).filter((p) => firstRun || !p.startsWith(PREFIX)).sort()) {
+      policies[name] = createHash('sha256').update((await this.policies.readPolicy(name, token)) ?? '').digest('hex').slice(0, 16);
+    }
+    const users: Record<string, string[]> = {};
+    if ((await this.auth.authMethods(token))[`${USERPASS_PATH}/`]) {
+      for (const u of (await this.auth.listUserpassUsers(USERPASS_PATH, token)).sort()) users[u] = (await this.auth.readUserpassUser(USERPASS_PATH, u, token))?.policies.sort() ?? [];
+    }
+    const describe = (m: Record<string, { type: string }>, kind: string) => Object.entries(m).map(([path, v]) => `${kind} ${path} ${v.type}`);
+    const mounts = [...describe(await this.auth.authMethods(token), 'auth'), ...describe(await this.auth.mounts(token), 'secrets')].sort();
+    const roles = (await this.tokens.listRoles(token)).filter((r) => firstRun || !r.toLowerCase().startsWith(PREFIX)).sort();
+    return { policies, users, mounts, roles };
   }
 
   /** Every token Vault lists, looked at: those the rules condemn, and the others (the caller's aside). */
@@ -505,10 +565,4 @@ export class ClassicMigration {
       return { problem: `${(err as Error).message} (kept as is; nodes still receive it)` };
     }
   }
-}
-
-/** The classic's admin login, as its config record holds it (lower case, as Vault compares them). */
-function classicAdminLogin(record: Record<string, unknown>): string | undefined {
-  const f = goField(record, 'AdminLogin');
-  return f && 'value' in f && typeof f.value === 'string' && f.value ? f.value.toLowerCase() : undefined;
 }

@@ -52,6 +52,7 @@ describe('a Vault holding a classic RKS deployment', () => {
       token: adminToken,
       body: { callbackURL: mock.callbackURL, oauthURL: mock.oauthURL, oauthClientID: oauth.clientId, oauthClientSecret: oauth.clientSecret },
     })).groupToken;
+    before.groupE = (await classic.must(201, 'POST', '/rks/v1/group/e', { token: adminToken, body: { callbackURL: '', oauthURL: '', oauthClientID: '', oauthClientSecret: '' } })).groupToken;
     before.groupB = (await classic.must(201, 'POST', '/rks/v1/group/b', { token: adminToken, body: { callbackURL: '', oauthURL: '', oauthClientID: '', oauthClientSecret: '' } })).groupToken;
     for (const [g, s] of [['a', 'a.example.com'], ['a', 'shared.example.com'], ['b', 'b-only.example.com'], ['b', 'shared.example.com']]) {
       await classic.must(200, 'POST', `/rks/v1/group/${g}/secrets/${s}`, { token: adminToken });
@@ -97,6 +98,10 @@ describe('a Vault holding a classic RKS deployment', () => {
     await write('sys/policies/acl/pwn', { policy: 'path "*" { capabilities = ["create", "read", "update", "delete", "list", "sudo"] }' });
     await write('auth/token/roles/svc', { allowed_policies: ['pwn'], orphan: true });
     before.pwn = ((await (await vaultAs(adminToken, 'auth/token/create/svc', { method: 'POST', body: {} })).json()) as any).auth.client_token;
+    // An edge erases its own group's records (so the group seems never to have been), and a
+    // userpass user carries rks's admin policy before rks exists.
+    for (const r of ['config', 'secret-list', 'grouptoken']) expect((await vaultAs(adminToken, `rks/metadata/groups/e/${r}`, { method: 'DELETE' })).status).toBe(204);
+    expect((await vaultAs(vault.rootToken, 'auth/userpass/users/eve', { method: 'POST', body: { password: 'eve-password', token_policies: ['rks_admin'] } })).status).toBe(204);
     const stock = ((await (await vaultAs(vault.rootToken, 'sys/policies/acl/default')).json()) as any).data.policy as string;
     await write('sys/policies/acl/default', { policy: `${stock}\npath "rks/data/*" { capabilities = ["read"] }\n` });
     await classic.stop();
@@ -145,23 +150,26 @@ describe('a Vault holding a classic RKS deployment', () => {
     expect(dry.stdout).toMatch(/^ {2}DROP +"ok\.example\.com\\n\\u001b\[8mlosses: none"/m);
     expect(dry.stdout).toContain('group b: 2 secret(s), no callback');
     expect(dry.stdout).not.toContain(oauth.clientSecret);
-    expect(dry.stdout).toMatch(/^ {2}"a-evil": in classic group 'a''s role namespace/m);
+    expect(dry.stdout).toMatch(/^ {2}"a-evil": in the role namespace of classic group "a"/m);
+    expect(dry.stdout).toMatch(/^secrets more than one group will read: 1\n {2}shared\.example\.com: a, b$/m);
+    expect(dry.stdout).toMatch(/^ {2}group "e": its records are gone \(its classic token policy or role remains\): not taken over/m);
+    expect(dry.stdout).toMatch(/^userpass users to remove: "eve"$/m);
     expect(dry.stdout).toMatch(new RegExp(`^ {2}${evilAccessor} +"auth/token/create/a-evil" +\\["default", "rks_admin"\\]`, 'm'));
-    expect(dry.stdout).toMatch(/^ {2}"helper": can mint tokens with rks's policies \(rks_\*\)$/m);
+    expect(dry.stdout).toMatch(/^ {2}"helper": can mint tokens with rks's policies \("rks_\*"\)$/m);
     expect(dry.stdout).toContain('other token roles, left alone: "svc"');
     expect(dry.stdout).toMatch(/^ {2}the default policy, which every token carries, grants "rks\/data\/\*"/m);
-    expect(dry.stdout).toMatch(/^LOSSES: 7:$/m);
+    expect(dry.stdout).toMatch(/^LOSSES: 8:$/m);
     expect(dry.stdout).toMatch(/^ {2}"rks_x": named like rks's own roles/m);
     expect(dry.stdout).toMatch(/^other tokens, left alone \(--revoke-other-tokens revokes them too\): 1$/m);
-    expect(dry.stdout).toContain('policies neither the classic\'s nor rks\'s, left alone (review them: the classic\'s admin policy could write any): pwn');
+    expect(dry.stdout).toContain(`policies neither the classic's nor rks's, left alone (review them: the classic's admin policy could write any): "pwn"`);
     expect(dry.stdout).toMatch(/^plan [0-9a-f]{16}: to apply exactly this plan/m);
     expect(dry.stdout).toContain('dry run: nothing changed');
 
     const plan = JSON.parse((await migrate(['--json'])).stdout).plan;
     expect(plan.config).toBe('classic');
-    expect(plan.remove.policies.sort()).toEqual(['a', 'addtoken-a', 'addtoken-b', 'admin', 'b', 'rks_managed', 'rks_node_b']);
+    expect(plan.remove.policies.sort()).toEqual(['a', 'addtoken-a', 'addtoken-b', 'addtoken-e', 'admin', 'b', 'e', 'rks_managed', 'rks_node_b']);
     expect(plan.remove.records.sort()).toEqual(['groups/a/nodes/X', 'groups/b/grouptoken-accessor']);
-    expect(plan.revoke.roles.map((r: { name: string }) => r.name)).toEqual(['a-edge-1', 'a-evil', 'addToken-a', 'addToken-b', 'b-edge-9', 'helper', 'rks_x']);
+    expect(plan.revoke.roles.map((r: { name: string }) => r.name)).toEqual(['a-edge-1', 'a-evil', 'addToken-a', 'addToken-b', 'addToken-e', 'b-edge-9', 'helper', 'rks_x']);
     const revoked = plan.revoke.tokens.map((t: { accessor: string; path: string }) => t.path);
     for (const p of ['auth/token/create/addToken-a', 'auth/token/create/addToken-b', 'auth/token/create/a-edge-1', 'auth/token/create/b-edge-9', 'auth/token/create/a-evil', 'auth/token/create/helper', 'auth/token/create/rks_x', `auth/userpass/login/${admin.login}`]) {
       expect(revoked).toContain(p);
@@ -204,7 +212,8 @@ describe('a Vault holding a classic RKS deployment', () => {
       const state = await vaultState(vault.addr, vault.rootToken);
       // Only the role the plan said it leaves alone (it mints the unknown policy it named); its token went with --revoke-other-tokens.
       expect(Object.keys(state).filter((k) => k.startsWith('role ') && !k.startsWith('role rks_'))).toEqual(['role svc']);
-      for (const p of ['admin', 'a', 'b', 'addtoken-a', 'addtoken-b']) expect(state[`policy ${p}`]).toBeUndefined();
+      for (const p of ['admin', 'a', 'b', 'e', 'addtoken-a', 'addtoken-b', 'addtoken-e']) expect(state[`policy ${p}`]).toBeUndefined();
+      expect(state['user eve']).toBeUndefined();
       expect(state['policy rks_managed']).not.toContain('path "*"');
       expect(state['policy rks_node_b']).not.toContain('rks/data/*');
       expect(state['kv groups/a/nodes/X']).toBeUndefined();
