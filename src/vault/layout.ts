@@ -213,6 +213,10 @@ path "${KV_MOUNT}/metadata/groups/+/nodes/*" {
 }
 path "auth/token/roles/${PREFIX}node_*" {
   capabilities = ["create", "read", "update", "delete"]
+  # Vault matches a string whole against the glob, then splits it on commas: no comma at all.
+  denied_parameters = {
+    "allowed_policies" = ["*,*"]
+  }
   allowed_parameters = {
     "allowed_policies" = ["${PREFIX}node_*"]
     "orphan" = [false]

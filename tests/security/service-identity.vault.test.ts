@@ -15,6 +15,7 @@ describe("rks's service identity", () => {
     await createGroup(h.app, await adminToken(h.app), g);
   });
   afterAll(() => h.close());
+  beforeEach(() => vaultAs(env.rootToken, 'DELETE', `auth/token/roles/rks_node_${g}_probe`));
 
   const role = (policies: string[], extra: Record<string, unknown> = {}) =>
     vaultAs(service, 'POST', `auth/token/roles/rks_node_${g}_probe`, {
@@ -40,8 +41,19 @@ describe("rks's service identity", () => {
     ['orphan tokens', () => role([`rks_node_${g}`], { orphan: true })],
     ['a parameter it has no use for', () => role([`rks_node_${g}`], { token_explicit_max_ttl: 0 })],
     ['a role outside rks_node_*', () => vaultAs(service, 'POST', 'auth/token/roles/evil', { allowed_policies: ['root'] })],
+    // Vault splits a string on commas after matching it whole against the glob.
+    ['another policy after a comma, in a string', () => role(`rks_node_${g},rks_admin` as unknown as string[])],
+    ['another policy after a comma, in a list', () => role([`rks_node_${g},rks_admin`])],
+    ['another policy in a list', () => role([`rks_node_${g}`, 'rks_admin'])],
+    ['another policy behind spaces', () => role(` rks_node_${g} , rks_admin ` as unknown as string[])],
+    ['a policy glob', () => role([`rks_node_${g}`], { allowed_policies_glob: ['*'] })],
+    ['token policies', () => role([`rks_node_${g}`], { token_policies: ['rks_admin'] })],
+    ['the flags as strings', () => role([`rks_node_${g}`], { orphan: 'true' })],
   ])('cannot write a node role with %s', async (_what, write) => {
     expect((await write()).status).toBe(403);
+    // Nor did any such write leave a role behind that mints anything but a node token.
+    const probe = await vaultAs(service, 'GET', `auth/token/roles/rks_node_${g}_probe`);
+    if (probe.status === 200) expect(probe.body.data.allowed_policies).toEqual([`rks_node_${g}`]);
   });
 
   it('cannot read a group token, a secret, or write a group config', async () => {
