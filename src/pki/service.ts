@@ -1,7 +1,7 @@
 import { X509Certificate } from 'node:crypto';
 import { ServiceUnavailable } from '../errors';
 import { Pki } from '../vault/pki';
-import { PKI_SERVER_ROLE } from '../vault/layout';
+import { PKI_CLIENT_ROLE, PKI_SERVER_ROLE } from '../vault/layout';
 import { ServiceSession } from '../vault/session';
 import { checkCsr, newKeyAndCsr } from './csr';
 import { sha256Fingerprint } from './psk';
@@ -35,14 +35,17 @@ export class PkiService {
   }
 
   /**
-   * Signs a CSR as a leaf (server and client auth). With a caller token the caller's Vault
-   * policy decides; without one (a PSK-authenticated caller) rks signs with its own session.
+   * Signs a CSR as a leaf. With a caller token (an administrator's) the caller's Vault policy
+   * decides and the certificate serves and authenticates (server and client auth). A
+   * PSK-authenticated caller gets client authentication only, signed with rks's own session:
+   * the CA that vouches for rks to its edges must not let a PSK holder serve as rks, nor as any
+   * name the edges serve.
    */
   async sign(csrText: string, lifetimeSeconds: number, token?: string): Promise<string> {
     const csr = await checkCsr(csrText);
     const signed = token
       ? await this.pki.sign(PKI_SERVER_ROLE, csr.pem, lifetimeSeconds, token)
-      : await this.session.run((t) => this.pki.sign(PKI_SERVER_ROLE, csr.pem, lifetimeSeconds, t));
+      : await this.session.run((t) => this.pki.sign(PKI_CLIENT_ROLE, csr.pem, lifetimeSeconds, t));
     return signed.certificate;
   }
 

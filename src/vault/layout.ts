@@ -234,6 +234,9 @@ path "auth/token/renew-accessor" {
 path "${PKI_MOUNT}/sign/${PKI_SERVER_ROLE}" {
   capabilities = ["update"]
 }
+path "${PKI_MOUNT}/sign/${PKI_CLIENT_ROLE}" {
+  capabilities = ["update"]
+}
 path "${KV_MOUNT}/data/index/expiry/*" {
   capabilities = ["create", "read", "update"]
 }

@@ -1,4 +1,6 @@
 import { X509Certificate, createHmac, pbkdf2Sync, randomBytes, webcrypto } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import tls from 'node:tls';
 import request from 'supertest';
 import { newKeyAndCsr } from '../../src/pki/csr';
 import { PskJwt, bearer } from '../../src/pki/psk';
@@ -80,7 +82,34 @@ describe('/ca/cert and /ca/sign', () => {
       const ca = new X509Certificate((await request(withPsk.app).get('/ca/cert')).text);
       expect(cert.verify(ca.publicKey)).toBe(true);
       expect(cert.ca).toBe(false);
-      expect(cert.keyUsage).toEqual(expect.arrayContaining(['1.3.6.1.5.5.7.3.1', '1.3.6.1.5.5.7.3.2']));
+      // Client authentication only: a PSK holder cannot serve as rks, nor as any name edges serve.
+      expect(cert.keyUsage).toEqual(['1.3.6.1.5.5.7.3.2']);
+    });
+
+    it('a PSK holder cannot stand in for rks: its certificate, for rks\'s own names, fails a TLS client that trusts the rks CA; an admin\'s serves', async () => {
+      const ca = (await request(withPsk.app).get('/ca/cert')).text;
+      const serveWith = async (headers: Record<string, string>) => {
+        const { keyPem, csrPem } = await newKeyAndCsr({ commonName: 'localhost', dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
+        const res = await sign(withPsk.app, headers, csrPem);
+        expect(res.status).toBe(200);
+        const server = tls.createServer({ cert: res.text, key: keyPem }, (s) => s.end('ok'));
+        server.on('tlsClientError', () => undefined);
+        await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+        const port = (server.address() as AddressInfo).port;
+        try {
+          return await new Promise<string>((resolve) => {
+            const c = tls.connect({ port, host: '127.0.0.1', servername: 'localhost', ca }, () => {
+              c.destroy();
+              resolve('trusted');
+            });
+            c.on('error', (err) => resolve(err.message));
+          });
+        } finally {
+          server.close();
+        }
+      };
+      expect(await serveWith({ Authorization: `Bearer ${jwt(PSK, exp(60))}` })).toMatch(/unsuitable certificate purpose/);
+      expect(await serveWith({ 'X-Vault-Token': admin })).toBe('trusted');
     });
 
     it('signs with an admin token (200); a group or node token gets 403', async () => {
