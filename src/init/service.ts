@@ -1,7 +1,7 @@
 import { Conflict, Forbidden } from '../errors';
 import { AppRole } from '../vault/approle';
 import { isVaultError } from '../vault/client';
-import { ServiceCredentials, serviceCredentials } from '../vault/identity';
+import { ServiceCredentials, clusterIdOf, serviceCredentials } from '../vault/identity';
 import { CasMismatch, Kv } from '../vault/kv';
 import {
   ADMIN_POLICY,
@@ -83,10 +83,14 @@ export class InitService {
    * Whether rks ran init here with these admin credentials: its service identity answers to the
    * secret id derived from them, which nobody without the password can have made.
    */
+  private async credentials(): Promise<ServiceCredentials> {
+    return serviceCredentials(this.admin.login, this.admin.password, await clusterIdOf(this.sys.vault));
+  }
+
   async ranHere(token: string): Promise<boolean> {
     const auths = await this.sys.authMethods(token);
     if (auths[`${SERVICE_AUTH_PATH}/`]?.type !== 'approle') return false;
-    const creds = await serviceCredentials(this.admin.login, this.admin.password);
+    const creds = await this.credentials();
     return this.appRole.hasSecretId(SERVICE_ROLE, creds.secretId, token);
   }
 
@@ -102,7 +106,7 @@ export class InitService {
       if (isVaultError(err, 403)) throw new Forbidden('permission denied: init needs the Vault root token');
       throw err;
     }
-    const creds = await serviceCredentials(this.admin.login, this.admin.password);
+    const creds = await this.credentials();
     const existing = await this.configRecord(token);
     if (existing && isClassicRecord(existing.data)) {
       throw new Conflict(

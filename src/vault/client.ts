@@ -55,6 +55,8 @@ export interface VaultHealth {
   sealed?: boolean;
   standby?: boolean;
   version?: string;
+  /** The cluster's id (the same on every node of a cluster), while unsealed. */
+  clusterId?: string;
 }
 
 export interface VaultStatus {
@@ -377,6 +379,7 @@ export class VaultClient {
         sealed: Boolean(b.sealed),
         standby: Boolean(b.standby),
         version: String(b.version ?? ''),
+        ...(typeof b.cluster_id === 'string' && b.cluster_id ? { clusterId: b.cluster_id } : {}),
       };
     } catch {
       return { reachable: false };

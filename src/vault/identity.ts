@@ -1,4 +1,6 @@
 import { createHash, scrypt } from 'node:crypto';
+import { ServiceUnavailable } from '../errors';
+import type { VaultClient } from './client';
 import { SERVICE_ROLE_ID } from './layout';
 
 /** The AppRole credentials of rks's service identity. */
@@ -11,18 +13,20 @@ const derived = new Map<string, Promise<ServiceCredentials>>();
 
 /**
  * rks's service credentials: a fixed role id and a secret id derived from the administrator's
- * login and password, so every rks instance configured with them can log in as rks and nothing
- * new has to be handed out. Vault keeps secret ids only as keyed HMACs, so nothing it shows
- * (entity aliases, locked users) lets anyone test a password guess offline; an online guess
- * costs a memory-hard scrypt run on top of Vault's answer. Computed off the event loop, once
- * per process.
+ * login and password and the Vault cluster's id, so every rks instance configured with them can
+ * log in as rks and nothing new has to be handed out. Vault keeps secret ids only as keyed
+ * HMACs, so nothing it shows lets anyone test a password guess offline; an online guess at the
+ * AppRole costs a memory-hard scrypt run, salted per Vault cluster (no table serves two
+ * deployments), and the administrator password rks accepts is too strong to guess that way
+ * (admin/strength.ts). `clusterId` null gives the derivation of rks before the cluster salt.
+ * Computed off the event loop, once per process.
  */
-export function serviceCredentials(login: string, password: string): Promise<ServiceCredentials> {
-  const key = createHash('sha256').update(`${login.toLowerCase()}\0${password}`).digest('hex');
+export function serviceCredentials(login: string, password: string, clusterId: string | null): Promise<ServiceCredentials> {
+  const salt = clusterId === null ? `rks service identity\0${login.toLowerCase()}` : `rks service identity\0${clusterId}\0${login.toLowerCase()}`;
+  const key = createHash('sha256').update(`${salt}\0${password}`).digest('hex');
   let creds = derived.get(key);
   if (!creds) {
     creds = new Promise((resolve, reject) => {
-      const salt = `rks service identity\0${login.toLowerCase()}`;
       scrypt(password, salt, 32, { N: 1 << 15, r: 8, p: 1, maxmem: 64 * 1024 * 1024 }, (err, out) => {
         if (err) return reject(err);
         resolve({ roleId: SERVICE_ROLE_ID, secretId: out.toString('base64url') });
@@ -31,4 +35,11 @@ export function serviceCredentials(login: string, password: string): Promise<Ser
     derived.set(key, creds);
   }
   return creds;
+}
+
+/** The Vault cluster's id, which salts the derivation: Vault tells it without a token while unsealed. */
+export async function clusterIdOf(vault: VaultClient): Promise<string> {
+  const { clusterId } = await vault.health(2000);
+  if (!clusterId) throw new ServiceUnavailable('Vault does not tell its cluster id: unreachable, sealed or not initialised');
+  return clusterId;
 }

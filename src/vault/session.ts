@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import { ServiceUnavailable } from '../errors';
 import { AppRole } from './approle';
 import { VaultClient, isVaultError } from './client';
-import { serviceCredentials } from './identity';
+import { clusterIdOf, serviceCredentials } from './identity';
 import { SERVICE_AUTH_PATH, USERPASS_PATH } from './layout';
 import type { Session } from './stores';
 import { Sys } from './sys';
@@ -10,6 +10,11 @@ import { Tokens } from './tokens';
 
 /** After Vault refused rks's login, rks waits this long before trying again (callers get a fast 503). */
 const RETRY_REFUSED_LOGIN_MS = 5_000;
+/**
+ * On an old layout, a refused admin login is tried again only after this long: three refusals
+ * in Vault's 15-minute counter period, far from its lockout at 20, even with several instances.
+ */
+const USERPASS_RETRY_MS = 5 * 60_000;
 /** After Vault could not be reached for a login: short, so rks is back within a second of Vault. */
 const RETRY_UNREACHABLE_LOGIN_MS = 250;
 
@@ -29,9 +34,11 @@ export class ServiceSession implements Session {
   private readonly appRole: AppRole;
   private readonly tokens: Tokens;
   private warned = false;
+  /** When Vault last refused the admin login rks falls back to on an old layout. */
+  private userpassRefusedAt = 0;
 
   constructor(
-    vault: VaultClient,
+    private readonly vault: VaultClient,
     private readonly admin: { login: string; password: string },
     private readonly logger: Logger,
     /** Set to 1 after a login worked, 0 after one failed. */
@@ -83,20 +90,34 @@ export class ServiceSession implements Session {
     }
   }
 
+  private warnOnce(message: string): void {
+    if (this.warned) return;
+    this.logger.warn(message);
+    this.warned = true;
+  }
+
   private async login(): Promise<string> {
-    const creds = await serviceCredentials(this.admin.login, this.admin.password);
+    const creds = await serviceCredentials(this.admin.login, this.admin.password, await clusterIdOf(this.vault));
     const service = await this.appRole.login(creds.roleId, creds.secretId);
     if ('token' in service) return service.token;
+    // An identity an rks made before the derivation was salted per cluster: until init runs again.
+    if (service.refused === 'invalid') {
+      const legacy = await serviceCredentials(this.admin.login, this.admin.password, null);
+      const old = await this.appRole.login(legacy.roleId, legacy.secretId);
+      if ('token' in old) {
+        this.warnOnce('rks\'s service identity in Vault was made by an older rks: run init again (POST /rks/v1/init with the root token) to renew it');
+        return old.token;
+      }
+    }
     // No service identity: a Vault initialised by an older rks, where rks used the admin login.
-    if (service.refused === 'no-mount') {
+    // Each refusal there counts toward Vault's lockout of the admin: tried at most every 5 minutes.
+    if (service.refused === 'no-mount' && Date.now() - this.userpassRefusedAt >= USERPASS_RETRY_MS) {
       const answer = await this.sys.userpassLogin(USERPASS_PATH, this.admin.login, this.admin.password);
       if ('token' in answer) {
-        if (!this.warned) {
-          this.logger.warn('rks has no service identity in Vault yet and uses the admin login for its own work: run init again (POST /rks/v1/init with the root token) to create it');
-          this.warned = true;
-        }
+        this.warnOnce('rks has no service identity in Vault yet and uses the admin login for its own work: run init again (POST /rks/v1/init with the root token) to create it');
         return answer.token;
       }
+      this.userpassRefusedAt = Date.now();
     }
     this.logger.error('rks cannot log in to Vault as its service identity: not initialised, or this rks has another admin password than the one init ran with (run init again with the root token)');
     throw new LoginRefused();
