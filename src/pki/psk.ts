@@ -53,12 +53,12 @@ export class PskJwt {
     return new SignJWT(payload)
       .setProtectedHeader({ typ: 'JWT', alg: 'HS256', salt: salt.toString('base64') })
       .setExpirationTime(Math.floor(Date.now() / 1000) + expiresInSeconds)
-      .sign(await this.key(salt.toString('base64')));
+      .sign(await this.key(salt.toString('base64'), true));
   }
 
   /** The payload of a valid token; Unauthorized with the reason otherwise. */
   async verify(token: string, opts: VerifyOptions = {}): Promise<Record<string, unknown>> {
-    const { decodeProtectedHeader, errors: joseErrors, jwtVerify } = await jose();
+    const { decodeJwt, decodeProtectedHeader, errors: joseErrors, jwtVerify } = await jose();
     let header: ReturnType<typeof decodeProtectedHeader>;
     try {
       header = decodeProtectedHeader(token);
@@ -71,15 +71,25 @@ export class PskJwt {
     if (typeof salt !== 'string' || !/^[A-Za-z0-9+/]{11,86}={0,2}$/.test(salt)) {
       throw new Unauthorized('invalid PSK token: no salt (8 to 64 bytes, base64) in its header');
     }
+    // An expired or expiry-less token is refused before a key is derived for it.
+    if (opts.checkExpiry !== false) {
+      let exp: unknown;
+      try {
+        exp = decodeJwt(token).exp;
+      } catch {
+        throw new Unauthorized('invalid PSK token: not a JWT');
+      }
+      if (typeof exp !== 'number') throw new Unauthorized('invalid PSK token: it has no expiry');
+      if (exp <= Date.now() / 1000) throw new Unauthorized('invalid PSK token: expired');
+    }
     try {
-      const key = await this.key(salt);
+      const key = await this.key(salt, false);
       const { payload } = await jwtVerify(token, key, {
         algorithms: ['HS256'],
         ...(opts.checkExpiry === false ? { currentDate: new Date(0) } : {}),
       });
-      if (opts.checkExpiry !== false && payload.exp === undefined) {
-        throw new Unauthorized('invalid PSK token: it has no expiry');
-      }
+      // Remembered only once it proved the PSK: a stranger's salts never push a client's out.
+      this.remember(salt, key);
       return payload;
     } catch (err) {
       if (err instanceof RksError) throw err;
@@ -88,19 +98,28 @@ export class PskJwt {
     }
   }
 
-  private async key(salt: string): Promise<Buffer> {
+  private async key(salt: string, keep: boolean): Promise<Buffer> {
     const known = this.keys.get(salt);
-    if (known) return known;
+    if (known) {
+      this.remember(salt, known);
+      return known;
+    }
     if (this.deriving >= MAX_DERIVATIONS) throw new TooManyRequests('too many PSK tokens being checked at once; retry shortly', 1);
     this.deriving++;
     try {
       const key = await pbkdf2Async(this.psk, Buffer.from(salt, 'base64'), ITERATIONS, KEY_BYTES, 'sha256');
-      if (this.keys.size >= 1024) this.keys.delete(this.keys.keys().next().value!);
-      this.keys.set(salt, key);
+      if (keep) this.remember(salt, key);
       return key;
     } finally {
       this.deriving--;
     }
+  }
+
+  /** Most recently used last: the least recently used key goes first. */
+  private remember(salt: string, key: Buffer): void {
+    this.keys.delete(salt);
+    if (this.keys.size >= 1024) this.keys.delete(this.keys.keys().next().value!);
+    this.keys.set(salt, key);
   }
 
 }

@@ -91,3 +91,20 @@ describe('PSK JWT', () => {
     expect(sha256Fingerprint(x.raw)).toMatch(/^([0-9A-F]{2}:){31}[0-9A-F]{2}$/);
   });
 });
+
+describe('PSK keys and strangers', () => {
+  it("a stranger's fresh salts are never remembered: a client's key stays; expired and expiry-less tokens are refused first", async () => {
+    const jwt = new PskJwt('changeme');
+    const keys = (jwt as unknown as { keys: Map<string, Buffer> }).keys;
+    const client = independentJwt('changeme', { exp: Math.floor(Date.now() / 1000) + 600 });
+    await jwt.verify(client);
+    expect(keys.size).toBe(1);
+    for (let i = 0; i < 20; i++) {
+      await expect(jwt.verify(independentJwt('wrong', { exp: Math.floor(Date.now() / 1000) + 600 }))).rejects.toThrow('bad signature');
+    }
+    expect(keys.size).toBe(1);
+    await expect(jwt.verify(independentJwt('changeme', { exp: 1 }))).rejects.toThrow('expired');
+    await expect(jwt.verify(independentJwt('changeme', {}))).rejects.toThrow('no expiry');
+    expect(keys.size).toBe(1);
+  });
+});
