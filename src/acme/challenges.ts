@@ -10,6 +10,9 @@ export interface PendingChallenge {
   expiresAt: string;
 }
 
+/** Challenges an edge is given at once: orders in flight, far fewer in practice. */
+const MAX_LISTED = 1000;
+
 /** ACME tokens are base64url (RFC 8555 §8.1 asks for at least 128 bits). */
 const TOKEN = /^[A-Za-z0-9_-]{16,128}$/;
 
@@ -47,10 +50,29 @@ export class ChallengeBoard {
   /** For an edge: the key authorisation of `challengeToken`, with the caller's node token. */
   async answer(nodeToken: string, challengeToken: string): Promise<PendingChallenge> {
     if (!TOKEN.test(challengeToken)) throw new BadRequest('not an ACME challenge token');
-    const self = await this.tokens.lookupSelf(nodeToken);
-    if (!self.policies.some((p) => p.startsWith(`${PREFIX}node_`))) throw new Forbidden('a node token is required');
+    await this.mustBeNode(nodeToken);
     const c = await this.session.run((t) => this.kv.read<PendingChallenge>(kvPath.acmeChallenge(challengeToken), t));
     if (!c || Date.parse(c.data.expiresAt) < Date.now()) throw new NotFound('no challenge in progress with this token');
     return c.data;
+  }
+
+  /** For an edge: every challenge in progress (as many as orders in flight, at most MAX_LISTED). */
+  async pending(nodeToken: string): Promise<{ token: string; keyAuthorization: string; expiresAt: string }[]> {
+    await this.mustBeNode(nodeToken);
+    const now = Date.now();
+    return this.session.run(async (t) => {
+      const names = (await this.kv.list(kvPath.acmeChallenges, t)).filter((k) => TOKEN.test(k)).slice(0, MAX_LISTED);
+      const out = [];
+      for (const name of names) {
+        const c = await this.kv.read<PendingChallenge>(kvPath.acmeChallenge(name), t);
+        if (c && Date.parse(c.data.expiresAt) >= now) out.push({ token: name, keyAuthorization: c.data.keyAuthorization, expiresAt: c.data.expiresAt });
+      }
+      return out;
+    });
+  }
+
+  private async mustBeNode(nodeToken: string): Promise<void> {
+    const self = await this.tokens.lookupSelf(nodeToken);
+    if (!self.policies.some((p) => p.startsWith(`${PREFIX}node_`))) throw new Forbidden('a node token is required');
   }
 }

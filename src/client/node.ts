@@ -71,6 +71,8 @@ const MAX_FAILURES = 10_000;
 /** Fetches in flight at once when rks cannot tell which names the node may read (a classic RKS). */
 const MAX_BLIND_FETCHES = 32;
 const MAX_CHALLENGE_FETCHES = 8;
+/** Listings of the challenges in progress start at most this often. */
+const CHALLENGE_LIST_EVERY_MS = 1000;
 const ACME_PATH = /^\/\.well-known\/acme-challenge\/([^/]+)$/;
 
 /** Answers that mean rks will not let this node have the key or register, not that rks is unwell. */
@@ -101,6 +103,10 @@ export class RksNode extends EventEmitter<RksNodeEvents> {
   /** ACME HTTP-01 answers (and recent misses), each until its challenge ends. */
   private readonly challenges = new Map<string, { answer: string | null; until: number }>();
   private readonly challengeFetches = new Map<string, Promise<string | null>>();
+  /** Every challenge in progress, as rks listed it, and when that listing was asked for. */
+  private challengeList?: { asked: number; answers: Promise<Map<string, string> | null> };
+  /** rks cannot list challenges (an older one): tokens are asked for one by one. */
+  private challengesBlind = false;
   private stopped = false;
   private revalidating = false;
   /**
@@ -175,6 +181,7 @@ export class RksNode extends EventEmitter<RksNodeEvents> {
     clearInterval(this.revalidateTimer);
     for (const name of [...this.cache.keys()]) this.drop(name, false);
     this.challenges.clear();
+    this.challengeList = undefined;
     this.allowed = null;
     this.token = undefined;
     this.agent.destroy();
@@ -269,6 +276,10 @@ export class RksNode extends EventEmitter<RksNodeEvents> {
     if (!ACME_TOKEN.test(token)) return null;
     const held = this.challenges.get(token);
     if (held && held.until > Date.now()) return held.answer;
+    if (!this.challengesBlind) {
+      const answers = await this.challengesAskedAfter(Date.now());
+      if (answers) return answers.get(token) ?? null;
+    }
     let pending = this.challengeFetches.get(token);
     // Anyone can knock on port 80 with made-up tokens: at most a few questions to rks at once.
     if (!pending && this.challengeFetches.size >= MAX_CHALLENGE_FETCHES) return null;
@@ -299,6 +310,41 @@ export class RksNode extends EventEmitter<RksNodeEvents> {
       () => res.writeHead(503, { 'Content-Type': 'text/plain; charset=utf-8', 'Retry-After': '2' }).end('rks unreachable\n'),
     );
   };
+
+  /**
+   * Every challenge in progress, from a listing asked for at or after `since`: a token
+   * unknown a moment ago (the CA fetches right after rks published it) is looked for afresh.
+   * Listings start at most once a second, shared by every waiting request, so a stranger's
+   * made-up tokens cost rks at most one request a second, and the CA's own fetch waits at most
+   * about that long. Null when rks cannot list them.
+   */
+  private challengesAskedAfter(since: number): Promise<Map<string, string> | null> {
+    const last = this.challengeList;
+    if (last && last.asked >= since) return last.answers;
+    const at = Math.max(since, (last?.asked ?? 0) + CHALLENGE_LIST_EVERY_MS);
+    const answers = new Promise<void>((r) => setTimeout(r, Math.max(0, at - Date.now())).unref()).then(() => this.listChallenges());
+    this.challengeList = { asked: at, answers };
+    return answers;
+  }
+
+  private async listChallenges(): Promise<Map<string, string> | null> {
+    try {
+      const body = (await this.withToken((t) => this.call('GET', '/rks/v1/acme/http-01', t), true)) as { challenges: { token: string; keyAuthorization: string; expiresAt: string }[] };
+      const answers = new Map<string, string>();
+      for (const c of body.challenges) {
+        answers.set(c.token, c.keyAuthorization);
+        if (this.challenges.size >= 1024) this.challenges.delete(this.challenges.keys().next().value!);
+        this.challenges.set(c.token, { answer: c.keyAuthorization, until: Math.min(Date.parse(c.expiresAt) || 0, Date.now() + 3600_000) });
+      }
+      return answers;
+    } catch (err) {
+      if (err instanceof HttpError && err.status === 404) {
+        this.challengesBlind = true;
+        return null;
+      }
+      throw err;
+    }
+  }
 
   private async fetchChallenge(token: string): Promise<string | null> {
     let answer: string | null = null;

@@ -17,6 +17,9 @@ export function acmeRoutes(issuers: AcmeIssuers, challenges: ChallengeBoard): Ha
     deactivateAcmeIssuer: async (req, res, token) => {
       res.status(200).json(await issuers.deactivate(token, req.params.issuer));
     },
+    listAcmeChallenges: async (_req, res, token) => {
+      res.status(200).json({ challenges: await challenges.pending(token) });
+    },
     getAcmeChallenge: async (req, res, token) => {
       res.status(200).json(await challenges.answer(token, req.params.token));
     },
