@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { RenewalWindow, pickInWindow } from '../acme/ari';
 import { AcmeRetryLater } from '../acme/client';
@@ -53,6 +53,8 @@ export interface RenewalState {
   ariAt?: number;
   /** An instance is obtaining a certificate now (claimed until `renewAt`). */
   inProgress?: true;
+  /** Which attempt holds the claim: only it may record the outcome. */
+  claim?: string;
   /** A secret waiting for its first certificate (from an ACME CA): what to make. */
   pending?: { spec: ManagedSpec; ttl?: number };
 }
@@ -211,7 +213,7 @@ export class ManagedSecrets {
         (s) => {
           const state = s?.secrets[fqdn];
           if (!state || state.renewAt > t) return NO_CHANGE;
-          claimed = { ...state, renewAt: t + CLAIM_SECONDS, lastAttempt: new Date(t * 1000).toISOString(), inProgress: true };
+          claimed = { ...state, renewAt: t + CLAIM_SECONDS, lastAttempt: new Date(t * 1000).toISOString(), inProgress: true, claim: randomUUID() };
           return { secrets: { ...s!.secrets, [fqdn]: claimed } };
         },
         { attempts: 1, ms: 0 },
@@ -235,6 +237,12 @@ export class ManagedSecrets {
         return;
       }
       ({ data: next, window } = await this.issue(fqdn, spec, current ? current.data.meta?.ttl : claimed.pending?.ttl, token, current?.data.certificate));
+      // An order can outlive its claim: another instance took the secret over, or an admin
+      // deleted it meanwhile. Then this certificate is not written.
+      if (!(await this.holds(token, fqdn, claimed.claim!))) {
+        this.logger.info({ fqdn }, 'managed secret: the claim ran out during the order; another attempt or a deletion took over, this certificate is dropped');
+        return;
+      }
       await this.kv.write(kvPath.secret(fqdn), next, token, current?.version ?? 0);
     } catch (err) {
       const failures = claimed.failures + 1;
@@ -244,7 +252,7 @@ export class ManagedSecrets {
       const wait = err instanceof AcmeRetryLater ? Math.max(backoff, err.retryAfter) : backoff;
       const message = err instanceof CasMismatch ? 'the secret changed during the renewal' : (err as Error).message;
       const { pending } = claimed; // kept; `inProgress` is not
-      await this.setState(token, fqdn, { renewAt: t + wait, failures, lastAttempt: claimed.lastAttempt, lastError: message, ...(pending ? { pending } : {}) }).catch(() => undefined);
+      await this.setState(token, fqdn, { renewAt: t + wait, failures, lastAttempt: claimed.lastAttempt, lastError: message, ...(pending ? { pending } : {}) }, claimed.claim).catch(() => undefined);
       this.counters?.renewals.inc({ issuer, result: 'failed' });
       this.logger.warn({ fqdn, err: message, retryInSeconds: wait }, 'managed secret renewal failed; will retry');
       return;
@@ -260,7 +268,7 @@ export class ManagedSecrets {
       lastAttempt: claimed.lastAttempt,
       ...(window ? { ariAt: t + window.recheckIn } : {}),
     };
-    await this.setState(token, fqdn, state).catch(() => this.setState(token, fqdn, state)).catch((err) => {
+    await this.setState(token, fqdn, state, claimed.claim).catch(() => this.setState(token, fqdn, state, claimed!.claim)).catch((err) => {
       this.logger.warn({ fqdn, err: (err as Error).message }, 'managed secret renewed, but its next date could not be recorded');
     });
   }
@@ -286,8 +294,17 @@ export class ManagedSecrets {
     if (moved !== undefined) this.logger.info({ fqdn, renewAt: new Date(moved * 1000).toISOString() }, 'the CA moved the renewal window; renewal rescheduled');
   }
 
-  private async setState(token: string, fqdn: string, state: RenewalState): Promise<void> {
-    await this.kv.update<Schedule>(kvPath.managed, token, (s) => (s?.secrets[fqdn] ? { secrets: { ...s.secrets, [fqdn]: state } } : NO_CHANGE));
+  /** Records an attempt's outcome, if the entry is still there and (with `claim`) still that attempt's. */
+  private async setState(token: string, fqdn: string, state: RenewalState, claim?: string): Promise<void> {
+    await this.kv.update<Schedule>(kvPath.managed, token, (s) => {
+      const entry = s?.secrets[fqdn];
+      if (!entry || (claim !== undefined && entry.claim !== claim)) return NO_CHANGE;
+      return { secrets: { ...s!.secrets, [fqdn]: state } };
+    });
+  }
+
+  private async holds(token: string, fqdn: string, claim: string): Promise<boolean> {
+    return (await this.schedule(token))[fqdn]?.claim === claim;
   }
 
   /** A fresh key (made here) and a certificate for it: from the secret's own PKI role, or an ACME order. */
