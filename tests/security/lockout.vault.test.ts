@@ -9,7 +9,7 @@ import { Kv } from '../../src/vault/kv';
 import { Pki } from '../../src/vault/pki';
 import { Sys } from '../../src/vault/sys';
 import { httpsRequest, peerCertificate, runRks } from '../support/serve';
-import { TestVault, freePort, startVault } from '../support/vault';
+import { TestVault, freePort, startVault, vaultCaller } from '../support/vault';
 
 /**
  * The admin login needs no token, so strangers can fail at it as often as they like. This
@@ -24,15 +24,7 @@ describe('nobody without a token can lock rks out', () => {
   let port: number;
   const admin = { login: 'ops', password: randomBytes(12).toString('base64url') };
 
-  const vaultCall = async (method: string, path: string, body?: unknown, token: string | null = vault.rootToken) => {
-    const res = await fetch(`${vault.addr}/v1/${path}`, {
-      method,
-      headers: { ...(token ? { 'X-Vault-Token': token } : {}), 'Content-Type': 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await res.text();
-    return { status: res.status, body: text ? JSON.parse(text) : null };
-  };
+  const vaultCall = (...args: Parameters<ReturnType<typeof vaultCaller>>) => vaultCaller(vault)(...args);
   const lockedUsers = async (): Promise<string[]> => {
     const data = (await vaultCall('GET', 'sys/locked-users')).body.data;
     return (data.by_namespace ?? []).flatMap((ns: any) => ns.mount_accessors.flatMap((m: any) => m.alias_identifiers));

@@ -87,3 +87,16 @@ export async function startVault(): Promise<TestVault> {
       }),
   };
 }
+
+/** Calls a test Vault's API straight, with the root token unless told otherwise (null: none). */
+export function vaultCaller(vault: TestVault) {
+  return async (method: string, path: string, body?: unknown, token: string | null = vault.rootToken): Promise<{ status: number; body: any }> => {
+    const res = await fetch(`${vault.addr}/v1/${path}`, {
+      method,
+      headers: { ...(token ? { 'X-Vault-Token': token } : {}), 'Content-Type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.text();
+    return { status: res.status, body: text ? JSON.parse(text) : null };
+  };
+}

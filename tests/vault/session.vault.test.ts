@@ -7,7 +7,7 @@ import { Kv } from '../../src/vault/kv';
 import { Pki } from '../../src/vault/pki';
 import { ServiceSession } from '../../src/vault/session';
 import { Sys } from '../../src/vault/sys';
-import { TestVault, startVault } from '../support/vault';
+import { TestVault, startVault, vaultCaller } from '../support/vault';
 
 /**
  * rks's own login, on a Vault of its own (these tests re-key and remove the identity): what an
@@ -17,15 +17,7 @@ describe("rks's service session", () => {
   let vault: TestVault;
   let client: VaultClient;
   const admin = { login: 'ops', password: randomBytes(18).toString('base64url') };
-  const call = async (method: string, path: string, body?: unknown, token: string | null = vault.rootToken) => {
-    const res = await fetch(`${vault.addr}/v1/${path}`, {
-      method,
-      headers: { ...(token ? { 'X-Vault-Token': token } : {}), 'Content-Type': 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await res.text();
-    return { status: res.status, body: text ? JSON.parse(text) : null };
-  };
+  const call = (...args: Parameters<ReturnType<typeof vaultCaller>>) => vaultCaller(vault)(...args);
   const appRoleLogin = (secretId: string) => call('POST', 'auth/rks-service/login', { role_id: 'rks-service', secret_id: secretId }, null);
   const init = () => new InitService(new Sys(client), new Kv(client), new Pki(client), admin).init(vault.rootToken);
 
