@@ -114,7 +114,7 @@ export class RksNode extends EventEmitter<RksNodeEvents> {
    * any other name are refused from memory, so a stranger's made-up names cost rks nothing.
    * Null until known; `blind` when rks cannot say (a classic RKS), and names are then asked for.
    */
-  private allowed: { names: Set<string>; at: number } | null = null;
+  private allowed: { names: Set<string>; at: number; etag?: string } | null = null;
   private listing?: Promise<Set<string>>;
   private blind = false;
 
@@ -201,9 +201,13 @@ export class RksNode extends EventEmitter<RksNodeEvents> {
     if (this.listing && !token) return this.listing;
     const listing = (async () => {
       try {
-        const body = (await (token ? this.call('GET', '/rks/v1/node/secrets', token) : this.withToken((t) => this.call('GET', '/rks/v1/node/secrets', t), false))) as { secrets: string[] };
-        const names = new Set(body.secrets);
-        this.allowed = { names, at: Date.now() };
+        // Up to date: 304 and no body, however many names the group has.
+        const held = this.allowed;
+        const ask = (t: string) => this.exchange('GET', '/rks/v1/node/secrets', t, held?.etag ? { 'If-None-Match': held.etag } : {});
+        const answer = await (token ? ask(token) : this.withToken(ask, false));
+        const etag = typeof answer.headers.etag === 'string' ? answer.headers.etag : undefined;
+        const names = answer.status === 304 && held ? held.names : new Set((answer.body as { secrets: string[] }).secrets);
+        this.allowed = { names, at: Date.now(), ...(etag ? { etag } : {}) };
         this.blind = false;
         return names;
       } catch (err) {
@@ -512,7 +516,12 @@ export class RksNode extends EventEmitter<RksNodeEvents> {
     }
   }
 
-  private call(method: string, path: string, token: string, headers: Record<string, string> = {}): Promise<unknown> {
+  private async call(method: string, path: string, token: string, headers: Record<string, string> = {}): Promise<unknown> {
+    return (await this.exchange(method, path, token, headers)).body;
+  }
+
+  /** One request to rks: its status, headers and parsed body; an error status rejects with HttpError. */
+  private exchange(method: string, path: string, token: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: unknown }> {
     const lib = this.base.protocol === 'https:' ? https : http;
     return new Promise((resolve, reject) => {
       const req = lib.request(
@@ -532,7 +541,7 @@ export class RksNode extends EventEmitter<RksNodeEvents> {
             if (res.statusCode! >= 400) {
               const answer = body as { errors?: string[]; code?: string } | null;
               reject(new HttpError(res.statusCode!, answer?.errors?.join('; ') ?? 'no reason given', answer?.code));
-            } else resolve(body);
+            } else resolve({ status: res.statusCode!, headers: res.headers, body });
           });
         },
       );

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Counter } from 'prom-client';
 import type { CallbackVerifier } from '../callback/verifier';
@@ -36,6 +37,8 @@ export interface NodeAccess {
   secrets: string[];
   /** Seconds the node token has left. */
   ttl: number;
+  /** Names this list (the group and its secrets), for `If-None-Match`. */
+  etag: string;
 }
 
 const LIST_CACHE_MS = 1000;
@@ -55,7 +58,7 @@ const SEEN_EVERY_MS = 3600_000;
 export class NodeService {
   private readonly admitting = new KeyedLock();
   private readonly seen = new Map<string, number>();
-  private readonly lists = new Map<string, { at: number; list: Promise<string[]> }>();
+  private readonly lists = new Map<string, { at: number; list: Promise<{ secrets: string[]; etag: string }> }>();
 
   constructor(
     private readonly kv: KvStore,
@@ -101,13 +104,17 @@ export class NodeService {
     if (!isName(g) || !isName(n) || !self.policies.includes(nodePolicyName(g))) throw new Forbidden('permission denied: not a node token');
     let cached = this.lists.get(g);
     if (!cached || cached.at < Date.now() - LIST_CACHE_MS) {
-      const read = this.session.run((t) => this.kv.read<{ secrets: string[] }>(kvPath.groupSecrets(g), t)).then((e) => (e?.data.secrets ?? []).filter(isSecretName));
+      const read = this.session.run((t) => this.kv.read<{ secrets: string[] }>(kvPath.groupSecrets(g), t)).then((e) => {
+        const secrets = (e?.data.secrets ?? []).filter(isSecretName).sort();
+        return { secrets, etag: `"${createHash('sha256').update(JSON.stringify([g, secrets])).digest('base64url').slice(0, 22)}"` };
+      });
       cached = { at: Date.now(), list: read };
       if (this.lists.size >= 10_000) this.lists.clear();
       this.lists.set(g, cached);
       read.catch(() => this.lists.delete(g));
     }
-    return { group: g, nodeId: n, secrets: [...(await cached.list)].sort(), ttl: self.ttl };
+    const { secrets, etag } = await cached.list;
+    return { group: g, nodeId: n, secrets: [...secrets], ttl: self.ttl, etag };
   }
 
   /** Renews the caller's own token (group or node) and answers its new TTL. */

@@ -10,8 +10,12 @@ export function nodeRoutes(nodes: NodeService): Handlers {
       req.log.info({ node: nodeId.toLowerCase() }, 'node registered');
       res.status(201).json(answer);
     },
-    nodeAccess: async (_req, res, token) => {
-      res.status(200).json(await nodes.access(token));
+    nodeAccess: async (req, res, token) => {
+      const { etag, ...access } = await nodes.access(token);
+      res.set('ETag', etag);
+      // The list the edge holds: no body, whatever the group's size.
+      if (req.get('If-None-Match') === etag) return void res.status(304).end();
+      res.status(200).json(access);
     },
     renewSelf: async (_req, res, token) => {
       res.status(200).json(await nodes.renewSelf(token));

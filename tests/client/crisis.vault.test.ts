@@ -3,7 +3,7 @@ import { RksNode } from '../../src/client';
 import { edge, handshake } from '../support/edge';
 import { ServedRks, adminToken, serveRks } from '../support/harness';
 import { issue } from '../support/pki';
-import { createGroup, uniq } from '../support/rks';
+import { createGroup, pushSecret, registerNode, uniq } from '../support/rks';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -45,7 +45,7 @@ describe('crisis controls reach a running edge within seconds', () => {
     const e = await edge(node);
     for (const name of names) expect(await handshake(e.port, name, ca.certPem)).toHaveProperty('fingerprint');
     return {
-      g, ca: ca.certPem, node, e, revoked,
+      g, ca: ca.certPem, node, e, revoked, groupToken: async () => groupToken,
       setGroupToken: (t: string) => (groupToken = t),
       close: () => { e.close(); node.stop(); },
     };
@@ -133,6 +133,29 @@ describe('crisis controls reach a running edge within seconds', () => {
         expect(ms).toBeLessThan(BOUND_MS);
       }
       expect(w.node.cached()).toEqual([]);
+    } finally {
+      w.close();
+    }
+  });
+
+  it('an edge that is up to date revalidates with one small request: 304 and no body, until the list changes', async () => {
+    const name = `${uniq('et')}.example.com`;
+    const w = await world([name]);
+    try {
+      const { nodeToken } = await registerNode(rks.app, await w.groupToken(), 'edge-etag');
+      const first = await request(rks.app).get('/rks/v1/node/secrets').set('X-Vault-Token', nodeToken).expect(200);
+      const etag = first.headers.etag as string;
+      expect(etag).toMatch(/^"[A-Za-z0-9_-]{22}"$/);
+      const same = await request(rks.app).get('/rks/v1/node/secrets').set('X-Vault-Token', nodeToken).set('If-None-Match', etag).expect(304);
+      expect(same.text ?? '').toBe('');
+      expect(same.headers.etag).toBe(etag);
+      const added = `${uniq('et2')}.example.com`;
+      await pushSecret(rks.app, admin, added);
+      await request(rks.app).post(`/rks/v1/group/${w.g}/secrets/${added}`).set('X-Vault-Token', admin).expect(201);
+      await sleep(1100); // the group's list is cached a second
+      const changed = await request(rks.app).get('/rks/v1/node/secrets').set('X-Vault-Token', nodeToken).set('If-None-Match', etag).expect(200);
+      expect(changed.headers.etag).not.toBe(etag);
+      expect(changed.body.secrets).toEqual([name, added].sort());
     } finally {
       w.close();
     }

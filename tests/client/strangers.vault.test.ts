@@ -21,11 +21,14 @@ describe('strangers handshaking with an edge', () => {
   let url: string;
   /** Requests rks received, by path. */
   const seen: string[] = [];
+  /** The If-None-Match of each request, and its answer's status. */
+  const revalidations: { sent?: string; status: number }[] = [];
 
   beforeAll(async () => {
     h = harness();
     server = http.createServer((req, res) => {
       seen.push(`${req.method} ${req.url}`);
+      res.on('finish', () => revalidations.push({ sent: req.headers['if-none-match'] as string | undefined, status: res.statusCode }));
       h.app(req, res);
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -67,6 +70,11 @@ describe('strangers handshaking with an edge', () => {
       expect(seen.length).toBeLessThanOrEqual(Math.ceil(seconds / 2) + 1);
       expect((node as unknown as { failures: Map<string, unknown> }).failures.size).toBe(0);
       expect(await handshake(e.port, known, ca.certPem)).toHaveProperty('fingerprint');
+
+      // An edge that is up to date revalidates with its list's ETag and gets 304, no body.
+      revalidations.length = 0;
+      await node.revalidate();
+      expect(revalidations).toEqual([{ sent: expect.stringMatching(/^"/), status: 304 }]);
 
       // A name associated since the last list is found by the next handshake for it.
       const added = `new.${g}.example.com`;
