@@ -206,6 +206,7 @@ export class GroupService {
         token_period: GROUP_TOKEN_PERIOD,
         renewable: true,
         token_no_default_policy: true,
+        token_type: 'service',
       },
       token,
     );

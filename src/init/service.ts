@@ -18,7 +18,10 @@ import {
   SERVICE_TOKEN_PERIOD,
   USERPASS_LOCKOUT,
   USERPASS_PATH,
+  PREFIX,
   adminPolicy,
+  groupTokenName,
+  groupTokenPolicy,
   groupsIn,
   kvPath,
   servicePolicy,
@@ -122,6 +125,7 @@ export class InitService {
       await this.ensureUserpass(token);
       await this.sys.putPolicy(ADMIN_POLICY, adminPolicy, token);
       if ((existing.data.layout ?? 1) < 2) await this.backfillLayout2(token);
+      if ((existing.data.layout ?? 1) < 3) await this.backfillLayout3(token);
       const record: RksConfigRecord = { ...existing.data, layout: LAYOUT, upgradedAt: new Date().toISOString() };
       await this.writeConfig(record, token, existing.version);
       return { upgraded: stale };
@@ -258,6 +262,21 @@ export class InitService {
    * token (rks's identity renews by accessor), and a record for each node role, so nodes
    * admitted before count against the group's limit and are pruned when idle.
    */
+  /**
+   * What layout 3 holds that layout 2 did not: token roles that make service tokens only (a
+   * batch token can be neither listed nor revoked), group tokens that set nothing but metadata
+   * when they make node tokens, and PKI roles that keep no copy of what they sign.
+   */
+  private async backfillLayout3(token: string): Promise<void> {
+    for (const role of (await this.tokens.listRoles(token)).filter((r) => r.startsWith(`${PREFIX}node_`) || r.startsWith(`${PREFIX}grouptoken_`))) {
+      await this.tokens.updateRole(role, { token_type: 'service' }, token);
+    }
+    for (const g of groupsIn(await this.kv.list(kvPath.groups, token))) {
+      if ((await this.sys.readPolicy(groupTokenName(g), token)) !== null) await this.sys.putPolicy(groupTokenName(g), groupTokenPolicy(g), token);
+    }
+    if (await this.pki.caPem()) await this.writePkiRoles(token);
+  }
+
   private async backfillLayout2(token: string): Promise<void> {
     const now = new Date().toISOString();
     for (const g of groupsIn(await this.kv.list(kvPath.groups, token))) {
@@ -284,6 +303,10 @@ export class InitService {
       if (this.ca) await this.pki.importCa(`${this.ca.certPem.trim()}\n${this.ca.keyPem.trim()}\n`, token);
       else await this.pki.generateRoot('rks CA', '87600h', token);
     }
+    await this.writePkiRoles(token);
+  }
+
+  private async writePkiRoles(token: string): Promise<void> {
     const leaf = { key_usage: ['DigitalSignature', 'KeyEncipherment'], max_ttl: '8760h' };
     await this.pki.writeRole(PKI_SERVER_ROLE, { ...leaf, server_flag: true, client_flag: true }, token);
     await this.pki.writeRole(PKI_CLIENT_ROLE, { ...leaf, server_flag: false, client_flag: true }, token);

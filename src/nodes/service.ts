@@ -7,7 +7,7 @@ import { KeyedLock } from '../groups/keyed-lock';
 import { storedRegInfo } from '../groups/records';
 import { isName, isSecretName, parseName } from '../names';
 import { NO_CHANGE } from '../vault/kv';
-import { groupTokenName, kvPath, nodePolicyName, nodeRoleName } from '../vault/layout';
+import { groupTokenName, kvPath, nodePolicyName, nodeRoleName, tokenOrigin } from '../vault/layout';
 import type { KvStore, Session, TokenStore } from '../vault/stores';
 import type { RoleSpec } from '../vault/tokens';
 
@@ -58,6 +58,7 @@ const SEEN_EVERY_MS = 3600_000;
 export class NodeService {
   private readonly admitting = new KeyedLock();
   private readonly seen = new Map<string, number>();
+  private readonly renewals = new Map<string, number>();
   private readonly lists = new Map<string, { at: number; list: Promise<{ secrets: string[]; etag: string }> }>();
 
   constructor(
@@ -73,8 +74,9 @@ export class NodeService {
   async register(groupToken: string, nodeId: string): Promise<NodeToken> {
     const n = parseName('node id', nodeId);
     const self = await this.tokens.lookupSelf(groupToken);
-    const g = self.meta.groupname;
-    if (!isName(g) || !self.policies.includes(groupTokenName(g))) throw new Forbidden('permission denied: not a group token');
+    const origin = tokenOrigin(self.path);
+    if (!origin || origin.nodeId !== undefined || !self.policies.includes(groupTokenName(origin.group))) throw new Forbidden('permission denied: not a group token');
+    const g = origin.group;
 
     const config = await this.session.run((t) => this.kv.read<unknown>(kvPath.groupConfig(g), t));
     if (!config) throw new Forbidden('permission denied: the group no longer exists');
@@ -99,9 +101,10 @@ export class NodeService {
    */
   async access(nodeToken: string): Promise<NodeAccess> {
     const self = await this.tokens.lookupSelf(nodeToken);
-    const g = self.meta.groupname;
-    const n = self.meta.nodeid;
-    if (!isName(g) || !isName(n) || !self.policies.includes(nodePolicyName(g))) throw new Forbidden('permission denied: not a node token');
+    // Who it is, from the role Vault made it with: its metadata is whatever its maker set.
+    const origin = tokenOrigin(self.path);
+    if (!origin?.nodeId || !self.policies.includes(nodePolicyName(origin.group))) throw new Forbidden('permission denied: not a node token');
+    const { group: g, nodeId: n } = origin;
     let cached = this.lists.get(g);
     if (!cached || cached.at < Date.now() - LIST_CACHE_MS) {
       const read = this.session.run((t) => this.kv.read<{ secrets: string[] }>(kvPath.groupSecrets(g), t)).then((e) => {
@@ -120,7 +123,11 @@ export class NodeService {
   /** Renews the caller's own token (group or node) and answers its new TTL. */
   async renewSelf(token: string): Promise<NodeToken> {
     const renewed = await this.tokens.renewSelf(token);
-    if (renewed.meta.nodeid && renewed.meta.groupname) this.markSeen(renewed.meta.groupname, renewed.meta.nodeid);
+    if (renewed.meta.nodeid && this.due(renewed.accessor)) {
+      // Whose record to refresh is told by the token's role, not its metadata (at most hourly).
+      const origin = tokenOrigin((await this.tokens.lookupSelf(token).catch(() => undefined))?.path);
+      if (origin?.nodeId) this.markSeen(origin.group, origin.nodeId);
+    }
     return { nodeToken: token, ttl: renewed.ttl };
   }
 
@@ -133,6 +140,7 @@ export class NodeService {
       token_period: this.options.tokenPeriod,
       renewable: true,
       token_no_default_policy: true,
+      token_type: 'service',
     };
     const known = await this.kv.read<NodeRecord>(kvPath.groupNode(g, n), t);
     if (known) {
@@ -159,6 +167,15 @@ export class NodeService {
   }
 
   /** Refreshes a renewing node's record now and then, so pruning leaves it alone. */
+  /** Whether a token's renewal should refresh its node's record (at most hourly per token). */
+  private due(accessor: string): boolean {
+    const now = Date.now();
+    if (now - (this.renewals.get(accessor) ?? 0) < SEEN_EVERY_MS) return false;
+    if (this.renewals.size >= 100_000) this.renewals.clear();
+    this.renewals.set(accessor, now);
+    return true;
+  }
+
   private markSeen(g: string, n: string): void {
     const key = `${g}/${n}`;
     const now = Date.now();

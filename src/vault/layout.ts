@@ -38,7 +38,7 @@ export const managedRoleName = (id: string) => `managed-${id}`;
 /** Seconds a service token lives; rks logs in again at half of it. */
 export const SERVICE_TOKEN_PERIOD = 3600;
 /** The layout init writes; older layouts are brought up to date by running init again. */
-export const LAYOUT = 2;
+export const LAYOUT = 3;
 
 /**
  * Every name that becomes part of a Vault path or policy passes here, whoever the caller and
@@ -99,6 +99,17 @@ export const nodeRolePrefix = (group: string) => `${PREFIX}node_${namePart('grou
 export const nodeRoleName = (group: string, nodeId: string) => `${nodeRolePrefix(group)}${namePart('node id', nodeId)}`;
 
 /**
+ * Whose token a token is, from the path Vault made it at (its role), not from its metadata,
+ * which whoever creates a token may set: a group token of `group`, or a node token of `nodeId`.
+ */
+export function tokenOrigin(path: string | undefined): { group: string; nodeId?: string } | null {
+  const m = /^auth\/token\/create\/rks_(grouptoken|node)_([a-z0-9-]{1,64})(?:_([a-z0-9-]{1,64}))?$/.exec(path ?? '');
+  if (!m) return null;
+  if (m[1] === 'grouptoken') return m[3] === undefined ? { group: m[2]! } : null;
+  return m[3] === undefined ? null : { group: m[2]!, nodeId: m[3] };
+}
+
+/**
  * What a group token may do: look itself up, renew itself, and create node tokens from the
  * roles rks made for the nodes it admitted. Nothing else: no config, no secret, no role.
  */
@@ -111,6 +122,10 @@ path "auth/token/renew-self" {
 }
 path "auth/token/create/${nodeRolePrefix(group)}*" {
   capabilities = ["update"]
+  allowed_parameters = {
+    "meta" = []
+    "display_name" = []
+  }
 }
 `;
 
@@ -223,6 +238,7 @@ path "auth/token/roles/${PREFIX}node_*" {
     "renewable" = [true]
     "token_no_default_policy" = [true]
     "token_period" = []
+    "token_type" = ["service"]
   }
 }
 path "sys/leases/revoke-prefix/auth/token/create/${PREFIX}node_*" {

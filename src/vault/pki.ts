@@ -64,7 +64,9 @@ export class Pki {
         require_cn: false,
         use_csr_common_name: true,
         use_csr_sans: true,
-        no_store: false,
+        // Nothing to keep: rks revokes no leaf by serial, and a PSK holder signing in a loop
+        // must not grow Vault's storage.
+        no_store: true,
       },
     });
   }

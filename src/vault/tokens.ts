@@ -11,6 +11,8 @@ export interface IssuedToken {
 
 export interface TokenInfo {
   accessor?: string;
+  /** Where it was made: `auth/token/create/<role>` for a token from a role. */
+  path?: string;
   policies: string[];
   meta: Record<string, string>;
   ttl: number;
@@ -39,6 +41,8 @@ export interface RoleSpec {
   token_period: number;
   renewable: true;
   token_no_default_policy: true;
+  /** Service tokens only: a batch token can be neither listed nor revoked. */
+  token_type: 'service';
 }
 
 /** The token store: roles, tokens made from them, renewal and revocation. */
@@ -47,7 +51,7 @@ export class Tokens implements TokenStore {
 
   async lookupSelf(token: string): Promise<TokenInfo> {
     const res = await this.vault.call('GET', 'auth/token/lookup-self', { token, operation: 'token.lookup-self' });
-    return { accessor: res.data.accessor, policies: res.data.policies ?? [], meta: res.data.meta ?? {}, ttl: Number(res.data.ttl ?? 0) };
+    return { accessor: res.data.accessor, path: res.data.path, policies: res.data.policies ?? [], meta: res.data.meta ?? {}, ttl: Number(res.data.ttl ?? 0) };
   }
 
   async renewSelf(token: string): Promise<IssuedToken> {
@@ -77,6 +81,11 @@ export class Tokens implements TokenStore {
       if (isVaultError(err, 404)) return null;
       throw err;
     }
+  }
+
+  /** Sets some fields of an existing role, leaving the others as they are. */
+  async updateRole(name: string, fields: Partial<RoleSpec>, token: string): Promise<void> {
+    await this.vault.call('POST', `auth/token/roles/${encodeURIComponent(name)}`, { token, operation: 'token.write-role', body: fields, idempotent: true });
   }
 
   async deleteRole(name: string, token: string): Promise<void> {

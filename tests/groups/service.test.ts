@@ -66,7 +66,7 @@ describe('GroupService (in memory)', () => {
 
   it('rotating the token revokes the old one and every node under it', async () => {
     const old = await groups.create(admin, 'edge', NO_CALLBACK);
-    await tokens.writeRole('rks_node_edge_n1', { allowed_policies: ['rks_node_edge'], orphan: false, token_period: 600, renewable: true, token_no_default_policy: true }, admin);
+    await tokens.writeRole('rks_node_edge_n1', { allowed_policies: ['rks_node_edge'], orphan: false, token_period: 600, renewable: true, token_no_default_policy: true, token_type: 'service' }, admin);
     const node = (await tokens.createFromRole('rks_node_edge_n1', old, { groupname: 'edge', nodeid: 'n1' })).token;
     const fresh = await groups.rotateGroupToken(admin, 'edge');
     expect([tokens.live(old), tokens.live(node), tokens.live(fresh)]).toEqual([false, false, true]);

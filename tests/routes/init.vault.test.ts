@@ -151,9 +151,9 @@ describe('POST /rks/v1/init', () => {
     expect(JSON.stringify(key)).not.toContain('PRIVATE KEY');
     for (const role of ['server', 'client']) expect((await read(`rks-pki/roles/${role}`)).status).toBe(200);
     expect((await read('rks-pki/roles/server')).body.data).toMatchObject({ server_flag: true, client_flag: true });
-    expect((await read('rks-pki/roles/client')).body.data).toMatchObject({ server_flag: false, client_flag: true });
+    expect((await read('rks-pki/roles/client')).body.data).toMatchObject({ server_flag: false, client_flag: true, no_store: true });
     const config = (await read('rks/data/config')).body.data.data;
-    expect(config).toMatchObject({ initialized: true, layout: 2 });
+    expect(config).toMatchObject({ initialized: true, layout: 3 });
     expect(JSON.stringify(config)).not.toContain(admin.password);
   });
 
@@ -186,6 +186,10 @@ describe('POST /rks/v1/init', () => {
     await request(app).post('/rks/v1/node').set('X-Vault-Token', created.body.groupToken).set('X-LCDN-nodeId', 'old-node').expect(201);
     await write('rks/metadata/groups/before/grouptoken-accessor', {}, 'DELETE');
     await write('rks/metadata/groups/before/nodes/old-node', {}, 'DELETE');
+    // Roles that could make batch tokens, and a group token policy that let its token set anything.
+    await write('auth/token/roles/rks_node_before_old-node', { token_type: 'default' });
+    await write('sys/policies/acl/rks_grouptoken_before', { policy: 'path "auth/token/create/rks_node_before_*" { capabilities = ["update"] }' });
+    await write('rks-pki/roles/client', { no_store: false });
     // What layout 1 left: no AppRole, no rks_service policy, Vault's default user lockout.
     await write('sys/auth/rks-service', {}, 'DELETE');
     await write('sys/policies/acl/rks_service', {}, 'DELETE');
@@ -202,7 +206,10 @@ describe('POST /rks/v1/init', () => {
     const res = await request(app).post('/rks/v1/init').set('X-Vault-Token', vault.rootToken);
     expect(res.status).toBe(200);
     expect(res.body.upgraded).toEqual(expect.arrayContaining(['service identity', 'admin login lockout settings']));
-    expect((await read('rks/data/config')).body.data.data).toMatchObject({ layout: 2, upgradedAt: expect.any(String) });
+    expect((await read('rks/data/config')).body.data.data).toMatchObject({ layout: 3, upgradedAt: expect.any(String) });
+    expect((await read('auth/token/roles/rks_node_before_old-node')).body.data.token_type).toBe('service');
+    expect((await read('sys/policies/acl/rks_grouptoken_before')).body.data.policy).toContain('"display_name" = []');
+    expect((await read('rks-pki/roles/client')).body.data.no_store).toBe(true);
     expect((await read('sys/auth/userpass/tune')).body.data.user_lockout_threshold).toBe(20);
     expect((await read('rks/data/groups/before/grouptoken-accessor')).body.data.data.accessor).toMatch(/\S/);
     expect((await read('rks/data/groups/before/nodes/old-node')).status).toBe(200);

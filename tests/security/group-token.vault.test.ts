@@ -51,10 +51,21 @@ describe('security: what a stolen group token cannot do', () => {
     denied(await vaultAs(groupToken, 'POST', `auth/token/create/rks_grouptoken_${g}`, {}));
   });
 
-  it('cannot widen a node token beyond the node policy', async () => {
-    const r = await vaultAs(groupToken, 'POST', `auth/token/create/rks_node_${g}_n1`, { policies: ['rks_admin'] });
-    expect(r.status).toBe(400);
-    expect(r.errors.join()).toMatch(/not a subset|allowed policies/i);
+  it('cannot widen a node token beyond the node policy, nor make one Vault can neither list nor revoke', async () => {
+    denied(await vaultAs(groupToken, 'POST', `auth/token/create/rks_node_${g}_n1`, { policies: ['rks_admin'] }));
+    // A batch token would outlive the node's revocation.
+    denied(await vaultAs(groupToken, 'POST', `auth/token/create/rks_node_${g}_n1`, { type: 'batch' }));
+    for (const extra of [{ ttl: '87600h' }, { num_uses: 0 }, { period: '87600h' }, { id: 'chosen' }]) {
+      denied(await vaultAs(groupToken, 'POST', `auth/token/create/rks_node_${g}_n1`, extra));
+    }
+    expect((await vaultRead(`auth/token/roles/rks_node_${g}_n1`)).body.data.token_type).toBe('service');
+  });
+
+  it('a node token it makes with another group and node in its metadata is still its own node to rks', async () => {
+    const made = await vaultAs(groupToken, 'POST', `auth/token/create/rks_node_${g}_n1`, { meta: { groupname: other, nodeid: 'victim' } });
+    expect(made.status).toBe(200);
+    const access = await request(h.app).get('/rks/v1/node/secrets').set('X-Vault-Token', made.body.auth.client_token).expect(200);
+    expect(access.body).toMatchObject({ group: g, nodeId: 'n1', secrets: [fqdn] });
   });
 
   it('cannot register a node of another group', async () => {

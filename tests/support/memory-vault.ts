@@ -84,7 +84,7 @@ export class MemoryTokens implements TokenStore {
 
   async lookupSelf(token: string): Promise<TokenInfo> {
     const t = this.mustLive(token, 'token.lookup-self');
-    return { policies: t.policies, meta: t.meta, ttl: t.ttl };
+    return { policies: t.policies, meta: t.meta, ttl: t.ttl, accessor: t.accessor, path: t.role ? `auth/token/create/${t.role}` : 'auth/token/create' };
   }
 
   async renewSelf(token: string): Promise<IssuedToken> {
