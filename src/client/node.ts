@@ -117,6 +117,10 @@ export class RksNode extends EventEmitter<RksNodeEvents> {
   private allowed: { names: Set<string>; at: number; etag?: string } | null = null;
   private listing?: Promise<Set<string>>;
   private blind = false;
+  /** When the node's list was last asked for, answered or not. */
+  private listAskedAt = 0;
+  /** The last refused registration: none is tried again before `until`. */
+  private refusedRegistration?: { until: number; delay: number; error: Error };
 
   constructor(private readonly opts: RksNodeOptions) {
     super();
@@ -199,6 +203,7 @@ export class RksNode extends EventEmitter<RksNodeEvents> {
    */
   private allowedNames(token?: string): Promise<Set<string>> {
     if (this.listing && !token) return this.listing;
+    this.listAskedAt = Date.now();
     const listing = (async () => {
       try {
         // Up to date: 304 and no body, however many names the group has.
@@ -232,7 +237,8 @@ export class RksNode extends EventEmitter<RksNodeEvents> {
     if (this.blind) return candidates;
     const known = this.allowed;
     let hits = known ? candidates.filter((c) => known.names.has(c)) : [];
-    if (hits.length || (known && Date.now() - known.at < MISS_REFRESH_MS)) return hits;
+    // Asked for recently, answered or not (rks failing is no reason to ask faster).
+    if (hits.length || Date.now() - Math.max(known?.at ?? 0, this.listAskedAt) < MISS_REFRESH_MS) return hits;
     try {
       const names = await this.allowedNames();
       hits = this.blind ? candidates : candidates.filter((c) => names.has(c));
@@ -462,16 +468,34 @@ export class RksNode extends EventEmitter<RksNodeEvents> {
     }
   }
 
+  /**
+   * Registers, once at a time. After a refusal (rotated group token, deleted group, callback
+   * saying no) the next try waits, doubling up to `backoffMs.max`: a stranger's handshakes with
+   * an edge that lost its registration must not turn into registrations (and, on rks, calls to
+   * the group manager) as fast as they come.
+   */
   private register(): Promise<void> {
+    const refused = this.refusedRegistration;
+    if (refused && refused.until > Date.now()) return Promise.reject(refused.error);
     this.registering ??= (async () => {
       const groupToken = typeof this.opts.groupToken === 'function' ? (await this.opts.groupToken()).trim() : this.opts.groupToken;
-      const body = (await this.call('POST', '/rks/v1/node', groupToken, { 'X-LCDN-nodeId': this.opts.nodeId })) as {
-        nodeToken: string;
-        ttl: number;
-      };
-      this.token = body.nodeToken;
-      this.scheduleRenewal(body.ttl);
-      this.emit('registered', { ttl: body.ttl });
+      try {
+        const body = (await this.call('POST', '/rks/v1/node', groupToken, { 'X-LCDN-nodeId': this.opts.nodeId })) as {
+          nodeToken: string;
+          ttl: number;
+        };
+        this.refusedRegistration = undefined;
+        this.token = body.nodeToken;
+        this.scheduleRenewal(body.ttl);
+        this.emit('registered', { ttl: body.ttl });
+      } catch (err) {
+        if (err instanceof HttpError && REFUSED.has(err.code)) {
+          const { min, max } = this.opts.backoffMs ?? { min: 1000, max: 60_000 };
+          const delay = refused ? Math.min(refused.delay * 2, max) : min;
+          this.refusedRegistration = { until: Date.now() + delay, delay, error: err };
+        }
+        throw err;
+      }
     })().finally(() => (this.registering = undefined));
     return this.registering;
   }

@@ -81,6 +81,19 @@ describe('strangers handshaking with an edge', () => {
       await push(added);
       await sleep(2100);
       expect(await handshake(e.port, added, ca.certPem)).toHaveProperty('fingerprint');
+
+      // The group token is rotated: the edge's registration is refused, and strangers'
+      // handshakes meanwhile do not turn into registrations as fast as they come.
+      await request(h.app).put(`/rks/v1/group/${g}/grouptoken`).set('X-Vault-Token', admin).expect(200);
+      await node.revalidate();
+      seen.length = 0;
+      const flood = Date.now();
+      for (let i = 0; i < 10; i++) {
+        await Promise.all(Array.from({ length: 20 }, () => handshake(e.port, `${randomBytes(6).toString('hex')}.${g}.example.com`, ca.certPem)));
+      }
+      const registrations = seen.filter((s) => s === 'POST /rks/v1/node').length;
+      // One second first, then doubling: a handful in the flood's few seconds, not one a handshake.
+      expect(registrations).toBeLessThanOrEqual(Math.ceil(Math.log2((Date.now() - flood) / 1000 + 1)) + 2);
     } finally {
       e.close();
       node.stop();
