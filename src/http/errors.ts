@@ -51,7 +51,10 @@ export function toHttp(err: unknown): HttpAnswer {
   if (err instanceof ValidationFailed) return { status: 400, errors: err.items.map(describeValidation), code: err.code };
   if (err instanceof RksError) return { status: err.status, errors: [err.message], headers: err.headers, code: err.code };
   if (err instanceof VaultError) {
-    if (err.status === 403) return { status: 403, errors: ['permission denied'], code: 'forbidden' };
+    // Vault answers 500 to a token it cannot even parse ('r.abc', 'hvb.!!!!'): a caller's mistake.
+    if (err.status === 403 || (err.status === 500 && err.errors.some((e) => /error performing token check/i.test(e)))) {
+      return { status: 403, errors: ['permission denied'], code: 'forbidden' };
+    }
     const retry = { 'Retry-After': '1' };
     if (err.status === 503) return { status: 503, errors: ['vault is sealed or unavailable'], code: 'unavailable', headers: retry };
     if (err.status === 429) return { status: 503, errors: ['vault is overloaded or on standby'], code: 'unavailable', headers: retry };

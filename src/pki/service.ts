@@ -1,5 +1,6 @@
 import { X509Certificate } from 'node:crypto';
-import { ServiceUnavailable } from '../errors';
+import { BadRequest, ServiceUnavailable } from '../errors';
+import { isVaultError } from '../vault/client';
 import { Pki } from '../vault/pki';
 import { PKI_CLIENT_ROLE, PKI_SERVER_ROLE } from '../vault/layout';
 import { ServiceSession } from '../vault/session';
@@ -43,10 +44,16 @@ export class PkiService {
    */
   async sign(csrText: string, lifetimeSeconds: number, token?: string): Promise<string> {
     const csr = await checkCsr(csrText);
-    const signed = token
-      ? await this.pki.sign(PKI_SERVER_ROLE, csr.pem, lifetimeSeconds, token)
-      : await this.session.run((t) => this.pki.sign(PKI_CLIENT_ROLE, csr.pem, lifetimeSeconds, t));
-    return signed.certificate;
+    try {
+      const signed = token
+        ? await this.pki.sign(PKI_SERVER_ROLE, csr.pem, lifetimeSeconds, token)
+        : await this.session.run((t) => this.pki.sign(PKI_CLIENT_ROLE, csr.pem, lifetimeSeconds, t));
+      return signed.certificate;
+    } catch (err) {
+      // Vault's PKI refusing what the CSR asks for is the caller's to fix, not a failure of rks.
+      if (isVaultError(err, 400)) throw new BadRequest('the CA refuses to sign this CSR: ask for DNS names and IP addresses only (no URI, e-mail or other names, no wildcard)');
+      throw err;
+    }
   }
 
   /** A server certificate for rks itself; the key is made here and never sent anywhere. */
