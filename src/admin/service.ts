@@ -4,7 +4,10 @@ import { BadRequest, Locked, TooManyRequests } from '../errors';
 import { parseLogin } from '../names';
 import { USERPASS_LOCKOUT, USERPASS_PATH } from '../vault/layout';
 import type { LoginAnswer, Sys } from '../vault/sys';
+import { sourceKey } from '../address';
 import { FailureCounter } from './failures';
+
+export { sourceKey } from '../address';
 
 export interface LoginLimits {
   /** Failed logins from one source address before it must pause for `sourceResetMs`. */
@@ -106,21 +109,4 @@ function refusal(answer: { refused: 'invalid' | 'locked' }): Error {
 
 function digest(password: string): Buffer {
   return createHash('sha256').update(password, 'utf8').digest();
-}
-
-/**
- * The key a source address is counted under: the address itself, or for IPv6 its /64, which
- * one client usually holds whole (counting single IPv6 addresses would give it 2^64 tries).
- */
-export function sourceKey(address: string): string {
-  const a = address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
-  if (!a.includes(':')) return a;
-  const [head, tail = ''] = a.split('::');
-  const left = head ? head.split(':') : [];
-  const right = a.includes('::') && tail ? tail.split(':') : [];
-  const groups = a.includes('::') ? [...left, ...Array(8 - left.length - right.length).fill('0'), ...right] : left;
-  return `${groups
-    .slice(0, 4)
-    .map((g) => (parseInt(g, 16) || 0).toString(16))
-    .join(':')}::/64`;
 }

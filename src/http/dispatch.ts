@@ -2,6 +2,7 @@ import express, { NextFunction, Request, RequestHandler, Response } from 'expres
 import { BadRequest, Forbidden, MethodNotAllowed, Unauthorized, UnsupportedMediaType, ValidationFailed } from '../errors';
 import { PskJwt, bearer } from '../pki/psk';
 import { Contract, Operation } from './contract';
+import { sourceKey } from '../address';
 
 /** An operation's handler: the request (params decoded and checked), the answer, the caller's token. */
 export type Handler = (req: Request<Record<string, string>>, res: Response, token: string) => Promise<void> | void;
@@ -75,7 +76,7 @@ export function dispatch(contract: Contract, handlers: Handlers, opts: DispatchO
     if (opts.requirePsk && !op.pskExempt) {
       const jwt = bearer(req.get('Authorization'));
       if (!jwt) throw new Unauthorized('this rks requires a PSK JWT in Authorization: Bearer');
-      await opts.psk!.verify(jwt);
+      await opts.psk!.verify(jwt, { source: sourceKey(req.ip ?? req.socket.remoteAddress ?? '') });
     }
 
     const params: Record<string, string> = {};

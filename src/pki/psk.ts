@@ -35,7 +35,12 @@ export function sha256Fingerprint(der: Buffer): string {
 export interface VerifyOptions {
   /** Off only where a known-answer vector has long expired. */
   checkExpiry?: boolean;
+  /** Who asks (an address): one source holds at most PER_SOURCE of the derivation slots. */
+  source?: string;
 }
+
+/** Derivations one source may have running at once: a stranger cannot take every slot. */
+const PER_SOURCE = 2;
 
 /**
  * Signs and checks PSK JWTs. Deriving a key costs 100 000 hash rounds, so keys are kept per
@@ -44,6 +49,7 @@ export interface VerifyOptions {
 export class PskJwt {
   private readonly keys = new Map<string, Buffer>();
   private deriving = 0;
+  private readonly bySource = new Map<string, number>();
 
   constructor(private readonly psk: string) {}
 
@@ -83,7 +89,7 @@ export class PskJwt {
       if (exp <= Date.now() / 1000) throw new Unauthorized('invalid PSK token: expired');
     }
     try {
-      const key = await this.key(salt, false);
+      const key = await this.key(salt, false, opts.source);
       const { payload } = await jwtVerify(token, key, {
         algorithms: ['HS256'],
         ...(opts.checkExpiry === false ? { currentDate: new Date(0) } : {}),
@@ -98,20 +104,28 @@ export class PskJwt {
     }
   }
 
-  private async key(salt: string, keep: boolean): Promise<Buffer> {
+  private async key(salt: string, keep: boolean, source?: string): Promise<Buffer> {
     const known = this.keys.get(salt);
     if (known) {
       this.remember(salt, known);
       return known;
     }
     if (this.deriving >= MAX_DERIVATIONS) throw new TooManyRequests('too many PSK tokens being checked at once; retry shortly', 1);
+    const mine = source === undefined ? 0 : (this.bySource.get(source) ?? 0);
+    if (mine >= PER_SOURCE) throw new TooManyRequests('too many PSK tokens from this address being checked at once; retry shortly', 1);
     this.deriving++;
+    if (source !== undefined) this.bySource.set(source, mine + 1);
     try {
       const key = await pbkdf2Async(this.psk, Buffer.from(salt, 'base64'), ITERATIONS, KEY_BYTES, 'sha256');
       if (keep) this.remember(salt, key);
       return key;
     } finally {
       this.deriving--;
+      if (source !== undefined) {
+        const left = (this.bySource.get(source) ?? 1) - 1;
+        if (left > 0) this.bySource.set(source, left);
+        else this.bySource.delete(source);
+      }
     }
   }
 

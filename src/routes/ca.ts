@@ -2,6 +2,7 @@ import { BadRequest, Unauthorized } from '../errors';
 import { PskJwt, bearer } from '../pki/psk';
 import type { PkiService } from '../pki/service';
 import type { Handlers } from '../http/dispatch';
+import { sourceKey } from '../address';
 
 const DAY = 86_400;
 /** A signed fingerprint header is reused for a while: each new one costs a PBKDF2 derivation. */
@@ -31,7 +32,7 @@ export function caRoutes(pki: PkiService, psk?: PskJwt): Handlers {
       const jwt = bearer(req.get('Authorization'));
       if (jwt) {
         if (!psk) throw new Unauthorized('no PSK is configured on this rks; use an admin X-Vault-Token');
-        await psk.verify(jwt);
+        await psk.verify(jwt, { source: sourceKey(req.ip ?? req.socket.remoteAddress ?? '') });
       } else if (!token) {
         throw new Unauthorized('a PSK JWT (Authorization: Bearer) or an admin X-Vault-Token is required');
       }

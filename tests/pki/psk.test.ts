@@ -108,3 +108,16 @@ describe('PSK keys and strangers', () => {
     expect(keys.size).toBe(1);
   });
 });
+
+describe('PSK derivations and strangers', () => {
+  it('one source holds at most 2 of the derivation slots: a flood from one address leaves room for others', async () => {
+    const jwt = new PskJwt('changeme');
+    const exp = Math.floor(Date.now() / 1000) + 600;
+    const flood = Array.from({ length: 20 }, () => jwt.verify(independentJwt('wrong', { exp }), { source: '203.0.113.9' }).then(() => 200, (e: { status?: number }) => e.status));
+    const client = jwt.verify(independentJwt('changeme', { exp }), { source: '198.51.100.1' });
+    await expect(client).resolves.toMatchObject({ exp });
+    const statuses = await Promise.all(flood);
+    expect(statuses.filter((s) => s === 429).length).toBe(18);
+    expect(statuses.filter((s) => s === 401).length).toBe(2);
+  });
+});
