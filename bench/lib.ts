@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import https from 'node:https';
@@ -10,7 +11,7 @@ import { Sys } from '../src/vault/sys';
 import { Running, runRks } from '../tests/support/serve';
 import { TestVault, freePort, startVault } from '../tests/support/vault';
 
-export const ADMIN = { login: 'bench-admin', password: 'bench-admin-password' };
+export const ADMIN = { login: 'bench-admin', password: randomBytes(18).toString('base64url') };
 
 export interface Stack {
   vault: TestVault;

@@ -1,7 +1,7 @@
 import { createPrivateKey } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
-import { STRONG_PASSWORD_BITS, passwordBits } from './admin/strength';
+import { weakness } from './admin/strength';
 import type { CallbackOptions } from './callback/verifier';
 import type { LogLevel } from './log';
 
@@ -119,9 +119,10 @@ export function resolveConfig(f: ServeFlags, env: NodeJS.ProcessEnv = process.en
   const psk = readSecret(f.psk, f.pskFile, '--psk-file');
   if (!vaultAddrs.length) throw new UsageError('no Vault address: set --vault-addr, RKS_VAULT_ADDR or VAULT_ADDR');
   if (!password) throw new UsageError('no administrator password: set --admin-password-file or RKS_ADMIN_PASSWORD');
-  if (!f.allowWeakAdminPassword && passwordBits(password) < STRONG_PASSWORD_BITS) {
+  const weak = f.allowWeakAdminPassword ? null : weakness(password);
+  if (weak) {
     throw new UsageError(
-      `the administrator password is too weak (about ${passwordBits(password)} bits; rks asks ${STRONG_PASSWORD_BITS}): anyone may try passwords at /rks/v1/admin/login from as many addresses as they have, and no limit holds them all without locking the administrator out too. Use 16 or more random characters (head -c 18 /dev/urandom | base64), or accept the risk with --allow-weak-admin-password`,
+      `the administrator password is too weak (${weak}): anyone may try passwords at /rks/v1/admin/login from as many addresses as they have, and no limit holds them all without locking the administrator out too. Use 16 or more random characters (head -c 18 /dev/urandom | base64), or accept the risk with --allow-weak-admin-password`,
     );
   }
   if (Boolean(f.cert) !== Boolean(f.certKey)) throw new UsageError('--cert and --cert-key go together');

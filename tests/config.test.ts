@@ -80,6 +80,7 @@ describe('resolveConfig', () => {
     ['a renewal longer than the lifetime', flags({ certRenewBefore: 100, certLifetime: 50 }), /--cert-renew-before must be shorter/],
     ['a proxy that is no address', flags({ trustProxy: 'proxy.example.com' }), /--trust-proxy: 'proxy.example.com'/],
     ['a weak administrator password', flags({ adminPassword: 'Password123!' }), /the administrator password is too weak \(about 78 bits; rks asks 80\).*--allow-weak-admin-password/],
+    ['an administrator password of words', flags({ adminPassword: 'Password12345678!' }), /too weak \(made of words or patterns/],
   ])('%s is a usage error that says why', (_what, f, reason) => {
     expect(() => resolveConfig(f, {})).toThrow(UsageError);
     expect(() => resolveConfig(f, {})).toThrow(reason);

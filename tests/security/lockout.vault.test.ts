@@ -22,7 +22,7 @@ describe('nobody without a token can lock rks out', () => {
   let server: http.Server;
   let rks: Harness;
   let port: number;
-  const admin = { login: 'ops', password: randomBytes(12).toString('base64url') };
+  const admin = { login: 'ops', password: randomBytes(18).toString('base64url') };
 
   const vaultCall = (...args: Parameters<ReturnType<typeof vaultCaller>>) => vaultCaller(vault)(...args);
   const lockedUsers = async (): Promise<string[]> => {
