@@ -122,7 +122,7 @@ describe('rks serve', () => {
   it('reads the password from a file and never logs it', async () => {
     const port = await freePort();
     const file = path.join(dir, 'pw');
-    fs.writeFileSync(file, 'file-secret-Zq9\n');
+    fs.writeFileSync(file, 'file-secret-Zq9-4q5mXz-7Lp_2VbN\n');
     const s = rks(['serve', '--admin-password-file', file, '--no-tls', '--log-level', 'debug'], {
       RKS_VAULT_ADDR: env.vaultAddr,
       RKS_LISTEN: `127.0.0.1:${port}`,
@@ -134,6 +134,6 @@ describe('rks serve', () => {
       s.child.kill('SIGTERM');
       await s.exited;
     }
-    expect(s.output()).not.toContain('file-secret-Zq9');
+    expect(s.output()).not.toContain('file-secret-Zq9-4q5mXz-7Lp_2VbN');
   });
 });
