@@ -55,6 +55,11 @@ export function toHttp(err: unknown): HttpAnswer {
     if (err.status === 403 || (err.status === 500 && err.errors.some((e) => /error performing token check/i.test(e)))) {
       return { status: 403, errors: ['permission denied'], code: 'forbidden' };
     }
+    // A request past Vault's limits (an array of 10,000 elements, a 1 MiB string) is refused
+    // for good: not an outage to retry.
+    if (err.status === 500 && err.errors.some((e) => /exceeds allowed|exceeds max|too large/i.test(e))) {
+      return { status: 409, errors: ['Vault refuses a value this large (its request limits: 10,000 list entries, 1 MiB strings)'], code: 'conflict' };
+    }
     const retry = { 'Retry-After': '1' };
     if (err.status === 503) return { status: 503, errors: ['vault is sealed or unavailable'], code: 'unavailable', headers: retry };
     if (err.status === 429) return { status: 503, errors: ['vault is overloaded or on standby'], code: 'unavailable', headers: retry };
