@@ -130,6 +130,7 @@ ENV
 [ -n "$ACME" ] && cat >>"$DEV/env" <<ENV
 export RKS_DEV_ACME_DIRECTORY=https://127.0.0.1:$PEBBLE_PORT/dir
 export RKS_DEV_ACME_CA_BUNDLE=$DEV/pebble/tls-ca.pem
+export RKS_DEV_PEBBLE_MANAGEMENT=https://127.0.0.1:$((PEBBLE_PORT + 1))
 export RKS_DEV_EDGE_HTTP=127.0.0.1:$EDGE_HTTP_PORT
 ENV
 
