@@ -299,7 +299,7 @@ export function secretCommand(): Command {
           `groups       ${info.groups.join(', ') || '-'}`,
           ...(info.renewal
             ? [
-                `renewal      from ${info.renewal.issuer}${info.renewal.lifetime ? `, ${info.renewal.lifetime} s certificates renewed ${info.renewal.renewBefore} s before the end` : ''}`,
+                `renewal      from ${info.renewal.issuer}${info.renewal.lifetime ? `, ${info.renewal.lifetime} s certificates renewed ${info.renewal.renewBefore !== undefined ? `${info.renewal.renewBefore} s before the end` : "in the CA's window, not before half their life"}` : ''}`,
                 info.renewal.inProgress ? `next try     in progress now (started ${info.renewal.lastAttempt})` : `next try     ${info.renewal.nextAttempt}`,
                 ...(info.renewal.lastAttempt ? [`last try     ${info.renewal.lastAttempt}${info.renewal.lastError ? ` failed: ${info.renewal.lastError} (${info.renewal.failures} in a row)` : ''}`] : []),
               ]

@@ -1,6 +1,7 @@
 import { NotFound } from '../errors';
 import type { GroupRegInfo } from '../groups/records';
 import type { NodeRecord } from '../nodes/service';
+import { RKS_CA } from '../acme/issuers';
 import { mapLimited } from '../concurrency';
 import { isName, isSecretName, parseFqdn, parseName } from '../names';
 import { groupsIn, kvPath } from '../vault/layout';
@@ -58,7 +59,8 @@ function renewal(spec: ManagedSpec, state: RenewalState | undefined, info?: Cert
   // An ACME CA chooses the lifetime; renewal is then at two thirds of it.
   const [from, to] = info ? [Date.parse(info.notBefore) / 1000, Date.parse(info.notAfter) / 1000] : [NaN, NaN];
   const lifetime = spec.lifetime ?? (info ? Math.round(to - from) : undefined);
-  const renewBefore = spec.renewBefore ?? (lifetime !== undefined ? Math.round(lifetime / 3) : undefined);
+  // An ACME CA's renewal window decides when no renewBefore was given: no single figure to show.
+  const renewBefore = spec.renewBefore ?? (lifetime !== undefined && spec.issuer === RKS_CA ? Math.round(lifetime / 3) : undefined);
   return {
     issuer: spec.issuer,
     ...(lifetime !== undefined ? { lifetime } : {}),

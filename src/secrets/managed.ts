@@ -384,6 +384,14 @@ export function renewAt(data: SecretData, spec: ManagedSpec, window?: RenewalWin
   const notAfter = Math.floor(Date.parse(data.info!.notAfter) / 1000);
   if (spec.renewBefore !== undefined) return notAfter - spec.renewBefore;
   const notBefore = Math.floor(Date.parse(data.info!.notBefore) / 1000);
-  if (window) return Math.min(pickInWindow(window), notAfter - Math.ceil((notAfter - notBefore) / 10));
-  return notBefore + Math.floor(((notAfter - notBefore) * 2) / 3);
+  const lifetime = notAfter - notBefore;
+  if (!window) return notBefore + Math.floor((lifetime * 2) / 3);
+  // Whatever window a CA gives (Pebble's covers a short certificate's whole life; a window in
+  // the past means "now"), a name is not ordered again before half its certificate's life, nor
+  // within 36 h of the last order: CAs limit duplicate certificates (Let's Encrypt: 5 a week).
+  const floor = notBefore + Math.min(Math.floor(lifetime / 2), MIN_REORDER_SECONDS);
+  return Math.max(floor, Math.min(pickInWindow(window), notAfter - Math.ceil(lifetime / 10)));
 }
+
+/** The longest a name waits between two orders when its CA's window says sooner. */
+const MIN_REORDER_SECONDS = 36 * 3600;

@@ -1,5 +1,6 @@
 import { webcrypto } from 'node:crypto';
 import { ariCertId, pickInWindow } from '../../src/acme/ari';
+import { renewAt } from '../../src/secrets/managed';
 import { x509 } from '../../src/pki/x509';
 
 describe('ACME Renewal Information (RFC 9773)', () => {
@@ -33,5 +34,36 @@ describe('ACME Renewal Information (RFC 9773)', () => {
     expect(pickInWindow(w, 0)).toBe(1000);
     expect(pickInWindow(w, 0.5)).toBe(1500);
     expect(pickInWindow(w, 0.999)).toBeLessThanOrEqual(2000);
+  });
+});
+
+describe('the cadence of ACME renewals', () => {
+  const spec = { issuer: 'pebble', sans: ['a.example.com'], keyType: 'ec-p256' as const };
+  const issuedAt = (notBefore: number, lifetime: number) =>
+    ({ certificate: '', private_key: '', info: { notBefore: new Date(notBefore * 1000).toISOString(), notAfter: new Date((notBefore + lifetime) * 1000).toISOString() } }) as never;
+
+  it("orders a 1-hour certificate at most every half hour over a day, whatever the CA's window says", () => {
+    const lifetime = 3600;
+    // Pebble's window covers a short certificate's whole life; a past window means "now".
+    const windows = [(nb: number) => ({ start: nb, end: nb + lifetime, recheckIn: 60 }), () => ({ start: 0, end: 1, recheckIn: 60 })];
+    for (const windowOf of windows) {
+      let issued = 1_000_000;
+      let orders = 0;
+      while (issued < 1_000_000 + 86400) {
+        const next = renewAt(issuedAt(issued, lifetime), spec, windowOf(issued));
+        expect(next - issued).toBeGreaterThanOrEqual(lifetime / 2);
+        issued = next;
+        orders++;
+      }
+      expect(orders).toBeLessThanOrEqual(48);
+    }
+  });
+
+  it('a 90-day certificate is never ordered again within 36 hours, and at once after that when the CA says so', () => {
+    const lifetime = 90 * 86400;
+    const nb = 1_000_000;
+    expect(renewAt(issuedAt(nb, lifetime), spec, { start: 0, end: 1, recheckIn: 60 })).toBe(nb + 36 * 3600);
+    const late = renewAt(issuedAt(nb, lifetime), spec, { start: nb + 50 * 86400, end: nb + 50 * 86400 + 1, recheckIn: 60 });
+    expect(late).toBe(nb + 50 * 86400);
   });
 });
