@@ -364,13 +364,18 @@ export function secretCommand(): Command {
 }
 
 
-/** "EXPIRED", "in 3 days" (with a warning sign within 30 days), … */
-function expiryMark(s: { notAfter?: string; expired: boolean }): string {
+/**
+ * "EXPIRED", "in 3 days", with a warning sign in the last third of the certificate's life (and
+ * within 30 days): a fresh 30-day or one-hour certificate is not "expiring".
+ */
+function expiryMark(s: { notBefore?: string; notAfter?: string; expired: boolean }): string {
   const left = (Date.parse(s.notAfter ?? '') - Date.now()) / 1000;
   if (s.expired || left <= 0) return 'EXPIRED';
   const text =
     left < 60 ? `in ${Math.floor(left)} s` : left < 3600 ? `in ${Math.floor(left / 60)} min` : left < 86400 ? `in ${Math.floor(left / 3600)} h` : `in ${Math.floor(left / 86400)} days`;
-  return left < 30 * 86400 ? `${text} (EXPIRING)` : text;
+  const lifetime = (Date.parse(s.notAfter ?? '') - Date.parse(s.notBefore ?? '')) / 1000;
+  const warnWithin = Math.min(30 * 86400, Number.isFinite(lifetime) ? lifetime / 3 : 30 * 86400);
+  return left < warnWithin ? `${text} (EXPIRING)` : text;
 }
 
 /** Columns padded to their widest cell. */

@@ -1,7 +1,6 @@
 import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
-import type { Logger } from 'pino';
 import { Command } from 'commander';
 import { RksNode } from '../client';
 import { LogLevel, createLogger } from '../log';
@@ -79,10 +78,25 @@ export function edgeCommand(): Command {
       server.on('tlsClientError', (err) => logger.debug({ err: err.message }, 'handshake failed'));
       const plain = o.httpListen ? http.createServer((req, res) => node.httpHandler(req, res)) : undefined;
       // Both ports are taken before the node registers: a busy port is a clear error, not a half-started edge.
-      await listen(server, o.listen, '--listen', logger);
-      if (plain) await listen(plain, o.httpListen!, '--http-listen', logger);
+      await listen(server, o.listen, '--listen');
+      if (plain) await listen(plain, o.httpListen!, '--http-listen');
       logger.info({ listen: o.listen, httpListen: o.httpListen, rks: o.url }, 'edge listening');
-      await node.start();
+      // rks refusing the node (a wrong group token, a bad node id, the callback saying no) ends
+      // the edge with the reason; rks unreachable is waited for, as an edge may start first.
+      for (let wait = 1000; ; wait = Math.min(wait * 2, 30_000)) {
+        try {
+          await node.start();
+          break;
+        } catch (err) {
+          const status = (err as { status?: number }).status;
+          if (status === 400 || status === 403) {
+            process.stderr.write(`rks: this edge cannot register: ${(err as Error).message}\n`);
+            process.exit(1);
+          }
+          logger.warn({ err: (err as Error).message, retryInMs: wait }, 'cannot register with rks yet; will retry');
+          await new Promise((r) => setTimeout(r, wait));
+        }
+      }
 
       const stop = () => {
         logger.info('edge stopping');
@@ -97,13 +111,13 @@ export function edgeCommand(): Command {
 }
 
 /** Listens, or exits 1 saying why (port taken, no permission for a port below 1024). */
-async function listen(server: http.Server, address: string, flag: string, logger: Logger): Promise<void> {
+async function listen(server: http.Server, address: string, flag: string): Promise<void> {
   const { host, port } = parseListen(address);
   await new Promise<void>((resolve) => {
     server.once('error', (err: NodeJS.ErrnoException) => {
       const why =
         err.code === 'EADDRINUSE' ? 'the address is already in use' : err.code === 'EACCES' ? 'no permission to listen there (ports below 1024 need privileges)' : err.message;
-      logger.fatal({ listen: address }, `${flag} ${address}: ${why}`);
+      process.stderr.write(`rks: ${flag} ${address}: ${why}\n`);
       process.exit(1);
     });
     server.listen(port, host, resolve);

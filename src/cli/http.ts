@@ -9,6 +9,8 @@ export class CliError extends Error {
     readonly exitCode = 1,
     /** The server's stable error code, when it sent one. */
     readonly code?: string,
+    /** rks's answer, when it gave one: its status and reason, apart (for --json). */
+    readonly answer?: { status: number; reason: string },
   ) {
     super(message);
   }
@@ -62,7 +64,8 @@ export class RksHttp {
     if (res.status >= 400) {
       const wait = Number(res.headers['retry-after']);
       const retry = res.status === 429 || res.status === 503 ? (wait > 0 ? ` (retry in ${wait} s)` : '') : '';
-      throw new CliError(`${res.status}: ${reason(res.data)}${retry}`, 1, codeOf(res.data));
+      const why = `${reason(res.data)}${retry}`;
+      throw new CliError(`${res.status}: ${why}`, 1, codeOf(res.data), { status: res.status, reason: why });
     }
     return res;
   }

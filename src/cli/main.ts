@@ -71,7 +71,12 @@ export async function run(argv = process.argv): Promise<void> {
     const e = err as Error & { code?: string };
     process.exitCode = err instanceof CliError ? err.exitCode : err instanceof UsageError || e.code === 'commander.invalidArgument' ? 2 : 1;
     // Under --json the failure is JSON on standard output too, in the API's shape.
-    if (json) process.stdout.write(`${JSON.stringify({ errors: [e.message], ...(err instanceof CliError && err.code ? { code: err.code } : {}) })}\n`);
+    if (json) {
+      // The API's shape: the reason alone, the status and code beside it.
+      const answer = err instanceof CliError ? err.answer : undefined;
+      const code = err instanceof CliError && err.code ? { code: err.code } : {};
+      process.stdout.write(`${JSON.stringify({ errors: [answer?.reason ?? e.message], ...code, ...(answer ? { status: answer.status } : {}) })}\n`);
+    }
     else process.stderr.write(`rks: ${e.message}\n`);
   }
 }

@@ -33,6 +33,8 @@ export function errorHandler(logger: Logger) {
     const { status, errors, headers, code } = toHttp(err);
     const log = (req as Request & { log?: Logger }).log ?? logger;
     if (status === 503) unavailable.warn(logger, errors[0], { status });
+    // A group manager or CA failing is theirs to fix: one line with the reason, no stack.
+    else if (status === 502 && err instanceof RksError) log.warn({ status, errors }, 'an upstream failed');
     else if (status >= 500) log.error({ err }, 'request failed');
     else log.debug({ status, errors }, 'request refused');
     if (res.headersSent) return;

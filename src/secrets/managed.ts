@@ -114,6 +114,7 @@ export class ManagedSecrets {
       if (err instanceof CasMismatch) throw new Conflict(`secret '${fqdn}' already exists`, 'already_exists');
       throw err;
     }
+    this.counters?.renewals.inc({ issuer: RKS_CA, result: 'renewed' });
     await this.expiry.set(token, fqdn, data.info!.notAfter);
     await this.kv.update<Schedule>(kvPath.managed, token, (s) => ({
       secrets: { ...(s?.secrets ?? {}), [fqdn]: { renewAt: renewAt(data, spec), failures: 0 } },

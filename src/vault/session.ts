@@ -119,7 +119,8 @@ export class ServiceSession implements Session {
       }
       this.userpassRefusedAt = Date.now();
     }
-    this.logger.error('rks cannot log in to Vault as its service identity: not initialised, or this rks has another admin password than the one init ran with (run init again with the root token)');
+    // Expected before init: a warning that says what to do, not an error.
+    this.logger.warn('rks cannot log in to Vault as its service identity: not initialised yet (POST /rks/v1/init with the root token), or this rks has another admin password than the one init ran with (run init again)');
     throw new LoginRefused();
   }
 }

@@ -109,7 +109,8 @@ describe('rks CLI', () => {
     const soon = `${uniq('soon')}.example.com`;
     const later = `${uniq('later')}.example.com`;
     const g = uniq('inv');
-    for (const [name, days] of [[soon, 0.5], [later, 90]] as const) {
+    const month = `${uniq('month')}.example.com`;
+    for (const [name, days] of [[soon, 0.25], [later, 90], [month, 30]] as const) {
       const c = await chainFor([name], { notAfter: new Date(Date.now() + days * 86400_000) });
       fs.writeFileSync(path.join(dir, `${name}.pem`), c.certificate);
       fs.writeFileSync(path.join(dir, `${name}.key`), c.privateKey);
@@ -130,6 +131,9 @@ describe('rks CLI', () => {
     expect(ofGroup.out).toMatch(new RegExp(`${soon} +\\S+ +in \\d+ h \\(EXPIRING\\) +EC P-256 +300 +${g}`));
     expect(ofGroup.out).not.toContain(later);
     expect((await cli(['secret', 'info', soon])).out).toMatch(/valid +\S+ to \S+ +in \d+ h \(EXPIRING\)/);
+    // A fresh 30-day certificate is not "expiring": only the last third of a life is.
+    expect((await cli(['secret', 'push', month, '--cert', path.join(dir, `${month}.pem`), '--key', path.join(dir, `${month}.key`)])).code).toBe(0);
+    expect((await cli(['secret', 'info', month])).out).toMatch(/valid +\S+ to \S+ +in (29|30) days\n/);
     expect((await cli(['secret', 'list', '--expiring', 'soon'])).code).toBe(2);
 
     const groups = JSON.parse((await cli(['group', 'list', '--json'])).out) as unknown[];
@@ -215,7 +219,7 @@ describe('rks CLI', () => {
     expect(missing).toEqual({ code: 2, out: "error: required option '--cert <file>' not specified\n" });
     const notFound = runRks(['secret', 'info', `${uniq('none')}.example.com`, '--json'], { RKS_URL: rks.url, RKS_CA_CERT: caFile, RKS_TOKEN: token });
     expect(await notFound.exited).toBe(1);
-    expect(JSON.parse(notFound.stdout())).toEqual({ errors: [expect.stringMatching(/^404: secret '.*' not found$/)], code: 'not_found' });
+    expect(JSON.parse(notFound.stdout())).toEqual({ errors: [expect.stringMatching(/^secret '.*' not found$/)], code: 'not_found', status: 404 });
     const usage = runRks(['secret', 'push', 'a.example.com', '--json'], { RKS_URL: rks.url });
     expect(await usage.exited).toBe(2);
     expect(JSON.parse(usage.stdout())).toEqual({ errors: ["required option '--cert <file>' not specified"] });
@@ -280,6 +284,15 @@ describe('rks CLI', () => {
       await edge.stop();
     }
   });
+
+  it('rks edge that rks refuses (a wrong group token, a bad node id) says why and exits 1 instead of retrying for ever', async () => {
+    for (const [token, nodeId, why] of [['hvs.not-a-group-token', 'edge-r', /403/], [(await cli(['group', 'create', uniq('bad')])).out.trim(), 'bad_id', /400/]] as const) {
+      const edge = runRks(['edge', '--listen', '127.0.0.1:0', '--node-id', nodeId], { RKS_URL: rks.url, RKS_CA_CERT: caFile, RKS_GROUP_TOKEN: token });
+      expect(await edge.exited).toBe(1);
+      expect(edge.output()).toMatch(/rks: this edge cannot register: /);
+      expect(edge.output()).toMatch(why);
+    }
+  }, 30_000);
 
   it('rks edge whose port is taken says so and exits 1 before it registers', async () => {
     const g = uniq('busy');

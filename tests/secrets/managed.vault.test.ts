@@ -41,6 +41,8 @@ describe('managed secrets', () => {
     expect(lifetime).toBeLessThanOrEqual(3660_000);
     expect(Date.parse(res.body.renewal.nextAttempt)).toBe(Date.parse(res.body.notAfter) - 1200_000);
 
+    // The first certificate counts as one obtained (the metric's help says so).
+    expect((await request(a.app).get('/metrics')).text).toMatch(/rks_managed_renewals_total\{issuer="rks-ca",result="renewed"\} [1-9]/);
     expect((await create(fqdn, {})).status).toBe(409);
     expect((await create(`${uniq('m')}.example.com`, { lifetime: 60, renewBefore: 60 })).status).toBe(400);
     // Names rks stores but no CA signs: a 400 with the reason, and nothing written (found by fuzzing: it was a 500).
