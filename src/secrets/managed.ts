@@ -93,6 +93,9 @@ export class ManagedSecrets {
   /** Called when a secret was scheduled for now (the background job runs a pass at once). */
   wake: () => void = () => undefined;
 
+  /** Told after a certificate's expiry changed (the expiry metrics follow within a second). */
+  expiryChanged: () => void = () => undefined;
+
   /**
    * Creates a managed secret with the caller's (admin) token. From rks's CA: its PKI role and
    * its first certificate, at once ('issued'). From an ACME CA: scheduled, and obtained in the
@@ -116,6 +119,7 @@ export class ManagedSecrets {
     }
     this.counters?.renewals.inc({ issuer: RKS_CA, result: 'renewed' });
     await this.expiry.set(token, fqdn, data.info!.notAfter);
+    this.expiryChanged();
     await this.kv.update<Schedule>(kvPath.managed, token, (s) => ({
       secrets: { ...(s?.secrets ?? {}), [fqdn]: { renewAt: renewAt(data, spec), failures: 0 } },
     }));
@@ -263,6 +267,7 @@ export class ManagedSecrets {
     this.counters?.renewals.inc({ issuer: spec.issuer, result: 'renewed' });
     this.logger.info({ fqdn, notAfter: next.info!.notAfter }, 'managed secret renewed');
     await this.expiry.set(token, fqdn, next.info!.notAfter).catch(() => undefined);
+    this.expiryChanged();
     const state: RenewalState = {
       renewAt: renewAt(next, spec, window),
       failures: 0,

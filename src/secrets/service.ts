@@ -144,7 +144,11 @@ export class SecretService {
   /** The secret is stored either way; an index the write missed is repaired by the next listing. */
   private async indexed(token: string, fqdn: string, notAfter: string | null): Promise<void> {
     await this.expiry.set(token, fqdn, notAfter).catch(() => undefined);
+    this.expiryChanged();
   }
+
+  /** Told after a certificate's expiry changed (the expiry metrics follow within a second). */
+  expiryChanged: () => void = () => undefined;
 
   async delete(token: string, name: string): Promise<void> {
     const fqdn = parseFqdn(name);

@@ -75,10 +75,13 @@ export async function startRks(config: Config, logger: Logger): Promise<Rks> {
 
   const renewals = new Periodic(config.managedCheckInterval * 1000, () => managedSecrets.renewDue());
   managedSecrets.wake = () => renewals.runNow();
+  const expiryChecks = new Periodic(config.expiry.checkInterval * 1000, () => expiryWatch.pass());
+  services.secrets.expiryChanged = () => expiryChecks.soon();
+  managedSecrets.expiryChanged = () => expiryChecks.soon();
   const background = [
     new Periodic(config.groupTokenRenewInterval * 1000, () => renewer.renewAll()),
     new Periodic(Math.min(config.nodeIdleExpiry * 1000, 3600_000), () => pruner.pruneAll()),
-    new Periodic(config.expiry.checkInterval * 1000, () => expiryWatch.pass()),
+    expiryChecks,
     renewals,
   ];
   for (const job of background) job.start();
