@@ -1,3 +1,5 @@
+import fs from 'node:fs';
+import path from 'node:path';
 import { Contract } from '../../src/http/contract';
 import { SPEC_PATH } from '../../src/paths';
 
@@ -59,5 +61,13 @@ describe('error codes', () => {
     const fs = await import('node:fs');
     const spec = parse(fs.readFileSync(SPEC_PATH, 'utf8'));
     expect(spec.components.schemas.Errors.properties.code.enum).toEqual([...ERROR_CODES]);
+  });
+});
+
+describe('the contract and the package', () => {
+  it('say the same version', () => {
+    const yaml = fs.readFileSync(path.join(__dirname, '..', '..', 'openapi', 'rks.yaml'), 'utf8');
+    const pkg = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version: string };
+    expect(/^info:\n(?: {2}.*\n)*? {2}version: (\S+)$/m.exec(yaml)?.[1]).toBe(pkg.version);
   });
 });

@@ -82,6 +82,11 @@ describe('operations endpoints', () => {
     }
     const page = await request(h.app).get('/docs').expect(200);
     expect(page.headers['content-security-policy']).toContain("script-src 'self'");
+    expect(page.headers['x-frame-options']).toBe('SAMEORIGIN'); // as the README says of /docs
+    // Every API answer: the strict set the README lists.
+    const api = await request(h.app).get('/healthz');
+    expect(api.headers).toMatchObject({ 'x-frame-options': 'DENY', 'cache-control': 'no-store' });
+    expect(api.headers['content-security-policy']).toContain("default-src 'none'");
     expect(page.text).toContain('swagger-ui-bundle.js');
     await request(h.app).get('/docs/assets/swagger-ui-bundle.js').expect(200);
     await request(h.app).get('/docs/assets/swagger-ui.css').expect(200);
