@@ -7,6 +7,7 @@ export const ERROR_CODES = [
   'unauthorized',
   'forbidden',
   'callback_refused',
+  'node_revoked',
   'not_found',
   'method_not_allowed',
   'conflict',

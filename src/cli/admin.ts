@@ -198,7 +198,7 @@ export function groupCommand(): Command {
       await call(o, 'DELETE', `/rks/v1/group/${enc(name)}/secrets/${enc(fqdn)}`);
       out(o, null, `${fqdn} dissociated from ${name}`);
     });
-  connected(group.command('revoke-node').description('Revoke a node\'s tokens').argument('<group>').argument('<node-id>'))
+  connected(group.command('revoke-node').description('Revoke a node: its tokens, and its registrations until `rks node allow`').argument('<group>').argument('<node-id>'))
     .action(async (name: string, nodeId: string, o: Conn) => {
       await call(o, 'DELETE', `/rks/v1/group/${enc(name)}/nodes/${enc(nodeId)}`);
       out(o, null, `node ${nodeId} of ${name} revoked`);
@@ -393,7 +393,7 @@ function duration(value: string): number {
 }
 
 export function nodeCommand(): Command {
-  const node = new Command('node').description('What an edge node does: register, renew');
+  const node = new Command('node').description('Edge nodes: register, renew, list, allow back');
   connected(node.command('register').description('Register a node with a group token; prints the node token'), 'group token')
     .addOption(opt('--node-id <id>', 'the node\'s id', 'RKS_NODE_ID').makeOptionMandatory())
     .action(async (o: Conn & { nodeId: string }) => {
@@ -416,7 +416,12 @@ export function nodeCommand(): Command {
         all.push(...page.nodes);
         next = page.next;
       }
-      out(o, all, table(['NODE', 'REGISTERED', 'LAST SEEN'], all.map((n) => [n.nodeId, n.registeredAt, n.seenAt])));
+      out(o, all, table(['NODE', 'REGISTERED', 'LAST SEEN'], all.map((n) => [n.nodeId, n.revokedAt ? `REVOKED ${n.revokedAt}` : n.registeredAt ?? '-', n.seenAt ?? '-'])));
+    });
+  connected(node.command('allow').description('Let a node an administrator revoked register again').argument('<group>').argument('<node-id>'))
+    .action(async (group: string, nodeId: string, o: Conn) => {
+      await call(o, 'POST', `/rks/v1/group/${enc(group)}/nodes/${enc(nodeId)}/allow`);
+      out(o, null, `node ${nodeId} of ${group} may register again`);
     });
   return node;
 }

@@ -76,7 +76,7 @@ const CHALLENGE_LIST_EVERY_MS = 1000;
 const ACME_PATH = /^\/\.well-known\/acme-challenge\/([^/]+)$/;
 
 /** Answers that mean rks will not let this node have the key or register, not that rks is unwell. */
-const REFUSED = new Set(['forbidden', 'callback_refused', 'invalid_request']);
+const REFUSED = new Set(['forbidden', 'callback_refused', 'node_revoked', 'invalid_request']);
 
 interface Failure {
   until: number;

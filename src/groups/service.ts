@@ -1,5 +1,5 @@
 import { Conflict, Locked, NotFound } from '../errors';
-import { parseFqdn, parseName } from '../names';
+import { isName, parseFqdn, parseName } from '../names';
 import { CasExhausted, CasMismatch, NO_CHANGE } from '../vault/kv';
 import {
   groupTokenName,
@@ -16,6 +16,11 @@ import { KeyedLock } from './keyed-lock';
 import { GroupRegInfo, checkRegInfo } from './records';
 
 export type { GroupRegInfo } from './records';
+
+/** A node an administrator revoked, at `rks/data/groups/<g>/revoked/<nodeId>`. */
+export interface RevokedNode {
+  revokedAt: string;
+}
 
 export interface GroupTokenRecord {
   groupToken: string;
@@ -187,12 +192,27 @@ export class GroupService {
     });
   }
 
-  /** Revokes a node's tokens and removes its role; fine for a node that never registered. */
+  /**
+   * Revokes a node: its tokens, its role, and its way back in. It is refused at registration
+   * until an administrator allows it back (the group token it holds still works for other
+   * nodes; rotate it when it leaked). Fine for a node that never registered.
+   */
   async revokeNode(token: string, name: string, nodeId: string): Promise<void> {
     const g = parseName('group name', name);
     const n = parseName('node id', nodeId);
     await this.mustExist(token, g);
+    // Refused first, so the node cannot register again between the two steps.
+    await this.kv.write<RevokedNode>(kvPath.groupRevokedNode(g, n), { revokedAt: new Date().toISOString() }, token);
     await forgetNode(this.kv, this.tokens, g, n, token);
+  }
+
+  /** Lets a revoked node register again. */
+  async allowNode(token: string, name: string, nodeId: string): Promise<void> {
+    const g = parseName('group name', name);
+    const n = parseName('node id', nodeId);
+    await this.mustExist(token, g);
+    if (!(await this.kv.exists(kvPath.groupRevokedNode(g, n), token))) throw new NotFound(`node '${n}' of group '${g}' is not revoked`);
+    await this.kv.destroy(kvPath.groupRevokedNode(g, n), token);
   }
 
   private async issueGroupToken(token: string, g: string): Promise<string> {
@@ -219,7 +239,8 @@ export class GroupService {
   /** Every step is idempotent and the config, which marks the group as existing, goes last. */
   private async purge(token: string, g: string): Promise<void> {
     await this.tokens.revokeRoleTokens(groupTokenName(g), token);
-    for (const n of await this.kv.list(kvPath.groupNodes(g), token)) await this.kv.destroy(kvPath.groupNode(g, n), token);
+    for (const n of (await this.kv.list(kvPath.groupNodes(g), token)).filter(isName)) await this.kv.destroy(kvPath.groupNode(g, n), token);
+    for (const n of (await this.kv.list(kvPath.groupRevokedNodes(g), token)).filter(isName)) await this.kv.destroy(kvPath.groupRevokedNode(g, n), token);
     const prefix = nodeRolePrefix(g);
     for (const role of (await this.tokens.listRoles(token)).filter((r) => r.startsWith(prefix))) {
       await this.tokens.revokeRoleTokens(role, token);

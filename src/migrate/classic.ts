@@ -497,14 +497,13 @@ export class ClassicMigration {
     if (!isDeepStrictEqual(listEntry?.data, next)) await this.kv.write(kvPath.groupSecrets(g.name), next, token);
   }
 
-  /** Records under a group's folder that only rks writes (its token accessor, its nodes). */
+  /** Records under a group's folder that only rks writes (its token accessor, its nodes, revoked nodes). */
   private async rksOnlyRecords(token: string, g: string): Promise<string[]> {
     const keys = await this.kv.list(`${kvPath.group(g)}/`, token);
     const out = keys.includes('grouptoken-accessor') ? [kvPath.groupTokenAccessor(g)] : [];
-    if (keys.includes('nodes/')) {
-      // Listed keys hold no '/': whatever their names, they are removed where they are.
-      for (const n of await this.kv.list(kvPath.groupNodes(g), token)) out.push(`${kvPath.groupNodes(g)}${n}`);
-    }
+    // Listed keys hold no '/': whatever their names, they are removed where they are.
+    if (keys.includes('nodes/')) for (const n of await this.kv.list(kvPath.groupNodes(g), token)) out.push(`${kvPath.groupNodes(g)}${n}`);
+    if (keys.includes('revoked/')) for (const n of await this.kv.list(kvPath.groupRevokedNodes(g), token)) out.push(`${kvPath.groupRevokedNodes(g)}${n}`);
     return out;
   }
 

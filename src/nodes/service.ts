@@ -6,6 +6,7 @@ import { BadGateway, Conflict, Forbidden } from '../errors';
 import { KeyedLock } from '../groups/keyed-lock';
 import { storedRegInfo } from '../groups/records';
 import { isName, isSecretName, parseName } from '../names';
+import { isVaultError } from '../vault/client';
 import { NO_CHANGE } from '../vault/kv';
 import { groupTokenName, kvPath, nodePolicyName, nodeRoleName, tokenOrigin } from '../vault/layout';
 import type { KvStore, Session, TokenStore } from '../vault/stores';
@@ -80,6 +81,9 @@ export class NodeService {
 
     const config = await this.session.run((t) => this.kv.read<unknown>(kvPath.groupConfig(g), t));
     if (!config) throw new Forbidden('permission denied: the group no longer exists');
+    if (await this.revoked(g, n)) {
+      throw new Forbidden(`node '${n}' was revoked by an administrator: it may register again once allowed back (rks node allow ${g} ${n})`, 'node_revoked');
+    }
     let info;
     try {
       info = storedRegInfo(config.data);
@@ -167,6 +171,24 @@ export class NodeService {
   }
 
   /** Refreshes a renewing node's record now and then, so pruning leaves it alone. */
+  /**
+   * Whether an administrator revoked the node. An rks identity from before revocations were
+   * kept cannot read them (403 until init runs again): then the node is let through, as it
+   * was before, and that is said once.
+   */
+  private async revoked(g: string, n: string): Promise<boolean> {
+    try {
+      return Boolean(await this.session.run((t) => this.kv.read<unknown>(kvPath.groupRevokedNode(g, n), t)));
+    } catch (err) {
+      if (!isVaultError(err, 403)) throw err;
+      if (!this.warnedRevocations) this.logger?.warn('rks cannot read revoked nodes yet: run init again (POST /rks/v1/init with the root token) so that revoked nodes stay out');
+      this.warnedRevocations = true;
+      return false;
+    }
+  }
+
+  private warnedRevocations = false;
+
   /** Whether a token's renewal should refresh its node's record (at most hourly per token). */
   private due(accessor: string): boolean {
     const now = Date.now();

@@ -51,6 +51,10 @@ export function groupRoutes(groups: GroupService, inventory: Inventory): Handler
       await groups.dissociate(token, req.params.group, req.params.fqdn);
       res.status(204).end();
     },
+    allowNode: async (req, res, token) => {
+      await groups.allowNode(token, req.params.group, req.params.nodeId);
+      res.status(204).end();
+    },
     revokeNode: async (req, res, token) => {
       await groups.revokeNode(token, req.params.group, req.params.nodeId);
       req.log.info({ group: req.params.group.toLowerCase(), node: req.params.nodeId.toLowerCase() }, 'node revoked');

@@ -36,8 +36,10 @@ export interface GroupSummary {
 
 export interface NodeSummary {
   nodeId: string;
-  registeredAt: string;
-  seenAt: string;
+  registeredAt?: string;
+  seenAt?: string;
+  /** Revoked by an administrator: refused at registration until allowed back. */
+  revokedAt?: string;
 }
 
 export interface Page {
@@ -154,9 +156,14 @@ export class Inventory {
   async nodes(token: string, group: string, q: Page): Promise<{ nodes: NodeSummary[]; next?: string }> {
     const g = parseName('group name', group);
     if (!(await this.kv.exists(kvPath.groupConfig(g), token))) throw new NotFound(`group '${g}' not found`);
-    const ids = (await this.kv.list(kvPath.groupNodes(g), token)).filter(isName);
-    const p = page(ids, q);
+    const admitted = (await this.kv.list(kvPath.groupNodes(g), token)).filter(isName);
+    const revoked = new Set((await this.kv.list(kvPath.groupRevokedNodes(g), token)).filter(isName));
+    const p = page([...new Set([...admitted, ...revoked])].sort(), q);
     const items = await mapLimited(p.names, CONCURRENCY, async (id): Promise<NodeSummary | null> => {
+      if (revoked.has(id)) {
+        const r = await this.kv.read<{ revokedAt: string }>(kvPath.groupRevokedNode(g, id), token);
+        if (r) return { nodeId: id, revokedAt: r.data.revokedAt };
+      }
       const r = await this.kv.read<NodeRecord>(kvPath.groupNode(g, id), token);
       return r ? { nodeId: id, registeredAt: r.data.registeredAt, seenAt: r.data.seenAt } : null;
     });

@@ -68,6 +68,9 @@ export const kvPath = {
   /** The nodes admitted to a group, one entry each (bounded by --max-nodes-per-group). */
   groupNodes: (group: string) => `groups/${namePart('group name', group)}/nodes/`,
   groupNode: (group: string, nodeId: string) => `groups/${namePart('group name', group)}/nodes/${namePart('node id', nodeId)}`,
+  /** Nodes an administrator revoked: refused at registration until allowed back, one entry each. */
+  groupRevokedNodes: (group: string) => `groups/${namePart('group name', group)}/revoked/`,
+  groupRevokedNode: (group: string, nodeId: string) => `groups/${namePart('group name', group)}/revoked/${namePart('node id', nodeId)}`,
   groups: 'groups/',
   /** Reverse index: the groups a secret is associated with. */
   secretGroups: (fqdn: string) => `index/secret-groups/${secretPart(fqdn)}`,
@@ -218,6 +221,9 @@ path "${KV_MOUNT}/data/groups/+/grouptoken-accessor" {
   capabilities = ["read"]
 }
 path "${KV_MOUNT}/data/groups/+/secret-list" {
+  capabilities = ["read"]
+}
+path "${KV_MOUNT}/data/groups/+/revoked/*" {
   capabilities = ["read"]
 }
 path "${KV_MOUNT}/data/groups/+/nodes/*" {
