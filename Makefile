@@ -10,12 +10,14 @@ help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 node_modules/.installed: package.json package-lock.json
+	@echo "make: installing the npm dependencies (npm ci; a minute or two the first time)" >&2
 	$(NPM) ci --no-audit --no-fund
 	@touch $@
 
 install: node_modules/.installed ## install npm dependencies
 
 build: install ## compile TypeScript to dist/ (and the node SDK package to sdk/dist/)
+	@echo "make: compiling TypeScript to dist/" >&2
 	$(NPM) run --silent build
 	@cd sdk && ../node_modules/.bin/tsc -p tsconfig.json
 
