@@ -350,7 +350,8 @@ export class ClassicMigration {
     let revoked = 0;
     let left: PlannedToken[] = [];
     for (let pass = 0; ; pass++) {
-      const { matching, others } = await this.lookAtTokens(token, rules, progress);
+      // The plan just made looked at every token already: the first sweep uses what it found.
+      const { matching, others } = pass === 0 ? { matching: plan.revoke.tokens, others: plan.otherTokens } : await this.lookAtTokens(token, rules, progress);
       left = opts.revokeOthers ? [] : others;
       const found = opts.revokeOthers ? [...matching, ...others.filter((t) => t.accessor !== self)] : matching;
       if (pass > 0 && found.length === 0) break;
