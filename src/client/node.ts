@@ -103,8 +103,8 @@ export class RksNode extends EventEmitter<RksNodeEvents> {
   /** ACME HTTP-01 answers (and recent misses), each until its challenge ends. */
   private readonly challenges = new Map<string, { answer: string | null; until: number }>();
   private readonly challengeFetches = new Map<string, Promise<string | null>>();
-  /** Every challenge in progress, as rks listed it, and when that listing was asked for. */
-  private challengeList?: { asked: number; answers: Promise<Map<string, string> | null> };
+  /** The last listing of the challenges in progress: when it leaves (or left) for rks. */
+  private challengeList?: { at: number; sent: boolean; answers: Promise<Map<string, string> | null> };
   /** rks cannot list challenges (an older one): tokens are asked for one by one. */
   private challengesBlind = false;
   private stopped = false;
@@ -237,8 +237,11 @@ export class RksNode extends EventEmitter<RksNodeEvents> {
     if (this.blind) return candidates;
     const known = this.allowed;
     let hits = known ? candidates.filter((c) => known.names.has(c)) : [];
-    // Asked for recently, answered or not (rks failing is no reason to ask faster).
-    if (hits.length || Date.now() - Math.max(known?.at ?? 0, this.listAskedAt) < MISS_REFRESH_MS) return hits;
+    if (hits.length) return hits;
+    // A listing in flight is waited for (the first above all: an edge takes handshakes while it
+    // registers); one asked for recently, answered or not, stands (rks failing is no reason to
+    // ask faster).
+    if (!this.listing && Date.now() - Math.max(known?.at ?? 0, this.listAskedAt) < MISS_REFRESH_MS) return hits;
     try {
       const names = await this.allowedNames();
       hits = this.blind ? candidates : candidates.filter((c) => names.has(c));
@@ -287,7 +290,7 @@ export class RksNode extends EventEmitter<RksNodeEvents> {
     const held = this.challenges.get(token);
     if (held && held.until > Date.now()) return held.answer;
     if (!this.challengesBlind) {
-      const answers = await this.challengesAskedAfter(Date.now());
+      const answers = await this.challengesListedFromNow();
       if (answers) return answers.get(token) ?? null;
     }
     let pending = this.challengeFetches.get(token);
@@ -322,19 +325,25 @@ export class RksNode extends EventEmitter<RksNodeEvents> {
   };
 
   /**
-   * Every challenge in progress, from a listing asked for at or after `since`: a token
-   * unknown a moment ago (the CA fetches right after rks published it) is looked for afresh.
-   * Listings start at most once a second, shared by every waiting request, so a stranger's
+   * Every challenge in progress, from a listing sent after this call: a token unknown a moment
+   * ago (the CA fetches right after rks published it) is looked for afresh. Listings start at
+   * most once a second, shared by every request waiting for one not yet sent, so a stranger's
    * made-up tokens cost rks at most one request a second, and the CA's own fetch waits at most
    * about that long. Null when rks cannot list them.
    */
-  private challengesAskedAfter(since: number): Promise<Map<string, string> | null> {
+  private challengesListedFromNow(): Promise<Map<string, string> | null> {
     const last = this.challengeList;
-    if (last && last.asked >= since) return last.answers;
-    const at = Math.max(since, (last?.asked ?? 0) + CHALLENGE_LIST_EVERY_MS);
-    const answers = new Promise<void>((r) => setTimeout(r, Math.max(0, at - Date.now())).unref()).then(() => this.listChallenges());
-    this.challengeList = { asked: at, answers };
-    return answers;
+    // Sent already: it may have left before the caller's token was published.
+    if (last && !last.sent) return last.answers;
+    const at = Math.max(Date.now(), (last?.at ?? 0) + CHALLENGE_LIST_EVERY_MS);
+    const list: NonNullable<typeof this.challengeList> = { at, sent: false, answers: Promise.resolve(null) };
+    list.answers = new Promise<void>((r) => setTimeout(r, Math.max(0, at - Date.now())).unref()).then(() => {
+      // Timers may fire early by Date.now()'s clock: the next listing counts from when this one left.
+      Object.assign(list, { at: Date.now(), sent: true });
+      return this.listChallenges();
+    });
+    this.challengeList = list;
+    return list.answers;
   }
 
   private async listChallenges(): Promise<Map<string, string> | null> {
