@@ -17,6 +17,7 @@ export const ERROR_CODES = [
   'already_associated',
   'still_associated',
   'node_limit_reached',
+  'layout_outdated',
   'certificate_expired',
   'body_too_large',
   'unsupported_media_type',

@@ -48,3 +48,12 @@ export function storedRegInfo(record: unknown): GroupRegInfo {
   checkRegInfo(info);
   return info;
 }
+
+/**
+ * At `rks/data/groups/<g>/serial`, rewritten on every change of the group's associations: its
+ * version, with the incarnation (a group made again starts over at version 1), names the list
+ * the group's nodes hold.
+ */
+export interface GroupSerial {
+  incarnation: string;
+}

@@ -1,6 +1,7 @@
+import { randomUUID } from 'node:crypto';
 import { Conflict, Locked, NotFound } from '../errors';
-import { isName, parseFqdn, parseName } from '../names';
-import { CasExhausted, CasMismatch, NO_CHANGE } from '../vault/kv';
+import { isName, isSecretName, parseFqdn, parseName } from '../names';
+import { CasExhausted, CasMismatch } from '../vault/kv';
 import {
   groupTokenName,
   groupTokenPolicy,
@@ -11,9 +12,10 @@ import {
 } from '../vault/layout';
 import type { KvStore, PolicyStore, TokenStore } from '../vault/stores';
 import { forgetNode } from '../nodes/forget';
+import { Copies } from '../secrets/copies';
 import { ExpiryOf, SecretData } from '../secrets/service';
 import { KeyedLock } from './keyed-lock';
-import { GroupRegInfo, checkRegInfo } from './records';
+import { GroupRegInfo, GroupSerial, checkRegInfo } from './records';
 
 export type { GroupRegInfo } from './records';
 
@@ -32,13 +34,11 @@ export interface GroupTokenAccessor {
   accessor: string;
 }
 
+/** A group's list in the layout before 4 (and the classic's, once rewritten in rks's shape). */
 interface SecretList {
   secrets: string[];
 }
 
-interface SecretGroups {
-  groups: string[];
-}
 
 /** Group tokens are periodic: renewed (by rks, in the background) they never expire. */
 export const GROUP_TOKEN_PERIOD = 31 * 24 * 3600;
@@ -50,12 +50,15 @@ export const GROUP_TOKEN_PERIOD = 31 * 24 * 3600;
 export class GroupService {
   private readonly lock = new KeyedLock();
   private readonly expiryOf = new ExpiryOf();
+  private readonly copies: Copies;
 
   constructor(
     private readonly kv: KvStore,
     private readonly policies: PolicyStore,
     private readonly tokens: TokenStore,
-  ) {}
+  ) {
+    this.copies = new Copies(kv);
+  }
 
   async create(token: string, name: string, info: GroupRegInfo): Promise<string> {
     const g = parseName('group name', name);
@@ -69,8 +72,8 @@ export class GroupService {
         throw err;
       }
       try {
-        await this.kv.write<SecretList>(kvPath.groupSecrets(g), { secrets: [] }, token);
-        await this.policies.putPolicy(nodePolicyName(g), nodePolicy(g, []), token);
+        await this.kv.write<GroupSerial>(kvPath.groupSerial(g), { incarnation: randomUUID() }, token);
+        await this.policies.putPolicy(nodePolicyName(g), nodePolicy(g), token);
         return await this.issueGroupToken(token, g);
       } catch (err) {
         await this.purge(token, g).catch(() => undefined);
@@ -118,20 +121,48 @@ export class GroupService {
   }
 
   /**
-   * Takes over a group whose config and secret list exist without rks's own objects (a classic
-   * RKS group): the node policy from its list, the reverse index of its secrets, a group token.
+   * Takes over a group whose config exists without rks's own objects (a classic RKS group):
+   * these secrets as copies, its list gone, a group token of rks's own.
    */
-  async adopt(token: string, name: string): Promise<string> {
+  async adopt(token: string, name: string, secrets: string[]): Promise<string> {
     const g = parseName('group name', name);
     return this.lock.run(g, async () => {
       await this.mustExist(token, g);
-      const list = (await this.kv.read<SecretList>(kvPath.groupSecrets(g), token))?.data.secrets ?? [];
-      if (!(await this.kv.exists(kvPath.groupSecrets(g), token))) await this.kv.write<SecretList>(kvPath.groupSecrets(g), { secrets: [] }, token);
-      for (const fqdn of list) await this.editIndex(token, fqdn, (groups) => (groups.includes(g) ? groups : [...groups, g]));
-      await this.policies.putPolicy(nodePolicyName(g), nodePolicy(g, list), token);
+      await this.moveToCurrentLayout(token, g, secrets);
       await this.tokens.revokeRoleTokens(groupTokenName(g), token);
       return this.issueGroupToken(token, g);
     });
+  }
+
+  /**
+   * Moves a group of an older layout (one list and a node policy naming each secret) to copies
+   * and a node policy of constant size, without a moment in which a node is refused a secret
+   * it may read: copies first (the old policy still grants the secrets), then the policy, then
+   * the list goes. Answers the entries of the list that could not be kept (no such secret).
+   */
+  async upgrade(token: string, name: string): Promise<string[]> {
+    const g = parseName('group name', name);
+    return this.lock.run(g, async () => {
+      await this.mustExist(token, g);
+      return this.moveToCurrentLayout(token, g);
+    });
+  }
+
+  private async moveToCurrentLayout(token: string, g: string, secrets?: string[]): Promise<string[]> {
+    const list = secrets ?? (await this.kv.read<SecretList>(kvPath.groupSecrets(g), token))?.data.secrets ?? [];
+    const dropped: string[] = [];
+    for (const fqdn of list) {
+      if (!isSecretName(fqdn) || !(await this.kv.exists(kvPath.secret(fqdn), token))) {
+        dropped.push(fqdn);
+        continue;
+      }
+      await this.casOrLocked(() => this.copies.index(token, fqdn, g, true));
+      await this.copies.sync(token, g, fqdn, true);
+    }
+    if (!(await this.kv.exists(kvPath.groupSerial(g), token))) await this.kv.write<GroupSerial>(kvPath.groupSerial(g), { incarnation: randomUUID() }, token);
+    await this.policies.putPolicy(nodePolicyName(g), nodePolicy(g), token);
+    await this.kv.destroy(kvPath.groupSecrets(g), token);
+    return dropped;
   }
 
   /** Revokes every token of the group (and with them every node token), then issues a new one. */
@@ -147,48 +178,52 @@ export class GroupService {
   async secrets(token: string, name: string): Promise<string[]> {
     const g = parseName('group name', name);
     await this.mustExist(token, g);
-    const list = await this.kv.read<SecretList>(kvPath.groupSecrets(g), token);
-    return [...(list?.data.secrets ?? [])].sort();
+    return this.copies.names(token, g);
   }
 
+  /**
+   * Copies the secret into the group's folder, which the group's node policy grants. The index
+   * entry comes first and goes last, so a secret someone can read is never deleted.
+   */
   async associate(token: string, name: string, secret: string): Promise<void> {
     const g = parseName('group name', name);
     const fqdn = parseFqdn(secret);
     await this.lock.run(g, async () => {
-      await this.mustExist(token, g);
+      await this.mustBeCurrent(token, g);
       const stored = await this.kv.read<SecretData>(kvPath.secret(fqdn), token);
       if (!stored) throw new NotFound(`secret '${fqdn}' not found`);
       const expired = this.expiryOf.expired(stored.data);
       if (expired) throw new Conflict(`the certificate of '${fqdn}' expired at ${expired}: push a new one first`, 'certificate_expired');
-      // The index is a superset of the lists at every moment, so a secret in use is never deleted.
-      await this.editIndex(token, fqdn, (groups) => (groups.includes(g) ? groups : [...groups, g]));
-      await this.casOrLocked(() =>
-        this.kv.update<SecretList>(kvPath.groupSecrets(g), token, (list) => {
-          const secrets = list?.secrets ?? [];
-          if (secrets.includes(fqdn)) throw new Conflict(`secret '${fqdn}' is already associated with group '${g}'`, 'already_associated');
-          return { secrets: [...secrets, fqdn] };
-        }),
-      );
-      await this.syncNodePolicy(token, g);
+      await this.casOrLocked(() => this.copies.index(token, fqdn, g, true));
+      if (await this.kv.exists(kvPath.groupCopy(g, fqdn), token)) {
+        // A retry after a failure half-way: the nodes' list is named anew, so they see it.
+        await this.changed(token, g);
+        throw new Conflict(`secret '${fqdn}' is already associated with group '${g}'`, 'already_associated');
+      }
+      await this.copies.sync(token, g, fqdn, true);
+      // A dissociation by another instance may have taken the index entry meanwhile: undone.
+      if (!(await this.copies.groupsOf(token, fqdn)).includes(g)) {
+        await this.kv.destroy(kvPath.groupCopy(g, fqdn), token);
+        throw new Locked(`secret '${fqdn}' was dissociated from group '${g}' meanwhile; retry`);
+      }
+      await this.changed(token, g);
     });
   }
 
+  /** The copy goes first (nodes are refused at once), then the index entry. */
   async dissociate(token: string, name: string, secret: string): Promise<void> {
     const g = parseName('group name', name);
     const fqdn = parseFqdn(secret);
     await this.lock.run(g, async () => {
-      await this.mustExist(token, g);
-      let listed = true;
-      await this.casOrLocked(() =>
-        this.kv.update<SecretList>(kvPath.groupSecrets(g), token, (list) => {
-          const secrets = list?.secrets ?? [];
-          listed = secrets.includes(fqdn);
-          return listed ? { secrets: secrets.filter((s) => s !== fqdn) } : NO_CHANGE;
-        }),
-      );
-      if (listed) await this.syncNodePolicy(token, g);
-      await this.editIndex(token, fqdn, (groups) => groups.filter((x) => x !== g));
-      if (!listed) throw new NotFound(`secret '${fqdn}' is not associated with group '${g}'`);
+      await this.mustBeCurrent(token, g);
+      const copied = await this.kv.exists(kvPath.groupCopy(g, fqdn), token);
+      if (copied) await this.kv.destroy(kvPath.groupCopy(g, fqdn), token);
+      const indexed = (await this.copies.groupsOf(token, fqdn)).includes(g);
+      if (!copied && !indexed) throw new NotFound(`secret '${fqdn}' is not associated with group '${g}'`);
+      await this.changed(token, g);
+      await this.casOrLocked(() => this.copies.index(token, fqdn, g, false));
+      // An association by another instance may have copied it again in between: gone too.
+      await this.kv.destroy(kvPath.groupCopy(g, fqdn), token);
     });
   }
 
@@ -246,9 +281,9 @@ export class GroupService {
       await this.tokens.revokeRoleTokens(role, token);
       await this.tokens.deleteRole(role, token);
     }
-    const list = await this.kv.read<SecretList>(kvPath.groupSecrets(g), token);
-    for (const fqdn of list?.data.secrets ?? []) {
-      await this.editIndex(token, fqdn, (groups) => groups.filter((x) => x !== g));
+    for (const fqdn of await this.copies.names(token, g)) {
+      await this.kv.destroy(kvPath.groupCopy(g, fqdn), token);
+      await this.casOrLocked(() => this.copies.index(token, fqdn, g, false));
     }
     await this.tokens.deleteRole(groupTokenName(g), token);
     await this.policies.deletePolicy(groupTokenName(g), token);
@@ -256,27 +291,14 @@ export class GroupService {
     await this.kv.destroy(kvPath.groupToken(g), token);
     await this.kv.destroy(kvPath.groupTokenAccessor(g), token);
     await this.kv.destroy(kvPath.groupSecrets(g), token);
+    await this.kv.destroy(kvPath.groupSerial(g), token);
     await this.kv.destroy(kvPath.groupConfig(g), token);
   }
 
-  /**
-   * Rewrites the node policy from the secret list until the list did not change meanwhile,
-   * so concurrent writers (other rks instances) converge on the latest list.
-   */
-  private async syncNodePolicy(token: string, g: string): Promise<void> {
-    for (let attempt = 0; attempt < 50; attempt++) {
-      const before = await this.kv.read<SecretList>(kvPath.groupSecrets(g), token);
-      await this.policies.putPolicy(nodePolicyName(g), nodePolicy(g, before?.data.secrets ?? []), token);
-      const after = await this.kv.read<SecretList>(kvPath.groupSecrets(g), token);
-      if ((after?.version ?? 0) === (before?.version ?? 0)) return;
-    }
-    throw new Locked(`group '${g}' is changing too fast; retry`);
-  }
-
-  private async editIndex(token: string, fqdn: string, fn: (groups: string[]) => string[]): Promise<void> {
-    await this.casOrLocked(() =>
-      this.kv.update<SecretGroups>(kvPath.secretGroups(fqdn), token, (index) => ({ groups: fn(index?.groups ?? []) })),
-    );
+  /** Names the group's list anew (a new version of its serial): edges holding the old one fetch it. */
+  private async changed(token: string, g: string): Promise<void> {
+    const serial = await this.kv.read<GroupSerial>(kvPath.groupSerial(g), token);
+    await this.kv.write<GroupSerial>(kvPath.groupSerial(g), serial?.data ?? { incarnation: randomUUID() }, token);
   }
 
   private async casOrLocked<T>(fn: () => Promise<T>): Promise<T> {
@@ -290,6 +312,15 @@ export class GroupService {
 
   private async mustExist(token: string, g: string): Promise<void> {
     if (!(await this.kv.exists(kvPath.groupConfig(g), token))) throw notFound(g);
+  }
+
+  /** Exists, in the current layout: an older one is moved by init, never by an association. */
+  private async mustBeCurrent(token: string, g: string): Promise<void> {
+    const [config, serial] = await Promise.all([this.kv.exists(kvPath.groupConfig(g), token), this.kv.exists(kvPath.groupSerial(g), token)]);
+    if (!config) throw notFound(g);
+    if (!serial) {
+      throw new Conflict(`group '${g}' is still in an older rks's layout: run init again (rks init, or POST /rks/v1/init with the root token) to move it, then retry`, 'layout_outdated');
+    }
   }
 }
 

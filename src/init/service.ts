@@ -1,4 +1,5 @@
 import { Conflict, Forbidden } from '../errors';
+import { GroupService } from '../groups/service';
 import { AppRole } from '../vault/approle';
 import { isVaultError } from '../vault/client';
 import { ServiceCredentials, clusterIdOf, serviceCredentials } from '../vault/identity';
@@ -126,6 +127,7 @@ export class InitService {
       await this.sys.putPolicy(ADMIN_POLICY, adminPolicy, token);
       if ((existing.data.layout ?? 1) < 2) await this.backfillLayout2(token);
       if ((existing.data.layout ?? 1) < 3) await this.backfillLayout3(token);
+      if ((existing.data.layout ?? 1) < 4) await this.backfillLayout4(token);
       const record: RksConfigRecord = { ...existing.data, layout: LAYOUT, upgradedAt: new Date().toISOString() };
       await this.writeConfig(record, token, existing.version);
       return { upgraded: stale };
@@ -275,6 +277,20 @@ export class InitService {
       if ((await this.sys.readPolicy(groupTokenName(g), token)) !== null) await this.sys.putPolicy(groupTokenName(g), groupTokenPolicy(g), token);
     }
     if (await this.pki.caPem()) await this.writePkiRoles(token);
+  }
+
+  /**
+   * What layout 4 holds that layout 3 did not: each group's secrets as copies in its folder,
+   * granted by a node policy of constant size, instead of one list and a policy naming every
+   * secret; and rks's identity allowed to keep the copies of managed secrets.
+   */
+  private async backfillLayout4(token: string): Promise<void> {
+    const groups = new GroupService(this.kv, this.sys, this.tokens);
+    for (const g of groupsIn(await this.kv.list(kvPath.groups, token))) {
+      if ((await this.kv.exists(kvPath.groupConfig(g), token)) && !(await this.kv.exists(kvPath.groupSerial(g), token))) await groups.upgrade(token, g);
+    }
+    const schedule = await this.kv.read<{ secrets?: Record<string, unknown> }>(kvPath.managed, token);
+    await this.sys.putPolicy(MANAGED_POLICY, managedPolicy(Object.keys(schedule?.data.secrets ?? {})), token);
   }
 
   private async backfillLayout2(token: string): Promise<void> {

@@ -6,6 +6,7 @@ import { checkRegInfo } from '../groups/records';
 import type { GroupService } from '../groups/service';
 import { type InitService, isClassicRecord } from '../init/service';
 import { FQDN_RULE, NAME_RULE, isName, isSecretName, quoted } from '../names';
+import { Copies } from '../secrets/copies';
 import { storedFacts } from '../secrets/facts';
 import type { SecretData } from '../secrets/service';
 import { validateTlsMaterial } from '../secrets/tls';
@@ -400,7 +401,8 @@ export class ClassicMigration {
     const result: MigrationResult = { groupTokens: {}, revokedTokens: revoked };
     for (const g of plan.groups) {
       if (g.problem) continue;
-      result.groupTokens[g.name] = g.migrated ? await this.groups.groupToken(token, g.name) : await this.groups.adopt(token, g.name);
+      const keep = g.entries.filter((e) => e.action === 'keep').map((e) => e.entry as string);
+      result.groupTokens[g.name] = g.migrated ? await this.groups.groupToken(token, g.name) : await this.groups.adopt(token, g.name, keep);
       const kept = g.entries.filter((e) => e.action === 'keep').length;
       progress(`group ${g.name}: ${kept} secret(s), ${g.callback ? 'callback verified' : 'no callback'}, ${g.migrated ? 'already taken over' : 'new group token'}`);
     }
@@ -413,7 +415,8 @@ export class ClassicMigration {
 
   private async planGroup(token: string, g: string, firstRun: boolean, losses: string[], notes: string[]): Promise<ClassicGroup> {
     const migrated = !firstRun && (await this.ownGroupToken(token, g));
-    const list = classicSecretList((await this.kv.read<unknown>(kvPath.groupSecrets(g), token))?.data ?? null);
+    // Taken over already: its associations are rks's own (copies, or a list of an older rks).
+    const list = migrated ? { entries: await new Copies(this.kv).names(token, g) } : classicSecretList((await this.kv.read<unknown>(kvPath.groupSecrets(g), token))?.data ?? null);
     let entries: PlannedEntry[] = [];
     if ('unreadable' in list) losses.push(`group '${g}': its secret list is unreadable (${list.unreadable}): taken over with no secrets`);
     else entries = await this.judge(token, list.entries, migrated ? null : await this.classicGrants(token, g));
@@ -488,14 +491,11 @@ export class ClassicMigration {
     return out;
   }
 
-  /** Rewrites a group's config and secret list in rks's shape, as the plan says. */
+  /** Rewrites a group's config in rks's shape (its list becomes copies when the group is adopted). */
   private async normalise(token: string, g: ClassicGroup): Promise<void> {
     const configEntry = await this.kv.read<unknown>(kvPath.groupConfig(g.name), token);
     const config = classicRegInfo(configEntry?.data);
     if ('info' in config && !isDeepStrictEqual(configEntry?.data, config.info)) await this.kv.write(kvPath.groupConfig(g.name), config.info, token);
-    const listEntry = await this.kv.read<unknown>(kvPath.groupSecrets(g.name), token);
-    const next = { secrets: g.entries.filter((e) => e.action === 'keep').map((e) => e.entry as string) };
-    if (!isDeepStrictEqual(listEntry?.data, next)) await this.kv.write(kvPath.groupSecrets(g.name), next, token);
   }
 
   /** Records under a group's folder that only rks writes (its token accessor, its nodes, revoked nodes). */

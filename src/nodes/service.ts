@@ -4,7 +4,7 @@ import type { Counter } from 'prom-client';
 import type { CallbackVerifier } from '../callback/verifier';
 import { BadGateway, Conflict, Forbidden } from '../errors';
 import { KeyedLock } from '../groups/keyed-lock';
-import { storedRegInfo } from '../groups/records';
+import { GroupSerial, storedRegInfo } from '../groups/records';
 import { isName, isSecretName, parseName } from '../names';
 import { isVaultError } from '../vault/client';
 import { NO_CHANGE } from '../vault/kv';
@@ -35,11 +35,18 @@ export interface NodeOptions {
 export interface NodeAccess {
   group: string;
   nodeId: string;
-  secrets: string[];
+  /** Absent when the edge already holds this list (`If-None-Match`). */
+  secrets?: string[];
   /** Seconds the node token has left. */
   ttl: number;
-  /** Names this list (the group and its secrets), for `If-None-Match`. */
+  /** Names this list (the group and its version), for `If-None-Match`. */
   etag: string;
+}
+
+/** A group's list as one rks instance last learnt it; its names are listed only when asked for. */
+interface GroupList {
+  at: number;
+  version: Promise<{ etag: string; names: () => Promise<string[]> }>;
 }
 
 const LIST_CACHE_MS = 1000;
@@ -60,7 +67,7 @@ export class NodeService {
   private readonly admitting = new KeyedLock();
   private readonly seen = new Map<string, number>();
   private readonly renewals = new Map<string, number>();
-  private readonly lists = new Map<string, { at: number; list: Promise<{ secrets: string[]; etag: string }> }>();
+  private readonly lists = new Map<string, GroupList>();
 
   constructor(
     private readonly kv: KvStore,
@@ -100,10 +107,11 @@ export class NodeService {
   /**
    * What the calling node may read now: edges ask every few seconds and drop the keys they may
    * no longer serve, so a revocation, a rotation or a dissociation reaches them within one
-   * interval, not one TTL. One token lookup per call; the group's list is read at most once a
-   * second per group and rks instance, however many nodes ask.
+   * interval, not one TTL. One token lookup per call; the group's version is read at most once
+   * a second per group and rks instance, however many nodes ask, and its names are listed only
+   * for an edge that does not hold them yet (`holding`: its `If-None-Match`).
    */
-  async access(nodeToken: string): Promise<NodeAccess> {
+  async access(nodeToken: string, holding?: string): Promise<NodeAccess> {
     const self = await this.tokens.lookupSelf(nodeToken);
     // Who it is, from the role Vault made it with: its metadata is whatever its maker set.
     const origin = tokenOrigin(self.path);
@@ -111,17 +119,42 @@ export class NodeService {
     const { group: g, nodeId: n } = origin;
     let cached = this.lists.get(g);
     if (!cached || cached.at < Date.now() - LIST_CACHE_MS) {
-      const read = this.session.run((t) => this.kv.read<{ secrets: string[] }>(kvPath.groupSecrets(g), t)).then((e) => {
-        const secrets = (e?.data.secrets ?? []).filter(isSecretName).sort();
-        return { secrets, etag: `"${createHash('sha256').update(JSON.stringify([g, secrets])).digest('base64url').slice(0, 22)}"` };
+      const previous = cached;
+      const version = this.version(g, nodeToken).then(async (v) => {
+        const before = await previous?.version.catch(() => undefined);
+        // The same list as a second ago: its names, once listed, are not listed again.
+        return before?.etag === v.etag ? before : { etag: v.etag, names: once(v.names) };
       });
-      cached = { at: Date.now(), list: read };
+      cached = { at: Date.now(), version };
       if (this.lists.size >= 10_000) this.lists.clear();
       this.lists.set(g, cached);
-      read.catch(() => this.lists.delete(g));
+      version.catch(() => this.lists.get(g) === cached && this.lists.delete(g));
     }
-    const { secrets, etag } = await cached.list;
-    return { group: g, nodeId: n, secrets: [...secrets], ttl: self.ttl, etag };
+    const { etag, names } = await cached.version;
+    if (holding === etag) return { group: g, nodeId: n, ttl: self.ttl, etag };
+    return { group: g, nodeId: n, secrets: [...(await names())], ttl: self.ttl, etag };
+  }
+
+  /**
+   * The group's list, named by its serial's version, read with the node's own token (its policy
+   * grants the serial and the listing of its copies). A group not yet moved to layout 4 has
+   * neither: its one list, read by rks, names itself by its hash.
+   */
+  private async version(g: string, nodeToken: string): Promise<{ etag: string; names: () => Promise<string[]> }> {
+    const tag = (...parts: unknown[]) => `"${createHash('sha256').update(JSON.stringify([g, ...parts])).digest('base64url').slice(0, 22)}"`;
+    const serial = await this.kv.read<GroupSerial>(kvPath.groupSerial(g), nodeToken).catch((err) => {
+      if (isVaultError(err, 403)) return null;
+      throw err;
+    });
+    if (serial) {
+      return {
+        etag: tag(serial.data.incarnation, serial.version),
+        names: async () => (await this.kv.list(kvPath.groupCopies(g), nodeToken)).filter(isSecretName).sort(),
+      };
+    }
+    const list = await this.session.run((t) => this.kv.read<{ secrets: string[] }>(kvPath.groupSecrets(g), t));
+    const secrets = (list?.data.secrets ?? []).filter(isSecretName).sort();
+    return { etag: tag(secrets), names: async () => secrets };
   }
 
   /** Renews the caller's own token (group or node) and answers its new TTL. */
@@ -212,4 +245,14 @@ export class NodeService {
       )
       .catch((err: Error) => this.logger?.debug({ group: g, node: n, err: err.message }, 'could not refresh a node record'));
   }
+}
+
+/** `fn`, called at most once, its promise shared (a failure is not kept). */
+function once<T>(fn: () => Promise<T>): () => Promise<T> {
+  let held: Promise<T> | undefined;
+  return () => {
+    held ??= fn();
+    held.catch(() => (held = undefined));
+    return held;
+  };
 }

@@ -6,6 +6,7 @@ import { mapLimited } from '../concurrency';
 import { isName, isSecretName, parseFqdn, parseName } from '../names';
 import { groupsIn, kvPath } from '../vault/layout';
 import type { KvStore } from '../vault/stores';
+import { Copies } from './copies';
 import { ExpiryIndex } from './expiry-index';
 import { CertificateFacts, storedFacts } from './facts';
 import type { ManagedSpec, RenewalState } from './managed';
@@ -90,6 +91,7 @@ function page<T extends string>(names: T[], p: Page): { names: T[]; next?: T } {
  */
 export class Inventory {
   private readonly expiry: ExpiryIndex;
+  private readonly copies: Copies;
 
   constructor(
     private readonly kv: KvStore,
@@ -97,15 +99,15 @@ export class Inventory {
     private readonly managed?: { schedule(token: string): Promise<Record<string, RenewalState>> },
   ) {
     this.expiry = new ExpiryIndex(kv);
+    this.copies = new Copies(kv);
   }
 
   async secrets(token: string, q: SecretQuery): Promise<{ secrets: SecretSummary[]; next?: string }> {
     let names: string[];
     if (q.group !== undefined) {
       const g = parseName('group name', q.group);
-      const list = await this.kv.read<{ secrets: string[] }>(kvPath.groupSecrets(g), token);
-      if (!list) throw new NotFound(`group '${g}' not found`);
-      names = list.data.secrets.filter(isSecretName);
+      if (!(await this.kv.exists(kvPath.groupConfig(g), token))) throw new NotFound(`group '${g}' not found`);
+      names = await this.copies.names(token, g);
     } else {
       names = await this.secretNames(token);
     }
@@ -137,14 +139,14 @@ export class Inventory {
     const names = groupsIn(await this.kv.list(kvPath.groups, token));
     const p = page(names, q);
     const items = await mapLimited(p.names, CONCURRENCY, async (name): Promise<GroupSummary | null> => {
-      const [config, list, nodes] = await Promise.all([
+      const [config, secrets, nodes] = await Promise.all([
         this.kv.read<GroupRegInfo>(kvPath.groupConfig(name), token),
-        this.kv.read<{ secrets: string[] }>(kvPath.groupSecrets(name), token),
+        this.copies.names(token, name),
         this.kv.list(kvPath.groupNodes(name), token),
       ]);
       // A group half-deleted a moment ago has no config left: not listed.
       if (!config) return null;
-      return { name, callback: Boolean(config.data.callbackURL), secrets: list?.data.secrets.length ?? 0, nodes: nodes.filter((n) => !n.endsWith('/')).length };
+      return { name, callback: Boolean(config.data.callbackURL), secrets: secrets.length, nodes: nodes.filter((n) => !n.endsWith('/')).length };
     });
     return { groups: items.filter((i): i is GroupSummary => i !== null), ...(p.next ? { next: p.next } : {}) };
   }
@@ -176,25 +178,25 @@ export class Inventory {
   }
 
   private async summary(token: string, fqdn: string, schedule: Record<string, RenewalState>): Promise<SecretSummary | null> {
-    const [entry, index] = await Promise.all([
+    const [entry, groups] = await Promise.all([
       this.kv.read<SecretData>(kvPath.secret(fqdn), token),
-      this.kv.read<{ groups: string[] }>(kvPath.secretGroups(fqdn), token),
+      this.copies.groupsOf(token, fqdn),
     ]);
     if (!entry) {
       const waiting = schedule[fqdn]?.pending;
       if (!waiting) return null;
-      return { name: fqdn, pending: true, groups: [...(index?.data.groups ?? [])].sort(), ttl: waiting.ttl ?? this.ttlOf({} as SecretData), managed: true, renewal: renewal(waiting.spec, schedule[fqdn]), expired: false };
+      return { name: fqdn, pending: true, groups, ttl: waiting.ttl ?? this.ttlOf({} as SecretData), managed: true, renewal: renewal(waiting.spec, schedule[fqdn]), expired: false };
     }
     // Secrets stored before facts were kept are parsed (not rewritten: that would push their
     // previous version, the rollback, out of Vault's two).
     const info = entry.data.info ?? storedFacts(entry.data.certificate);
     if ('invalid' in info) {
-      return { name: fqdn, invalid: info.invalid, groups: [...(index?.data.groups ?? [])].sort(), ttl: this.ttlOf(entry.data), managed: false, expired: false };
+      return { name: fqdn, invalid: info.invalid, groups, ttl: this.ttlOf(entry.data), managed: false, expired: false };
     }
     return {
       name: fqdn,
       ...info,
-      groups: [...(index?.data.groups ?? [])].sort(),
+      groups,
       ttl: this.ttlOf(entry.data),
       managed: Boolean(entry.data.managed),
       ...(entry.data.managed ? { renewal: renewal(entry.data.managed, schedule[fqdn], info) } : {}),

@@ -13,6 +13,7 @@ import { CasMismatch, NO_CHANGE } from '../vault/kv';
 import { MANAGED_POLICY, kvPath, managedPolicy, managedRoleName } from '../vault/layout';
 import type { Pki } from '../vault/pki';
 import type { KvStore, PolicyStore, Session } from '../vault/stores';
+import { Copies } from './copies';
 import { ExpiryIndex } from './expiry-index';
 import { certificateFacts } from './facts';
 import { validateTlsMaterial } from './tls';
@@ -77,6 +78,7 @@ const RETRY_SECONDS = { ca: { min: 30, max: 3600 }, acme: { min: 60, max: 6 * 36
  */
 export class ManagedSecrets {
   private readonly expiry: ExpiryIndex;
+  private readonly copies: Copies;
 
   constructor(
     private readonly kv: KvStore,
@@ -88,6 +90,7 @@ export class ManagedSecrets {
     private readonly acme?: { issuers: AcmeIssuers; orders: AcmeOrders; challenges: ChallengeBoard },
   ) {
     this.expiry = new ExpiryIndex(kv);
+    this.copies = new Copies(kv);
   }
 
   /** Called when a secret was scheduled for now (the background job runs a pass at once). */
@@ -249,6 +252,8 @@ export class ManagedSecrets {
         return;
       }
       await this.kv.write(kvPath.secret(fqdn), next, token, current?.version ?? 0);
+      // The groups' copies, which their nodes read; a failure here is retried as a renewal.
+      await this.copies.fanOut(token, fqdn);
     } catch (err) {
       const failures = claimed.failures + 1;
       const issuer = spec?.issuer ?? RKS_CA;

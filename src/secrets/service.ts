@@ -1,11 +1,14 @@
-import { Conflict, Gone, NotFound } from '../errors';
+import { Conflict, Forbidden, Gone, NotFound } from '../errors';
 import { parseFqdn } from '../names';
-import { CasMismatch } from '../vault/kv';
+import { isVaultError } from '../vault/client';
+import { CasMismatch, KvEntry } from '../vault/kv';
 import type { KvStore } from '../vault/stores';
 import { kvPath } from '../vault/layout';
+import { Copies } from './copies';
 import { ExpiryIndex } from './expiry-index';
 import { CertificateFacts, certificateFacts, expiryWarnings, storedFacts } from './facts';
 import type { ManagedSpec } from './managed';
+import { NO_NODES, Readers } from './readers';
 import { validateTlsMaterial } from './tls';
 
 /** A secret as stored in Vault (`rks/data/<fqdn>`); the API carries the first three under `data`. */
@@ -59,6 +62,7 @@ export interface ManagedHooks {
 
 export class SecretService {
   private readonly expiry: ExpiryIndex;
+  private readonly copies: Copies;
   readonly expiryOf = new ExpiryOf();
 
   constructor(
@@ -66,22 +70,52 @@ export class SecretService {
     private readonly defaultTtl: number,
     /** The renewal schedule: kept in step when a managed secret is replaced or rolled back. */
     private readonly managed: ManagedHooks = { reschedule: async () => undefined, dropPending: async () => false },
+    private readonly readers: Pick<Readers, 'groupOf'> = NO_NODES,
   ) {
     this.expiry = new ExpiryIndex(kv);
+    this.copies = new Copies(kv);
   }
 
   /**
-   * The hot path: exactly one Vault read with the caller's token. An expired certificate is
-   * not handed out (410): a TLS client would refuse it anyway, and the edge learns why.
+   * The hot path: exactly one Vault read with the caller's token (and, the first time rks sees
+   * a token, its lookup). A node reads its group's copy; Vault refuses any other. An expired
+   * certificate is not handed out (410): a TLS client would refuse it anyway, and the edge
+   * learns why.
    */
   async get(token: string, name: string): Promise<Secret> {
     const fqdn = parseFqdn(name);
-    const entry = await this.kv.read<SecretData>(kvPath.secret(fqdn), token);
+    const group = await this.readers.groupOf(token);
+    const entry = group === null ? await this.kv.read<SecretData>(kvPath.secret(fqdn), token) : await this.nodeRead(token, group, fqdn);
     if (!entry) throw new NotFound(`secret '${fqdn}' not found`);
     const expired = this.expiryOf.expired(entry.data);
     if (expired) throw new Gone(`the certificate of '${fqdn}' expired at ${expired}`, 'certificate_expired');
     const { certificate, private_key } = entry.data;
     return { data: { certificate, private_key, meta: { ttl: this.ttlOf(entry.data) } } };
+  }
+
+  /**
+   * A node's read: its group's copy, or nothing for a secret the group does not hold (403, as
+   * Vault answers for any path a policy does not grant). A node policy from before layout 4
+   * names each secret instead of the copies: then the secret itself, for as long as init has
+   * not moved the group.
+   */
+  private async nodeRead(token: string, g: string, fqdn: string): Promise<KvEntry<SecretData>> {
+    const copy = () => this.kv.read<SecretData>(kvPath.groupCopy(g, fqdn), token);
+    let entry: KvEntry<SecretData> | null;
+    try {
+      entry = await copy();
+    } catch (err) {
+      if (!isVaultError(err, 403)) throw err;
+      try {
+        entry = await this.kv.read<SecretData>(kvPath.secret(fqdn), token);
+      } catch (again) {
+        // The group moved to copies between the two reads (a policy only ever moves forward).
+        if (!isVaultError(again, 403)) throw again;
+        entry = await copy();
+      }
+    }
+    if (!entry) throw new Forbidden('permission denied');
+    return entry;
   }
 
   async create(token: string, name: string, input: SecretData): Promise<PushOutcome> {
@@ -109,6 +143,7 @@ export class SecretService {
       if (err instanceof CasMismatch) throw new Conflict(`secret '${fqdn}' changed during the update; retry`);
       throw err;
     }
+    await this.copies.fanOut(token, fqdn);
     await this.indexed(token, fqdn, data.info!.notAfter);
     // Pushed over a managed secret: rks stops renewing it.
     if (current.data.managed) await this.managed.reschedule(token, fqdn, null);
@@ -133,6 +168,7 @@ export class SecretService {
       if (err instanceof CasMismatch) throw new Conflict(`secret '${fqdn}' changed during the rollback; retry`);
       throw err;
     }
+    await this.copies.fanOut(token, fqdn);
     await this.indexed(token, fqdn, this.expiryOf.notAfter(previous.data));
     if (current.data.managed || previous.data.managed) await this.managed.reschedule(token, fqdn, previous.data);
   }
@@ -171,9 +207,8 @@ export class SecretService {
     return this.groupsOf(token, fqdn);
   }
 
-  private async groupsOf(token: string, fqdn: string): Promise<string[]> {
-    const index = await this.kv.read<{ groups: string[] }>(kvPath.secretGroups(fqdn), token);
-    return [...(index?.data.groups ?? [])].sort();
+  private groupsOf(token: string, fqdn: string): Promise<string[]> {
+    return this.copies.groupsOf(token, fqdn);
   }
 
   private async mustExist(token: string, fqdn: string): Promise<void> {

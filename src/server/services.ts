@@ -17,6 +17,7 @@ import { ExpiryIndex } from '../secrets/expiry-index';
 import { ExpiryWatch } from '../secrets/expiry-watch';
 import { Inventory } from '../secrets/inventory';
 import { ManagedSecrets } from '../secrets/managed';
+import { Readers } from '../secrets/readers';
 import { SecretService } from '../secrets/service';
 import { VaultClient } from '../vault/client';
 import { Kv } from '../vault/kv';
@@ -65,7 +66,7 @@ export function buildServices(config: Config, logger: Logger, metrics: Metrics):
   const challenges = new ChallengeBoard(kv, tokens, session);
   const acmeOrders = new AcmeOrders(acmeIssuers, challenges, config.acmeTimeoutMs, logger, { orders: metrics.acmeOrders });
   const managed = new ManagedSecrets(kv, sys, pkiEngine, session, logger, { renewals: metrics.managedRenewals }, { issuers: acmeIssuers, orders: acmeOrders, challenges });
-  const secrets = new SecretService(kv, config.defaultSecretTtl, managed);
+  const secrets = new SecretService(kv, config.defaultSecretTtl, managed, new Readers(tokens));
   return {
     vault,
     metrics,

@@ -38,7 +38,7 @@ export const managedRoleName = (id: string) => `managed-${id}`;
 /** Seconds a service token lives; rks logs in again at half of it. */
 export const SERVICE_TOKEN_PERIOD = 3600;
 /** The layout init writes; older layouts are brought up to date by running init again. */
-export const LAYOUT = 3;
+export const LAYOUT = 4;
 
 /**
  * Every name that becomes part of a Vault path or policy passes here, whoever the caller and
@@ -64,7 +64,16 @@ export const kvPath = {
   groupToken: (group: string) => `groups/${namePart('group name', group)}/grouptoken`,
   /** The group token's accessor alone: what renewal needs, without the token. */
   groupTokenAccessor: (group: string) => `groups/${namePart('group name', group)}/grouptoken-accessor`,
+  /** A group's secrets as one list: the classic's layout and rks's before layout 4, read to take them over. */
   groupSecrets: (group: string) => `groups/${namePart('group name', group)}/secret-list`,
+  /**
+   * What a group's nodes read: one copy of each associated secret, whose presence is the
+   * association. Its node policy grants the folder, so no policy grows with the group.
+   */
+  groupCopy: (group: string, fqdn: string) => `groups/${namePart('group name', group)}/secrets/${secretPart(fqdn)}`,
+  groupCopies: (group: string) => `groups/${namePart('group name', group)}/secrets/`,
+  /** Written on every association and dissociation: its version names the group's list (the nodes' ETag). */
+  groupSerial: (group: string) => `groups/${namePart('group name', group)}/serial`,
   /** The nodes admitted to a group, one entry each (bounded by --max-nodes-per-group). */
   groupNodes: (group: string) => `groups/${namePart('group name', group)}/nodes/`,
   groupNode: (group: string, nodeId: string) => `groups/${namePart('group name', group)}/nodes/${namePart('node id', nodeId)}`,
@@ -132,14 +141,28 @@ path "auth/token/create/${nodeRolePrefix(group)}*" {
 }
 `;
 
-/** What a node token may do: look itself up, renew itself, read exactly these secrets. */
-export const nodePolicy = (group: string, fqdns: string[]) =>
-  [
-    `# rks node token of '${namePart('group name', group)}': ${fqdns.length} secret(s)`,
-    'path "auth/token/lookup-self" {\n  capabilities = ["read"]\n}',
-    'path "auth/token/renew-self" {\n  capabilities = ["update"]\n}',
-    ...fqdns.map((f) => `path "${kvData(kvPath.secret(f))}" {\n  capabilities = ["read"]\n}`),
-  ].join('\n') + '\n';
+/**
+ * What a node token may do: look itself up, renew itself, and read its group's copies of the
+ * secrets associated with the group, their names and the list's version. The same few lines
+ * at any group size: Vault builds a request's ACL from its policies on every request.
+ */
+export const nodePolicy = (group: string) => `# rks node token of '${namePart('group name', group)}'
+path "auth/token/lookup-self" {
+  capabilities = ["read"]
+}
+path "auth/token/renew-self" {
+  capabilities = ["update"]
+}
+path "${kvData(kvPath.groupCopies(group))}*" {
+  capabilities = ["read"]
+}
+path "${kvMetadata(kvPath.groupCopies(group))}" {
+  capabilities = ["list"]
+}
+path "${kvData(kvPath.groupSerial(group))}" {
+  capabilities = ["read"]
+}
+`;
 
 /** The admin policy: what administration needs, nothing more. */
 export const adminPolicy = `# rks administrator
@@ -279,10 +302,21 @@ path "${KV_MOUNT}/metadata/acme/challenges/*" {
 }
 `;
 
-/** What the service identity may write besides: exactly the managed secrets, to renew them. */
+/**
+ * What the service identity may write besides: exactly the managed secrets, to renew them, and
+ * their groups' copies (which groups, from the secret's index entry).
+ */
 export const managedPolicy = (fqdns: string[]) =>
   [
     '# rks managed secrets: renewed by rks\'s service identity',
     `path "${KV_MOUNT}/data/${kvPath.managed}" {\n  capabilities = ["read"]\n}`,
-    ...[...fqdns].sort().map((f) => `path "${kvData(kvPath.secret(f))}" {\n  capabilities = ["create", "read", "update"]\n}`),
+    ...[...fqdns]
+      .sort()
+      .map((f) =>
+        [
+          `path "${kvData(kvPath.secret(f))}" {\n  capabilities = ["create", "read", "update"]\n}`,
+          `path "${kvData(kvPath.secretGroups(f))}" {\n  capabilities = ["read"]\n}`,
+          `path "${kvData(`groups/+/secrets/${kvPath.secret(f)}`)}" {\n  capabilities = ["read", "update"]\n}`,
+        ].join('\n'),
+      ),
   ].join('\n') + '\n';

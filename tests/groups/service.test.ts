@@ -1,5 +1,6 @@
 import { NotFound } from '../../src/errors';
 import { GroupService } from '../../src/groups/service';
+import { nodePolicy } from '../../src/vault/layout';
 import { MemoryKv, MemoryPolicies, MemoryTokens } from '../support/memory-vault';
 import { NO_CALLBACK } from '../support/constants';
 
@@ -20,36 +21,82 @@ describe('GroupService (in memory)', () => {
   // Stored as a push stores it: the association rules look at the certificate's expiry only.
   const secret = (fqdn: string, notAfter = '2999-01-01T00:00:00.000Z') => kv.write(fqdn, { certificate: 'c', private_key: 'k', info: { notAfter } }, admin);
 
-  it('creates a group: its config, an empty secret list, its policies, its token and the accessor apart', async () => {
+  it('creates a group: its config, its serial, its policies, its token and the accessor apart', async () => {
     const groupToken = await groups.create(admin, 'Edge', NO_CALLBACK);
     expect(tokens.live(groupToken)).toBe(true);
     expect((await kv.read('groups/edge/config'))?.data).toEqual(NO_CALLBACK);
-    expect((await kv.read('groups/edge/secret-list'))?.data).toEqual({ secrets: [] });
-    expect(policies.policies.has('rks_node_edge')).toBe(true);
+    expect((await kv.read<{ incarnation: string }>('groups/edge/serial'))?.data.incarnation).toMatch(/^[0-9a-f-]{36}$/);
+    expect(await kv.exists('groups/edge/secret-list')).toBe(false);
+    expect(policies.policies.get('rks_node_edge')).toBe(nodePolicy('edge'));
     expect(policies.policies.get('rks_grouptoken_edge')).toContain('auth/token/create/rks_node_edge_*');
     const accessor = (await kv.read<{ accessor: string }>('groups/edge/grouptoken-accessor'))?.data.accessor;
     expect(accessor).toBe(tokens.tokens.get(groupToken)?.accessor);
     await expect(groups.create(admin, 'edge', NO_CALLBACK)).rejects.toMatchObject({ status: 409, code: 'already_exists' });
   });
 
-  it('associations survive a concurrent writer: check-and-set retries, no lost update, the policy follows the list', async () => {
+  it("a group's copy ends at the secret's latest version, whichever write lands first", async () => {
     await groups.create(admin, 'edge', NO_CALLBACK);
     await secret('a.example.com');
-    await secret('b.example.com');
     let raced = false;
     kv.beforeWrite = async (path) => {
-      if (path === 'groups/edge/secret-list' && !raced) {
+      if (path === 'groups/edge/secrets/a.example.com' && !raced) {
         raced = true;
-        // Another rks instance adds b between our read and our write.
-        const current = (await kv.read<{ secrets: string[] }>(path))!;
-        kv.entries.set(path, { data: { secrets: [...current.data.secrets, 'b.example.com'] }, version: current.version + 1 });
+        // Another instance pushes a new certificate between our read of the secret and our copy.
+        await kv.write('a.example.com', { certificate: 'c2', private_key: 'k2', info: { notAfter: '2999-01-01T00:00:00.000Z' } }, admin);
       }
     };
     await groups.associate(admin, 'edge', 'a.example.com');
     expect(raced).toBe(true);
-    expect(await groups.secrets(admin, 'edge')).toEqual(['a.example.com', 'b.example.com']);
-    expect(policies.policies.get('rks_node_edge')).toContain('rks/data/a.example.com');
-    expect(policies.policies.get('rks_node_edge')).toContain('rks/data/b.example.com');
+    const copy = await kv.read<{ certificate: string; source: number }>('groups/edge/secrets/a.example.com');
+    expect(copy?.data).toMatchObject({ certificate: 'c2', source: 2 });
+    expect(await groups.secrets(admin, 'edge')).toEqual(['a.example.com']);
+  });
+
+  it('an association that a dissociation elsewhere overtook leaves no copy behind', async () => {
+    await groups.create(admin, 'edge', NO_CALLBACK);
+    await secret('a.example.com');
+    kv.beforeWrite = async (path) => {
+      // Another instance dissociates between our index entry and our copy.
+      if (path === 'groups/edge/secrets/a.example.com') kv.entries.set('index/secret-groups/a.example.com', { data: { groups: [] }, version: 9 });
+    };
+    await expect(groups.associate(admin, 'edge', 'a.example.com')).rejects.toMatchObject({ code: 'concurrent_change' });
+    expect(await kv.exists('groups/edge/secrets/a.example.com')).toBe(false);
+    kv.beforeWrite = undefined;
+    await groups.associate(admin, 'edge', 'a.example.com');
+    expect(await groups.secrets(admin, 'edge')).toEqual(['a.example.com']);
+  });
+
+  it('every change of the associations names the list anew; a retry after a failure half-way does too', async () => {
+    await groups.create(admin, 'edge', NO_CALLBACK);
+    await secret('a.example.com');
+    const version = async () => (await kv.read('groups/edge/serial'))!.version;
+    const v0 = await version();
+    await groups.associate(admin, 'edge', 'a.example.com');
+    expect(await version()).toBe(v0 + 1);
+    await expect(groups.associate(admin, 'edge', 'a.example.com')).rejects.toMatchObject({ code: 'already_associated' });
+    expect(await version()).toBe(v0 + 2);
+    // A dissociation that stopped after removing the copy is finished by the retry.
+    await kv.destroy('groups/edge/secrets/a.example.com');
+    await groups.dissociate(admin, 'edge', 'a.example.com');
+    expect(await version()).toBe(v0 + 3);
+    expect((await kv.read<{ groups: string[] }>('index/secret-groups/a.example.com'))?.data.groups).toEqual([]);
+  });
+
+  it('moves a group of the layout before copies without losing an entry, and refuses to change it until then', async () => {
+    await secret('a.example.com');
+    await secret('b.example.com');
+    await kv.write('groups/old/config', NO_CALLBACK, admin);
+    await kv.write('groups/old/secret-list', { secrets: ['a.example.com', 'b.example.com', 'gone.example.com'] }, admin);
+    await policies.putPolicy('rks_node_old', 'path "rks/data/a.example.com" {}');
+    await expect(groups.associate(admin, 'old', 'a.example.com')).rejects.toMatchObject({ status: 409, code: 'layout_outdated' });
+    expect(await groups.secrets(admin, 'old')).toEqual(['a.example.com', 'b.example.com', 'gone.example.com']);
+    expect(await groups.upgrade(admin, 'old')).toEqual(['gone.example.com']);
+    expect(await groups.secrets(admin, 'old')).toEqual(['a.example.com', 'b.example.com']);
+    expect(await kv.exists('groups/old/secret-list')).toBe(false);
+    expect(policies.policies.get('rks_node_old')).toBe(nodePolicy('old'));
+    expect((await kv.read<{ groups: string[] }>('index/secret-groups/b.example.com'))?.data.groups).toEqual(['old']);
+    await groups.dissociate(admin, 'old', 'a.example.com');
+    expect(await groups.secrets(admin, 'old')).toEqual(['b.example.com']);
   });
 
   it('refuses what does not exist or is already so, by code', async () => {

@@ -8,6 +8,7 @@ import { RunningClassic, startClassic, vaultState } from '../support/classic';
 import { chainFor, issue } from '../support/pki';
 import { runRks } from '../support/serve';
 import { TestVault, startVault } from '../support/vault';
+import { nodePolicy } from '../../src/vault/layout';
 
 /**
  * A Vault written by the real classic remote-key-server (built from ../shared/peers and driven
@@ -38,7 +39,7 @@ describe('a Vault holding a classic RKS deployment', () => {
     const server = await issue({ name: 'group manager', issuer: ca, ips: ['127.0.0.1'] });
     fs.writeFileSync(path.join(dir, 'manager-ca.pem'), ca.certPem);
     mock = await startMockCallbackServer({ cert: server.certPem, key: server.keyPem, ...oauth, allowed: ['edge-1', 'edge-2'] });
-    classic = await startClassic(vault.addr, admin);
+    classic = await startClassic(vault.devAddr, admin);
 
     // The classic's own users, through its own API.
     await classic.must(201, 'POST', '/rks/v1/init', { token: vault.rootToken });
@@ -235,7 +236,8 @@ describe('a Vault holding a classic RKS deployment', () => {
         oauthClientSecret: oauth.clientSecret,
       });
       const policy = ((await (await vaultAs(vault.rootToken, 'sys/policies/acl/rks_node_a')).json()) as any).data.policy as string;
-      expect([...policy.matchAll(/path "([^"]+)"/g)].map((m) => m[1])).toEqual(['auth/token/lookup-self', 'auth/token/renew-self', 'rks/data/a.example.com', 'rks/data/shared.example.com']);
+      expect(policy).toBe(nodePolicy('a'));
+      expect(await vaultState(vault.addr, vault.rootToken)).not.toHaveProperty('kv groups/a/secret-list');
     });
 
     it("each group's nodes read exactly its secrets, through rks and straight from Vault; callbacks still decide", async () => {
@@ -249,8 +251,12 @@ describe('a Vault holding a classic RKS deployment', () => {
         [a, 'a.example.com', 200], [a, 'shared.example.com', 200], [a, 'b-only.example.com', 403], [a, 'future.example.com', 403],
         [b, 'b-only.example.com', 200], [b, 'shared.example.com', 200], [b, 'a.example.com', 403],
       ] as const) {
-        expect([t === a ? 'a' : 'b', s, (await read(t, s)).status]).toEqual([t === a ? 'a' : 'b', s, status]);
-        expect([t === a ? 'a' : 'b', s, (await vaultAs(t, `rks/data/${s}`)).status]).toEqual([t === a ? 'a' : 'b', s, status]);
+        const [own, other] = t === a ? ['a', 'b'] : ['b', 'a'];
+        expect([own, s, (await read(t, s)).status]).toEqual([own, s, status]);
+        // Straight from Vault: its group's copy of what the group holds, and nothing else.
+        expect([own, s, (await vaultAs(t, `rks/data/groups/${own}/secrets/${s}`)).status]).toEqual([own, s, status === 200 ? 200 : 404]);
+        expect([own, s, (await vaultAs(t, `rks/data/groups/${other}/secrets/${s}`)).status]).toEqual([own, s, 403]);
+        expect([own, s, (await vaultAs(t, `rks/data/${s}`)).status]).toEqual([own, s, 403]);
       }
       expect((await vaultAs(a, 'rks/data/groups/b/grouptoken')).status).toBe(403);
     });

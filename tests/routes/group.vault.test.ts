@@ -1,5 +1,6 @@
 import request from 'supertest';
-import { Harness, adminToken, harness, vaultRead } from '../support/harness';
+import { nodePolicy } from '../../src/vault/layout';
+import { Harness, adminToken, groupCopies, harness, vaultRead } from '../support/harness';
 import { NO_CALLBACK, associate, createGroup, pushSecret, registerNode, uniq, vaultAs } from '../support/rks';
 
 describe('groups: /rks/v1/group/{g}', () => {
@@ -23,7 +24,8 @@ describe('groups: /rks/v1/group/{g}', () => {
       expect(Object.keys(res.body)).toEqual(['groupToken']);
       groupToken = res.body.groupToken;
       expect((await vaultRead(`rks/data/groups/${g}/config`)).body.data.data).toEqual(info);
-      expect((await vaultRead(`rks/data/groups/${g}/secret-list`)).body.data.data).toEqual({ secrets: [] });
+      expect(await groupCopies(g)).toEqual([]);
+      expect((await vaultRead(`rks/data/groups/${g}/serial`)).body.data.data.incarnation).toEqual(expect.any(String));
       expect((await vaultRead(`rks/data/groups/${g}/grouptoken`)).body.data.data.groupToken).toBe(groupToken);
       expect((await vaultRead(`sys/policies/acl/rks_grouptoken_${g}`)).status).toBe(200);
       expect((await vaultRead(`sys/policies/acl/rks_node_${g}`)).status).toBe(200);
@@ -155,9 +157,11 @@ describe('groups: /rks/v1/group/{g}', () => {
     it('POST .../secrets/{fqdn} associates (201): list, index and node policy follow', async () => {
       const res = await api().post(`/rks/v1/group/${g}/secrets/${fqdn}`).set('X-Vault-Token', admin);
       expect(res.status).toBe(201);
-      expect((await vaultRead(`rks/data/groups/${g}/secret-list`)).body.data.data.secrets).toEqual([fqdn]);
+      expect(await groupCopies(g)).toEqual([fqdn]);
+      const [copy, secret] = [(await vaultRead(`rks/data/groups/${g}/secrets/${fqdn}`)).body.data, (await vaultRead(`rks/data/${fqdn}`)).body.data];
+      expect(copy.data).toEqual({ certificate: secret.data.certificate, private_key: secret.data.private_key, info: secret.data.info, source: secret.metadata.version });
       expect((await vaultRead(`rks/data/index/secret-groups/${fqdn}`)).body.data.data.groups).toEqual([g]);
-      expect((await vaultRead(`sys/policies/acl/rks_node_${g}`)).body.data.policy).toContain(`path "rks/data/${fqdn}"`);
+      expect((await vaultRead(`sys/policies/acl/rks_node_${g}`)).body.data.policy).toBe(nodePolicy(g));
       expect((await api().get(`/rks/v1/secret/${fqdn}/groups`).set('X-Vault-Token', admin)).body).toEqual([g]);
     });
 
@@ -185,9 +189,9 @@ describe('groups: /rks/v1/group/{g}', () => {
     it('DELETE .../secrets/{fqdn} dissociates (204); again is 404', async () => {
       const res = await api().delete(`/rks/v1/group/${g}/secrets/${fqdn}`).set('X-Vault-Token', admin);
       expect(res.status).toBe(204);
-      expect((await vaultRead(`rks/data/groups/${g}/secret-list`)).body.data.data.secrets).toEqual([]);
+      expect(await groupCopies(g)).toEqual([]);
+      expect((await vaultRead(`rks/data/groups/${g}/secrets/${fqdn}`)).status).toBe(404);
       expect((await vaultRead(`rks/data/index/secret-groups/${fqdn}`)).body.data.data.groups).toEqual([]);
-      expect((await vaultRead(`sys/policies/acl/rks_node_${g}`)).body.data.policy).not.toContain(fqdn);
       const again = await api().delete(`/rks/v1/group/${g}/secrets/${fqdn}`).set('X-Vault-Token', admin);
       expect(again.status).toBe(404);
       expect((await api().delete(`/rks/v1/secret/${fqdn}`).set('X-Vault-Token', admin)).status).toBe(204);

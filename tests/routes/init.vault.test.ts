@@ -6,6 +6,7 @@ import request from 'supertest';
 import type { Config } from '../../src/config';
 import { createLogger } from '../../src/log';
 import { VaultClient } from '../../src/vault/client';
+import { nodePolicy } from '../../src/vault/layout';
 import { ServiceSession } from '../../src/vault/session';
 import { Harness, harness } from '../support/harness';
 import { issue } from '../support/pki';
@@ -153,7 +154,7 @@ describe('POST /rks/v1/init', () => {
     expect((await read('rks-pki/roles/server')).body.data).toMatchObject({ server_flag: true, client_flag: true });
     expect((await read('rks-pki/roles/client')).body.data).toMatchObject({ server_flag: false, client_flag: true, no_store: true });
     const config = (await read('rks/data/config')).body.data.data;
-    expect(config).toMatchObject({ initialized: true, layout: 3 });
+    expect(config).toMatchObject({ initialized: true, layout: 4 });
     expect(JSON.stringify(config)).not.toContain(admin.password);
   });
 
@@ -183,7 +184,20 @@ describe('POST /rks/v1/init', () => {
     const rootApp = request(app);
     const created = await rootApp.post('/rks/v1/group/before').set('X-Vault-Token', vault.rootToken).send(NO_CALLBACK);
     expect(created.status).toBe(201);
-    await request(app).post('/rks/v1/node').set('X-Vault-Token', created.body.groupToken).set('X-LCDN-nodeId', 'old-node').expect(201);
+    const nodeToken = (await request(app).post('/rks/v1/node').set('X-Vault-Token', created.body.groupToken).set('X-LCDN-nodeId', 'old-node').expect(201)).body.nodeToken;
+    // Its secret, as layout 3 held it: one list, and a node policy naming the secret itself.
+    const fqdn = 'before.example.com';
+    const leaf = await issue({ name: fqdn, dns: [fqdn] });
+    await rootApp.post(`/rks/v1/secret/${fqdn}`).set('X-Vault-Token', vault.rootToken).send({ data: { certificate: leaf.certPem, private_key: leaf.keyPem } }).expect(201);
+    await write('rks/data/groups/before/secret-list', { data: { secrets: [fqdn] } });
+    await write('rks/metadata/groups/before/serial', {}, 'DELETE');
+    const layout3 = ['auth/token/lookup-self', 'auth/token/renew-self', `rks/data/${fqdn}`].map((p) => `path "${p}" { capabilities = ["read", "update"] }`);
+    await write('sys/policies/acl/rks_node_before', { policy: layout3.join('\n') });
+    const nodeRead = () => request(app).get(`/rks/v1/secret/${fqdn}`).set('X-Vault-Token', nodeToken);
+    expect((await nodeRead()).status).toBe(200);
+    expect((await request(app).get('/rks/v1/node/secrets').set('X-Vault-Token', nodeToken).expect(200)).body.secrets).toEqual([fqdn]);
+    const refused = await rootApp.post(`/rks/v1/group/before/secrets/${fqdn}`).set('X-Vault-Token', vault.rootToken);
+    expect([refused.status, refused.body.code]).toEqual([409, 'layout_outdated']);
     await write('rks/metadata/groups/before/grouptoken-accessor', {}, 'DELETE');
     await write('rks/metadata/groups/before/nodes/old-node', {}, 'DELETE');
     // Roles that could make batch tokens, and a group token policy that let its token set anything.
@@ -203,10 +217,27 @@ describe('POST /rks/v1/init', () => {
     expect(await old.token()).toMatch(/^hvs\./);
     expect(lines.join('')).toMatch(/run init again/);
 
+    // The node reads all along: no moment in which the move refuses it.
+    let upgrading = true;
+    const reads: number[] = [];
+    const reader = (async () => {
+      while (upgrading) reads.push((await nodeRead()).status);
+    })();
     const res = await request(app).post('/rks/v1/init').set('X-Vault-Token', vault.rootToken);
+    upgrading = false;
+    await reader;
     expect(res.status).toBe(200);
+    expect(reads.length).toBeGreaterThan(0);
+    expect(reads.filter((s) => s !== 200)).toEqual([]);
     expect(res.body.upgraded).toEqual(expect.arrayContaining(['service identity', 'admin login lockout settings']));
-    expect((await read('rks/data/config')).body.data.data).toMatchObject({ layout: 3, upgradedAt: expect.any(String) });
+    expect((await read('rks/data/config')).body.data.data).toMatchObject({ layout: 4, upgradedAt: expect.any(String) });
+    expect((await read('sys/policies/acl/rks_node_before')).body.data.policy).toBe(nodePolicy('before'));
+    expect((await read('rks/data/groups/before/secret-list')).status).toBe(404);
+    expect((await read(`rks/data/groups/before/secrets/${fqdn}`)).body.data.data.certificate).toBe(leaf.certPem);
+    expect((await nodeRead()).status).toBe(200);
+    expect((await request(app).get('/rks/v1/node/secrets').set('X-Vault-Token', nodeToken).expect(200)).body.secrets).toEqual([fqdn]);
+    await rootApp.delete(`/rks/v1/group/before/secrets/${fqdn}`).set('X-Vault-Token', vault.rootToken).expect(204);
+    expect((await nodeRead()).status).toBe(403);
     expect((await read('auth/token/roles/rks_node_before_old-node')).body.data.token_type).toBe('service');
     expect((await read('sys/policies/acl/rks_grouptoken_before')).body.data.policy).toContain('"display_name" = []');
     expect((await read('rks-pki/roles/client')).body.data.no_store).toBe(true);

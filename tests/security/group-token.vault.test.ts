@@ -1,5 +1,5 @@
 import request from 'supertest';
-import { Harness, adminToken, harness, vaultRead } from '../support/harness';
+import { Harness, adminToken, groupCopies, harness, vaultRead } from '../support/harness';
 import { associate, createGroup, pushSecret, registerNode, uniq, vaultAs } from '../support/rks';
 
 /**
@@ -73,12 +73,13 @@ describe('security: what a stolen group token cannot do', () => {
     denied(await vaultAs(groupToken, 'POST', `auth/token/create/rks_node_${other}_n1`, {}));
   });
 
-  it('cannot write or read its group\'s config or secret list', async () => {
-    for (const p of ['config', 'secret-list', 'grouptoken']) {
-      denied(await vaultAs(groupToken, 'POST', `rks/data/groups/${g}/${p}`, { data: { secrets: ['evil.example.com'] } }));
+  it('cannot write or read its group\'s config, serial, copies or token', async () => {
+    for (const p of ['config', 'serial', 'grouptoken', `secrets/${fqdn}`, 'secrets/evil.example.com']) {
+      denied(await vaultAs(groupToken, 'POST', `rks/data/groups/${g}/${p}`, { data: { certificate: 'evil' } }));
       denied(await vaultAs(groupToken, 'GET', `rks/data/groups/${g}/${p}`));
     }
-    expect((await vaultRead(`rks/data/groups/${g}/secret-list`)).body.data.data.secrets).toEqual([fqdn]);
+    denied(await vaultAs(groupToken, 'LIST', `rks/metadata/groups/${g}/secrets`));
+    expect(await groupCopies(g)).toEqual([fqdn]);
   });
 
   it('cannot read or list any secret, not even its group\'s', async () => {

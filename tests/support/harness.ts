@@ -86,6 +86,12 @@ export async function vaultRead(path: string): Promise<{ status: number; body: a
   return { status: res.status, body: res.status === 204 ? null : ((await res.json()) as any) };
 }
 
+/** The secrets a group's nodes may read, straight from Vault: its copies. */
+export async function groupCopies(g: string): Promise<string[]> {
+  const res = await vaultRead(`rks/metadata/groups/${g}/secrets?list=true`);
+  return res.status === 404 ? [] : [...(res.body.data.keys as string[])].sort();
+}
+
 export async function vaultWrite(path: string, body: unknown, method = 'POST'): Promise<{ status: number; body: any }> {
   const res = await fetch(`${env.vaultAddr}/v1/${path}`, {
     method,

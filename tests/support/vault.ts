@@ -6,7 +6,10 @@ import os from 'node:os';
 import path from 'node:path';
 
 export interface TestVault {
+  /** The listener rks uses: small JSON limits (JSON_LIMITS). */
   addr: string;
+  /** The dev listener, with Vault's default limits: for peers such as the classic RKS. */
+  devAddr: string;
   /** What the binary says of itself, e.g. "Vault v1.21.0". */
   version: string;
   rootToken: string;
@@ -48,12 +51,30 @@ async function waitReady(addr: string, child: ChildProcess, log: () => string): 
   throw new Error(`vault did not become ready:\n${log()}`);
 }
 
-/** Starts an in-memory dev server on free loopback ports. */
+/**
+ * What the tests' Vault listens with: JSON limits far below Vault's defaults (10,000 array
+ * elements, 1 MiB strings), so that anything rks writes that grows with the number of secrets
+ * fails in the tests at a few hundred instead of in production at ten thousand.
+ */
+export const JSON_LIMITS = { arrayElements: 100, stringLength: 16_384 };
+
+/** Starts an in-memory dev server on free loopback ports; rks talks to it on a listener with small JSON limits. */
 export async function startVault(): Promise<TestVault> {
   const bin = vaultBinary();
-  const [port, clusterPort] = [await freePort(), await freePort()];
+  const [devPort, port, clusterPort] = [await freePort(), await freePort(), await freePort()];
   const rootToken = `root-${randomBytes(12).toString('hex')}`;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rks-vault-'));
+  const config = path.join(dir, 'listener.hcl');
+  fs.writeFileSync(
+    config,
+    `listener "tcp" {
+  address = "127.0.0.1:${port}"
+  tls_disable = true
+  max_json_array_element_count = ${JSON_LIMITS.arrayElements}
+  max_json_string_value_length = ${JSON_LIMITS.stringLength}
+}
+`,
+  );
   let output = '';
   const child = spawn(
     bin,
@@ -61,8 +82,9 @@ export async function startVault(): Promise<TestVault> {
       'server',
       '-dev',
       `-dev-root-token-id=${rootToken}`,
-      `-dev-listen-address=127.0.0.1:${port}`,
+      `-dev-listen-address=127.0.0.1:${devPort}`,
       '-dev-no-store-token',
+      `-config=${config}`,
     ],
     { env: { ...process.env, HOME: dir, VAULT_ADDR: '', BAO_ADDR: '', VAULT_CLUSTER_ADDR: `https://127.0.0.1:${clusterPort}` }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
@@ -72,6 +94,7 @@ export async function startVault(): Promise<TestVault> {
   await waitReady(addr, child, () => output);
   return {
     addr,
+    devAddr: `http://127.0.0.1:${devPort}`,
     version: execFileSync(bin, ['version'], { encoding: 'utf8' }).split(/[,\n]/)[0].trim(),
     rootToken,
     pid: child.pid!,

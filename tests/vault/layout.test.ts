@@ -4,15 +4,19 @@ import { groupsIn, kvPath, managedPolicy, nodePolicy, nodePolicyName, nodeRoleNa
 describe('Vault layout', () => {
   const junk = ['*', 'rks/data/*', 'x" {\n  capabilities = ["read"]\n}\npath "rks/data/*', 'A.example.com', 'example', 'a+b.example.com', ''];
 
-  it('writes a node policy of plain secret names only', () => {
-    expect(nodePolicy('edge', ['a.example.com', '*.b.example.com'])).toContain('path "rks/data/*.b.example.com"');
-    for (const name of junk) expect(() => nodePolicy('edge', ['a.example.com', name])).toThrow(/refusing to put secret name/);
+  it('writes a node policy of the same few lines at any group size, and copies of plain secret names only', () => {
+    expect(nodePolicy('edge')).toContain('path "rks/data/groups/edge/secrets/*"');
+    expect(nodePolicy('edge')).not.toContain('rks/data/*');
+    expect(nodePolicy('edge').length).toBeLessThan(600);
+    for (const name of junk) expect(() => kvPath.groupCopy('edge', name)).toThrow(/refusing to put secret name/);
     expect(() => managedPolicy(['*'])).toThrow(/refusing/);
+    expect(managedPolicy(['a.example.com'])).toContain('path "rks/data/groups/+/secrets/a.example.com"');
   });
 
   it('builds no path or name from a group or node that breaks the rules', () => {
     for (const g of ['Edge', 'a_b', 'a/b', '*', '']) {
       expect(() => kvPath.groupSecrets(g)).toThrow(/refusing to put group name/);
+      expect(() => kvPath.groupCopies(g)).toThrow(/refusing to put group name/);
       expect(() => nodePolicyName(g)).toThrow(/refusing/);
     }
     expect(() => nodeRoleName('edge', 'N1')).toThrow(/refusing to put node id/);

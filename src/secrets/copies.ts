@@ -1,0 +1,94 @@
+import { Locked, NotFound } from '../errors';
+import { isSecretName } from '../names';
+import { CasMismatch, NO_CHANGE } from '../vault/kv';
+import { kvPath } from '../vault/layout';
+import type { KvStore } from '../vault/stores';
+import type { SecretData } from './service';
+
+/**
+ * A group's copy of a secret, at `rks/data/groups/<g>/secrets/<fqdn>`: what its nodes read,
+ * with the version of the secret it copies. The managed spec stays with the secret.
+ */
+export interface SecretCopy extends Omit<SecretData, 'managed'> {
+  source: number;
+}
+
+/** The reverse index, at `rks/data/index/secret-groups/<fqdn>`: the groups a secret is associated with. */
+export interface SecretGroups {
+  groups: string[];
+}
+
+/** Rounds of read, compare and write before a copy that keeps changing is given up on. */
+const SYNC_ROUNDS = 20;
+
+/**
+ * The copies that make a group's associations readable by its nodes, and the index of which
+ * groups hold a copy of a secret. Writers of a secret fan out to the groups in the index;
+ * association creates a copy. Both end by reading the secret again, so whichever writes last
+ * leaves the copy at the secret's latest version, whatever the interleaving between instances.
+ */
+export class Copies {
+  constructor(private readonly kv: KvStore) {}
+
+  /**
+   * Makes `g`'s copy of `fqdn` the secret's current version. With `create` (association) a
+   * missing copy is made; otherwise a missing copy means the group lost the secret meanwhile,
+   * and stays missing. Answers whether a copy now exists.
+   */
+  async sync(token: string, g: string, fqdn: string, create: boolean): Promise<boolean> {
+    for (let round = 0; round < SYNC_ROUNDS; round++) {
+      const [secret, copy] = await Promise.all([
+        this.kv.read<SecretData>(kvPath.secret(fqdn), token),
+        this.kv.read<SecretCopy>(kvPath.groupCopy(g, fqdn), token),
+      ]);
+      if (!copy && !create) return false;
+      if (!secret) {
+        if (create) throw new NotFound(`secret '${fqdn}' not found`);
+        return true; // deleted meanwhile: only an unassociated secret can be, and its copies go with the association
+      }
+      if (copy && copy.data.source === secret.version) return true;
+      const { managed: _managed, ...data } = secret.data;
+      try {
+        await this.kv.write<SecretCopy>(kvPath.groupCopy(g, fqdn), { ...data, source: secret.version }, token, copy?.version ?? 0);
+      } catch (err) {
+        if (!(err instanceof CasMismatch)) throw err;
+      }
+      // Made once: from now on a missing copy is a dissociation that came in between.
+      create = false;
+    }
+    throw new Locked(`the copies of '${fqdn}' keep changing; retry`);
+  }
+
+  /** After the secret changed: every group's copy brought to its new version. */
+  async fanOut(token: string, fqdn: string): Promise<void> {
+    for (const g of await this.groupsOf(token, fqdn)) await this.sync(token, g, fqdn, false);
+  }
+
+  /**
+   * The secrets associated with group `g`, sorted: its copies, or, for a group still in the
+   * layout before 4, its list.
+   */
+  async names(token: string, g: string): Promise<string[]> {
+    const copies = (await this.kv.list(kvPath.groupCopies(g), token)).filter(isSecretName);
+    if (copies.length || (await this.kv.exists(kvPath.groupSerial(g), token))) return copies.sort();
+    const list = await this.kv.read<{ secrets: unknown[] }>(kvPath.groupSecrets(g), token);
+    return (list?.data.secrets ?? []).filter((s): s is string => typeof s === 'string' && isSecretName(s)).sort();
+  }
+
+  async groupsOf(token: string, fqdn: string): Promise<string[]> {
+    const index = await this.kv.read<SecretGroups>(kvPath.secretGroups(fqdn), token);
+    return [...(index?.data.groups ?? [])].sort();
+  }
+
+  /** Adds or removes `g` in the secret's index entry; answers whether it was there. */
+  async index(token: string, fqdn: string, g: string, member: boolean): Promise<boolean> {
+    let had = false;
+    await this.kv.update<SecretGroups>(kvPath.secretGroups(fqdn), token, (index) => {
+      const groups = index?.groups ?? [];
+      had = groups.includes(g);
+      if (had === member) return NO_CHANGE;
+      return { groups: member ? [...groups, g] : groups.filter((x) => x !== g) };
+    });
+    return had;
+  }
+}
