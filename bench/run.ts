@@ -109,7 +109,8 @@ async function main() {
     await associate('bench', hot);
     const nodeToken = (await call('POST', '/rks/v1/node', groupToken, undefined, { 'X-LCDN-nodeId': 'bench-node' })).body.nodeToken as string;
     const rksUrl = `${stack.url}/rks/v1/secret/${hot}`;
-    const vaultUrl = `${stack.vault.addr}/v1/rks/data/${hot}`;
+    // What the node reads in Vault: its group's copy.
+    const vaultUrl = `${stack.vault.addr}/v1/rks/data/groups/bench/secrets/${hot}`;
     const headers = { 'X-Vault-Token': nodeToken };
     const pids = { rks: rksPid, vault: stack.vault.pid };
     const getSecret: Record<string, { rks: Load; vault: Load; ratio: number }> = {};
@@ -202,7 +203,8 @@ async function main() {
     const bigNode = (await call('POST', '/rks/v1/node', bigToken, undefined, { 'X-LCDN-nodeId': 'big-node' })).body.nodeToken as string;
     say('GET secret for a node of the 1000-secret group, 50 connections');
     const bigUrl = `${stack.url}/rks/v1/secret/${names[500]}`;
-    const bigVaultUrl = `${stack.vault.addr}/v1/rks/data/${names[500]}`;
+    // What the node reads in Vault: its group's copy.
+    const bigVaultUrl = `${stack.vault.addr}/v1/rks/data/groups/big/secrets/${names[500]}`;
     await load(bigUrl, { connections: 50, headers: { 'X-Vault-Token': bigNode }, duration: WARMUP });
     const bigGet = await measureRss(() => load(bigUrl, { connections: 50, headers: { 'X-Vault-Token': bigNode } }));
     const bigVault = await load(bigVaultUrl, { connections: 50, headers: { 'X-Vault-Token': bigNode } });
