@@ -140,7 +140,7 @@ async function main() {
     // Node's floor: its HTTP server and one undici request to Vault, nothing of rks's own.
     say('GET secret, 50 connections, through Node\'s floor (bench/floor.js)');
     const floorPort = await freePort();
-    const floorProc = spawn(process.execPath, [path.join(__dirname, 'floor.js'), stack.vault.addr, `/v1/rks/data/${hot}`, String(floorPort)], {
+    const floorProc = spawn(process.execPath, [path.join(__dirname, 'floor.js'), stack.vault.addr, `/v1/rks/data/groups/bench/secrets/${hot}`, String(floorPort)], {
       stdio: 'ignore',
     });
     await new Promise((r) => setTimeout(r, 500));
