@@ -149,7 +149,9 @@ export class GroupService {
   }
 
   private async moveToCurrentLayout(token: string, g: string, secrets?: string[]): Promise<string[]> {
-    const list = secrets ?? (await this.kv.read<SecretList>(kvPath.groupSecrets(g), token))?.data.secrets ?? [];
+    // Moved already (a move that stopped before the list went): its copies are the truth since.
+    const moved = await this.kv.exists(kvPath.groupSerial(g), token);
+    const list = moved ? [] : (secrets ?? (await this.kv.read<SecretList>(kvPath.groupSecrets(g), token))?.data.secrets ?? []);
     const dropped: string[] = [];
     for (const fqdn of list) {
       if (!isSecretName(fqdn) || !(await this.kv.exists(kvPath.secret(fqdn), token))) {
@@ -159,8 +161,9 @@ export class GroupService {
       await this.casOrLocked(() => this.copies.index(token, fqdn, g, true));
       await this.copies.sync(token, g, fqdn, true);
     }
-    if (!(await this.kv.exists(kvPath.groupSerial(g), token))) await this.kv.write<GroupSerial>(kvPath.groupSerial(g), { incarnation: randomUUID() }, token);
     await this.policies.putPolicy(nodePolicyName(g), nodePolicy(g), token);
+    // The serial marks the group as moved (associations allowed, no more upgrade): after the policy.
+    if (!moved) await this.kv.write<GroupSerial>(kvPath.groupSerial(g), { incarnation: randomUUID() }, token);
     await this.kv.destroy(kvPath.groupSecrets(g), token);
     return dropped;
   }
@@ -196,14 +199,17 @@ export class GroupService {
       if (expired) throw new Conflict(`the certificate of '${fqdn}' expired at ${expired}: push a new one first`, 'certificate_expired');
       await this.casOrLocked(() => this.copies.index(token, fqdn, g, true));
       if (await this.kv.exists(kvPath.groupCopy(g, fqdn), token)) {
-        // A retry after a failure half-way: the nodes' list is named anew, so they see it.
+        // A retry after a failure half-way: the copy brought up to date, the nodes' list named anew.
+        await this.copies.sync(token, g, fqdn, false);
         await this.changed(token, g);
         throw new Conflict(`secret '${fqdn}' is already associated with group '${g}'`, 'already_associated');
       }
       await this.copies.sync(token, g, fqdn, true);
-      // A dissociation by another instance may have taken the index entry meanwhile: undone.
-      if (!(await this.copies.groupsOf(token, fqdn)).includes(g)) {
+      // A dissociation or the group's deletion by another instance may have come in between: undone.
+      const [indexed, exists] = await Promise.all([this.copies.groupsOf(token, fqdn).then((gs) => gs.includes(g)), this.kv.exists(kvPath.groupConfig(g), token)]);
+      if (!indexed || !exists) {
         await this.kv.destroy(kvPath.groupCopy(g, fqdn), token);
+        if (!exists) throw notFound(g);
         throw new Locked(`secret '${fqdn}' was dissociated from group '${g}' meanwhile; retry`);
       }
       await this.changed(token, g);
@@ -293,12 +299,22 @@ export class GroupService {
     await this.kv.destroy(kvPath.groupSecrets(g), token);
     await this.kv.destroy(kvPath.groupSerial(g), token);
     await this.kv.destroy(kvPath.groupConfig(g), token);
+    // An association by another instance may have copied a secret in since the listing above.
+    for (const fqdn of (await this.kv.list(kvPath.groupCopies(g), token)).filter(isSecretName)) {
+      await this.kv.destroy(kvPath.groupCopy(g, fqdn), token);
+      await this.casOrLocked(() => this.copies.index(token, fqdn, g, false));
+    }
   }
 
   /** Names the group's list anew (a new version of its serial): edges holding the old one fetch it. */
   private async changed(token: string, g: string): Promise<void> {
     const serial = await this.kv.read<GroupSerial>(kvPath.groupSerial(g), token);
-    await this.kv.write<GroupSerial>(kvPath.groupSerial(g), serial?.data ?? { incarnation: randomUUID() }, token);
+    if (!serial) return; // the group went meanwhile: its serial is not made again
+    try {
+      await this.kv.write<GroupSerial>(kvPath.groupSerial(g), serial.data, token, serial.version);
+    } catch (err) {
+      if (!(err instanceof CasMismatch)) throw err; // another change named it anew: as good
+    }
   }
 
   private async casOrLocked<T>(fn: () => Promise<T>): Promise<T> {

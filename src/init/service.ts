@@ -287,7 +287,8 @@ export class InitService {
   private async backfillLayout4(token: string): Promise<void> {
     const groups = new GroupService(this.kv, this.sys, this.tokens);
     for (const g of groupsIn(await this.kv.list(kvPath.groups, token))) {
-      if ((await this.kv.exists(kvPath.groupConfig(g), token)) && !(await this.kv.exists(kvPath.groupSerial(g), token))) await groups.upgrade(token, g);
+      const [config, serial, list] = await Promise.all([kvPath.groupConfig(g), kvPath.groupSerial(g), kvPath.groupSecrets(g)].map((p) => this.kv.exists(p, token)));
+      if (config && (!serial || list)) await groups.upgrade(token, g);
     }
     const schedule = await this.kv.read<{ secrets?: Record<string, unknown> }>(kvPath.managed, token);
     await this.sys.putPolicy(MANAGED_POLICY, managedPolicy(Object.keys(schedule?.data.secrets ?? {})), token);

@@ -130,7 +130,12 @@ export class NodeService {
       this.lists.set(g, cached);
       version.catch(() => this.lists.get(g) === cached && this.lists.delete(g));
     }
-    const { etag, names } = await cached.version;
+    // Shared with the other nodes of the group that asked this second: a read refused to the
+    // node that started it (revoked meanwhile) is asked again with this node's own token.
+    const { etag, names } = await cached.version.catch((err) => {
+      if (!(err instanceof Forbidden || isVaultError(err, 403))) throw err;
+      return this.version(g, nodeToken).then((v) => ({ etag: v.etag, names: once(v.names) }));
+    });
     if (holding === etag) return { group: g, nodeId: n, ttl: self.ttl, etag };
     return { group: g, nodeId: n, secrets: [...(await names())], ttl: self.ttl, etag };
   }
@@ -142,9 +147,11 @@ export class NodeService {
    */
   private async version(g: string, nodeToken: string): Promise<{ etag: string; names: () => Promise<string[]> }> {
     const tag = (...parts: unknown[]) => `"${createHash('sha256').update(JSON.stringify([g, ...parts])).digest('base64url').slice(0, 22)}"`;
+    let denied = false;
     const serial = await this.kv.read<GroupSerial>(kvPath.groupSerial(g), nodeToken).catch((err) => {
-      if (isVaultError(err, 403)) return null;
-      throw err;
+      if (!isVaultError(err, 403)) throw err;
+      denied = true; // a node policy from before layout 4, or a token revoked since its lookup
+      return null;
     });
     if (serial) {
       return {
@@ -152,8 +159,10 @@ export class NodeService {
         names: async () => (await this.kv.list(kvPath.groupCopies(g), nodeToken)).filter(isSecretName).sort(),
       };
     }
+    // A group not moved yet (or half-way: a serial is written last) still has its one list.
     const list = await this.session.run((t) => this.kv.read<{ secrets: string[] }>(kvPath.groupSecrets(g), t));
-    const secrets = (list?.data.secrets ?? []).filter(isSecretName).sort();
+    if (!list) throw new Forbidden(denied ? 'permission denied' : 'permission denied: the group no longer exists');
+    const secrets = (list.data.secrets ?? []).filter(isSecretName).sort();
     return { etag: tag(secrets), names: async () => secrets };
   }
 

@@ -43,8 +43,10 @@ export class Copies {
       ]);
       if (!copy && !create) return false;
       if (!secret) {
+        // Deleted meanwhile (a deletion that raced an association): no copy may outlive it.
+        if (copy) await this.kv.destroy(kvPath.groupCopy(g, fqdn), token);
         if (create) throw new NotFound(`secret '${fqdn}' not found`);
-        return true; // deleted meanwhile: only an unassociated secret can be, and its copies go with the association
+        return false;
       }
       if (copy && copy.data.source === secret.version) return true;
       const { managed: _managed, ...data } = secret.data;

@@ -197,6 +197,8 @@ export class SecretService {
     }
     // Destroy every version: an old private key must not outlive its deletion.
     await this.kv.destroy(kvPath.secret(fqdn), token);
+    // An association that ran between the check and the deletion left a copy: gone too.
+    for (const g of await this.groupsOf(token, fqdn)) await this.kv.destroy(kvPath.groupCopy(g, fqdn), token);
     await this.kv.destroy(kvPath.secretGroups(fqdn), token);
     await this.indexed(token, fqdn, null);
   }

@@ -79,4 +79,46 @@ describe('SecretService (in memory)', () => {
     await expect(secrets.get(admin, 'www.example.com')).rejects.toMatchObject({ status: 404 });
     await expect(secrets.groups(admin, 'www.example.com')).rejects.toMatchObject({ status: 404 });
   });
+
+  it('a deletion that an association on another instance overtook leaves no copy of the deleted key', async () => {
+    await secrets.create(admin, 'www.example.com', pem(material));
+    await groups.create(admin, 'edge', NO_CALLBACK);
+    const read = kv.read.bind(kv);
+    let raced = false;
+    kv.read = async (path, token, version) => {
+      const answer = await read(path, token, version);
+      // The deletion has found no group; another instance associates before it deletes.
+      if (path === 'index/secret-groups/www.example.com' && !raced) {
+        raced = true;
+        kv.read = read;
+        await groups.associate(admin, 'edge', 'www.example.com');
+      }
+      return answer as never;
+    };
+    await secrets.delete(admin, 'www.example.com');
+    expect(raced).toBe(true);
+    expect(await kv.exists('www.example.com')).toBe(false);
+    expect(await kv.exists('groups/edge/secrets/www.example.com')).toBe(false);
+  });
+
+  it('a group deleted while another instance associates keeps no copy for a group made again under its name', async () => {
+    await secrets.create(admin, 'www.example.com', pem(material));
+    await groups.create(admin, 'edge', NO_CALLBACK);
+    const list = kv.list.bind(kv);
+    let raced = false;
+    kv.list = async (prefix) => {
+      const answer = await list(prefix);
+      // The deletion has listed the copies; another instance associates before it ends.
+      if (prefix === 'groups/edge/secrets/' && !raced) {
+        raced = true;
+        await new GroupService(kv, new MemoryPolicies(), tokens).associate(admin, 'edge', 'www.example.com');
+      }
+      return answer;
+    };
+    await groups.delete(admin, 'edge');
+    expect(raced).toBe(true);
+    await groups.create(admin, 'edge', NO_CALLBACK);
+    expect(await groups.secrets(admin, 'edge')).toEqual([]);
+    expect(await secrets.groups(admin, 'www.example.com')).toEqual([]);
+  });
 });
