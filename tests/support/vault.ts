@@ -36,6 +36,22 @@ export function freePort(): Promise<number> {
   });
 }
 
+function bindable(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = net.createServer();
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+  });
+}
+
+/** A free port whose successor is free too: Vault's dev listener binds its cluster listener there. */
+async function freePortPair(): Promise<number> {
+  for (;;) {
+    const port = await freePort();
+    if (port < 65535 && (await bindable(port + 1))) return port;
+  }
+}
+
 async function waitReady(addr: string, child: ChildProcess, log: () => string): Promise<void> {
   const deadline = Date.now() + 30_000;
   while (Date.now() < deadline) {
@@ -58,10 +74,24 @@ async function waitReady(addr: string, child: ChildProcess, log: () => string): 
  */
 export const JSON_LIMITS = { arrayElements: 100, stringLength: 16_384 };
 
-/** Starts an in-memory dev server on free loopback ports; rks talks to it on a listener with small JSON limits. */
+/**
+ * Starts an in-memory dev server on free loopback ports; rks talks to it on a listener with small
+ * JSON limits. A port found free can be taken by another test process before Vault binds it: then
+ * it starts again on other ports.
+ */
 export async function startVault(): Promise<TestVault> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startVaultOnce();
+    } catch (err) {
+      if (attempt >= 5 || !/address already in use/.test(String(err))) throw err;
+    }
+  }
+}
+
+async function startVaultOnce(): Promise<TestVault> {
   const bin = vaultBinary();
-  const [devPort, port, clusterPort] = [await freePort(), await freePort(), await freePort()];
+  const [devPort, port, clusterPort, listenerClusterPort] = [await freePortPair(), await freePort(), await freePort(), await freePort()];
   const rootToken = `root-${randomBytes(12).toString('hex')}`;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rks-vault-'));
   const config = path.join(dir, 'listener.hcl');
@@ -69,6 +99,7 @@ export async function startVault(): Promise<TestVault> {
     config,
     `listener "tcp" {
   address = "127.0.0.1:${port}"
+  cluster_address = "127.0.0.1:${listenerClusterPort}"
   tls_disable = true
   max_json_array_element_count = ${JSON_LIMITS.arrayElements}
   max_json_string_value_length = ${JSON_LIMITS.stringLength}
@@ -91,7 +122,13 @@ export async function startVault(): Promise<TestVault> {
   child.stdout!.on('data', (d: Buffer) => (output = (output + d.toString()).slice(-20_000)));
   child.stderr!.on('data', (d: Buffer) => (output = (output + d.toString()).slice(-20_000)));
   const addr = `http://127.0.0.1:${port}`;
-  await waitReady(addr, child, () => output);
+  try {
+    await waitReady(addr, child, () => output);
+  } catch (err) {
+    child.kill('SIGKILL');
+    fs.rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
   return {
     addr,
     devAddr: `http://127.0.0.1:${devPort}`,
