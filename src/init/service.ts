@@ -1,5 +1,6 @@
 import { Conflict, Forbidden } from '../errors';
 import { GroupService } from '../groups/service';
+import { Catalog } from '../secrets/catalog';
 import { AppRole } from '../vault/approle';
 import { isVaultError } from '../vault/client';
 import { ServiceCredentials, clusterIdOf, serviceCredentials } from '../vault/identity';
@@ -282,9 +283,12 @@ export class InitService {
   /**
    * What layout 4 holds that layout 3 did not: each group's secrets as copies in its folder,
    * granted by a node policy of constant size, instead of one list and a policy naming every
-   * secret; and rks's identity allowed to keep the copies of managed secrets.
+   * secret; rks's identity allowed to keep the copies of managed secrets; and the catalog that
+   * the inventory lists from, in place of the expiry index.
    */
   private async backfillLayout4(token: string): Promise<void> {
+    await new Catalog(this.kv).reconcile(token, await this.kv.list(kvPath.secrets, token));
+    for (const shard of await this.kv.list(kvPath.expiryShards, token)) await this.kv.destroy(`${kvPath.expiryShards}${shard}`, token);
     const groups = new GroupService(this.kv, this.sys, this.tokens);
     for (const g of groupsIn(await this.kv.list(kvPath.groups, token))) {
       const [config, serial, list] = await Promise.all([kvPath.groupConfig(g), kvPath.groupSerial(g), kvPath.groupSecrets(g)].map((p) => this.kv.exists(p, token)));

@@ -6,6 +6,7 @@ import { checkRegInfo } from '../groups/records';
 import type { GroupService } from '../groups/service';
 import { type InitService, isClassicRecord } from '../init/service';
 import { FQDN_RULE, NAME_RULE, isName, isSecretName, quoted } from '../names';
+import { Catalog } from '../secrets/catalog';
 import { Copies } from '../secrets/copies';
 import { storedFacts } from '../secrets/facts';
 import type { SecretData } from '../secrets/service';
@@ -406,6 +407,9 @@ export class ClassicMigration {
       const kept = g.entries.filter((e) => e.action === 'keep').length;
       progress(`group ${g.name}: ${kept} secret(s), ${g.callback ? 'callback verified' : 'no callback'}, ${g.migrated ? 'already taken over' : 'new group token'}`);
     }
+    // The classic's secrets, in no group or in one, described for the inventory and the expiry metrics.
+    const catalogued = await new Catalog(this.kv).reconcile(token, await this.kv.list(kvPath.secrets, token));
+    progress(`inventory: ${catalogued.size} secret(s) catalogued`);
     // The classic's policies last: until the groups are taken over, its node policies are what
     // says which entries of their lists the classic really granted (and no token carries them now).
     for (const p of plan.remove.policies.filter((p) => !p.startsWith(PREFIX))) await this.policies.deletePolicy(p, token);

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { Gauge } from 'prom-client';
 import { isVaultError } from '../vault/client';
 import type { Session } from '../vault/stores';
-import { ExpiryIndex } from './expiry-index';
+import type { Catalog } from './catalog';
 
 export interface ExpiryGauges {
   /** One series per secret, for the soonest-expiring `seriesLimit` secrets. */
@@ -15,15 +15,15 @@ export interface ExpiryGauges {
 const DAY = 86400;
 
 /**
- * Looks at every secret's expiry now and then (64 reads of the expiry index, whatever the
- * number of secrets): metrics for alerting, and one warning line per secret entering its last
+ * Looks at every secret's expiry now and then (a read per catalog shard, whatever the number
+ * of secrets): metrics for alerting, and one warning line per secret entering its last
  * `warnDays` days (again if it is replaced by one that expires as soon).
  */
 export class ExpiryWatch {
   private readonly warned = new Map<string, number>();
 
   constructor(
-    private readonly index: ExpiryIndex,
+    private readonly catalog: Pick<Catalog, 'expiries'>,
     private readonly session: Session,
     private readonly gauges: ExpiryGauges,
     private readonly logger: Logger,
@@ -33,9 +33,9 @@ export class ExpiryWatch {
   async pass(now = Date.now()): Promise<void> {
     let all: Map<string, number>;
     try {
-      all = await this.session.run((token) => this.index.all(token));
+      all = await this.session.run((token) => this.catalog.expiries(token));
     } catch (err) {
-      const hint = isVaultError(err, 403) ? ' (rks was upgraded: run init again with the root token to let it read the expiry index)' : '';
+      const hint = isVaultError(err, 403) ? ' (rks was upgraded: run init again with the root token to let it read the catalog)' : '';
       this.logger.warn({ err: (err as Error).message }, `certificate expiry check failed; will retry${hint}`);
       return;
     }

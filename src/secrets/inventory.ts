@@ -7,8 +7,8 @@ import { isName, isSecretName, parseFqdn, parseName } from '../names';
 import { groupsIn, kvPath } from '../vault/layout';
 import type { KvStore } from '../vault/stores';
 import { Copies } from './copies';
-import { ExpiryIndex } from './expiry-index';
-import { CertificateFacts, storedFacts } from './facts';
+import { Catalog, CatalogEntry } from './catalog';
+import { CertificateFacts } from './facts';
 import type { ManagedSpec, RenewalState } from './managed';
 import type { SecretData } from './service';
 
@@ -55,8 +55,15 @@ export interface SecretQuery extends Page {
   group?: string;
 }
 
-/** Vault reads in flight at once for one page. */
+/** Vault reads in flight at once for one page of groups or nodes. */
 const CONCURRENCY = 8;
+
+/** The catalog as of one serial, in name order: what pages are cut from while the serial holds. */
+interface Listing {
+  serial: number;
+  names: string[];
+  entries: Map<string, CatalogEntry>;
+}
 
 function renewal(spec: ManagedSpec, state: RenewalState | undefined, info?: CertificateFacts): NonNullable<SecretSummary['renewal']> {
   // An ACME CA chooses the lifetime; renewal is then at two thirds of it.
@@ -76,61 +83,71 @@ function renewal(spec: ManagedSpec, state: RenewalState | undefined, info?: Cert
   };
 }
 
-function page<T extends string>(names: T[], p: Page): { names: T[]; next?: T } {
-  const sorted = [...names].sort();
-  const from = p.after === undefined ? 0 : sorted.findIndex((n) => n > p.after!);
-  const slice = from < 0 ? [] : sorted.slice(from, from + p.limit);
-  const more = from >= 0 && from + p.limit < sorted.length;
+/** A page of `sorted` (names in order): the first `limit` after `after`. */
+function page<T extends string>(sorted: T[], p: Page): { names: T[]; next?: T } {
+  let from = 0;
+  if (p.after !== undefined) {
+    for (let hi = sorted.length; from < hi; ) {
+      const mid = (from + hi) >>> 1;
+      if (sorted[mid]! <= p.after) from = mid + 1;
+      else hi = mid;
+    }
+  }
+  const slice = sorted.slice(from, from + p.limit);
+  const more = from + p.limit < sorted.length;
   return { names: slice, ...(more ? { next: slice[slice.length - 1] } : {}) };
 }
 
 /**
  * What rks holds, for its administrators: secrets with their certificates' facts, groups with
- * their sizes. Pages of at most `limit` names in name order; a page costs about two Vault reads
- * per entry plus one listing, whatever the total.
+ * their sizes. Pages of at most `limit` names in name order. Secrets are listed from the
+ * catalog (a fixed number of Vault reads for any number of secrets), kept in memory while the
+ * catalog's serial holds: a page then costs two small reads with the caller's token (the serial
+ * and the renewal schedule), whatever the total.
  */
 export class Inventory {
-  private readonly expiry: ExpiryIndex;
+  private readonly catalog: Catalog;
   private readonly copies: Copies;
+  private listing?: Listing;
+  private building?: Promise<Listing>;
 
   constructor(
     private readonly kv: KvStore,
     private readonly ttlOf: (data: SecretData) => number,
     private readonly managed?: { schedule(token: string): Promise<Record<string, RenewalState>> },
   ) {
-    this.expiry = new ExpiryIndex(kv);
+    this.catalog = new Catalog(kv);
     this.copies = new Copies(kv);
   }
 
   async secrets(token: string, q: SecretQuery): Promise<{ secrets: SecretSummary[]; next?: string }> {
-    let names: string[];
-    if (q.group !== undefined) {
-      const g = parseName('group name', q.group);
-      if (!(await this.kv.exists(kvPath.groupConfig(g), token))) throw new NotFound(`group '${g}' not found`);
-      names = await this.copies.names(token, g);
-    } else {
-      names = await this.secretNames(token);
-    }
-    const schedule = (await this.managed?.schedule(token)) ?? {};
+    const g = q.group === undefined ? undefined : parseName('group name', q.group);
+    if (g !== undefined && !(await this.kv.exists(kvPath.groupConfig(g), token))) throw new NotFound(`group '${g}' not found`);
+    const [listing, schedule] = await Promise.all([this.current(token), this.schedule(token)]);
+    const { entries } = listing;
+    let names = listing.names;
+    if (g !== undefined) names = names.filter((n) => entries.get(n)!.groups.includes(g));
     // Waiting for a first certificate: listed, except where a group or an expiry is asked for.
-    if (q.group === undefined && q.expiringWithin === undefined) {
-      const held = new Set(names);
-      names = names.concat(Object.keys(schedule).filter((n) => schedule[n].pending && !held.has(n)));
+    if (g === undefined && q.expiringWithin === undefined) {
+      const waiting = Object.keys(schedule).filter((n) => schedule[n].pending && !entries.has(n));
+      if (waiting.length) names = [...names, ...waiting].sort();
     }
     if (q.expiringWithin !== undefined) {
-      const expiries = await this.completeIndex(token);
-      const limit = Date.now() / 1000 + q.expiringWithin;
-      names = names.filter((n) => (expiries.get(n) ?? Infinity) <= limit);
+      const limit = Date.now() + q.expiringWithin * 1000;
+      names = names.filter((n) => {
+        const at = entries.get(n)!.info?.notAfter;
+        return at !== undefined && Date.parse(at) <= limit;
+      });
     }
     const p = page(names, q);
-    const items = await mapLimited(p.names, CONCURRENCY, (n) => this.summary(token, n, schedule));
-    return { secrets: items.filter((i): i is SecretSummary => i !== null), ...(p.next ? { next: p.next } : {}) };
+    return { secrets: p.names.map((n) => this.summary(n, entries.get(n) ?? null, schedule)!), ...(p.next ? { next: p.next } : {}) };
   }
 
-  /** One secret's entry of the inventory (its certificate's facts; never its key). */
+  /** One secret's entry of the inventory (its certificate's facts; never its key), read from the secret itself. */
   async secret(token: string, name: string): Promise<SecretSummary> {
     const fqdn = parseFqdn(name);
-    const summary = await this.summary(token, fqdn, (await this.managed?.schedule(token)) ?? {});
+    const [entry, schedule] = await Promise.all([this.catalog.stored(token, fqdn), this.schedule(token)]);
+    const summary = this.summary(fqdn, entry, schedule);
     if (!summary) throw new NotFound(`secret '${fqdn}' not found`);
     return summary;
   }
@@ -172,58 +189,50 @@ export class Inventory {
     return { nodes: items.filter((i): i is NodeSummary => i !== null), ...(p.next ? { next: p.next } : {}) };
   }
 
+  /** The catalog as of its serial now: the one in memory while the serial holds, else read again. */
+  private async current(token: string): Promise<Listing> {
+    const serial = await this.catalog.serial(token);
+    for (;;) {
+      if (this.listing && this.listing.serial >= serial) return this.listing;
+      this.building ??= this.build(token).finally(() => (this.building = undefined));
+      this.listing = await this.building;
+    }
+  }
+
+  /** The serial first: a change made while the shards are read makes the next page read them again. */
+  private async build(token: string): Promise<Listing> {
+    const serial = await this.catalog.serial(token);
+    const [names, entries] = await Promise.all([this.secretNames(token), this.catalog.all(token)]);
+    const all = await this.catalog.reconcile(token, names, entries);
+    return { serial, names: [...all.keys()].sort(), entries: all };
+  }
+
+  private schedule(token: string): Promise<Record<string, RenewalState>> {
+    return this.managed ? this.managed.schedule(token) : Promise.resolve({});
+  }
+
   /** Every secret's name: the keys at the top of the mount that are secret names (rks's own have no dot). */
   private async secretNames(token: string): Promise<string[]> {
     return (await this.kv.list(kvPath.secrets, token)).filter(isSecretName);
   }
 
-  private async summary(token: string, fqdn: string, schedule: Record<string, RenewalState>): Promise<SecretSummary | null> {
-    const [entry, groups] = await Promise.all([
-      this.kv.read<SecretData>(kvPath.secret(fqdn), token),
-      this.copies.groupsOf(token, fqdn),
-    ]);
+  private summary(fqdn: string, entry: CatalogEntry | null, schedule: Record<string, RenewalState>): SecretSummary | null {
     if (!entry) {
       const waiting = schedule[fqdn]?.pending;
       if (!waiting) return null;
-      return { name: fqdn, pending: true, groups, ttl: waiting.ttl ?? this.ttlOf({} as SecretData), managed: true, renewal: renewal(waiting.spec, schedule[fqdn]), expired: false };
+      return { name: fqdn, pending: true, groups: [], ttl: waiting.ttl ?? this.ttlOf({} as SecretData), managed: true, renewal: renewal(waiting.spec, schedule[fqdn]), expired: false };
     }
-    // Secrets stored before facts were kept are parsed (not rewritten: that would push their
-    // previous version, the rollback, out of Vault's two).
-    const info = entry.data.info ?? storedFacts(entry.data.certificate);
-    if ('invalid' in info) {
-      return { name: fqdn, invalid: info.invalid, groups, ttl: this.ttlOf(entry.data), managed: false, expired: false };
-    }
+    const { groups } = entry;
+    const ttl = this.ttlOf({ meta: entry.ttl ? { ttl: entry.ttl } : undefined } as SecretData);
+    if (!entry.info) return { name: fqdn, invalid: entry.invalid ?? 'no certificate facts', groups, ttl, managed: false, expired: false };
     return {
       name: fqdn,
-      ...info,
+      ...entry.info,
       groups,
-      ttl: this.ttlOf(entry.data),
-      managed: Boolean(entry.data.managed),
-      ...(entry.data.managed ? { renewal: renewal(entry.data.managed, schedule[fqdn], info) } : {}),
-      expired: Date.parse(info.notAfter) <= Date.now(),
+      ttl,
+      managed: Boolean(entry.managed),
+      ...(entry.managed ? { renewal: renewal(entry.managed, schedule[fqdn], entry.info) } : {}),
+      expired: Date.parse(entry.info.notAfter) <= Date.now(),
     };
-  }
-
-  /** The expiry index, with any secret it misses added (older secrets, a write that failed half-way). */
-  private async completeIndex(token: string): Promise<Map<string, number>> {
-    const [expiries, names] = await Promise.all([this.expiry.all(token), this.secretNames(token)]);
-    const missing = names.filter((n) => !expiries.has(n));
-    await mapLimited(missing, CONCURRENCY, async (fqdn) => {
-      const entry = await this.kv.read<SecretData>(kvPath.secret(fqdn), token);
-      if (!entry) return;
-      const info = entry.data.info ?? storedFacts(entry.data.certificate);
-      if ('invalid' in info) return;
-      await this.expiry.set(token, fqdn, info.notAfter);
-      expiries.set(fqdn, Math.floor(Date.parse(info.notAfter) / 1000));
-    });
-    // Left behind by a deletion that stopped half-way: checked one by one, so a secret created
-    // since the listing above is never dropped.
-    const listed = new Set(names);
-    await mapLimited([...expiries.keys()].filter((n) => !listed.has(n)), CONCURRENCY, async (fqdn) => {
-      if (await this.kv.exists(kvPath.secret(fqdn), token)) return;
-      await this.expiry.set(token, fqdn, null);
-      expiries.delete(fqdn);
-    });
-    return expiries;
   }
 }

@@ -14,7 +14,7 @@ import { MANAGED_POLICY, kvPath, managedPolicy, managedRoleName } from '../vault
 import type { Pki } from '../vault/pki';
 import type { KvStore, PolicyStore, Session } from '../vault/stores';
 import { Copies } from './copies';
-import { ExpiryIndex } from './expiry-index';
+import { Catalog } from './catalog';
 import { certificateFacts } from './facts';
 import { validateTlsMaterial } from './tls';
 import type { SecretData } from './service';
@@ -77,7 +77,7 @@ const RETRY_SECONDS = { ca: { min: 30, max: 3600 }, acme: { min: 60, max: 6 * 36
  * certificate, and writes the new version on the version it read, so a secret is renewed once.
  */
 export class ManagedSecrets {
-  private readonly expiry: ExpiryIndex;
+  private readonly catalog: Catalog;
   private readonly copies: Copies;
 
   constructor(
@@ -89,7 +89,7 @@ export class ManagedSecrets {
     private readonly counters?: { renewals: { inc(labels: { issuer: string; result: string }): void } },
     private readonly acme?: { issuers: AcmeIssuers; orders: AcmeOrders; challenges: ChallengeBoard },
   ) {
-    this.expiry = new ExpiryIndex(kv);
+    this.catalog = new Catalog(kv);
     this.copies = new Copies(kv);
   }
 
@@ -121,7 +121,7 @@ export class ManagedSecrets {
       throw err;
     }
     this.counters?.renewals.inc({ issuer: RKS_CA, result: 'renewed' });
-    await this.expiry.set(token, fqdn, data.info!.notAfter);
+    await this.catalog.refresh(token, fqdn).catch(() => undefined);
     this.expiryChanged();
     await this.kv.update<Schedule>(kvPath.managed, token, (s) => ({
       secrets: { ...(s?.secrets ?? {}), [fqdn]: { renewAt: renewAt(data, spec), failures: 0 } },
@@ -267,11 +267,13 @@ export class ManagedSecrets {
       this.logger.warn({ fqdn, err: message, retryInSeconds: wait }, 'managed secret renewal failed; will retry');
       return;
     }
-    // Renewed. What follows is bookkeeping: the expiry index is repaired by listings if this
-    // fails, and the schedule is tried twice (else the claim runs out and it is renewed early).
+    // Renewed. What follows is bookkeeping: the catalog is tried twice (a stale expiry misleads
+    // the alerts until the next renewal), and the schedule is tried twice (else the claim runs out and it is renewed early).
     this.counters?.renewals.inc({ issuer: spec.issuer, result: 'renewed' });
     this.logger.info({ fqdn, notAfter: next.info!.notAfter }, 'managed secret renewed');
-    await this.expiry.set(token, fqdn, next.info!.notAfter).catch(() => undefined);
+    await this.catalog.refresh(token, fqdn).catch(() => this.catalog.refresh(token, fqdn)).catch((err) => {
+      this.logger.warn({ fqdn, err: (err as Error).message }, 'managed secret renewed, but the inventory could not be told');
+    });
     this.expiryChanged();
     const state: RenewalState = {
       renewAt: renewAt(next, spec, window),

@@ -5,7 +5,7 @@ import { CasMismatch, KvEntry } from '../vault/kv';
 import type { KvStore } from '../vault/stores';
 import { kvPath } from '../vault/layout';
 import { Copies } from './copies';
-import { ExpiryIndex } from './expiry-index';
+import { Catalog } from './catalog';
 import { CertificateFacts, certificateFacts, expiryWarnings, storedFacts } from './facts';
 import type { ManagedSpec } from './managed';
 import { NO_NODES, Readers } from './readers';
@@ -61,7 +61,7 @@ export interface ManagedHooks {
 }
 
 export class SecretService {
-  private readonly expiry: ExpiryIndex;
+  private readonly catalog: Catalog;
   private readonly copies: Copies;
   readonly expiryOf = new ExpiryOf();
 
@@ -72,7 +72,7 @@ export class SecretService {
     private readonly managed: ManagedHooks = { reschedule: async () => undefined, dropPending: async () => false },
     private readonly readers: Pick<Readers, 'groupOf'> = NO_NODES,
   ) {
-    this.expiry = new ExpiryIndex(kv);
+    this.catalog = new Catalog(kv);
     this.copies = new Copies(kv);
   }
 
@@ -127,7 +127,7 @@ export class SecretService {
       if (err instanceof CasMismatch) throw new Conflict(`secret '${fqdn}' already exists`, 'already_exists');
       throw err;
     }
-    await this.indexed(token, fqdn, data.info!.notAfter);
+    await this.catalogued(token, fqdn);
     return { warnings: expiryWarnings(data.info!, this.ttlOf(data)) };
   }
 
@@ -144,7 +144,7 @@ export class SecretService {
       throw err;
     }
     await this.copies.fanOut(token, fqdn);
-    await this.indexed(token, fqdn, data.info!.notAfter);
+    await this.catalogued(token, fqdn);
     // Pushed over a managed secret: rks stops renewing it.
     if (current.data.managed) await this.managed.reschedule(token, fqdn, null);
     return { warnings: expiryWarnings(data.info!, this.ttlOf(data)) };
@@ -169,7 +169,7 @@ export class SecretService {
       throw err;
     }
     await this.copies.fanOut(token, fqdn);
-    await this.indexed(token, fqdn, this.expiryOf.notAfter(previous.data));
+    await this.catalogued(token, fqdn);
     if (current.data.managed || previous.data.managed) await this.managed.reschedule(token, fqdn, previous.data);
   }
 
@@ -177,9 +177,9 @@ export class SecretService {
     return Number(data.meta?.ttl) > 0 ? Number(data.meta!.ttl) : this.defaultTtl;
   }
 
-  /** The secret is stored either way; an index the write missed is repaired by the next listing. */
-  private async indexed(token: string, fqdn: string, notAfter: string | null): Promise<void> {
-    await this.expiry.set(token, fqdn, notAfter).catch(() => undefined);
+  /** The secret is stored either way; a catalog entry the write missed is repaired by the next listing. */
+  private async catalogued(token: string, fqdn: string): Promise<void> {
+    await this.catalog.refresh(token, fqdn).catch(() => undefined);
     this.expiryChanged();
   }
 
@@ -200,7 +200,7 @@ export class SecretService {
     // An association that ran between the check and the deletion left a copy: gone too.
     for (const g of await this.groupsOf(token, fqdn)) await this.kv.destroy(kvPath.groupCopy(g, fqdn), token);
     await this.kv.destroy(kvPath.secretGroups(fqdn), token);
-    await this.indexed(token, fqdn, null);
+    await this.catalogued(token, fqdn);
   }
 
   async groups(token: string, name: string): Promise<string[]> {

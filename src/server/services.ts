@@ -13,7 +13,7 @@ import { NodePruner } from '../nodes/pruner';
 import { NodeService } from '../nodes/service';
 import { PskJwt } from '../pki/psk';
 import { PkiService } from '../pki/service';
-import { ExpiryIndex } from '../secrets/expiry-index';
+import { Catalog } from '../secrets/catalog';
 import { ExpiryWatch } from '../secrets/expiry-watch';
 import { Inventory } from '../secrets/inventory';
 import { ManagedSecrets } from '../secrets/managed';
@@ -93,7 +93,7 @@ export function buildServices(config: Config, logger: Logger, metrics: Metrics):
     pruner: new NodePruner(kv, tokens, session, config.nodeIdleExpiry * 1000, logger, metrics.nodesPruned),
     readiness: new Readiness(vault, session, metrics.ready),
     expiryWatch: new ExpiryWatch(
-      new ExpiryIndex(kv),
+      new Catalog(kv),
       session,
       { expiry: metrics.secretExpiry, expiring: metrics.secretsExpiring, lastPass: metrics.expiryPass },
       logger,

@@ -83,8 +83,13 @@ export const kvPath = {
   groups: 'groups/',
   /** Reverse index: the groups a secret is associated with. */
   secretGroups: (fqdn: string) => `index/secret-groups/${secretPart(fqdn)}`,
-  /** Every secret's expiry, in a fixed number of shards (see secrets/expiry-index.ts). */
-  expiryShard: (shard: string) => `index/expiry/${shard}`,
+  /** The inventory's index: every secret's facts and groups in a fixed number of shards (see secrets/catalog.ts). */
+  catalogShard: (shard: string) => `index/catalog/${shard}`,
+  catalogShards: 'index/catalog/',
+  /** Written on every change of the catalog: its version tells a cached listing it is out of date. */
+  catalogSerial: 'index/catalog-serial',
+  /** Where the expiry index was before the catalog (64 shards): removed by init. */
+  expiryShards: 'index/expiry/',
   /** The managed secrets and their renewal schedule. */
   managed: 'index/managed',
   /** ACME issuers: directory, trust, and the account (its key included). */
@@ -282,7 +287,13 @@ path "${PKI_MOUNT}/sign/${PKI_SERVER_ROLE}" {
 path "${PKI_MOUNT}/sign/${PKI_CLIENT_ROLE}" {
   capabilities = ["update"]
 }
-path "${KV_MOUNT}/data/index/expiry/*" {
+path "${KV_MOUNT}/data/index/catalog/*" {
+  capabilities = ["create", "read", "update"]
+}
+path "${KV_MOUNT}/metadata/index/catalog/" {
+  capabilities = ["list"]
+}
+path "${KV_MOUNT}/data/index/catalog-serial" {
   capabilities = ["create", "read", "update"]
 }
 path "${KV_MOUNT}/data/index/managed" {

@@ -5,6 +5,7 @@ import path from 'node:path';
 import request from 'supertest';
 import type { Config } from '../../src/config';
 import { createLogger } from '../../src/log';
+import { shardOf } from '../../src/secrets/catalog';
 import { VaultClient } from '../../src/vault/client';
 import { nodePolicy } from '../../src/vault/layout';
 import { ServiceSession } from '../../src/vault/session';
@@ -191,6 +192,10 @@ describe('POST /rks/v1/init', () => {
     await rootApp.post(`/rks/v1/secret/${fqdn}`).set('X-Vault-Token', vault.rootToken).send({ data: { certificate: leaf.certPem, private_key: leaf.keyPem } }).expect(201);
     await write('rks/data/groups/before/secret-list', { data: { secrets: [fqdn] } });
     await write('rks/metadata/groups/before/serial', {}, 'DELETE');
+    // Its expiry in the index that came before the catalog, and no catalog entry.
+    await write('rks/data/index/expiry/2a', { data: { expires: { [fqdn]: 1 } } });
+    const shards = (await read('rks/metadata/index/catalog/?list=true')).body.data.keys as string[];
+    for (const shard of shards) await write(`rks/metadata/index/catalog/${shard}`, {}, 'DELETE');
     const layout3 = ['auth/token/lookup-self', 'auth/token/renew-self', `rks/data/${fqdn}`].map((p) => `path "${p}" { capabilities = ["read", "update"] }`);
     await write('sys/policies/acl/rks_node_before', { policy: layout3.join('\n') });
     const nodeRead = () => request(app).get(`/rks/v1/secret/${fqdn}`).set('X-Vault-Token', nodeToken);
@@ -234,6 +239,11 @@ describe('POST /rks/v1/init', () => {
     expect((await read('sys/policies/acl/rks_node_before')).body.data.policy).toBe(nodePolicy('before'));
     expect((await read('rks/data/groups/before/secret-list')).status).toBe(404);
     expect((await read(`rks/data/groups/before/secrets/${fqdn}`)).body.data.data.certificate).toBe(leaf.certPem);
+    expect((await read('rks/metadata/index/expiry/?list=true')).status).toBe(404);
+    expect((await read(`rks/data/index/catalog/${shardOf(fqdn)}`)).body.data.data.secrets[fqdn]).toMatchObject({ groups: ['before'], info: { notAfter: leaf.cert.notAfter.toISOString() } });
+    const listed = await request(app).get(`/rks/v1/secret/${fqdn}/info`).set('X-Vault-Token', vault.rootToken);
+    expect((await request(app).get('/rks/v1/secrets').query({ group: 'before' }).set('X-Vault-Token', vault.rootToken)).body.secrets).toEqual([listed.body]);
+    expect(listed.body).toMatchObject({ name: fqdn, groups: ['before'], notAfter: leaf.cert.notAfter.toISOString() });
     expect((await nodeRead()).status).toBe(200);
     expect((await request(app).get('/rks/v1/node/secrets').set('X-Vault-Token', nodeToken).expect(200)).body.secrets).toEqual([fqdn]);
     await rootApp.delete(`/rks/v1/group/before/secrets/${fqdn}`).set('X-Vault-Token', vault.rootToken).expect(204);

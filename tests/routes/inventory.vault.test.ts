@@ -81,6 +81,20 @@ describe('inventory: /rks/v1/secrets, /rks/v1/groups, /rks/v1/secret/{fqdn}/info
     expect((await request(h.app).get('/rks/v1/secrets')).status).toBe(403);
   });
 
+  it("a listing held in memory is served to administrators only: a node's or a group's token gets 403 from Vault", async () => {
+    const group = uniq('inv');
+    const groupToken = await createGroup(h.app, admin, group);
+    const { nodeToken } = await registerNode(h.app, groupToken, uniq('n'));
+    expect((await request(h.app).get('/rks/v1/secrets').set('X-Vault-Token', admin)).status).toBe(200);
+    for (const token of [nodeToken, groupToken, 'hvs.made-up']) {
+      for (const query of [{}, { expiring_within: 86400 }, { group }]) {
+        const res = await request(h.app).get('/rks/v1/secrets').query(query).set('X-Vault-Token', token);
+        expect(res.status).toBe(403);
+        expect(res.body.secrets).toBeUndefined();
+      }
+    }
+  });
+
   it('a certificate that lapses after its push: nodes get 410, no new association, info says expired, the metric counts it', async () => {
     const tag = uniq('exp');
     const fqdn = `short.${tag}.example.com`;

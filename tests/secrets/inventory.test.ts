@@ -1,5 +1,5 @@
 import { GroupService } from '../../src/groups/service';
-import { EXPIRY_SHARDS, shardOf } from '../../src/secrets/expiry-index';
+import { CATALOG_SHARDS, shardOf } from '../../src/secrets/catalog';
 import { Inventory } from '../../src/secrets/inventory';
 import { SecretService } from '../../src/secrets/service';
 import { NO_CALLBACK } from '../support/constants';
@@ -60,13 +60,45 @@ describe('expiry and inventory (in memory)', () => {
     expect((await inventory.secrets(admin, { limit: 10, expiringWithin: 365 * 86400 })).secrets.map((x) => x.name)).toEqual(['good.example.com']);
   });
 
-  it('every push and delete keeps the expiry index: one entry in one of the shards', async () => {
+  it('every push, association and delete keeps the catalog: one entry in one of its shards, never the key', async () => {
     const { chain } = await push('www.example.com', 10 * DAYS(1));
-    const shard = `index/expiry/${shardOf('www.example.com')}`;
-    expect((await kv.read<any>(shard))!.data.expires).toEqual({ 'www.example.com': Math.floor(chain.leaf.cert.notAfter.getTime() / 1000) });
+    const shard = `index/catalog/${shardOf('www.example.com')}`;
+    const entry = () => kv.read<any>(shard).then((e) => e!.data.secrets['www.example.com']);
+    expect(await entry()).toMatchObject({ version: 1, info: { notAfter: chain.leaf.cert.notAfter.toISOString() }, groups: [], groupsVersion: 0 });
+    expect(JSON.stringify((await kv.read<any>(shard))!.data)).not.toContain('PRIVATE KEY');
+    await groups.create(admin, 'edge', NO_CALLBACK);
+    await groups.associate(admin, 'edge', 'www.example.com');
+    expect(await entry()).toMatchObject({ groups: ['edge'], groupsVersion: 1 });
+    await groups.dissociate(admin, 'edge', 'www.example.com');
+    expect(await entry()).toMatchObject({ groups: [], groupsVersion: 2 });
     await secrets.delete(admin, 'www.example.com');
-    expect((await kv.read<any>(shard))!.data.expires).toEqual({});
-    expect(Number.parseInt(shardOf('x.example.com'), 16)).toBeLessThan(EXPIRY_SHARDS);
+    expect((await kv.read<any>(shard))!.data.secrets).toEqual({});
+    expect(Number.parseInt(shardOf('x.example.com'), 16)).toBeLessThan(CATALOG_SHARDS);
+  });
+
+  it('a page is cut from the catalog held in memory while its serial holds: one read per shard, once', async () => {
+    for (const n of ['a.example.com', 'b.example.com', 'c.example.com']) await push(n, 60 * DAYS(1));
+    const reads: string[] = [];
+    const read = kv.read.bind(kv);
+    kv.read = (async (path: string, token: string, version?: number) => {
+      reads.push(path);
+      return read(path, token, version);
+    }) as typeof kv.read;
+    const first = await inventory.secrets(admin, { limit: 2 });
+    expect(reads.filter((p) => p.startsWith('index/catalog/'))).toHaveLength(3);
+    expect(reads.filter((p) => !p.startsWith('index/'))).toEqual([]);
+    reads.length = 0;
+    expect((await inventory.secrets(admin, { limit: 2, after: first.next })).secrets.map((s) => s.name)).toEqual(['c.example.com']);
+    expect(reads).toEqual(['index/catalog-serial']);
+    // A change anywhere (another rks instance too) moves the serial: the next page reads again.
+    await groups.create(admin, 'edge', NO_CALLBACK);
+    await groups.associate(admin, 'edge', 'c.example.com');
+    expect((await inventory.secrets(admin, { limit: 2, after: first.next })).secrets[0]).toMatchObject({ name: 'c.example.com', groups: ['edge'] });
+    await push('d.example.com', 60 * DAYS(1));
+    expect((await inventory.secrets(admin, { limit: 5, after: first.next })).secrets.map((s) => s.name)).toEqual(['c.example.com', 'd.example.com']);
+    // Another instance, its own memory: the same answer.
+    const other = new Inventory(kv, (d) => secrets.ttlOf(d));
+    expect((await other.secrets(admin, { limit: 5 })).secrets.map((s) => s.name)).toEqual(['a.example.com', 'b.example.com', 'c.example.com', 'd.example.com']);
   });
 
   it('lists secrets in name order, a page at a time, with facts, groups and TTL', async () => {
@@ -85,20 +117,22 @@ describe('expiry and inventory (in memory)', () => {
     await expect(inventory.secrets(admin, { limit: 10, group: 'nope' })).rejects.toMatchObject({ status: 404 });
   });
 
-  it('filters on expiry; secrets stored before the index existed are added to it, and leftovers of a deletion removed', async () => {
+  it('filters on expiry; secrets stored before the catalog existed are added to it, and leftovers of a deletion removed', async () => {
     await push('soon.example.com', 3 * DAYS(1));
     await push('later.example.com', 60 * DAYS(1));
     const old = await chainFor(['old.example.com'], { notAfter: new Date(Date.now() + 5 * DAYS(1)) });
     // Stored by an older rks: no facts, not in the index.
     await kv.write('old.example.com', { certificate: old.certificate, private_key: old.privateKey }, admin);
-    // Left in the index by a deletion that stopped half-way.
-    await kv.write(`index/expiry/${shardOf('ghost.example.com')}`, { expires: { ...((await kv.read<any>(`index/expiry/${shardOf('ghost.example.com')}`))?.data.expires ?? {}), 'ghost.example.com': 1 } }, admin);
+    // Left in the catalog by a deletion that stopped half-way.
+    const ghostShard = `index/catalog/${shardOf('ghost.example.com')}`;
+    const ghost = { version: 1, info: { notAfter: new Date(1000).toISOString() }, groups: [], groupsVersion: 0 };
+    await kv.write(ghostShard, { secrets: { ...((await kv.read<any>(ghostShard))?.data.secrets ?? {}), 'ghost.example.com': ghost } }, admin);
 
     const week = await inventory.secrets(admin, { limit: 100, expiringWithin: 7 * 86400 });
     expect(week.secrets.map((s) => s.name)).toEqual(['old.example.com', 'soon.example.com']);
     expect(week.secrets[0].notAfter).toBe(old.leaf.cert.notAfter.toISOString());
-    expect((await kv.read<any>(`index/expiry/${shardOf('old.example.com')}`))!.data.expires['old.example.com']).toBe(Math.floor(old.leaf.cert.notAfter.getTime() / 1000));
-    expect((await kv.read<any>(`index/expiry/${shardOf('ghost.example.com')}`))!.data.expires['ghost.example.com']).toBeUndefined();
+    expect((await kv.read<any>(`index/catalog/${shardOf('old.example.com')}`))!.data.secrets['old.example.com'].info.notAfter).toBe(old.leaf.cert.notAfter.toISOString());
+    expect((await kv.read<any>(ghostShard))!.data.secrets['ghost.example.com']).toBeUndefined();
     // The older secret itself is left as it was (its previous version stays for rollback).
     expect((await kv.read<any>('old.example.com'))!.version).toBe(1);
   });
