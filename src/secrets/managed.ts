@@ -58,6 +58,11 @@ export interface RenewalState {
   claim?: string;
   /** A secret waiting for its first certificate (from an ACME CA): what to make. */
   pending?: { spec: ManagedSpec; ttl?: number };
+  /**
+   * The certificate stored is new, but some groups' copies still hold the one before: the next
+   * attempt brings the copies up to date and orders nothing (a CA's rate limits stay untouched).
+   */
+  copiesBehind?: true;
 }
 
 interface Schedule {
@@ -234,6 +239,8 @@ export class ManagedSecrets {
     let spec = claimed.pending?.spec;
     let next: SecretData;
     let window: RenewalWindow | undefined;
+    /** The new certificate is in Vault: what fails after it is the copies' business alone. */
+    let stored = false;
     // Whatever fails from here is recorded (lastError, the failed counter): a managed secret is
     // either renewing or visibly failing, never silently stuck.
     try {
@@ -244,37 +251,56 @@ export class ManagedSecrets {
         await this.setSchedule(token, fqdn, null);
         return;
       }
-      ({ data: next, window } = await this.issue(fqdn, spec, current ? current.data.meta?.ttl : claimed.pending?.ttl, token, current?.data.certificate));
-      // An order can outlive its claim: another instance took the secret over, or an admin
-      // deleted it meanwhile. Then this certificate is not written.
-      if (!(await this.holds(token, fqdn, claimed.claim!))) {
-        this.logger.info({ fqdn }, 'managed secret: the claim ran out during the order; another attempt or a deletion took over, this certificate is dropped');
-        return;
+      if (claimed.copiesBehind && current) {
+        next = current.data;
+        await this.copies.fanOut(token, fqdn);
+      } else {
+        ({ data: next, window } = await this.issue(fqdn, spec, current ? current.data.meta?.ttl : claimed.pending?.ttl, token, current?.data.certificate));
+        // An order can outlive its claim: another instance took the secret over, or an admin
+        // deleted it meanwhile. Then this certificate is not written.
+        if (!(await this.holds(token, fqdn, claimed.claim!))) {
+          this.logger.info({ fqdn }, 'managed secret: the claim ran out during the order; another attempt or a deletion took over, this certificate is dropped');
+          return;
+        }
+        await this.kv.write(kvPath.secret(fqdn), next, token, current?.version ?? 0);
+        stored = true;
+        this.counters?.renewals.inc({ issuer: spec.issuer, result: 'renewed' });
+        this.logger.info({ fqdn, notAfter: next.info!.notAfter }, 'managed secret renewed');
+        await this.catalog.refresh(token, fqdn).catch(() => this.catalog.refresh(token, fqdn)).catch((err) => {
+          this.logger.warn({ fqdn, err: (err as Error).message }, 'managed secret renewed, but the inventory could not be told');
+        });
+        this.expiryChanged();
+        // The groups' copies, which their nodes read.
+        await this.copies.fanOut(token, fqdn);
       }
-      await this.kv.write(kvPath.secret(fqdn), next, token, current?.version ?? 0);
-      // The groups' copies, which their nodes read; a failure here is retried as a renewal.
-      await this.copies.fanOut(token, fqdn);
     } catch (err) {
       const failures = claimed.failures + 1;
       const issuer = spec?.issuer ?? RKS_CA;
-      const retry = issuer === RKS_CA ? RETRY_SECONDS.ca : RETRY_SECONDS.acme;
+      const retry = issuer === RKS_CA || stored || claimed.copiesBehind ? RETRY_SECONDS.ca : RETRY_SECONDS.acme;
       const backoff = Math.min(retry.min * 2 ** (failures - 1), retry.max);
       const wait = err instanceof AcmeRetryLater ? Math.max(backoff, err.retryAfter) : backoff;
       const message = err instanceof CasMismatch ? 'the secret changed during the renewal' : (err as Error).message;
       const { pending } = claimed; // kept; `inProgress` is not
-      await this.setState(token, fqdn, { renewAt: t + wait, failures, lastAttempt: claimed.lastAttempt, lastError: message, ...(pending ? { pending } : {}) }, claimed.claim).catch(() => undefined);
+      // Stored, but not every copy follows: the next attempt is about the copies alone.
+      const behind = stored || Boolean(claimed.copiesBehind);
+      const state: RenewalState = {
+        renewAt: t + wait,
+        failures,
+        lastAttempt: claimed.lastAttempt,
+        lastError: behind ? `the groups' copies were not updated: ${message}` : message,
+        ...(pending && !stored ? { pending } : {}),
+        ...(behind ? { copiesBehind: true as const } : {}),
+      };
+      await this.setState(token, fqdn, state, claimed.claim).catch(() => undefined);
+      if (behind) {
+        this.logger.warn({ fqdn, err: message, retryInSeconds: wait }, "managed secret: its groups' copies were not updated; will update them (and order nothing)");
+        return;
+      }
       this.counters?.renewals.inc({ issuer, result: 'failed' });
       this.logger.warn({ fqdn, err: message, retryInSeconds: wait }, 'managed secret renewal failed; will retry');
       return;
     }
-    // Renewed. What follows is bookkeeping: the catalog is tried twice (a stale expiry misleads
-    // the alerts until the next renewal), and the schedule is tried twice (else the claim runs out and it is renewed early).
-    this.counters?.renewals.inc({ issuer: spec.issuer, result: 'renewed' });
-    this.logger.info({ fqdn, notAfter: next.info!.notAfter }, 'managed secret renewed');
-    await this.catalog.refresh(token, fqdn).catch(() => this.catalog.refresh(token, fqdn)).catch((err) => {
-      this.logger.warn({ fqdn, err: (err as Error).message }, 'managed secret renewed, but the inventory could not be told');
-    });
-    this.expiryChanged();
+    // Renewed and copied. The schedule is tried twice (else the claim runs out and it is renewed early).
     const state: RenewalState = {
       renewAt: renewAt(next, spec, window),
       failures: 0,

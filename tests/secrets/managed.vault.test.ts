@@ -149,6 +149,43 @@ describe('managed secrets', () => {
     expect(await versions(m)).toBe(4);
   }, 30_000);
 
+  it("a renewal whose copies cannot be written orders nothing more: the next attempt updates the groups' copies alone", async () => {
+    const m = `${uniq('cb')}.example.com`;
+    expect((await create(m, { lifetime: 3600 })).status).toBe(201);
+    const g = uniq('cb');
+    const groupToken = await createGroup(a.app, admin, g);
+    await request(a.app).post(`/rks/v1/group/${g}/secrets/${m}`).set('X-Vault-Token', admin).expect(201);
+    const { nodeToken } = await registerNode(a.app, groupToken, 'n1');
+    const served = async () => (await request(a.app).get(`/rks/v1/secret/${m}`).set('X-Vault-Token', nodeToken).expect(200)).body.data.certificate as string;
+    const stored = async () => (await vaultRead(`rks/data/${m}`)).body.data.data.certificate as string;
+    const renew = (at: number) => a.services.session.run((t) => (a.services.managed as unknown as { renew(t: string, f: string, at: number): Promise<void> }).renew(t, m, Math.floor(at / 1000)));
+    const state = async () => (await vaultRead('rks/data/index/managed')).body.data.data.secrets[m];
+
+    // rks's identity may write the secret but, for now, not the group's copy of it.
+    const policy = (await vaultRead('sys/policies/acl/rks_managed')).body.data.policy as string;
+    const without = policy.split('\npath ').filter((block) => !block.startsWith(`"rks/data/groups/+/secrets/${m}"`)).join('\npath ');
+    expect(without).not.toBe(policy);
+    await vaultWrite('sys/policies/acl/rks_managed', { policy: without }, 'PUT');
+    const before = await served();
+    await renew(Date.now() + 3600_000);
+    expect(await versions(m)).toBe(2);
+    expect(await stored()).not.toBe(before);
+    expect(await served()).toBe(before);
+    expect(await state()).toMatchObject({ copiesBehind: true, failures: 1, lastError: expect.stringMatching(/copies were not updated.*(permission denied|403)/) });
+
+    // Allowed again: the next attempt copies what is stored, and orders no new certificate.
+    await vaultWrite('sys/policies/acl/rks_managed', { policy }, 'PUT');
+    const renewed = await stored();
+    await renew(Date.now() + 3700_000);
+    expect(await versions(m)).toBe(2);
+    expect(await served()).toBe(renewed);
+    const after = await state();
+    expect(after).toMatchObject({ failures: 0 });
+    expect(after.copiesBehind).toBeUndefined();
+    expect(after.lastError).toBeUndefined();
+    expect(after.renewAt * 1000).toBeGreaterThan(Date.now() + 60_000);
+  }, 30_000);
+
   it('an attempt that outlives its claim records nothing: the instance that took over keeps its certificate and its schedule', async () => {
     const m = `${uniq('cl')}.example.com`;
     expect((await create(m, { lifetime: 3600 })).status).toBe(201);
