@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import https from 'node:https';
 import path from 'node:path';
+import autocannon from 'autocannon';
 import { InitService } from '../src/init/service';
 import { VaultClient } from '../src/vault/client';
 import { Kv } from '../src/vault/kv';
@@ -11,19 +12,59 @@ import { Sys } from '../src/vault/sys';
 import { Running, runRks } from '../tests/support/serve';
 import { TestVault, freePort, startVault } from '../tests/support/vault';
 
+export const DURATION = Number(process.env.BENCH_DURATION ?? 10);
+export const WARMUP = Number(process.env.BENCH_WARMUP ?? 2);
+
+export interface Load {
+  rps: number;
+  p50Ms: number;
+  p99Ms: number;
+  errors: number;
+}
+
+export async function load(url: string, opts: Partial<autocannon.Options> & { connections: number; duration?: number }): Promise<Load> {
+  const res = await autocannon({ url, duration: opts.duration ?? DURATION, ...opts });
+  return {
+    rps: round(res.requests.average, 0),
+    p50Ms: res.latency.p50,
+    p99Ms: res.latency.p99,
+    errors: res.errors + res.timeouts + res.non2xx,
+  };
+}
+
+/** CPU seconds a process has used so far (user + system). */
+export function cpuSeconds(pid: number): number {
+  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/** Runs a load and reports, besides its result, the CPU each process spent per request. */
+export async function withCpu(pids: Record<string, number>, fn: () => Promise<Load>): Promise<Load & { cpuUsPerRequest: Record<string, number> }> {
+  const before = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuSeconds(pid)]));
+  const result = await fn();
+  const requests = result.rps * DURATION;
+  const cpuUsPerRequest = Object.fromEntries(
+    Object.entries(pids).map(([k, pid]) => [k, round(((cpuSeconds(pid) - before[k]) * 1e6) / Math.max(1, requests), 0)]),
+  );
+  return { ...result, cpuUsPerRequest };
+}
+
 export const ADMIN = { login: 'bench-admin', password: randomBytes(18).toString('base64url') };
 
 export interface Stack {
-  vault: TestVault;
+  vault: BenchVault;
   rks: Running;
   url: string;
   ca: string;
   stop(): Promise<void>;
 }
 
-/** An OpenBao/Vault dev server (in memory) and the built `rks serve`, initialised, with TLS on. */
-export async function startStack(extraArgs: string[] = [], env: Record<string, string> = {}, nodeArgs: string[] = []): Promise<Stack> {
-  const vault = await startVault();
+/** The Vault rks runs against: a dev server (in memory) unless another is given. */
+export type BenchVault = Pick<TestVault, 'addr' | 'version' | 'rootToken' | 'pid' | 'stop'>;
+
+/** A Vault (by default a dev server, in memory) and the built `rks serve`, initialised, with TLS on. */
+export async function startStack(extraArgs: string[] = [], env: Record<string, string> = {}, nodeArgs: string[] = [], given?: BenchVault): Promise<Stack> {
+  const vault = given ?? (await startVault());
   const client = new VaultClient({ addr: vault.addr });
   await new InitService(new Sys(client), new Kv(client), new Pki(client), ADMIN).init(vault.rootToken);
   const ca = (await new Pki(client).caPem())!;

@@ -12,45 +12,9 @@ import { startMockCallbackServer } from '../mock-callback-server/server';
 import { issue } from '../tests/support/pki';
 import { runRks } from '../tests/support/serve';
 import { freePort } from '../tests/support/vault';
-import { ADMIN, client, round, startStack, summary, writeResult } from './lib';
+import { ADMIN, DURATION, Load, WARMUP, client, load, round, startStack, summary, withCpu, writeResult } from './lib';
 
-const DURATION = Number(process.env.BENCH_DURATION ?? 10);
-const WARMUP = Number(process.env.BENCH_WARMUP ?? 2);
 const say = (msg: string) => process.stderr.write(`bench: ${msg}\n`);
-
-interface Load {
-  rps: number;
-  p50Ms: number;
-  p99Ms: number;
-  errors: number;
-}
-
-async function load(url: string, opts: Partial<autocannon.Options> & { connections: number; duration?: number }): Promise<Load> {
-  const res = await autocannon({ url, duration: opts.duration ?? DURATION, ...opts });
-  return {
-    rps: round(res.requests.average, 0),
-    p50Ms: res.latency.p50,
-    p99Ms: res.latency.p99,
-    errors: res.errors + res.timeouts + res.non2xx,
-  };
-}
-
-/** CPU seconds a process has used so far (user + system). */
-function cpuSeconds(pid: number): number {
-  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
-
-/** Runs a load and reports, besides its result, the CPU each process spent per request. */
-async function withCpu(pids: Record<string, number>, fn: () => Promise<Load>): Promise<Load & { cpuUsPerRequest: Record<string, number> }> {
-  const before = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuSeconds(pid)]));
-  const result = await fn();
-  const requests = result.rps * DURATION;
-  const cpuUsPerRequest = Object.fromEntries(
-    Object.entries(pids).map(([k, pid]) => [k, round(((cpuSeconds(pid) - before[k]) * 1e6) / Math.max(1, requests), 0)]),
-  );
-  return { ...result, cpuUsPerRequest };
-}
 
 /** Highest resident set size of a process while `fn` runs, in MB. */
 async function peakRss<T>(pid: number, fn: () => Promise<T>): Promise<{ result: T; mb: number }> {

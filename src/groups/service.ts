@@ -12,6 +12,7 @@ import {
 } from '../vault/layout';
 import type { KvStore, PolicyStore, TokenStore } from '../vault/stores';
 import { forgetNode } from '../nodes/forget';
+import { Catalog } from '../secrets/catalog';
 import { Copies } from '../secrets/copies';
 import { ExpiryOf, SecretData } from '../secrets/service';
 import { KeyedLock } from './keyed-lock';
@@ -51,6 +52,7 @@ export class GroupService {
   private readonly lock = new KeyedLock();
   private readonly expiryOf = new ExpiryOf();
   private readonly copies: Copies;
+  private readonly catalog: Catalog;
 
   constructor(
     private readonly kv: KvStore,
@@ -58,6 +60,7 @@ export class GroupService {
     private readonly tokens: TokenStore,
   ) {
     this.copies = new Copies(kv);
+    this.catalog = new Catalog(kv);
   }
 
   async create(token: string, name: string, info: GroupRegInfo): Promise<string> {
@@ -159,7 +162,7 @@ export class GroupService {
         continue;
       }
       await this.casOrLocked(() => this.copies.index(token, fqdn, g, true));
-      await this.copies.sync(token, g, fqdn, true);
+      await Promise.all([this.copies.sync(token, g, fqdn, true), this.catalogued(token, fqdn)]);
     }
     await this.policies.putPolicy(nodePolicyName(g), nodePolicy(g), token);
     // The serial marks the group as moved (associations allowed, no more upgrade): after the policy.
@@ -191,36 +194,48 @@ export class GroupService {
   async associate(token: string, name: string, secret: string): Promise<void> {
     const g = parseName('group name', name);
     const fqdn = parseFqdn(secret);
-    await this.lock.run(g, async () => {
+    // One secret at a time per group: associations of different secrets run side by side.
+    await this.lock.run(`${g}/${fqdn}`, async () => {
       await this.mustBeCurrent(token, g);
       const stored = await this.kv.read<SecretData>(kvPath.secret(fqdn), token);
       if (!stored) throw new NotFound(`secret '${fqdn}' not found`);
       const expired = this.expiryOf.expired(stored.data);
       if (expired) throw new Conflict(`the certificate of '${fqdn}' expired at ${expired}: push a new one first`, 'certificate_expired');
       await this.casOrLocked(() => this.copies.index(token, fqdn, g, true));
-      if (await this.kv.exists(kvPath.groupCopy(g, fqdn), token)) {
-        // A retry after a failure half-way: the copy brought up to date, the nodes' list named anew.
-        await this.copies.sync(token, g, fqdn, false);
-        await this.changed(token, g);
-        throw new Conflict(`secret '${fqdn}' is already associated with group '${g}'`, 'already_associated');
+      // The inventory learns of it beside the copy, off the nodes' path.
+      const catalogued = this.catalogued(token, fqdn);
+      try {
+        await this.copyIn(token, g, fqdn);
+      } finally {
+        await catalogued;
       }
-      await this.copies.sync(token, g, fqdn, true);
-      // A dissociation or the group's deletion by another instance may have come in between: undone.
-      const [indexed, exists] = await Promise.all([this.copies.groupsOf(token, fqdn).then((gs) => gs.includes(g)), this.kv.exists(kvPath.groupConfig(g), token)]);
-      if (!indexed || !exists) {
-        await this.kv.destroy(kvPath.groupCopy(g, fqdn), token);
-        if (!exists) throw notFound(g);
-        throw new Locked(`secret '${fqdn}' was dissociated from group '${g}' meanwhile; retry`);
-      }
-      await this.changed(token, g);
     });
+  }
+
+  /** The association's copy, made after its index entry, and the nodes' list named anew. */
+  private async copyIn(token: string, g: string, fqdn: string): Promise<void> {
+    if (await this.kv.exists(kvPath.groupCopy(g, fqdn), token)) {
+      // A retry after a failure half-way: the copy brought up to date, the nodes' list named anew.
+      await this.copies.sync(token, g, fqdn, false);
+      await this.changed(token, g);
+      throw new Conflict(`secret '${fqdn}' is already associated with group '${g}'`, 'already_associated');
+    }
+    await this.copies.sync(token, g, fqdn, true);
+    // A dissociation or the group's deletion by another instance may have come in between: undone.
+    const [indexed, exists] = await Promise.all([this.copies.groupsOf(token, fqdn).then((gs) => gs.includes(g)), this.kv.exists(kvPath.groupConfig(g), token)]);
+    if (!indexed || !exists) {
+      await this.kv.destroy(kvPath.groupCopy(g, fqdn), token);
+      if (!exists) throw notFound(g);
+      throw new Locked(`secret '${fqdn}' was dissociated from group '${g}' meanwhile; retry`);
+    }
+    await this.changed(token, g);
   }
 
   /** The copy goes first (nodes are refused at once), then the index entry. */
   async dissociate(token: string, name: string, secret: string): Promise<void> {
     const g = parseName('group name', name);
     const fqdn = parseFqdn(secret);
-    await this.lock.run(g, async () => {
+    await this.lock.run(`${g}/${fqdn}`, async () => {
       await this.mustBeCurrent(token, g);
       const copied = await this.kv.exists(kvPath.groupCopy(g, fqdn), token);
       if (copied) await this.kv.destroy(kvPath.groupCopy(g, fqdn), token);
@@ -229,7 +244,7 @@ export class GroupService {
       await this.changed(token, g);
       await this.casOrLocked(() => this.copies.index(token, fqdn, g, false));
       // An association by another instance may have copied it again in between: gone too.
-      await this.kv.destroy(kvPath.groupCopy(g, fqdn), token);
+      await Promise.all([this.kv.destroy(kvPath.groupCopy(g, fqdn), token), this.catalogued(token, fqdn)]);
     });
   }
 
@@ -290,6 +305,7 @@ export class GroupService {
     for (const fqdn of await this.copies.names(token, g)) {
       await this.kv.destroy(kvPath.groupCopy(g, fqdn), token);
       await this.casOrLocked(() => this.copies.index(token, fqdn, g, false));
+      await this.catalogued(token, fqdn);
     }
     await this.tokens.deleteRole(groupTokenName(g), token);
     await this.policies.deletePolicy(groupTokenName(g), token);
@@ -303,7 +319,16 @@ export class GroupService {
     for (const fqdn of (await this.kv.list(kvPath.groupCopies(g), token)).filter(isSecretName)) {
       await this.kv.destroy(kvPath.groupCopy(g, fqdn), token);
       await this.casOrLocked(() => this.copies.index(token, fqdn, g, false));
+      await this.catalogued(token, fqdn);
     }
+  }
+
+  /**
+   * Tells the inventory's catalog of a change of the secret's groups. Tried twice, then given up
+   * on: the association stands, and the inventory shows the groups before until the next change.
+   */
+  private async catalogued(token: string, fqdn: string): Promise<void> {
+    await this.catalog.refresh(token, fqdn).catch(() => this.catalog.refresh(token, fqdn)).catch(() => undefined);
   }
 
   /** Names the group's list anew (a new version of its serial): edges holding the old one fetch it. */

@@ -3,7 +3,6 @@ import { isSecretName } from '../names';
 import { CasMismatch, NO_CHANGE } from '../vault/kv';
 import { kvPath } from '../vault/layout';
 import type { KvStore } from '../vault/stores';
-import { Catalog } from './catalog';
 import type { SecretData } from './service';
 
 /**
@@ -29,11 +28,7 @@ const SYNC_ROUNDS = 20;
  * leaves the copy at the secret's latest version, whatever the interleaving between instances.
  */
 export class Copies {
-  private readonly catalog: Catalog;
-
-  constructor(private readonly kv: KvStore) {
-    this.catalog = new Catalog(kv);
-  }
+  constructor(private readonly kv: KvStore) {}
 
   /**
    * Makes `g`'s copy of `fqdn` the secret's current version. With `create` (association) a
@@ -87,11 +82,7 @@ export class Copies {
     return [...(index?.data.groups ?? [])].sort();
   }
 
-  /**
-   * Adds or removes `g` in the secret's index entry, and tells the catalog (tried twice: a
-   * failure leaves the inventory showing the groups before, until the secret's next change);
-   * answers whether it was there.
-   */
+  /** Adds or removes `g` in the secret's index entry; answers whether it was there. */
   async index(token: string, fqdn: string, g: string, member: boolean): Promise<boolean> {
     let had = false;
     await this.kv.update<SecretGroups>(kvPath.secretGroups(fqdn), token, (index) => {
@@ -100,7 +91,6 @@ export class Copies {
       if (had === member) return NO_CHANGE;
       return { groups: member ? [...groups, g] : groups.filter((x) => x !== g) };
     });
-    if (had !== member) await this.catalog.refresh(token, fqdn).catch(() => this.catalog.refresh(token, fqdn)).catch(() => undefined);
     return had;
   }
 }
