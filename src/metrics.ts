@@ -62,7 +62,7 @@ export function createMetrics(registry = new Registry(), withDefaults = true): H
     }),
     managedRenewals: new Counter({
       name: 'rks_managed_renewals_total',
-      help: 'Certificates of managed secrets obtained by this rks (the first included), by issuer and result (renewed, failed)',
+      help: 'Certificates of managed secrets obtained by this rks (the first included), by issuer and result (renewed, failed; copies_failed: stored, but not every group\'s copy was updated: retried without a new order)',
       labelNames: ['issuer', 'result'],
       registers: [registry],
     }),

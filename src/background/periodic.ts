@@ -21,20 +21,6 @@ export class Periodic {
     this.timer = setInterval(() => this.tick(), this.intervalMs).unref();
   }
 
-  /**
-   * A round `delayMs` from now, however often this is called meanwhile: many changes in a
-   * burst cost one round.
-   */
-  soon(delayMs = 1000): void {
-    if (!this.started || this.pendingSoon) return;
-    this.pendingSoon = setTimeout(() => {
-      this.pendingSoon = undefined;
-      this.runNow();
-    }, delayMs).unref();
-  }
-
-  private pendingSoon?: NodeJS.Timeout;
-
   /** A round now (or right after the one in progress), without waiting for the interval. */
   runNow(): void {
     if (!this.started) return;
@@ -57,7 +43,6 @@ export class Periodic {
   async stop(): Promise<void> {
     this.started = false;
     clearTimeout(this.first);
-    clearTimeout(this.pendingSoon);
     clearInterval(this.timer);
     await this.running;
   }

@@ -206,9 +206,13 @@ export class GroupService {
       const catalogued = this.catalogued(token, fqdn);
       try {
         await this.copyIn(token, g, fqdn);
-      } finally {
+      } catch (err) {
+        // Undone, or overtaken: told again once the index says what stands.
         await catalogued;
+        await this.catalogued(token, fqdn);
+        throw err;
       }
+      await catalogued;
     });
   }
 
@@ -225,7 +229,11 @@ export class GroupService {
     const [indexed, exists] = await Promise.all([this.copies.groupsOf(token, fqdn).then((gs) => gs.includes(g)), this.kv.exists(kvPath.groupConfig(g), token)]);
     if (!indexed || !exists) {
       await this.kv.destroy(kvPath.groupCopy(g, fqdn), token);
-      if (!exists) throw notFound(g);
+      if (!exists) {
+        // The group's deletion listed its copies before this one was made: its index entry goes too.
+        await this.casOrLocked(() => this.copies.index(token, fqdn, g, false));
+        throw notFound(g);
+      }
       throw new Locked(`secret '${fqdn}' was dissociated from group '${g}' meanwhile; retry`);
     }
     await this.changed(token, g);

@@ -129,6 +129,7 @@ export class InitService {
       if ((existing.data.layout ?? 1) < 2) await this.backfillLayout2(token);
       if ((existing.data.layout ?? 1) < 3) await this.backfillLayout3(token);
       if ((existing.data.layout ?? 1) < 4) await this.backfillLayout4(token);
+      if ((existing.data.layout ?? 1) < 5) await this.backfillLayout5(token);
       const record: RksConfigRecord = { ...existing.data, layout: LAYOUT, upgradedAt: new Date().toISOString() };
       await this.writeConfig(record, token, existing.version);
       return { upgraded: stale };
@@ -283,12 +284,9 @@ export class InitService {
   /**
    * What layout 4 holds that layout 3 did not: each group's secrets as copies in its folder,
    * granted by a node policy of constant size, instead of one list and a policy naming every
-   * secret; rks's identity allowed to keep the copies of managed secrets; and the catalog that
-   * the inventory lists from, in place of the expiry index.
+   * secret; and rks's identity allowed to keep the copies of managed secrets.
    */
   private async backfillLayout4(token: string): Promise<void> {
-    await new Catalog(this.kv).reconcile(token, await this.kv.list(kvPath.secrets, token));
-    for (const shard of await this.kv.list(kvPath.expiryShards, token)) await this.kv.destroy(`${kvPath.expiryShards}${shard}`, token);
     const groups = new GroupService(this.kv, this.sys, this.tokens);
     for (const g of groupsIn(await this.kv.list(kvPath.groups, token))) {
       const [config, serial, list] = await Promise.all([kvPath.groupConfig(g), kvPath.groupSerial(g), kvPath.groupSecrets(g)].map((p) => this.kv.exists(p, token)));
@@ -296,6 +294,12 @@ export class InitService {
     }
     const schedule = await this.kv.read<{ secrets?: Record<string, unknown> }>(kvPath.managed, token);
     await this.sys.putPolicy(MANAGED_POLICY, managedPolicy(Object.keys(schedule?.data.secrets ?? {})), token);
+  }
+
+  /** What layout 5 holds that layout 4 did not: the catalog the inventory lists from, in place of the expiry index. */
+  private async backfillLayout5(token: string): Promise<void> {
+    await new Catalog(this.kv).reconcile(token, await this.kv.list(kvPath.secrets, token));
+    for (const shard of await this.kv.list(kvPath.expiryShards, token)) await this.kv.destroy(`${kvPath.expiryShards}${shard}`, token);
   }
 
   private async backfillLayout2(token: string): Promise<void> {

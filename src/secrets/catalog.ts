@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { isDeepStrictEqual } from 'node:util';
 import { mapLimited } from '../concurrency';
 import { isSecretName } from '../names';
 import { NO_CHANGE } from '../vault/kv';
@@ -18,7 +19,7 @@ const READ_CONCURRENCY = 8;
 
 /** What the inventory shows of one secret: never its key. */
 export interface CatalogEntry {
-  /** The version of the secret described (a later description never gives way to an earlier one). */
+  /** The version of the secret described. */
   version: number;
   info?: CertificateFacts;
   /** What is stored is no usable certificate (a classic's placeholder), and why. */
@@ -34,30 +35,63 @@ interface Shard {
   secrets: Record<string, CatalogEntry>;
 }
 
+const SHARDS = new Set(Array.from({ length: CATALOG_SHARDS }, (_, i) => i.toString(16).padStart(3, '0')));
+
 export const shardOf = (fqdn: string): string => (createHash('sha256').update(fqdn).digest().readUInt16BE(0) % CATALOG_SHARDS).toString(16).padStart(3, '0');
+
+/** Rounds of describe, write and check before a secret that keeps changing is left to its next writer. */
+const REFRESH_ROUNDS = 3;
+
+/** Only what the catalog writes: a shard is read as untrusted (anyone who may write it may write anything). */
+function isEntry(e: unknown): e is CatalogEntry {
+  const x = e as Partial<CatalogEntry> | null;
+  return (
+    typeof x === 'object' && x !== null && Number.isSafeInteger(x.version) && Number.isSafeInteger(x.groupsVersion) &&
+    Array.isArray(x.groups) && x.groups.every((g) => typeof g === 'string') &&
+    (x.info === undefined || (typeof x.info === 'object' && x.info !== null && typeof x.info.notAfter === 'string' && !Number.isNaN(Date.parse(x.info.notAfter))))
+  );
+}
 
 /**
  * The inventory's index: every secret's facts, TTL, managed spec and groups in a fixed number
  * of KV entries, so that a listing reads the shards, not every secret. Every write of a secret
- * or of its groups ends with `refresh`, which describes what Vault holds then; a description
- * lost to a crash is made again by `reconcile` (init, and every listing that rebuilds). Any
- * change writes the serial, whose version tells a cached listing it is out of date.
+ * or of its groups ends with `refresh`, which describes what Vault holds then and checks it
+ * again after writing (a writer that read before someone else's change and wrote after it
+ * writes again); a description lost to a crash is made again by `reconcile` (init, and every
+ * listing that rebuilds). Any change writes the serial, whose version tells a cached listing
+ * it is out of date.
  */
 export class Catalog {
   constructor(private readonly kv: KvStore) {}
 
   /** Brings `fqdn`'s entry in step with the secret and its group index as Vault holds them now. */
   async refresh(token: string, fqdn: string): Promise<void> {
-    if (await this.put(token, fqdn, await this.stored(token, fqdn))) await this.kv.write(kvPath.catalogSerial, { at: Date.now() }, token);
+    let changed = false;
+    let next = await this.stored(token, fqdn);
+    for (let round = 1; ; round++) {
+      changed = (await this.put(token, fqdn, next)) || changed;
+      const now = await this.stored(token, fqdn);
+      if (now?.version === next?.version && now?.groupsVersion === next?.groupsVersion) break;
+      if (round === REFRESH_ROUNDS) break;
+      next = now;
+    }
+    if (changed) await this.bump(token).catch(() => this.bump(token));
+  }
+
+  private async bump(token: string): Promise<void> {
+    await this.kv.write(kvPath.catalogSerial, { at: Date.now() }, token);
   }
 
   /** Every entry, by name. */
+  /** Every well-formed entry, by name (anything else is left out, and made again by `reconcile`). */
   async all(token: string): Promise<Map<string, CatalogEntry>> {
-    const shards = (await this.kv.list(kvPath.catalogShards, token)).filter((k) => /^[0-9a-f]{3}$/.test(k));
+    const shards = (await this.kv.list(kvPath.catalogShards, token)).filter((k) => SHARDS.has(k));
     const out = new Map<string, CatalogEntry>();
     await mapLimited(shards, READ_CONCURRENCY, async (s) => {
       const entry = await this.kv.read<Shard>(kvPath.catalogShard(s), token);
-      for (const [fqdn, e] of Object.entries(entry?.data.secrets ?? {})) out.set(fqdn, e);
+      const secrets = entry?.data.secrets;
+      if (typeof secrets !== 'object' || secrets === null) return;
+      for (const [fqdn, e] of Object.entries(secrets)) if (isSecretName(fqdn) && shardOf(fqdn) === s && isEntry(e)) out.set(fqdn, e);
     });
     return out;
   }
@@ -69,9 +103,12 @@ export class Catalog {
     return out;
   }
 
-  /** Changes whenever an entry does: a listing cached at one serial is current while it holds. */
+  /**
+   * Changes whenever an entry does: a listing cached at one serial is current while it holds.
+   * Read from its metadata, which only an administrator's policy grants.
+   */
   async serial(token: string): Promise<number> {
-    return (await this.kv.read(kvPath.catalogSerial, token))?.version ?? 0;
+    return this.kv.version(kvPath.catalogSerial, token);
   }
 
   /**
@@ -105,23 +142,16 @@ export class Catalog {
     return { ...describe(secret.data), version: secret.version, groups: [...(index?.data.groups ?? [])].sort(), groupsVersion: index?.version ?? 0 };
   }
 
-  /** Stores `next` unless what is there describes a later version; answers whether it changed. */
+  /** Stores `next` as `fqdn`'s entry (null: none); answers whether that changed the shard. */
   private async put(token: string, fqdn: string, next: CatalogEntry | null): Promise<boolean> {
     let changed = false;
     await this.kv.update<Shard>(kvPath.catalogShard(shardOf(fqdn)), token, (shard) => {
       const secrets = { ...(shard?.secrets ?? {}) };
-      const old = secrets[fqdn];
       changed = false;
-      if (!next) {
-        if (!old) return NO_CHANGE;
-        delete secrets[fqdn];
-      } else {
-        const facts = !old || next.version >= old.version ? next : old;
-        const groups = !old || next.groupsVersion >= old.groupsVersion ? next : old;
-        const merged: CatalogEntry = { ...facts, groups: groups.groups, groupsVersion: groups.groupsVersion };
-        if (old && JSON.stringify(old) === JSON.stringify(merged)) return NO_CHANGE;
-        secrets[fqdn] = merged;
-      }
+      // Vault answers an object's members in its own order: compared as values.
+      if (next ? isDeepStrictEqual(secrets[fqdn], next) : !(fqdn in secrets)) return NO_CHANGE;
+      if (next) secrets[fqdn] = next;
+      else delete secrets[fqdn];
       changed = true;
       return { secrets };
     });

@@ -16,11 +16,15 @@ const DAY = 86400;
 
 /**
  * Looks at every secret's expiry now and then (a read per catalog shard, whatever the number
- * of secrets): metrics for alerting, and one warning line per secret entering its last
- * `warnDays` days (again if it is replaced by one that expires as soon).
+ * of secrets), and follows this instance's own changes in between without reading Vault:
+ * metrics for alerting, and one warning line per secret entering its last `warnDays` days
+ * (again if it is replaced by one that expires as soon).
  */
 export class ExpiryWatch {
   private readonly warned = new Map<string, number>();
+  /** Every certificate's end (seconds), as of the last pass and this instance's changes since. */
+  private known?: Map<string, number>;
+  private publishing?: NodeJS.Timeout;
 
   constructor(
     private readonly catalog: Pick<Catalog, 'expiries'>,
@@ -39,8 +43,24 @@ export class ExpiryWatch {
       this.logger.warn({ err: (err as Error).message }, `certificate expiry check failed; will retry${hint}`);
       return;
     }
+    this.known = all;
+    this.publish(now);
+  }
+
+  /** A certificate this instance stored (or deleted: null): in the metrics within a second, without a pass. */
+  note(fqdn: string, notAfter: string | null): void {
+    if (!this.known) return; // the first pass will see it
+    if (notAfter === null) this.known.delete(fqdn);
+    else this.known.set(fqdn, Math.floor(Date.parse(notAfter) / 1000));
+    this.publishing ??= setTimeout(() => {
+      this.publishing = undefined;
+      this.publish(Date.now());
+    }, 1000).unref();
+  }
+
+  private publish(now: number): void {
     const t = now / 1000;
-    const entries = [...all.entries()].sort((a, b) => a[1] - b[1]);
+    const entries = [...this.known!.entries()].sort((a, b) => a[1] - b[1]);
     this.gauges.expiring.set({ within: 'expired' }, entries.filter(([, at]) => at <= t).length);
     this.gauges.expiring.set({ within: '7d' }, entries.filter(([, at]) => at - t <= 7 * DAY).length);
     this.gauges.expiring.set({ within: '30d' }, entries.filter(([, at]) => at - t <= 30 * DAY).length);
@@ -59,5 +79,9 @@ export class ExpiryWatch {
       else this.logger.warn({ fqdn, notAfter, daysLeft: Math.floor((at - t) / DAY) }, 'certificate expires soon');
     }
     for (const fqdn of this.warned.keys()) if (!soon.has(fqdn)) this.warned.delete(fqdn);
+  }
+
+  stop(): void {
+    clearTimeout(this.publishing);
   }
 }

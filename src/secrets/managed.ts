@@ -102,7 +102,7 @@ export class ManagedSecrets {
   wake: () => void = () => undefined;
 
   /** Told after a certificate's expiry changed (the expiry metrics follow within a second). */
-  expiryChanged: () => void = () => undefined;
+  expiryChanged: (fqdn: string, notAfter: string | null) => void = () => undefined;
 
   /**
    * Creates a managed secret with the caller's (admin) token. From rks's CA: its PKI role and
@@ -126,8 +126,8 @@ export class ManagedSecrets {
       throw err;
     }
     this.counters?.renewals.inc({ issuer: RKS_CA, result: 'renewed' });
-    await this.catalog.refresh(token, fqdn).catch(() => undefined);
-    this.expiryChanged();
+    await this.catalog.refresh(token, fqdn).catch(() => this.catalog.refresh(token, fqdn)).catch(() => undefined);
+    this.expiryChanged(fqdn, data.info!.notAfter);
     await this.kv.update<Schedule>(kvPath.managed, token, (s) => ({
       secrets: { ...(s?.secrets ?? {}), [fqdn]: { renewAt: renewAt(data, spec), failures: 0 } },
     }));
@@ -251,7 +251,8 @@ export class ManagedSecrets {
         await this.setSchedule(token, fqdn, null);
         return;
       }
-      if (claimed.copiesBehind && current) {
+      // Copies only, unless what is stored is itself due (the copies kept failing that long).
+      if (claimed.copiesBehind && current?.data.info && renewAt(current.data, spec) > t) {
         next = current.data;
         await this.copies.fanOut(token, fqdn);
       } else {
@@ -269,7 +270,7 @@ export class ManagedSecrets {
         await this.catalog.refresh(token, fqdn).catch(() => this.catalog.refresh(token, fqdn)).catch((err) => {
           this.logger.warn({ fqdn, err: (err as Error).message }, 'managed secret renewed, but the inventory could not be told');
         });
-        this.expiryChanged();
+        this.expiryChanged(fqdn, next.info!.notAfter);
         // The groups' copies, which their nodes read.
         await this.copies.fanOut(token, fqdn);
       }
@@ -283,16 +284,19 @@ export class ManagedSecrets {
       const { pending } = claimed; // kept; `inProgress` is not
       // Stored, but not every copy follows: the next attempt is about the copies alone.
       const behind = stored || Boolean(claimed.copiesBehind);
+      // The renewal window of the certificate stored (ACME) is kept for when the copies are done.
+      const ariAt = window ? t + window.recheckIn : claimed.ariAt;
       const state: RenewalState = {
         renewAt: t + wait,
         failures,
         lastAttempt: claimed.lastAttempt,
         lastError: behind ? `the groups' copies were not updated: ${message}` : message,
         ...(pending && !stored ? { pending } : {}),
-        ...(behind ? { copiesBehind: true as const } : {}),
+        ...(behind ? { copiesBehind: true as const, ...(ariAt !== undefined ? { ariAt } : {}) } : {}),
       };
       await this.setState(token, fqdn, state, claimed.claim).catch(() => undefined);
       if (behind) {
+        this.counters?.renewals.inc({ issuer, result: 'copies_failed' });
         this.logger.warn({ fqdn, err: message, retryInSeconds: wait }, "managed secret: its groups' copies were not updated; will update them (and order nothing)");
         return;
       }
@@ -305,7 +309,7 @@ export class ManagedSecrets {
       renewAt: renewAt(next, spec, window),
       failures: 0,
       lastAttempt: claimed.lastAttempt,
-      ...(window ? { ariAt: t + window.recheckIn } : {}),
+      ...(window ? { ariAt: t + window.recheckIn } : claimed.ariAt !== undefined ? { ariAt: claimed.ariAt } : {}),
     };
     await this.setState(token, fqdn, state, claimed.claim).catch(() => this.setState(token, fqdn, state, claimed!.claim)).catch((err) => {
       this.logger.warn({ fqdn, err: (err as Error).message }, 'managed secret renewed, but its next date could not be recorded');

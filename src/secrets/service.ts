@@ -127,7 +127,7 @@ export class SecretService {
       if (err instanceof CasMismatch) throw new Conflict(`secret '${fqdn}' already exists`, 'already_exists');
       throw err;
     }
-    await this.catalogued(token, fqdn);
+    await this.catalogued(token, fqdn, data.info!.notAfter);
     return { warnings: expiryWarnings(data.info!, this.ttlOf(data)) };
   }
 
@@ -144,7 +144,7 @@ export class SecretService {
       throw err;
     }
     await this.copies.fanOut(token, fqdn);
-    await this.catalogued(token, fqdn);
+    await this.catalogued(token, fqdn, data.info!.notAfter);
     // Pushed over a managed secret: rks stops renewing it.
     if (current.data.managed) await this.managed.reschedule(token, fqdn, null);
     return { warnings: expiryWarnings(data.info!, this.ttlOf(data)) };
@@ -169,7 +169,7 @@ export class SecretService {
       throw err;
     }
     await this.copies.fanOut(token, fqdn);
-    await this.catalogued(token, fqdn);
+    await this.catalogued(token, fqdn, this.expiryOf.notAfter(previous.data));
     if (current.data.managed || previous.data.managed) await this.managed.reschedule(token, fqdn, previous.data);
   }
 
@@ -177,14 +177,17 @@ export class SecretService {
     return Number(data.meta?.ttl) > 0 ? Number(data.meta!.ttl) : this.defaultTtl;
   }
 
-  /** The secret is stored either way; a catalog entry the write missed is repaired by the next listing. */
-  private async catalogued(token: string, fqdn: string): Promise<void> {
-    await this.catalog.refresh(token, fqdn).catch(() => undefined);
-    this.expiryChanged();
+  /**
+   * The secret is stored either way: the catalog is tried twice (an entry it misses is made
+   * again by the next listing; one left behind shows what was there until the next change).
+   */
+  private async catalogued(token: string, fqdn: string, notAfter: string | null): Promise<void> {
+    await this.catalog.refresh(token, fqdn).catch(() => this.catalog.refresh(token, fqdn)).catch(() => undefined);
+    this.expiryChanged(fqdn, notAfter);
   }
 
   /** Told after a certificate's expiry changed (the expiry metrics follow within a second). */
-  expiryChanged: () => void = () => undefined;
+  expiryChanged: (fqdn: string, notAfter: string | null) => void = () => undefined;
 
   async delete(token: string, name: string): Promise<void> {
     const fqdn = parseFqdn(name);
@@ -200,7 +203,7 @@ export class SecretService {
     // An association that ran between the check and the deletion left a copy: gone too.
     for (const g of await this.groupsOf(token, fqdn)) await this.kv.destroy(kvPath.groupCopy(g, fqdn), token);
     await this.kv.destroy(kvPath.secretGroups(fqdn), token);
-    await this.catalogued(token, fqdn);
+    await this.catalogued(token, fqdn, null);
   }
 
   async groups(token: string, name: string): Promise<string[]> {

@@ -76,8 +76,8 @@ export async function startRks(config: Config, logger: Logger): Promise<Rks> {
   const renewals = new Periodic(config.managedCheckInterval * 1000, () => managedSecrets.renewDue());
   managedSecrets.wake = () => renewals.runNow();
   const expiryChecks = new Periodic(config.expiry.checkInterval * 1000, () => expiryWatch.pass());
-  services.secrets.expiryChanged = () => expiryChecks.soon();
-  managedSecrets.expiryChanged = () => expiryChecks.soon();
+  services.secrets.expiryChanged = (fqdn, notAfter) => expiryWatch.note(fqdn, notAfter);
+  managedSecrets.expiryChanged = (fqdn, notAfter) => expiryWatch.note(fqdn, notAfter);
   const background = [
     new Periodic(config.groupTokenRenewInterval * 1000, () => renewer.renewAll()),
     new Periodic(Math.min(config.nodeIdleExpiry * 1000, 3600_000), () => pruner.pruneAll()),
@@ -105,6 +105,7 @@ export async function startRks(config: Config, logger: Logger): Promise<Rks> {
       managed?.stop();
       await server.close();
       await Promise.all(background.map((job) => job.stop()));
+      expiryWatch.stop();
       vault.close();
     },
   };

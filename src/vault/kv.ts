@@ -107,6 +107,16 @@ export class Kv implements KvStore {
     }
   }
 
+  async version(path: string, token: string): Promise<number> {
+    try {
+      const res = await this.vault.call('GET', kvMetadata(path), { token, operation: 'kv.metadata' });
+      return Number(res?.data?.current_version ?? 0);
+    } catch (err) {
+      if (isVaultError(err, 404)) return 0;
+      throw err;
+    }
+  }
+
   /** Destroys every version and the metadata; absent paths are fine. */
   async destroy(path: string, token: string): Promise<void> {
     await this.vault.call('DELETE', kvMetadata(path), { token, operation: 'kv.destroy' });

@@ -38,7 +38,7 @@ export const managedRoleName = (id: string) => `managed-${id}`;
 /** Seconds a service token lives; rks logs in again at half of it. */
 export const SERVICE_TOKEN_PERIOD = 3600;
 /** The layout init writes; older layouts are brought up to date by running init again. */
-export const LAYOUT = 4;
+export const LAYOUT = 5;
 
 /**
  * Every name that becomes part of a Vault path or policy passes here, whoever the caller and

@@ -11,6 +11,8 @@ export interface KvStore {
   write<T>(path: string, data: T, token: string, cas?: number): Promise<number>;
   update<T>(path: string, token: string, fn: (current: T | null) => T | typeof NO_CHANGE, budget?: CasBudget): Promise<T | null>;
   exists(path: string, token: string): Promise<boolean>;
+  /** The current version from the entry's metadata (0: none), without reading the data. */
+  version(path: string, token: string): Promise<number>;
   destroy(path: string, token: string): Promise<void>;
   list(path: string, token: string): Promise<string[]>;
 }

@@ -1,5 +1,6 @@
 import { NotFound } from '../../src/errors';
 import { GroupService } from '../../src/groups/service';
+import { shardOf } from '../../src/secrets/catalog';
 import { nodePolicy } from '../../src/vault/layout';
 import { MemoryKv, MemoryPolicies, MemoryTokens } from '../support/memory-vault';
 import { NO_CALLBACK } from '../support/constants';
@@ -64,6 +65,24 @@ describe('GroupService (in memory)', () => {
     kv.beforeWrite = undefined;
     await groups.associate(admin, 'edge', 'a.example.com');
     expect(await groups.secrets(admin, 'edge')).toEqual(['a.example.com']);
+  });
+
+  it('an association that the group\'s deletion overtook (same instance) leaves neither copy nor index entry', async () => {
+    await groups.create(admin, 'edge', NO_CALLBACK);
+    await secret('a.example.com');
+    let deleting: Promise<void> | undefined;
+    kv.beforeWrite = async (path) => {
+      // The group is deleted between our index entry and our copy: its listing of copies misses ours.
+      if (path === 'groups/edge/secrets/a.example.com' && !deleting) {
+        deleting = groups.delete(admin, 'edge');
+        await deleting;
+      }
+    };
+    await expect(groups.associate(admin, 'edge', 'a.example.com')).rejects.toMatchObject({ status: 404 });
+    await deleting;
+    expect(await kv.exists('groups/edge/secrets/a.example.com')).toBe(false);
+    expect((await kv.read<{ groups: string[] }>('index/secret-groups/a.example.com'))?.data.groups).toEqual([]);
+    expect((await kv.read<any>(`index/catalog/${shardOf('a.example.com')}`))?.data.secrets['a.example.com'].groups).toEqual([]);
   });
 
   it('every change of the associations names the list anew; a retry after a failure half-way does too', async () => {

@@ -155,7 +155,7 @@ describe('POST /rks/v1/init', () => {
     expect((await read('rks-pki/roles/server')).body.data).toMatchObject({ server_flag: true, client_flag: true });
     expect((await read('rks-pki/roles/client')).body.data).toMatchObject({ server_flag: false, client_flag: true, no_store: true });
     const config = (await read('rks/data/config')).body.data.data;
-    expect(config).toMatchObject({ initialized: true, layout: 4 });
+    expect(config).toMatchObject({ initialized: true, layout: 5 });
     expect(JSON.stringify(config)).not.toContain(admin.password);
   });
 
@@ -235,7 +235,7 @@ describe('POST /rks/v1/init', () => {
     expect(reads.length).toBeGreaterThan(0);
     expect(reads.filter((s) => s !== 200)).toEqual([]);
     expect(res.body.upgraded).toEqual(expect.arrayContaining(['service identity', 'admin login lockout settings']));
-    expect((await read('rks/data/config')).body.data.data).toMatchObject({ layout: 4, upgradedAt: expect.any(String) });
+    expect((await read('rks/data/config')).body.data.data).toMatchObject({ layout: 5, upgradedAt: expect.any(String) });
     expect((await read('sys/policies/acl/rks_node_before')).body.data.policy).toBe(nodePolicy('before'));
     expect((await read('rks/data/groups/before/secret-list')).status).toBe(404);
     expect((await read(`rks/data/groups/before/secrets/${fqdn}`)).body.data.data.certificate).toBe(leaf.certPem);

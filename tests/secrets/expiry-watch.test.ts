@@ -46,5 +46,16 @@ describe('ExpiryWatch (in memory)', () => {
     expiries.set('day.example.com', t + 2 * DAY);
     await watch.pass(now);
     expect(lines.slice(3).map((l) => [l.fqdn, l.daysLeft])).toEqual([['day.example.com', 2]]);
+
+    // This instance's own changes reach the metrics within a second, without reading the catalog.
+    const read = jest.spyOn(catalog, 'expiries');
+    watch.note('new.example.com', new Date((t + 3 * DAY) * 1000).toISOString());
+    watch.note('gone.example.com', null);
+    await new Promise((r) => setTimeout(r, 1200));
+    const after = await metrics.registry.metrics();
+    expect(after).toContain('rks_secrets_expiring{within="expired"} 0');
+    expect(after).toContain('rks_secrets_expiring{within="7d"} 2');
+    expect(read).not.toHaveBeenCalled();
+    watch.stop();
   });
 });

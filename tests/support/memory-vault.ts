@@ -38,6 +38,10 @@ export class MemoryKv implements KvStore {
     return this.entries.has(path);
   }
 
+  async version(path: string): Promise<number> {
+    return this.entries.get(path)?.version ?? 0;
+  }
+
   async destroy(path: string): Promise<void> {
     this.entries.delete(path);
     this.previous.delete(path);
