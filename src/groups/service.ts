@@ -207,6 +207,14 @@ export class GroupService {
       try {
         await this.copyIn(token, g, fqdn);
       } catch (err) {
+        // Failed half-way (not a duplicate): no index entry may name the group without a copy,
+        // or the secret could never be deleted once the group is.
+        if (!(err instanceof Conflict)) {
+          await this.kv
+            .exists(kvPath.groupCopy(g, fqdn), token)
+            .then((copied) => (copied ? undefined : this.copies.index(token, fqdn, g, false)))
+            .catch(() => undefined);
+        }
         // Undone, or overtaken: told again once the index says what stands.
         await catalogued;
         await this.catalogued(token, fqdn);
@@ -229,11 +237,8 @@ export class GroupService {
     const [indexed, exists] = await Promise.all([this.copies.groupsOf(token, fqdn).then((gs) => gs.includes(g)), this.kv.exists(kvPath.groupConfig(g), token)]);
     if (!indexed || !exists) {
       await this.kv.destroy(kvPath.groupCopy(g, fqdn), token);
-      if (!exists) {
-        // The group's deletion listed its copies before this one was made: its index entry goes too.
-        await this.casOrLocked(() => this.copies.index(token, fqdn, g, false));
-        throw notFound(g);
-      }
+      // The group's deletion listed its copies before this one was made: its index entry goes too (below).
+      if (!exists) throw notFound(g);
       throw new Locked(`secret '${fqdn}' was dissociated from group '${g}' meanwhile; retry`);
     }
     await this.changed(token, g);

@@ -42,14 +42,30 @@ export const shardOf = (fqdn: string): string => (createHash('sha256').update(fq
 /** Rounds of describe, write and check before a secret that keeps changing is left to its next writer. */
 const REFRESH_ROUNDS = 3;
 
+const isString = (v: unknown): v is string => typeof v === 'string';
+const isDate = (v: unknown): v is string => isString(v) && !Number.isNaN(Date.parse(v));
+
 /** Only what the catalog writes: a shard is read as untrusted (anyone who may write it may write anything). */
 function isEntry(e: unknown): e is CatalogEntry {
   const x = e as Partial<CatalogEntry> | null;
+  if (typeof x !== 'object' || x === null || Array.isArray(x)) return false;
+  const info = x.info as Partial<CertificateFacts> | undefined;
+  const managed = x.managed as Partial<ManagedSpec> | undefined;
   return (
-    typeof x === 'object' && x !== null && Number.isSafeInteger(x.version) && Number.isSafeInteger(x.groupsVersion) &&
-    Array.isArray(x.groups) && x.groups.every((g) => typeof g === 'string') &&
-    (x.info === undefined || (typeof x.info === 'object' && x.info !== null && typeof x.info.notAfter === 'string' && !Number.isNaN(Date.parse(x.info.notAfter))))
+    Number.isSafeInteger(x.version) && Number.isSafeInteger(x.groupsVersion) && Array.isArray(x.groups) && x.groups.every(isString) &&
+    (x.ttl === undefined || (Number.isSafeInteger(x.ttl) && x.ttl > 0)) &&
+    (x.invalid === undefined || isString(x.invalid)) &&
+    (info === undefined ||
+      (typeof info === 'object' && info !== null && isString(info.subject) && isString(info.issuer) && isDate(info.notBefore) && isDate(info.notAfter) &&
+        isString(info.keyType) && isString(info.sha256Fingerprint) && Number.isSafeInteger(info.chainLength) && Array.isArray(info.sans) && info.sans.every(isString))) &&
+    (managed === undefined || (typeof managed === 'object' && managed !== null && isString(managed.issuer)))
   );
+}
+
+/** The facts as the inventory answers them: these fields and no other. */
+export function factsOf(info: CertificateFacts): CertificateFacts {
+  const { subject, sans, issuer, notBefore, notAfter, keyType, sha256Fingerprint, chainLength } = info;
+  return { subject, sans, issuer, notBefore, notAfter, keyType, sha256Fingerprint, chainLength };
 }
 
 /**
@@ -67,15 +83,32 @@ export class Catalog {
   /** Brings `fqdn`'s entry in step with the secret and its group index as Vault holds them now. */
   async refresh(token: string, fqdn: string): Promise<void> {
     let changed = false;
+    try {
+      await this.settle(token, fqdn, () => (changed = true));
+    } finally {
+      // Whatever landed is announced, even when what followed failed.
+      if (changed) await this.bump(token).catch(() => this.bump(token));
+    }
+  }
+
+  /**
+   * Writes what Vault holds, reads it again, and writes again while it changed: a writer that
+   * read before someone else's change and wrote after it does not leave its stale entry. A
+   * secret still changing after a few rounds loses its entry, which the next listing makes
+   * again. Answers the entry as written.
+   */
+  private async settle(token: string, fqdn: string, wrote: () => void): Promise<CatalogEntry | null> {
     let next = await this.stored(token, fqdn);
     for (let round = 1; ; round++) {
-      changed = (await this.put(token, fqdn, next)) || changed;
+      if (await this.put(token, fqdn, next)) wrote();
       const now = await this.stored(token, fqdn);
-      if (now?.version === next?.version && now?.groupsVersion === next?.groupsVersion) break;
-      if (round === REFRESH_ROUNDS) break;
+      if (isDeepStrictEqual(now, next)) return next;
+      if (round === REFRESH_ROUNDS) {
+        if (await this.put(token, fqdn, null)) wrote();
+        return null;
+      }
       next = now;
     }
-    if (changed) await this.bump(token).catch(() => this.bump(token));
   }
 
   private async bump(token: string): Promise<void> {
@@ -121,8 +154,7 @@ export class Catalog {
     const all = entries ?? (await this.all(token));
     const stored = new Set(names.filter(isSecretName));
     const repair = async (fqdn: string) => {
-      const next = await this.stored(token, fqdn);
-      await this.put(token, fqdn, next);
+      const next = await this.settle(token, fqdn, () => undefined);
       if (next) all.set(fqdn, next);
       else all.delete(fqdn);
     };
@@ -164,5 +196,5 @@ function describe(data: SecretData): Omit<CatalogEntry, 'version' | 'groups' | '
   const info = data.info ?? storedFacts(data.certificate);
   const ttl = Number(data.meta?.ttl) > 0 ? { ttl: Number(data.meta!.ttl) } : {};
   if ('invalid' in info) return { invalid: info.invalid, ...ttl };
-  return { info, ...ttl, ...(data.managed ? { managed: data.managed } : {}) };
+  return { info: factsOf(info), ...ttl, ...(data.managed ? { managed: data.managed } : {}) };
 }

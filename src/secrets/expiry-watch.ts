@@ -25,6 +25,7 @@ export class ExpiryWatch {
   /** Every certificate's end (seconds), as of the last pass and this instance's changes since. */
   private known?: Map<string, number>;
   private publishing?: NodeJS.Timeout;
+  private during?: Map<string, number | null>;
 
   constructor(
     private readonly catalog: Pick<Catalog, 'expiries'>,
@@ -36,12 +37,21 @@ export class ExpiryWatch {
 
   async pass(now = Date.now()): Promise<void> {
     let all: Map<string, number>;
+    // Changes noted while the catalog is read may be missing from what it answers: applied again.
+    const during = new Map<string, number | null>();
+    this.during = during;
     try {
       all = await this.session.run((token) => this.catalog.expiries(token));
     } catch (err) {
       const hint = isVaultError(err, 403) ? ' (rks was upgraded: run init again with the root token to let it read the catalog)' : '';
       this.logger.warn({ err: (err as Error).message }, `certificate expiry check failed; will retry${hint}`);
       return;
+    } finally {
+      this.during = undefined;
+    }
+    for (const [fqdn, at] of during) {
+      if (at === null) all.delete(fqdn);
+      else all.set(fqdn, at);
     }
     this.known = all;
     this.publish(now);
@@ -49,9 +59,11 @@ export class ExpiryWatch {
 
   /** A certificate this instance stored (or deleted: null): in the metrics within a second, without a pass. */
   note(fqdn: string, notAfter: string | null): void {
+    const at = notAfter === null ? null : Math.floor(Date.parse(notAfter) / 1000);
+    this.during?.set(fqdn, at);
     if (!this.known) return; // the first pass will see it
-    if (notAfter === null) this.known.delete(fqdn);
-    else this.known.set(fqdn, Math.floor(Date.parse(notAfter) / 1000));
+    if (at === null) this.known.delete(fqdn);
+    else this.known.set(fqdn, at);
     this.publishing ??= setTimeout(() => {
       this.publishing = undefined;
       this.publish(Date.now());

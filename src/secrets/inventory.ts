@@ -7,7 +7,7 @@ import { isName, isSecretName, parseFqdn, parseName } from '../names';
 import { groupsIn, kvPath } from '../vault/layout';
 import type { KvStore } from '../vault/stores';
 import { Copies } from './copies';
-import { Catalog, CatalogEntry } from './catalog';
+import { Catalog, CatalogEntry, factsOf } from './catalog';
 import { CertificateFacts } from './facts';
 import type { ManagedSpec, RenewalState } from './managed';
 import type { SecretData } from './service';
@@ -73,13 +73,14 @@ function renewal(spec: ManagedSpec, state: RenewalState | undefined, info?: Cert
   const renewBefore = spec.renewBefore ?? (lifetime !== undefined && spec.issuer === RKS_CA ? Math.round(lifetime / 3) : undefined);
   return {
     issuer: spec.issuer,
-    ...(lifetime !== undefined ? { lifetime } : {}),
-    ...(renewBefore !== undefined ? { renewBefore } : {}),
-    ...(state?.inProgress ? { inProgress: true } : {}),
-    nextAttempt: state ? new Date(state.renewAt * 1000).toISOString() : 'not scheduled',
-    failures: state?.failures ?? 0,
-    ...(state?.lastAttempt ? { lastAttempt: state.lastAttempt } : {}),
-    ...(state?.lastError ? { lastError: state.lastError } : {}),
+    // The schedule is read as written by whoever may write it: only well-typed fields are shown.
+    ...(Number.isFinite(lifetime) ? { lifetime } : {}),
+    ...(Number.isFinite(renewBefore) ? { renewBefore } : {}),
+    ...(state?.inProgress === true ? { inProgress: true } : {}),
+    nextAttempt: state && Number.isFinite(state.renewAt) ? new Date(state.renewAt * 1000).toISOString() : 'not scheduled',
+    failures: Number.isSafeInteger(state?.failures) ? state!.failures : 0,
+    ...(typeof state?.lastAttempt === 'string' ? { lastAttempt: state.lastAttempt } : {}),
+    ...(typeof state?.lastError === 'string' ? { lastError: state.lastError } : {}),
   };
 }
 
@@ -129,7 +130,7 @@ export class Inventory {
     if (g !== undefined) names = names.filter((n) => entries.get(n)!.groups.includes(g));
     // Waiting for a first certificate: listed, except where a group or an expiry is asked for.
     if (g === undefined && q.expiringWithin === undefined) {
-      const waiting = Object.keys(schedule).filter((n) => schedule[n].pending && !entries.has(n));
+      const waiting = Object.keys(schedule).filter((n) => isSecretName(n) && schedule[n]?.pending?.spec && !entries.has(n));
       if (waiting.length) names = [...names, ...waiting].sort();
     }
     if (q.expiringWithin !== undefined) {
@@ -140,7 +141,8 @@ export class Inventory {
       });
     }
     const p = page(names, q);
-    return { secrets: p.names.map((n) => this.summary(n, entries.get(n) ?? null, schedule)!), ...(p.next ? { next: p.next } : {}) };
+    const items = p.names.map((n) => this.summary(n, entries.get(n) ?? null, schedule)).filter((i): i is SecretSummary => i !== null);
+    return { secrets: items, ...(p.next ? { next: p.next } : {}) };
   }
 
   /** One secret's entry of the inventory (its certificate's facts; never its key), read from the secret itself. */
@@ -219,7 +221,7 @@ export class Inventory {
   private summary(fqdn: string, entry: CatalogEntry | null, schedule: Record<string, RenewalState>): SecretSummary | null {
     if (!entry) {
       const waiting = schedule[fqdn]?.pending;
-      if (!waiting) return null;
+      if (!waiting?.spec) return null;
       return { name: fqdn, pending: true, groups: [], ttl: waiting.ttl ?? this.ttlOf({} as SecretData), managed: true, renewal: renewal(waiting.spec, schedule[fqdn]), expired: false };
     }
     const { groups } = entry;
@@ -227,7 +229,7 @@ export class Inventory {
     if (!entry.info) return { name: fqdn, invalid: entry.invalid ?? 'no certificate facts', groups, ttl, managed: false, expired: false };
     return {
       name: fqdn,
-      ...entry.info,
+      ...factsOf(entry.info),
       groups,
       ttl,
       managed: Boolean(entry.managed),

@@ -265,6 +265,9 @@ export class ManagedSecrets {
         }
         await this.kv.write(kvPath.secret(fqdn), next, token, current?.version ?? 0);
         stored = true;
+        // Recorded before the copies: should rks stop now, the next attempt copies and orders nothing.
+        const { pending: _pending, ...held } = claimed;
+        await this.setState(token, fqdn, { ...held, copiesBehind: true }, claimed.claim).catch(() => undefined);
         this.counters?.renewals.inc({ issuer: spec.issuer, result: 'renewed' });
         this.logger.info({ fqdn, notAfter: next.info!.notAfter }, 'managed secret renewed');
         await this.catalog.refresh(token, fqdn).catch(() => this.catalog.refresh(token, fqdn)).catch((err) => {

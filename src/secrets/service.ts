@@ -143,10 +143,14 @@ export class SecretService {
       if (err instanceof CasMismatch) throw new Conflict(`secret '${fqdn}' changed during the update; retry`);
       throw err;
     }
-    await this.copies.fanOut(token, fqdn);
-    await this.catalogued(token, fqdn, data.info!.notAfter);
-    // Pushed over a managed secret: rks stops renewing it.
-    if (current.data.managed) await this.managed.reschedule(token, fqdn, null);
+    try {
+      await this.copies.fanOut(token, fqdn);
+    } finally {
+      // Stored either way: the catalog and the schedule follow the secret, not its copies.
+      await this.catalogued(token, fqdn, data.info!.notAfter);
+      // Pushed over a managed secret: rks stops renewing it.
+      if (current.data.managed) await this.managed.reschedule(token, fqdn, null);
+    }
     return { warnings: expiryWarnings(data.info!, this.ttlOf(data)) };
   }
 
@@ -168,9 +172,12 @@ export class SecretService {
       if (err instanceof CasMismatch) throw new Conflict(`secret '${fqdn}' changed during the rollback; retry`);
       throw err;
     }
-    await this.copies.fanOut(token, fqdn);
-    await this.catalogued(token, fqdn, this.expiryOf.notAfter(previous.data));
-    if (current.data.managed || previous.data.managed) await this.managed.reschedule(token, fqdn, previous.data);
+    try {
+      await this.copies.fanOut(token, fqdn);
+    } finally {
+      await this.catalogued(token, fqdn, this.expiryOf.notAfter(previous.data));
+      if (current.data.managed || previous.data.managed) await this.managed.reschedule(token, fqdn, previous.data);
+    }
   }
 
   ttlOf(data: SecretData): number {

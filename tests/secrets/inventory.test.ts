@@ -106,6 +106,41 @@ describe('expiry and inventory (in memory)', () => {
     expect((await other.secrets(admin, { limit: 5 })).secrets.map((s) => s.name)).toEqual(['a.example.com', 'b.example.com', 'c.example.com', 'd.example.com']);
   });
 
+  it('a writer that read before a delete and re-create writes again: the catalog ends at the certificate stored', async () => {
+    await push('a.example.com', 60 * DAYS(1));
+    const replacement = await chainFor(['a.example.com'], { notAfter: new Date(Date.now() + 5 * DAYS(1)) });
+    // An entry this writer is about to make (lost, say): it reads version 1 of the secret.
+    await kv.write(`index/catalog/${shardOf('a.example.com')}`, { secrets: {} }, admin);
+    let raced = false;
+    kv.beforeWrite = async (path) => {
+      if (path === `index/catalog/${shardOf('a.example.com')}` && !raced) {
+        raced = true;
+        // Another instance deletes the secret and pushes it again (its version starts at 1 again).
+        await secrets.delete(admin, 'a.example.com');
+        await secrets.create(admin, 'a.example.com', { certificate: replacement.certificate, private_key: replacement.privateKey });
+      }
+    };
+    await (inventory as any).catalog.refresh(admin, 'a.example.com');
+    expect(raced).toBe(true);
+    const entry = (await kv.read<any>(`index/catalog/${shardOf('a.example.com')}`))!.data.secrets['a.example.com'];
+    expect(entry.info.notAfter).toBe(replacement.leaf.cert.notAfter.toISOString());
+  });
+
+  it('what a writer of the catalog or the schedule forges cannot rename, add fields or break a page', async () => {
+    await push('a.example.com', 60 * DAYS(1));
+    await push('b.example.com', 60 * DAYS(1));
+    const shard = `index/catalog/${shardOf('a.example.com')}`;
+    const stored = (await kv.read<any>(shard))!.data.secrets;
+    const forged = { ...stored['a.example.com'], info: { ...stored['a.example.com'].info, name: 'evil.example.com', pending: true, private_key: 'x' } };
+    await kv.write(shard, { secrets: { ...stored, 'a.example.com': forged, 'not a name': forged, 'c.example.com': { groups: 'x' } } }, admin);
+    await kv.write('index/managed', { secrets: { 'b.example.com': { renewAt: 'soon', failures: 'many' }, 'p.example.com': { pending: {} } } }, admin);
+    const inv = new Inventory(kv, (d) => secrets.ttlOf(d), { schedule: async () => (await kv.read<any>('index/managed'))!.data.secrets });
+    const page = await inv.secrets(admin, { limit: 10 });
+    expect(page.secrets.map((x) => x.name)).toEqual(['a.example.com', 'b.example.com']);
+    expect(page.secrets[0]).not.toHaveProperty('pending');
+    expect(JSON.stringify(page)).not.toContain('private_key');
+  });
+
   it('lists secrets in name order, a page at a time, with facts, groups and TTL', async () => {
     for (const n of ['c.example.com', 'a.example.com', 'b.example.com', 'd.example.com', 'e.example.com']) await push(n, 60 * DAYS(1), 120);
     await groups.create(admin, 'edge', NO_CALLBACK);
@@ -130,7 +165,8 @@ describe('expiry and inventory (in memory)', () => {
     await kv.write('old.example.com', { certificate: old.certificate, private_key: old.privateKey }, admin);
     // Left in the catalog by a deletion that stopped half-way.
     const ghostShard = `index/catalog/${shardOf('ghost.example.com')}`;
-    const ghost = { version: 1, info: { notAfter: new Date(1000).toISOString() }, groups: [], groupsVersion: 0 };
+    const soonEntry = (await kv.read<any>(`index/catalog/${shardOf('soon.example.com')}`))!.data.secrets['soon.example.com'];
+    const ghost = { ...soonEntry, info: { ...soonEntry.info, notAfter: new Date(1000).toISOString() } };
     await kv.write(ghostShard, { secrets: { ...((await kv.read<any>(ghostShard))?.data.secrets ?? {}), 'ghost.example.com': ghost } }, admin);
 
     const week = await inventory.secrets(admin, { limit: 100, expiringWithin: 7 * 86400 });
