@@ -80,8 +80,16 @@ async function main() {
     const ok = (what: string, r: { status: number; body: unknown }, status: number) => {
       if (r.status !== status) throw new Error(`${what}: ${r.status} ${JSON.stringify(r.body)}`);
     };
-    const push = async (n: string) => ok(`push ${n}`, await call('POST', `/rks/v1/secret/${n}`, admin, body), 201);
-    const associate = async (g: string, n: string) => ok(`associate ${n} with ${g}`, await call('POST', `/rks/v1/group/${g}/secrets/${n}`, admin), 201);
+    // As a client should: a 503 or 423 (Vault slow or busy, a concurrent change) is tried again shortly.
+    const patient = async (method: string, p: string, payload?: unknown) => {
+      for (let attempt = 1; ; attempt++) {
+        const r = await call(method, p, admin, payload);
+        if (attempt === 5 || (r.status !== 503 && r.status !== 423)) return r;
+        await new Promise((done) => setTimeout(done, 1000));
+      }
+    };
+    const push = async (n: string) => ok(`push ${n}`, await patient('POST', `/rks/v1/secret/${n}`, body), 201);
+    const associate = async (g: string, n: string) => ok(`associate ${n} with ${g}`, await patient('POST', `/rks/v1/group/${g}/secrets/${n}`), 201);
     const timed = async (fn: () => Promise<void>) => {
       const t0 = process.hrtime.bigint();
       await fn();

@@ -265,17 +265,20 @@ export class ManagedSecrets {
         }
         await this.kv.write(kvPath.secret(fqdn), next, token, current?.version ?? 0);
         stored = true;
-        // Recorded before the copies: should rks stop now, the next attempt copies and orders nothing.
+        // The groups' copies first (what nodes read), beside the record that they may lag: should
+        // rks stop now, the next attempt copies and orders nothing.
         const { pending: _pending, ...held } = claimed;
-        await this.setState(token, fqdn, { ...held, copiesBehind: true }, claimed.claim).catch(() => undefined);
+        const [, copied] = await Promise.allSettled([
+          this.setState(token, fqdn, { ...held, copiesBehind: true }, claimed.claim),
+          this.copies.fanOut(token, fqdn),
+        ]);
         this.counters?.renewals.inc({ issuer: spec.issuer, result: 'renewed' });
         this.logger.info({ fqdn, notAfter: next.info!.notAfter }, 'managed secret renewed');
         await this.catalog.refresh(token, fqdn).catch(() => this.catalog.refresh(token, fqdn)).catch((err) => {
           this.logger.warn({ fqdn, err: (err as Error).message }, 'managed secret renewed, but the inventory could not be told');
         });
         this.expiryChanged(fqdn, next.info!.notAfter);
-        // The groups' copies, which their nodes read.
-        await this.copies.fanOut(token, fqdn);
+        if (copied.status === 'rejected') throw copied.reason;
       }
     } catch (err) {
       const failures = claimed.failures + 1;
