@@ -232,14 +232,24 @@ export class GroupService {
       await this.changed(token, g);
       throw new Conflict(`secret '${fqdn}' is already associated with group '${g}'`, 'already_associated');
     }
-    await this.copies.sync(token, g, fqdn, true);
-    // A dissociation or the group's deletion by another instance may have come in between: undone.
-    const [indexed, exists] = await Promise.all([this.copies.groupsOf(token, fqdn).then((gs) => gs.includes(g)), this.kv.exists(kvPath.groupConfig(g), token)]);
-    if (!indexed || !exists) {
-      await this.kv.destroy(kvPath.groupCopy(g, fqdn), token);
-      // The group's deletion listed its copies before this one was made: its index entry goes too (below).
-      if (!exists) throw notFound(g);
-      throw new Locked(`secret '${fqdn}' was dissociated from group '${g}' meanwhile; retry`);
+    for (let round = 1; ; round++) {
+      await this.copies.sync(token, g, fqdn, true);
+      // A dissociation or the group's deletion by another instance may have come in between: undone.
+      const [indexed, exists, copied] = await Promise.all([
+        this.copies.groupsOf(token, fqdn).then((gs) => gs.includes(g)),
+        this.kv.exists(kvPath.groupConfig(g), token),
+        this.kv.exists(kvPath.groupCopy(g, fqdn), token),
+      ]);
+      if (!indexed || !exists) {
+        await this.kv.destroy(kvPath.groupCopy(g, fqdn), token);
+        // The group's deletion listed its copies before this one was made: its index entry goes too (below).
+        if (!exists) throw notFound(g);
+        throw new Locked(`secret '${fqdn}' was dissociated from group '${g}' meanwhile; retry`);
+      }
+      // A dissociation that ended meanwhile removed its stray copy after this association named
+      // the group again: this association came last, and its copy is made again.
+      if (copied) break;
+      if (round === 3) throw new Locked(`the copy of '${fqdn}' in group '${g}' keeps disappearing; retry`);
     }
     await this.changed(token, g);
   }

@@ -67,6 +67,26 @@ describe('GroupService (in memory)', () => {
     expect(await groups.secrets(admin, 'edge')).toEqual(['a.example.com']);
   });
 
+  it('an association that a dissociation elsewhere ended under (its last clean-up took the new copy) makes its copy again', async () => {
+    await groups.create(admin, 'edge', NO_CALLBACK);
+    await secret('a.example.com');
+    const copy = 'groups/edge/secrets/a.example.com';
+    const exists = kv.exists.bind(kv);
+    let swept = false;
+    kv.exists = async (path: string) => {
+      // The dissociation's final sweep lands right after our copy, while the index names the group again.
+      if (path === copy && (await exists(copy)) && !swept) {
+        swept = true;
+        await kv.destroy(copy);
+      }
+      return exists(path);
+    };
+    await groups.associate(admin, 'edge', 'a.example.com');
+    expect(swept).toBe(true);
+    expect(await exists(copy)).toBe(true);
+    expect((await kv.read<{ groups: string[] }>('index/secret-groups/a.example.com'))?.data.groups).toEqual(['edge']);
+  });
+
   it('an association that the group\'s deletion overtook (same instance) leaves neither copy nor index entry', async () => {
     await groups.create(admin, 'edge', NO_CALLBACK);
     await secret('a.example.com');
