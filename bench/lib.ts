@@ -124,6 +124,20 @@ export function client(url: string, ca: string, keepAlive = true) {
     });
 }
 
+/** Walks the whole inventory a page of 1000 at a time, as a script would; timed. */
+export async function listInventory(call: ReturnType<typeof client>, admin: string, query = ''): Promise<{ secrets: number; pages: number; ms: number }> {
+  const started = Date.now();
+  let count = 0;
+  let pages = 0;
+  for (let next: string | undefined = ''; next !== undefined; pages++) {
+    const r = await call('GET', `/rks/v1/secrets?limit=1000${query}${next ? `&after=${encodeURIComponent(next)}` : ''}`, admin);
+    if (r.status !== 200) throw new Error(`list: ${r.status} ${JSON.stringify(r.body)}`);
+    count += r.body.secrets.length;
+    next = r.body.next;
+  }
+  return { secrets: count, pages, ms: Date.now() - started };
+}
+
 export function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }

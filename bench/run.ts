@@ -12,7 +12,7 @@ import { startMockCallbackServer } from '../mock-callback-server/server';
 import { issue } from '../tests/support/pki';
 import { runRks } from '../tests/support/serve';
 import { freePort } from '../tests/support/vault';
-import { ADMIN, DURATION, Load, WARMUP, client, load, round, startStack, summary, withCpu, writeResult } from './lib';
+import { ADMIN, DURATION, Load, WARMUP, client, listInventory, load, round, startStack, summary, withCpu, writeResult } from './lib';
 
 const say = (msg: string) => process.stderr.write(`bench: ${msg}\n`);
 
@@ -249,19 +249,7 @@ async function inventoryListing(call: ReturnType<typeof client>, admin: string, 
       }),
     );
   }
-  const timed = async (query: string) => {
-    const started = Date.now();
-    let count = 0;
-    let pages = 0;
-    for (let next: string | undefined = ''; next !== undefined; pages++) {
-      const r = await call('GET', `/rks/v1/secrets?limit=1000${query}${next ? `&after=${encodeURIComponent(next)}` : ''}`, admin);
-      if (r.status !== 200) throw new Error(`list: ${r.status}`);
-      count += r.body.secrets.length;
-      next = r.body.next;
-    }
-    return { secrets: count, pages, ms: Date.now() - started };
-  };
-  return { all: await timed(''), expiringWithin60Days: await timed(`&expiring_within=${60 * 86400}`) };
+  return { all: await listInventory(call, admin), expiringWithin60Days: await listInventory(call, admin, `&expiring_within=${60 * 86400}`) };
 }
 
 /** Resident set size of a process now, in MB. */

@@ -9,7 +9,7 @@ import https from 'node:https';
 import os from 'node:os';
 import { issue } from '../tests/support/pki';
 import { startCluster } from '../tests/support/cluster';
-import { ADMIN, DURATION, WARMUP, client, load, round, startStack, summary, withCpu, writeResult } from './lib';
+import { ADMIN, DURATION, WARMUP, client, listInventory, load, round, startStack, summary, withCpu, writeResult } from './lib';
 
 const SCALE = Number(process.env.SCALE || 100_000);
 const SHARED = Math.min(10_000, SCALE);
@@ -151,19 +151,7 @@ async function main() {
     }
 
     say('listing the whole inventory, every page of 1000: first (reads the catalog), again, and expiring within 60 days');
-    const listAll = async (query: string) => {
-      const started = Date.now();
-      let count = 0;
-      let pages = 0;
-      for (let next: string | undefined = ''; next !== undefined; pages++) {
-        const r = await call('GET', `/rks/v1/secrets?limit=1000${query}${next ? `&after=${encodeURIComponent(next)}` : ''}`, admin);
-        ok('list', r, 200);
-        count += r.body.secrets.length;
-        next = r.body.next;
-      }
-      return { secrets: count, pages, ms: Date.now() - started };
-    };
-    const inventory = { first: await listAll(''), again: await listAll(''), expiringWithin60Days: await listAll(`&expiring_within=${60 * 86400}`) };
+    const inventory = { first: await listInventory(call, admin), again: await listInventory(call, admin), expiringWithin60Days: await listInventory(call, admin, `&expiring_within=${60 * 86400}`) };
 
     const r = reads as Record<'small' | 'huge', { rks: any; vault: any }>;
     const c = changes as Record<'small' | 'huge', { associate: any; dissociate: any }>;
