@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Conflict, Locked, NotFound } from '../errors';
 import { isName, isSecretName, parseFqdn, parseName } from '../names';
-import { CasExhausted, CasMismatch } from '../vault/kv';
+import { CasExhausted, CasMismatch, KvEntry } from '../vault/kv';
 import {
   groupTokenName,
   groupTokenPolicy,
@@ -13,7 +13,7 @@ import {
 import type { KvStore, PolicyStore, TokenStore } from '../vault/stores';
 import { forgetNode } from '../nodes/forget';
 import { Catalog } from '../secrets/catalog';
-import { Copies } from '../secrets/copies';
+import { Copies, SecretCopy, SecretGroups } from '../secrets/copies';
 import { ExpiryOf, SecretData } from '../secrets/service';
 import { KeyedLock } from './keyed-lock';
 import { GroupRegInfo, GroupSerial, checkRegInfo } from './records';
@@ -196,16 +196,23 @@ export class GroupService {
     const fqdn = parseFqdn(secret);
     // One secret at a time per group: associations of different secrets run side by side.
     await this.lock.run(`${g}/${fqdn}`, async () => {
-      await this.mustBeCurrent(token, g);
-      const stored = await this.kv.read<SecretData>(kvPath.secret(fqdn), token);
+      // Everything the association starts from, read at once: each write below checks what it read.
+      const [config, serial, stored, copy, index] = await Promise.all([
+        this.kv.exists(kvPath.groupConfig(g), token),
+        this.kv.exists(kvPath.groupSerial(g), token),
+        this.kv.read<SecretData>(kvPath.secret(fqdn), token),
+        this.kv.read<SecretCopy>(kvPath.groupCopy(g, fqdn), token),
+        this.kv.read<SecretGroups>(kvPath.secretGroups(fqdn), token),
+      ]);
+      mustBeCurrent(g, config, serial);
       if (!stored) throw new NotFound(`secret '${fqdn}' not found`);
       const expired = this.expiryOf.expired(stored.data);
       if (expired) throw new Conflict(`the certificate of '${fqdn}' expired at ${expired}: push a new one first`, 'certificate_expired');
-      await this.casOrLocked(() => this.copies.index(token, fqdn, g, true));
+      await this.casOrLocked(() => this.copies.index(token, fqdn, g, true, index));
       // The inventory learns of it beside the copy, off the nodes' path.
       const catalogued = this.catalogued(token, fqdn);
       try {
-        await this.copyIn(token, g, fqdn);
+        await this.copyIn(token, g, fqdn, stored, copy !== null);
       } catch (err) {
         // Failed half-way (not a duplicate): no index entry may name the group without a copy,
         // or the secret could never be deleted once the group is.
@@ -224,21 +231,26 @@ export class GroupService {
     });
   }
 
-  /** The association's copy, made after its index entry, and the nodes' list named anew. */
-  private async copyIn(token: string, g: string, fqdn: string): Promise<void> {
-    if (await this.kv.exists(kvPath.groupCopy(g, fqdn), token)) {
+  /**
+   * The association's copy, made after its index entry from the secret as read, then checked
+   * (with the group's serial read in the same breath), and the nodes' list named anew.
+   */
+  private async copyIn(token: string, g: string, fqdn: string, secret: KvEntry<SecretData>, copied: boolean): Promise<void> {
+    if (copied) {
       // A retry after a failure half-way: the copy brought up to date, the nodes' list named anew.
       await this.copies.sync(token, g, fqdn, false);
       await this.changed(token, g);
       throw new Conflict(`secret '${fqdn}' is already associated with group '${g}'`, 'already_associated');
     }
     for (let round = 1; ; round++) {
-      await this.copies.sync(token, g, fqdn, true);
-      // A dissociation or the group's deletion by another instance may have come in between: undone.
-      const [indexed, exists, copied] = await Promise.all([
+      if (round === 1) await this.copies.put(token, g, fqdn, secret, 0);
+      else await this.copies.sync(token, g, fqdn, true);
+      // A dissociation, the secret's deletion or the group's by another instance may have come in between.
+      const [present, indexed, exists, serial] = await Promise.all([
+        this.copies.sync(token, g, fqdn, false),
         this.copies.groupsOf(token, fqdn).then((gs) => gs.includes(g)),
         this.kv.exists(kvPath.groupConfig(g), token),
-        this.kv.exists(kvPath.groupCopy(g, fqdn), token),
+        this.kv.read<GroupSerial>(kvPath.groupSerial(g), token),
       ]);
       if (!indexed || !exists) {
         await this.kv.destroy(kvPath.groupCopy(g, fqdn), token);
@@ -246,12 +258,12 @@ export class GroupService {
         if (!exists) throw notFound(g);
         throw new Locked(`secret '${fqdn}' was dissociated from group '${g}' meanwhile; retry`);
       }
+      // Read after the copy was made: the serial written over it names a list that holds the copy.
+      if (present) return this.changed(token, g, serial);
       // A dissociation that ended meanwhile removed its stray copy after this association named
       // the group again: this association came last, and its copy is made again.
-      if (copied) break;
       if (round === 3) throw new Locked(`the copy of '${fqdn}' in group '${g}' keeps disappearing; retry`);
     }
-    await this.changed(token, g);
   }
 
   /** The copy goes first (nodes are refused at once), then the index entry. */
@@ -259,15 +271,24 @@ export class GroupService {
     const g = parseName('group name', name);
     const fqdn = parseFqdn(secret);
     await this.lock.run(`${g}/${fqdn}`, async () => {
-      await this.mustBeCurrent(token, g);
-      const copied = await this.kv.exists(kvPath.groupCopy(g, fqdn), token);
-      if (copied) await this.kv.destroy(kvPath.groupCopy(g, fqdn), token);
-      const indexed = (await this.copies.groupsOf(token, fqdn)).includes(g);
+      const [config, serial, copied, index] = await Promise.all([
+        this.kv.exists(kvPath.groupConfig(g), token),
+        this.kv.exists(kvPath.groupSerial(g), token),
+        this.kv.exists(kvPath.groupCopy(g, fqdn), token),
+        this.kv.read<SecretGroups>(kvPath.secretGroups(fqdn), token),
+      ]);
+      mustBeCurrent(g, config, serial);
+      const indexed = (index?.data.groups ?? []).includes(g);
       if (!copied && !indexed) throw new NotFound(`secret '${fqdn}' is not associated with group '${g}'`);
-      await this.changed(token, g);
-      await this.casOrLocked(() => this.copies.index(token, fqdn, g, false));
-      // An association by another instance may have copied it again in between: gone too.
-      await Promise.all([this.kv.destroy(kvPath.groupCopy(g, fqdn), token), this.catalogued(token, fqdn)]);
+      if (copied) await this.kv.destroy(kvPath.groupCopy(g, fqdn), token);
+      const named = this.changed(token, g);
+      try {
+        await this.casOrLocked(() => this.copies.index(token, fqdn, g, false, index));
+        // An association by another instance may have copied it again in between: gone too.
+        await Promise.all([this.kv.destroy(kvPath.groupCopy(g, fqdn), token), this.catalogued(token, fqdn)]);
+      } finally {
+        await named;
+      }
     });
   }
 
@@ -354,9 +375,12 @@ export class GroupService {
     await this.catalog.refresh(token, fqdn).catch(() => this.catalog.refresh(token, fqdn)).catch(() => undefined);
   }
 
-  /** Names the group's list anew (a new version of its serial): edges holding the old one fetch it. */
-  private async changed(token: string, g: string): Promise<void> {
-    const serial = await this.kv.read<GroupSerial>(kvPath.groupSerial(g), token);
+  /**
+   * Names the group's list anew (a new version of its serial): edges holding the old one fetch
+   * it. `seen`: the serial as read after the change.
+   */
+  private async changed(token: string, g: string, seen?: KvEntry<GroupSerial> | null): Promise<void> {
+    const serial = seen === undefined ? await this.kv.read<GroupSerial>(kvPath.groupSerial(g), token) : seen;
     if (!serial) return; // the group went meanwhile: its serial is not made again
     try {
       await this.kv.write<GroupSerial>(kvPath.groupSerial(g), serial.data, token, serial.version);
@@ -378,13 +402,13 @@ export class GroupService {
     if (!(await this.kv.exists(kvPath.groupConfig(g), token))) throw notFound(g);
   }
 
-  /** Exists, in the current layout: an older one is moved by init, never by an association. */
-  private async mustBeCurrent(token: string, g: string): Promise<void> {
-    const [config, serial] = await Promise.all([this.kv.exists(kvPath.groupConfig(g), token), this.kv.exists(kvPath.groupSerial(g), token)]);
-    if (!config) throw notFound(g);
-    if (!serial) {
-      throw new Conflict(`group '${g}' is still in an older rks's layout: run init again (rks init, or POST /rks/v1/init with the root token) to move it, then retry`, 'layout_outdated');
-    }
+}
+
+/** Exists (its config), in the current layout (its serial): an older one is moved by init, never by an association. */
+function mustBeCurrent(g: string, config: boolean, serial: boolean): void {
+  if (!config) throw notFound(g);
+  if (!serial) {
+    throw new Conflict(`group '${g}' is still in an older rks's layout: run init again (rks init, or POST /rks/v1/init with the root token) to move it, then retry`, 'layout_outdated');
   }
 }
 

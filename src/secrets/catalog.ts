@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import { mapLimited } from '../concurrency';
 import { isSecretName } from '../names';
-import { NO_CHANGE } from '../vault/kv';
+import { KvEntry, NO_CHANGE } from '../vault/kv';
 import { kvPath } from '../vault/layout';
 import type { KvStore } from '../vault/stores';
 import type { SecretGroups } from './copies';
@@ -82,12 +82,13 @@ export class Catalog {
 
   /** Brings `fqdn`'s entry in step with the secret and its group index as Vault holds them now. */
   async refresh(token: string, fqdn: string): Promise<void> {
-    let changed = false;
+    // Each write is announced as soon as it landed, beside the check that follows it.
+    const announced: Promise<void>[] = [];
     try {
-      await this.settle(token, fqdn, () => (changed = true));
+      await this.settle(token, fqdn, () => announced.push(this.bump(token).catch(() => this.bump(token))));
     } finally {
       // Whatever landed is announced, even when what followed failed.
-      if (changed) await this.bump(token).catch(() => this.bump(token));
+      await Promise.all(announced);
     }
   }
 
@@ -98,9 +99,12 @@ export class Catalog {
    * again. Answers the entry as written.
    */
   private async settle(token: string, fqdn: string, wrote: () => void): Promise<CatalogEntry | null> {
-    let next = await this.stored(token, fqdn);
+    const first = await Promise.all([this.stored(token, fqdn), this.kv.read<Shard>(kvPath.catalogShard(shardOf(fqdn)), token)]);
+    let next = first[0];
+    let shard: KvEntry<Shard> | null | undefined = first[1];
     for (let round = 1; ; round++) {
-      if (await this.put(token, fqdn, next)) wrote();
+      if (await this.put(token, fqdn, next, shard)) wrote();
+      shard = undefined;
       const now = await this.stored(token, fqdn);
       if (isDeepStrictEqual(now, next)) return next;
       if (round === REFRESH_ROUNDS) {
@@ -174,19 +178,27 @@ export class Catalog {
     return { ...describe(secret.data), version: secret.version, groups: [...(index?.data.groups ?? [])].sort(), groupsVersion: index?.version ?? 0 };
   }
 
-  /** Stores `next` as `fqdn`'s entry (null: none); answers whether that changed the shard. */
-  private async put(token: string, fqdn: string, next: CatalogEntry | null): Promise<boolean> {
+  /**
+   * Stores `next` as `fqdn`'s entry (null: none); answers whether that changed the shard.
+   * `seen`: the shard as read just before.
+   */
+  private async put(token: string, fqdn: string, next: CatalogEntry | null, seen?: KvEntry<Shard> | null): Promise<boolean> {
     let changed = false;
-    await this.kv.update<Shard>(kvPath.catalogShard(shardOf(fqdn)), token, (shard) => {
-      const secrets = { ...(shard?.secrets ?? {}) };
-      changed = false;
-      // Vault answers an object's members in its own order: compared as values.
-      if (next ? isDeepStrictEqual(secrets[fqdn], next) : !(fqdn in secrets)) return NO_CHANGE;
-      if (next) secrets[fqdn] = next;
-      else delete secrets[fqdn];
-      changed = true;
-      return { secrets };
-    });
+    await this.kv.update<Shard>(
+      kvPath.catalogShard(shardOf(fqdn)),
+      token,
+      (shard) => {
+        const secrets = { ...(shard?.secrets ?? {}) };
+        changed = false;
+        // Vault answers an object's members in its own order: compared as values.
+        if (next ? isDeepStrictEqual(secrets[fqdn], next) : !(fqdn in secrets)) return NO_CHANGE;
+        if (next) secrets[fqdn] = next;
+        else delete secrets[fqdn];
+        changed = true;
+        return { secrets };
+      },
+      { seen },
+    );
     return changed;
   }
 }

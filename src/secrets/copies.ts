@@ -1,6 +1,6 @@
 import { Locked, NotFound } from '../errors';
 import { isSecretName } from '../names';
-import { CasMismatch, NO_CHANGE } from '../vault/kv';
+import { CasMismatch, KvEntry, NO_CHANGE } from '../vault/kv';
 import { kvPath } from '../vault/layout';
 import type { KvStore } from '../vault/stores';
 import type { SecretData } from './service';
@@ -49,16 +49,24 @@ export class Copies {
         return false;
       }
       if (copy && copy.data.source === secret.version) return true;
-      const { managed: _managed, ...data } = secret.data;
-      try {
-        await this.kv.write<SecretCopy>(kvPath.groupCopy(g, fqdn), { ...data, source: secret.version }, token, copy?.version ?? 0);
-      } catch (err) {
-        if (!(err instanceof CasMismatch)) throw err;
-      }
+      await this.put(token, g, fqdn, secret, copy?.version ?? 0);
       // Made once: from now on a missing copy is a dissociation that came in between.
       create = false;
     }
     throw new Locked(`the copies of '${fqdn}' keep changing; retry`);
+  }
+
+  /**
+   * Writes `g`'s copy of `secret` unless the copy is no longer at version `cas` (someone else
+   * wrote it first: a sync that follows reads what stands).
+   */
+  async put(token: string, g: string, fqdn: string, secret: KvEntry<SecretData>, cas: number): Promise<void> {
+    const { managed: _managed, ...data } = secret.data;
+    try {
+      await this.kv.write<SecretCopy>(kvPath.groupCopy(g, fqdn), { ...data, source: secret.version }, token, cas);
+    } catch (err) {
+      if (!(err instanceof CasMismatch)) throw err;
+    }
   }
 
   /** After the secret changed: every group's copy brought to its new version. */
@@ -82,15 +90,23 @@ export class Copies {
     return [...(index?.data.groups ?? [])].sort();
   }
 
-  /** Adds or removes `g` in the secret's index entry; answers whether it was there. */
-  async index(token: string, fqdn: string, g: string, member: boolean): Promise<boolean> {
+  /**
+   * Adds or removes `g` in the secret's index entry; answers whether it was there. `seen`: the
+   * entry as the caller read it just before.
+   */
+  async index(token: string, fqdn: string, g: string, member: boolean, seen?: KvEntry<SecretGroups> | null): Promise<boolean> {
     let had = false;
-    await this.kv.update<SecretGroups>(kvPath.secretGroups(fqdn), token, (index) => {
-      const groups = index?.groups ?? [];
-      had = groups.includes(g);
-      if (had === member) return NO_CHANGE;
-      return { groups: member ? [...groups, g] : groups.filter((x) => x !== g) };
-    });
+    await this.kv.update<SecretGroups>(
+      kvPath.secretGroups(fqdn),
+      token,
+      (index) => {
+        const groups = index?.groups ?? [];
+        had = groups.includes(g);
+        if (had === member) return NO_CHANGE;
+        return { groups: member ? [...groups, g] : groups.filter((x) => x !== g) };
+      },
+      { seen },
+    );
     return had;
   }
 }

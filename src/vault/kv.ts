@@ -31,6 +31,11 @@ export interface CasBudget {
   ms: number;
 }
 
+/** How hard an update tries, and the entry as the caller read it just before (tried first, saving a read). */
+export interface CasOptions<T> extends Partial<CasBudget> {
+  seen?: KvEntry<T> | null;
+}
+
 /** KV v2 under rks's mount. Paths are relative to the mount (see layout.kvPath). */
 export class Kv implements KvStore {
   constructor(private readonly vault: VaultClient) {}
@@ -89,9 +94,9 @@ export class Kv implements KvStore {
     path: string,
     token: string,
     fn: (current: T | null) => T | typeof NO_CHANGE,
-    budget: CasBudget = { attempts: 100, ms: 10_000 },
+    opts?: CasOptions<T>,
   ): Promise<T | null> {
-    return casUpdate(this, path, token, fn, budget);
+    return casUpdate(this, path, token, fn, opts);
   }
 
   /** True when the current version exists, without reading the data itself. */
@@ -143,11 +148,11 @@ export async function casUpdate<T>(
   path: string,
   token: string,
   fn: (current: T | null) => T | typeof NO_CHANGE,
-  budget: CasBudget = { attempts: 100, ms: 10_000 },
+  { attempts = 100, ms = 10_000, seen }: CasOptions<T> = {},
 ): Promise<T | null> {
-  const deadline = Date.now() + budget.ms;
+  const deadline = Date.now() + ms;
   for (let attempt = 1; ; attempt++) {
-    const current = await store.read<T>(path, token);
+    const current = attempt === 1 && seen !== undefined ? seen : await store.read<T>(path, token);
     const next = fn(current?.data ?? null);
     if (next === NO_CHANGE) return current?.data ?? null;
     try {
@@ -155,7 +160,7 @@ export async function casUpdate<T>(
       return next;
     } catch (err) {
       if (!(err instanceof CasMismatch)) throw err;
-      if (attempt >= budget.attempts || Date.now() >= deadline) throw new CasExhausted(path);
+      if (attempt >= attempts || Date.now() >= deadline) throw new CasExhausted(path);
       await new Promise((r) => setTimeout(r, Math.random() * Math.min(50, 2 * attempt)));
     }
   }

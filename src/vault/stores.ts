@@ -1,4 +1,4 @@
-import type { CasBudget, KvEntry, NO_CHANGE } from './kv';
+import type { CasOptions, KvEntry, NO_CHANGE } from './kv';
 import type { IssuedToken, RoleSpec, TokenInfo } from './tokens';
 
 /**
@@ -9,7 +9,7 @@ import type { IssuedToken, RoleSpec, TokenInfo } from './tokens';
 export interface KvStore {
   read<T>(path: string, token: string, version?: number): Promise<KvEntry<T> | null>;
   write<T>(path: string, data: T, token: string, cas?: number): Promise<number>;
-  update<T>(path: string, token: string, fn: (current: T | null) => T | typeof NO_CHANGE, budget?: CasBudget): Promise<T | null>;
+  update<T>(path: string, token: string, fn: (current: T | null) => T | typeof NO_CHANGE, opts?: CasOptions<T>): Promise<T | null>;
   exists(path: string, token: string): Promise<boolean>;
   /** The current version from the entry's metadata (0: none), without reading the data. */
   version(path: string, token: string): Promise<number>;

@@ -72,14 +72,15 @@ describe('GroupService (in memory)', () => {
     await secret('a.example.com');
     const copy = 'groups/edge/secrets/a.example.com';
     const exists = kv.exists.bind(kv);
+    const read = kv.read.bind(kv);
     let swept = false;
-    kv.exists = async (path: string) => {
+    kv.read = async <T>(path: string, token?: string, version?: number) => {
       // The dissociation's final sweep lands right after our copy, while the index names the group again.
       if (path === copy && (await exists(copy)) && !swept) {
         swept = true;
         await kv.destroy(copy);
       }
-      return exists(path);
+      return read<T>(path, token, version);
     };
     await groups.associate(admin, 'edge', 'a.example.com');
     expect(swept).toBe(true);

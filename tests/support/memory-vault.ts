@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { VaultError } from '../../src/vault/client';
-import { CasBudget, CasMismatch, KvEntry, NO_CHANGE, casUpdate } from '../../src/vault/kv';
+import { CasOptions, CasMismatch, KvEntry, NO_CHANGE, casUpdate } from '../../src/vault/kv';
 import type { KvStore, PolicyStore, Session, TokenStore } from '../../src/vault/stores';
 import type { IssuedToken, RoleSpec, TokenInfo } from '../../src/vault/tokens';
 
@@ -30,8 +30,8 @@ export class MemoryKv implements KvStore {
     return version + 1;
   }
 
-  update<T>(path: string, token: string, fn: (current: T | null) => T | typeof NO_CHANGE, budget?: CasBudget): Promise<T | null> {
-    return casUpdate(this, path, token, fn, budget);
+  update<T>(path: string, token: string, fn: (current: T | null) => T | typeof NO_CHANGE, opts?: CasOptions<T>): Promise<T | null> {
+    return casUpdate(this, path, token, fn, opts);
   }
 
   async exists(path: string): Promise<boolean> {
