@@ -1,7 +1,8 @@
 import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
-import { Command } from 'commander';
+import { Command, InvalidArgumentError } from 'commander';
+import { EdgeAgent } from '../edge/agent';
 import { RksNode } from '../client';
 import { LogLevel, createLogger } from '../log';
 import { parseListen } from '../server/server';
@@ -9,7 +10,10 @@ import { readSecret } from '../config';
 import { opt, positiveInt } from './options';
 
 interface EdgeOptions {
-  listen: string;
+  /** false with --no-listen: only the agent (nginx, HAProxy in front). */
+  listen: string | false;
+  agentSocket?: string;
+  agentSocketMode: number;
   httpListen?: string;
   url: string;
   caCert?: string;
@@ -28,6 +32,19 @@ export function edgeCommand(): Command {
   return new Command('edge')
     .description('Serve HTTPS for every name the group may read, with keys pulled from rks on demand')
     .addOption(opt('--listen <host:port>', 'address to serve HTTPS on', 'RKS_EDGE_LISTEN').default('0.0.0.0:8443'))
+    .option('--no-listen', 'serve no HTTPS here: nginx or HAProxy terminates TLS with the keys the agent hands out')
+    .addOption(
+      opt(
+        '--agent-socket <path>',
+        'also answer local TLS servers on this Unix socket: nginx\'s Lua module asks it for each handshake\'s certificate, HAProxy for ACME challenges',
+        'RKS_EDGE_AGENT_SOCKET',
+      ),
+    )
+    .addOption(
+      opt('--agent-socket-mode <octal>', 'file mode of the agent socket: whoever may open it may read the keys', 'RKS_EDGE_AGENT_SOCKET_MODE')
+        .argParser(octalMode)
+        .default(0o600, '600'),
+    )
     .addOption(
       opt(
         '--http-listen <host:port>',
@@ -70,17 +87,30 @@ export function edgeCommand(): Command {
       node.on('refused', (e) => logger.info(e, 'no key for this name'));
       node.on('revoked', (e) => logger.warn(e, 'keys dropped: rks no longer lets this node have them'));
       node.on('error', (err) => logger.warn({ err: err.message }, 'rks request failed'));
-      const server = https.createServer({ SNICallback: node.sniCallback, minVersion: 'TLSv1.2' }, (req, res) => {
-        const host = (req.socket as { servername?: string }).servername ?? 'unknown';
-        res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8' });
-        res.end(`${host} served by rks edge node ${o.nodeId}\n`);
-      });
-      server.on('tlsClientError', (err) => logger.debug({ err: err.message }, 'handshake failed'));
+      const server = o.listen
+        ? https.createServer({ SNICallback: node.sniCallback, minVersion: 'TLSv1.2' }, (req, res) => {
+            const host = (req.socket as { servername?: string }).servername ?? 'unknown';
+            res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8' });
+            res.end(`${host} served by rks edge node ${o.nodeId}\n`);
+          })
+        : undefined;
+      server?.on('tlsClientError', (err) => logger.debug({ err: err.message }, 'handshake failed'));
       const plain = o.httpListen ? http.createServer((req, res) => node.httpHandler(req, res)) : undefined;
-      // Both ports are taken before the node registers: a busy port is a clear error, not a half-started edge.
-      await listen(server, o.listen, '--listen');
+      const agent = o.agentSocket ? new EdgeAgent(node, o.agentSocket, o.agentSocketMode) : undefined;
+      if (!server && !plain && !agent) {
+        process.stderr.write('rks: with --no-listen, give --agent-socket (nginx, HAProxy) or --http-listen: this edge would serve nothing\n');
+        process.exit(2);
+      }
+      // Every address is taken before the node registers: a busy one is a clear error, not a half-started edge.
+      if (server) await listen(server, o.listen as string, '--listen');
       if (plain) await listen(plain, o.httpListen!, '--http-listen');
-      logger.info({ listen: o.listen, httpListen: o.httpListen, rks: o.url }, 'edge listening');
+      if (agent) {
+        await agent.listen().catch((err: NodeJS.ErrnoException) => {
+          process.stderr.write(`rks: --agent-socket ${o.agentSocket}: ${err.code === 'EADDRINUSE' ? 'another agent is serving there' : err.message}\n`);
+          process.exit(1);
+        });
+      }
+      logger.info({ listen: o.listen || undefined, httpListen: o.httpListen, agentSocket: o.agentSocket, rks: o.url }, 'edge listening');
       // rks refusing the node (a wrong group token, a bad node id, the callback saying no) ends
       // the edge with the reason; rks unreachable is waited for, as an edge may start first.
       for (let wait = 1000; ; wait = Math.min(wait * 2, 30_000)) {
@@ -102,12 +132,21 @@ export function edgeCommand(): Command {
         logger.info('edge stopping');
         node.stop();
         plain?.close();
-        server.close(() => process.exit(0));
-        server.closeIdleConnections();
+        const closing = [agent?.close()];
+        if (server) {
+          closing.push(new Promise<void>((resolve) => server.close(() => resolve())));
+          server.closeIdleConnections();
+        }
+        void Promise.all(closing).then(() => process.exit(0));
       };
       process.on('SIGTERM', stop);
       process.on('SIGINT', stop);
     });
+}
+
+function octalMode(value: string): number {
+  if (!/^0?[0-7]{3}$/.test(value)) throw new InvalidArgumentError('--agent-socket-mode: an octal file mode, such as 600 or 660');
+  return parseInt(value, 8);
 }
 
 /** Listens, or exits 1 saying why (port taken, no permission for a port below 1024). */

@@ -46,6 +46,8 @@ export interface RksNodeEvents {
   refused: [{ name: string; status: number }];
   /** Keys dropped because rks no longer lets this node have them. */
   revoked: [{ names: string[]; reason: string }];
+  /** rks told a new list of the names this node may read (not sent when it answered "unchanged"). */
+  allowed: [{ names: string[] }];
   error: [Error];
 }
 
@@ -157,6 +159,7 @@ export class RksNode extends EventEmitter<RksNodeEvents> {
       const allowed = await this.allowedNames(token);
       if (!this.blind) this.dropAll((name) => !allowed.has(name), 'no longer allowed to this node');
     } catch (err) {
+      if (this.stopped) return; // stopped meanwhile: nobody listens any more
       if (!(err instanceof HttpError && err.code === 'forbidden')) {
         this.emit('error', err as Error);
         return;
@@ -191,6 +194,15 @@ export class RksNode extends EventEmitter<RksNodeEvents> {
     this.agent.destroy();
   }
 
+  /**
+   * The names this node may read, as rks last said (asked now when not known yet); null when
+   * rks cannot list them (a classic RKS).
+   */
+  async allowedNow(): Promise<string[] | null> {
+    const names = this.allowed?.names ?? (await this.allowedNames());
+    return this.blind ? null : [...names];
+  }
+
   /** Names currently held in memory. */
   cached(): string[] {
     return [...this.cache.keys()];
@@ -214,6 +226,7 @@ export class RksNode extends EventEmitter<RksNodeEvents> {
         const names = answer.status === 304 && held ? held.names : new Set((answer.body as { secrets: string[] }).secrets);
         this.allowed = { names, at: Date.now(), ...(etag ? { etag } : {}) };
         this.blind = false;
+        if (answer.status !== 304) this.emit('allowed', { names: [...names] });
         return names;
       } catch (err) {
         if (!(err instanceof HttpError && err.status === 404)) throw err;

@@ -1,0 +1,126 @@
+import fs from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import type { RksNode } from '../client';
+
+/** A server name as a TLS client may send it: letters, digits, hyphens and dots, at most 253. */
+const SERVER_NAME = /^(?=.{1,253}$)[a-z0-9_](?:[a-z0-9_-]{0,62})(?:\.[a-z0-9_](?:[a-z0-9_-]{0,62}))*\.?$/i;
+const CERTIFICATE_PATH = /^\/v1\/certificate\/([^/?]+)$/;
+
+/**
+ * The edge agent's local API, on a Unix socket, for TLS servers that cannot hold a node token
+ * themselves (nginx's Lua module, HAProxy's ACME backend):
+ *
+ * - `GET /v1/certificate/<server name>`: the certificate chain and then the private key, PEM, for
+ *   the name of a handshake (an exact name or its wildcard), with `X-Rks-Expires-In` (seconds
+ *   the caller may keep them). 404 when the node may not serve the name: unknown names are
+ *   answered from the agent's memory and cost rks nothing.
+ * - `GET /v1/generation`: a number that changes whenever keys were withdrawn (a dissociation,
+ *   a revoked node, a rotated group token): callers that keep keys drop them all when it moves.
+ * - `GET /.well-known/acme-challenge/<token>`: ACME HTTP-01 answers for rks's orders.
+ *
+ * Whoever can open the socket can read the keys the node may serve: it is made with `mode`
+ * (0600 by default), in a directory only the TLS server's user may enter.
+ */
+export class EdgeAgent {
+  private generation = 1;
+  private server?: http.Server;
+
+  constructor(
+    private readonly node: RksNode,
+    private readonly socketPath: string,
+    private readonly mode = 0o600,
+  ) {
+    node.on('revoked', () => this.generation++);
+  }
+
+  async listen(): Promise<void> {
+    await removeStaleSocket(this.socketPath);
+    const server = http.createServer((req, res) => this.handle(req, res));
+    server.keepAliveTimeout = 60_000;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      // No moment in which the socket exists with the process's default mode.
+      const umask = process.umask(0o777 & ~this.mode);
+      server.listen(this.socketPath, () => {
+        process.umask(umask);
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    fs.chmodSync(this.socketPath, this.mode);
+    this.server = server;
+  }
+
+  async close(): Promise<void> {
+    const server = this.server;
+    if (!server) return;
+    this.server = undefined;
+    await new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeIdleConnections();
+    });
+    fs.rmSync(this.socketPath, { force: true });
+  }
+
+  private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const path = (req.url ?? '').split('?')[0]!;
+    if (path.startsWith('/.well-known/acme-challenge/')) return this.node.httpHandler(req, res);
+    if (req.method !== 'GET' && req.method !== 'HEAD') return answer(res, 405, 'only GET\n');
+    if (path === '/v1/generation') return answer(res, 200, `${this.generation}\n`);
+    const raw = CERTIFICATE_PATH.exec(path)?.[1];
+    if (raw === undefined) return answer(res, 404, 'not found\n');
+    let name: string;
+    try {
+      name = decodeURIComponent(raw);
+    } catch {
+      return answer(res, 400, 'bad server name\n');
+    }
+    if (!SERVER_NAME.test(name)) return answer(res, 400, 'bad server name\n');
+    this.node.secretFor(name).then(
+      (secret) => {
+        if (!secret) return answer(res, 404, 'no certificate for this name\n');
+        const keepFor = Math.floor((secret.expiresAt - Date.now()) / 1000);
+        if (keepFor < 1) return answer(res, 404, 'no certificate for this name\n');
+        const body = `${secret.certificate.trimEnd()}\n${secret.privateKey.trimEnd()}\n`;
+        res.writeHead(200, {
+          'Content-Type': 'application/x-pem-file',
+          'Content-Length': Buffer.byteLength(body),
+          'Cache-Control': 'no-store',
+          'X-Rks-Name': secret.name,
+          'X-Rks-Expires-In': String(keepFor),
+        });
+        res.end(req.method === 'HEAD' ? undefined : body);
+      },
+      () => answer(res, 503, 'rks unreachable\n'),
+    );
+  }
+}
+
+function answer(res: http.ServerResponse, status: number, text: string): void {
+  res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(text), 'Cache-Control': 'no-store' });
+  res.end(text);
+}
+
+/**
+ * A socket left by an agent that died is removed. One that answers belongs to a running agent,
+ * and any other file is not ours: both are left alone (listen then fails, saying so).
+ */
+async function removeStaleSocket(path: string): Promise<void> {
+  let socket = false;
+  try {
+    socket = fs.lstatSync(path).isSocket();
+  } catch {
+    return; // absent
+  }
+  if (!socket) return;
+  const alive = await new Promise<boolean>((resolve) => {
+    const probe = net.connect(path);
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once('error', () => resolve(false));
+  });
+  if (!alive) fs.rmSync(path, { force: true });
+}

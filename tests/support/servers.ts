@@ -1,0 +1,131 @@
+import { ChildProcess, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { issue } from './pki';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A server binary from the system's packages (`make edge-servers` installs them), or a loud failure. */
+export function serverBinary(name: 'nginx' | 'haproxy'): string {
+  for (const dir of ['/usr/sbin', '/usr/local/sbin', '/usr/bin', '/usr/local/bin']) {
+    const p = path.join(dir, name);
+    if (fs.existsSync(p)) return p;
+  }
+  throw new Error(`${name} is not installed: run \`make edge-servers\` (as root; it installs nginx, its Lua module and HAProxy from the system's packages)`);
+}
+
+export interface RunningServer {
+  dir: string;
+  child: ChildProcess;
+  output: () => string;
+  stop: () => Promise<void>;
+}
+
+function run(bin: string, args: string[], dir: string): RunningServer {
+  const child = spawn(bin, args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (c) => (out += c));
+  child.stderr!.on('data', (c) => (out += c));
+  return {
+    dir,
+    child,
+    output: () => out,
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([exited, new Promise((r) => (timer = setTimeout(r, 5000)))]);
+      clearTimeout(timer);
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    },
+  };
+}
+
+/** A self-signed placeholder that nginx and HAProxy want at start; never a secret of rks's. */
+export async function placeholder(dir: string): Promise<{ cert: string; key: string }> {
+  const p = await issue({ name: 'placeholder.invalid', dns: ['placeholder.invalid'] });
+  const cert = path.join(dir, 'placeholder.pem');
+  const key = path.join(dir, 'placeholder.key');
+  fs.writeFileSync(cert, p.certPem);
+  fs.writeFileSync(key, p.keyPem, { mode: 0o600 });
+  return { cert, key };
+}
+
+/**
+ * nginx with its Lua module, in a directory of its own: `https` terminates TLS with the keys
+ * that rks's Lua module asks the agent for, `http` passes ACME challenges to the agent.
+ */
+export async function startNginx(o: { agentSocket: string; https: number; http: number; luaDir: string }): Promise<RunningServer> {
+  const bin = serverBinary('nginx');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rks-nginx-'));
+  const { cert, key } = await placeholder(dir);
+  const modules = '/usr/lib/nginx/modules';
+  const conf = `
+${process.getuid?.() === 0 ? 'user root;' : ''}
+daemon off;
+worker_processes 2;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log info;
+load_module ${modules}/ndk_http_module.so;
+load_module ${modules}/ngx_http_lua_module.so;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}/body;
+  proxy_temp_path ${dir}/proxy;
+  fastcgi_temp_path ${dir}/fastcgi;
+  uwsgi_temp_path ${dir}/uwsgi;
+  scgi_temp_path ${dir}/scgi;
+  lua_package_path "${o.luaDir}/?.lua;;";
+  init_worker_by_lua_block { require("rks").init_worker({ socket = "unix:${o.agentSocket}" }) }
+  server {
+    listen 127.0.0.1:${o.https} ssl;
+    ssl_certificate ${cert};
+    ssl_certificate_key ${key};
+    ssl_certificate_by_lua_block { require("rks").ssl_certificate() }
+    location / { return 200 "served by nginx\\n"; }
+  }
+  server {
+    listen 127.0.0.1:${o.http};
+    location /.well-known/acme-challenge/ { proxy_pass http://unix:${o.agentSocket}; }
+    location / { return 404; }
+  }
+}
+`;
+  fs.writeFileSync(path.join(dir, 'nginx.conf'), conf);
+  const server = run(bin, ['-p', dir, '-c', path.join(dir, 'nginx.conf'), '-e', path.join(dir, 'error.log')], dir);
+  const started = Date.now();
+  while (!fs.existsSync(path.join(dir, 'nginx.pid'))) {
+    if (server.child.exitCode !== null) throw new Error(`nginx did not start: ${server.output()}${fs.existsSync(path.join(dir, 'error.log')) ? fs.readFileSync(path.join(dir, 'error.log'), 'utf8') : ''}`);
+    if (Date.now() - started > 10_000) throw new Error('nginx did not start within 10 s');
+    await sleep(50);
+  }
+  return server;
+}
+
+/** Every file under `dirs` that holds `needle` (a private key's bytes must be in none). */
+export function filesHolding(dirs: string[], needle: string): string[] {
+  const found: string[] = [];
+  const walk = (p: string) => {
+    let st: fs.Stats;
+    try {
+      st = fs.lstatSync(p);
+    } catch {
+      return;
+    }
+    if (st.isDirectory()) {
+      for (const e of fs.readdirSync(p)) walk(path.join(p, e));
+    } else if (st.isFile() && st.size < 50_000_000) {
+      try {
+        if (fs.readFileSync(p).includes(needle)) found.push(p);
+      } catch {
+        // unreadable: not ours
+      }
+    }
+  };
+  for (const d of dirs) walk(d);
+  return found;
+}
+
