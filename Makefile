@@ -4,7 +4,7 @@ SHELL := /bin/bash
 
 NPM ?= npm
 
-.PHONY: help install build sdk-pack vault pebble dev dev-ha test test-unit lint typecheck compose-lint clean bench bench-scale bench-handshake
+.PHONY: help install build sdk-pack vault pebble edge-servers dev dev-ha test test-unit lint typecheck compose-lint clean bench bench-scale bench-handshake
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -30,6 +30,9 @@ vault: ## find or build the OpenBao/Vault server binary (prints its path)
 pebble: ## find or build Pebble, Let's Encrypt's ACME test server (prints its path)
 	@scripts/pebble-bin.sh
 
+edge-servers: ## install nginx (with its Lua module) and HAProxy when missing, for the edge tests (as root; none is started)
+	@scripts/edge-servers.sh
+
 dev: build ## run OpenBao dev + rks on https://127.0.0.1:8080, initialised (Ctrl-C stops); ACME=1 adds Pebble
 	@ACME=$(ACME) scripts/dev.sh
 
@@ -44,7 +47,7 @@ compose-lint: ## validate docker-compose.yml with docker-compose config
 
 lint: typecheck compose-lint ## every static check
 
-test: build lint ## run every test, against a real OpenBao/Vault (Pebble for ACME, the classic remote-key-server for the migration)
+test: build lint edge-servers ## run every test, against a real OpenBao/Vault (Pebble for ACME, the classic remote-key-server for the migration, nginx and HAProxy for the edges)
 	@RKS_VAULT_BIN=$$(scripts/vault-bin.sh) && RKS_PEBBLE_BIN=$$(scripts/pebble-bin.sh) && RKS_CLASSIC_BIN=$$(scripts/classic-bin.sh) && export RKS_VAULT_BIN RKS_PEBBLE_BIN RKS_CLASSIC_BIN && npx jest
 
 test-unit: install ## only the tests that need no Vault

@@ -3,6 +3,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { Command, InvalidArgumentError } from 'commander';
 import { EdgeAgent } from '../edge/agent';
+import { HaproxySync } from '../edge/haproxy';
 import { RksNode } from '../client';
 import { LogLevel, createLogger } from '../log';
 import { parseListen } from '../server/server';
@@ -14,6 +15,8 @@ interface EdgeOptions {
   listen: string | false;
   agentSocket?: string;
   agentSocketMode: number;
+  haproxySocket?: string;
+  haproxyCrtList?: string;
   httpListen?: string;
   url: string;
   caCert?: string;
@@ -51,6 +54,10 @@ export function edgeCommand(): Command {
         'also serve plain HTTP here, answering ACME HTTP-01 challenges for rks (CAs validate on port 80: 0.0.0.0:80)',
         'RKS_EDGE_HTTP_LISTEN',
       ),
+    )
+    .addOption(opt('--haproxy-socket <path>', 'keep this HAProxy\'s certificates in step with what the node may serve, through its runtime API (stats socket, level admin)', 'RKS_EDGE_HAPROXY_SOCKET'))
+    .addOption(
+      opt('--haproxy-crt-list <path>', 'the crt-list of HAProxy\'s `bind … ssl crt-list <path> strict-sni`, as written there (with --haproxy-socket)', 'RKS_EDGE_HAPROXY_CRT_LIST'),
     )
     .addOption(opt('--url <url>', 'rks address', 'RKS_URL').default('https://127.0.0.1:8080'))
     .addOption(opt('--ca-cert <file>', 'CA certificate that rks\'s certificate chains to', 'RKS_CA_CERT'))
@@ -97,8 +104,17 @@ export function edgeCommand(): Command {
       server?.on('tlsClientError', (err) => logger.debug({ err: err.message }, 'handshake failed'));
       const plain = o.httpListen ? http.createServer((req, res) => node.httpHandler(req, res)) : undefined;
       const agent = o.agentSocket ? new EdgeAgent(node, o.agentSocket, o.agentSocketMode) : undefined;
-      if (!server && !plain && !agent) {
-        process.stderr.write('rks: with --no-listen, give --agent-socket (nginx, HAProxy) or --http-listen: this edge would serve nothing\n');
+      if (Boolean(o.haproxySocket) !== Boolean(o.haproxyCrtList)) {
+        process.stderr.write('rks: --haproxy-socket and --haproxy-crt-list go together\n');
+        process.exit(2);
+      }
+      const haproxy = o.haproxySocket ? new HaproxySync(node, { socket: o.haproxySocket, crtList: o.haproxyCrtList! }) : undefined;
+      haproxy
+        ?.on('loaded', (name) => logger.info({ name }, 'certificate loaded into HAProxy'))
+        .on('removed', (name) => logger.info({ name }, 'certificate withdrawn from HAProxy'))
+        .on('error', (err) => logger.warn({ err: err.message }, 'HAProxy not in step'));
+      if (!server && !plain && !agent && !haproxy) {
+        process.stderr.write('rks: with --no-listen, give --agent-socket (nginx), --haproxy-socket or --http-listen: this edge would serve nothing\n');
         process.exit(2);
       }
       // Every address is taken before the node registers: a busy one is a clear error, not a half-started edge.
@@ -127,9 +143,12 @@ export function edgeCommand(): Command {
           await new Promise((r) => setTimeout(r, wait));
         }
       }
+      await haproxy?.start().catch((err: Error) => logger.warn({ err: err.message }, 'HAProxy not in step; trying again at the next change'));
 
-      const stop = () => {
+      const stop = async () => {
         logger.info('edge stopping');
+        // HAProxy must not go on serving keys that no agent looks after.
+        await haproxy?.stop().catch(() => undefined);
         node.stop();
         plain?.close();
         const closing = [agent?.close()];
@@ -139,8 +158,8 @@ export function edgeCommand(): Command {
         }
         void Promise.all(closing).then(() => process.exit(0));
       };
-      process.on('SIGTERM', stop);
-      process.on('SIGINT', stop);
+      process.on('SIGTERM', () => void stop());
+      process.on('SIGINT', () => void stop());
     });
 }
 

@@ -153,7 +153,8 @@ export class RksNode extends EventEmitter<RksNodeEvents> {
    */
   async revalidate(): Promise<void> {
     const token = this.token;
-    if (!token || this.stopped || this.revalidating) return;
+    if (this.stopped || this.revalidating) return;
+    if (!token) return this.registerAgain();
     this.revalidating = true;
     try {
       const allowed = await this.allowedNames(token);
@@ -170,6 +171,25 @@ export class RksNode extends EventEmitter<RksNodeEvents> {
       await this.registerOrForget().catch((e: Error) => {
         if (!(e instanceof HttpError && REFUSED.has(e.code))) this.emit('error', e);
       });
+    } finally {
+      this.revalidating = false;
+    }
+  }
+
+  /**
+   * A node whose registration was refused (a rotated group token) tries again at its
+   * revalidations, within the refusal's backoff: a rewritten token file brings it back even
+   * when no handshake asks for a key (HAProxy, loaded up front).
+   */
+  private async registerAgain(): Promise<void> {
+    const refused = this.refusedRegistration;
+    if (refused && refused.until > Date.now()) return;
+    this.revalidating = true;
+    try {
+      await this.register();
+      await this.allowedNames();
+    } catch (err) {
+      if (!this.stopped && !(err instanceof HttpError && REFUSED.has(err.code))) this.emit('error', err as Error);
     } finally {
       this.revalidating = false;
     }

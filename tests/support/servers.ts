@@ -105,6 +105,46 @@ http {
   return server;
 }
 
+/**
+ * HAProxy with an empty crt-list and `strict-sni`, its runtime API on a socket of its own: the
+ * agent loads the certificates; ACME challenges on `http` go to the agent's socket.
+ */
+export async function startHaproxy(o: { agentSocket: string; https: number; http: number }): Promise<RunningServer & { socket: string; crtList: string }> {
+  const bin = serverBinary('haproxy');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rks-haproxy-'));
+  const socket = path.join(dir, 'admin.sock');
+  const crtList = path.join(dir, 'rks.crtlist');
+  fs.writeFileSync(crtList, '');
+  const conf = `
+global
+  stats socket ${socket} mode 600 level admin
+defaults
+  mode http
+  timeout client 10s
+  timeout server 10s
+  timeout connect 2s
+frontend tls
+  bind 127.0.0.1:${o.https} ssl crt-list ${crtList} strict-sni
+  http-request return status 200 content-type text/plain string "served by haproxy"
+frontend plain
+  bind 127.0.0.1:${o.http}
+  acl acme path_beg /.well-known/acme-challenge/
+  http-request return status 404 unless acme
+  use_backend rks_agent if acme
+backend rks_agent
+  server agent ${o.agentSocket}
+`;
+  fs.writeFileSync(path.join(dir, 'haproxy.cfg'), conf);
+  const server = run(bin, ['-f', path.join(dir, 'haproxy.cfg'), '-db'], dir);
+  const started = Date.now();
+  while (!fs.existsSync(socket)) {
+    if (server.child.exitCode !== null) throw new Error(`haproxy did not start: ${server.output()}`);
+    if (Date.now() - started > 10_000) throw new Error('haproxy did not start within 10 s');
+    await sleep(50);
+  }
+  return Object.assign(server, { socket, crtList });
+}
+
 /** Every file under `dirs` that holds `needle` (a private key's bytes must be in none). */
 export function filesHolding(dirs: string[], needle: string): string[] {
   const found: string[] = [];

@@ -1,0 +1,3 @@
+import { edgeModeSuite } from './modes';
+
+edgeModeSuite('haproxy');
