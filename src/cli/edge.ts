@@ -1,14 +1,19 @@
 import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
+import net from 'node:net';
 import { Command, InvalidArgumentError } from 'commander';
 import { EdgeAgent } from '../edge/agent';
 import { HaproxySync } from '../edge/haproxy';
+import { httpsToHttp, parseUpstream, tlsToTcp } from '../edge/upstream';
 import { RksNode } from '../client';
 import { LogLevel, createLogger } from '../log';
 import { parseListen } from '../server/server';
 import { readSecret } from '../config';
 import { opt, positiveInt } from './options';
+
+/** How long a stopping edge lets requests in flight finish. */
+const DRAIN_MS = 10_000;
 
 interface EdgeOptions {
   /** false with --no-listen: only the agent (nginx, HAProxy in front). */
@@ -16,6 +21,7 @@ interface EdgeOptions {
   agentSocket?: string;
   agentSocketMode: number;
   haproxySocket?: string;
+  upstream?: string;
   haproxyCrtList?: string;
   httpListen?: string;
   url: string;
@@ -35,6 +41,13 @@ export function edgeCommand(): Command {
   return new Command('edge')
     .description('Serve HTTPS for every name the group may read, with keys pulled from rks on demand')
     .addOption(opt('--listen <host:port>', 'address to serve HTTPS on', 'RKS_EDGE_LISTEN').default('0.0.0.0:8443'))
+    .addOption(
+      opt(
+        '--upstream <url>',
+        'pass what --listen receives to an origin: http://host:port (HTTP/1.1, with X-Forwarded-For and -Proto) or tcp://host:port (the bytes, after a PROXY protocol v2 header)',
+        'RKS_EDGE_UPSTREAM',
+      ),
+    )
     .option('--no-listen', 'serve no HTTPS here: nginx or HAProxy terminates TLS with the keys the agent hands out')
     .addOption(
       opt(
@@ -94,13 +107,24 @@ export function edgeCommand(): Command {
       node.on('refused', (e) => logger.info(e, 'no key for this name'));
       node.on('revoked', (e) => logger.warn(e, 'keys dropped: rks no longer lets this node have them'));
       node.on('error', (err) => logger.warn({ err: err.message }, 'rks request failed'));
-      const server = o.listen
-        ? https.createServer({ SNICallback: node.sniCallback, minVersion: 'TLSv1.2' }, (req, res) => {
-            const host = (req.socket as { servername?: string }).servername ?? 'unknown';
-            res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8' });
-            res.end(`${host} served by rks edge node ${o.nodeId}\n`);
-          })
-        : undefined;
+      let upstream: URL | undefined;
+      try {
+        upstream = o.upstream ? parseUpstream(o.upstream) : undefined;
+      } catch (err) {
+        process.stderr.write(`rks: ${(err as Error).message}\n`);
+        process.exit(2);
+      }
+      const server: net.Server | undefined = !o.listen
+        ? undefined
+        : upstream?.protocol === 'http:'
+          ? httpsToHttp(upstream, node.sniCallback)
+          : upstream?.protocol === 'tcp:'
+            ? tlsToTcp(upstream, node.sniCallback)
+            : https.createServer({ SNICallback: node.sniCallback, minVersion: 'TLSv1.2' }, (req, res) => {
+                const host = (req.socket as { servername?: string }).servername ?? 'unknown';
+                res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8' });
+                res.end(`${host} served by rks edge node ${o.nodeId}\n`);
+              });
       server?.on('tlsClientError', (err) => logger.debug({ err: err.message }, 'handshake failed'));
       const plain = o.httpListen ? http.createServer((req, res) => node.httpHandler(req, res)) : undefined;
       const agent = o.agentSocket ? new EdgeAgent(node, o.agentSocket, o.agentSocketMode) : undefined;
@@ -153,9 +177,15 @@ export function edgeCommand(): Command {
         plain?.close();
         const closing = [agent?.close()];
         if (server) {
+          // New connections are refused; those in flight finish, within DRAIN_MS.
           closing.push(new Promise<void>((resolve) => server.close(() => resolve())));
-          server.closeIdleConnections();
+          (server as Partial<http.Server>).closeIdleConnections?.();
         }
+        const drained = setTimeout(() => {
+          logger.warn({ drainMs: DRAIN_MS }, 'connections still open: closed');
+          process.exit(0);
+        }, DRAIN_MS);
+        drained.unref();
         void Promise.all(closing).then(() => process.exit(0));
       };
       process.on('SIGTERM', () => void stop());
@@ -169,7 +199,7 @@ function octalMode(value: string): number {
 }
 
 /** Listens, or exits 1 saying why (port taken, no permission for a port below 1024). */
-async function listen(server: http.Server, address: string, flag: string): Promise<void> {
+async function listen(server: net.Server, address: string, flag: string): Promise<void> {
   const { host, port } = parseListen(address);
   await new Promise<void>((resolve) => {
     server.once('error', (err: NodeJS.ErrnoException) => {

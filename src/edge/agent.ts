@@ -38,16 +38,19 @@ export class EdgeAgent {
     await removeStaleSocket(this.socketPath);
     const server = http.createServer((req, res) => this.handle(req, res));
     server.keepAliveTimeout = 60_000;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      // No moment in which the socket exists with the process's default mode.
-      const umask = process.umask(0o777 & ~this.mode);
-      server.listen(this.socketPath, () => {
-        process.umask(umask);
-        server.off('error', reject);
-        resolve();
+    // No moment in which the socket exists with the process's default mode.
+    const umask = process.umask(0o777 & ~this.mode);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(this.socketPath, () => {
+          server.off('error', reject);
+          resolve();
+        });
       });
-    });
+    } finally {
+      process.umask(umask);
+    }
     fs.chmodSync(this.socketPath, this.mode);
     this.server = server;
   }
