@@ -43,6 +43,15 @@ function run(bin: string, args: string[], dir: string): RunningServer {
   };
 }
 
+/** The same server with a certificate from a file, for comparison (benchmarks): never in tests of rks's modes. */
+export interface PlainFile {
+  port: number;
+  cert: string;
+  key: string;
+  /** Certificate and key in one file (HAProxy's form). */
+  bundle: string;
+}
+
 /** A self-signed placeholder that nginx and HAProxy want at start; never a secret of rks's. */
 export async function placeholder(dir: string): Promise<{ cert: string; key: string }> {
   const p = await issue({ name: 'placeholder.invalid', dns: ['placeholder.invalid'] });
@@ -57,7 +66,7 @@ export async function placeholder(dir: string): Promise<{ cert: string; key: str
  * nginx with its Lua module, in a directory of its own: `https` terminates TLS with the keys
  * that rks's Lua module asks the agent for, `http` passes ACME challenges to the agent.
  */
-export async function startNginx(o: { agentSocket: string; https: number; http: number; luaDir: string }): Promise<RunningServer> {
+export async function startNginx(o: { agentSocket: string; https: number; http: number; luaDir: string; plain?: PlainFile }): Promise<RunningServer> {
   const bin = serverBinary('nginx');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rks-nginx-'));
   const { cert, key } = await placeholder(dir);
@@ -92,6 +101,12 @@ http {
     location /.well-known/acme-challenge/ { proxy_pass http://unix:${o.agentSocket}; }
     location / { return 404; }
   }
+${o.plain ? `  server {
+    listen 127.0.0.1:${o.plain.port} ssl;
+    ssl_certificate ${o.plain.cert};
+    ssl_certificate_key ${o.plain.key};
+    location / { return 200 "served by nginx\\n"; }
+  }` : ''}
 }
 `;
   fs.writeFileSync(path.join(dir, 'nginx.conf'), conf);
@@ -109,7 +124,7 @@ http {
  * HAProxy with an empty crt-list and `strict-sni`, its runtime API on a socket of its own: the
  * agent loads the certificates; ACME challenges on `http` go to the agent's socket.
  */
-export async function startHaproxy(o: { agentSocket: string; https: number; http: number }): Promise<RunningServer & { socket: string; crtList: string }> {
+export async function startHaproxy(o: { agentSocket: string; https: number; http: number; plain?: PlainFile }): Promise<RunningServer & { socket: string; crtList: string }> {
   const bin = serverBinary('haproxy');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rks-haproxy-'));
   const socket = path.join(dir, 'admin.sock');
@@ -133,6 +148,9 @@ frontend plain
   use_backend rks_agent if acme
 backend rks_agent
   server agent ${o.agentSocket}
+${o.plain ? `frontend plain_file
+  bind 127.0.0.1:${o.plain.port} ssl crt ${o.plain.bundle}
+  http-request return status 200 content-type text/plain string "served by haproxy"` : ''}
 `;
   fs.writeFileSync(path.join(dir, 'haproxy.cfg'), conf);
   const server = run(bin, ['-f', path.join(dir, 'haproxy.cfg'), '-db'], dir);
