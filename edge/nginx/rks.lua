@@ -11,7 +11,8 @@
 --     ssl_certificate     placeholder.pem;   # never served: nginx wants a file at start
 --     ssl_certificate_key placeholder.key;
 --     ssl_certificate_by_lua_block { require("rks").ssl_certificate() }
---   }
+--     ssl_session_tickets off;   # a resumed session skips the certificate phase, and so rks
+--   }                            # (nginx's default session cache, none, resumes nothing)
 
 local ssl = require("ngx.ssl")
 local lrucache = require("resty.lrucache")
@@ -106,7 +107,7 @@ local function load(name)
   if not cert or not key then
     return nil, "cannot parse the certificate or key for " .. name .. ": " .. tostring(cerr or kerr)
   end
-  local entry = { cert = cert, key = key }
+  local entry = { cert = cert, key = key, generation = tonumber(headers["x-rks-generation"]) }
   local keep = tonumber(headers["x-rks-expires-in"]) or 0
   if keep >= 1 then
     cache:set(name, entry, keep)
@@ -123,9 +124,8 @@ local function watch(premature)
   if status == 200 then
     local g = tonumber(body)
     if g and g ~= generation then
-      if generation then
-        cache:flush_all()
-      end
+      -- The first answer too: keys cached before it may be of an older generation.
+      cache:flush_all()
       generation = g
     end
   elseif status == nil then
@@ -145,29 +145,43 @@ function _M.init_worker(opts)
   end
 end
 
--- For ssl_certificate_by_lua_block: the handshake's name gets its certificate, or fails.
-function _M.ssl_certificate()
-  local name = ssl.server_name()
+-- The entry for a handshake's name: its certificate and key, false when the node may not serve
+-- it, nil (and why) when the agent could not say.
+local function lookup(name)
   if not name then
-    return ngx.exit(ngx.ERROR)
+    return false
   end
   name = string.lower(name)
   if not valid_name(name) then
-    return ngx.exit(ngx.ERROR)
+    return false
   end
   local entry = cache:get(name)
+  -- Loaded before keys were last withdrawn, and not yet flushed: asked again.
+  if entry and generation and entry.generation ~= generation then
+    entry = nil
+  end
   if entry == nil then
-    local err
-    entry, err = load(name)
-    if entry == nil then
-      ngx.log(ngx.WARN, "rks: ", err)
-      return ngx.exit(ngx.ERROR)
-    end
+    return load(name)
   end
+  return entry
+end
+
+local function refuse(err)
+  if err then
+    ngx.log(ngx.WARN, "rks: ", err)
+  end
+  return ngx.exit(ngx.ERROR)
+end
+
+-- For ssl_certificate_by_lua_block: the handshake's name gets its certificate, or fails.
+function _M.ssl_certificate()
+  local name = ssl.server_name()
+  local entry, err = lookup(name)
   if not entry then
-    return ngx.exit(ngx.ERROR)
+    return refuse(err)
   end
-  local ok, err = ssl.clear_certs()
+  local ok
+  ok, err = ssl.clear_certs()
   if ok then
     ok, err = ssl.set_cert(entry.cert)
   end

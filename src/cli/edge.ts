@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
+import type tls from 'node:tls';
 import { Command, InvalidArgumentError } from 'commander';
 import { EdgeAgent } from '../edge/agent';
 import { HaproxySync } from '../edge/haproxy';
@@ -39,7 +40,7 @@ interface EdgeOptions {
  */
 export function edgeCommand(): Command {
   return new Command('edge')
-    .description('Serve HTTPS for every name the group may read, with keys pulled from rks on demand')
+    .description('An edge: serve HTTPS for every name the group may read (or pass it on to an origin), or hand the keys to nginx or HAProxy in front; keys pulled from rks on demand, never on disk')
     .addOption(opt('--listen <host:port>', 'address to serve HTTPS on', 'RKS_EDGE_LISTEN').default('0.0.0.0:8443'))
     .addOption(
       opt(
@@ -125,6 +126,7 @@ export function edgeCommand(): Command {
                 res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8' });
                 res.end(`${host} served by rks edge node ${o.nodeId}\n`);
               });
+      if (server) node.protect(server as tls.Server);
       server?.on('tlsClientError', (err) => logger.debug({ err: err.message }, 'handshake failed'));
       const plain = o.httpListen ? http.createServer((req, res) => node.httpHandler(req, res)) : undefined;
       const agent = o.agentSocket ? new EdgeAgent(node, o.agentSocket, o.agentSocketMode) : undefined;

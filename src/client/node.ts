@@ -1,4 +1,4 @@
-import { X509Certificate } from 'node:crypto';
+import { X509Certificate, randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import https from 'node:https';
 import http from 'node:http';
@@ -304,6 +304,18 @@ export class RksNode extends EventEmitter<RksNodeEvents> {
   async contextFor(servername: string): Promise<tls.SecureContext | null> {
     const secret = await this.secretFor(servername);
     return secret ? this.cache.get(secret.name)?.context ?? null : null;
+  }
+
+  /**
+   * Makes `server`'s session tickets follow what rks allows: whenever keys are withdrawn (or a
+   * name is refused), its ticket keys change, so no client resumes a session (which skips the
+   * SNI callback) for a name this node may no longer serve. Sessions of names still allowed
+   * start over with one full handshake.
+   */
+  protect(server: Pick<tls.Server, 'setTicketKeys'>): void {
+    const rotate = () => server.setTicketKeys(randomBytes(48));
+    this.on('revoked', rotate);
+    this.on('refused', rotate);
   }
 
   /** `SNICallback` for `tls.createServer` / `https.createServer`: unknown names fail the handshake. */

@@ -17,6 +17,7 @@ const CERTIFICATE_PATH = /^\/v1\/certificate\/([^/?]+)$/;
  *   answered from the agent's memory and cost rks nothing.
  * - `GET /v1/generation`: a number that changes whenever keys were withdrawn (a dissociation,
  *   a revoked node, a rotated group token): callers that keep keys drop them all when it moves.
+ *   Each certificate answer carries the generation it was given in (`X-Rks-Generation`).
  * - `GET /.well-known/acme-challenge/<token>`: ACME HTTP-01 answers for rks's orders.
  *
  * Whoever can open the socket can read the keys the node may serve: it is made with `mode`
@@ -80,6 +81,7 @@ export class EdgeAgent {
       return answer(res, 400, 'bad server name\n');
     }
     if (!SERVER_NAME.test(name)) return answer(res, 400, 'bad server name\n');
+    const generation = this.generation;
     this.node.secretFor(name).then(
       (secret) => {
         if (!secret) return answer(res, 404, 'no certificate for this name\n');
@@ -92,6 +94,8 @@ export class EdgeAgent {
           'Cache-Control': 'no-store',
           'X-Rks-Name': secret.name,
           'X-Rks-Expires-In': String(keepFor),
+          // Taken before the answer: a withdrawal after it moves the generation past it.
+          'X-Rks-Generation': String(generation),
         });
         res.end(req.method === 'HEAD' ? undefined : body);
       },

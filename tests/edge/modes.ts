@@ -6,7 +6,7 @@ import request from 'supertest';
 import { RksNode } from '../../src/client';
 import { EdgeAgent } from '../../src/edge/agent';
 import { HaproxySync } from '../../src/edge/haproxy';
-import { handshake } from '../support/edge';
+import { handshake, resume, sessionFrom } from '../support/edge';
 import { ServedRks, adminToken, serveRks } from '../support/harness';
 import { Issued, issue } from '../support/pki';
 import { RunningServer, filesHolding, startHaproxy, startNginx } from '../support/servers';
@@ -151,10 +151,15 @@ describe(MODES[mode], () => {
     await until('the new certificate served', async () => (await served(names.renewed) as { fingerprint?: string }).fingerprint === fp(next), 5000);
   });
 
-  it('stops serving a dissociated name within the bound, then every name once the group token is rotated', async () => {
+  it('stops serving a dissociated name within the bound, resumed sessions included, then every name once the group token is rotated', async () => {
     expect(await served(names.b)).toHaveProperty('fingerprint');
+    const session = await sessionFrom(ports.https, names.b, ca.certPem);
+    // HAProxy resumes sessions; nginx is told not to (its certificate phase, and rks, would be skipped).
+    expect(await resume(ports.https, names.b, ca.certPem, session)).toEqual({ resumed: mode === 'haproxy' });
     await request(rks.app).delete(`/rks/v1/group/${g}/secrets/${names.b}`).set('X-Vault-Token', admin).expect(204);
     expect(await until('b refused', async () => 'failed' in (await served(names.b)), BOUND_MS)).toBeLessThan(BOUND_MS);
+    // A client that kept a session ticket does not get around it.
+    expect(await resume(ports.https, names.b, ca.certPem, session)).toHaveProperty('failed');
     expect(await served(names.a)).toHaveProperty('fingerprint');
 
     const rotated = await request(rks.app).put(`/rks/v1/group/${g}/grouptoken`).set('X-Vault-Token', admin).expect(200);

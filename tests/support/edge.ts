@@ -5,6 +5,7 @@ import type { RksNode } from '../../src/client';
 /** An edge: a TLS server whose certificates all come from the node SDK. */
 export async function edge(node: RksNode): Promise<{ port: number; close: () => void }> {
   const server = tls.createServer({ SNICallback: node.sniCallback }, (s) => s.end('ok\n'));
+  node.protect(server);
   server.on('tlsClientError', () => undefined);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return { port: (server.address() as AddressInfo).port, close: () => server.close() };
@@ -17,6 +18,30 @@ export function handshake(port: number, servername: string, ca: string): Promise
       const cert = s.getPeerCertificate();
       s.destroy();
       resolve({ fingerprint: cert.fingerprint256, subject: String(cert.subject.CN) });
+    });
+    s.on('error', (err) => resolve({ failed: err.message }));
+  });
+}
+
+/** A handshake that keeps what a client needs to resume the session later (TLS 1.2 ticket or 1.3 PSK). */
+export function sessionFrom(port: number, servername: string, ca: string): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const s = tls.connect({ port, host: '127.0.0.1', servername, ca });
+    s.once('session', (session: Buffer) => {
+      s.destroy();
+      resolve(session);
+    });
+    s.on('error', reject);
+  });
+}
+
+/** A handshake offering `session`: whether the server resumed it, or the error. */
+export function resume(port: number, servername: string, ca: string, session: Buffer): Promise<{ resumed: boolean } | { failed: string }> {
+  return new Promise((resolve) => {
+    const s = tls.connect({ port, host: '127.0.0.1', servername, ca, session }, () => {
+      const resumed = s.isSessionReused();
+      s.destroy();
+      resolve({ resumed });
     });
     s.on('error', (err) => resolve({ failed: err.message }));
   });

@@ -94,6 +94,7 @@ http {
     ssl_certificate ${cert};
     ssl_certificate_key ${key};
     ssl_certificate_by_lua_block { require("rks").ssl_certificate() }
+    ssl_session_tickets off;
     location / { return 200 "served by nginx\\n"; }
   }
   server {
