@@ -80,16 +80,19 @@ async function main() {
     const ok = (what: string, r: { status: number; body: unknown }, status: number) => {
       if (r.status !== status) throw new Error(`${what}: ${r.status} ${JSON.stringify(r.body)}`);
     };
-    // As a client should: a 503 or 423 (Vault slow or busy, a concurrent change) is tried again shortly.
-    const patient = async (method: string, p: string, payload?: unknown) => {
+    // As a client should: a 503 or 423 (Vault slow or busy, a concurrent change) is tried again
+    // shortly; a 409 that says the earlier try had landed after all (`done`) is success.
+    const patient = async (method: string, p: string, payload: unknown, done: string) => {
       for (let attempt = 1; ; attempt++) {
         const r = await call(method, p, admin, payload);
+        if (attempt > 1 && r.status === 409 && (r.body as { code?: string })?.code === done) return { ...r, status: method === 'POST' ? 201 : r.status };
         if (attempt === 5 || (r.status !== 503 && r.status !== 423)) return r;
-        await new Promise((done) => setTimeout(done, 1000));
+        await new Promise((next) => setTimeout(next, 1000));
       }
     };
-    const push = async (n: string) => ok(`push ${n}`, await patient('POST', `/rks/v1/secret/${n}`, body), 201);
-    const associate = async (g: string, n: string) => ok(`associate ${n} with ${g}`, await patient('POST', `/rks/v1/group/${g}/secrets/${n}`), 201);
+    const push = async (n: string) => ok(`push ${n}`, await patient('POST', `/rks/v1/secret/${n}`, body, 'already_exists'), 201);
+    const associate = async (g: string, n: string) =>
+      ok(`associate ${n} with ${g}`, await patient('POST', `/rks/v1/group/${g}/secrets/${n}`, undefined, 'already_associated'), 201);
     const timed = async (fn: () => Promise<void>) => {
       const t0 = process.hrtime.bigint();
       await fn();
