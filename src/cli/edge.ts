@@ -118,15 +118,15 @@ export function edgeCommand(): Command {
       const server: net.Server | undefined = !o.listen
         ? undefined
         : upstream?.protocol === 'http:'
-          ? httpsToHttp(upstream, node.sniCallback)
+          ? httpsToHttp(upstream, node)
           : upstream?.protocol === 'tcp:'
-            ? tlsToTcp(upstream, node.sniCallback)
+            ? tlsToTcp(upstream, node)
             : https.createServer({ SNICallback: node.sniCallback, minVersion: 'TLSv1.2' }, (req, res) => {
                 const host = (req.socket as { servername?: string }).servername ?? 'unknown';
                 res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8' });
                 res.end(`${host} served by rks edge node ${o.nodeId}\n`);
               });
-      if (server) node.protect(server as tls.Server);
+      if (server && !upstream) node.protect(server as tls.Server);
       server?.on('tlsClientError', (err) => logger.debug({ err: err.message }, 'handshake failed'));
       const plain = o.httpListen ? http.createServer((req, res) => node.httpHandler(req, res)) : undefined;
       const agent = o.agentSocket ? new EdgeAgent(node, o.agentSocket, o.agentSocketMode) : undefined;

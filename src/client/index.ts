@@ -1,2 +1,2 @@
-export { RksNode } from './node';
+export { RksNode, isServerName } from './node';
 export type { NodeSecret, RksNodeEvents, RksNodeOptions } from './node';

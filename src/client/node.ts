@@ -48,6 +48,11 @@ export interface RksNodeEvents {
   revoked: [{ names: string[]; reason: string }];
   /** rks told a new list of the names this node may read (not sent when it answered "unchanged"). */
   allowed: [{ names: string[] }];
+  /**
+   * Names this node may no longer serve, whether or not it held their keys (`null`: every name,
+   * the node token died). Whatever serves TLS with the node's keys drops what it holds of them.
+   */
+  withdrawn: [{ names: string[] | null }];
   error: [Error];
 }
 
@@ -63,6 +68,14 @@ class HttpError extends Error {
     super(`rks answered ${status}: ${reason}`);
     this.code = code ?? ({ 400: 'invalid_request', 403: 'forbidden', 404: 'not_found' } as Record<number, string>)[status] ?? 'unavailable';
   }
+}
+
+/** A host name as a TLS client may send it: letters, digits, hyphens (and underscores), dots, at most 253. */
+const SERVER_NAME = /^(?=.{1,253}$)[a-z0-9_][a-z0-9_-]{0,62}(?:\.[a-z0-9_][a-z0-9_-]{0,62})*$/i;
+
+/** Whether a client's server name (SNI), without its final dot, is a host name: nothing else is looked up. */
+export function isServerName(name: string): boolean {
+  return SERVER_NAME.test(name);
 }
 
 const ACME_TOKEN = /^[A-Za-z0-9_-]{16,128}$/;
@@ -165,8 +178,7 @@ export class RksNode extends EventEmitter<RksNodeEvents> {
         this.emit('error', err as Error);
         return;
       }
-      this.dropAll(() => true, 'the node token is no longer valid');
-      if (this.token === token) this.token = undefined;
+      this.tokenDied(token);
       // Refused (rotated group token, deleted group, callback says no): already told by 'revoked'.
       await this.registerOrForget().catch((e: Error) => {
         if (!(e instanceof HttpError && REFUSED.has(e.code))) this.emit('error', e);
@@ -186,13 +198,23 @@ export class RksNode extends EventEmitter<RksNodeEvents> {
     if (refused && refused.until > Date.now()) return;
     this.revalidating = true;
     try {
-      await this.register();
+      await this.registerOrForget();
       await this.allowedNames();
     } catch (err) {
       if (!this.stopped && !(err instanceof HttpError && REFUSED.has(err.code))) this.emit('error', err as Error);
     } finally {
       this.revalidating = false;
     }
+  }
+
+  /**
+   * The node token is dead (revoked, its group token rotated, or expired while rks was away):
+   * no key fetched with it is served any longer, whatever registering again brings.
+   */
+  private tokenDied(token: string): void {
+    if (this.token === token) this.token = undefined;
+    this.dropAll(() => true, 'the node token is no longer valid');
+    this.emit('withdrawn', { names: null });
   }
 
   private dropAll(which: (name: string) => boolean, reason: string): void {
@@ -246,7 +268,11 @@ export class RksNode extends EventEmitter<RksNodeEvents> {
         const names = answer.status === 304 && held ? held.names : new Set((answer.body as { secrets: string[] }).secrets);
         this.allowed = { names, at: Date.now(), ...(etag ? { etag } : {}) };
         this.blind = false;
-        if (answer.status !== 304) this.emit('allowed', { names: [...names] });
+        if (answer.status !== 304) {
+          const lost = held ? [...held.names].filter((n) => !names.has(n)) : [];
+          if (lost.length) this.emit('withdrawn', { names: lost });
+          this.emit('allowed', { names: [...names] });
+        }
         return names;
       } catch (err) {
         if (!(err instanceof HttpError && err.status === 404)) throw err;
@@ -291,6 +317,7 @@ export class RksNode extends EventEmitter<RksNodeEvents> {
    */
   async secretFor(servername: string): Promise<NodeSecret | null> {
     const name = servername.toLowerCase().replace(/\.$/, '');
+    if (!isServerName(name)) return null;
     const labels = name.split('.');
     const candidates = await this.permitted(labels.length > 2 ? [name, `*.${labels.slice(1).join('.')}`] : [name]);
     for (const candidate of candidates) {
@@ -307,15 +334,29 @@ export class RksNode extends EventEmitter<RksNodeEvents> {
   }
 
   /**
-   * Makes `server`'s session tickets follow what rks allows: whenever keys are withdrawn (or a
-   * name is refused), its ticket keys change, so no client resumes a session (which skips the
-   * SNI callback) for a name this node may no longer serve. Sessions of names still allowed
-   * start over with one full handshake.
+   * Makes `server` follow what rks allows: whenever names are withdrawn (or a name is refused),
+   * its session-ticket keys change, so no client resumes a session (which skips the SNI
+   * callback) for a name this node may no longer serve, and its open connections for those
+   * names end. Sessions of names still allowed start over with one full handshake.
    */
-  protect(server: Pick<tls.Server, 'setTicketKeys'>): void {
+  protect(server: tls.Server): void {
+    const open = new Set<tls.TLSSocket>();
+    server.on('secureConnection', (socket: tls.TLSSocket) => {
+      open.add(socket);
+      socket.once('close', () => open.delete(socket));
+    });
     const rotate = () => server.setTicketKeys(randomBytes(48));
-    this.on('revoked', rotate);
     this.on('refused', rotate);
+    this.on('withdrawn', ({ names }) => {
+      rotate();
+      // Connections kept alive for a withdrawn name end too (a client reconnects, and is asked again).
+      const gone = names && new Set(names);
+      for (const socket of open) {
+        const sni = typeof socket.servername === 'string' ? socket.servername.toLowerCase().replace(/\.$/, '') : '';
+        const labels = sni.split('.');
+        if (!gone || gone.has(sni) || (labels.length > 2 && gone.has(`*.${labels.slice(1).join('.')}`))) socket.destroy();
+      }
+    });
   }
 
   /** `SNICallback` for `tls.createServer` / `https.createServer`: unknown names fail the handshake. */
@@ -496,7 +537,7 @@ export class RksNode extends EventEmitter<RksNodeEvents> {
     } catch (err) {
       if (!retry || !(err instanceof HttpError) || err.code !== 'forbidden') throw err;
       if (await this.tokenAlive(token)) throw err;
-      if (this.token === token) this.token = undefined;
+      this.tokenDied(token);
       await this.registerOrForget();
       return fn(this.token!);
     }
@@ -517,7 +558,10 @@ export class RksNode extends EventEmitter<RksNodeEvents> {
     try {
       await this.register();
     } catch (err) {
-      if (err instanceof HttpError && REFUSED.has(err.code)) this.dropAll(() => true, 'rks refused to register this node');
+      if (err instanceof HttpError && REFUSED.has(err.code)) {
+        this.dropAll(() => true, 'rks refused to register this node');
+        this.emit('withdrawn', { names: null });
+      }
       throw err;
     }
   }
@@ -578,7 +622,7 @@ export class RksNode extends EventEmitter<RksNodeEvents> {
       await this.register();
     } catch (err) {
       if (err instanceof HttpError && err.code === 'forbidden') {
-        this.token = undefined;
+        if (this.token) this.tokenDied(this.token);
         try {
           await this.registerOrForget();
           return;

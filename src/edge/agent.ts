@@ -1,10 +1,8 @@
 import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
-import type { RksNode } from '../client';
+import { RksNode, isServerName } from '../client';
 
-/** A server name as a TLS client may send it: letters, digits, hyphens and dots, at most 253. */
-const SERVER_NAME = /^(?=.{1,253}$)[a-z0-9_](?:[a-z0-9_-]{0,62})(?:\.[a-z0-9_](?:[a-z0-9_-]{0,62}))*\.?$/i;
 const CERTIFICATE_PATH = /^\/v1\/certificate\/([^/?]+)$/;
 
 /**
@@ -24,7 +22,8 @@ const CERTIFICATE_PATH = /^\/v1\/certificate\/([^/?]+)$/;
  * (0600 by default), in a directory only the TLS server's user may enter.
  */
 export class EdgeAgent {
-  private generation = 1;
+  /** Not 1 at every start: workers of nginx that outlive this agent must not mistake their keys for current. */
+  private generation = Date.now();
   private server?: http.Server;
 
   constructor(
@@ -32,7 +31,7 @@ export class EdgeAgent {
     private readonly socketPath: string,
     private readonly mode = 0o600,
   ) {
-    node.on('revoked', () => this.generation++);
+    node.on('withdrawn', () => this.generation++);
   }
 
   async listen(): Promise<void> {
@@ -60,11 +59,11 @@ export class EdgeAgent {
     const server = this.server;
     if (!server) return;
     this.server = undefined;
+    // Closing unlinks the socket; removing the path after would take a successor's.
     await new Promise<void>((resolve) => {
       server.close(() => resolve());
       server.closeIdleConnections();
     });
-    fs.rmSync(this.socketPath, { force: true });
   }
 
   private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
@@ -80,7 +79,7 @@ export class EdgeAgent {
     } catch {
       return answer(res, 400, 'bad server name\n');
     }
-    if (!SERVER_NAME.test(name)) return answer(res, 400, 'bad server name\n');
+    if (!isServerName(name.replace(/\.$/, ''))) return answer(res, 400, 'bad server name\n');
     const generation = this.generation;
     this.node.secretFor(name).then(
       (secret) => {
@@ -127,7 +126,8 @@ async function removeStaleSocket(path: string): Promise<void> {
       probe.destroy();
       resolve(true);
     });
-    probe.once('error', () => resolve(false));
+    // Only a refusal says nobody listens; a full backlog (EAGAIN) is a live agent.
+    probe.once('error', (err: NodeJS.ErrnoException) => resolve(err.code !== 'ECONNREFUSED'));
   });
   if (!alive) fs.rmSync(path, { force: true });
 }

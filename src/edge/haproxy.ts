@@ -4,6 +4,8 @@ import type { RksNode } from '../client';
 import { isSecretName } from '../names';
 
 const COMMAND_TIMEOUT_MS = 5000;
+/** HAProxy is compared with the node's list at least this often (a failed command is tried again then). */
+const SYNC_EVERY_MS = 10_000;
 /** Certificates loaded into HAProxy at once. */
 const LOAD_CONCURRENCY = 4;
 /** What HAProxy answers when a command failed. */
@@ -37,6 +39,7 @@ export class HaproxySync {
   private queue: Promise<void> = Promise.resolve();
   private again = false;
   private stopped = false;
+  private timer?: NodeJS.Timeout;
   private readonly listeners: Partial<{ [K in keyof HaproxyEvents]: HaproxyEvents[K][] }> = {};
 
   constructor(
@@ -53,23 +56,40 @@ export class HaproxySync {
     for (const fn of this.listeners[event] ?? []) (fn as (...a: unknown[]) => void)(...args);
   }
 
-  /** Clears what an earlier agent left in HAProxy, then loads every name the node may serve. */
+  /**
+   * Loads every name the node may serve, after clearing what an earlier agent left; then keeps
+   * HAProxy in step at every change rks tells, and every SYNC_EVERY_MS whatever happens (a
+   * failed command is tried again there).
+   */
   async start(): Promise<void> {
     this.node.on('allowed', () => void this.sync());
+    // Names withdrawn: gone from the list the sync follows. Every name (the node token died): all
+    // go at once, and come back one by one as the node fetches them anew.
+    this.node.on('withdrawn', ({ names }) => void (names ? this.sync() : this.clear().then(() => this.sync())));
     // Back after a refusal (a rotated group token): its list may be the same, its keys are not loaded.
     this.node.on('registered', () => void this.sync());
-    this.node.on('revoked', ({ names }) => void Promise.all(names.map((n) => this.remove(n))).then(() => this.sync()));
     // A key's TTL ended in the node: fetched anew (a renewed certificate) or withdrawn.
     this.node.on('expired', ({ name }) => void this.refresh(name));
-    for (const cert of await this.storedCertificates()) await this.removeStored(cert);
+    this.timer = setInterval(() => void this.sync(), SYNC_EVERY_MS);
+    this.timer.unref();
     await this.sync();
   }
 
   /** Withdraws every certificate it loaded: HAProxy must not serve keys no agent looks after. */
   async stop(): Promise<void> {
     this.stopped = true;
+    clearInterval(this.timer);
     await this.syncing?.catch(() => undefined);
-    await Promise.all([...this.loaded.keys()].map((n) => this.remove(n)));
+    await this.clear();
+  }
+
+  /** Every `rks/` certificate out of HAProxy. */
+  private clear(): Promise<void> {
+    return this.exclusive(async () => {
+      for (const cert of await this.storedCertificates()) await this.removeStored(cert);
+      for (const name of this.loaded.keys()) this.emit('removed', name);
+      this.loaded.clear();
+    }).catch((err: Error) => this.emit('error', err));
   }
 
   /** Names whose certificate HAProxy holds now. */
@@ -92,13 +112,31 @@ export class HaproxySync {
     return this.syncing;
   }
 
+  /**
+   * HAProxy's own store is the truth of what it serves: every `rks/` certificate in it that the
+   * node may not serve goes (what an earlier agent left, what a failed removal left), every
+   * name it may serve and HAProxy lacks is loaded.
+   */
   private async syncOnce(): Promise<void> {
     if (this.stopped) return;
     const allowed = await this.node.allowedNow();
     if (allowed === null) throw new Error('rks cannot list the names this node may serve (a classic RKS): HAProxy needs them all up front');
-    const wanted = new Set(allowed.filter(isSecretName));
-    for (const name of [...this.loaded.keys()]) if (!wanted.has(name)) await this.remove(name);
-    const missing = [...wanted].filter((n) => !this.loaded.has(n));
+    const wanted = new Map(allowed.filter(isSecretName).map((n) => [certName(n), n]));
+    await this.exclusive(async () => {
+      const stored = new Set(await this.storedCertificates());
+      for (const cert of stored) {
+        if (wanted.has(cert)) continue;
+        await this.removeStored(cert);
+        const name = [...this.loaded.keys()].find((n) => certName(n) === cert);
+        if (name !== undefined) {
+          this.loaded.delete(name);
+          this.emit('removed', name);
+        }
+      }
+      // Loaded as far as this agent knows, but not in HAProxy (restarted, or a load that failed half-way).
+      for (const name of [...this.loaded.keys()]) if (!stored.has(certName(name)) || !wanted.has(certName(name))) this.loaded.delete(name);
+    });
+    const missing = [...wanted.values()].filter((n) => !this.loaded.has(n));
     let next = 0;
     await Promise.all(
       Array.from({ length: Math.min(LOAD_CONCURRENCY, missing.length) }, async () => {
@@ -142,8 +180,9 @@ export class HaproxySync {
   private async remove(name: string): Promise<void> {
     await this.exclusive(async () => {
       if (!this.loaded.has(name)) return;
-      this.loaded.delete(name);
       await this.removeStored(certName(name));
+      // Forgotten once HAProxy let it go; else the next sync removes it.
+      this.loaded.delete(name);
       this.emit('removed', name);
     }).catch((err: Error) => this.emit('error', err));
   }
@@ -155,15 +194,18 @@ export class HaproxySync {
     return run;
   }
 
+  /** Out of the crt-list, any transaction on it dropped, out of the store: it fails only if it stays. */
   private async removeStored(cert: string): Promise<void> {
+    await this.command(`abort ssl cert ${cert}`).catch(() => undefined);
     await this.command(`del ssl crt-list ${this.opts.crtList} ${cert}`).catch(() => undefined);
     await this.command(`del ssl cert ${cert}`);
   }
 
-  /** The certificates in HAProxy's store that an agent loaded (named `rks/…`). */
+  /** The certificates in HAProxy's store that an agent loaded (named `rks/…`; `*rks/…` while in a transaction). */
   private async storedCertificates(): Promise<string[]> {
     const out = await this.command('show ssl cert');
-    return out.split('\n').map((l) => l.trim()).filter((l) => l.startsWith('rks/') && /^[A-Za-z0-9_./-]+$/.test(l));
+    const names = out.split('\n').map((l) => l.trim().replace(/^\*/, '')).filter((l) => l.startsWith('rks/') && /^[A-Za-z0-9_./-]+$/.test(l));
+    return [...new Set(names)];
   }
 
   /** One command on a connection of its own, within a deadline; HAProxy's refusals throw. */

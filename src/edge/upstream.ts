@@ -2,12 +2,17 @@ import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
 import tls from 'node:tls';
+import type { RksNode } from '../client';
 
 /** Headers of one hop, never passed on (RFC 9110 §7.6.1), and HTTP/2's own. */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'http2-settings', 'host']);
 const CONNECT_TIMEOUT_MS = 5000;
+const HANDSHAKE_TIMEOUT_MS = 10_000;
+/** A connection, a tunnel or a transfer with no traffic for this long ends. */
+const IDLE_TIMEOUT_MS = 120_000;
+/** What a client says of itself that only this edge may say: replaced, never passed on. */
+const CLIENT_CLAIMS = /^(?:x-forwarded-.*|forwarded|x-real-ip)$/;
 
-type SniCallback = (servername: string, cb: (err: Error | null, ctx?: tls.SecureContext) => void) => void;
 
 /** What `--upstream` accepts: an HTTP origin, or a TCP one that is told the client by the PROXY protocol v2. */
 export function parseUpstream(value: string): URL {
@@ -27,47 +32,68 @@ export function parseUpstream(value: string): URL {
 /**
  * TLS terminated here with the keys from rks, each request passed to an HTTP origin: HTTP/2 and
  * HTTP/1.1 on the client's side, HTTP/1.1 on kept-alive connections to the origin, bodies
- * streamed both ways, the client's address in `X-Forwarded-For` and the scheme in
- * `X-Forwarded-Proto`.
+ * streamed both ways. This edge is the first hop: the client's `X-Forwarded-*`, `Forwarded` and
+ * `X-Real-IP` are replaced by what it saw, and a request for a host other than the one whose
+ * certificate the connection got is answered 421.
  */
-export function httpsToHttp(upstream: URL, sniCallback: SniCallback): http2.Http2SecureServer {
+export function httpsToHttp(upstream: URL, node: RksNode): http2.Http2SecureServer {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 512 });
   const port = Number(upstream.port) || 80;
-  const server = http2.createSecureServer({ SNICallback: sniCallback, allowHTTP1: true, minVersion: 'TLSv1.2' }, (req, res) => {
-    const headers: http.OutgoingHttpHeaders = {};
-    const dropped = new Set(String(req.headers.connection ?? '').toLowerCase().split(',').map((h) => h.trim()));
-    for (const [name, value] of Object.entries(req.headers)) {
-      if (name.startsWith(':') || HOP_BY_HOP.has(name) || dropped.has(name) || value === undefined) continue;
-      headers[name] = value;
-    }
-    const host = req.headers[':authority'] ?? req.headers.host;
-    const client = req.socket.remoteAddress?.replace(/^::ffff:/, '') ?? '';
-    const before = req.headers['x-forwarded-for'];
-    headers.host = host ?? upstream.host;
-    headers['x-forwarded-for'] = before ? `${Array.isArray(before) ? before.join(', ') : before}, ${client}` : client;
-    headers['x-forwarded-proto'] = 'https';
-    if (host) headers['x-forwarded-host'] = host;
-    const forwarded = http.request({ host: upstream.hostname, port, method: req.method, path: req.url, headers, agent, timeout: CONNECT_TIMEOUT_MS }, (answer) => {
-      const out: http.OutgoingHttpHeaders = {};
-      for (const [name, value] of Object.entries(answer.headers)) if (!HOP_BY_HOP.has(name) && value !== undefined) out[name] = value;
-      res.writeHead(answer.statusCode ?? 502, out);
-      answer.pipe(res);
-    });
-    // A deadline to connect and for the origin's first byte; a streaming answer may take longer.
-    forwarded.on('response', () => forwarded.setTimeout(0));
-    forwarded.on('timeout', () => forwarded.destroy(new Error('the origin did not answer in time')));
-    forwarded.on('error', () => {
-      if (!res.headersSent) {
-        res.writeHead(502, { 'content-type': 'text/plain; charset=utf-8', 'retry-after': '1' });
-        res.end('the origin did not answer\n');
-      } else res.destroy();
-    });
-    res.on('close', () => {
-      if (!res.writableFinished) forwarded.destroy();
-    });
-    req.pipe(forwarded);
-  });
+  const server = http2.createSecureServer(
+    { SNICallback: node.sniCallback, allowHTTP1: true, minVersion: 'TLSv1.2', handshakeTimeout: HANDSHAKE_TIMEOUT_MS, settings: { maxConcurrentStreams: 128 } },
+    (req, res) => {
+      const fail = (status: number, text: string) => {
+        if (res.headersSent) return void res.destroy();
+        res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', ...(status >= 500 ? { 'retry-after': '1' } : {}) });
+        res.end(text);
+      };
+      // Origin-form only: an absolute URL would let the origin route by a host nobody checked.
+      if (!req.url?.startsWith('/') && !(req.method === 'OPTIONS' && req.url === '*')) return fail(400, 'bad request target\n');
+      const authority = String(req.headers[':authority'] ?? req.headers.host ?? '');
+      const host = authority.replace(/:\d+$/, '').replace(/\.$/, '').toLowerCase();
+      const sni = String((req.socket as tls.TLSSocket).servername ?? '').replace(/\.$/, '').toLowerCase();
+      if (!host || host !== sni) return fail(421, 'this connection serves another name\n');
+      const headers: http.OutgoingHttpHeaders = {};
+      const dropped = new Set(String(req.headers.connection ?? '').toLowerCase().split(',').map((h) => h.trim()));
+      for (const [name, value] of Object.entries(req.headers)) {
+        if (name.startsWith(':') || HOP_BY_HOP.has(name) || dropped.has(name) || CLIENT_CLAIMS.test(name) || value === undefined) continue;
+        headers[name] = value;
+      }
+      headers.host = authority;
+      headers['x-forwarded-for'] = req.socket.remoteAddress?.replace(/^::ffff:/, '') ?? '';
+      headers['x-forwarded-proto'] = 'https';
+      headers['x-forwarded-host'] = authority;
+      const forwarded = http.request({ host: upstream.hostname, port, method: req.method, path: req.url, headers, agent, timeout: CONNECT_TIMEOUT_MS }, (answer) => {
+        const status = answer.statusCode ?? 0;
+        // HTTP/2 answers carry no 1xx final status nor any status past 599.
+        if (status < 200 || status > 599) {
+          answer.destroy();
+          return fail(502, 'the origin answered with an unusable status\n');
+        }
+        const out: http.OutgoingHttpHeaders = {};
+        for (const [name, value] of Object.entries(answer.headers)) if (!HOP_BY_HOP.has(name) && value !== undefined) out[name] = value;
+        try {
+          res.writeHead(status, out);
+        } catch {
+          answer.destroy();
+          return fail(502, 'the origin answered with unusable headers\n');
+        }
+        answer.pipe(res);
+      });
+      // Past the first byte, a transfer that makes no progress for a while ends.
+      forwarded.on('response', () => forwarded.setTimeout(IDLE_TIMEOUT_MS));
+      forwarded.on('timeout', () => forwarded.destroy(new Error('the origin did not answer in time')));
+      forwarded.on('error', () => fail(502, 'the origin did not answer\n'));
+      res.on('close', () => {
+        if (!res.writableFinished) forwarded.destroy();
+      });
+      req.pipe(forwarded);
+    },
+  );
+  // A connection (HTTP/2 session or HTTP/1.1 keep-alive) idle this long ends.
+  server.setTimeout(IDLE_TIMEOUT_MS);
   server.on('close', () => agent.destroy());
+  node.protect(server);
   return server;
 }
 
@@ -76,13 +102,15 @@ export function httpsToHttp(upstream: URL, sniCallback: SniCallback): http2.Http
  * the PROXY protocol), preceded by a PROXY protocol v2 header naming the client, the address it
  * reached and the server name it asked for.
  */
-export function tlsToTcp(upstream: URL, sniCallback: SniCallback): tls.Server {
+export function tlsToTcp(upstream: URL, node: RksNode): tls.Server {
   const port = Number(upstream.port);
-  return tls.createServer({ SNICallback: sniCallback, minVersion: 'TLSv1.2' }, (client) => {
+  const server = tls.createServer({ SNICallback: node.sniCallback, minVersion: 'TLSv1.2', handshakeTimeout: HANDSHAKE_TIMEOUT_MS }, (client) => {
     const origin = net.connect({ host: upstream.hostname, port });
     origin.setTimeout(CONNECT_TIMEOUT_MS, () => origin.destroy(new Error('the origin did not accept in time')));
     origin.once('connect', () => {
+      // A tunnel idle both ways this long ends.
       origin.setTimeout(0);
+      client.setTimeout(IDLE_TIMEOUT_MS, () => client.destroy());
       origin.write(proxyV2Header(client, client.servername || undefined));
       client.pipe(origin);
       origin.pipe(client);
@@ -92,6 +120,8 @@ export function tlsToTcp(upstream: URL, sniCallback: SniCallback): tls.Server {
     client.on('close', () => origin.destroy());
     origin.on('close', () => client.destroy());
   });
+  node.protect(server);
+  return server;
 }
 
 const SIGNATURE = Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a]);
@@ -131,6 +161,12 @@ function ipv4(a: string): Buffer {
 }
 
 function ipv6(a: string): Buffer {
+  // A dotted IPv4 tail (::ffff:1.2.3.4, ::1.2.3.4) is its last two groups.
+  const v4 = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(a);
+  if (v4) {
+    const [b1, b2, b3, b4] = v4.slice(1).map(Number) as [number, number, number, number];
+    a = `${a.slice(0, v4.index)}${((b1 << 8) | b2).toString(16)}:${((b3 << 8) | b4).toString(16)}`;
+  }
   const [head, tail] = a.split('::') as [string, string | undefined];
   const part = (s: string | undefined) => (s ? s.split(':') : []);
   const h = part(head);

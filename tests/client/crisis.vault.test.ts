@@ -1,3 +1,4 @@
+import tls from 'node:tls';
 import request from 'supertest';
 import { RksNode } from '../../src/client';
 import { edge, handshake, resume, sessionFrom } from '../support/edge';
@@ -70,7 +71,15 @@ describe('crisis controls reach a running edge within seconds', () => {
       const before = await handshake(w.e.port, b, w.ca);
       const session = await sessionFrom(w.e.port, a, w.ca);
       expect(await resume(w.e.port, a, w.ca, session)).toEqual({ resumed: true });
+      // A connection kept open for each name: a's ends with its withdrawal, b's stays.
+      const [openA, openB] = await Promise.all(
+        [a, b].map((n) => new Promise<tls.TLSSocket>((r) => { const c = tls.connect({ port: w.e.port, host: '127.0.0.1', servername: n, ca: w.ca }, () => r(c.resume())); })),
+      );
+      const closedA = new Promise<void>((r) => openA!.once('close', () => r()));
       await request(rks.app).delete(`/rks/v1/group/${w.g}/secrets/${a}`).set('X-Vault-Token', admin).expect(204);
+      await closedA;
+      expect(openB!.destroyed).toBe(false);
+      openB!.destroy();
       const ms = await untilRefused(w.e.port, a, w.ca);
       measured.push(`dissociate ${ms} ms`);
       expect(ms).toBeLessThan(BOUND_MS);

@@ -68,7 +68,7 @@ describe('the edge agent\'s socket', () => {
     await agent.listen();
     try {
       const before = Number((await ask(sock, '/v1/generation')).body);
-      node.emit('revoked', { names: ['www.example.com'], reason: 'test' });
+      node.emit('withdrawn', { names: ['www.example.com'] });
       expect(Number((await ask(sock, '/v1/generation')).body)).toBe(before + 1);
     } finally {
       await agent.close();
@@ -106,5 +106,7 @@ describe('the PROXY protocol v2 header', () => {
     expect([mixed[13], mixed.readUInt16BE(14)]).toEqual([0x00, 0]);
     const mapped = proxyV2Header({ remoteAddress: '::ffff:10.0.0.1', remotePort: 1, localAddress: '::ffff:10.0.0.2', localPort: 2 });
     expect(mapped[13]).toBe(0x11);
+    const dotted = proxyV2Header({ remoteAddress: '64:ff9b::192.0.2.33', remotePort: 1, localAddress: '::1', localPort: 2 });
+    expect(dotted.subarray(16, 32).toString('hex')).toBe('0064ff9b0000000000000000c0000221');
   });
 });

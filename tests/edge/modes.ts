@@ -9,7 +9,7 @@ import { HaproxySync } from '../../src/edge/haproxy';
 import { handshake, resume, sessionFrom } from '../support/edge';
 import { ServedRks, adminToken, serveRks } from '../support/harness';
 import { Issued, issue } from '../support/pki';
-import { RunningServer, filesHolding, startHaproxy, startNginx } from '../support/servers';
+import { RunningServer, filesHolding, haproxyCommand, startHaproxy, startNginx } from '../support/servers';
 import { createGroup, uniq } from '../support/rks';
 import { freePort } from '../support/vault';
 import { TestPebble, startPebble } from '../support/pebble';
@@ -108,6 +108,13 @@ describe(MODES[mode], () => {
     } else {
       const h = await startHaproxy({ agentSocket, https: ports.https, http: ports.http });
       server = h;
+      // What an earlier agent that died left in HAProxy: the new one clears it.
+      const stale = await issue({ name: 'stale.example.org', dns: ['stale.example.org'], issuer: ca });
+      await haproxyCommand(h.socket, 'new ssl cert rks/stale.example.org.pem');
+      await haproxyCommand(h.socket, `set ssl cert rks/stale.example.org.pem <<\n${stale.certPem.trim()}\n${stale.keyPem.trim()}\n\n`);
+      await haproxyCommand(h.socket, 'commit ssl cert rks/stale.example.org.pem');
+      await haproxyCommand(h.socket, `add ssl crt-list ${h.crtList} rks/stale.example.org.pem`);
+      expect(await served('stale.example.org')).toHaveProperty('fingerprint');
       haproxy = new HaproxySync(node, { socket: h.socket, crtList: h.crtList });
       haproxy.on('error', (err) => process.stderr.write(`haproxy sync: ${err.message}\n`));
       await haproxy.start();
@@ -134,6 +141,8 @@ describe(MODES[mode], () => {
   });
 
   it('fails the handshake of a name the node may not serve, and strangers\' names cost rks nothing', async () => {
+    // A certificate an earlier agent left in HAProxy is gone (loaded there before this agent started).
+    expect(await served('stale.example.org')).toHaveProperty('failed');
     await served(names.a);
     await sleep(2100); // past the SDK's bound on list refreshes after a miss
     const [gets, lists] = [await requestsTo(rks, '/rks/v1/secret/{fqdn}'), await requestsTo(rks, '/rks/v1/node/secrets')];

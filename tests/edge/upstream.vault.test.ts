@@ -14,10 +14,15 @@ import { Running, runRks } from '../support/serve';
 import { freePort } from '../support/vault';
 
 /** One HTTPS request with SNI over HTTP/1.1: status, headers and body. */
-function get(port: number, name: string, ca: string, opts: { method?: string; body?: string; path?: string } = {}): Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders }> {
+function get(
+  port: number,
+  name: string,
+  ca: string,
+  opts: { method?: string; body?: string; path?: string; headers?: Record<string, string> } = {},
+): Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders }> {
   return new Promise((resolve, reject) => {
     const req = http.request(
-      { host: '127.0.0.1', port, path: opts.path ?? '/hello?x=1', method: opts.method ?? 'GET', headers: { host: name }, createConnection: () => tls.connect({ port, host: '127.0.0.1', servername: name, ca, ALPNProtocols: ['http/1.1'] }) },
+      { host: '127.0.0.1', port, path: opts.path ?? '/hello?x=1', method: opts.method ?? 'GET', headers: { host: name, ...opts.headers }, createConnection: () => tls.connect({ port, host: '127.0.0.1', servername: name, ca, ALPNProtocols: ['http/1.1'] }) },
       (res) => {
         let body = '';
         res.on('data', (d) => (body += d));
@@ -88,9 +93,12 @@ describe('rks edge --upstream, in front of any origin', () => {
     await new Promise<void>((r) => origin.listen(0, '127.0.0.1', r));
     try {
       const port = await edge(`http://127.0.0.1:${(origin.address() as AddressInfo).port}`);
-      const one = await get(port, name, ca.certPem);
+      // What a client claims of itself is replaced by what the edge saw.
+      const one = await get(port, name, ca.certPem, { headers: { 'x-forwarded-for': '6.6.6.6', forwarded: 'for=6.6.6.6', 'x-real-ip': '6.6.6.6', 'x-forwarded-host': 'evil.example' } });
       expect(one).toMatchObject({ status: 201, body: 'GET /hello?x=1 0', headers: { 'x-origin': 'yes' } });
       expect(seen[0]).toMatchObject({ host: name, 'x-forwarded-for': '127.0.0.1', 'x-forwarded-proto': 'https', 'x-forwarded-host': name });
+      expect(seen[0]).not.toHaveProperty('forwarded');
+      expect(seen[0]).not.toHaveProperty('x-real-ip');
       const big = 'x'.repeat(3_000_000);
       expect((await get(port, name, ca.certPem, { method: 'POST', body: big, path: '/up' })).body).toBe(`POST /up ${big.length}`);
 
@@ -107,14 +115,36 @@ describe('rks edge --upstream, in front of any origin', () => {
       session.close();
       expect(h2).toEqual({ status: 201, body: 'GET /two 0' });
       expect(seen[2]).toMatchObject({ host: `${name}:${port}`, 'x-forwarded-proto': 'https' });
+      // A connection holds one name: another Host on it, or an absolute URL, never reaches the origin.
+      expect(await get(port, name, ca.certPem, { headers: { host: 'other.example.net' } })).toMatchObject({ status: 421 });
+      expect(await get(port, name, ca.certPem, { path: 'http://other.example.net/x' })).toMatchObject({ status: 400 });
+      expect(seen).toHaveLength(3);
     } finally {
       origin.close();
     }
   });
 
-  it('answers 502 when the origin is down, and fails handshakes for names the node may not serve', async () => {
+  it('answers 502 when the origin is down or answers what HTTP/2 cannot carry, and fails handshakes for names the node may not serve', async () => {
     const port = await edge(`http://127.0.0.1:${await freePort()}`);
     expect(await get(port, name, ca.certPem)).toMatchObject({ status: 502 });
+    // An origin answering a status no client may get: 502, and the edge goes on.
+    const odd = net.createServer((s) => s.once('data', () => s.end('HTTP/1.1 999 Odd\r\nContent-Length: 0\r\n\r\n')));
+    await new Promise<void>((r) => odd.listen(0, '127.0.0.1', r));
+    try {
+      const oddPort = await edge(`http://127.0.0.1:${(odd.address() as AddressInfo).port}`);
+      const session = http2.connect(`https://${name}:${oddPort}`, { createConnection: () => tls.connect({ port: oddPort, host: '127.0.0.1', servername: name, ca: ca.certPem, ALPNProtocols: ['h2'] }) });
+      const status = await new Promise<number>((resolve, reject) => {
+        const stream = session.request({ ':path': '/' });
+        stream.on('response', (h) => resolve(Number(h[':status'])));
+        stream.on('error', reject);
+        stream.end();
+      });
+      session.close();
+      expect(status).toBe(502);
+      expect(await get(oddPort, name, ca.certPem)).toMatchObject({ status: 502 });
+    } finally {
+      odd.close();
+    }
     await expect(get(port, 'stranger.example.net', ca.certPem)).rejects.toThrow(/alert|socket hang up|ECONNRESET|unrecognized|disconnected/i);
   });
 

@@ -4,7 +4,8 @@ import type { RksNode } from '../../src/client';
 
 /** An edge: a TLS server whose certificates all come from the node SDK. */
 export async function edge(node: RksNode): Promise<{ port: number; close: () => void }> {
-  const server = tls.createServer({ SNICallback: node.sniCallback }, (s) => s.end('ok\n'));
+  // Connections stay open (as a kept-alive client's would) until the client ends them.
+  const server = tls.createServer({ SNICallback: node.sniCallback }, (s) => s.write('ok\n'));
   node.protect(server);
   server.on('tlsClientError', () => undefined);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));

@@ -1,5 +1,6 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { issue } from './pki';
@@ -162,6 +163,18 @@ ${o.plain ? `frontend plain_file
     await sleep(50);
   }
   return Object.assign(server, { socket, crtList });
+}
+
+/** One command on HAProxy's runtime API: its answer. */
+export function haproxyCommand(socket: string, line: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const c = net.connect(socket, () => c.end(line.endsWith('\n') ? line : `${line}\n`));
+    let out = '';
+    c.setEncoding('utf8');
+    c.on('data', (d: string) => (out += d));
+    c.on('close', () => resolve(out));
+    c.on('error', reject);
+  });
 }
 
 /** Every file under `dirs` that holds `needle` (a private key's bytes must be in none). */
