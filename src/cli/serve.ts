@@ -1,5 +1,6 @@
 import os from 'node:os';
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
+import { Switch, applySettingsFile, effectiveSettings, formatSettings } from './settings-file';
 import { DEFAULTS, ServeFlags, UsageError, resolveConfig } from '../config';
 import { createLogger } from '../log';
 import { startRks } from '../server/bootstrap';
@@ -142,10 +143,13 @@ export function serveCommand(): Command {
         .argParser(positiveInt('--callback-timeout', 120))
         .default(DEFAULTS.callbackTimeout),
     )
+    .addOption(opt('--config <file>', 'a settings file: RKS_* lines as in the environment (NAME=value, # comments); flags win, then the environment, then the file', 'RKS_CONFIG'))
+    .option('--print-config', 'print the settings rks would run with, where each came from and secrets hidden, in the settings file\'s format, and exit')
     .addHelpText(
       'after',
       `
-Every option can also be set with the RKS_* environment variable shown; flags win.
+Every option can also be set with the RKS_* environment variable shown, or in a --config file
+of such lines. Flags win, then the environment, then the file, then the defaults.
 TLS: with --cert/--cert-key rks serves that certificate. Otherwise it serves a certificate from
 its own CA in Vault (made by init), renewed before it expires; before init it serves an
 ephemeral self-signed one and logs its fingerprint.
@@ -153,16 +157,42 @@ ephemeral self-signed one and logs its fingerprint.
 Example:
   rks serve --vault-addr http://127.0.0.1:8200 --admin-password-file /run/secrets/rks-admin`,
     )
-    .action(async (o: ServeFlags, cmd: Command) => {
-      if (cmd.getOptionValueSource('tls') !== 'cli' && envFlag('RKS_NO_TLS') === true) o.tls = false;
-      if (cmd.getOptionValueSource('requirePsk') !== 'cli' && envFlag('RKS_REQUIRE_PSK') === true) o.requirePsk = true;
-      if (cmd.getOptionValueSource('allowWeakAdminPassword') !== 'cli' && envFlag('RKS_ALLOW_WEAK_ADMIN_PASSWORD') === true) o.allowWeakAdminPassword = true;
-      if (cmd.getOptionValueSource('callbackInsecure') !== 'cli' && envFlag('RKS_CALLBACK_INSECURE') === true) {
-        o.callbackInsecure = true;
+    .action(async (_o: ServeFlags, cmd: Command) => {
+      let fromFile = new Set<string>();
+      try {
+        if (cmd.getOptionValue('config')) fromFile = applySettingsFile(cmd, cmd.getOptionValue('config') as string, [...Object.values(SWITCHES).map((s) => s.variable), 'VAULT_ADDR']);
+      } catch (err) {
+        if (!(err instanceof UsageError)) throw err;
+        process.stderr.write(`rks: ${err.message}\n`);
+        process.exit(2);
+      }
+      const o = cmd.opts<ServeFlags & { printConfig?: boolean }>();
+      for (const [attribute, { variable, invert }] of Object.entries(SWITCHES)) {
+        let on: boolean | undefined;
+        try {
+          on = envFlag(variable);
+        } catch (err) {
+          process.stderr.write(`rks: ${(err as Error).message}\n`);
+          process.exit(2);
+        }
+        if (cmd.getOptionValueSource(attribute) !== 'cli' && on === true) (o as unknown as Record<string, boolean>)[attribute] = !invert;
+      }
+      if (o.printConfig) {
+        const secret = (opt: Option) => /^--(admin-password|cert-key-pass|psk)$/.test(opt.long ?? '');
+        process.stdout.write(`${formatSettings(effectiveSettings(cmd, o as unknown as Record<string, unknown>, fromFile, SWITCHES, secret))}\n`);
+        return;
       }
       await serve(o);
     });
 }
+
+/** Switches whose variable is read when the command runs (commander would take RKS_NO_TLS=0 as on). */
+const SWITCHES: Record<string, Switch> = {
+  tls: { variable: 'RKS_NO_TLS', invert: true },
+  requirePsk: { variable: 'RKS_REQUIRE_PSK' },
+  allowWeakAdminPassword: { variable: 'RKS_ALLOW_WEAK_ADMIN_PASSWORD' },
+  callbackInsecure: { variable: 'RKS_CALLBACK_INSECURE' },
+};
 
 async function serve(flags: ServeFlags): Promise<void> {
   const logger = createLogger(flags.logLevel);
