@@ -361,6 +361,9 @@ export class RksNode extends EventEmitter<RksNodeEvents> {
 
   /** `SNICallback` for `tls.createServer` / `https.createServer`: unknown names fail the handshake. */
   readonly sniCallback = (servername: string, cb: (err: Error | null, ctx?: tls.SecureContext) => void): void => {
+    // A name held and listed: answered at once, as the lookup below would, without its promises.
+    const held = this.cache.get(servername.toLowerCase());
+    if (held && held.secret.expiresAt > Date.now() && !this.blind && this.allowed?.names.has(held.secret.name)) return cb(null, held.context);
     this.contextFor(servername).then(
       (ctx) => (ctx ? cb(null, ctx) : cb(new Error(`no certificate for ${servername}`))),
       (err: Error) => cb(err),
