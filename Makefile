@@ -60,7 +60,7 @@ bench: build ## rks vs Vault on the hot paths, then bench-scale (not part of mak
 bench-scale: build ## a group of SCALE (100000) secrets on Raft storage beside one of 10: reads, changes, revalidation, inventory (about 30 min)
 	@RKS_VAULT_BIN=$$(scripts/vault-bin.sh) && export RKS_VAULT_BIN && SAVE=$(SAVE) SCALE=$(SCALE) npx tsx bench/scale.ts
 
-bench-handshake: build ## edge TLS handshake latency: cached name vs cold name (SAVE=1 as for bench)
+bench-handshake: build edge-servers ## edge handshakes per mode (rks edge, nginx, HAProxy) beside the same server with a certificate file; cold names (SAVE=1 as for bench)
 	@RKS_VAULT_BIN=$$(scripts/vault-bin.sh) && export RKS_VAULT_BIN && SAVE=$(SAVE) npx tsx bench/handshake.ts
 
 clean: ## remove build output and dev state
