@@ -12,7 +12,7 @@ VAULT_PORT=${RKS_DEV_VAULT_PORT:-8200}
 LISTEN=${RKS_LISTEN:-127.0.0.1:8080}
 RKS_PORT=${LISTEN##*:}
 # Each instance keeps its own state: .dev for the default port, .dev-<port> for others, so a
-# second make dev (RKS_LISTEN=127.0.0.1:8081 RKS_DEV_VAULT_PORT=8201) leaves the first one's alone.
+# second make dev (RKS_LISTEN=127.0.0.1:8081 RKS_DEV_VAULT_PORT=8210) leaves the first one's alone.
 if [ "$RKS_PORT" = 8080 ]; then DEV=$PWD/.dev; else DEV=$PWD/.dev-$RKS_PORT; fi
 mkdir -p "$DEV"
 chmod 700 "$DEV"

@@ -319,9 +319,11 @@ export function secretCommand(): Command {
     .option('--lifetime <duration>', 'how long each certificate is valid (e.g. 24h, 7d; rks-ca only, default 24h)', duration)
     .option('--renew-before <duration>', 'renew this long before the end (default: at two thirds of the lifetime)', duration)
     .option('--ttl <seconds>', 'how long nodes may keep the key in memory', positiveInt('--ttl', 31_536_000))
-    .action(async (fqdn: string, o: Conn & { issuer: string; san?: string[]; keyType: string; lifetime?: number; renewBefore?: number; ttl?: number }) => {
+    .option('--wait [duration]', 'with an ACME issuer: wait until the first certificate is stored (exit 1 if its first order fails or it takes longer than the duration, 5m by default)', duration)
+    .action(async (fqdn: string, o: Conn & { issuer: string; san?: string[]; keyType: string; lifetime?: number; renewBefore?: number; ttl?: number; wait?: number | true }) => {
       const body = { issuer: o.issuer, sans: o.san, keyType: o.keyType, lifetime: o.lifetime, renewBefore: o.renewBefore, ttl: o.ttl };
-      const info = (await call(o, 'POST', `/rks/v1/secret/${enc(fqdn)}/managed`, { body })) as SecretSummary;
+      let info = (await call(o, 'POST', `/rks/v1/secret/${enc(fqdn)}/managed`, { body })) as SecretSummary;
+      if (info.pending && o.wait !== undefined) info = await firstCertificate(o, fqdn, o.wait === true ? 300 : o.wait);
       out(
         o,
         info,
@@ -363,6 +365,27 @@ export function secretCommand(): Command {
   return secret;
 }
 
+
+/**
+ * Polls a pending managed secret until its first certificate is stored. Its first order failing
+ * ends the wait (rks tries again later, on its own schedule), and so does the deadline.
+ */
+async function firstCertificate(o: Conn, fqdn: string, seconds: number): Promise<SecretSummary> {
+  const deadline = Date.now() + seconds * 1000;
+  process.stderr.write(`waiting for ${fqdn}'s first certificate`);
+  try {
+    for (;;) {
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      const info = (await call(o, 'GET', `/rks/v1/secret/${enc(fqdn)}/info`)) as SecretSummary;
+      if (!info.pending) return info;
+      if (info.renewal?.lastError) throw new CliError(`${fqdn}: the first order failed: ${info.renewal.lastError} (rks tries again at ${info.renewal.nextAttempt})`, 1);
+      if (Date.now() > deadline) throw new CliError(`${fqdn} is still pending after ${seconds} s (see \`rks secret info ${fqdn}\`)`, 1);
+      process.stderr.write('.');
+    }
+  } finally {
+    process.stderr.write('\n');
+  }
+}
 
 /**
  * "EXPIRED", "in 3 days", with a warning sign in the last third of the certificate's life (and
