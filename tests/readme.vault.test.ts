@@ -162,6 +162,10 @@ describe('README', () => {
 
     const block = readmeBlocks(README).find((b) => b.section === 'Running an edge node' && b.lang === 'js');
     expect(block?.body).toContain("from 'rks-node'");
+    // The package's own README shows the same example, and ships in the package.
+    const sdkReadme = readmeBlocks(fs.readFileSync(path.join(sdk, 'README.md'), 'utf8')).filter((b) => b.lang === 'js');
+    expect(sdkReadme.map((b) => b.body)).toEqual([block!.body]);
+    expect(execFileSync('tar', ['tzf', path.join(cwd, tarball)], { encoding: 'utf8' })).toContain('package/README.md');
     const env = Object.fromEntries(
       fs.readFileSync(path.join(state, 'env'), 'utf8').split('\n').flatMap((l) => {
         const m = /^export (\w+)=(.*)$/.exec(l);
