@@ -1,9 +1,8 @@
 import { X509Certificate } from 'node:crypto';
 import { BadGateway, BadRequest, Conflict, NotFound } from '../errors';
 import { parseName } from '../names';
-import { CasMismatch } from '../vault/kv';
 import { kvPath } from '../vault/layout';
-import type { KvStore } from '../vault/stores';
+import { CasMismatch, KvStore } from '../vault/stores';
 import { acme, acmeClient } from './client';
 
 /** The issuer name managed secrets use for rks's own CA; no ACME issuer may take it. */

@@ -1,5 +1,4 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { DEFAULTS } from '../config';
 import { BadRequest, Locked, TooManyRequests } from '../errors';
 import { parseLogin } from '../names';
 import { USERPASS_LOCKOUT, USERPASS_PATH } from '../vault/layout';
@@ -18,8 +17,6 @@ export interface LoginLimits {
   /** Quiet time after which a login name's count starts again: Vault's lockout counter reset. */
   loginResetMs?: number;
 }
-
-export const DEFAULT_LOGIN_LIMITS: LoginLimits = { perSource: DEFAULTS.loginRateLimit, perLogin: DEFAULTS.loginFailureLimit };
 
 /** Logins rks cannot vouch for that may be waiting on Vault at once (each costs Vault a bcrypt). */
 const MAX_UNVOUCHED_IN_FLIGHT = 16;
@@ -45,7 +42,7 @@ export class AdminService {
 
   constructor(
     private readonly sys: Sys,
-    limits: LoginLimits = DEFAULT_LOGIN_LIMITS,
+    limits: LoginLimits,
     admin?: { login: string; password: string },
   ) {
     // Sources may be forgotten when the table is full (an attacker with that many addresses

@@ -3,7 +3,7 @@ import tls from 'node:tls';
 import type { Logger } from 'pino';
 import { Agent, request } from 'undici';
 import { BadGateway, Forbidden } from '../errors';
-import type { GroupRegInfo } from '../groups/records';
+import type { GroupRegInfo } from '../records/groups';
 
 export interface CallbackOptions {
   /** Milliseconds for a whole verification: OAuth token and callback, from connect to last byte. */

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { groupsIn, kvPath } from '../vault/layout';
 import type { KvStore, Session, TokenStore } from '../vault/stores';
-import type { GroupTokenAccessor } from './service';
+import type { GroupTokenAccessor } from '../records/groups';
 
 /**
  * Keeps every group token alive: group tokens are periodic, and a period without renewal

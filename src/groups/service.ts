@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Conflict, Locked, NotFound } from '../errors';
 import { isName, isSecretName, parseFqdn, parseName } from '../names';
-import { CasExhausted, CasMismatch, KvEntry } from '../vault/kv';
 import {
   groupTokenName,
   groupTokenPolicy,
@@ -10,35 +9,16 @@ import {
   nodePolicyName,
   nodeRolePrefix,
 } from '../vault/layout';
-import type { KvStore, PolicyStore, TokenStore } from '../vault/stores';
+import { CasExhausted, CasMismatch, KvEntry, KvStore, PolicyStore, TokenStore } from '../vault/stores';
 import { forgetNode } from '../nodes/forget';
 import { Catalog } from '../secrets/catalog';
-import { Copies, SecretCopy, SecretGroups } from '../secrets/copies';
-import { ExpiryOf, SecretData } from '../secrets/service';
-import { KeyedLock } from './keyed-lock';
-import { GroupRegInfo, GroupSerial, checkRegInfo } from './records';
+import { Copies } from '../secrets/copies';
+import { ExpiryOf } from '../secrets/service';
+import { KeyedLock } from '../concurrency';
+import { GroupRegInfo, GroupSecretList, GroupSerial, GroupTokenAccessor, GroupTokenRecord, RevokedNode, checkRegInfo } from '../records/groups';
+import { SecretCopy, SecretData, SecretGroups } from '../records/secrets';
 
-export type { GroupRegInfo } from './records';
 
-/** A node an administrator revoked, at `rks/data/groups/<g>/revoked/<nodeId>`. */
-export interface RevokedNode {
-  revokedAt: string;
-}
-
-export interface GroupTokenRecord {
-  groupToken: string;
-  accessor: string;
-}
-
-/** Kept apart from the token, for rks's own identity, which renews group tokens by accessor. */
-export interface GroupTokenAccessor {
-  accessor: string;
-}
-
-/** A group's list in the layout before 4 (and the classic's, once rewritten in rks's shape). */
-interface SecretList {
-  secrets: string[];
-}
 
 
 /** Group tokens are periodic: renewed (by rks, in the background) they never expire. */
@@ -154,7 +134,7 @@ export class GroupService {
   private async moveToCurrentLayout(token: string, g: string, secrets?: string[]): Promise<string[]> {
     // Moved already (a move that stopped before the list went): its copies are the truth since.
     const moved = await this.kv.exists(kvPath.groupSerial(g), token);
-    const list = moved ? [] : (secrets ?? (await this.kv.read<SecretList>(kvPath.groupSecrets(g), token))?.data.secrets ?? []);
+    const list = moved ? [] : (secrets ?? (await this.kv.read<GroupSecretList>(kvPath.groupSecrets(g), token))?.data.secrets ?? []);
     const dropped: string[] = [];
     for (const fqdn of list) {
       if (!isSecretName(fqdn) || !(await this.kv.exists(kvPath.secret(fqdn), token))) {

@@ -4,7 +4,7 @@ import { Catalog } from '../secrets/catalog';
 import { AppRole } from '../vault/approle';
 import { isVaultError } from '../vault/client';
 import { ServiceCredentials, clusterIdOf, serviceCredentials } from '../vault/identity';
-import { CasMismatch, Kv } from '../vault/kv';
+import { Kv } from '../vault/kv';
 import {
   ADMIN_POLICY,
   KV_MOUNT,
@@ -31,6 +31,7 @@ import {
 import { Pki } from '../vault/pki';
 import { Sys } from '../vault/sys';
 import { Tokens } from '../vault/tokens';
+import { CasMismatch } from '../vault/stores';
 
 export interface AdminCredentials {
   login: string;

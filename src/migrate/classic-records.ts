@@ -1,5 +1,5 @@
-import type { GroupRegInfo } from '../groups/records';
 import { quoted } from '../names';
+import type { GroupRegInfo } from '../records/groups';
 
 /**
  * The records of a classic RKS, read the way the classic itself reads them. It stores its Go

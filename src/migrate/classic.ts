@@ -2,19 +2,19 @@ import { createHash } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import { mapLimited } from '../concurrency';
 import { Conflict } from '../errors';
-import { checkRegInfo } from '../groups/records';
 import type { GroupService } from '../groups/service';
 import { type InitService, isClassicRecord } from '../init/service';
 import { FQDN_RULE, NAME_RULE, isName, isSecretName, quoted } from '../names';
 import { Catalog } from '../secrets/catalog';
 import { Copies } from '../secrets/copies';
 import { storedFacts } from '../secrets/facts';
-import type { SecretData } from '../secrets/service';
 import { validateTlsMaterial } from '../secrets/tls';
 import { PREFIX, SERVICE_AUTH_PATH, USERPASS_PATH, groupTokenName, kvPath } from '../vault/layout';
 import type { KvStore, PolicyStore, TokenStore } from '../vault/stores';
 import type { AccessorInfo, RoleInfo } from '../vault/tokens';
 import { classicRegInfo, classicSecretList, patternReaches } from './classic-records';
+import { checkRegInfo } from '../records/groups';
+import type { SecretData } from '../records/secrets';
 
 /** Names Vault itself relies on: never deleted, whatever a classic group was called. */
 const VAULT_POLICIES = new Set(['default', 'root', 'response-wrapping', 'control-group']);

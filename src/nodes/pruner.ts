@@ -4,7 +4,7 @@ import { isName } from '../names';
 import { groupsIn, kvPath } from '../vault/layout';
 import type { KvStore, Session, TokenStore } from '../vault/stores';
 import { forgetNode } from './forget';
-import type { NodeRecord } from './service';
+import type { NodeRecord } from '../records/nodes';
 
 /**
  * Forgets nodes that neither registered nor renewed their token through rks for `idleMs`:

@@ -3,26 +3,19 @@ import type { Logger } from 'pino';
 import type { Counter } from 'prom-client';
 import type { CallbackVerifier } from '../callback/verifier';
 import { BadGateway, Conflict, Forbidden } from '../errors';
-import { KeyedLock } from '../groups/keyed-lock';
-import { GroupSerial, storedRegInfo } from '../groups/records';
+import { KeyedLock } from '../concurrency';
 import { isName, isSecretName, parseName } from '../names';
 import { isVaultError } from '../vault/client';
-import { NO_CHANGE } from '../vault/kv';
 import { groupTokenName, kvPath, nodePolicyName, nodeRoleName, tokenOrigin } from '../vault/layout';
-import type { KvStore, Session, TokenStore } from '../vault/stores';
-import type { RoleSpec } from '../vault/tokens';
+import { KvStore, NO_CHANGE, RoleSpec, Session, TokenStore } from '../vault/stores';
+import { GroupSerial, storedRegInfo } from '../records/groups';
+import type { NodeRecord } from '../records/nodes';
 
 export interface NodeToken {
   nodeToken: string;
   ttl: number;
 }
 
-/** What rks keeps of an admitted node, at `rks/data/groups/<g>/nodes/<nodeId>`. */
-export interface NodeRecord {
-  registeredAt: string;
-  /** Last registration or token renewal through rks. */
-  seenAt: string;
-}
 
 export interface NodeOptions {
   /** Seconds a node token lives between renewals. */

@@ -1,7 +1,7 @@
-import type { GroupRegInfo } from '../groups/records';
 import type { GroupService } from '../groups/service';
 import type { Handler, Handlers } from '../http/dispatch';
 import type { Inventory } from '../secrets/inventory';
+import type { GroupRegInfo } from '../records/groups';
 
 /** The group surface: groups, their tokens, their secrets and their nodes. */
 export function groupRoutes(groups: GroupService, inventory: Inventory): Handlers {

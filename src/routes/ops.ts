@@ -1,7 +1,7 @@
 import { VERSION } from '../paths';
 import type { Registry } from 'prom-client';
 import type { Handlers } from '../http/dispatch';
-import type { Readiness } from '../server/readiness';
+import type { Readiness } from '../vault/readiness';
 
 /** Liveness, readiness and metrics: unauthenticated, for orchestrators, load balancers and Prometheus. */
 export function opsRoutes(readiness: Readiness, registry: Registry): Handlers {

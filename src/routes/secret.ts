@@ -1,7 +1,8 @@
 import type { Handlers } from '../http/dispatch';
 import type { Inventory } from '../secrets/inventory';
 import type { ManagedInput, ManagedSecrets } from '../secrets/managed';
-import type { PushOutcome, SecretData, SecretService } from '../secrets/service';
+import type { PushOutcome, SecretService } from '../secrets/service';
+import type { SecretData } from '../records/secrets';
 
 /** A push answers with its warnings, or with nothing when there are none (as it always did). */
 function pushed(res: Parameters<Handlers[string]>[1], status: number, outcome: PushOutcome): void {

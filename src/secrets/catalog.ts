@@ -2,13 +2,10 @@ import { createHash } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import { mapLimited } from '../concurrency';
 import { isSecretName } from '../names';
-import { KvEntry, NO_CHANGE } from '../vault/kv';
 import { kvPath } from '../vault/layout';
-import type { KvStore } from '../vault/stores';
-import type { SecretGroups } from './copies';
-import { CertificateFacts, storedFacts } from './facts';
-import type { ManagedSpec } from './managed';
-import type { SecretData } from './service';
+import { KvEntry, KvStore, NO_CHANGE } from '../vault/stores';
+import { storedFacts } from './facts';
+import { CertificateFacts, ManagedSpec, SecretData, SecretGroups } from '../records/secrets';
 
 /**
  * 1,024 shards: at 100,000 secrets each holds about 100 entries (≈ 50 KB). Vault refuses an

@@ -1,22 +1,9 @@
 import { Locked, NotFound } from '../errors';
 import { isSecretName } from '../names';
-import { CasMismatch, KvEntry, NO_CHANGE } from '../vault/kv';
 import { kvPath } from '../vault/layout';
-import type { KvStore } from '../vault/stores';
-import type { SecretData } from './service';
+import { CasMismatch, KvEntry, KvStore, NO_CHANGE } from '../vault/stores';
+import type { SecretCopy, SecretData, SecretGroups } from '../records/secrets';
 
-/**
- * A group's copy of a secret, at `rks/data/groups/<g>/secrets/<fqdn>`: what its nodes read,
- * with the version of the secret it copies. The managed spec stays with the secret.
- */
-export interface SecretCopy extends Omit<SecretData, 'managed'> {
-  source: number;
-}
-
-/** The reverse index, at `rks/data/index/secret-groups/<fqdn>`: the groups a secret is associated with. */
-export interface SecretGroups {
-  groups: string[];
-}
 
 /** Rounds of read, compare and write before a copy that keeps changing is given up on. */
 const SYNC_ROUNDS = 20;

@@ -1,22 +1,6 @@
 import { X509Certificate } from 'node:crypto';
+import type { CertificateFacts } from '../records/secrets';
 
-/**
- * What the inventory shows of a secret's certificate (its leaf), kept beside the secret in Vault
- * at push time so that listings and expiry checks never parse certificates again.
- */
-export interface CertificateFacts {
-  subject: string;
-  sans: string[];
-  issuer: string;
-  /** ISO 8601. */
-  notBefore: string;
-  notAfter: string;
-  /** "EC P-256", "RSA 3072", "Ed25519", … */
-  keyType: string;
-  sha256Fingerprint: string;
-  /** Certificates in the stored chain, the leaf included. */
-  chainLength: number;
-}
 
 /** Node gives no subject at all for an empty one (ACME CAs issue such leaves: the names are in the SANs). */
 const oneLine = (dn: string | undefined) => (dn ?? '').replace(/\n/g, ', ');

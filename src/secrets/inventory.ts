@@ -1,6 +1,4 @@
 import { NotFound } from '../errors';
-import type { GroupRegInfo } from '../groups/records';
-import type { NodeRecord } from '../nodes/service';
 import { RKS_CA } from '../acme/issuers';
 import { mapLimited } from '../concurrency';
 import { isName, isSecretName, parseFqdn, parseName } from '../names';
@@ -8,9 +6,9 @@ import { groupsIn, kvPath } from '../vault/layout';
 import type { KvStore } from '../vault/stores';
 import { Copies } from './copies';
 import { Catalog, CatalogEntry, factsOf } from './catalog';
-import { CertificateFacts } from './facts';
-import type { ManagedSpec, RenewalState } from './managed';
-import type { SecretData } from './service';
+import type { GroupRegInfo } from '../records/groups';
+import type { NodeRecord } from '../records/nodes';
+import { CertificateFacts, ManagedSpec, RenewalState, SecretData } from '../records/secrets';
 
 /** A secret in the inventory; a managed secret waiting for its first certificate has no certificate facts yet. */
 export interface SecretSummary extends Partial<CertificateFacts> {

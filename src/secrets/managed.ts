@@ -2,36 +2,22 @@ import { createHash, randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { RenewalWindow, pickInWindow } from '../acme/ari';
 import { AcmeRetryLater } from '../acme/client';
-import { RKS_CA } from '../acme/issuers';
+import { AcmeIssuers, RKS_CA } from '../acme/issuers';
 import type { ChallengeBoard } from '../acme/challenges';
-import type { AcmeIssuers } from '../acme/issuers';
 import type { AcmeOrders } from '../acme/orders';
 import { BadRequest, Conflict, NotFound } from '../errors';
 import { parseFqdn, quoted } from '../names';
 import { newKeyAndCsr } from '../pki/csr';
-import { CasMismatch, NO_CHANGE } from '../vault/kv';
 import { MANAGED_POLICY, kvPath, managedPolicy, managedRoleName } from '../vault/layout';
 import type { Pki } from '../vault/pki';
-import type { KvStore, PolicyStore, Session } from '../vault/stores';
+import { CasMismatch, KvStore, NO_CHANGE, PolicyStore, Session } from '../vault/stores';
 import { Copies } from './copies';
 import { Catalog } from './catalog';
 import { certificateFacts } from './facts';
 import { validateTlsMaterial } from './tls';
-import type { SecretData } from './service';
+import type { ManagedKeyType, ManagedSpec, RenewalState, SecretData } from '../records/secrets';
 
-export type ManagedKeyType = 'ec-p256' | 'rsa-3072';
 
-/** How a managed secret is made: kept in the secret itself, so it travels with rollbacks. */
-export interface ManagedSpec {
-  /** 'rks-ca' (Vault's PKI engine), or the name of an ACME issuer. */
-  issuer: string;
-  sans: string[];
-  keyType: ManagedKeyType;
-  /** Seconds each certificate is valid (rks's CA; an ACME CA decides for itself). */
-  lifetime?: number;
-  /** Seconds before its end that a certificate is replaced (default: at two thirds of its life). */
-  renewBefore?: number;
-}
 
 export interface ManagedInput {
   issuer?: string;
@@ -42,28 +28,6 @@ export interface ManagedInput {
   ttl?: number;
 }
 
-/** A managed secret's place in the schedule. */
-export interface RenewalState {
-  /** When the next attempt is due (seconds since the epoch). */
-  renewAt: number;
-  /** Failed attempts since the last success. */
-  failures: number;
-  lastAttempt?: string;
-  lastError?: string;
-  /** When to ask the ACME CA for its renewal window again (RFC 9773), seconds since the epoch. */
-  ariAt?: number;
-  /** An instance is obtaining a certificate now (claimed until `renewAt`). */
-  inProgress?: true;
-  /** Which attempt holds the claim: only it may record the outcome. */
-  claim?: string;
-  /** A secret waiting for its first certificate (from an ACME CA): what to make. */
-  pending?: { spec: ManagedSpec; ttl?: number };
-  /**
-   * The certificate stored is new, but some groups' copies still hold the one before: the next
-   * attempt brings the copies up to date and orders nothing (a CA's rate limits stay untouched).
-   */
-  copiesBehind?: true;
-}
 
 interface Schedule {
   secrets: Record<string, RenewalState>;

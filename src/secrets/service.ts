@@ -1,26 +1,15 @@
 import { Conflict, Forbidden, Gone, NotFound } from '../errors';
 import { parseFqdn } from '../names';
 import { isVaultError } from '../vault/client';
-import { CasMismatch, KvEntry } from '../vault/kv';
-import type { KvStore } from '../vault/stores';
+import { CasMismatch, KvEntry, KvStore } from '../vault/stores';
 import { kvPath } from '../vault/layout';
 import { Copies } from './copies';
 import { Catalog } from './catalog';
-import { CertificateFacts, certificateFacts, expiryWarnings, storedFacts } from './facts';
-import type { ManagedSpec } from './managed';
+import { certificateFacts, expiryWarnings, storedFacts } from './facts';
 import { NO_NODES, Readers } from './readers';
 import { validateTlsMaterial } from './tls';
+import type { SecretData } from '../records/secrets';
 
-/** A secret as stored in Vault (`rks/data/<fqdn>`); the API carries the first three under `data`. */
-export interface SecretData {
-  certificate: string;
-  private_key: string;
-  meta?: { ttl?: number };
-  /** The certificate's facts, kept at push time (absent on secrets stored by older versions). */
-  info?: CertificateFacts;
-  /** How rks makes and renews it, for a managed secret. */
-  managed?: ManagedSpec;
-}
 
 /** What a push answers: accepted, with what deserves a look. */
 export interface PushOutcome {

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Express } from 'express';
 import type { Logger } from 'pino';
-import { createApp } from '../app';
+import { createApp } from './app';
 import { Periodic } from '../background/periodic';
 import type { Config } from '../config';
 import { HttpMetrics, createMetrics } from '../metrics';

@@ -23,7 +23,7 @@ import { VaultClient } from '../vault/client';
 import { Kv } from '../vault/kv';
 import { Pki } from '../vault/pki';
 import { ServiceSession } from '../vault/session';
-import { Readiness } from './readiness';
+import { Readiness } from '../vault/readiness';
 import { Sys } from '../vault/sys';
 import { Tokens } from '../vault/tokens';
 

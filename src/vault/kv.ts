@@ -1,40 +1,6 @@
 import { VaultClient, isVaultError } from './client';
 import { KV_MOUNT, kvData, kvMetadata } from './layout';
-import type { KvStore } from './stores';
-
-export interface KvEntry<T> {
-  data: T;
-  version: number;
-}
-
-/** Check-and-set found another version than the one the write was based on. */
-export class CasMismatch extends Error {
-  constructor() {
-    super('check-and-set version mismatch');
-    this.name = 'CasMismatch';
-  }
-}
-
-/** Check-and-set kept losing to concurrent writers until the retry budget ran out. */
-export class CasExhausted extends Error {
-  constructor(readonly path: string) {
-    super(`gave up updating ${path}: too many concurrent changes`);
-    this.name = 'CasExhausted';
-  }
-}
-
-/** What an update function answers: the new value, or NO_CHANGE to leave the entry as it is. */
-export const NO_CHANGE = Symbol('no change');
-
-export interface CasBudget {
-  attempts: number;
-  ms: number;
-}
-
-/** How hard an update tries, and the entry as the caller read it just before (tried first, saving a read). */
-export interface CasOptions<T> extends Partial<CasBudget> {
-  seen?: KvEntry<T> | null;
-}
+import { CasExhausted, CasMismatch, CasOptions, KvEntry, KvStore, NO_CHANGE } from './stores';
 
 /** KV v2 under rks's mount. Paths are relative to the mount (see layout.kvPath). */
 export class Kv implements KvStore {

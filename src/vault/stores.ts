@@ -1,11 +1,42 @@
-import type { CasOptions, KvEntry, NO_CHANGE } from './kv';
-import type { IssuedToken, RoleSpec, TokenInfo } from './tokens';
-
 /**
  * What the rules need of Vault, as small interfaces: the classes of this folder implement
  * them against Vault, and the tests implement them in memory (tests/support/memory-vault.ts),
  * so group, node and secret rules can be tested without a server as well as with one.
  */
+export interface KvEntry<T> {
+  data: T;
+  version: number;
+}
+
+/** Check-and-set found another version than the one the write was based on. */
+export class CasMismatch extends Error {
+  constructor() {
+    super('check-and-set version mismatch');
+    this.name = 'CasMismatch';
+  }
+}
+
+/** Check-and-set kept losing to concurrent writers until the retry budget ran out. */
+export class CasExhausted extends Error {
+  constructor(readonly path: string) {
+    super(`gave up updating ${path}: too many concurrent changes`);
+    this.name = 'CasExhausted';
+  }
+}
+
+/** What an update function answers: the new value, or NO_CHANGE to leave the entry as it is. */
+export const NO_CHANGE = Symbol('no change');
+
+export interface CasBudget {
+  attempts: number;
+  ms: number;
+}
+
+/** How hard an update tries, and the entry as the caller read it just before (tried first, saving a read). */
+export interface CasOptions<T> extends Partial<CasBudget> {
+  seen?: KvEntry<T> | null;
+}
+
 export interface KvStore {
   read<T>(path: string, token: string, version?: number): Promise<KvEntry<T> | null>;
   write<T>(path: string, data: T, token: string, cas?: number): Promise<number>;
@@ -15,6 +46,33 @@ export interface KvStore {
   version(path: string, token: string): Promise<number>;
   destroy(path: string, token: string): Promise<void>;
   list(path: string, token: string): Promise<string[]>;
+}
+
+export interface IssuedToken {
+  token: string;
+  accessor: string;
+  /** Seconds. */
+  ttl: number;
+  meta: Record<string, string>;
+}
+
+export interface TokenInfo {
+  accessor?: string;
+  /** Where it was made: `auth/token/create/<role>` for a token from a role. */
+  path?: string;
+  policies: string[];
+  meta: Record<string, string>;
+  ttl: number;
+}
+
+export interface RoleSpec {
+  allowed_policies: string[];
+  orphan: boolean;
+  token_period: number;
+  renewable: true;
+  token_no_default_policy: true;
+  /** Service tokens only: a batch token can be neither listed nor revoked. */
+  token_type: 'service';
 }
 
 export interface TokenStore {

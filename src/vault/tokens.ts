@@ -1,22 +1,7 @@
 import { VaultClient, isVaultError } from './client';
-import type { TokenStore } from './stores';
+import type { IssuedToken, RoleSpec, TokenInfo, TokenStore } from './stores';
 
-export interface IssuedToken {
-  token: string;
-  accessor: string;
-  /** Seconds. */
-  ttl: number;
-  meta: Record<string, string>;
-}
 
-export interface TokenInfo {
-  accessor?: string;
-  /** Where it was made: `auth/token/create/<role>` for a token from a role. */
-  path?: string;
-  policies: string[];
-  meta: Record<string, string>;
-  ttl: number;
-}
 
 export interface RoleInfo {
   allowed_policies: string[];
@@ -35,15 +20,6 @@ export interface AccessorInfo {
   orphan: boolean;
 }
 
-export interface RoleSpec {
-  allowed_policies: string[];
-  orphan: boolean;
-  token_period: number;
-  renewable: true;
-  token_no_default_policy: true;
-  /** Service tokens only: a batch token can be neither listed nor revoked. */
-  token_type: 'service';
-}
 
 /** The token store: roles, tokens made from them, renewal and revocation. */
 export class Tokens implements TokenStore {

@@ -1,8 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { VaultError } from '../../src/vault/client';
-import { CasOptions, CasMismatch, KvEntry, NO_CHANGE, casUpdate } from '../../src/vault/kv';
-import type { KvStore, PolicyStore, Session, TokenStore } from '../../src/vault/stores';
-import type { IssuedToken, RoleSpec, TokenInfo } from '../../src/vault/tokens';
+import { casUpdate } from '../../src/vault/kv';
+import { CasMismatch, CasOptions, IssuedToken, KvEntry, KvStore, NO_CHANGE, PolicyStore, RoleSpec, Session, TokenInfo, TokenStore } from '../../src/vault/stores';
 
 const denied = (operation: string) => new VaultError(403, ['permission denied'], operation);
 const clone = <T>(x: T): T => JSON.parse(JSON.stringify(x));

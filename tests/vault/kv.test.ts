@@ -1,5 +1,6 @@
-import { NO_CHANGE, casUpdate } from '../../src/vault/kv';
+import { casUpdate } from '../../src/vault/kv';
 import { MemoryKv } from '../support/memory-vault';
+import { NO_CHANGE } from '../../src/vault/stores';
 
 /** Check-and-set updates, run on the in-memory store (the same function runs on Vault's). */
 describe('casUpdate', () => {

@@ -1,6 +1,6 @@
 import type { Gauge } from 'prom-client';
-import type { VaultClient, VaultStatus } from '../vault/client';
-import type { ServiceSession } from '../vault/session';
+import type { VaultClient, VaultStatus } from './client';
+import type { ServiceSession } from './session';
 
 export interface ReadinessReport {
   ready: boolean;

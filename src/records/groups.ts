@@ -1,5 +1,10 @@
 import { BadRequest } from '../errors';
 
+/**
+ * The records rks keeps of a group in Vault (`rks/data/groups/<g>/…`), with the rules they are
+ * read back by.
+ */
+
 /** A group's registration info, as the API carries it and `rks/data/groups/<g>/config` holds it. */
 export interface GroupRegInfo {
   callbackURL: string;
@@ -56,4 +61,24 @@ export function storedRegInfo(record: unknown): GroupRegInfo {
  */
 export interface GroupSerial {
   incarnation: string;
+}
+
+/** A node an administrator revoked, at `rks/data/groups/<g>/revoked/<nodeId>`. */
+export interface RevokedNode {
+  revokedAt: string;
+}
+
+export interface GroupTokenRecord {
+  groupToken: string;
+  accessor: string;
+}
+
+/** Kept apart from the token, for rks's own identity, which renews group tokens by accessor. */
+export interface GroupTokenAccessor {
+  accessor: string;
+}
+
+/** A group's list in the layout before 4 (and the classic's, once rewritten in rks's shape). */
+export interface GroupSecretList {
+  secrets: string[];
 }

@@ -1,0 +1,80 @@
+/** The records rks keeps of a secret in Vault: the secret, its groups' copies, its renewal. */
+
+/**
+ * What the inventory shows of a secret's certificate (its leaf), kept beside the secret in Vault
+ * at push time so that listings and expiry checks never parse certificates again.
+ */
+export interface CertificateFacts {
+  subject: string;
+  sans: string[];
+  issuer: string;
+  /** ISO 8601. */
+  notBefore: string;
+  notAfter: string;
+  /** "EC P-256", "RSA 3072", "Ed25519", … */
+  keyType: string;
+  sha256Fingerprint: string;
+  /** Certificates in the stored chain, the leaf included. */
+  chainLength: number;
+}
+
+/** A secret as stored in Vault (`rks/data/<fqdn>`); the API carries the first three under `data`. */
+export interface SecretData {
+  certificate: string;
+  private_key: string;
+  meta?: { ttl?: number };
+  /** The certificate's facts, kept at push time (absent on secrets stored by older versions). */
+  info?: CertificateFacts;
+  /** How rks makes and renews it, for a managed secret. */
+  managed?: ManagedSpec;
+}
+
+/**
+ * A group's copy of a secret, at `rks/data/groups/<g>/secrets/<fqdn>`: what its nodes read,
+ * with the version of the secret it copies. The managed spec stays with the secret.
+ */
+export interface SecretCopy extends Omit<SecretData, 'managed'> {
+  source: number;
+}
+
+/** The reverse index, at `rks/data/index/secret-groups/<fqdn>`: the groups a secret is associated with. */
+export interface SecretGroups {
+  groups: string[];
+}
+
+export type ManagedKeyType = 'ec-p256' | 'rsa-3072';
+
+/** How a managed secret is made: kept in the secret itself, so it travels with rollbacks. */
+export interface ManagedSpec {
+  /** 'rks-ca' (Vault's PKI engine), or the name of an ACME issuer. */
+  issuer: string;
+  sans: string[];
+  keyType: ManagedKeyType;
+  /** Seconds each certificate is valid (rks's CA; an ACME CA decides for itself). */
+  lifetime?: number;
+  /** Seconds before its end that a certificate is replaced (default: at two thirds of its life). */
+  renewBefore?: number;
+}
+
+/** A managed secret's place in the schedule. */
+export interface RenewalState {
+  /** When the next attempt is due (seconds since the epoch). */
+  renewAt: number;
+  /** Failed attempts since the last success. */
+  failures: number;
+  lastAttempt?: string;
+  lastError?: string;
+  /** When to ask the ACME CA for its renewal window again (RFC 9773), seconds since the epoch. */
+  ariAt?: number;
+  /** An instance is obtaining a certificate now (claimed until `renewAt`). */
+  inProgress?: true;
+  /** Which attempt holds the claim: only it may record the outcome. */
+  claim?: string;
+  /** A secret waiting for its first certificate (from an ACME CA): what to make. */
+  pending?: { spec: ManagedSpec; ttl?: number };
+  /**
+   * The certificate stored is new, but some groups' copies still hold the one before: the next
+   * attempt brings the copies up to date and orders nothing (a CA's rate limits stay untouched).
+   */
+  copiesBehind?: true;
+}
