@@ -4,7 +4,7 @@ SHELL := /bin/bash
 
 NPM ?= npm
 
-.PHONY: help install build sdk-pack vault pebble edge-servers dev dev-ha test test-unit lint typecheck compose-lint clean bench bench-scale bench-handshake
+.PHONY: help install build readme sdk-pack vault pebble edge-servers dev dev-ha test test-unit lint typecheck compose-lint clean bench bench-scale bench-handshake
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -62,6 +62,9 @@ bench-scale: build ## a group of SCALE (100000) secrets on Raft storage beside o
 
 bench-handshake: build edge-servers ## edge handshakes per mode (rks edge, nginx, HAProxy) beside the same server with a certificate file; cold names (SAVE=1 as for bench)
 	@RKS_VAULT_BIN=$$(scripts/vault-bin.sh) && export RKS_VAULT_BIN && SAVE=$(SAVE) npx tsx bench/handshake.ts
+
+readme: install ## write the README's table of rks serve settings from their declarations (src/settings.ts)
+	@npx tsx scripts/readme-settings.ts
 
 clean: ## remove build output and dev state
 	rm -rf dist .dev coverage

@@ -2,118 +2,36 @@ import { createPrivateKey } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import { weakness } from './admin/strength';
-import type { CallbackOptions } from './callback/verifier';
-import type { LogLevel } from './log';
+import type { Settings } from './settings';
 
-/** Every default of `rks serve`, in one table (the flags, the app and the README use these). */
-export const DEFAULTS = {
-  listen: '0.0.0.0:8080',
-  adminLogin: 'admin',
-  logLevel: 'info' as LogLevel,
-  certLifetime: 30 * 86400,
-  certRenewBefore: 86400,
-  defaultSecretTtl: 300,
-  loginRateLimit: 10,
-  loginFailureLimit: 5,
-  maxNodesPerGroup: 10_000,
-  nodeIdleExpiry: 7 * 86400,
-  nodeTokenPeriod: 600,
-  groupTokenRenewInterval: 3600,
-  callbackTimeout: 5,
-  vaultTimeout: 2,
-  expiryWarningDays: 14,
-  expiryCheckInterval: 300,
-  expiryMetricLimit: 0,
-  managedCheckInterval: 30,
-  acmeTimeout: 10,
-  vaultMaxInFlight: 256,
-  bodyLimit: '64kb',
-} as const;
+/** Settings that the configuration holds in another shape (read, checked, combined). */
+const COMPOSITE = ['vaultAddr', 'adminLogin', 'adminPassword', 'adminPasswordFile', 'cert', 'certKey', 'certKeyPass', 'tls', 'caCert', 'caCertKey', 'psk', 'pskFile', 'trustProxy', 'san'] as const;
+type Composite = (typeof COMPOSITE)[number];
 
-/** What `rks serve` is given: its flags and their RKS_* variables, as commander parsed them. */
-export interface ServeFlags {
-  vaultAddr?: string[] | string;
-  vaultCaFile?: string;
-  vaultTimeout: number;
-  vaultMaxInFlight: number;
-  expiryWarningDays: number;
-  expiryCheckInterval: number;
-  expiryMetricLimit: number;
-  managedCheckInterval: number;
-  acmeTimeout: number;
-  listen: string;
-  adminLogin: string;
-  adminPassword?: string;
-  adminPasswordFile?: string;
-  allowWeakAdminPassword?: boolean;
-  cert?: string;
-  certKey?: string;
-  certKeyPass?: string;
-  tls: boolean;
-  ephemeralCertOut?: string;
-  logLevel: LogLevel;
-  defaultSecretTtl: number;
-  loginRateLimit: number;
-  loginFailureLimit: number;
-  maxNodesPerGroup: number;
-  trustProxy?: string[] | string;
-  nodeIdleExpiry: number;
-  nodeTokenPeriod: number;
-  groupTokenRenewInterval: number;
-  callbackCaFile?: string[];
-  callbackInsecure: boolean;
-  callbackTimeout: number;
-  psk?: string;
-  pskFile?: string;
-  requirePsk: boolean;
-  caCert?: string;
-  caCertKey?: string;
-  hostname: string;
-  san?: string[];
-  certLifetime: number;
-  certRenewBefore: number;
-}
+/** What the composite settings become. */
+export type CompositeParts = Pick<Config, 'vaultAddrs' | 'admin' | 'tls' | 'psk' | 'caBundle' | 'trustProxy' | 'san'>;
 
-/** The configuration rks runs with: checked as a whole, files read, frozen. */
-export interface Config {
+/**
+ * The configuration rks runs with: every setting under its own name (as declared in
+ * settings.ts, in the unit of its flag), the composite ones checked, read and combined; frozen.
+ */
+export interface Config extends Readonly<Omit<Settings, Composite>> {
   /** One address (or a load balancer), or every node of a Vault cluster. */
   vaultAddrs: string[];
-  vaultCaFile?: string;
-  /** Deadline of each call to Vault, failover included (milliseconds). */
-  vaultTimeoutMs: number;
-  /** Calls waiting on Vault at once before callers get a fast 503. */
-  vaultMaxInFlight: number;
-  /** Certificate expiry: warn this many days ahead, check this often (seconds), this many metric series. */
-  expiry: { warnDays: number; checkInterval: number; seriesLimit: number };
-  /** Seconds between looks for managed secrets due for renewal. */
-  managedCheckInterval: number;
-  /** Deadline of each request to an ACME CA (milliseconds). */
-  acmeTimeoutMs: number;
-  listen: string;
   admin: { login: string; password: string };
   /** null: plain HTTP (--no-tls); 'managed': a certificate from rks's CA; or the given files. */
   tls: null | 'managed' | { cert: Buffer; key: Buffer; passphrase?: string };
-  ephemeralCertOut?: string;
-  logLevel: LogLevel;
-  defaultSecretTtl: number;
-  loginLimits: { perSource: number; perLogin: number };
-  maxNodesPerGroup: number;
-  trustProxy: string[];
-  nodeIdleExpiry: number;
-  nodeTokenPeriod: number;
-  groupTokenRenewInterval: number;
-  callback: CallbackOptions;
   psk?: string;
-  requirePsk: boolean;
   caBundle?: { certPem: string; keyPem: string };
-  certificate: { hostname: string; san: string[]; lifetime: number; renewBefore: number };
+  trustProxy: string[];
+  san: string[];
 }
 
 /** A configuration or flags that cannot work: the command says why and exits 2. */
 export class UsageError extends Error {}
 
 /** Checks the flags as a whole and reads the files they name; throws UsageError. */
-export function resolveConfig(f: ServeFlags, env: NodeJS.ProcessEnv = process.env): Readonly<Config> {
+export function resolveConfig(f: Settings, env: NodeJS.ProcessEnv = process.env): Readonly<Config> {
   const vaultAddrs = vaultAddresses(f.vaultAddr ?? env.VAULT_ADDR);
   const password = readSecret(f.adminPassword, f.adminPasswordFile, '--admin-password-file');
   const psk = readSecret(f.psk, f.pskFile, '--psk-file');
@@ -154,32 +72,21 @@ export function resolveConfig(f: ServeFlags, env: NodeJS.ProcessEnv = process.en
     tls = given;
   }
 
-  return Object.freeze({
+  return configFrom(f, {
     vaultAddrs,
-    vaultCaFile: f.vaultCaFile,
-    vaultTimeoutMs: f.vaultTimeout * 1000,
-    vaultMaxInFlight: f.vaultMaxInFlight,
-    expiry: { warnDays: f.expiryWarningDays, checkInterval: f.expiryCheckInterval, seriesLimit: f.expiryMetricLimit },
-    managedCheckInterval: f.managedCheckInterval,
-    acmeTimeoutMs: f.acmeTimeout * 1000,
-    listen: f.listen,
     admin: { login: f.adminLogin, password },
     tls,
-    ephemeralCertOut: f.ephemeralCertOut,
-    logLevel: f.logLevel,
-    defaultSecretTtl: f.defaultSecretTtl,
-    loginLimits: { perSource: f.loginRateLimit, perLogin: f.loginFailureLimit },
-    maxNodesPerGroup: f.maxNodesPerGroup,
-    trustProxy,
-    nodeIdleExpiry: f.nodeIdleExpiry,
-    nodeTokenPeriod: f.nodeTokenPeriod,
-    groupTokenRenewInterval: f.groupTokenRenewInterval,
-    callback: { timeoutMs: f.callbackTimeout * 1000, caFiles: f.callbackCaFile, insecure: f.callbackInsecure },
     psk,
-    requirePsk: f.requirePsk,
     caBundle: f.caCert ? { certPem: read(f.caCert, '--ca-cert').toString('utf8'), keyPem: read(f.caCertKey!, '--ca-cert-key').toString('utf8') } : undefined,
-    certificate: { hostname: f.hostname, san: f.san ?? [], lifetime: f.certLifetime, renewBefore: f.certRenewBefore },
+    trustProxy,
+    san: f.san ?? [],
   });
+}
+
+/** The frozen configuration: every plain setting under its name, and the composite ones' parts. */
+export function configFrom(settings: Settings, parts: CompositeParts): Readonly<Config> {
+  const plain = Object.fromEntries(Object.entries(settings).filter(([key]) => !(COMPOSITE as readonly string[]).includes(key)));
+  return Object.freeze({ ...(plain as Omit<Settings, Composite>), ...parts });
 }
 
 /** `--vault-addr` given several times, comma-separated, or both; each an http(s) URL. */

@@ -1,35 +1,14 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { DEFAULTS, ServeFlags, UsageError, resolveConfig } from '../src/config';
+import { UsageError, resolveConfig } from '../src/config';
+import { Settings, settingDefaults } from '../src/settings';
 
-const flags = (extra: Partial<ServeFlags> = {}): ServeFlags => ({
-  vaultAddr: 'http://127.0.0.1:8200',
-  listen: DEFAULTS.listen,
-  adminLogin: DEFAULTS.adminLogin,
+const flags = (extra: Partial<Settings> = {}): Settings => ({
+  ...settingDefaults(),
+  vaultAddr: ['http://127.0.0.1:8200'],
   adminPassword: 'pw-4q5mXz-7Lp_2VbNc8Rt1',
-  tls: true,
-  logLevel: 'info',
-  defaultSecretTtl: DEFAULTS.defaultSecretTtl,
-  loginRateLimit: DEFAULTS.loginRateLimit,
-  loginFailureLimit: DEFAULTS.loginFailureLimit,
-  maxNodesPerGroup: DEFAULTS.maxNodesPerGroup,
-  nodeIdleExpiry: DEFAULTS.nodeIdleExpiry,
-  nodeTokenPeriod: DEFAULTS.nodeTokenPeriod,
-  groupTokenRenewInterval: DEFAULTS.groupTokenRenewInterval,
-  callbackInsecure: false,
-  callbackTimeout: DEFAULTS.callbackTimeout,
-  vaultTimeout: DEFAULTS.vaultTimeout,
-  vaultMaxInFlight: DEFAULTS.vaultMaxInFlight,
-  expiryWarningDays: DEFAULTS.expiryWarningDays,
-  expiryCheckInterval: DEFAULTS.expiryCheckInterval,
-  expiryMetricLimit: DEFAULTS.expiryMetricLimit,
-  managedCheckInterval: DEFAULTS.managedCheckInterval,
-  acmeTimeout: DEFAULTS.acmeTimeout,
-  requirePsk: false,
   hostname: 'rks.local',
-  certLifetime: DEFAULTS.certLifetime,
-  certRenewBefore: DEFAULTS.certRenewBefore,
   ...extra,
 });
 
@@ -43,13 +22,17 @@ describe('resolveConfig', () => {
     expect(Object.isFrozen(c)).toBe(true);
     expect(c).toMatchObject({
       vaultAddrs: ['http://127.0.0.1:8200'],
-      vaultTimeoutMs: 2000,
+      vaultTimeout: 2,
       admin: { login: 'admin', password: 'pw-4q5mXz-7Lp_2VbNc8Rt1' },
       tls: 'managed',
       trustProxy: ['10.0.0.0/8', 'loopback'],
-      callback: { timeoutMs: 3000, insecure: false },
-      loginLimits: { perSource: 10, perLogin: 5 },
+      callbackTimeout: 3,
+      callbackInsecure: false,
+      loginRateLimit: 10,
+      loginFailureLimit: 5,
     });
+    // Composite settings are there in their combined shape only.
+    for (const raw of ['vaultAddr', 'adminPassword', 'adminLogin', 'pskFile', 'cert', 'certKey']) expect(c).not.toHaveProperty(raw);
   });
 
   it('falls back to VAULT_ADDR and reads the password from a file', () => {
@@ -70,15 +53,15 @@ describe('resolveConfig', () => {
   });
 
   it.each([
-    ['an address that is not a URL', flags({ vaultAddr: '127.0.0.1:8200' }), /--vault-addr: '127.0.0.1:8200' is not an http:\/\/ or https:\/\/ address/],
-    ['an address with a path', flags({ vaultAddr: 'http://a:8200/v1' }), /--vault-addr: 'http:\/\/a:8200\/v1' is not/],
+    ['an address that is not a URL', flags({ vaultAddr: ['127.0.0.1:8200'] }), /--vault-addr: '127.0.0.1:8200' is not an http:\/\/ or https:\/\/ address/],
+    ['an address with a path', flags({ vaultAddr: ['http://a:8200/v1'] }), /--vault-addr: 'http:\/\/a:8200\/v1' is not/],
     ['no Vault address', flags({ vaultAddr: undefined }), /no Vault address/],
     ['no password', flags({ adminPassword: undefined }), /no administrator password/],
     ['a missing password file', flags({ adminPassword: undefined, adminPasswordFile: '/nonexistent/pw' }), /--admin-password-file: cannot read \/nonexistent\/pw \(ENOENT\)/],
     ['--cert without --cert-key', flags({ cert: '/x.pem' }), /--cert and --cert-key go together/],
     ['--require-psk without a PSK', flags({ requirePsk: true }), /--require-psk needs --psk/],
     ['a renewal longer than the lifetime', flags({ certRenewBefore: 100, certLifetime: 50 }), /--cert-renew-before must be shorter/],
-    ['a proxy that is no address', flags({ trustProxy: 'proxy.example.com' }), /--trust-proxy: 'proxy.example.com'/],
+    ['a proxy that is no address', flags({ trustProxy: ['proxy.example.com'] }), /--trust-proxy: 'proxy.example.com'/],
     ['a weak administrator password', flags({ adminPassword: 'Password123!' }), /the administrator password is too weak \(about 78 bits; rks asks 80\).*--allow-weak-admin-password/],
     ['an administrator password of words', flags({ adminPassword: 'Password12345678!' }), /too weak \(made of words or patterns/],
   ])('%s is a usage error that says why', (_what, f, reason) => {

@@ -4,7 +4,8 @@ import { CliError, RksHttp } from './http';
 import { readSecret } from '../config';
 import type { AcmeIssuerSummary } from '../acme/issuers';
 import type { NodeSummary, SecretSummary } from '../secrets/inventory';
-import { opt, positiveInt } from './options';
+import { opt } from './options';
+import { positiveInt } from '../settings';
 
 /** Options every command that talks to rks shares. */
 interface Conn {

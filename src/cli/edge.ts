@@ -11,7 +11,8 @@ import { RksNode } from '../client';
 import { LogLevel, createLogger } from '../log';
 import { parseListen } from '../server/server';
 import { readSecret } from '../config';
-import { opt, positiveInt } from './options';
+import { opt } from './options';
+import { positiveInt } from '../settings';
 
 /** How long a stopping edge lets requests in flight finish. */
 const DRAIN_MS = 10_000;

@@ -6,7 +6,8 @@ import { KeyType, newKeyAndCsr } from '../pki/csr';
 import { PskJwt, bearer, sha256Fingerprint } from '../pki/psk';
 import { CliError, RksHttp } from './http';
 import { readSecret } from '../config';
-import { opt, positiveInt } from './options';
+import { opt } from './options';
+import { positiveInt } from '../settings';
 
 const urlOption = () => opt('--url <url>', 'rks address', 'RKS_URL').default('https://127.0.0.1:8080');
 const caOption = () => opt('--ca-cert <file>', 'CA certificate that rks\'s TLS certificate chains to', 'RKS_CA_CERT');

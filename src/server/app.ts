@@ -1,6 +1,5 @@
 import express, { Express, NextFunction, Request, Response } from 'express';
 import type { Logger } from 'pino';
-import { DEFAULTS } from '../config';
 import { NotFound } from '../errors';
 import { answerJson, requestContext, requestLogger } from '../http/context';
 import { Contract } from '../http/contract';
@@ -17,6 +16,9 @@ import { opsRoutes } from '../routes/ops';
 import { acmeRoutes } from '../routes/acme';
 import { secretRoutes } from '../routes/secret';
 import type { Services } from './services';
+
+/** Largest JSON body an operation takes unless the contract gives it another (x-rks-body-limit). */
+const BODY_LIMIT = '64kb';
 
 export interface AppOptions {
   logger: Logger;
@@ -59,7 +61,7 @@ export function createApp(services: Services, opts: AppOptions): Express {
   };
   const context = requestContext(opts.logger, services.metrics);
   const api = dispatch(contract(), handlers, {
-    bodyLimit: DEFAULTS.bodyLimit,
+    bodyLimit: BODY_LIMIT,
     psk: services.psk,
     requirePsk: opts.requirePsk,
     validateResponses: opts.validateResponses,

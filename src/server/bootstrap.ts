@@ -10,7 +10,7 @@ import { HttpMetrics, createMetrics } from '../metrics';
 import { localNames } from '../pki/selfsigned';
 import { ManagedCertificate } from './certificate';
 import { RunningServer, TlsFiles, startServer } from './server';
-import { Services, buildServices } from './services';
+import { Services, Tuning, buildServices } from './services';
 
 export interface Rks {
   url: string;
@@ -25,11 +25,12 @@ export interface BuildOptions {
   /** Check every answer against the contract too (tests). */
   validateResponses?: boolean;
   onInitialised?: () => void;
+  tuning?: Tuning;
 }
 
 /** The services and the app of one rks, not yet listening and with no background work running. */
 export function buildRks(config: Config, logger: Logger, opts: BuildOptions = {}): { services: Services; app: Express } {
-  const services = buildServices(config, logger, opts.metrics ?? createMetrics());
+  const services = buildServices(config, logger, opts.metrics ?? createMetrics(), opts.tuning);
   const app = createApp(services, {
     logger,
     trustProxy: config.trustProxy,
@@ -50,16 +51,16 @@ export async function startRks(config: Config, logger: Logger): Promise<Rks> {
   const { services, app } = buildRks(config, logger, { onInitialised: () => void managed?.refresh() });
   const { vault, pki, renewer, pruner, expiryWatch, managed: managedSecrets } = services;
   let running: RunningServer | undefined;
-  const names = localNames([config.certificate.hostname, ...config.certificate.san]);
+  const names = localNames([config.hostname, ...config.san]);
   if (config.tls === 'managed') {
     managed = new ManagedCertificate(
       pki,
       {
-        commonName: config.certificate.hostname,
+        commonName: config.hostname,
         dnsNames: names.dns,
         ipAddresses: names.ips,
-        lifetimeSeconds: config.certificate.lifetime,
-        renewBeforeSeconds: config.certificate.renewBefore,
+        lifetimeSeconds: config.certLifetime,
+        renewBeforeSeconds: config.certRenewBefore,
         retrySeconds: 10,
       },
       logger,
@@ -75,7 +76,7 @@ export async function startRks(config: Config, logger: Logger): Promise<Rks> {
 
   const renewals = new Periodic(config.managedCheckInterval * 1000, () => managedSecrets.renewDue());
   managedSecrets.wake = () => renewals.runNow();
-  const expiryChecks = new Periodic(config.expiry.checkInterval * 1000, () => expiryWatch.pass());
+  const expiryChecks = new Periodic(config.expiryCheckInterval * 1000, () => expiryWatch.pass());
   services.secrets.expiryChanged = (fqdn, notAfter) => expiryWatch.note(fqdn, notAfter);
   managedSecrets.expiryChanged = (fqdn, notAfter) => expiryWatch.note(fqdn, notAfter);
   const background = [

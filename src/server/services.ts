@@ -3,7 +3,7 @@ import { ChallengeBoard } from '../acme/challenges';
 import { AcmeIssuers } from '../acme/issuers';
 import { AcmeOrders } from '../acme/orders';
 import { AdminService } from '../admin/service';
-import { CallbackVerifier } from '../callback/verifier';
+import { CallbackOptions, CallbackVerifier } from '../callback/verifier';
 import type { Config } from '../config';
 import { GroupTokenRenewer } from '../groups/renewer';
 import { GroupService } from '../groups/service';
@@ -49,11 +49,16 @@ export interface Services {
   expiryWatch: ExpiryWatch;
 }
 
-export function buildServices(config: Config, logger: Logger, metrics: Metrics): Services {
+/** What tests may tune beyond the settings. */
+export interface Tuning {
+  callback?: Pick<CallbackOptions, 'caCheckMs'>;
+}
+
+export function buildServices(config: Config, logger: Logger, metrics: Metrics, tuning: Tuning = {}): Services {
   const vault = new VaultClient({
     addr: config.vaultAddrs,
     caFile: config.vaultCaFile,
-    timeoutMs: config.vaultTimeoutMs,
+    timeoutMs: config.vaultTimeout * 1000,
     maxInFlight: config.vaultMaxInFlight,
     registry: metrics.registry,
   });
@@ -62,9 +67,9 @@ export function buildServices(config: Config, logger: Logger, metrics: Metrics):
   const tokens = new Tokens(vault);
   const pkiEngine = new Pki(vault);
   const session = new ServiceSession(vault, config.admin, logger, metrics.sessionUp);
-  const acmeIssuers = new AcmeIssuers(kv, config.acmeTimeoutMs);
+  const acmeIssuers = new AcmeIssuers(kv, config.acmeTimeout * 1000);
   const challenges = new ChallengeBoard(kv, tokens, session);
-  const acmeOrders = new AcmeOrders(acmeIssuers, challenges, config.acmeTimeoutMs, logger, { orders: metrics.acmeOrders });
+  const acmeOrders = new AcmeOrders(acmeIssuers, challenges, config.acmeTimeout * 1000, logger, { orders: metrics.acmeOrders });
   const managed = new ManagedSecrets(kv, sys, pkiEngine, session, logger, { renewals: metrics.managedRenewals }, { issuers: acmeIssuers, orders: acmeOrders, challenges });
   const secrets = new SecretService(kv, config.defaultSecretTtl, managed, new Readers(tokens));
   return {
@@ -72,13 +77,13 @@ export function buildServices(config: Config, logger: Logger, metrics: Metrics):
     metrics,
     session,
     init: new InitService(sys, kv, pkiEngine, config.admin, config.caBundle),
-    admin: new AdminService(sys, config.loginLimits, config.admin),
+    admin: new AdminService(sys, { perSource: config.loginRateLimit, perLogin: config.loginFailureLimit }, config.admin),
     groups: new GroupService(kv, sys, tokens),
     nodes: new NodeService(
       kv,
       tokens,
       session,
-      new CallbackVerifier(config.callback, logger),
+      new CallbackVerifier({ timeoutMs: config.callbackTimeout * 1000, caFiles: config.callbackCaFile, insecure: config.callbackInsecure, ...tuning.callback }, logger),
       { tokenPeriod: config.nodeTokenPeriod, maxNodesPerGroup: config.maxNodesPerGroup },
       metrics.nodeLimitRefusals,
       logger,
@@ -97,7 +102,7 @@ export function buildServices(config: Config, logger: Logger, metrics: Metrics):
       session,
       { expiry: metrics.secretExpiry, expiring: metrics.secretsExpiring, lastPass: metrics.expiryPass },
       logger,
-      config.expiry,
+      { warnDays: config.expiryWarningDays, seriesLimit: config.expiryMetricLimit },
     ),
   };
 }

@@ -29,7 +29,7 @@ describe('registration with callback verification', () => {
     fs.writeFileSync(caFile, ca.certPem);
     mock = await startMockCallbackServer({ cert: server.certPem, key: server.keyPem, ...client, allowed: ['good-1'] });
     elsewhere = await startMockCallbackServer({ cert: server.certPem, key: server.keyPem, ...client, allowed: ['good-1'] });
-    h = harness({ callback: { timeoutMs: 1000, caFiles: [caFile] } });
+    h = harness({ callbackTimeout: 1, callbackCaFile: [caFile] });
     admin = await adminToken(h.app);
     groupToken = await createGroup(h.app, admin, g, {
       callbackURL: mock.callbackURL,
@@ -158,7 +158,7 @@ describe('registration with callback verification', () => {
     const rotatedFile = path.join(dir, 'rotated.pem');
     const other = await issue({ name: 'some other CA', ca: true });
     fs.writeFileSync(rotatedFile, other.certPem);
-    const follows = harness({ callback: { timeoutMs: 1000, caFiles: [rotatedFile], caCheckMs: 50 } });
+    const follows = harness({ callbackTimeout: 1, callbackCaFile: [rotatedFile] }, undefined, { callback: { caCheckMs: 50 } });
     try {
       const before = await register('good-1', follows.app);
       expect(before.status).toBe(502);
@@ -181,8 +181,8 @@ describe('registration with callback verification', () => {
   });
 
   it('an untrusted certificate is 502, unless --callback-insecure', async () => {
-    const strict = harness({ callback: { timeoutMs: 1000 } });
-    const insecure = harness({ callback: { timeoutMs: 1000, insecure: true } });
+    const strict = harness({ callbackTimeout: 1 });
+    const insecure = harness({ callbackTimeout: 1, callbackInsecure: true });
     try {
       const res = await register('good-1', strict.app);
       expect(res.status).toBe(502);

@@ -172,7 +172,7 @@ describe('node SDK and an edge, end to end', () => {
     });
 
     it('with the manager refusing it too, its keys stop being served within the revalidation interval', async () => {
-      const managed = await serveRks({ callback: { timeoutMs: 2000, caFiles: [path.join(dir, 'ca.pem')], insecure: false } });
+      const managed = await serveRks({ callbackTimeout: 2, callbackCaFile: [path.join(dir, 'ca.pem')] });
       try {
         const g = uniq('rev');
         const groupToken = await createGroup(managed.app, admin, g, {

@@ -107,7 +107,7 @@ describe('a Vault holding a classic RKS deployment', () => {
     await write('sys/policies/acl/default', { policy: `${stock}\npath "rks/data/*" { capabilities = ["read"] }\n` });
     await classic.stop();
 
-    h = harness({ vaultAddrs: [vault.addr], admin, callback: { timeoutMs: 3000, caFiles: [path.join(dir, 'manager-ca.pem')] } });
+    h = harness({ vaultAddrs: [vault.addr], admin, callbackTimeout: 3, callbackCaFile: [path.join(dir, 'manager-ca.pem')] });
   }, 120_000);
   afterAll(async () => {
     h?.close();

@@ -1,6 +1,6 @@
 import request from 'supertest';
 import { env, harness, Harness } from '../support/harness';
-import { DEFAULTS } from '../../src/config';
+import { settingDefaults } from '../../src/settings';
 
 describe('POST /rks/v1/admin/login', () => {
   let h: Harness;
@@ -36,7 +36,7 @@ describe('POST /rks/v1/admin/login', () => {
   });
 
   it('100 successful logins in a row from one address are all 200 (on the default limits)', async () => {
-    const defaults = harness({ loginLimits: { perSource: DEFAULTS.loginRateLimit, perLogin: DEFAULTS.loginFailureLimit } });
+    const defaults = harness({ loginRateLimit: settingDefaults().loginRateLimit, loginFailureLimit: settingDefaults().loginFailureLimit });
     try {
       const statuses = new Set<number>();
       for (let i = 0; i < 100; i++) {
@@ -49,7 +49,7 @@ describe('POST /rks/v1/admin/login', () => {
   });
 
   it('counts failures per login name: after the limit the name is refused (429, Retry-After) without asking Vault', async () => {
-    const limited = harness({ loginLimits: { perSource: 100, perLogin: 3 } });
+    const limited = harness({ loginRateLimit: 100, loginFailureLimit: 3 });
     try {
       const statuses: number[] = [];
       for (let i = 0; i < 5; i++) {
@@ -70,8 +70,8 @@ describe('POST /rks/v1/admin/login', () => {
   it('counts sources by X-Forwarded-For only behind a proxy named by --trust-proxy', async () => {
     const fail = (app: typeof h.app, from: string) =>
       request(app).post('/rks/v1/admin/login').set('X-Forwarded-For', from).send({ login: `n${Math.random().toString(36).slice(2, 8)}`, password: 'x' });
-    const proxied = harness({ trustProxy: ['loopback'], loginLimits: { perSource: 2, perLogin: 100 } });
-    const direct = harness({ loginLimits: { perSource: 2, perLogin: 100 } });
+    const proxied = harness({ trustProxy: ['loopback'], loginRateLimit: 2, loginFailureLimit: 100 });
+    const direct = harness({ loginRateLimit: 2, loginFailureLimit: 100 });
     try {
       expect([(await fail(proxied.app, '198.51.100.1')).status, (await fail(proxied.app, '198.51.100.1')).status]).toEqual([400, 400]);
       expect((await fail(proxied.app, '198.51.100.1')).status).toBe(429);

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { DEFAULTS } from '../../src/config';
+import { settingDefaults } from '../../src/settings';
 import { Harness, harness } from '../support/harness';
 import { InitService } from '../../src/init/service';
 import { VaultClient } from '../../src/vault/client';
@@ -52,7 +52,8 @@ describe('nobody without a token can lock rks out', () => {
     const built = harness({
       vaultAddrs: [vault.addr],
       admin,
-      loginLimits: { perSource: DEFAULTS.loginRateLimit, perLogin: DEFAULTS.loginFailureLimit },
+      loginRateLimit: settingDefaults().loginRateLimit,
+      loginFailureLimit: settingDefaults().loginFailureLimit,
     });
     rks = built;
     const app = built.app;

@@ -5,7 +5,9 @@ import { createMetrics } from '../../src/metrics';
 import { buildRks } from '../../src/server/bootstrap';
 import type { Services } from '../../src/server/services';
 import type { VaultClient } from '../../src/vault/client';
-import { Config, DEFAULTS } from '../../src/config';
+import { Config, configFrom } from '../../src/config';
+import { settingDefaults } from '../../src/settings';
+import type { Tuning } from '../../src/server/services';
 
 export const env = {
   get vaultAddr() {
@@ -35,29 +37,22 @@ export interface Harness {
   close(): void;
 }
 
-/** The configuration of the tests' rks: the defaults, on the run's Vault, with generous login limits. */
+/** The configuration of the tests' rks: the declared defaults, on the run's Vault, with generous login limits. */
 export function testConfig(overrides: Partial<Config> = {}): Config {
   return {
-    vaultAddrs: [env.vaultAddr],
-    vaultTimeoutMs: DEFAULTS.vaultTimeout * 1000,
-    vaultMaxInFlight: DEFAULTS.vaultMaxInFlight,
-    managedCheckInterval: DEFAULTS.managedCheckInterval,
-    acmeTimeoutMs: DEFAULTS.acmeTimeout * 1000,
-    expiry: { warnDays: DEFAULTS.expiryWarningDays, checkInterval: DEFAULTS.expiryCheckInterval, seriesLimit: DEFAULTS.expiryMetricLimit },
+    ...configFrom(settingDefaults(), {
+      vaultAddrs: [env.vaultAddr],
+      admin: { login: env.adminLogin, password: env.adminPassword },
+      tls: 'managed',
+      trustProxy: [],
+      san: ['127.0.0.1'],
+    }),
     listen: '127.0.0.1:0',
-    admin: { login: env.adminLogin, password: env.adminPassword },
-    tls: 'managed',
     logLevel: 'silent',
-    defaultSecretTtl: 300,
-    loginLimits: { perSource: 1000, perLogin: 5 },
-    maxNodesPerGroup: DEFAULTS.maxNodesPerGroup,
-    trustProxy: [],
-    nodeIdleExpiry: DEFAULTS.nodeIdleExpiry,
-    nodeTokenPeriod: DEFAULTS.nodeTokenPeriod,
-    groupTokenRenewInterval: DEFAULTS.groupTokenRenewInterval,
-    callback: { timeoutMs: DEFAULTS.callbackTimeout * 1000, insecure: false },
-    requirePsk: false,
-    certificate: { hostname: 'localhost', san: ['127.0.0.1'], lifetime: 3600, renewBefore: 600 },
+    loginRateLimit: 1000,
+    hostname: 'localhost',
+    certLifetime: 3600,
+    certRenewBefore: 600,
     ...overrides,
   };
 }
@@ -66,8 +61,8 @@ export function testConfig(overrides: Partial<Config> = {}): Config {
  * An rks app (the same services and app as `rks serve`, not listening) on the run's shared Vault,
  * checking its answers against the contract.
  */
-export function harness(overrides: Partial<Config> = {}, logger = createLogger((process.env.RKS_TEST_LOG_LEVEL as 'silent') ?? 'silent')): Harness {
-  const { services, app } = buildRks(testConfig(overrides), logger, { metrics: createMetrics(undefined, false), validateResponses: true });
+export function harness(overrides: Partial<Config> = {}, logger = createLogger((process.env.RKS_TEST_LOG_LEVEL as 'silent') ?? 'silent'), tuning: Tuning = {}): Harness {
+  const { services, app } = buildRks(testConfig(overrides), logger, { metrics: createMetrics(undefined, false), validateResponses: true, tuning });
   return { app, services, vault: services.vault, close: () => services.vault.close() };
 }
 

@@ -188,7 +188,7 @@ describe('several Vault addresses', () => {
     const sb = await standby(() => a);
     a = sa.url;
     b = sb.url;
-    const h = harness({ vaultAddrs: [a, b], vaultTimeoutMs: 1000 });
+    const h = harness({ vaultAddrs: [a, b], vaultTimeout: 1 });
     try {
       const started = Date.now();
       const res = await request(h.app).get('/rks/v1/secret/x.example.com').set('X-Vault-Token', 'hvs.some-token');

@@ -62,7 +62,7 @@ describe('rks over a Vault HA cluster', () => {
     const first = new VaultClient({ addr: cluster.addrs[0] });
     await new InitService(new Sys(first), new Kv(first), new Pki(first), { login: env.adminLogin, password: env.adminPassword }).init(cluster.rootToken);
     first.close();
-    h = harness({ vaultAddrs: cluster.addrs, vaultTimeoutMs: DEADLINE_MS });
+    h = harness({ vaultAddrs: cluster.addrs, vaultTimeout: DEADLINE_MS / 1000 });
     admin = await adminToken(h.app);
     const groupToken = await createGroup(h.app, admin, 'edge');
     await pushSecret(h.app, admin, fqdn);
@@ -169,7 +169,7 @@ describe('rks over a Vault HA cluster', () => {
 
   it('one address, frozen: 200 concurrent readers all answered within the deadline; past the in-flight bound at once', async () => {
     const victim = await cluster.settled();
-    const single = harness({ vaultAddrs: [victim.addr], vaultTimeoutMs: DEADLINE_MS, vaultMaxInFlight: 50 });
+    const single = harness({ vaultAddrs: [victim.addr], vaultTimeout: DEADLINE_MS / 1000, vaultMaxInFlight: 50 });
     try {
       const token = await adminToken(single.app);
       expect((await request(single.app).get(`/rks/v1/secret/${fqdn}`).set('X-Vault-Token', token)).status).toBe(200);
