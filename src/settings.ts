@@ -127,6 +127,7 @@ export const SETTINGS = {
   callbackCaFile: list('--callback-ca-file <file...>', 'RKS_CALLBACK_CA_FILE', 'extra CA bundle(s) trusted for callback and OAuth URLs', { shownDefault: 'system CAs' }),
   callbackInsecure: toggle('--callback-insecure', 'RKS_CALLBACK_INSECURE', 'do not verify callback/OAuth TLS certificates (logged at start)'),
   callbackTimeout: seconds('--callback-timeout', 5, 120, "deadline of a node's verification: OAuth token and callback, from connecting to the last byte"),
+  shutdownGrace: seconds('--shutdown-grace', 10, 3600, 'on SIGTERM or SIGINT, how long requests in flight may take to finish before their connections are closed'),
 } satisfies Record<string, SettingSpec<unknown>>;
 
 export type SettingKey = keyof typeof SETTINGS;

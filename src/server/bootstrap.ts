@@ -104,7 +104,7 @@ export async function startRks(config: Config, logger: Logger): Promise<Rks> {
     services,
     async stop() {
       managed?.stop();
-      await server.close();
+      await server.close(config.shutdownGrace * 1000);
       await Promise.all(background.map((job) => job.stop()));
       expiryWatch.stop();
       vault.close();

@@ -16,7 +16,7 @@ export interface RunningServer {
   /** Swaps the served certificate; open connections keep theirs, new handshakes get the new one. */
   setCertificate(tls: TlsFiles): void;
   /** Stops accepting, lets requests in flight finish (up to `graceMs`), then closes the rest. */
-  close(graceMs?: number): Promise<void>;
+  close(graceMs: number): Promise<void>;
 }
 
 /** Parses `host:port`, `[v6]:port` or `port`. */
@@ -57,7 +57,7 @@ export async function startServer(
     setCertificate(next: TlsFiles) {
       (server as https.Server).setSecureContext({ cert: next.cert, key: next.key, passphrase: next.passphrase });
     },
-    close(graceMs = 10_000) {
+    close(graceMs: number) {
       return new Promise<void>((resolve) => {
         const timer = setTimeout(() => {
           logger.warn('closing connections still open after the grace period');
