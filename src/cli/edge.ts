@@ -11,6 +11,7 @@ import { RksNode } from '../client';
 import { LogLevel, createLogger } from '../log';
 import { parseListen } from '../server/server';
 import { readSecret } from '../config';
+import { caCertOption, urlOption } from './connection';
 import { opt } from './options';
 import { positiveInt } from '../settings';
 
@@ -74,8 +75,8 @@ export function edgeCommand(): Command {
     .addOption(
       opt('--haproxy-crt-list <path>', 'the crt-list of HAProxy\'s `bind … ssl crt-list <path> strict-sni`, as written there (with --haproxy-socket)', 'RKS_EDGE_HAPROXY_CRT_LIST'),
     )
-    .addOption(opt('--url <url>', 'rks address', 'RKS_URL').default('https://127.0.0.1:8080'))
-    .addOption(opt('--ca-cert <file>', 'CA certificate that rks\'s certificate chains to', 'RKS_CA_CERT'))
+    .addOption(urlOption())
+    .addOption(caCertOption())
     .addOption(opt('--group-token <token>', 'the group token (prefer --group-token-file)', 'RKS_GROUP_TOKEN'))
     .addOption(opt('--group-token-file <file>', 'file holding the group token', 'RKS_GROUP_TOKEN_FILE'))
     .addOption(opt('--node-id <id>', 'this node\'s id (X-LCDN-nodeId)', 'RKS_NODE_ID').makeOptionMandatory())

@@ -1,7 +1,13 @@
 import { Command, CommanderError } from 'commander';
 import { UsageError } from '../config';
 import { VERSION } from '../paths';
-import { acmeCommand, groupCommand, initCommand, loginCommand, nodeCommand, secretCommand, statusCommand } from './admin';
+import { acmeCommand } from './acme';
+import { groupCommand } from './group';
+import { initCommand } from './init';
+import { loginCommand } from './login';
+import { nodeCommand } from './node';
+import { secretCommand } from './secret';
+import { statusCommand } from './status';
 import { completionCommand } from './completion';
 import { edgeCommand } from './edge';
 import { migrateCommand } from './migrate';

@@ -6,11 +6,10 @@ import { KeyType, newKeyAndCsr } from '../pki/csr';
 import { PskJwt, bearer, sha256Fingerprint } from '../pki/psk';
 import { CliError, RksHttp } from './http';
 import { readSecret } from '../config';
+import { caCertOption, urlOption } from './connection';
 import { opt } from './options';
 import { positiveInt } from '../settings';
 
-const urlOption = () => opt('--url <url>', 'rks address', 'RKS_URL').default('https://127.0.0.1:8080');
-const caOption = () => opt('--ca-cert <file>', 'CA certificate that rks\'s TLS certificate chains to', 'RKS_CA_CERT');
 const pskOption = () => opt('--psk <passphrase>', 'pre-shared key of the trust bootstrap', 'RKS_PSK');
 const pskFileOption = () => opt('--psk-file <file>', 'file holding the pre-shared key', 'RKS_PSK_FILE');
 const list = (v: string, prev: string[] = []) => [...prev, ...v.split(',').map((s) => s.trim()).filter(Boolean)];
@@ -21,7 +20,7 @@ export function caCommand(): Command {
   ca.command('cert')
     .description('Fetch the CA certificate; with the PSK, verify its fingerprint first')
     .addOption(urlOption())
-    .addOption(caOption())
+    .addOption(caCertOption())
     .addOption(pskOption())
     .addOption(pskFileOption())
     .option('--out <file>', 'write the certificate here (default: standard output)')
@@ -102,7 +101,7 @@ export function certificateCommand(): Command {
     .option('--force', 'overwrite existing files')
     .option('--json', 'print {keyFile, certFile, subject, names, notAfter, issuer} as JSON, for scripts')
     .addOption(urlOption())
-    .addOption(caOption())
+    .addOption(caCertOption())
     .addOption(pskOption())
     .addOption(pskFileOption())
     .addOption(opt('--token <token>', 'admin token, instead of the PSK', 'RKS_TOKEN'))

@@ -1,0 +1,48 @@
+import { Command } from 'commander';
+import type { AcmeIssuerSummary } from '../acme/issuers';
+import { readSecret } from '../config';
+import { CliError } from './http';
+import { opt } from './options';
+import { Conn, call, connected, enc } from './connection';
+import { out, readInput, table } from './output';
+
+/** `rks acme issuer …`: the ACME CAs managed secrets may come from. */
+export function acmeCommand(): Command {
+  const acme = new Command('acme').description('ACME issuers (Let\'s Encrypt, ZeroSSL, Vault\'s PKI, Pebble, …) for managed secrets');
+  const issuer = acme.command('issuer').description('Register, list, describe and deactivate ACME accounts');
+  const line = (i: AcmeIssuerSummary) => `${i.name}  ${i.status}  ${i.directory}  ${i.contact.join(',') || '-'}`;
+  connected(issuer.command('create').description('Register an account at an ACME CA (rks makes and keeps its key) under a name').argument('<name>'))
+    .requiredOption('--directory <url>', 'the ACME directory URL, e.g. https://acme-staging-v02.api.letsencrypt.org/directory')
+    .option('--contact <e-mail...>', 'addresses the CA may write to (expiry notices, policy changes)')
+    .option('--agree-tos', 'agree to the CA\'s terms of service (required; without it rks names them)')
+    .option('--ca-bundle <file>', 'PEM CA certificates to trust for the directory instead of the system\'s')
+    .option('--eab-kid <kid>', 'external account binding key id, from the CA')
+    .addOption(opt('--eab-hmac-key-file <file>', 'file holding the external account binding HMAC key (base64url)', 'RKS_EAB_HMAC_KEY_FILE'))
+    .action(async (name: string, o: Conn & { directory: string; contact?: string[]; agreeTos?: boolean; caBundle?: string; eabKid?: string; eabHmacKeyFile?: string }) => {
+      const hmacKey = readSecret(undefined, o.eabHmacKeyFile, '--eab-hmac-key-file');
+      if (Boolean(o.eabKid) !== Boolean(hmacKey)) throw new CliError('--eab-kid and --eab-hmac-key-file go together', 2);
+      const body = {
+        directory: o.directory,
+        contact: o.contact,
+        termsOfServiceAgreed: Boolean(o.agreeTos),
+        ...(o.caBundle ? { caBundle: readInput(o.caBundle, '--ca-bundle') } : {}),
+        ...(o.eabKid ? { externalAccountBinding: { kid: o.eabKid, hmacKey: hmacKey! } } : {}),
+      };
+      const i = (await call(o, 'POST', `/rks/v1/acme/issuers/${enc(name)}`, { body })) as AcmeIssuerSummary;
+      out(o, i, `issuer ${i.name} registered: ${i.accountUrl}`);
+    });
+  connected(issuer.command('list').description('Every ACME issuer')).action(async (o: Conn) => {
+    const all = (await call(o, 'GET', '/rks/v1/acme/issuers')) as AcmeIssuerSummary[];
+    out(o, all, table(['NAME', 'STATUS', 'DIRECTORY', 'CONTACT'], all.map((i) => [i.name, i.status, i.directory, i.contact.join(',') || '-'])));
+  });
+  connected(issuer.command('info').description('One ACME issuer (never its key)').argument('<name>')).action(async (name: string, o: Conn) => {
+    const i = (await call(o, 'GET', `/rks/v1/acme/issuers/${enc(name)}`)) as AcmeIssuerSummary;
+    out(o, i, `${line(i)}\naccount ${i.accountUrl}\ncreated ${i.createdAt}${i.deactivatedAt ? `\ndeactivated ${i.deactivatedAt}` : ''}`);
+  });
+  connected(issuer.command('deactivate').description('Deactivate the account at the CA, for good; its secrets stop renewing').argument('<name>'))
+    .action(async (name: string, o: Conn) => {
+      const i = (await call(o, 'POST', `/rks/v1/acme/issuers/${enc(name)}/deactivate`)) as AcmeIssuerSummary;
+      out(o, i, `issuer ${i.name} deactivated`);
+    });
+  return acme;
+}
