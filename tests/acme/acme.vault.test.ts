@@ -111,7 +111,8 @@ describe('managed secrets from an ACME CA (Pebble), challenges answered by the e
         .send({ directory: pebble.directory, caBundle: pebble.tlsCa, termsOfServiceAgreed: true }).expect(201);
       const res = await request(h.app).post(`/rks/v1/acme/issuers/${name}/deactivate`).set('X-Vault-Token', admin).expect(200);
       expect(res.body).toMatchObject({ status: 'deactivated' });
-      expect(res.body.deactivatedAt).toBeDefined();
+      expect(Date.now() - Date.parse(res.body.deactivatedAt)).toBeGreaterThanOrEqual(0);
+      expect(Date.now() - Date.parse(res.body.deactivatedAt)).toBeLessThan(60_000);
       const refused = await request(h.app).post(`/rks/v1/secret/${uniq('d')}.example.com/managed`).set('X-Vault-Token', admin).send({ issuer: name }).expect(400);
       expect(refused.body.errors[0]).toMatch(/deactivated/);
     });

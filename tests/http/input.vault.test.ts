@@ -151,7 +151,7 @@ describe('input rules', () => {
     const res = await request(h.app).get('/healthz').set('X-Request-Id', 'abc-123');
     expect(res.headers['x-request-id']).toBe('abc-123');
     expect(res.headers['x-content-type-options']).toBe('nosniff');
-    expect(res.headers['strict-transport-security']).toBeDefined();
+    expect(res.headers['strict-transport-security']).toBe('max-age=31536000; includeSubDomains');
     expect(res.headers['x-powered-by']).toBeUndefined();
   });
 });

@@ -29,7 +29,7 @@ describe('checkCsr', () => {
       { type: 'dns', value: 'svc.local' },
       { type: 'ip', value: '10.0.0.1' },
     ]);
-    await expect(checkCsr(csrPem)).resolves.toBeDefined();
+    await expect(checkCsr(csrPem)).resolves.toEqual({ pem: expect.stringMatching(/^-----BEGIN CERTIFICATE REQUEST-----/), subject: 'CN=svc' });
   });
 
   it('makes RSA 3072 keys for --key-type rsa', async () => {
