@@ -2,8 +2,9 @@ import fs from 'node:fs';
 import Ajv, { ErrorObject, ValidateFunction } from 'ajv';
 import { parse } from 'yaml';
 
-/** Who may call an operation, from its `security` in the contract. */
-export type Auth = 'none' | 'vaultToken' | 'pskOrVaultToken';
+/** The contract's security schemes, each enforced by the dispatcher. */
+export const SCHEMES = ['vaultToken', 'pskJwt'] as const;
+export type Scheme = (typeof SCHEMES)[number];
 /** What an operation's body is, from its `requestBody` content types. */
 export type BodyKind = 'none' | 'json' | 'text';
 
@@ -19,7 +20,11 @@ export interface Operation {
   method: string;
   /** The path as the contract writes it; also the metrics label. */
   path: string;
-  auth: Auth;
+  /**
+   * Who may call it: the contract's `security`, alternatives of schemes that must all be
+   * present; none at all for anyone.
+   */
+  security: Scheme[][];
   /** Reachable without a PSK JWT under --require-psk (`x-rks-psk-exempt`). */
   pskExempt: boolean;
   body: BodyKind;
@@ -75,7 +80,10 @@ export class Contract {
         const body = o.requestBody ? resolve(o.requestBody) : undefined;
         const types = Object.keys(body?.content ?? {});
         const security: Json[] = o.security ?? spec.security ?? [];
-        const schemes = security.flatMap((s) => Object.keys(s));
+        const alternatives = security.map((s) => Object.keys(s));
+        for (const name of alternatives.flat()) {
+          if (!(SCHEMES as readonly string[]).includes(name)) throw new Error(`${o.operationId}: security scheme '${name}' is not one rks enforces`);
+        }
         const compile = (a: Ajv, schema: Json) => a.compile(refs(schema));
         const inParams = (where: string, extra: Json) => {
           const ps = parameters.filter((p) => p.in === where);
@@ -91,7 +99,8 @@ export class Contract {
           params: compile(ajv, inParams('path', {})),
           query: compile(coercing, inParams('query', { additionalProperties: false })),
           headers: compile(ajv, inParams('header', {})),
-          body: types.includes('application/json') ? compile(ajv, body!.content['application/json'].schema) : undefined,
+          // A JSON body against its schema; a text body (PEM) against its first content type's.
+          body: types.length ? compile(ajv, body!.content[types.includes('application/json') ? 'application/json' : types[0]!].schema) : undefined,
         };
         const answers = new Map<string, ValidateFunction | undefined>();
         for (const [status, r] of Object.entries<Json>(o.responses ?? {})) {
@@ -102,7 +111,7 @@ export class Contract {
           id: o.operationId,
           method: method.toUpperCase(),
           path,
-          auth: schemes.length === 0 ? 'none' : schemes.includes('pskJwt') ? 'pskOrVaultToken' : 'vaultToken',
+          security: alternatives as Scheme[][],
           pskExempt: o['x-rks-psk-exempt'] === true,
           body: !body ? 'none' : types.includes('application/json') ? 'json' : 'text',
           bodyRequired: Boolean(body?.required),

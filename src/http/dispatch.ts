@@ -1,11 +1,14 @@
 import express, { NextFunction, Request, RequestHandler, Response } from 'express';
 import { BadRequest, Forbidden, MethodNotAllowed, Unauthorized, UnsupportedMediaType, ValidationFailed } from '../errors';
 import { PskJwt, bearer } from '../pki/psk';
-import { Contract, Operation } from './contract';
+import { Contract, Operation, Scheme } from './contract';
 import { sourceKey } from '../address';
 
-/** An operation's handler: the request (params decoded and checked), the answer, the caller's token. */
-export type Handler = (req: Request<Record<string, string>>, res: Response, token: string) => Promise<void> | void;
+/**
+ * An operation's handler: the request (params decoded and checked), the answer, the caller's
+ * token, and the scheme of the contract the caller was admitted by ('none' where anyone may call).
+ */
+export type Handler = (req: Request<Record<string, string>>, res: Response, token: string, scheme: Scheme | 'none') => Promise<void> | void;
 export type Handlers = Record<string, Handler>;
 
 export interface DispatchOptions {
@@ -73,10 +76,17 @@ export function dispatch(contract: Contract, handlers: Handlers, opts: DispatchO
     if (encoding !== 'identity') throw new BadRequest('Content-Encoding is not supported; send the body uncompressed');
     const body = hasBody(req);
     if (body && op.body !== 'text' && !req.is('application/json')) throw new UnsupportedMediaType('request body must be application/json');
+    const jwt = bearer(req.get('Authorization'));
+    let pskVerified = false;
+    const verifyPsk = async () => {
+      if (pskVerified) return;
+      if (!opts.psk) throw new Unauthorized('no PSK is configured on this rks; use an X-Vault-Token');
+      await opts.psk.verify(jwt!, { source: sourceKey(req.ip ?? req.socket.remoteAddress ?? '') });
+      pskVerified = true;
+    };
     if (opts.requirePsk && !op.pskExempt) {
-      const jwt = bearer(req.get('Authorization'));
       if (!jwt) throw new Unauthorized('this rks requires a PSK JWT in Authorization: Bearer');
-      await opts.psk!.verify(jwt, { source: sourceKey(req.ip ?? req.socket.remoteAddress ?? '') });
+      await verifyPsk();
     }
 
     const params: Record<string, string> = {};
@@ -95,18 +105,36 @@ export function dispatch(contract: Contract, handlers: Handlers, opts: DispatchO
     check(op.check('headers', req.headers));
     if (body || op.bodyRequired) {
       await new Promise<void>((resolve, reject) => parser(op)(req, res, (err?: unknown) => (err ? reject(err) : resolve())));
-      if (op.body === 'json') {
-        if (req.body === undefined) throw new BadRequest('request body is required');
-        check(op.check('body', req.body));
-      }
+      if (req.body === undefined || req.body === '') throw new BadRequest('request body is required');
+      check(op.check('body', req.body));
     }
     req.params = params;
 
     const token = req.get('X-Vault-Token') ?? '';
-    if (op.auth === 'vaultToken' && !token) throw new Forbidden('missing X-Vault-Token');
+    const scheme = await admit(op, { vaultToken: token !== '', pskJwt: jwt !== undefined }, verifyPsk);
     if (opts.validateResponses) checkAnswers(op, res);
-    await handlers[op.id](req as unknown as Request<Record<string, string>>, res, token);
+    await handlers[op.id](req as unknown as Request<Record<string, string>>, res, token, scheme);
   }
+}
+
+const SHOWN: Record<Scheme, string> = { vaultToken: 'an X-Vault-Token', pskJwt: 'a PSK JWT (Authorization: Bearer)' };
+
+/**
+ * The contract's `security` of an operation, enforced: the first alternative whose schemes are all
+ * present admits the caller once each is checked here (a PSK JWT is verified; a Vault token is
+ * Vault's to judge, with the caller's own rights). None present: 403 where only a token would
+ * do (Vault's own answer), 401 otherwise, naming what would.
+ */
+async function admit(op: Operation, present: Record<Scheme, boolean>, verifyPsk: () => Promise<void>): Promise<Scheme | 'none'> {
+  if (op.security.length === 0) return 'none';
+  for (const schemes of op.security) {
+    if (!schemes.every((s) => present[s])) continue;
+    if (schemes.includes('pskJwt')) await verifyPsk();
+    return schemes[0] ?? 'none';
+  }
+  const wanted = op.security.map((schemes) => schemes.map((s) => SHOWN[s]).join(' and '));
+  if (op.security.every((schemes) => schemes.length === 1 && schemes[0] === 'vaultToken')) throw new Forbidden('missing X-Vault-Token');
+  throw new Unauthorized(`${wanted.join(' or ')} is required`);
 }
 
 function check(items: ReturnType<Operation['check']>): void {

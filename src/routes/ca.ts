@@ -1,8 +1,6 @@
-import { BadRequest, Unauthorized } from '../errors';
-import { PskJwt, bearer } from '../pki/psk';
+import { PskJwt } from '../pki/psk';
 import type { PkiService } from '../pki/service';
 import type { Handlers } from '../http/dispatch';
-import { sourceKey } from '../address';
 
 const DAY = 86_400;
 /** A signed fingerprint header is reused for a while: each new one costs a PBKDF2 derivation. */
@@ -28,18 +26,11 @@ export function caRoutes(pki: PkiService, psk?: PskJwt): Handlers {
       res.type('application/x-pem-file').send(ca.pem);
     },
     // A PEM body, with any Content-Type or none (existing clients); the contract says so.
-    caSign: async (req, res, token) => {
-      const jwt = bearer(req.get('Authorization'));
-      if (jwt) {
-        if (!psk) throw new Unauthorized('no PSK is configured on this rks; use an admin X-Vault-Token');
-        await psk.verify(jwt, { source: sourceKey(req.ip ?? req.socket.remoteAddress ?? '') });
-      } else if (!token) {
-        throw new Unauthorized('a PSK JWT (Authorization: Bearer) or an admin X-Vault-Token is required');
-      }
-      const days = req.query.days === undefined ? 365 : Number(req.query.days);
-      if (!Number.isInteger(days) || days < 1 || days > 365) throw new BadRequest('days must be an integer from 1 to 365');
-      if (typeof req.body !== 'string' || req.body.trim() === '') throw new BadRequest('body must be a PEM certificate signing request');
-      const cert = await pki.sign(req.body, days * DAY, jwt ? undefined : token);
+    // Admitted by the contract's security: a verified PSK JWT (rks signs with its own identity)
+    // or a Vault token (signs with the caller's rights). The contract bounds `days` and the body.
+    caSign: async (req, res, token, scheme) => {
+      const days = (req.query.days as number | undefined) ?? 365;
+      const cert = await pki.sign(req.body as string, days * DAY, scheme === 'pskJwt' ? undefined : token);
       req.log.info('certificate signed');
       res.status(200).type('application/x-pem-file').send(cert);
     },

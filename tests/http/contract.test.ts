@@ -26,9 +26,10 @@ describe('Contract', () => {
   });
 
   it('reads authentication, body kind and limits from the contract', () => {
-    expect(op('POST', '/rks/v1/admin/login').op).toMatchObject({ auth: 'none', body: 'json', bodyRequired: true });
-    expect(op('GET', '/rks/v1/secret/x.example.com').op).toMatchObject({ auth: 'vaultToken', body: 'none', pskExempt: false });
-    expect(op('POST', '/ca/sign').op).toMatchObject({ auth: 'pskOrVaultToken', body: 'text', bodyLimit: '16kb' });
+    expect(op('POST', '/rks/v1/admin/login').op).toMatchObject({ security: [], body: 'json', bodyRequired: true });
+    expect(op('GET', '/rks/v1/secret/x.example.com').op).toMatchObject({ security: [['vaultToken']], body: 'none', pskExempt: false });
+    expect(op('POST', '/ca/sign').op).toMatchObject({ security: [['pskJwt'], ['vaultToken']], body: 'text', bodyLimit: '16kb' });
+    expect(op('POST', '/ca/sign').op.check('body', '')).toEqual([expect.objectContaining({ path: 'body', keyword: 'minLength' })]);
     expect(op('GET', '/ca/cert').op.pskExempt).toBe(true);
   });
 
