@@ -2,7 +2,7 @@ import { X509Certificate } from 'node:crypto';
 import { BadGateway, BadRequest, Conflict, NotFound } from '../errors';
 import { parseName } from '../names';
 import { kvPath } from '../vault/layout';
-import { CasMismatch, KvStore } from '../vault/stores';
+import type { KvStore } from '../vault/stores';
 import { acme, acmeClient } from './client';
 
 /** The issuer name managed secrets use for rks's own CA; no ACME issuer may take it. */
@@ -135,12 +135,7 @@ export class AcmeIssuers {
       status: 'valid',
       createdAt: new Date().toISOString(),
     };
-    try {
-      await this.kv.write(kvPath.acmeIssuer(issuer), record, token, 0);
-    } catch (err) {
-      if (err instanceof CasMismatch) throw new Conflict(`issuer '${issuer}' already exists`, 'already_exists');
-      throw err;
-    }
+    await this.kv.writeAt(kvPath.acmeIssuer(issuer), record, token, 0, () => new Conflict(`issuer '${issuer}' already exists`, 'already_exists'));
     return summary(issuer, record);
   }
 

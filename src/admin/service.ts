@@ -2,7 +2,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { BadRequest, Locked, TooManyRequests } from '../errors';
 import { parseLogin } from '../names';
 import { USERPASS_LOCKOUT, USERPASS_PATH } from '../vault/layout';
-import type { LoginAnswer, Sys } from '../vault/sys';
+import type { LoginAnswer, LoginStore } from '../vault/stores';
 import { sourceKey } from '../address';
 import { FailureCounter } from './failures';
 
@@ -41,7 +41,7 @@ export class AdminService {
   private unvouchedInFlight = 0;
 
   constructor(
-    private readonly sys: Sys,
+    private readonly sys: LoginStore,
     limits: LoginLimits,
     admin?: { login: string; password: string },
   ) {

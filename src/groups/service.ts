@@ -47,13 +47,8 @@ export class GroupService {
     const g = parseName('group name', name);
     checkRegInfo(info);
     return this.lock.run(g, async () => {
-      try {
-        // Claims the name: a second create, concurrent or not, stops here.
-        await this.kv.write(kvPath.groupConfig(g), info, token, 0);
-      } catch (err) {
-        if (err instanceof CasMismatch) throw new Conflict(`group '${g}' already exists`, 'already_exists');
-        throw err;
-      }
+      // Claims the name: a second create, concurrent or not, stops here.
+      await this.kv.writeAt(kvPath.groupConfig(g), info, token, 0, () => new Conflict(`group '${g}' already exists`, 'already_exists'));
       try {
         await this.kv.write<GroupSerial>(kvPath.groupSerial(g), { incarnation: randomUUID() }, token);
         await this.policies.putPolicy(nodePolicyName(g), nodePolicy(g), token);

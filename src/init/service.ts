@@ -31,7 +31,6 @@ import {
 import { Pki } from '../vault/pki';
 import { Sys } from '../vault/sys';
 import { Tokens } from '../vault/tokens';
-import { CasMismatch } from '../vault/stores';
 
 export interface AdminCredentials {
   login: string;
@@ -359,12 +358,7 @@ export class InitService {
 
   /** Check-and-set: two concurrent inits (or upgrades) cannot both succeed. */
   private async writeConfig(record: RksConfigRecord, token: string, cas: number): Promise<void> {
-    try {
-      await whileUpgrading(() => this.kv.write(kvPath.config, record, token, cas));
-    } catch (err) {
-      if (err instanceof CasMismatch) throw new Conflict('rks is already initialised', 'already_initialised');
-      throw err;
-    }
+    await whileUpgrading(() => this.kv.writeAt(kvPath.config, record, token, cas, () => new Conflict('rks is already initialised', 'already_initialised')));
   }
 }
 

@@ -1,9 +1,8 @@
 import { X509Certificate } from 'node:crypto';
 import { BadRequest, ServiceUnavailable } from '../errors';
 import { isVaultError } from '../vault/client';
-import { Pki } from '../vault/pki';
 import { PKI_CLIENT_ROLE, PKI_SERVER_ROLE } from '../vault/layout';
-import { ServiceSession } from '../vault/session';
+import type { CertificateAuthority, Session } from '../vault/stores';
 import { checkCsr, newKeyAndCsr } from './csr';
 import { sha256Fingerprint } from './psk';
 
@@ -22,8 +21,8 @@ export class PkiService {
   private ca?: { pem: string; fingerprint: string; at: number };
 
   constructor(
-    private readonly pki: Pki,
-    private readonly session: ServiceSession,
+    private readonly pki: CertificateAuthority,
+    private readonly session: Session,
   ) {}
 
   /** The CA certificate and its SHA-256 fingerprint; 503 until init made the CA. */

@@ -9,8 +9,7 @@ import { BadRequest, Conflict, NotFound } from '../errors';
 import { parseFqdn, quoted } from '../names';
 import { newKeyAndCsr } from '../pki/csr';
 import { MANAGED_POLICY, kvPath, managedPolicy, managedRoleName } from '../vault/layout';
-import type { Pki } from '../vault/pki';
-import { CasMismatch, KvStore, NO_CHANGE, PolicyStore, Session } from '../vault/stores';
+import { CasMismatch, CertificateAuthority, KvStore, NO_CHANGE, PolicyStore, Session } from '../vault/stores';
 import { Copies } from './copies';
 import { Catalog } from './catalog';
 import { certificateFacts } from './facts';
@@ -52,7 +51,7 @@ export class ManagedSecrets {
   constructor(
     private readonly kv: KvStore,
     private readonly policies: PolicyStore,
-    private readonly pki: Pki,
+    private readonly pki: CertificateAuthority,
     private readonly session: Session,
     private readonly logger: Logger,
     private readonly counters?: { renewals: { inc(labels: { issuer: string; result: string }): void } },
@@ -83,12 +82,7 @@ export class ManagedSecrets {
     }
     await this.pki.writeNamesRole(managedRoleName(roleId(fqdn)), spec.sans, spec.lifetime!, token);
     const { data } = await this.issue(fqdn, spec, input.ttl, token);
-    try {
-      await this.kv.write(kvPath.secret(fqdn), data, token, 0);
-    } catch (err) {
-      if (err instanceof CasMismatch) throw new Conflict(`secret '${fqdn}' already exists`, 'already_exists');
-      throw err;
-    }
+    await this.kv.writeAt(kvPath.secret(fqdn), data, token, 0, () => new Conflict(`secret '${fqdn}' already exists`, 'already_exists'));
     this.counters?.renewals.inc({ issuer: RKS_CA, result: 'renewed' });
     await this.catalog.refresh(token, fqdn).catch(() => this.catalog.refresh(token, fqdn)).catch(() => undefined);
     this.expiryChanged(fqdn, data.info!.notAfter);

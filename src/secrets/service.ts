@@ -1,7 +1,7 @@
 import { Conflict, Forbidden, Gone, NotFound } from '../errors';
 import { parseFqdn } from '../names';
 import { isVaultError } from '../vault/client';
-import { CasMismatch, KvEntry, KvStore } from '../vault/stores';
+import type { KvEntry, KvStore } from '../vault/stores';
 import { kvPath } from '../vault/layout';
 import { Copies } from './copies';
 import { Catalog } from './catalog';
@@ -110,12 +110,7 @@ export class SecretService {
   async create(token: string, name: string, input: SecretData): Promise<PushOutcome> {
     const fqdn = parseFqdn(name);
     const data = this.validated(fqdn, input);
-    try {
-      await this.kv.write(kvPath.secret(fqdn), data, token, 0);
-    } catch (err) {
-      if (err instanceof CasMismatch) throw new Conflict(`secret '${fqdn}' already exists`, 'already_exists');
-      throw err;
-    }
+    await this.kv.writeAt(kvPath.secret(fqdn), data, token, 0, () => new Conflict(`secret '${fqdn}' already exists`, 'already_exists'));
     await this.catalogued(token, fqdn, data.info!.notAfter);
     return { warnings: expiryWarnings(data.info!, this.ttlOf(data)) };
   }
@@ -125,13 +120,8 @@ export class SecretService {
     const data = this.validated(fqdn, input);
     const current = await this.kv.read<SecretData>(kvPath.secret(fqdn), token);
     if (!current) throw new NotFound(`secret '${fqdn}' not found`);
-    try {
-      // Based on the version just read: a concurrent delete cannot be undone by this write.
-      await this.kv.write(kvPath.secret(fqdn), data, token, current.version);
-    } catch (err) {
-      if (err instanceof CasMismatch) throw new Conflict(`secret '${fqdn}' changed during the update; retry`);
-      throw err;
-    }
+    // Based on the version just read: a concurrent delete cannot be undone by this write.
+    await this.kv.writeAt(kvPath.secret(fqdn), data, token, current.version, () => new Conflict(`secret '${fqdn}' changed during the update; retry`));
     try {
       await this.copies.fanOut(token, fqdn);
     } finally {
@@ -155,12 +145,7 @@ export class SecretService {
     if (!previous) throw new Conflict(`secret '${fqdn}' has no previous version to roll back to`);
     const expired = this.expiryOf.expired(previous.data);
     if (expired) throw new Conflict(`the previous certificate of '${fqdn}' expired at ${expired}`, 'certificate_expired');
-    try {
-      await this.kv.write(kvPath.secret(fqdn), previous.data, token, current.version);
-    } catch (err) {
-      if (err instanceof CasMismatch) throw new Conflict(`secret '${fqdn}' changed during the rollback; retry`);
-      throw err;
-    }
+    await this.kv.writeAt(kvPath.secret(fqdn), previous.data, token, current.version, () => new Conflict(`secret '${fqdn}' changed during the rollback; retry`));
     try {
       await this.copies.fanOut(token, fqdn);
     } finally {

@@ -56,6 +56,10 @@ export class Kv implements KvStore {
    * got there first. `fn` sees the current value (null when absent) and may throw to abort.
    * Resolves with the value now stored.
    */
+  writeAt<T>(path: string, data: T, token: string, version: number, conflict: () => Error): Promise<number> {
+    return casWrite(this, path, data, token, version, conflict);
+  }
+
   async update<T>(
     path: string,
     token: string,
@@ -109,6 +113,15 @@ export class Kv implements KvStore {
  * got there first. `fn` sees the current value (null when absent) and may throw to abort.
  * Resolves with the value now stored. Works on any KvStore.
  */
+/** KvStore.writeAt over a store's check-and-set write, for every implementation. */
+export async function casWrite<T>(store: Pick<KvStore, 'write'>, path: string, data: T, token: string, version: number, conflict: () => Error): Promise<number> {
+  try {
+    return await store.write(path, data, token, version);
+  } catch (err) {
+    throw err instanceof CasMismatch ? conflict() : err;
+  }
+}
+
 export async function casUpdate<T>(
   store: Pick<KvStore, 'read' | 'write'>,
   path: string,

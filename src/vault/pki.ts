@@ -1,12 +1,6 @@
 import { VaultClient, isVaultError } from './client';
 import { PKI_MOUNT } from './layout';
-
-export interface SignedCertificate {
-  certificate: string;
-  issuingCa: string;
-  /** Unix seconds. */
-  expiration: number;
-}
+import type { CertificateAuthority, SignedCertificate } from './stores';
 
 export interface PkiRole {
   server_flag: boolean;
@@ -16,7 +10,7 @@ export interface PkiRole {
 }
 
 /** Vault's PKI secrets engine at rks's mount: the CA whose key never leaves Vault. */
-export class Pki {
+export class Pki implements CertificateAuthority {
   constructor(private readonly vault: VaultClient) {}
 
   /** The CA certificate (PEM), or null while there is none. Unauthenticated in Vault. */

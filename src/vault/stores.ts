@@ -40,6 +40,12 @@ export interface CasOptions<T> extends Partial<CasBudget> {
 export interface KvStore {
   read<T>(path: string, token: string, version?: number): Promise<KvEntry<T> | null>;
   write<T>(path: string, data: T, token: string, cas?: number): Promise<number>;
+  /**
+   * Writes only while the entry is at `version` (0: while it does not exist): the check-and-set
+   * of every "create unless it exists" and "replace what was just read". Otherwise throws
+   * `conflict()`, the caller's own error (a 409 saying what exists or changed). Answers the new version.
+   */
+  writeAt<T>(path: string, data: T, token: string, version: number, conflict: () => Error): Promise<number>;
   update<T>(path: string, token: string, fn: (current: T | null) => T | typeof NO_CHANGE, opts?: CasOptions<T>): Promise<T | null>;
   exists(path: string, token: string): Promise<boolean>;
   /** The current version from the entry's metadata (0: none), without reading the data. */
@@ -95,4 +101,27 @@ export interface PolicyStore {
 /** rks's own session: runs work with its service token. */
 export interface Session {
   run<T>(fn: (token: string) => Promise<T>): Promise<T>;
+}
+
+/** A login's outcome: a token, or why Vault refused it. */
+export type LoginAnswer = { token: string } | { refused: 'invalid' | 'locked' };
+
+/** The administrator's login (Vault's userpass). */
+export interface LoginStore {
+  userpassLogin(mount: string, user: string, password: string): Promise<LoginAnswer>;
+}
+
+export interface SignedCertificate {
+  certificate: string;
+  issuingCa: string;
+  /** Unix seconds. */
+  expiration: number;
+}
+
+/** What rks asks of Vault's PKI engine while it runs: its CA, a role per managed secret, signatures. */
+export interface CertificateAuthority {
+  /** The CA certificate (PEM), or null while there is none. */
+  caPem(): Promise<string | null>;
+  writeNamesRole(name: string, names: string[], maxTtlSeconds: number, token: string): Promise<void>;
+  sign(role: string, csr: string, ttlSeconds: number, token: string): Promise<SignedCertificate>;
 }

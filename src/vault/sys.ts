@@ -1,8 +1,8 @@
 import { VaultClient, isVaultError } from './client';
-import type { PolicyStore } from './stores';
+import type { LoginAnswer, LoginStore, PolicyStore } from './stores';
 
 /** Vault's system backend, the token store and userpass: what init and login need. */
-export class Sys implements PolicyStore {
+export class Sys implements PolicyStore, LoginStore {
   constructor(readonly vault: VaultClient) {}
 
   async revokeSelf(token: string): Promise<void> {
@@ -127,4 +127,3 @@ export class Sys implements PolicyStore {
   }
 }
 
-export type LoginAnswer = { token: string } | { refused: 'invalid' | 'locked' };

@@ -1,5 +1,5 @@
 import { AdminService, sourceKey } from '../../src/admin/service';
-import type { LoginAnswer, Sys } from '../../src/vault/sys';
+import type { LoginAnswer, LoginStore } from '../../src/vault/stores';
 
 /** A userpass mount that answers after a delay and counts what reached it. */
 function fakeVault(password: string, delayMs = 5, also?: string) {
@@ -10,7 +10,7 @@ function fakeVault(password: string, delayMs = 5, also?: string) {
       await new Promise((r) => setTimeout(r, delayMs));
       return given === password || given === also ? { token: `hvs.token-for-${user}` } : { refused: 'invalid' };
     },
-  } as unknown as Sys;
+  } as LoginStore;
   return { sys, seen };
 }
 

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { VaultError } from '../../src/vault/client';
-import { casUpdate } from '../../src/vault/kv';
+import { casUpdate, casWrite } from '../../src/vault/kv';
 import { CasMismatch, CasOptions, IssuedToken, KvEntry, KvStore, NO_CHANGE, PolicyStore, RoleSpec, Session, TokenInfo, TokenStore } from '../../src/vault/stores';
 
 const denied = (operation: string) => new VaultError(403, ['permission denied'], operation);
@@ -17,6 +17,10 @@ export class MemoryKv implements KvStore {
   async read<T>(path: string, _token?: string, version?: number): Promise<KvEntry<T> | null> {
     const e = version === undefined || this.entries.get(path)?.version === version ? this.entries.get(path) : this.previous.get(path)?.version === version ? this.previous.get(path) : undefined;
     return e ? { data: clone(e.data) as T, version: e.version } : null;
+  }
+
+  writeAt<T>(path: string, data: T, token: string, version: number, conflict: () => Error): Promise<number> {
+    return casWrite(this, path, data, token, version, conflict);
   }
 
   async write<T>(path: string, data: T, _token: string, cas?: number): Promise<number> {

@@ -35,3 +35,29 @@ describe('casUpdate', () => {
     expect(await kv.exists('y')).toBe(false);
   });
 });
+
+/** The check-and-set write every "create unless it exists" and "replace what was read" goes through. */
+describe('writeAt', () => {
+  const taken = () => new Error('taken');
+
+  it('creates at version 0 once; a second create meets the caller\'s own error and changes nothing', async () => {
+    const kv = new MemoryKv();
+    expect(await kv.writeAt('x', { v: 1 }, 't', 0, taken)).toBe(1);
+    await expect(kv.writeAt('x', { v: 2 }, 't', 0, taken)).rejects.toThrow('taken');
+    expect(await kv.read('x')).toEqual({ data: { v: 1 }, version: 1 });
+  });
+
+  it('replaces only the version the caller read', async () => {
+    const kv = new MemoryKv();
+    await kv.write('x', { v: 1 }, 't');
+    await kv.write('x', { v: 2 }, 't');
+    await expect(kv.writeAt('x', { v: 3 }, 't', 1, taken)).rejects.toThrow('taken');
+    expect(await kv.writeAt('x', { v: 3 }, 't', 2, taken)).toBe(3);
+  });
+
+  it('lets other failures through as they are', async () => {
+    const kv = new MemoryKv();
+    jest.spyOn(kv, 'write').mockRejectedValueOnce(new Error('vault down'));
+    await expect(kv.writeAt('x', {}, 't', 0, taken)).rejects.toThrow('vault down');
+  });
+});
