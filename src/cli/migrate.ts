@@ -1,26 +1,23 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Command } from 'commander';
-import { UsageError, readSecret } from '../config';
-import { GroupService } from '../groups/service';
-import { InitService } from '../init/service';
-import { ClassicMigration, MigrationPlan, NotApplied, PlannedToken } from '../migrate/classic';
-import { VaultClient } from '../vault/client';
-import { Kv } from '../vault/kv';
-import { Pki } from '../vault/pki';
-import { Sys } from '../vault/sys';
-import { Tokens } from '../vault/tokens';
+import { UsageError, readSecret, resolveConfig } from '../config';
+import { createLogger } from '../log';
+import { createMetrics } from '../metrics';
+import { MigrationPlan, NotApplied, PlannedToken } from '../migrate/classic';
 import { quoted } from '../names';
+import { buildServices } from '../server/services';
+import { SETTINGS, Settings, settingDefaults } from '../settings';
 import { CliError } from './http';
-import { opt } from './options';
+import { opt, optionOf } from './options';
+import { saveSecretFile } from './output';
 
-interface MigrateOptions {
-  vaultAddr?: string;
+/** Each call to Vault may take this long: a migration lists and rewrites a whole deployment. */
+const VAULT_TIMEOUT = 10;
+
+interface MigrateOptions extends Pick<Settings, 'vaultAddr' | 'vaultCaFile' | 'adminLogin' | 'adminPassword' | 'adminPasswordFile'> {
   vaultToken?: string;
   vaultTokenFile?: string;
-  adminLogin: string;
-  adminPassword?: string;
-  adminPasswordFile?: string;
   apply?: boolean;
   classicStopped?: boolean;
   plan?: string;
@@ -83,12 +80,14 @@ function describe(plan: MigrationPlan): string {
 export function migrateCommand(): Command {
   return new Command('migrate')
     .description('Take a Vault over from a classic remote-key-server deployment (a dry run unless --apply)')
-    .addOption(opt('--vault-addr <url>', 'the Vault the classic uses', 'RKS_VAULT_ADDR'))
+    // The Vault and the administrator as rks serve takes them (the same flags and variables).
+    .addOption(optionOf(SETTINGS.vaultAddr))
+    .addOption(optionOf(SETTINGS.vaultCaFile))
     .addOption(opt('--vault-token <token>', 'Vault root token (prefer --vault-token-file; else $VAULT_TOKEN)', 'VAULT_TOKEN'))
     .addOption(opt('--vault-token-file <file>', 'file holding the Vault root token', 'RKS_VAULT_TOKEN_FILE'))
-    .addOption(opt('--admin-login <name>', 'the rks administrator login (as rks serve will run with)', 'RKS_ADMIN_LOGIN').default('admin'))
-    .addOption(opt('--admin-password <password>', 'its password (prefer --admin-password-file)', 'RKS_ADMIN_PASSWORD'))
-    .addOption(opt('--admin-password-file <file>', 'file holding the administrator password', 'RKS_ADMIN_PASSWORD_FILE'))
+    .addOption(optionOf(SETTINGS.adminLogin))
+    .addOption(optionOf(SETTINGS.adminPassword))
+    .addOption(optionOf(SETTINGS.adminPasswordFile))
     .option('--apply', 'make the changes (without it, only show what would change)')
     .option('--classic-stopped', 'confirm the classic RKS servers are stopped: required with --apply (rks cannot see them from Vault)')
     .option('--plan <digest>', 'with --apply: the plan to apply, as the dry run named it (a Vault that changed since makes another plan, and is refused)')
@@ -112,23 +111,28 @@ settings rks refuses) is listed under LOSSES. --apply runs only the plan the dry
 Safe to run again after a crash half-way.`,
     )
     .action(async (o: MigrateOptions) => {
-      const addr = o.vaultAddr ?? process.env.VAULT_ADDR;
-      if (!addr) throw new UsageError('no Vault address: set --vault-addr, RKS_VAULT_ADDR or VAULT_ADDR');
       const token = readSecret(o.vaultToken, o.vaultTokenFile, '--vault-token-file');
       if (!token) throw new UsageError('no Vault token: set --vault-token-file or VAULT_TOKEN (the root token)');
-      const password = readSecret(o.adminPassword, o.adminPasswordFile, '--admin-password-file');
-      // Also for a dry run: whether rks already ran here is told by its identity, derived from it.
-      if (!password) throw new UsageError('rks migrate needs the rks administrator password (--admin-password-file or RKS_ADMIN_PASSWORD)');
+      // Also for a dry run: whether rks already ran here is told by its identity, derived from the password.
+      if (!readSecret(o.adminPassword, o.adminPasswordFile, '--admin-password-file')) {
+        throw new UsageError('rks migrate needs the rks administrator password (--admin-password-file or RKS_ADMIN_PASSWORD)');
+      }
       if (o.apply && !o.classicStopped) {
         throw new UsageError('--apply needs --classic-stopped: stop every classic RKS server first (a classic still running would keep writing its own policies and tokens)');
       }
-      const vault = new VaultClient({ addr, timeoutMs: 10_000 });
+      // rks as serve would build it (rks serve checks the password's strength when it starts).
+      const config = resolveConfig({
+        ...settingDefaults(),
+        vaultAddr: o.vaultAddr,
+        vaultCaFile: o.vaultCaFile,
+        vaultTimeout: VAULT_TIMEOUT,
+        adminLogin: o.adminLogin,
+        adminPassword: o.adminPassword,
+        adminPasswordFile: o.adminPasswordFile,
+        allowWeakAdminPassword: true,
+      });
+      const { migration, vault } = buildServices(config, createLogger('silent'), createMetrics(undefined, false));
       try {
-        const kv = new Kv(vault);
-        const sys = new Sys(vault);
-        const tokens = new Tokens(vault);
-        const init = new InitService(sys, kv, new Pki(vault), { login: o.adminLogin, password });
-        const migration = new ClassicMigration(kv, sys, tokens, sys, new GroupService(kv, sys, tokens), init, o.adminLogin.toLowerCase());
         const progress = (line: string) => !o.json && process.stderr.write(`migrate: ${line}\n`);
         if (!o.apply) {
           const plan = await migration.plan(token, progress);
@@ -141,11 +145,7 @@ Safe to run again after a crash half-way.`,
         if (!o.json) process.stdout.write(`${describe(plan)}\n\n`);
         if (o.tokenDir) {
           fs.mkdirSync(o.tokenDir, { recursive: true, mode: 0o700 });
-          for (const [g, t] of Object.entries(result.groupTokens)) {
-            const file = path.join(o.tokenDir, `${g}.token`);
-            fs.writeFileSync(file, `${t}\n`, { mode: 0o600 });
-            fs.chmodSync(file, 0o600);
-          }
+          for (const [g, t] of Object.entries(result.groupTokens)) saveSecretFile(path.join(o.tokenDir, `${g}.token`), t, `group ${g}'s token`);
         }
         const shown = o.tokenDir ? Object.fromEntries(Object.keys(result.groupTokens).map((g) => [g, path.join(o.tokenDir!, `${g}.token`)])) : result.groupTokens;
         if (o.json) process.stdout.write(`${JSON.stringify({ plan, applied: true, groupTokens: shown, revokedTokens: result.revokedTokens }, null, 2)}\n`);

@@ -4,7 +4,7 @@ import { UsageError, resolveConfig } from '../config';
 import { SETTINGS, SettingSpec, Settings } from '../settings';
 import { createLogger } from '../log';
 import { startRks } from '../server/bootstrap';
-import { envFlag, opt } from './options';
+import { envFlag, opt, optionOf } from './options';
 
 export function serveCommand(): Command {
   const cmd = new Command('serve').description('Run the rks HTTPS API in front of Vault/OpenBao');
@@ -52,20 +52,6 @@ Example:
       }
       await serve(o);
     });
-}
-
-/**
- * A setting's option. A switch's variable is read when the command runs (commander would take
- * RKS_NO_TLS=0 as on), so it is not given to commander.
- */
-function optionOf(s: SettingSpec<unknown>): Option {
-  if (s.toggle) return new Option(s.flag, `${s.help} (env ${s.env}=true)`).default(s.default);
-  const o = opt(s.flag, s.help, s.env);
-  if (s.parse) o.argParser(s.parse as (raw: string) => unknown);
-  if (s.choices) o.choices(s.choices);
-  const dflt = typeof s.default === 'function' ? (s.default as () => unknown)() : s.default;
-  if (dflt !== undefined) o.default(dflt);
-  return o;
 }
 
 /** Switches by the attribute commander gives them. */

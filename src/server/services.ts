@@ -8,6 +8,7 @@ import type { Config } from '../config';
 import { GroupTokenRenewer } from '../groups/renewer';
 import { GroupService } from '../groups/service';
 import { InitService } from '../init/service';
+import { ClassicMigration } from '../migrate/classic';
 import type { HttpMetrics as Metrics } from '../metrics';
 import { NodePruner } from '../nodes/pruner';
 import { NodeService } from '../nodes/service';
@@ -47,6 +48,8 @@ export interface Services {
   pruner: NodePruner;
   readiness: Readiness;
   expiryWatch: ExpiryWatch;
+  /** Taking a Vault over from a classic deployment (rks migrate). */
+  migration: ClassicMigration;
 }
 
 /** What tests may tune beyond the settings. */
@@ -72,13 +75,15 @@ export function buildServices(config: Config, logger: Logger, metrics: Metrics, 
   const acmeOrders = new AcmeOrders(acmeIssuers, challenges, config.acmeTimeout * 1000, logger, { orders: metrics.acmeOrders });
   const managed = new ManagedSecrets(kv, sys, pkiEngine, session, logger, { renewals: metrics.managedRenewals }, { issuers: acmeIssuers, orders: acmeOrders, challenges });
   const secrets = new SecretService(kv, config.defaultSecretTtl, managed, new Readers(tokens));
+  const init = new InitService(sys, kv, pkiEngine, config.admin, config.caBundle);
+  const groups = new GroupService(kv, sys, tokens);
   return {
     vault,
     metrics,
     session,
-    init: new InitService(sys, kv, pkiEngine, config.admin, config.caBundle),
+    init,
     admin: new AdminService(sys, { perSource: config.loginRateLimit, perLogin: config.loginFailureLimit }, config.admin),
-    groups: new GroupService(kv, sys, tokens),
+    groups,
     nodes: new NodeService(
       kv,
       tokens,
@@ -97,6 +102,7 @@ export function buildServices(config: Config, logger: Logger, metrics: Metrics, 
     renewer: new GroupTokenRenewer(kv, tokens, session, logger),
     pruner: new NodePruner(kv, tokens, session, config.nodeIdleExpiry * 1000, logger, metrics.nodesPruned),
     readiness: new Readiness(vault, session, metrics.ready),
+    migration: new ClassicMigration(kv, sys, tokens, sys, groups, init, config.admin.login.toLowerCase()),
     expiryWatch: new ExpiryWatch(
       new Catalog(kv),
       session,
