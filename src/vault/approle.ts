@@ -1,17 +1,9 @@
 import { VaultClient, isVaultError } from './client';
+import type { AppRoleSpec, AppRoleStore } from './stores';
 
-export interface AppRoleSpec {
-  token_policies: string[];
-  token_period: number;
-  token_no_default_policy: true;
-  token_type: 'service';
-  bind_secret_id: true;
-  secret_id_ttl: 0;
-  secret_id_num_uses: 0;
-}
 
 /** An AppRole auth mount: rks's own identity (see layout.SERVICE_AUTH_PATH). */
-export class AppRole {
+export class AppRole implements AppRoleStore {
   constructor(
     private readonly vault: VaultClient,
     private readonly mount: string,

@@ -1,16 +1,10 @@
 import { VaultClient, isVaultError } from './client';
 import { PKI_MOUNT } from './layout';
-import type { CertificateAuthority, SignedCertificate } from './stores';
+import type { PkiRole, PkiStore, SignedCertificate } from './stores';
 
-export interface PkiRole {
-  server_flag: boolean;
-  client_flag: boolean;
-  key_usage: string[];
-  max_ttl: string;
-}
 
 /** Vault's PKI secrets engine at rks's mount: the CA whose key never leaves Vault. */
-export class Pki implements CertificateAuthority {
+export class Pki implements PkiStore {
   constructor(private readonly vault: VaultClient) {}
 
   /** The CA certificate (PEM), or null while there is none. Unauthenticated in Vault. */

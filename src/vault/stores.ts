@@ -52,6 +52,8 @@ export interface KvStore {
   version(path: string, token: string): Promise<number>;
   destroy(path: string, token: string): Promise<void>;
   list(path: string, token: string): Promise<string[]>;
+  /** How many versions the mount keeps of each entry. */
+  configure(maxVersions: number, token: string): Promise<void>;
 }
 
 export interface IssuedToken {
@@ -90,6 +92,7 @@ export interface TokenStore {
   listRoles(token: string): Promise<string[]>;
   createFromRole(role: string, token: string, meta: Record<string, string>): Promise<IssuedToken>;
   revokeRoleTokens(role: string, token: string): Promise<void>;
+  updateRole(name: string, fields: Partial<RoleSpec>, token: string): Promise<void>;
 }
 
 export interface PolicyStore {
@@ -124,4 +127,62 @@ export interface CertificateAuthority {
   caPem(): Promise<string | null>;
   writeNamesRole(name: string, names: string[], maxTtlSeconds: number, token: string): Promise<void>;
   sign(role: string, csr: string, ttlSeconds: number, token: string): Promise<SignedCertificate>;
+}
+
+export interface PkiRole {
+  server_flag: boolean;
+  client_flag: boolean;
+  key_usage: string[];
+  max_ttl: string;
+}
+
+/** Vault's PKI engine as init sets it up, beside what rks asks of it while it runs. */
+export interface PkiStore extends CertificateAuthority {
+  tune(maxLeaseTtl: string, token: string): Promise<void>;
+  generateRoot(commonName: string, ttl: string, token: string): Promise<void>;
+  importCa(pemBundle: string, token: string): Promise<void>;
+  writeRole(name: string, role: PkiRole, token: string): Promise<void>;
+}
+
+export interface AppRoleSpec {
+  token_policies: string[];
+  token_period: number;
+  token_no_default_policy: true;
+  token_type: 'service';
+  bind_secret_id: true;
+  secret_id_ttl: 0;
+  secret_id_num_uses: 0;
+}
+
+/** rks's own identity: an AppRole whose secret id only the administrator's password derives. */
+export interface AppRoleStore {
+  login(roleId: string, secretId: string): Promise<{ token: string } | { refused: 'invalid' | 'no-mount' }>;
+  writeRole(role: string, spec: AppRoleSpec, token: string): Promise<void>;
+  roleId(role: string, token: string): Promise<string | null>;
+  setRoleId(role: string, roleId: string, token: string): Promise<void>;
+  hasSecretId(role: string, secretId: string, token: string): Promise<boolean>;
+  replaceSecretIds(role: string, secretId: string, token: string): Promise<void>;
+}
+
+/** What init sets up in Vault: secrets engines, auth methods, policies, the administrator's user. */
+export interface SetupStore extends PolicyStore, LoginStore {
+  /** The cluster's id, which rks's identity is derived from. */
+  clusterId(): Promise<string>;
+  mounts(token: string): Promise<Record<string, { type: string; options?: Record<string, string> | null }>>;
+  mount(path: string, type: string, options: Record<string, string>, token: string): Promise<void>;
+  authMethods(token: string): Promise<Record<string, { type: string }>>;
+  enableAuth(path: string, type: string, token: string): Promise<void>;
+  authTune(path: string, token: string): Promise<Record<string, unknown>>;
+  tuneAuth(path: string, body: Record<string, unknown>, token: string): Promise<void>;
+  writeUserpassUser(mount: string, user: string, body: { password: string; token_policies: string[]; token_ttl: string; token_max_ttl: string }, token: string): Promise<void>;
+  revokeSelf(token: string): Promise<void>;
+}
+
+/** Every store over one Vault, as init and the services take them. */
+export interface VaultStores {
+  setup: SetupStore;
+  kv: KvStore;
+  pki: PkiStore;
+  appRole: AppRoleStore;
+  tokens: TokenStore;
 }

@@ -1,9 +1,14 @@
 import { VaultClient, isVaultError } from './client';
-import type { LoginAnswer, LoginStore, PolicyStore } from './stores';
+import { clusterIdOf } from './identity';
+import type { LoginAnswer, SetupStore } from './stores';
 
 /** Vault's system backend, the token store and userpass: what init and login need. */
-export class Sys implements PolicyStore, LoginStore {
+export class Sys implements SetupStore {
   constructor(readonly vault: VaultClient) {}
+
+  clusterId(): Promise<string> {
+    return clusterIdOf(this.vault);
+  }
 
   async revokeSelf(token: string): Promise<void> {
     await this.vault.call('POST', 'auth/token/revoke-self', { token, operation: 'token.revoke-self', body: {} });

@@ -278,7 +278,8 @@ describe('rks CLI', () => {
         s.on('error', reject);
       });
       expect(body).toContain(`${name} served by rks edge node edge-9`);
-      expect(edge.output()).toContain('key fetched');
+      // Logged as the key arrives; the line may reach the pipe a moment after the answer.
+      await edge.waitFor('key fetched', 5000);
       expect(edge.output()).not.toContain('PRIVATE KEY');
     } finally {
       await edge.stop();

@@ -19,6 +19,8 @@ export class MemoryKv implements KvStore {
     return e ? { data: clone(e.data) as T, version: e.version } : null;
   }
 
+  async configure(): Promise<void> {}
+
   writeAt<T>(path: string, data: T, token: string, version: number, conflict: () => Error): Promise<number> {
     return casWrite(this, path, data, token, version, conflict);
   }
@@ -109,6 +111,11 @@ export class MemoryTokens implements TokenStore {
 
   async deleteRole(name: string): Promise<void> {
     this.roles.delete(name);
+  }
+
+  async updateRole(name: string, fields: Partial<RoleSpec>): Promise<void> {
+    const role = this.roles.get(name);
+    if (role) this.roles.set(name, { ...role, ...fields });
   }
 
   async listRoles(): Promise<string[]> {
