@@ -4,11 +4,10 @@ import os from 'node:os';
 import https from 'node:https';
 import path from 'node:path';
 import autocannon from 'autocannon';
+import { vaultStores } from '../src/vault/adapters';
 import { InitService } from '../src/init/service';
 import { VaultClient } from '../src/vault/client';
-import { Kv } from '../src/vault/kv';
 import { Pki } from '../src/vault/pki';
-import { Sys } from '../src/vault/sys';
 import { Running, runRks } from '../tests/support/serve';
 import { TestVault, freePort, startVault } from '../tests/support/vault';
 
@@ -66,7 +65,7 @@ export type BenchVault = Pick<TestVault, 'addr' | 'version' | 'rootToken' | 'pid
 export async function startStack(extraArgs: string[] = [], env: Record<string, string> = {}, nodeArgs: string[] = [], given?: BenchVault): Promise<Stack> {
   const vault = given ?? (await startVault());
   const client = new VaultClient({ addr: vault.addr });
-  await new InitService(new Sys(client), new Kv(client), new Pki(client), ADMIN).init(vault.rootToken);
+  await new InitService(vaultStores(client), ADMIN).init(vault.rootToken);
   const ca = (await new Pki(client).caPem())!;
   client.close();
   const port = await freePort();

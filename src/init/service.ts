@@ -1,10 +1,8 @@
 import { Conflict, Forbidden } from '../errors';
 import { GroupService } from '../groups/service';
 import { Catalog } from '../secrets/catalog';
-import { AppRole } from '../vault/approle';
 import { isVaultError } from '../vault/client';
-import { ServiceCredentials, clusterIdOf, serviceCredentials } from '../vault/identity';
-import { Kv } from '../vault/kv';
+import { ServiceCredentials, serviceCredentials } from '../vault/identity';
 import {
   ADMIN_POLICY,
   KV_MOUNT,
@@ -28,9 +26,7 @@ import {
   kvPath,
   servicePolicy,
 } from '../vault/layout';
-import { Pki } from '../vault/pki';
-import { Sys } from '../vault/sys';
-import { Tokens } from '../vault/tokens';
+import type { AppRoleStore, KvStore, PkiStore, SetupStore, TokenStore, VaultStores } from '../vault/stores';
 
 export interface AdminCredentials {
   login: string;
@@ -70,18 +66,18 @@ export type InitOutcome = { initialised: true } | { upgraded: string[] };
  * concurrent inits cannot both succeed.
  */
 export class InitService {
-  private readonly appRole: AppRole;
-  private readonly tokens: Tokens;
+  private readonly setup: SetupStore;
+  private readonly kv: KvStore;
+  private readonly pki: PkiStore;
+  private readonly appRole: AppRoleStore;
+  private readonly tokens: TokenStore;
 
   constructor(
-    private readonly sys: Sys,
-    private readonly kv: Kv,
-    private readonly pki: Pki,
+    stores: VaultStores,
     private readonly admin: AdminCredentials,
     private readonly ca?: CaBundle,
   ) {
-    this.appRole = new AppRole(sys.vault, SERVICE_AUTH_PATH);
-    this.tokens = new Tokens(sys.vault);
+    ({ setup: this.setup, kv: this.kv, pki: this.pki, appRole: this.appRole, tokens: this.tokens } = stores);
   }
 
   /**
@@ -89,11 +85,11 @@ export class InitService {
    * secret id derived from them, which nobody without the password can have made.
    */
   private async credentials(): Promise<ServiceCredentials> {
-    return serviceCredentials(this.admin.login, this.admin.password, await clusterIdOf(this.sys.vault));
+    return serviceCredentials(this.admin.login, this.admin.password, await this.setup.clusterId());
   }
 
   async ranHere(token: string): Promise<boolean> {
-    const auths = await this.sys.authMethods(token);
+    const auths = await this.setup.authMethods(token);
     if (auths[`${SERVICE_AUTH_PATH}/`]?.type !== 'approle') return false;
     const creds = await this.credentials();
     return this.appRole.hasSecretId(SERVICE_ROLE, creds.secretId, token);
@@ -125,7 +121,7 @@ export class InitService {
       if (stale.includes('service identity')) await this.checkAdminPassword();
       await this.ensureServiceIdentity(token, creds);
       await this.ensureUserpass(token);
-      await this.sys.putPolicy(ADMIN_POLICY, adminPolicy, token);
+      await this.setup.putPolicy(ADMIN_POLICY, adminPolicy, token);
       if ((existing.data.layout ?? 1) < 2) await this.backfillLayout2(token);
       if ((existing.data.layout ?? 1) < 3) await this.backfillLayout3(token);
       if ((existing.data.layout ?? 1) < 4) await this.backfillLayout4(token);
@@ -135,10 +131,10 @@ export class InitService {
       return { upgraded: stale };
     }
 
-    const mounts = await this.sys.mounts(token);
+    const mounts = await this.setup.mounts(token);
     const kv = mounts[`${KV_MOUNT}/`];
     if (!kv) {
-      await this.sys.mount(KV_MOUNT, 'kv', { version: '2' }, token);
+      await this.setup.mount(KV_MOUNT, 'kv', { version: '2' }, token);
     } else if (kv.type !== 'kv' || kv.options?.version !== '2') {
       throw new Conflict(`'${KV_MOUNT}/' is already mounted and is not a KV version 2 engine`);
     }
@@ -147,8 +143,8 @@ export class InitService {
     await this.configureKv(token);
 
     await this.ensureUserpass(token);
-    await this.sys.putPolicy(ADMIN_POLICY, adminPolicy, token);
-    await this.sys.writeUserpassUser(
+    await this.setup.putPolicy(ADMIN_POLICY, adminPolicy, token);
+    await this.setup.writeUserpassUser(
       USERPASS_PATH,
       this.admin.login,
       { password: this.admin.password, token_policies: [ADMIN_POLICY], token_ttl: '1h', token_max_ttl: '24h' },
@@ -167,13 +163,13 @@ export class InitService {
   private async staleParts(token: string, record: RksConfigRecord, creds: ServiceCredentials): Promise<string[]> {
     const stale: string[] = [];
     const identity =
-      (await this.sys.readPolicy(SERVICE_POLICY, token)) === servicePolicy &&
+      (await this.setup.readPolicy(SERVICE_POLICY, token)) === servicePolicy &&
       (await this.appRole.roleId(SERVICE_ROLE, token)) === creds.roleId &&
       (await this.appRole.hasSecretId(SERVICE_ROLE, creds.secretId, token));
-    if (!identity || (await this.sys.readPolicy(MANAGED_POLICY, token)) === null) stale.push('service identity');
-    const serviceTune = identity ? await this.sys.authTune(SERVICE_AUTH_PATH, token) : {};
+    if (!identity || (await this.setup.readPolicy(MANAGED_POLICY, token)) === null) stale.push('service identity');
+    const serviceTune = identity ? await this.setup.authTune(SERVICE_AUTH_PATH, token) : {};
     if (identity && serviceTune.user_lockout_disable !== true) stale.push('service identity');
-    const lockout = await this.sys.authTune(USERPASS_PATH, token);
+    const lockout = await this.setup.authTune(USERPASS_PATH, token);
     if (
       Number(lockout.user_lockout_threshold) !== USERPASS_LOCKOUT.threshold ||
       Number(lockout.user_lockout_duration) !== USERPASS_LOCKOUT.durationSeconds ||
@@ -182,20 +178,20 @@ export class InitService {
     ) {
       stale.push('admin login lockout settings');
     }
-    if ((await this.sys.readPolicy(ADMIN_POLICY, token)) !== adminPolicy) stale.push('admin policy');
+    if ((await this.setup.readPolicy(ADMIN_POLICY, token)) !== adminPolicy) stale.push('admin policy');
     if ((record.layout ?? 1) < LAYOUT && stale.length === 0) stale.push('layout version');
     return stale;
   }
 
   /** The userpass mount of the human admin login, with Vault's user lockout set explicitly. */
   private async ensureUserpass(token: string): Promise<void> {
-    const auths = await this.sys.authMethods(token);
+    const auths = await this.setup.authMethods(token);
     const userpass = auths[`${USERPASS_PATH}/`];
-    if (!userpass) await this.sys.enableAuth(USERPASS_PATH, 'userpass', token);
+    if (!userpass) await this.setup.enableAuth(USERPASS_PATH, 'userpass', token);
     else if (userpass.type !== 'userpass') {
       throw new Conflict(`'auth/${USERPASS_PATH}/' is already enabled and is not userpass`);
     }
-    await this.sys.tuneAuth(
+    await this.setup.tuneAuth(
       USERPASS_PATH,
       {
         user_lockout_config: {
@@ -215,13 +211,13 @@ export class InitService {
    * away from the instances that have the right one.
    */
   private async checkAdminPassword(): Promise<void> {
-    const answer = await this.sys.userpassLogin(USERPASS_PATH, this.admin.login, this.admin.password);
+    const answer = await this.setup.userpassLogin(USERPASS_PATH, this.admin.login, this.admin.password);
     if (!('token' in answer)) {
       throw new Conflict(
         `this rks's admin password is not the one Vault has for '${this.admin.login}' (or the login is locked): set the same in both, then run init again`,
       );
     }
-    await this.sys.revokeSelf(answer.token);
+    await this.setup.revokeSelf(answer.token);
   }
 
   /**
@@ -230,16 +226,16 @@ export class InitService {
    * lockout on anyone who reaches Vault could lock rks out by failing to log in as it.
    */
   private async ensureServiceIdentity(token: string, creds: ServiceCredentials): Promise<void> {
-    const auths = await this.sys.authMethods(token);
+    const auths = await this.setup.authMethods(token);
     const mount = auths[`${SERVICE_AUTH_PATH}/`];
-    if (!mount) await this.sys.enableAuth(SERVICE_AUTH_PATH, 'approle', token);
+    if (!mount) await this.setup.enableAuth(SERVICE_AUTH_PATH, 'approle', token);
     else if (mount.type !== 'approle') {
       throw new Conflict(`'auth/${SERVICE_AUTH_PATH}/' is already enabled and is not approle`);
     }
-    await this.sys.tuneAuth(SERVICE_AUTH_PATH, { user_lockout_config: { lockout_disable: true } }, token);
-    await this.sys.putPolicy(SERVICE_POLICY, servicePolicy, token);
+    await this.setup.tuneAuth(SERVICE_AUTH_PATH, { user_lockout_config: { lockout_disable: true } }, token);
+    await this.setup.putPolicy(SERVICE_POLICY, servicePolicy, token);
     // Kept by the admins' calls from then on: never overwritten here.
-    if ((await this.sys.readPolicy(MANAGED_POLICY, token)) === null) await this.sys.putPolicy(MANAGED_POLICY, managedPolicy([]), token);
+    if ((await this.setup.readPolicy(MANAGED_POLICY, token)) === null) await this.setup.putPolicy(MANAGED_POLICY, managedPolicy([]), token);
     await this.appRole.writeRole(
       SERVICE_ROLE,
       {
@@ -276,7 +272,7 @@ export class InitService {
       await this.tokens.updateRole(role, { token_type: 'service' }, token);
     }
     for (const g of groupsIn(await this.kv.list(kvPath.groups, token))) {
-      if ((await this.sys.readPolicy(groupTokenName(g), token)) !== null) await this.sys.putPolicy(groupTokenName(g), groupTokenPolicy(g), token);
+      if ((await this.setup.readPolicy(groupTokenName(g), token)) !== null) await this.setup.putPolicy(groupTokenName(g), groupTokenPolicy(g), token);
     }
     if (await this.pki.caPem()) await this.writePkiRoles(token);
   }
@@ -287,13 +283,13 @@ export class InitService {
    * secret; and rks's identity allowed to keep the copies of managed secrets.
    */
   private async backfillLayout4(token: string): Promise<void> {
-    const groups = new GroupService(this.kv, this.sys, this.tokens);
+    const groups = new GroupService(this.kv, this.setup, this.tokens);
     for (const g of groupsIn(await this.kv.list(kvPath.groups, token))) {
       const [config, serial, list] = await Promise.all([kvPath.groupConfig(g), kvPath.groupSerial(g), kvPath.groupSecrets(g)].map((p) => this.kv.exists(p, token)));
       if (config && (!serial || list)) await groups.upgrade(token, g);
     }
     const schedule = await this.kv.read<{ secrets?: Record<string, unknown> }>(kvPath.managed, token);
-    await this.sys.putPolicy(MANAGED_POLICY, managedPolicy(Object.keys(schedule?.data.secrets ?? {})), token);
+    await this.setup.putPolicy(MANAGED_POLICY, managedPolicy(Object.keys(schedule?.data.secrets ?? {})), token);
   }
 
   /** What layout 5 holds that layout 4 did not: the catalog the inventory lists from, in place of the expiry index. */
@@ -319,7 +315,7 @@ export class InitService {
   private async initPki(token: string, mounts: Record<string, { type: string }>): Promise<void> {
     const mount = mounts[`${PKI_MOUNT}/`];
     if (!mount) {
-      await this.sys.mount(PKI_MOUNT, 'pki', {}, token);
+      await this.setup.mount(PKI_MOUNT, 'pki', {}, token);
     } else if (mount.type !== 'pki') {
       throw new Conflict(`'${PKI_MOUNT}/' is already mounted and is not a PKI engine`);
     }

@@ -20,13 +20,10 @@ import { Inventory } from '../secrets/inventory';
 import { ManagedSecrets } from '../secrets/managed';
 import { Readers } from '../secrets/readers';
 import { SecretService } from '../secrets/service';
+import { vaultStores } from '../vault/adapters';
 import { VaultClient } from '../vault/client';
-import { Kv } from '../vault/kv';
-import { Pki } from '../vault/pki';
 import { ServiceSession } from '../vault/session';
 import { Readiness } from '../vault/readiness';
-import { Sys } from '../vault/sys';
-import { Tokens } from '../vault/tokens';
 
 /** Everything rks does, built once per process from its configuration; HTTP only calls into it. */
 export interface Services {
@@ -65,17 +62,15 @@ export function buildServices(config: Config, logger: Logger, metrics: Metrics, 
     maxInFlight: config.vaultMaxInFlight,
     registry: metrics.registry,
   });
-  const kv = new Kv(vault);
-  const sys = new Sys(vault);
-  const tokens = new Tokens(vault);
-  const pkiEngine = new Pki(vault);
+  const stores = vaultStores(vault);
+  const { kv, setup: sys, tokens, pki: pkiEngine } = stores;
   const session = new ServiceSession(vault, config.admin, logger, metrics.sessionUp);
   const acmeIssuers = new AcmeIssuers(kv, config.acmeTimeout * 1000);
   const challenges = new ChallengeBoard(kv, tokens, session);
   const acmeOrders = new AcmeOrders(acmeIssuers, challenges, config.acmeTimeout * 1000, logger, { orders: metrics.acmeOrders });
   const managed = new ManagedSecrets(kv, sys, pkiEngine, session, logger, { renewals: metrics.managedRenewals }, { issuers: acmeIssuers, orders: acmeOrders, challenges });
   const secrets = new SecretService(kv, config.defaultSecretTtl, managed, new Readers(tokens));
-  const init = new InitService(sys, kv, pkiEngine, config.admin, config.caBundle);
+  const init = new InitService(stores, config.admin, config.caBundle);
   const groups = new GroupService(kv, sys, tokens);
   return {
     vault,

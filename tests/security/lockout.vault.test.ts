@@ -3,11 +3,9 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { settingDefaults } from '../../src/settings';
 import { Harness, harness } from '../support/harness';
+import { vaultStores } from '../../src/vault/adapters';
 import { InitService } from '../../src/init/service';
 import { VaultClient } from '../../src/vault/client';
-import { Kv } from '../../src/vault/kv';
-import { Pki } from '../../src/vault/pki';
-import { Sys } from '../../src/vault/sys';
 import { httpsRequest, peerCertificate, runRks } from '../support/serve';
 import { TestVault, freePort, startVault, vaultCaller } from '../support/vault';
 
@@ -47,7 +45,7 @@ describe('nobody without a token can lock rks out', () => {
   beforeAll(async () => {
     vault = await startVault();
     client = new VaultClient({ addr: vault.addr });
-    await new InitService(new Sys(client), new Kv(client), new Pki(client), admin).init(vault.rootToken);
+    await new InitService(vaultStores(client), admin).init(vault.rootToken);
     // rks on its default login limits.
     const built = harness({
       vaultAddrs: [vault.addr],

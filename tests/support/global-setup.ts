@@ -1,9 +1,7 @@
 import { randomBytes } from 'node:crypto';
+import { vaultStores } from '../../src/vault/adapters';
 import { InitService } from '../../src/init/service';
 import { VaultClient } from '../../src/vault/client';
-import { Kv } from '../../src/vault/kv';
-import { Pki } from '../../src/vault/pki';
-import { Sys } from '../../src/vault/sys';
 import { startVault } from './vault';
 
 /** One OpenBao/Vault dev server for the whole run, with rks initialised on it. */
@@ -12,7 +10,7 @@ export default async function globalSetup(): Promise<void> {
   (globalThis as { __rksVault?: typeof vault }).__rksVault = vault;
   const admin = { login: 'rks-admin', password: randomBytes(18).toString('base64url') };
   const client = new VaultClient({ addr: vault.addr });
-  await new InitService(new Sys(client), new Kv(client), new Pki(client), admin).init(vault.rootToken);
+  await new InitService(vaultStores(client), admin).init(vault.rootToken);
   client.close();
   Object.assign(process.env, {
     RKS_TEST_VAULT_ADDR: vault.addr,

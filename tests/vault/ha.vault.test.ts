@@ -1,9 +1,7 @@
 import request from 'supertest';
+import { vaultStores } from '../../src/vault/adapters';
 import { InitService } from '../../src/init/service';
 import { VaultClient } from '../../src/vault/client';
-import { Kv } from '../../src/vault/kv';
-import { Pki } from '../../src/vault/pki';
-import { Sys } from '../../src/vault/sys';
 import { TestCluster, startCluster } from '../support/cluster';
 import { Harness, adminToken, env, harness } from '../support/harness';
 import { associate, createGroup, pushSecret, registerNode } from '../support/rks';
@@ -60,7 +58,7 @@ describe('rks over a Vault HA cluster', () => {
   beforeAll(async () => {
     cluster = await startCluster(3);
     const first = new VaultClient({ addr: cluster.addrs[0] });
-    await new InitService(new Sys(first), new Kv(first), new Pki(first), { login: env.adminLogin, password: env.adminPassword }).init(cluster.rootToken);
+    await new InitService(vaultStores(first), { login: env.adminLogin, password: env.adminPassword }).init(cluster.rootToken);
     first.close();
     h = harness({ vaultAddrs: cluster.addrs, vaultTimeout: DEADLINE_MS / 1000 });
     admin = await adminToken(h.app);

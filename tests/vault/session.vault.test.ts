@@ -1,12 +1,10 @@
 import { randomBytes } from 'node:crypto';
+import { vaultStores } from '../../src/vault/adapters';
 import { InitService } from '../../src/init/service';
 import { createLogger } from '../../src/log';
 import { VaultClient } from '../../src/vault/client';
 import { clusterIdOf, serviceCredentials } from '../../src/vault/identity';
-import { Kv } from '../../src/vault/kv';
-import { Pki } from '../../src/vault/pki';
 import { ServiceSession } from '../../src/vault/session';
-import { Sys } from '../../src/vault/sys';
 import { TestVault, startVault, vaultCaller } from '../support/vault';
 
 /**
@@ -19,7 +17,7 @@ describe("rks's service session", () => {
   const admin = { login: 'ops', password: randomBytes(18).toString('base64url') };
   const call = (...args: Parameters<ReturnType<typeof vaultCaller>>) => vaultCaller(vault)(...args);
   const appRoleLogin = (secretId: string) => call('POST', 'auth/rks-service/login', { role_id: 'rks-service', secret_id: secretId }, null);
-  const init = () => new InitService(new Sys(client), new Kv(client), new Pki(client), admin).init(vault.rootToken);
+  const init = () => new InitService(vaultStores(client), admin).init(vault.rootToken);
 
   beforeAll(async () => {
     vault = await startVault();
