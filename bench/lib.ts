@@ -64,7 +64,7 @@ export type BenchVault = Pick<TestVault, 'addr' | 'version' | 'rootToken' | 'pid
 /** A Vault (by default a dev server, in memory) and the built `rks serve`, initialised, with TLS on. */
 export async function startStack(extraArgs: string[] = [], env: Record<string, string> = {}, nodeArgs: string[] = [], given?: BenchVault): Promise<Stack> {
   const vault = given ?? (await startVault());
-  const client = new VaultClient({ addr: vault.addr });
+  const client = new VaultClient({ addr: vault.addr, timeoutMs: 10_000, maxInFlight: 256 });
   await new InitService(vaultStores(client), ADMIN).init(vault.rootToken);
   const ca = (await new Pki(client).caPem())!;
   client.close();

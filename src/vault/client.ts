@@ -21,9 +21,9 @@ export interface VaultClientOptions {
   /** PEM bundle trusted for Vault's TLS certificate, in addition to the system CAs. */
   caFile?: string;
   /** Deadline of one call, failover and retries included (milliseconds). */
-  timeoutMs?: number;
+  timeoutMs: number;
   /** Calls waiting on Vault at once; beyond it callers get a fast 503. */
-  maxInFlight?: number;
+  maxInFlight: number;
   /** Upper bound of pooled connections to each address. */
   maxSockets?: number;
   registry?: Registry;
@@ -105,8 +105,8 @@ export class VaultClient {
   constructor(opts: VaultClientOptions) {
     const addrs = (Array.isArray(opts.addr) ? opts.addr : [opts.addr]).map((a) => a.replace(/\/+$/, ''));
     if (addrs.length === 0) throw new Error('no Vault address');
-    this.timeoutMs = opts.timeoutMs ?? 2_000;
-    this.maxInFlight = opts.maxInFlight ?? 256;
+    this.timeoutMs = opts.timeoutMs;
+    this.maxInFlight = opts.maxInFlight;
     const ca = opts.caFile ? fs.readFileSync(opts.caFile) : undefined;
     this.endpoints = addrs.map((addr) => ({
       addr,

@@ -6,7 +6,7 @@ import { ServiceSession } from '../../src/vault/session';
 import { Tokens } from '../../src/vault/tokens';
 import { Harness, adminToken, env, harness } from '../support/harness';
 import { createGroup, uniq, vaultAs } from '../support/rks';
-import { freePort } from '../support/vault';
+import { freePort, vaultClient } from '../support/vault';
 
 function renewerOn(vault: VaultClient, lines: string[], tokens = new Tokens(vault)): GroupTokenRenewer {
   const logger = createLogger('debug', { write: (l: string) => void lines.push(l) });
@@ -42,7 +42,7 @@ describe('GroupTokenRenewer', () => {
   });
 
   it('a Vault hiccup is logged and retried later, never thrown', async () => {
-    const dead = new VaultClient({ addr: `http://127.0.0.1:${await freePort()}` });
+    const dead = vaultClient(`http://127.0.0.1:${await freePort()}`);
     const lines: string[] = [];
     await expect(renewerOn(dead, lines).renewAll()).resolves.toBe(0);
     expect(lines.map((l) => JSON.parse(l).msg)).toContain('group token renewal round failed; will retry');

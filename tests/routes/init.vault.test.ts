@@ -13,7 +13,7 @@ import { Harness, harness } from '../support/harness';
 import { issue } from '../support/pki';
 import { NO_CALLBACK } from '../support/rks';
 import { Running, httpsRequest, peerCertificate, runRks } from '../support/serve';
-import { TestVault, freePort, startVault } from '../support/vault';
+import { TestVault, freePort, startVault, vaultClient } from '../support/vault';
 
 /**
  * Init needs a Vault rks has never touched, so this suite starts a dev server of its own;
@@ -62,7 +62,7 @@ describe('POST /rks/v1/init', () => {
 
   beforeAll(async () => {
     vault = await startVault();
-    client = new VaultClient({ addr: vault.addr });
+    client = vaultClient(vault.addr);
     app = appOn();
     servedPort = await freePort();
     served = runRks(['serve', '--listen', `127.0.0.1:${servedPort}`, '--ephemeral-cert-out', ephemeralFile], {

@@ -7,7 +7,7 @@ import { vaultStores } from '../../src/vault/adapters';
 import { InitService } from '../../src/init/service';
 import { VaultClient } from '../../src/vault/client';
 import { httpsRequest, peerCertificate, runRks } from '../support/serve';
-import { TestVault, freePort, startVault, vaultCaller } from '../support/vault';
+import { TestVault, freePort, startVault, vaultCaller, vaultClient } from '../support/vault';
 
 /**
  * The admin login needs no token, so strangers can fail at it as often as they like. This
@@ -44,7 +44,7 @@ describe('nobody without a token can lock rks out', () => {
 
   beforeAll(async () => {
     vault = await startVault();
-    client = new VaultClient({ addr: vault.addr });
+    client = vaultClient(vault.addr);
     await new InitService(vaultStores(client), admin).init(vault.rootToken);
     // rks on its default login limits.
     const built = harness({

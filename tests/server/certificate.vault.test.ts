@@ -3,14 +3,13 @@ import { createLogger } from '../../src/log';
 import { PkiService } from '../../src/pki/service';
 import { ManagedCertificate } from '../../src/server/certificate';
 import { TlsFiles } from '../../src/server/server';
-import { VaultClient } from '../../src/vault/client';
 import { Pki } from '../../src/vault/pki';
 import { ServiceSession } from '../../src/vault/session';
 import { env } from '../support/harness';
-import { freePort } from '../support/vault';
+import { freePort, vaultClient } from '../support/vault';
 
 function managed(addr: string, lines: string[], apply?: (t: TlsFiles) => void, lifetime = 3600, before = 60) {
-  const vault = new VaultClient({ addr });
+  const vault = vaultClient(addr);
   const logger = createLogger('debug', { write: (l: string) => void lines.push(l) });
   const session = new ServiceSession(vault, { login: env.adminLogin, password: env.adminPassword }, logger);
   const pki = new PkiService(new Pki(vault), session);

@@ -4,6 +4,8 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { settingDefaults } from '../../src/settings';
+import { VaultClient } from '../../src/vault/client';
 
 export interface TestVault {
   /** The listener rks uses: small JSON limits (JSON_LIMITS). */
@@ -159,4 +161,10 @@ export function vaultCaller(vault: TestVault) {
     const text = await res.text();
     return { status: res.status, body: text ? JSON.parse(text) : null };
   };
+}
+
+/** A Vault client on the settings' defaults, for tests that call Vault beside rks. */
+export function vaultClient(addr: string): VaultClient {
+  const d = settingDefaults();
+  return new VaultClient({ addr, timeoutMs: d.vaultTimeout * 1000, maxInFlight: d.vaultMaxInFlight });
 }

@@ -1,11 +1,11 @@
 import request from 'supertest';
 import { vaultStores } from '../../src/vault/adapters';
 import { InitService } from '../../src/init/service';
-import { VaultClient } from '../../src/vault/client';
 import { TestCluster, startCluster } from '../support/cluster';
 import { Harness, adminToken, env, harness } from '../support/harness';
 import { associate, createGroup, pushSecret, registerNode } from '../support/rks';
 import { chainFor } from '../support/pki';
+import { vaultClient } from '../support/vault';
 
 interface Seen {
   at: number;
@@ -57,7 +57,7 @@ describe('rks over a Vault HA cluster', () => {
 
   beforeAll(async () => {
     cluster = await startCluster(3);
-    const first = new VaultClient({ addr: cluster.addrs[0] });
+    const first = vaultClient(cluster.addrs[0]);
     await new InitService(vaultStores(first), { login: env.adminLogin, password: env.adminPassword }).init(cluster.rootToken);
     first.close();
     h = harness({ vaultAddrs: cluster.addrs, vaultTimeout: DEADLINE_MS / 1000 });

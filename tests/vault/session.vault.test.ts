@@ -5,7 +5,7 @@ import { createLogger } from '../../src/log';
 import { VaultClient } from '../../src/vault/client';
 import { clusterIdOf, serviceCredentials } from '../../src/vault/identity';
 import { ServiceSession } from '../../src/vault/session';
-import { TestVault, startVault, vaultCaller } from '../support/vault';
+import { TestVault, startVault, vaultCaller, vaultClient } from '../support/vault';
 
 /**
  * rks's own login, on a Vault of its own (these tests re-key and remove the identity): what an
@@ -21,7 +21,7 @@ describe("rks's service session", () => {
 
   beforeAll(async () => {
     vault = await startVault();
-    client = new VaultClient({ addr: vault.addr });
+    client = vaultClient(vault.addr);
     await init();
   }, 60_000);
   afterAll(async () => {
