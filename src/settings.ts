@@ -50,20 +50,16 @@ export function wholeNumber(flag: string, max = Number.MAX_SAFE_INTEGER) {
   };
 }
 
-const seconds = (flag: string, dflt: number, max: number, help: string): SettingSpec<number> => ({
-  flag: `${flag} <seconds>`,
+/** A whole number above 0 with its unit as the flag's argument, its variable the flag in RKS_ form. */
+const numeric = (unit: string) => (flag: string, dflt: number, max: number, help: string): SettingSpec<number> => ({
+  flag: `${flag} <${unit}>`,
   env: `RKS_${flag.slice(2).toUpperCase().replace(/-/g, '_')}`,
   default: dflt,
   parse: positiveInt(flag, max),
   help,
 });
-const count = (flag: string, dflt: number, max: number, help: string): SettingSpec<number> => ({
-  flag: `${flag} <n>`,
-  env: `RKS_${flag.slice(2).toUpperCase().replace(/-/g, '_')}`,
-  default: dflt,
-  parse: positiveInt(flag, max),
-  help,
-});
+const seconds = numeric('seconds');
+const count = numeric('n');
 const text = (flag: string, env: string, help: string, extra: Partial<SettingSpec<string>> = {}): SettingSpec<string | undefined> => ({ flag, env, help, ...extra });
 const list = (flag: string, env: string, help: string, extra: Partial<SettingSpec<string[]>> = {}): SettingSpec<string[] | undefined> => ({ flag, env, help, ...extra });
 const toggle = (flag: string, env: string, help: string, invert?: true): SettingSpec<boolean> => ({ flag, env, help, default: Boolean(invert), toggle: invert ? { invert } : {} });
@@ -73,7 +69,7 @@ export const SETTINGS = {
   vaultCaFile: text('--vault-ca-file <file>', 'RKS_VAULT_CA_FILE', "PEM bundle to trust for Vault's TLS certificate", { shownDefault: 'system CAs' }),
   vaultTimeout: seconds('--vault-timeout', 2, 60, 'deadline of each call to Vault, failover and retries included; past it the client gets 503'),
   vaultMaxInFlight: count('--vault-max-in-flight', 256, 100_000, 'calls waiting on Vault at once; beyond it clients get a fast 503 with Retry-After'),
-  expiryWarningDays: { ...count('--expiry-warning-days', 14, 3650, 'log a warning for each certificate entering its last days'), flag: '--expiry-warning-days <days>' },
+  expiryWarningDays: numeric('days')('--expiry-warning-days', 14, 3650, 'log a warning for each certificate entering its last days'),
   expiryCheckInterval: seconds('--expiry-check-interval', 300, 86400, "how often rks looks at every certificate's expiry (metrics, warnings)"),
   expiryMetricLimit: {
     ...count('--expiry-metric-limit', 0, 100_000, 'rks_secret_expiry_timestamp_seconds series for the soonest-expiring secrets, named: anyone who reaches /metrics reads those names (0: none, only the counts)'),

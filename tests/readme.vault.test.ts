@@ -1,33 +1,15 @@
 import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
 import { ReadmeCommand, readmeBlocks, readmeCommands, showsFailure, shownPattern } from './support/readme';
-import { freePort } from './support/vault';
+import { freePort, freePortWith } from './support/vault';
 
 const ROOT = path.resolve(__dirname, '..');
 const README = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
 /** The sections a new user follows in order after `make dev ACME=1`, in one shell. */
 const SECTIONS = ['Walk-through with the `rks` CLI', 'The same with curl', 'ACME with make dev'];
-
-function bindable(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const srv = net.createServer();
-    srv.once('error', () => resolve(false));
-    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
-  });
-}
-
-/** A free port whose listed successors are free too (Vault's cluster port, Pebble's others). */
-async function freeFrom(offsets: number[]): Promise<number> {
-  for (;;) {
-    const port = await freePort();
-    if (port + Math.max(...offsets) >= 65535) continue;
-    if ((await Promise.all(offsets.map((o) => bindable(port + o)))).every(Boolean)) return port;
-  }
-}
 
 /** One bash, fed a command at a time, as a user pasting the README's blocks would. */
 class Shell {
@@ -90,8 +72,8 @@ describe('README', () => {
 
   beforeAll(async () => {
     const rksPort = await freePort();
-    const vaultPort = await freeFrom([0, 1]);
-    const pebblePort = await freeFrom([0, 1, 53, 54]);
+    const vaultPort = await freePortWith([0, 1]);
+    const pebblePort = await freePortWith([0, 1, 53, 54]);
     const edgeHttp = await freePort();
     edgePort = await freePort();
     state = path.join(ROOT, `.dev-${rksPort}`);

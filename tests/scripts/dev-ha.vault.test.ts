@@ -1,25 +1,9 @@
 import { ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
-import { freePort } from '../support/vault';
+import { freePort, freePortWith } from '../support/vault';
 
 const ROOT = path.resolve(__dirname, '..', '..');
-
-function bindable(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const srv = net.createServer();
-    srv.once('error', () => resolve(false));
-    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
-  });
-}
-
-async function freeRun(n: number): Promise<number> {
-  for (;;) {
-    const port = await freePort();
-    if (port + n < 65535 && (await Promise.all([...Array(n).keys()].map((i) => bindable(port + i)))).every(Boolean)) return port;
-  }
-}
 
 const alive = (pid: number) => {
   try {
@@ -75,7 +59,7 @@ describe('make dev-ha', () => {
   });
 
   it('tracks a node started again and stops everything on Ctrl-C', async () => {
-    base = await freeRun(6);
+    base = await freePortWith([0, 1, 2, 3, 4, 5]);
     const rksPorts = [await freePort(), await freePort()];
     state = path.join(ROOT, `.dev-ha-${base}`);
     dev = spawn(path.join(ROOT, 'scripts', 'dev-ha.sh'), [], {

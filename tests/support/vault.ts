@@ -38,7 +38,7 @@ export function freePort(): Promise<number> {
   });
 }
 
-function bindable(port: number): Promise<boolean> {
+export function bindable(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const srv = net.createServer();
     srv.once('error', () => resolve(false));
@@ -46,13 +46,6 @@ function bindable(port: number): Promise<boolean> {
   });
 }
 
-/** A free port whose successor is free too: Vault's dev listener binds its cluster listener there. */
-async function freePortPair(): Promise<number> {
-  for (;;) {
-    const port = await freePort();
-    if (port < 65535 && (await bindable(port + 1))) return port;
-  }
-}
 
 async function waitReady(addr: string, child: ChildProcess, log: () => string): Promise<void> {
   const deadline = Date.now() + 30_000;
@@ -93,7 +86,7 @@ export async function startVault(): Promise<TestVault> {
 
 async function startVaultOnce(): Promise<TestVault> {
   const bin = vaultBinary();
-  const [devPort, port, clusterPort, listenerClusterPort] = [await freePortPair(), await freePort(), await freePort(), await freePort()];
+  const [devPort, port, clusterPort, listenerClusterPort] = [await freePortWith([0, 1]), await freePort(), await freePort(), await freePort()];
   const rootToken = `root-${randomBytes(12).toString('hex')}`;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rks-vault-'));
   const config = path.join(dir, 'listener.hcl');
@@ -167,4 +160,13 @@ export function vaultCaller(vault: TestVault) {
 export function vaultClient(addr: string): VaultClient {
   const d = settingDefaults();
   return new VaultClient({ addr, timeoutMs: d.vaultTimeout * 1000, maxInFlight: d.vaultMaxInFlight });
+}
+
+/** A free port whose successors at these offsets are free too (Vault's cluster port, Pebble's others). */
+export async function freePortWith(offsets: number[]): Promise<number> {
+  for (;;) {
+    const port = await freePort();
+    if (port + Math.max(...offsets) >= 65535) continue;
+    if ((await Promise.all(offsets.map((o) => bindable(port + o)))).every(Boolean)) return port;
+  }
 }
