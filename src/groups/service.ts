@@ -275,19 +275,27 @@ export class GroupService {
   async revokeNode(token: string, name: string, nodeId: string): Promise<void> {
     const g = parseName('group name', name);
     const n = parseName('node id', nodeId);
-    await this.mustExist(token, g);
-    // Refused first, so the node cannot register again between the two steps.
-    await this.kv.write<RevokedNode>(kvPath.groupRevokedNode(g, n), { revokedAt: new Date().toISOString() }, token);
-    await forgetNode(this.kv, this.tokens, g, n, token);
+    await this.lock.run(g, async () => {
+      await this.mustExist(token, g);
+      // Refused first, so the node cannot register again between the two steps (a registration
+      // already on its way looks again once its token exists: see NodeService.register).
+      await this.kv.write<RevokedNode>(kvPath.groupRevokedNode(g, n), { revokedAt: new Date().toISOString() }, token);
+      await forgetNode(this.kv, this.tokens, g, n, token);
+      // A deletion of the group elsewhere may have swept its revocations before this one was
+      // written: none outlives its group (a group made again with the name starts clean).
+      if (!(await this.kv.exists(kvPath.groupConfig(g), token))) await this.kv.destroy(kvPath.groupRevokedNode(g, n), token);
+    });
   }
 
   /** Lets a revoked node register again. */
   async allowNode(token: string, name: string, nodeId: string): Promise<void> {
     const g = parseName('group name', name);
     const n = parseName('node id', nodeId);
-    await this.mustExist(token, g);
-    if (!(await this.kv.exists(kvPath.groupRevokedNode(g, n), token))) throw new NotFound(`node '${n}' of group '${g}' is not revoked`);
-    await this.kv.destroy(kvPath.groupRevokedNode(g, n), token);
+    await this.lock.run(g, async () => {
+      await this.mustExist(token, g);
+      if (!(await this.kv.exists(kvPath.groupRevokedNode(g, n), token))) throw new NotFound(`node '${n}' of group '${g}' is not revoked`);
+      await this.kv.destroy(kvPath.groupRevokedNode(g, n), token);
+    });
   }
 
   private async issueGroupToken(token: string, g: string): Promise<string> {

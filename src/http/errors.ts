@@ -53,8 +53,9 @@ export function toHttp(err: unknown): HttpAnswer {
   if (err instanceof ValidationFailed) return { status: 400, errors: err.items.map(describeValidation), code: err.code };
   if (err instanceof RksError) return { status: err.status, errors: [err.message], headers: err.headers, code: err.code };
   if (err instanceof VaultError) {
-    // Vault answers 500 to a token it cannot even parse ('r.abc', 'hvb.!!!!'): a caller's mistake.
-    if (err.status === 403 || (err.status === 500 && err.errors.some((e) => /error performing token check/i.test(e)))) {
+    // Vault answers 500 to a token it cannot even parse ('r.abc', 'hvb.!!!!'), and to the renewal
+    // of a token whose role was deleted (a revoked node's): the caller's token is no good.
+    if (err.status === 403 || (err.status === 500 && err.errors.some((e) => /error performing token check|original token role .* could not be found/i.test(e)))) {
       return { status: 403, errors: ['permission denied'], code: 'forbidden' };
     }
     // A request past Vault's limits (an array of 10,000 elements, a 1 MiB string) is refused

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Counter } from 'prom-client';
 import type { CallbackVerifier } from '../callback/verifier';
-import { BadGateway, Conflict, Forbidden } from '../errors';
+import { BadGateway, Conflict, Forbidden, ServiceUnavailable } from '../errors';
 import { KeyedLock } from '../concurrency';
 import { isName, isSecretName, parseName } from '../names';
 import { isVaultError } from '../vault/client';
@@ -10,6 +10,7 @@ import { groupTokenName, kvPath, nodePolicyName, nodeRoleName, tokenOrigin } fro
 import { KvStore, NO_CHANGE, RoleSpec, Session, TokenStore } from '../vault/stores';
 import { GroupSerial, storedRegInfo } from '../records/groups';
 import type { NodeRecord } from '../records/nodes';
+import { forgetNode } from './forget';
 
 export interface NodeToken {
   nodeToken: string;
@@ -81,9 +82,7 @@ export class NodeService {
 
     const config = await this.session.run((t) => this.kv.read<unknown>(kvPath.groupConfig(g), t));
     if (!config) throw new Forbidden('permission denied: the group no longer exists');
-    if (await this.revoked(g, n)) {
-      throw new Forbidden(`node '${n}' was revoked by an administrator: it may register again once allowed back (rks node allow ${g} ${n})`, 'node_revoked');
-    }
+    if (await this.revoked(g, n)) throw refusedRevoked(g, n);
     let info;
     try {
       info = storedRegInfo(config.data);
@@ -94,6 +93,13 @@ export class NodeService {
 
     await this.session.run((t) => this.admit(g, n, t));
     const issued = await this.tokens.createFromRole(nodeRoleName(g, n), groupToken, { groupname: g, nodeid: n });
+    // A revocation that ran while this registration was on its way (the callback, the admission)
+    // writes its record before it revokes: either the record is seen now, or it was written after
+    // this token existed and the revocation's own sweep revokes it. Seen: the node is forgotten again.
+    if (await this.revoked(g, n)) {
+      await this.session.run((t) => forgetNode(this.kv, this.tokens, g, n, t));
+      throw refusedRevoked(g, n);
+    }
     return { nodeToken: issued.token, ttl: issued.ttl };
   }
 
@@ -207,18 +213,19 @@ export class NodeService {
 
   /** Refreshes a renewing node's record now and then, so pruning leaves it alone. */
   /**
-   * Whether an administrator revoked the node. An rks identity from before revocations were
-   * kept cannot read them (403 until init runs again): then the node is let through, as it
-   * was before, and that is said once.
+   * Whether an administrator revoked the node. An rks identity that cannot read revocations
+   * (made by an rks from before they were kept: 403 until init runs again) refuses every
+   * registration rather than let a revoked node back in, and says what to do.
    */
   private async revoked(g: string, n: string): Promise<boolean> {
     try {
       return Boolean(await this.session.run((t) => this.kv.read<unknown>(kvPath.groupRevokedNode(g, n), t)));
     } catch (err) {
       if (!isVaultError(err, 403)) throw err;
-      if (!this.warnedRevocations) this.logger?.warn('rks cannot read revoked nodes yet: run init again (POST /rks/v1/init with the root token) so that revoked nodes stay out');
+      const why = "rks's identity in Vault cannot read revoked nodes: an administrator must run init again (POST /rks/v1/init with the root token)";
+      if (!this.warnedRevocations) this.logger?.warn(`${why}; registrations are refused until then`);
       this.warnedRevocations = true;
-      return false;
+      throw new ServiceUnavailable(why, 60);
     }
   }
 
@@ -257,4 +264,8 @@ function once<T>(fn: () => Promise<T>): () => Promise<T> {
     held.catch(() => (held = undefined));
     return held;
   };
+}
+
+function refusedRevoked(g: string, n: string): Forbidden {
+  return new Forbidden(`node '${n}' was revoked by an administrator: it may register again once allowed back (rks node allow ${g} ${n})`, 'node_revoked');
 }

@@ -180,4 +180,17 @@ describe('GroupService (in memory)', () => {
     expect((await kv.read<{ groups: string[] }>('index/secret-groups/a.example.com'))?.data.groups).toEqual([]);
     await expect(groups.delete(admin, 'edge')).rejects.toBeInstanceOf(NotFound);
   });
+
+  it('a revocation overtaken by the group\'s deletion on another instance leaves no record for a group made again with the name', async () => {
+    await groups.create(admin, 'edge', NO_CALLBACK);
+    const other = new GroupService(kv, policies, tokens); // another rks instance: its own locks
+    const write = kv.write.bind(kv);
+    jest.spyOn(kv, 'write').mockImplementation(async (path: string, data: unknown, token: string, cas?: number) => {
+      const version = await write(path, data, token, cas);
+      if (path === 'groups/edge/revoked/node-1') await other.delete(admin, 'edge');
+      return version;
+    });
+    await groups.revokeNode(admin, 'edge', 'node-1');
+    expect(await kv.exists('groups/edge/revoked/node-1')).toBe(false);
+  });
 });

@@ -2,6 +2,7 @@ import { Counter, Registry } from 'prom-client';
 import { BadGateway, Forbidden } from '../../src/errors';
 import { GroupService } from '../../src/groups/service';
 import { NodeService } from '../../src/nodes/service';
+import { VaultError } from '../../src/vault/client';
 import { NO_CALLBACK } from '../support/constants';
 import { MemoryKv, MemoryPolicies, MemoryTokens, memorySession } from '../support/memory-vault';
 
@@ -94,5 +95,68 @@ describe('NodeService (in memory)', () => {
     await new Promise((r) => setImmediate(r));
     const record = await kv.read<{ seenAt: string }>('groups/edge/nodes/n1');
     expect(Date.parse(record!.data.seenAt)).toBeGreaterThan(Date.now() - 60_000);
+  });
+
+  describe('a revocation racing a registration', () => {
+    const callbackGroup = { callbackURL: 'https://manager.example/cb', oauthURL: 'https://manager.example/token', oauthClientID: 'id', oauthClientSecret: 'secret' };
+
+    it('a registration whose callback is still running when the node is revoked ends refused, its token revoked and its role gone', async () => {
+      const admin = tokens.issue(['rks_admin']);
+      const groups = new GroupService(kv, new MemoryPolicies(), tokens);
+      await kv.write('groups/edge/config', callbackGroup, admin);
+      let release!: () => void;
+      const gate = new Promise<void>((r) => (release = r));
+      const made: string[] = [];
+      const create = tokens.createFromRole.bind(tokens);
+      jest.spyOn(tokens, 'createFromRole').mockImplementation(async (...args) => {
+        const issued = await create(...args);
+        made.push(issued.token);
+        return issued;
+      });
+      const slow = new NodeService(kv, tokens, memorySession(tokens), { verify: () => gate }, { tokenPeriod: 600, maxNodesPerGroup: 10 });
+      const inFlight = slow.register(groupToken, 'node-1');
+      await new Promise((r) => setTimeout(r, 10));
+      await groups.revokeNode(admin, 'edge', 'node-1');
+      release();
+      await expect(inFlight).rejects.toMatchObject({ status: 403, code: 'node_revoked' });
+      expect(made).toHaveLength(1);
+      expect(tokens.live(made[0]!)).toBe(false);
+      expect(tokens.roles.has('rks_node_edge_node-1')).toBe(false);
+      expect(await kv.exists('groups/edge/nodes/node-1')).toBe(false);
+    });
+
+    it('a revocation landing between the registration\'s check and its token: the token does not survive either', async () => {
+      const admin = tokens.issue(['rks_admin']);
+      const groups = new GroupService(kv, new MemoryPolicies(), tokens);
+      const read = kv.read.bind(kv);
+      let fired = false;
+      jest.spyOn(kv, 'read').mockImplementation(async (path: string, token?: string, version?: number) => {
+        const answer = await read(path, token, version);
+        if (path === 'groups/edge/revoked/node-1' && !fired) {
+          fired = true;
+          await groups.revokeNode(admin, 'edge', 'node-1');
+        }
+        return answer as never;
+      });
+      const made: string[] = [];
+      const create = tokens.createFromRole.bind(tokens);
+      jest.spyOn(tokens, 'createFromRole').mockImplementation(async (...args) => {
+        const issued = await create(...args);
+        made.push(issued.token);
+        return issued;
+      });
+      await expect(nodes().register(groupToken, 'node-1')).rejects.toMatchObject({ code: 'node_revoked' });
+      expect(made.map((t) => tokens.live(t))).toEqual([false]);
+    });
+
+    it('an rks identity that cannot read revocations refuses registrations (503, run init) instead of letting revoked nodes in', async () => {
+      const read = kv.read.bind(kv);
+      jest.spyOn(kv, 'read').mockImplementation(async (path: string, token?: string, version?: number) => {
+        if (path.startsWith('groups/edge/revoked/')) throw new VaultError(403, ['permission denied'], 'kv.read');
+        return read(path, token, version) as never;
+      });
+      await expect(nodes().register(groupToken, 'node-1')).rejects.toMatchObject({ status: 503, message: expect.stringMatching(/run init again/) });
+      expect(tokens.roles.has('rks_node_edge_node-1')).toBe(false);
+    });
   });
 });

@@ -60,6 +60,14 @@ describe('POST /rks/v1/node', () => {
     expect((await vaultAs(res.body.nodeToken, 'GET', 'auth/token/lookup-self')).status).toBe(403);
   });
 
+  it('a token whose role is gone (its node revoked while it was being made) cannot renew: 403, not an outage to retry', async () => {
+    const res = await register(groupToken, 'orphaned');
+    // What a registration that raced a revocation could leave before rks revokes it: a live token, no role.
+    await vaultWrite(`auth/token/roles/rks_node_${g}_orphaned`, undefined, 'DELETE');
+    const renew = await request(h.app).post('/rks/v1/auth/token/renew-self').set('X-Vault-Token', res.body.nodeToken);
+    expect([renew.status, renew.body]).toEqual([403, { errors: ['permission denied'], code: 'forbidden' }]);
+  });
+
   it('a group admits at most --max-nodes-per-group nodes: the next new one is 409, known ones register again', async () => {
     const small = harness({ maxNodesPerGroup: 3 });
     try {
