@@ -1,7 +1,26 @@
 import { randomUUID } from 'node:crypto';
 import { VaultError } from '../../src/vault/client';
 import { casUpdate, casWrite } from '../../src/vault/kv';
-import { CasMismatch, CasOptions, IssuedToken, KvEntry, KvStore, NO_CHANGE, PolicyStore, RoleSpec, Session, TokenInfo, TokenStore } from '../../src/vault/stores';
+import {
+  AppRoleSpec,
+  AppRoleStore,
+  CasMismatch,
+  CasOptions,
+  IssuedToken,
+  KvEntry,
+  KvStore,
+  LoginAnswer,
+  NO_CHANGE,
+  PkiRole,
+  PkiStore,
+  PolicyStore,
+  RoleSpec,
+  Session,
+  SetupStore,
+  SignedCertificate,
+  TokenInfo,
+  TokenStore,
+} from '../../src/vault/stores';
 
 const denied = (operation: string) => new VaultError(403, ['permission denied'], operation);
 const clone = <T>(x: T): T => JSON.parse(JSON.stringify(x));
@@ -178,4 +197,129 @@ export class MemoryPolicies implements PolicyStore {
 export function memorySession(tokens: MemoryTokens): Session {
   const token = tokens.issue(['rks_service']);
   return { run: (fn) => fn(token) };
+}
+
+/**
+ * Init's side of Vault in memory: secrets engines, auth methods with their lockout tuning,
+ * policies, userpass users. Durations are kept in seconds, as Vault answers them.
+ */
+export class MemorySetup extends MemoryPolicies implements SetupStore {
+  readonly mounted = new Map<string, { type: string; options?: Record<string, string> }>();
+  readonly auths = new Map<string, { type: string; tune: Record<string, unknown> }>();
+  readonly users = new Map<string, { password: string; token_policies: string[] }>();
+
+  async clusterId(): Promise<string> {
+    return 'memory-cluster';
+  }
+
+  async mounts(): Promise<Record<string, { type: string; options?: Record<string, string> | null }>> {
+    return Object.fromEntries([...this.mounted].map(([p, m]) => [`${p}/`, clone(m)]));
+  }
+
+  async mount(path: string, type: string, options: Record<string, string>): Promise<void> {
+    if (this.mounted.has(path)) throw new VaultError(400, [`path is already in use at ${path}/`], 'sys.mount');
+    this.mounted.set(path, { type, options });
+  }
+
+  async authMethods(): Promise<Record<string, { type: string }>> {
+    return Object.fromEntries([...this.auths].map(([p, a]) => [`${p}/`, { type: a.type }]));
+  }
+
+  async enableAuth(path: string, type: string): Promise<void> {
+    if (this.auths.has(path)) throw new VaultError(400, [`path is already in use at ${path}/`], 'sys.enable-auth');
+    this.auths.set(path, { type, tune: {} });
+  }
+
+  async authTune(path: string): Promise<Record<string, unknown>> {
+    return clone(this.auths.get(path)?.tune ?? {});
+  }
+
+  async tuneAuth(path: string, body: Record<string, unknown>): Promise<void> {
+    const auth = this.auths.get(path);
+    if (!auth) throw new VaultError(400, ['no auth mount'], 'sys.auth-tune');
+    const lockout = (body.user_lockout_config ?? {}) as Record<string, string | boolean>;
+    const seconds = (v: unknown) => Number(String(v).replace(/s$/, ''));
+    if (lockout.lockout_threshold !== undefined) auth.tune.user_lockout_threshold = Number(lockout.lockout_threshold);
+    if (lockout.lockout_duration !== undefined) auth.tune.user_lockout_duration = seconds(lockout.lockout_duration);
+    if (lockout.lockout_counter_reset_duration !== undefined) auth.tune.user_lockout_counter_reset_duration = seconds(lockout.lockout_counter_reset_duration);
+    if (lockout.lockout_disable !== undefined) auth.tune.user_lockout_disable = lockout.lockout_disable;
+  }
+
+  async writeUserpassUser(_mount: string, user: string, body: { password: string; token_policies: string[] }): Promise<void> {
+    this.users.set(user, { password: body.password, token_policies: body.token_policies });
+  }
+
+  async userpassLogin(_mount: string, user: string, password: string): Promise<LoginAnswer> {
+    return this.users.get(user)?.password === password ? { token: `memory-login-${user}` } : { refused: 'invalid' };
+  }
+
+  async revokeSelf(): Promise<void> {}
+}
+
+/** Vault's PKI engine in memory: the CA is a marker, signing is not done here. */
+export class MemoryPki implements PkiStore {
+  ca: string | null = null;
+  readonly roles = new Map<string, unknown>();
+
+  async caPem(): Promise<string | null> {
+    return this.ca;
+  }
+
+  async tune(): Promise<void> {}
+
+  async generateRoot(commonName: string): Promise<void> {
+    this.ca = `memory CA ${commonName}`;
+  }
+
+  async importCa(pemBundle: string): Promise<void> {
+    this.ca = pemBundle;
+  }
+
+  async writeRole(name: string, role: PkiRole): Promise<void> {
+    this.roles.set(name, clone(role));
+  }
+
+  async writeNamesRole(name: string, names: string[], maxTtlSeconds: number): Promise<void> {
+    this.roles.set(name, { names, maxTtlSeconds });
+  }
+
+  async sign(): Promise<SignedCertificate> {
+    throw new Error('the in-memory PKI does not sign');
+  }
+}
+
+/** An AppRole mount in memory: role ids and secret ids as Vault keeps them. */
+export class MemoryAppRole implements AppRoleStore {
+  readonly roles = new Map<string, { spec: AppRoleSpec; roleId: string; secretIds: Set<string> }>();
+
+  async login(roleId: string, secretId: string): Promise<{ token: string } | { refused: 'invalid' | 'no-mount' }> {
+    const role = [...this.roles.values()].find((r) => r.roleId === roleId);
+    return role?.secretIds.has(secretId) ? { token: `memory-approle-${randomUUID()}` } : { refused: 'invalid' };
+  }
+
+  async writeRole(role: string, spec: AppRoleSpec): Promise<void> {
+    const current = this.roles.get(role);
+    this.roles.set(role, { spec: clone(spec), roleId: current?.roleId ?? randomUUID(), secretIds: current?.secretIds ?? new Set() });
+  }
+
+  async roleId(role: string): Promise<string | null> {
+    return this.roles.get(role)?.roleId ?? null;
+  }
+
+  async setRoleId(role: string, roleId: string): Promise<void> {
+    this.roles.get(role)!.roleId = roleId;
+  }
+
+  async hasSecretId(role: string, secretId: string): Promise<boolean> {
+    return this.roles.get(role)?.secretIds.has(secretId) ?? false;
+  }
+
+  async replaceSecretIds(role: string, secretId: string): Promise<void> {
+    this.roles.get(role)!.secretIds = new Set([secretId]);
+  }
+}
+
+/** Every store init takes, in memory. */
+export function memoryStores() {
+  return { setup: new MemorySetup(), kv: new MemoryKv(), pki: new MemoryPki(), appRole: new MemoryAppRole(), tokens: new MemoryTokens() };
 }
