@@ -282,7 +282,8 @@ export class GroupService {
       await this.kv.write<RevokedNode>(kvPath.groupRevokedNode(g, n), { revokedAt: new Date().toISOString() }, token);
       await forgetNode(this.kv, this.tokens, g, n, token);
       // A deletion of the group elsewhere may have swept its revocations before this one was
-      // written: none outlives its group (a group made again with the name starts clean).
+      // written: a record found without its group is removed (one written in the last instant of
+      // such a deletion may remain; it keeps that node out of a group made again with the name).
       if (!(await this.kv.exists(kvPath.groupConfig(g), token))) await this.kv.destroy(kvPath.groupRevokedNode(g, n), token);
     });
   }

@@ -3,11 +3,12 @@ import type { KvStore, TokenStore } from '../vault/stores';
 
 /**
  * Removes a node: its record first (so a crash half-way leaves at worst a role that the next
- * registration or the group's deletion cleans up, never a record without a role), then every
- * token made through its role, then the role. Safe to repeat; fine for an unknown node.
+ * registration or the group's deletion cleans up, never a record without a role), then its role,
+ * so that nothing more can be made from it, then every token made through it. Safe to repeat;
+ * fine for an unknown node.
  */
 export async function forgetNode(kv: KvStore, tokens: TokenStore, g: string, n: string, token: string): Promise<void> {
   await kv.destroy(kvPath.groupNode(g, n), token);
-  await tokens.revokeRoleTokens(nodeRoleName(g, n), token);
   await tokens.deleteRole(nodeRoleName(g, n), token);
+  await tokens.revokeRoleTokens(nodeRoleName(g, n), token);
 }

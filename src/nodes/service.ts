@@ -92,12 +92,25 @@ export class NodeService {
     if (info.callbackURL) await this.verifier.verify(info, n);
 
     await this.session.run((t) => this.admit(g, n, t));
-    const issued = await this.tokens.createFromRole(nodeRoleName(g, n), groupToken, { groupname: g, nodeid: n });
+    const issued = await this.tokens.createFromRole(nodeRoleName(g, n), groupToken, { groupname: g, nodeid: n }).catch(async (err) => {
+      // The role went away since its admission: a revocation (or a pruning) raced this registration.
+      if (!isVaultError(err, 400)) throw err;
+      if (await this.revoked(g, n)) throw refusedRevoked(g, n);
+      throw new ServiceUnavailable(`node '${n}' was removed while it registered: register again`, 1);
+    });
     // A revocation that ran while this registration was on its way (the callback, the admission)
     // writes its record before it revokes: either the record is seen now, or it was written after
-    // this token existed and the revocation's own sweep revokes it. Seen: the node is forgotten again.
-    if (await this.revoked(g, n)) {
-      await this.session.run((t) => forgetNode(this.kv, this.tokens, g, n, t));
+    // this token existed and the revocation's own sweep revokes it. Seen, or not known because
+    // Vault failed: the token is not handed out, and the node is forgotten again.
+    let revoked: boolean;
+    try {
+      revoked = await this.revoked(g, n);
+    } catch (err) {
+      await this.forgetUnsure(g, n);
+      throw err;
+    }
+    if (revoked) {
+      await this.forgetUnsure(g, n);
       throw refusedRevoked(g, n);
     }
     return { nodeToken: issued.token, ttl: issued.ttl };
@@ -230,6 +243,13 @@ export class NodeService {
   }
 
   private warnedRevocations = false;
+
+  /** Forgets a node whose fresh token is not handed out; a failure is logged, not thrown over the first. */
+  private async forgetUnsure(g: string, n: string): Promise<void> {
+    await this.session
+      .run((t) => forgetNode(this.kv, this.tokens, g, n, t))
+      .catch((err: Error) => this.logger?.error({ group: g, node: n, err: err.message }, 'a token made for a node that was not admitted in the end could not be revoked: revoke the node again'));
+  }
 
   /** Whether a token's renewal should refresh its node's record (at most hourly per token). */
   private due(accessor: string): boolean {

@@ -149,6 +149,36 @@ describe('NodeService (in memory)', () => {
       expect(made.map((t) => tokens.live(t))).toEqual([false]);
     });
 
+    it('Vault failing at the second look: the token made is neither handed out nor kept', async () => {
+      const read = kv.read.bind(kv);
+      let looks = 0;
+      jest.spyOn(kv, 'read').mockImplementation(async (path: string, token?: string, version?: number) => {
+        if (path === 'groups/edge/revoked/node-1' && ++looks === 2) throw new VaultError(503, ['Vault is sealed'], 'kv.read');
+        return read(path, token, version) as never;
+      });
+      const made: string[] = [];
+      const create = tokens.createFromRole.bind(tokens);
+      jest.spyOn(tokens, 'createFromRole').mockImplementation(async (...args) => {
+        const issued = await create(...args);
+        made.push(issued.token);
+        return issued;
+      });
+      await expect(nodes().register(groupToken, 'node-1')).rejects.toMatchObject({ status: 503 });
+      expect(made.map((t) => tokens.live(t))).toEqual([false]);
+      expect(tokens.roles.has('rks_node_edge_node-1')).toBe(false);
+    });
+
+    it('the role removed between admission and token (a revocation elsewhere): node_revoked, not a 500', async () => {
+      const admin = tokens.issue(['rks_admin']);
+      const groups = new GroupService(kv, new MemoryPolicies(), tokens);
+      const create = tokens.createFromRole.bind(tokens);
+      jest.spyOn(tokens, 'createFromRole').mockImplementationOnce(async (...args) => {
+        await groups.revokeNode(admin, 'edge', 'node-1');
+        return create(...args);
+      });
+      await expect(nodes().register(groupToken, 'node-1')).rejects.toMatchObject({ status: 403, code: 'node_revoked' });
+    });
+
     it('an rks identity that cannot read revocations refuses registrations (503, run init) instead of letting revoked nodes in', async () => {
       const read = kv.read.bind(kv);
       jest.spyOn(kv, 'read').mockImplementation(async (path: string, token?: string, version?: number) => {
