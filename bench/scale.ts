@@ -17,6 +17,8 @@ const SMALL = 10;
 /** Requests in flight while the groups are built. */
 const BUILD_CONCURRENCY = Number(process.env.BUILD_CONCURRENCY || 16);
 const say = (msg: string) => process.stderr.write(`bench-scale: ${msg}\n`);
+/** Each phase's figures as soon as it ends: an hour of building is not lost to a later phase failing. */
+const measured = (phase: string, value: unknown) => say(`${phase}: ${JSON.stringify(value)}`);
 
 async function inParallel(items: string[], what: string, fn: (item: string) => Promise<void>): Promise<number> {
   const started = Date.now();
@@ -136,6 +138,7 @@ async function main() {
       await load(vaultUrl, { connections: 50, headers, duration: WARMUP });
       const direct = await withCpu(pids, () => load(vaultUrl, { connections: 50, headers }));
       reads[g] = { rks: viaRks, vault: direct };
+      measured(`reads ${g}`, reads[g]);
     }
 
     say('association and dissociation, 30 each, into the small group and into the huge one');
@@ -148,6 +151,7 @@ async function main() {
       for (const n of fresh) assoc.push(await timed(() => associate(g, n)));
       for (const n of fresh) dissoc.push(await timed(async () => ok(`dissociate ${n}`, await call('DELETE', `/rks/v1/group/${g}/secrets/${n}`, admin), 204)));
       changes[g] = { associate: summary(assoc), dissociate: summary(dissoc) };
+      measured(`changes ${g}`, changes[g]);
     }
 
     say('revalidation of an edge that holds the list, and of one that does not');
@@ -158,6 +162,7 @@ async function main() {
       const full = await wire(url, stack.ca, headers);
       const current = await wire(url, stack.ca, { ...headers, 'If-None-Match': full.etag ?? '' });
       revalidation[g] = { full: { status: full.status, bytes: full.bytes, names: JSON.parse(full.body).secrets.length }, upToDate: { status: current.status, bytes: current.bytes } };
+      measured(`revalidation ${g}`, revalidation[g]);
     }
 
     say('listing the whole inventory, every page of 1000: first (reads the catalog), again, and expiring within 60 days');
