@@ -71,28 +71,39 @@ describe('README', () => {
   let edgePort: number;
 
   beforeAll(async () => {
-    const rksPort = await freePort();
-    const vaultPort = await freePortWith([0, 1]);
-    const pebblePort = await freePortWith([0, 1, 53, 54]);
-    const edgeHttp = await freePort();
-    edgePort = await freePort();
-    state = path.join(ROOT, `.dev-${rksPort}`);
-    const env: Record<string, string> = {};
-    for (const [k, v] of Object.entries(process.env)) if (v !== undefined && (!k.startsWith('RKS_') || /^RKS_(VAULT|PEBBLE)_BIN$/.test(k))) env[k] = v;
-    Object.assign(env, {
-      ACME: '1',
-      RKS_LISTEN: `127.0.0.1:${rksPort}`,
-      RKS_DEV_VAULT_PORT: String(vaultPort),
-      RKS_DEV_PEBBLE_PORT: String(pebblePort),
-      RKS_DEV_EDGE_HTTP_PORT: String(edgeHttp),
-    });
-    dev = spawn(path.join(ROOT, 'scripts', 'dev.sh'), [], { cwd: ROOT, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
-    dev.stdout!.on('data', (d: Buffer) => (devLog += d));
-    dev.stderr!.on('data', (d: Buffer) => (devLog += d));
-    const deadline = Date.now() + 120_000;
-    while (!devLog.includes('In another shell:')) {
-      if (dev.exitCode !== null || Date.now() > deadline) throw new Error(`make dev did not come up:\n${devLog}`);
-      await new Promise((r) => setTimeout(r, 100));
+    // Free ports now may be taken by another test before make dev binds them: it then says so
+    // and exits, and starts again on other ports (at most 5 times).
+    let rksPort = 0;
+    for (let attempt = 1; ; attempt++) {
+      rksPort = await freePort();
+      const vaultPort = await freePortWith([0, 1]);
+      const pebblePort = await freePortWith([0, 1, 53, 54]);
+      const edgeHttp = await freePort();
+      edgePort = await freePort();
+      const taken = [rksPort, vaultPort, vaultPort + 1, pebblePort, pebblePort + 1, pebblePort + 53, pebblePort + 54, edgeHttp, edgePort];
+      if (new Set(taken).size !== taken.length) continue;
+      state = path.join(ROOT, `.dev-${rksPort}`);
+      const env: Record<string, string> = {};
+      for (const [k, v] of Object.entries(process.env)) if (v !== undefined && (!k.startsWith('RKS_') || /^RKS_(VAULT|PEBBLE)_BIN$/.test(k))) env[k] = v;
+      Object.assign(env, {
+        ACME: '1',
+        RKS_LISTEN: `127.0.0.1:${rksPort}`,
+        RKS_DEV_VAULT_PORT: String(vaultPort),
+        RKS_DEV_PEBBLE_PORT: String(pebblePort),
+        RKS_DEV_EDGE_HTTP_PORT: String(edgeHttp),
+      });
+      devLog = '';
+      dev = spawn(path.join(ROOT, 'scripts', 'dev.sh'), [], { cwd: ROOT, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+      dev.stdout!.on('data', (d: Buffer) => (devLog += d));
+      dev.stderr!.on('data', (d: Buffer) => (devLog += d));
+      const deadline = Date.now() + 120_000;
+      while (!devLog.includes('In another shell:') && dev.exitCode === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      if (devLog.includes('In another shell:')) break;
+      if (dev.exitCode === null) process.kill(-dev.pid!, 'SIGTERM');
+      await new Promise((r) => (dev.exitCode === null ? dev.once('exit', r) : r(undefined)));
+      fs.rmSync(state, { recursive: true, force: true });
+      const lostRace = /is in use|did not start/.test(devLog);
+      if (!lostRace || attempt >= 5) throw new Error(`make dev did not come up:\n${devLog}`);
     }
     // What the README itself says about moved ports.
     expect(devLog).toContain(`source .dev-${rksPort}/env`);

@@ -59,21 +59,29 @@ describe('make dev-ha', () => {
   });
 
   it('tracks a node started again and stops everything on Ctrl-C', async () => {
-    base = await freePortWith([0, 1, 2, 3, 4, 5]);
-    const rksPorts = [await freePort(), await freePort()];
-    state = path.join(ROOT, `.dev-ha-${base}`);
-    dev = spawn(path.join(ROOT, 'scripts', 'dev-ha.sh'), [], {
-      cwd: ROOT,
-      detached: true,
-      env: { ...env(), RKS_DEV_VAULT_PORT: String(base), RKS_DEV_HA_PORTS: rksPorts.join(' ') },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    dev.stdout!.on('data', (d) => (log += d));
-    dev.stderr!.on('data', (d) => (log += d));
-    const deadline = Date.now() + 120_000;
-    while (!log.includes('In another shell:')) {
-      if (dev.exitCode !== null || Date.now() > deadline) throw new Error(`make dev-ha did not come up:\n${log}`);
-      await new Promise((r) => setTimeout(r, 200));
+    // Ports free now may be taken by another test first: make dev-ha then says so and exits,
+    // and starts again on other ports (at most 5 times).
+    for (let attempt = 1; ; attempt++) {
+      base = await freePortWith([0, 1, 2, 3, 4, 5]);
+      const rksPorts = [await freePort(), await freePort()];
+      if (rksPorts[0] === rksPorts[1] || rksPorts.some((p) => p >= base && p <= base + 5)) continue;
+      state = path.join(ROOT, `.dev-ha-${base}`);
+      log = '';
+      dev = spawn(path.join(ROOT, 'scripts', 'dev-ha.sh'), [], {
+        cwd: ROOT,
+        detached: true,
+        env: { ...env(), RKS_DEV_VAULT_PORT: String(base), RKS_DEV_HA_PORTS: rksPorts.join(' ') },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      dev.stdout!.on('data', (d) => (log += d));
+      dev.stderr!.on('data', (d) => (log += d));
+      const deadline = Date.now() + 120_000;
+      while (!log.includes('In another shell:') && dev.exitCode === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+      if (log.includes('In another shell:')) break;
+      if (dev.exitCode === null) process.kill(-dev.pid!, 'SIGINT');
+      await new Promise((r) => (dev.exitCode === null ? dev.once('exit', r) : r(undefined)));
+      fs.rmSync(state, { recursive: true, force: true });
+      if (!/is in use/.test(log) || attempt >= 5) throw new Error(`make dev-ha did not come up:\n${log}`);
     }
     expect(log).toContain(`RKS_DEV_VAULT_PORT=${base} scripts/dev-ha.sh start-node 1`);
     const node1 = `http://127.0.0.1:${base}`;
