@@ -98,6 +98,17 @@ describe('NodeService (in memory)', () => {
   });
 
   describe('a revocation racing a registration', () => {
+    /** The node tokens registrations make, handed out or not. */
+    const tokensMade = () => {
+      const made: string[] = [];
+      const create = tokens.createFromRole.bind(tokens);
+      jest.spyOn(tokens, 'createFromRole').mockImplementation(async (...args) => {
+        const issued = await create(...args);
+        made.push(issued.token);
+        return issued;
+      });
+      return made;
+    };
     const callbackGroup = { callbackURL: 'https://manager.example/cb', oauthURL: 'https://manager.example/token', oauthClientID: 'id', oauthClientSecret: 'secret' };
 
     it('a registration whose callback is still running when the node is revoked ends refused, its token revoked and its role gone', async () => {
@@ -106,13 +117,7 @@ describe('NodeService (in memory)', () => {
       await kv.write('groups/edge/config', callbackGroup, admin);
       let release!: () => void;
       const gate = new Promise<void>((r) => (release = r));
-      const made: string[] = [];
-      const create = tokens.createFromRole.bind(tokens);
-      jest.spyOn(tokens, 'createFromRole').mockImplementation(async (...args) => {
-        const issued = await create(...args);
-        made.push(issued.token);
-        return issued;
-      });
+      const made = tokensMade();
       const slow = new NodeService(kv, tokens, memorySession(tokens), { verify: () => gate }, { tokenPeriod: 600, maxNodesPerGroup: 10 });
       const inFlight = slow.register(groupToken, 'node-1');
       await new Promise((r) => setTimeout(r, 10));
@@ -138,13 +143,7 @@ describe('NodeService (in memory)', () => {
         }
         return answer as never;
       });
-      const made: string[] = [];
-      const create = tokens.createFromRole.bind(tokens);
-      jest.spyOn(tokens, 'createFromRole').mockImplementation(async (...args) => {
-        const issued = await create(...args);
-        made.push(issued.token);
-        return issued;
-      });
+      const made = tokensMade();
       await expect(nodes().register(groupToken, 'node-1')).rejects.toMatchObject({ code: 'node_revoked' });
       expect(made.map((t) => tokens.live(t))).toEqual([false]);
     });
@@ -156,13 +155,7 @@ describe('NodeService (in memory)', () => {
         if (path === 'groups/edge/revoked/node-1' && ++looks === 2) throw new VaultError(503, ['Vault is sealed'], 'kv.read');
         return read(path, token, version) as never;
       });
-      const made: string[] = [];
-      const create = tokens.createFromRole.bind(tokens);
-      jest.spyOn(tokens, 'createFromRole').mockImplementation(async (...args) => {
-        const issued = await create(...args);
-        made.push(issued.token);
-        return issued;
-      });
+      const made = tokensMade();
       await expect(nodes().register(groupToken, 'node-1')).rejects.toMatchObject({ status: 503 });
       expect(made.map((t) => tokens.live(t))).toEqual([false]);
       expect(tokens.roles.has('rks_node_edge_node-1')).toBe(false);
