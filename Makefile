@@ -47,8 +47,8 @@ compose-lint: ## validate docker-compose.yml with docker-compose config
 
 lint: typecheck compose-lint ## every static check
 
-test: build lint edge-servers ## run every test, against a real OpenBao/Vault (Pebble for ACME, the classic remote-key-server for the migration, nginx and HAProxy for the edges)
-	@RKS_VAULT_BIN=$$(scripts/vault-bin.sh) && RKS_PEBBLE_BIN=$$(scripts/pebble-bin.sh) && RKS_CLASSIC_BIN=$$(scripts/classic-bin.sh) && export RKS_VAULT_BIN RKS_PEBBLE_BIN RKS_CLASSIC_BIN && npx jest
+test: build lint edge-servers ## run every test, against a real OpenBao/Vault (Pebble for ACME, the classic remote-key-server for the migration, resotolib for the trust bootstrap, nginx and HAProxy for the edges)
+	@RKS_VAULT_BIN=$$(scripts/vault-bin.sh) && RKS_PEBBLE_BIN=$$(scripts/pebble-bin.sh) && RKS_CLASSIC_BIN=$$(scripts/classic-bin.sh) && RKS_RESOTOLIB_PYTHON=$$(scripts/resotolib-python.sh) && export RKS_VAULT_BIN RKS_PEBBLE_BIN RKS_CLASSIC_BIN RKS_RESOTOLIB_PYTHON && npx jest
 
 test-unit: install ## only the tests that need no Vault
 	npx jest --selectProjects unit

@@ -48,7 +48,7 @@ system CAs).`,
       if (psk) {
         const jwt = bearer(String(res.headers['authorization'] ?? ''));
         if (!jwt) throw new CliError('rks sent no signed fingerprint: is a PSK configured on the server?');
-        const claims = await new PskJwt(psk).verify(jwt).catch((err: Error) => {
+        const claims = await new PskJwt(psk).verify(jwt, 'ca-fingerprint').catch((err: Error) => {
           throw new CliError(`the fingerprint signature does not verify with this PSK (${err.message}); not trusting this CA`);
         });
         if (claims.sha256_fingerprint !== fingerprint) {
@@ -130,7 +130,7 @@ export function certificateCommand(): Command {
         keyBits: bits,
       });
       const headers: Record<string, string> = { 'Content-Type': 'application/x-pem-file' };
-      if (psk) headers.Authorization = `Bearer ${await new PskJwt(psk).sign({}, 300)}`;
+      if (psk) headers.Authorization = `Bearer ${await new PskJwt(psk).signRequest(300)}`;
       else headers['X-Vault-Token'] = o.token!;
       const http = new RksHttp({ url: o.url, caCert: o.caCert });
       const res = await http.request('POST', `/ca/sign?days=${o.days}`, { headers, body: csrPem });

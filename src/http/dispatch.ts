@@ -81,7 +81,8 @@ export function dispatch(contract: Contract, handlers: Handlers, opts: DispatchO
     const verifyPsk = async () => {
       if (pskVerified) return;
       if (!opts.psk) throw new Unauthorized('no PSK is configured on this rks; use an X-Vault-Token');
-      await opts.psk.verify(jwt!, { source: sourceKey(req.ip ?? req.socket.remoteAddress ?? '') });
+      // Derivation slots are few (16): an IPv6 site counts as one source, not one per /64.
+      await opts.psk.verify(jwt!, 'request', { source: sourceKey(req.ip ?? req.socket.remoteAddress ?? '', 48) });
       pskVerified = true;
     };
     if (opts.requirePsk && !op.pskExempt) {

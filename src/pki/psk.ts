@@ -32,12 +32,30 @@ export function sha256Fingerprint(der: Buffer): string {
   return createHash('sha256').update(der).digest('hex').toUpperCase().match(/../g)!.join(':');
 }
 
+/**
+ * What a PSK JWT is for, in its `purpose` claim. A request token admits its bearer; a
+ * fingerprint token vouches for the CA (`GET /ca/cert` hands it to anyone) and admits no one.
+ * Tokens that predate the claim: one carrying `sha256_fingerprint` vouches for a CA (older rks,
+ * Resoto's core), one without is a request (resotolib signs `{}`).
+ */
+export type PskPurpose = 'request' | 'ca-fingerprint';
+
+export function purposeOf(payload: Record<string, unknown>): PskPurpose | string {
+  if (payload.purpose !== undefined) return typeof payload.purpose === 'string' ? payload.purpose : 'unknown';
+  return payload.sha256_fingerprint !== undefined ? 'ca-fingerprint' : 'request';
+}
+
 export interface VerifyOptions {
   /** Off only where a known-answer vector has long expired. */
   checkExpiry?: boolean;
   /** Who asks (an address): one source holds at most PER_SOURCE of the derivation slots. */
   source?: string;
 }
+
+const SHOWN_PURPOSE: Record<string, string> = {
+  request: 'a request token',
+  'ca-fingerprint': 'a CA fingerprint (it vouches for the CA and admits no one)',
+};
 
 /** Derivations one source may have running at once: a stranger cannot take every slot. */
 const PER_SOURCE = 2;
@@ -53,7 +71,17 @@ export class PskJwt {
 
   constructor(private readonly psk: string) {}
 
-  async sign(payload: Record<string, unknown>, expiresInSeconds = 3600): Promise<string> {
+  /** A token that admits its bearer where a PSK JWT does (`POST /ca/sign`). */
+  signRequest(expiresInSeconds = 300): Promise<string> {
+    return this.sign({ purpose: 'request' }, expiresInSeconds);
+  }
+
+  /** A token that vouches for a CA certificate and admits no one. */
+  signFingerprint(sha256Fingerprint: string, expiresInSeconds = 3600): Promise<string> {
+    return this.sign({ purpose: 'ca-fingerprint', sha256_fingerprint: sha256Fingerprint }, expiresInSeconds);
+  }
+
+  private async sign(payload: Record<string, unknown>, expiresInSeconds: number): Promise<string> {
     const salt = randomBytes(SALT_BYTES);
     const { SignJWT } = await jose();
     return new SignJWT(payload)
@@ -62,8 +90,11 @@ export class PskJwt {
       .sign(await this.key(salt.toString('base64'), true));
   }
 
-  /** The payload of a valid token; Unauthorized with the reason otherwise. */
-  async verify(token: string, opts: VerifyOptions = {}): Promise<Record<string, unknown>> {
+  /**
+   * The payload of a valid token for `purpose`; Unauthorized with the reason otherwise. The
+   * purpose is checked before any key is derived: a token for something else costs nothing.
+   */
+  async verify(token: string, purpose: PskPurpose, opts: VerifyOptions = {}): Promise<Record<string, unknown>> {
     const { decodeJwt, decodeProtectedHeader, errors: joseErrors, jwtVerify } = await jose();
     let header: ReturnType<typeof decodeProtectedHeader>;
     try {
@@ -77,14 +108,17 @@ export class PskJwt {
     if (typeof salt !== 'string' || !/^[A-Za-z0-9+/]{11,86}={0,2}$/.test(salt)) {
       throw new Unauthorized('invalid PSK token: no salt (8 to 64 bytes, base64) in its header');
     }
-    // An expired or expiry-less token is refused before a key is derived for it.
+    // A token for something else, expired or without expiry is refused before a key is derived for it.
+    let claims: Record<string, unknown>;
+    try {
+      claims = decodeJwt(token);
+    } catch {
+      throw new Unauthorized('invalid PSK token: not a JWT');
+    }
+    const its = purposeOf(claims);
+    if (its !== purpose) throw new Unauthorized(`invalid PSK token: it is ${SHOWN_PURPOSE[its] ?? 'for another purpose'}, not ${SHOWN_PURPOSE[purpose]}`);
     if (opts.checkExpiry !== false) {
-      let exp: unknown;
-      try {
-        exp = decodeJwt(token).exp;
-      } catch {
-        throw new Unauthorized('invalid PSK token: not a JWT');
-      }
+      const exp = claims.exp;
       if (typeof exp !== 'number') throw new Unauthorized('invalid PSK token: it has no expiry');
       if (exp <= Date.now() / 1000) throw new Unauthorized('invalid PSK token: expired');
     }

@@ -18,7 +18,7 @@ export function caRoutes(pki: PkiService, psk?: PskJwt): Handlers {
       const ca = await pki.caCertificate();
       if (psk) {
         if (!header || header.fingerprint !== ca.fingerprint || Date.now() - header.at > HEADER_REUSE_MS) {
-          const jwt = await psk.sign({ sha256_fingerprint: ca.fingerprint }, 3600);
+          const jwt = await psk.signFingerprint(ca.fingerprint, 3600);
           header = { fingerprint: ca.fingerprint, value: `Bearer ${jwt}`, at: Date.now() };
         }
         res.set('Authorization', header.value);

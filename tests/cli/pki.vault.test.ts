@@ -36,7 +36,7 @@ describe('HTTPS by default and the trust bootstrap', () => {
     expect(res.headers['content-type']).toMatch(/application\/x-pem-file/);
     caPem = res.body;
     const ca = new X509Certificate(caPem);
-    const claims = await new PskJwt(PSK).verify(bearer(String(res.headers.authorization))!);
+    const claims = await new PskJwt(PSK).verify(bearer(String(res.headers.authorization))!, 'ca-fingerprint');
     expect(claims.sha256_fingerprint).toBe(ca.fingerprint256);
 
     const ok = await httpsRequest(`https://127.0.0.1:${port}/healthz`, { ca: caPem });

@@ -108,16 +108,19 @@ describe('dispatch', () => {
   });
 
   it('takes either alternative of pskJwt or vaultToken, verifying the JWT itself', async () => {
-    const jwt = await psk.sign({ purpose: 'test' }, 60);
+    const jwt = await psk.signRequest(60);
     const byPsk = await request(app({ psk })).post('/sign').set('Authorization', `Bearer ${jwt}`).type('text').send('PEM');
     expect(byPsk.body).toEqual({ body: 'PEM', token: '', scheme: 'pskJwt' });
     const byToken = await request(app({ psk })).post('/sign').set('X-Vault-Token', 'hvs.x').type('text').send('PEM');
     expect(byToken.body).toEqual({ body: 'PEM', token: 'hvs.x', scheme: 'vaultToken' });
 
-    const forged = await request(app({ psk })).post('/sign').set('Authorization', `Bearer ${await new PskJwt('another-psk-8Hq2wLz').sign({}, 60)}`).type('text').send('PEM');
+    const forged = await request(app({ psk })).post('/sign').set('Authorization', `Bearer ${await new PskJwt('another-psk-8Hq2wLz').signRequest(60)}`).type('text').send('PEM');
     expect(forged.status).toBe(401);
     const neither = await request(app({ psk })).post('/sign').type('text').send('PEM');
     expect([neither.status, neither.body.errors]).toEqual([401, ['a PSK JWT (Authorization: Bearer) or an X-Vault-Token is required']]);
+    // The token rks hands anyone to vouch for its CA admits no one.
+    const fingerprint = await request(app({ psk })).post('/sign').set('Authorization', `Bearer ${await psk.signFingerprint('AB:CD', 60)}`).type('text').send('PEM');
+    expect([fingerprint.status, fingerprint.body.errors]).toEqual([401, ['invalid PSK token: it is a CA fingerprint (it vouches for the CA and admits no one), not a request token']]);
     const noPsk = await request(app()).post('/sign').set('Authorization', `Bearer ${jwt}`).type('text').send('PEM');
     expect([noPsk.status, noPsk.body.errors]).toEqual([401, ['no PSK is configured on this rks; use an X-Vault-Token']]);
   });
@@ -127,7 +130,7 @@ describe('dispatch', () => {
     expect((await request(strict).get('/open')).status).toBe(200);
     const without = await request(strict).get('/things/abc').set('X-Vault-Token', 'hvs.x');
     expect([without.status, without.body.errors]).toEqual([401, ['this rks requires a PSK JWT in Authorization: Bearer']]);
-    const jwt = await psk.sign({}, 60);
+    const jwt = await psk.signRequest(60);
     const both = await request(strict).get('/things/abc').set('X-Vault-Token', 'hvs.x').set('Authorization', `Bearer ${jwt}`);
     expect(both.body).toMatchObject({ token: 'hvs.x', scheme: 'vaultToken' });
   });

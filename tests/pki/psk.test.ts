@@ -18,24 +18,49 @@ describe('PSK JWT', () => {
   const future = () => Math.floor(Date.now() / 1000) + 600;
 
   it('the Resoto documentation vector has a valid signature for PSK changeme', async () => {
-    await expect(jwt.verify(RESOTO_VECTOR, { checkExpiry: false })).resolves.toEqual({ exp: 1649372514 });
+    await expect(jwt.verify(RESOTO_VECTOR, 'request', { checkExpiry: false })).resolves.toEqual({ exp: 1649372514 });
   });
 
   it('the Resoto vector is rejected as expired when expiry is checked', async () => {
-    await expect(jwt.verify(RESOTO_VECTOR)).rejects.toThrow('invalid PSK token: expired');
+    await expect(jwt.verify(RESOTO_VECTOR, 'request')).rejects.toThrow('invalid PSK token: expired');
   });
 
   it('the Resoto vector is rejected with another PSK', async () => {
-    await expect(new PskJwt('changeme2').verify(RESOTO_VECTOR, { checkExpiry: false })).rejects.toThrow('bad signature');
+    await expect(new PskJwt('changeme2').verify(RESOTO_VECTOR, 'request', { checkExpiry: false })).rejects.toThrow('bad signature');
   });
 
   it('accepts tokens built by an independent implementation of the recipe', async () => {
     const token = independentJwt('changeme', { exp: future(), sha256_fingerprint: 'AB:CD' });
-    await expect(jwt.verify(token)).resolves.toMatchObject({ sha256_fingerprint: 'AB:CD' });
+    await expect(jwt.verify(token, 'ca-fingerprint')).resolves.toMatchObject({ sha256_fingerprint: 'AB:CD' });
+  });
+
+  it('a token says what it is for: one that vouches for a CA never admits, one that admits never vouches', async () => {
+    const fingerprint = await jwt.signFingerprint('AB:CD', 60);
+    expect(JSON.parse(Buffer.from(fingerprint.split('.')[1], 'base64url').toString())).toMatchObject({ purpose: 'ca-fingerprint', sha256_fingerprint: 'AB:CD' });
+    await expect(jwt.verify(fingerprint, 'ca-fingerprint')).resolves.toMatchObject({ sha256_fingerprint: 'AB:CD' });
+    await expect(jwt.verify(fingerprint, 'request')).rejects.toThrow('invalid PSK token: it is a CA fingerprint (it vouches for the CA and admits no one), not a request token');
+    // One from before the claim (an older rks, Resoto's core): its fingerprint alone says what it is.
+    const older = independentJwt('changeme', { exp: future(), sha256_fingerprint: 'AB:CD' });
+    await expect(jwt.verify(older, 'request')).rejects.toThrow('not a request token');
+    // Whatever else a token claims to be for admits no one either.
+    await expect(jwt.verify(independentJwt('changeme', { exp: future(), purpose: 'login' }), 'request')).rejects.toThrow('it is for another purpose, not a request token');
+    await expect(jwt.verify(independentJwt('changeme', { exp: future(), purpose: ['request'] }), 'request')).rejects.toThrow('for another purpose');
+    // Requests: rks's own, and resotolib's (it signs `{}`), admit; neither vouches for a CA.
+    const request = await jwt.signRequest(60);
+    await expect(jwt.verify(request, 'request')).resolves.toMatchObject({ purpose: 'request' });
+    await expect(jwt.verify(independentJwt('changeme', { exp: future() }), 'request')).resolves.toEqual({ exp: expect.any(Number) });
+    await expect(jwt.verify(request, 'ca-fingerprint')).rejects.toThrow('it is a request token, not a CA fingerprint');
+  });
+
+  it('a token for another purpose is refused before any key is derived for it', async () => {
+    const fresh = new PskJwt('changeme');
+    const derive = jest.spyOn(fresh as unknown as { key: () => Promise<Buffer> }, 'key');
+    await expect(fresh.verify(independentJwt('changeme', { exp: future(), sha256_fingerprint: 'AB' }), 'request')).rejects.toThrow('not a request token');
+    expect(derive).not.toHaveBeenCalled();
   });
 
   it('its own tokens follow the recipe: the independent derivation verifies them', async () => {
-    const token = await jwt.sign({ hello: 'world' }, 60);
+    const token = await jwt.signRequest(60);
     const [h, p, s] = token.split('.');
     const header = JSON.parse(Buffer.from(h, 'base64url').toString());
     expect(header).toEqual({ typ: 'JWT', alg: 'HS256', salt: expect.stringMatching(/^[A-Za-z0-9+/]{22}==$/) });
@@ -62,7 +87,7 @@ describe('PSK JWT', () => {
       return `${h}.${Buffer.from(JSON.stringify({ exp: future(), role: 'admin' })).toString('base64url')}.${s}`;
     }, 'bad signature'],
   ])('rejects %s', async (_what, make, reason) => {
-    await expect(jwt.verify(make())).rejects.toThrow(reason);
+    await expect(jwt.verify(make(), 'request')).rejects.toThrow(reason);
   });
 
   it('a flood of fresh tokens neither blocks the event loop nor runs unbounded (429 beyond 16 at once)', async () => {
@@ -74,7 +99,7 @@ describe('PSK JWT', () => {
       worstLagMs = Math.max(worstLagMs, Date.now() - last - 5);
       last = Date.now();
     }, 5);
-    const results = await Promise.allSettled(tokens.map((t) => fresh.verify(t)));
+    const results = await Promise.allSettled(tokens.map((t) => fresh.verify(t, 'request')));
     clearInterval(timer);
     const refused = results.filter((r) => r.status === 'rejected') as PromiseRejectedResult[];
     expect(results.length - refused.length).toBeGreaterThanOrEqual(16);
@@ -97,14 +122,14 @@ describe('PSK keys and strangers', () => {
     const jwt = new PskJwt('changeme');
     const keys = (jwt as unknown as { keys: Map<string, Buffer> }).keys;
     const client = independentJwt('changeme', { exp: Math.floor(Date.now() / 1000) + 600 });
-    await jwt.verify(client);
+    await jwt.verify(client, 'request');
     expect(keys.size).toBe(1);
     for (let i = 0; i < 20; i++) {
-      await expect(jwt.verify(independentJwt('wrong', { exp: Math.floor(Date.now() / 1000) + 600 }))).rejects.toThrow('bad signature');
+      await expect(jwt.verify(independentJwt('wrong', { exp: Math.floor(Date.now() / 1000) + 600 }), 'request')).rejects.toThrow('bad signature');
     }
     expect(keys.size).toBe(1);
-    await expect(jwt.verify(independentJwt('changeme', { exp: 1 }))).rejects.toThrow('expired');
-    await expect(jwt.verify(independentJwt('changeme', {}))).rejects.toThrow('no expiry');
+    await expect(jwt.verify(independentJwt('changeme', { exp: 1 }), 'request')).rejects.toThrow('expired');
+    await expect(jwt.verify(independentJwt('changeme', {}), 'request')).rejects.toThrow('no expiry');
     expect(keys.size).toBe(1);
   });
 });
@@ -113,8 +138,8 @@ describe('PSK derivations and strangers', () => {
   it('one source holds at most 2 of the derivation slots: a flood from one address leaves room for others', async () => {
     const jwt = new PskJwt('changeme');
     const exp = Math.floor(Date.now() / 1000) + 600;
-    const flood = Array.from({ length: 20 }, () => jwt.verify(independentJwt('wrong', { exp }), { source: '203.0.113.9' }).then(() => 200, (e: { status?: number }) => e.status));
-    const client = jwt.verify(independentJwt('changeme', { exp }), { source: '198.51.100.1' });
+    const flood = Array.from({ length: 20 }, () => jwt.verify(independentJwt('wrong', { exp }), 'request', { source: '203.0.113.9' }).then(() => 200, (e: { status?: number }) => e.status));
+    const client = jwt.verify(independentJwt('changeme', { exp }), 'request', { source: '198.51.100.1' });
     await expect(client).resolves.toMatchObject({ exp });
     const statuses = await Promise.all(flood);
     expect(statuses.filter((s) => s === 429).length).toBe(18);

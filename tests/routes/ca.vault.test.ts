@@ -53,9 +53,9 @@ describe('/ca/cert and /ca/sign', () => {
     it('with a PSK, carries a JWT of the fingerprint that verifies with the PSK only', async () => {
       const res = await request(withPsk.app).get('/ca/cert');
       const token = bearer(res.headers.authorization)!;
-      const claims = await new PskJwt(PSK).verify(token);
-      expect(claims.sha256_fingerprint).toBe(new X509Certificate(res.text).fingerprint256);
-      await expect(new PskJwt('other').verify(token)).rejects.toThrow('bad signature');
+      const claims = await new PskJwt(PSK).verify(token, 'ca-fingerprint');
+      expect(claims).toMatchObject({ purpose: 'ca-fingerprint', sha256_fingerprint: new X509Certificate(res.text).fingerprint256 });
+      await expect(new PskJwt('other').verify(token, 'ca-fingerprint')).rejects.toThrow('bad signature');
     });
   });
 
@@ -133,6 +133,17 @@ describe('/ca/cert and /ca/sign', () => {
       const res = await sign(withPsk.app, headers());
       expect(res.status).toBe(401);
       expect(res.body.errors).toHaveLength(1);
+    });
+
+    it('the JWT GET /ca/cert hands anyone vouches for the CA and admits no one: 401, nothing signed', async () => {
+      // A stranger without any credential, as an outside review tried it.
+      const fromCa = bearer((await request(withPsk.app).get('/ca/cert')).headers.authorization)!;
+      const res = await sign(withPsk.app, { Authorization: `Bearer ${fromCa}` });
+      expect([res.status, res.body]).toEqual([401, { errors: ['invalid PSK token: it is a CA fingerprint (it vouches for the CA and admits no one), not a request token'], code: 'unauthorized' }]);
+      expect(res.text).not.toContain('BEGIN CERTIFICATE');
+      // A fingerprint an older rks signed (no purpose claim) is no request either.
+      const older = jwt(PSK, { ...exp(60), sha256_fingerprint: new X509Certificate((await request(withPsk.app).get('/ca/cert')).text).fingerprint256 });
+      expect((await sign(withPsk.app, { Authorization: `Bearer ${older}` })).status).toBe(401);
     });
 
     it('a PSK JWT where no PSK is configured is 401', async () => {
@@ -214,9 +225,12 @@ describe('/ca/cert and /ca/sign', () => {
       ['a wrong PSK', () => jwt('wrong', exp(60))],
       ['an expired JWT', () => jwt(PSK, exp(-5))],
       ['garbage', () => 'x.y.z'],
+      ['the fingerprint JWT of GET /ca/cert', async () => bearer((await request(strict.app).get('/ca/cert')).headers.authorization)!],
     ])('%s is 401', async (_what, make) => {
-      const res = await request(strict.app).get('/rks/v1/group/x').set('Authorization', `Bearer ${make()}`).set('X-Vault-Token', admin);
+      const res = await request(strict.app).get('/rks/v1/group/x').set('Authorization', `Bearer ${await make()}`).set('X-Vault-Token', admin);
       expect(res.status).toBe(401);
+      const login = await request(strict.app).post('/rks/v1/admin/login').set('Authorization', `Bearer ${await make()}`).send({ login: env.adminLogin, password: env.adminPassword });
+      expect(login.status).toBe(401);
     });
   });
 });
