@@ -37,10 +37,19 @@ export interface NodeAccess {
   etag: string;
 }
 
-/** A group's list as one rks instance last learnt it; its names are listed only when asked for. */
+/**
+ * A version of a group's list as one rks instance learnt it: data only, never a means to read
+ * more (a token): whoever asks next is served by what it holds, or reads with its own token.
+ */
+interface Listing {
+  etag: string;
+  /** Its names, once a node that did not hold them asked (a read that failed is forgotten). */
+  names?: Promise<string[]>;
+}
+
 interface GroupList {
   at: number;
-  version: Promise<{ etag: string; names: () => Promise<string[]> }>;
+  version: Promise<Listing>;
 }
 
 const LIST_CACHE_MS = 1000;
@@ -135,21 +144,24 @@ export class NodeService {
       const version = this.version(g, nodeToken).then(async (v) => {
         const before = await previous?.version.catch(() => undefined);
         // The same list as a second ago: its names, once listed, are not listed again.
-        return before?.etag === v.etag ? before : { etag: v.etag, names: once(v.names) };
+        return before?.etag === v.etag ? before : v;
       });
       cached = { at: Date.now(), version };
       if (this.lists.size >= 10_000) this.lists.clear();
       this.lists.set(g, cached);
       version.catch(() => this.lists.get(g) === cached && this.lists.delete(g));
     }
-    // Shared with the other nodes of the group that asked this second: a read refused to the
-    // node that started it (revoked meanwhile) is asked again with this node's own token.
-    const { etag, names } = await cached.version.catch((err) => {
-      if (!(err instanceof Forbidden || isVaultError(err, 403))) throw err;
-      return this.version(g, nodeToken).then((v) => ({ etag: v.etag, names: once(v.names) }));
-    });
-    if (holding === etag) return { group: g, nodeId: n, ttl: self.ttl, etag };
-    return { group: g, nodeId: n, secrets: [...(await names())], ttl: self.ttl, etag };
+    // Shared with the other nodes of the group that asked this second. A read refused to the node
+    // that started it (revoked, or registered again, since) is made again with this node's token.
+    const listing = await mine(cached.version, () => this.version(g, nodeToken));
+    if (holding === listing.etag) return { group: g, nodeId: n, ttl: self.ttl, etag: listing.etag };
+    if (!listing.names) {
+      const names = this.names(g, nodeToken);
+      listing.names = names;
+      names.catch(() => listing.names === names && delete listing.names);
+    }
+    const names = await mine(listing.names, () => this.names(g, nodeToken));
+    return { group: g, nodeId: n, secrets: [...names], ttl: self.ttl, etag: listing.etag };
   }
 
   /**
@@ -157,7 +169,7 @@ export class NodeService {
    * grants the serial and the listing of its copies). A group not yet moved to layout 4 has
    * neither: its one list, read by rks, names itself by its hash.
    */
-  private async version(g: string, nodeToken: string): Promise<{ etag: string; names: () => Promise<string[]> }> {
+  private async version(g: string, nodeToken: string): Promise<Listing> {
     const tag = (...parts: unknown[]) => `"${createHash('sha256').update(JSON.stringify([g, ...parts])).digest('base64url').slice(0, 22)}"`;
     let denied = false;
     const serial = await this.kv.read<GroupSerial>(kvPath.groupSerial(g), nodeToken).catch((err) => {
@@ -165,17 +177,17 @@ export class NodeService {
       denied = true; // a node policy from before layout 4, or a token revoked since its lookup
       return null;
     });
-    if (serial) {
-      return {
-        etag: tag(serial.data.incarnation, serial.version),
-        names: async () => (await this.kv.list(kvPath.groupCopies(g), nodeToken)).filter(isSecretName).sort(),
-      };
-    }
+    if (serial) return { etag: tag(serial.data.incarnation, serial.version) };
     // A group not moved yet (or half-way: a serial is written last) still has its one list.
     const list = await this.session.run((t) => this.kv.read<{ secrets: string[] }>(kvPath.groupSecrets(g), t));
     if (!list) throw new Forbidden(denied ? 'permission denied' : 'permission denied: the group no longer exists');
     const secrets = (list.data.secrets ?? []).filter(isSecretName).sort();
-    return { etag: tag(secrets), names: async () => secrets };
+    return { etag: tag(secrets), names: Promise.resolve(secrets) };
+  }
+
+  /** The names of a group's copies (layout 4), listed with the node's own token. */
+  private async names(g: string, nodeToken: string): Promise<string[]> {
+    return (await this.kv.list(kvPath.groupCopies(g), nodeToken)).filter(isSecretName).sort();
   }
 
   /** Renews the caller's own token (group or node) and answers its new TTL. */
@@ -276,14 +288,16 @@ export class NodeService {
   }
 }
 
-/** `fn`, called at most once, its promise shared (a failure is not kept). */
-function once<T>(fn: () => Promise<T>): () => Promise<T> {
-  let held: Promise<T> | undefined;
-  return () => {
-    held ??= fn();
-    held.catch(() => (held = undefined));
-    return held;
-  };
+/**
+ * What another caller's read found, or, when Vault refused that caller (its token died
+ * meanwhile), the same read made with this caller's own token: one caller's token never
+ * decides another's answer.
+ */
+function mine<T>(shared: Promise<T>, own: () => Promise<T>): Promise<T> {
+  return shared.catch((err) => {
+    if (!(err instanceof Forbidden || isVaultError(err, 403))) throw err;
+    return own();
+  });
 }
 
 function refusedRevoked(g: string, n: string): Forbidden {

@@ -174,6 +174,66 @@ describe('crisis controls reach a running edge within seconds', () => {
     }
   });
 
+  it("a list one node's token read is no one else's: after a restart, A revalidates (304) and registers again, B still gets its list", async () => {
+    const name = `${uniq('own')}.example.com`;
+    const w = await world([name]);
+    try {
+      const gt = await w.groupToken();
+      const a = await registerNode(rks.app, gt, 'node-a');
+      const b = await registerNode(rks.app, gt, 'node-b');
+      const etag = (await request(rks.app).get('/rks/v1/node/secrets').set('X-Vault-Token', a.nodeToken).expect(200)).headers.etag as string;
+      await rks.stop();
+      await rks.start(); // no list remembered
+      await request(rks.app).get('/rks/v1/node/secrets').set('X-Vault-Token', a.nodeToken).set('If-None-Match', etag).expect(304);
+      await registerNode(rks.app, gt, 'node-a'); // A's first token is revoked
+      for (const wait of [0, 1100]) {
+        await sleep(wait); // within the second the group's version is remembered, and after it
+        const listed = await request(rks.app).get('/rks/v1/node/secrets').set('X-Vault-Token', b.nodeToken);
+        expect([listed.status, listed.body.secrets, listed.headers.etag]).toEqual([200, [name], etag]);
+      }
+      // A's dead token is still refused: what others read does not admit it either.
+      await request(rks.app).get('/rks/v1/node/secrets').set('X-Vault-Token', a.nodeToken).expect(403);
+      expect(w.revoked).toEqual([]);
+    } finally {
+      w.close();
+    }
+  });
+
+  it('an edge that restarts (registers again) after a revalidation comes back serving; the group\'s other edges never stop', async () => {
+    const name = `${uniq('rs')}.example.com`;
+    const w = await world([name]);
+    const other = new RksNode({ url: rks.url, groupToken: w.groupToken, nodeId: 'edge-2', ca: rks.ca, revalidateMs: INTERVAL_MS, backoffMs: { min: 100, max: 500 } });
+    const otherRevoked: string[][] = [];
+    other.on('revoked', (r) => otherRevoked.push(r.names));
+    await other.start();
+    const otherEdge = await edge(other);
+    let again: RksNode | undefined;
+    try {
+      await rks.stop();
+      await rks.start();
+      // Both running edges revalidate with their ETag (304) on the restarted rks.
+      await sleep(INTERVAL_MS * 3);
+      w.close(); // edge-1 goes down, and comes back: a new registration revokes its old token
+      again = new RksNode({ url: rks.url, groupToken: w.groupToken, nodeId: 'edge-1', ca: rks.ca, revalidateMs: INTERVAL_MS, backoffMs: { min: 100, max: 500 } });
+      await again.start();
+      const restarted = await edge(again);
+      try {
+        for (let i = 0; i < 8; i++) {
+          expect(await handshake(restarted.port, name, w.ca)).toHaveProperty('fingerprint');
+          expect(await handshake(otherEdge.port, name, w.ca)).toHaveProperty('fingerprint');
+          await sleep(INTERVAL_MS / 2);
+        }
+      } finally {
+        restarted.close();
+      }
+      expect(otherRevoked).toEqual([]);
+    } finally {
+      again?.stop();
+      otherEdge.close();
+      other.stop();
+    }
+  });
+
   it('the endpoint answers nodes only', async () => {
     const name = `${uniq('ep')}.example.com`;
     const w = await world([name]);
