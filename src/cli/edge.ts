@@ -155,6 +155,9 @@ export function edgeCommand(): Command {
         });
       }
       logger.info({ listen: o.listen || undefined, httpListen: o.httpListen, agentSocket: o.agentSocket, rks: o.url }, 'edge listening');
+      // The node's timers do not hold a program up (an SDK must let its program end); this command
+      // is the program: it runs until SIGTERM or SIGINT, whatever it listens on (HAProxy alone: nothing).
+      const running = setInterval(() => undefined, 2 ** 30);
       // rks refusing the node (a wrong group token, a bad node id, the callback saying no) ends
       // the edge with the reason; rks unreachable is waited for, as an edge may start first.
       for (let wait = 1000; ; wait = Math.min(wait * 2, 30_000)) {
@@ -175,6 +178,7 @@ export function edgeCommand(): Command {
 
       const stop = async () => {
         logger.info('edge stopping');
+        clearInterval(running);
         // HAProxy must not go on serving keys that no agent looks after.
         await haproxy?.stop().catch(() => undefined);
         node.stop();
