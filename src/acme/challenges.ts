@@ -47,13 +47,16 @@ export class ChallengeBoard {
     }
   }
 
-  /** For an edge: the key authorisation of `challengeToken`, with the caller's node token. */
-  async answer(nodeToken: string, challengeToken: string): Promise<PendingChallenge> {
+  /**
+   * For an edge: the key authorisation of `challengeToken`, with the caller's node token. Not
+   * the name it is for: which customer names are being onboarded is no node's business.
+   */
+  async answer(nodeToken: string, challengeToken: string): Promise<{ keyAuthorization: string; expiresAt: string }> {
     if (!TOKEN.test(challengeToken)) throw new BadRequest('not an ACME challenge token');
     await this.mustBeNode(nodeToken);
     const c = await this.session.run((t) => this.kv.read<PendingChallenge>(kvPath.acmeChallenge(challengeToken), t));
     if (!c || Date.parse(c.data.expiresAt) < Date.now()) throw new NotFound('no challenge in progress with this token');
-    return c.data;
+    return { keyAuthorization: c.data.keyAuthorization, expiresAt: c.data.expiresAt };
   }
 
   /** For an edge: every challenge in progress (as many as orders in flight, at most MAX_LISTED). */

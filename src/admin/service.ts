@@ -39,6 +39,8 @@ export class AdminService {
   private readonly logins: FailureCounter;
   private readonly configured?: { login: string; digest: Buffer };
   private unvouchedInFlight = 0;
+  /** How long Vault takes to refuse a password (a bcrypt), learnt from its answers. */
+  private refusalMs = 60;
 
   constructor(
     private readonly sys: LoginStore,
@@ -71,11 +73,13 @@ export class AdminService {
     this.logins.fail(name);
     this.unvouchedInFlight++;
     let answer: LoginAnswer;
+    const started = performance.now();
     try {
       answer = await this.sys.userpassLogin(USERPASS_PATH, name, password);
     } finally {
       this.unvouchedInFlight--;
     }
+    if ('refused' in answer && answer.refused === 'invalid') this.refusalMs = 0.8 * this.refusalMs + 0.2 * (performance.now() - started);
     if ('token' in answer) {
       this.logins.succeed(name);
       this.sources.undo(source);
@@ -87,6 +91,9 @@ export class AdminService {
   private async administrator(name: string, password: string, source: string, expected: Buffer): Promise<string> {
     if (!timingSafeEqual(digest(password), expected)) {
       this.sources.fail(source);
+      // As long as Vault takes to refuse another login: the time of a refusal does not tell
+      // which login name is the configured administrator.
+      await new Promise((r) => setTimeout(r, this.refusalMs * (0.8 + 0.4 * Math.random())));
       throw new BadRequest('invalid login or password');
     }
     const answer = await this.sys.userpassLogin(USERPASS_PATH, name, password);

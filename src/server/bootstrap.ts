@@ -87,6 +87,13 @@ export async function startRks(config: Config, logger: Logger): Promise<Rks> {
   ];
   for (const job of background) job.start();
 
+  const ranges = config.trustProxy.filter((p) => p === 'linklocal' || p === 'uniquelocal' || (p.includes('/') && !/\/(32|128)$/.test(p)));
+  if (ranges.length) {
+    logger.warn(
+      { trustProxy: ranges },
+      'every host in these ranges is trusted to name the client (X-Forwarded-For): any of them can put made-up addresses in the login limits, or keep the administrator\'s address refused; name the proxies\' own addresses instead',
+    );
+  }
   let tls: TlsFiles | null = config.tls && config.tls !== 'managed' ? config.tls : null;
   if (!config.tls) {
     logger.warn('TLS is off (--no-tls): tokens and private keys cross the network in clear text');

@@ -3,7 +3,7 @@ import tls from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import request from 'supertest';
 import { RksNode } from '../../src/client';
-import { ServedRks, adminToken, harness, Harness, serveRks, vaultRead } from '../support/harness';
+import { ServedRks, adminToken, harness, Harness, serveRks, vaultRead, vaultWrite } from '../support/harness';
 import { TestPebble, startPebble } from '../support/pebble';
 import { createGroup, registerNode, uniq } from '../support/rks';
 
@@ -129,6 +129,23 @@ describe('managed secrets from an ACME CA (Pebble), challenges answered by the e
       await request(h.app).get(`/rks/v1/acme/http-01/${token}`).set('X-Vault-Token', groupToken).expect(403);
       await request(h.app).get(`/rks/v1/acme/http-01/${token}`).expect(403);
       await request(h.app).get('/rks/v1/acme/http-01/short').set('X-Vault-Token', nodeToken).expect(400);
+    });
+
+    it('tells a node what to answer, never which name is being validated', async () => {
+      const { nodeToken } = await registerNode(h.app, await createGroup(h.app, admin, uniq('chn')), 'n1');
+      const token = `B${uniq('t').replace(/-/g, '_')}${'b'.repeat(20)}`;
+      const expiresAt = new Date(Date.now() + 60_000).toISOString();
+      const onboarded = `${uniq('secret-customer')}.example.com`;
+      await vaultWrite(`rks/data/acme/challenges/${token}`, { data: { keyAuthorization: `${token}.thumb`, fqdn: onboarded, expiresAt } });
+      try {
+        const one = await request(h.app).get(`/rks/v1/acme/http-01/${token}`).set('X-Vault-Token', nodeToken).expect(200);
+        expect(one.body).toEqual({ keyAuthorization: `${token}.thumb`, expiresAt });
+        const all = await request(h.app).get('/rks/v1/acme/http-01').set('X-Vault-Token', nodeToken).expect(200);
+        expect(all.body.challenges).toContainEqual({ token, keyAuthorization: `${token}.thumb`, expiresAt });
+        expect(JSON.stringify([one.body, all.body])).not.toContain(onboarded);
+      } finally {
+        await vaultWrite(`rks/metadata/acme/challenges/${token}`, undefined, 'DELETE');
+      }
     });
   });
 

@@ -35,6 +35,22 @@ describe('AdminService.login', () => {
     expect(await statusOf(service.login('ops', admin.password, '10.0.5.1'))).toBe(429);
   });
 
+  it("a wrong password is refused as slowly for the configured administrator as Vault refuses others: the time does not tell which login is rks's", async () => {
+    const { sys } = fakeVault(admin.password, 120);
+    const service = new AdminService(sys, { perSource: 1000, perLogin: 1000 }, admin);
+    const timed = async (login: string, i: number) => {
+      const started = performance.now();
+      expect(await statusOf(service.login(login, `guess-${i}`, `10.4.${i}.1`))).toBe(400);
+      return performance.now() - started;
+    };
+    for (let i = 0; i < 10; i++) await timed(`user${i}`, i); // Vault's refusals, learnt
+    const median = (xs: number[]) => xs.sort((a, b) => a - b)[xs.length >> 1]!;
+    const others = median(await Promise.all(Array.from({ length: 9 }, (_, i) => timed(`other${i}`, 20 + i))));
+    const administrator = median(await Promise.all(Array.from({ length: 9 }, (_, i) => timed('ops', 40 + i))));
+    expect(administrator).toBeGreaterThan(others * 0.7);
+    expect(administrator).toBeLessThan(others * 1.3);
+  });
+
   it('other login names pass at most the per-login limit of failures to Vault, however many addresses try', async () => {
     const { sys, seen } = fakeVault('theirs', 5, admin.password);
     const service = new AdminService(sys, { perSource: 1000, perLogin: 5 }, admin);
@@ -74,5 +90,12 @@ describe('sourceKey', () => {
     ['2001:0DB8:0001:0002:ffff::', '2001:db8:1:2::/64'],
   ])('%s counts as %s', (address, key) => {
     expect(sourceKey(address)).toBe(key);
+  });
+
+  it('counts a whole IPv6 site (/48) as one where slots are few: eight /64s of one /48 are one source', () => {
+    const keys = new Set(Array.from({ length: 8 }, (_, i) => sourceKey(`2001:db8:7:${i}0::1`, 48)));
+    expect([...keys]).toEqual(['2001:db8:7::/48']);
+    expect(sourceKey('198.51.100.7', 48)).toBe('198.51.100.7');
+    expect(sourceKey('2001:db8:8::1', 48)).not.toBe(sourceKey('2001:db8:7::1', 48));
   });
 });

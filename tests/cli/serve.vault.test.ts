@@ -119,6 +119,21 @@ describe('rks serve', () => {
     expect(s.output()).toContain("--trust-proxy: 'not-an-address' is not an address");
   });
 
+  it('warns at start when --trust-proxy trusts a range rather than named proxies', async () => {
+    for (const [given, warned] of [['uniquelocal,10.0.0.7', ['uniquelocal']], ['10.1.0.0/16,192.0.2.7/32,loopback', ['10.1.0.0/16']], ['10.0.0.7', []]] as const) {
+      const s = rks(['serve', '--no-tls', '--listen', `127.0.0.1:${await freePort()}`, '--trust-proxy', given], base());
+      try {
+        await until(() => s.output().includes('rks listening'), 'listening', s);
+        const line = s.output().split('\n').find((l) => l.includes('"trustProxy"'));
+        if (warned.length) expect(JSON.parse(line!)).toMatchObject({ level: 'warn', trustProxy: warned, msg: expect.stringContaining('name the proxies\' own addresses') });
+        else expect(line).toBeUndefined();
+      } finally {
+        s.child.kill('SIGTERM');
+        await s.exited;
+      }
+    }
+  });
+
   it('reads the password from a file and never logs it', async () => {
     const port = await freePort();
     const file = path.join(dir, 'pw');

@@ -25,7 +25,7 @@ describe('RksNode ACME challenge answers', () => {
         if (!published) return void json(404, { errors: ['not found'], code: 'not_found' });
         return void json(200, { challenges: [...published].map(([token, keyAuthorization]) => ({ token, keyAuthorization, expiresAt })) });
       }
-      if (req.url!.endsWith('/known-token-0123456789')) return void json(200, { keyAuthorization: 'known-token-0123456789.thumb', fqdn: 'a.example.com', expiresAt });
+      if (req.url!.endsWith('/known-token-0123456789')) return void json(200, { keyAuthorization: 'known-token-0123456789.thumb', expiresAt });
       held.push(res); // a slow rks: these answers wait
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
