@@ -190,7 +190,7 @@ cat >&2 <<MSG
 
   In another shell:
     source $D/env
-    watch -n 0.5 'curl -s --cacert \$RKS_CA_CERT \$RKS_URL/readyz'
+    watch -n 0.5 'curl -s --cacert \$RKS_CA_CERT -H "X-Vault-Token: \$VAULT_TOKEN" \$RKS_URL/readyz'
     kill \$(cat $D/node1/pid)          # the active node dies; rks moves to the new leader
     $START_NODE        # node 1 back, unsealed (Ctrl-C here stops it too)
     kill -STOP \$(cat $D/node2/pid)    # a node that hangs (kill -CONT to thaw it)

@@ -1,8 +1,8 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { BadRequest, Locked, TooManyRequests } from '../errors';
 import { parseLogin } from '../names';
-import { USERPASS_LOCKOUT, USERPASS_PATH } from '../vault/layout';
-import type { LoginAnswer, LoginStore } from '../vault/stores';
+import { ADMIN_POLICY, USERPASS_LOCKOUT, USERPASS_PATH } from '../vault/layout';
+import type { LoginAnswer, LoginStore, TokenStore } from '../vault/stores';
 import { sourceKey } from '../address';
 import { FailureCounter } from './failures';
 
@@ -44,6 +44,7 @@ export class AdminService {
 
   constructor(
     private readonly sys: LoginStore,
+    private readonly tokens: Pick<TokenStore, 'lookupSelf'>,
     limits: LoginLimits,
     admin?: { login: string; password: string },
   ) {
@@ -86,6 +87,13 @@ export class AdminService {
       return answer.token;
     }
     throw refusal(answer);
+  }
+
+  /** Whether `token` is an administrator's (or Vault's root): for answers strangers do not get. */
+  async isAdministrator(token: string): Promise<boolean> {
+    if (!token) return false;
+    const self = await this.tokens.lookupSelf(token).catch(() => undefined);
+    return Boolean(self?.policies.some((p) => p === ADMIN_POLICY || p === 'root'));
   }
 
   private async administrator(name: string, password: string, source: string, expected: Buffer): Promise<string> {

@@ -47,7 +47,7 @@ export function createApp(services: Services, opts: AppOptions): Express {
   requestLogger(app.request, opts.logger);
 
   const handlers: Handlers = {
-    ...opsRoutes(services.readiness, services.metrics.registry),
+    ...opsRoutes(services.readiness, services.metrics.registry, services.admin),
     ...caRoutes(services.pki, services.psk),
     ...initRoutes(services.init, () => {
       services.session.retryNow();

@@ -77,7 +77,7 @@ export function buildServices(config: Config, logger: Logger, metrics: Metrics, 
     metrics,
     session,
     init,
-    admin: new AdminService(sys, { perSource: config.loginRateLimit, perLogin: config.loginFailureLimit }, config.admin),
+    admin: new AdminService(sys, tokens, { perSource: config.loginRateLimit, perLogin: config.loginFailureLimit }, config.admin),
     groups,
     nodes: new NodeService(
       kv,

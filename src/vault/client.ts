@@ -99,7 +99,7 @@ export class VaultClient {
   private noActiveUntil = 0;
   private readonly latency?: Histogram<'operation' | 'status'>;
   private readonly failovers?: Counter;
-  private readonly activeGauge?: Gauge<'address'>;
+  private readonly activeGauge?: Gauge<'node'>;
   private readonly busy?: Counter;
 
   constructor(opts: VaultClientOptions) {
@@ -134,8 +134,8 @@ export class VaultClient {
       this.busy = new Counter({ name: 'rks_vault_busy_refusals_total', help: 'Calls refused with 503 because too many were waiting on Vault', registers });
       this.activeGauge = new Gauge({
         name: 'rks_vault_active',
-        help: '1 for the Vault address rks sends to (one series per configured address)',
-        labelNames: ['address'],
+        help: '1 for the Vault node rks sends to: one series per configured address, by its place in --vault-addr (1, 2, ...), which strangers reading /metrics do not learn',
+        labelNames: ['node'],
         registers,
       });
       const client = this;
@@ -280,7 +280,7 @@ export class VaultClient {
   }
 
   private publishActive(): void {
-    for (const e of this.endpoints) this.activeGauge?.set({ address: e.addr }, e === this.active ? 1 : 0);
+    this.endpoints.forEach((e, i) => this.activeGauge?.set({ node: String(i + 1) }, e === this.active ? 1 : 0));
   }
 
   /** Asks every address which one is active (single flight); fails fast while none is. */

@@ -6,6 +6,8 @@ export interface ReadinessReport {
   ready: boolean;
   /** Why not, for the operator reading /readyz. */
   reasons: string[];
+  /** The same, naming no Vault address or node state: for whoever asks without a token. */
+  publicReasons: string[];
   vault: VaultStatus;
 }
 
@@ -37,19 +39,26 @@ export class Readiness {
 
   private async run(): Promise<ReadinessReport> {
     const reasons: string[] = [];
+    const publicReasons: string[] = [];
     const vault = await this.vault.status(PROBE_TIMEOUT_MS);
-    if (!vault.active) reasons.push(`no active, unsealed vault node (${vault.nodes.map((n) => `${n.addr}: ${n.state}`).join(', ')})`);
-    else {
+    if (!vault.active) {
+      reasons.push(`no active, unsealed vault node (${vault.nodes.map((n) => `${n.addr}: ${n.state}`).join(', ')})`);
+      publicReasons.push('no active, unsealed vault node');
+    } else {
       try {
         await this.session.token();
       } catch (err) {
         reasons.push((err as Error).message);
+        publicReasons.push((err as Error).message);
       }
     }
     // Only an initialised rks (its login works) has a CA to serve a certificate from.
     const certificate = reasons.length === 0 ? this.certificate() : undefined;
-    if (certificate) reasons.push(certificate);
-    const report = { ready: reasons.length === 0, reasons, vault };
+    if (certificate) {
+      reasons.push(certificate);
+      publicReasons.push(certificate);
+    }
+    const report = { ready: reasons.length === 0, reasons, publicReasons, vault };
     this.gauge?.set(report.ready ? 1 : 0);
     this.last = { at: Date.now(), report };
     return report;

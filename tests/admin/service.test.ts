@@ -14,6 +14,9 @@ function fakeVault(password: string, delayMs = 5, also?: string) {
   return { sys, seen };
 }
 
+/** These tests log in only: no token is looked up. */
+const noTokens = { lookupSelf: () => Promise.reject(new Error('no token is looked up here')) };
+
 const statusOf = (p: Promise<unknown>) =>
   p.then(
     () => 200,
@@ -25,7 +28,7 @@ describe('AdminService.login', () => {
 
   it('wrong passwords for the configured administrator never reach Vault, from any number of addresses; the right one always gets in', async () => {
     const { sys, seen } = fakeVault(admin.password);
-    const service = new AdminService(sys, { perSource: 10, perLogin: 5 }, admin);
+    const service = new AdminService(sys, noTokens, { perSource: 10, perLogin: 5 }, admin);
     // 1,100 wrong guesses from 110 addresses, ten each: every one a 400, none asked of Vault.
     const statuses = await Promise.all(Array.from({ length: 1100 }, (_, i) => statusOf(service.login('OPS', `guess-${i}`, `10.0.${i % 110}.1`))));
     expect(new Set(statuses)).toEqual(new Set([400]));
@@ -37,7 +40,7 @@ describe('AdminService.login', () => {
 
   it("a wrong password is refused as slowly for the configured administrator as Vault refuses others: the time does not tell which login is rks's", async () => {
     const { sys } = fakeVault(admin.password, 120);
-    const service = new AdminService(sys, { perSource: 1000, perLogin: 1000 }, admin);
+    const service = new AdminService(sys, noTokens, { perSource: 1000, perLogin: 1000 }, admin);
     const timed = async (login: string, i: number) => {
       const started = performance.now();
       expect(await statusOf(service.login(login, `guess-${i}`, `10.4.${i}.1`))).toBe(400);
@@ -53,7 +56,7 @@ describe('AdminService.login', () => {
 
   it('other login names pass at most the per-login limit of failures to Vault, however many addresses try', async () => {
     const { sys, seen } = fakeVault('theirs', 5, admin.password);
-    const service = new AdminService(sys, { perSource: 1000, perLogin: 5 }, admin);
+    const service = new AdminService(sys, noTokens, { perSource: 1000, perLogin: 5 }, admin);
     const statuses = await Promise.all(Array.from({ length: 100 }, (_, i) => statusOf(service.login('someone', `guess-${i}`, `10.0.${i}.1`))));
     expect(seen.length).toBe(5);
     expect(statuses.filter((s) => s === 400)).toHaveLength(5);
@@ -63,7 +66,7 @@ describe('AdminService.login', () => {
 
   it('caps logins it cannot vouch for that wait on Vault at once; the configured administrator is not capped', async () => {
     const { sys, seen } = fakeVault(admin.password, 50);
-    const service = new AdminService(sys, { perSource: 1000, perLogin: 1000 }, admin);
+    const service = new AdminService(sys, noTokens, { perSource: 1000, perLogin: 1000 }, admin);
     const others = Array.from({ length: 30 }, (_, i) => statusOf(service.login(`user${i}`, 'x', `10.2.${i}.1`)));
     const mine = statusOf(service.login('ops', admin.password, '10.2.200.1'));
     const statuses = await Promise.all(others);
@@ -74,7 +77,7 @@ describe('AdminService.login', () => {
 
   it('successful logins are not limited, however many', async () => {
     const { sys } = fakeVault(admin.password, 0);
-    const service = new AdminService(sys, { perSource: 2, perLogin: 2 }, admin);
+    const service = new AdminService(sys, noTokens, { perSource: 2, perLogin: 2 }, admin);
     for (let i = 0; i < 50; i++) expect(await service.login('ops', admin.password, '10.3.0.1')).toMatch(/^hvs\./);
   });
 });

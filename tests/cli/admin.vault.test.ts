@@ -232,6 +232,11 @@ describe('rks CLI', () => {
     expect(status).toMatchObject({ live: true, ready: true, reasons: [], version: expect.any(String), vault: { active: env.vaultAddr } });
     expect(status.caFingerprint).toBe(new X509Certificate(rks.ca).fingerprint256);
     expect((await cli(['status'])).out).toMatch(/^ready +yes$/m);
+    // Without a token: ready or not, not where Vault is.
+    const anonymous = JSON.parse((await cli(['status', '--json'], { RKS_TOKEN: '' })).out);
+    expect(anonymous).toMatchObject({ live: true, ready: true, reasons: [] });
+    expect(anonymous.vault).toBeUndefined();
+    expect((await cli(['status'], { RKS_TOKEN: '' })).out).toMatch(/^vault +nodes shown with an admin token/m);
 
     const g = uniq('nl');
     const tokenFile = path.join(dir, `${g}.token`);

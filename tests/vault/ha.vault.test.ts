@@ -208,7 +208,7 @@ describe('rks over a Vault HA cluster', () => {
     expect([...statuses].every((s) => s === 200 || s === 503)).toBe(true);
     expect(errorWindow(reads.seen, sealedAt)).toBeLessThan(15);
 
-    const status = await request(h.app).get('/readyz');
+    const status = await request(h.app).get('/readyz').set('X-Vault-Token', cluster.rootToken);
     expect(status.status).toBe(200);
     expect(status.body.vault.nodes).toContainEqual({ addr: victim.addr, state: 'sealed' });
     await victim.unseal();
