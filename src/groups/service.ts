@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { Conflict, Locked, NotFound } from '../errors';
+import { Conflict, Locked, NotFound, ServiceUnavailable } from '../errors';
 import { isName, isSecretName, parseFqdn, parseName } from '../names';
 import {
   groupTokenName,
@@ -9,7 +9,8 @@ import {
   nodePolicyName,
   nodeRolePrefix,
 } from '../vault/layout';
-import { CasExhausted, CasMismatch, KvEntry, KvStore, PolicyStore, TokenStore } from '../vault/stores';
+import { CasExhausted, CasMismatch, KvEntry, KvStore, PolicyStore, Session, TokenStore } from '../vault/stores';
+import { isVaultError } from '../vault/client';
 import { forgetNode } from '../nodes/forget';
 import { Catalog } from '../secrets/catalog';
 import { Copies } from '../secrets/copies';
@@ -27,6 +28,10 @@ export const GROUP_TOKEN_PERIOD = 31 * 24 * 3600;
 /**
  * Groups, their tokens and their secret lists. Every call runs with the caller's (admin)
  * token; edits of one group are serialised in this process and checked-and-set in Vault.
+ * The group's two policies are the exception: their text is what a token of the group may do
+ * in Vault, so no caller writes it. `writer` (rks's own identity; the root token in init and
+ * the migration) writes the text rks builds from the validated name, and only after a write
+ * with the caller's own token showed it may change the group.
  */
 export class GroupService {
   private readonly lock = new KeyedLock();
@@ -38,6 +43,7 @@ export class GroupService {
     private readonly kv: KvStore,
     private readonly policies: PolicyStore,
     private readonly tokens: TokenStore,
+    private readonly writer: Session,
   ) {
     this.copies = new Copies(kv);
     this.catalog = new Catalog(kv);
@@ -51,7 +57,7 @@ export class GroupService {
       await this.kv.writeAt(kvPath.groupConfig(g), info, token, 0, () => new Conflict(`group '${g}' already exists`, 'already_exists'));
       try {
         await this.kv.write<GroupSerial>(kvPath.groupSerial(g), { incarnation: randomUUID() }, token);
-        await this.policies.putPolicy(nodePolicyName(g), nodePolicy(g), token);
+        await this.putPolicy(nodePolicyName(g), nodePolicy(g));
         return await this.issueGroupToken(token, g);
       } catch (err) {
         await this.purge(token, g).catch(() => undefined);
@@ -139,7 +145,7 @@ export class GroupService {
       await this.casOrLocked(() => this.copies.index(token, fqdn, g, true));
       await Promise.all([this.copies.sync(token, g, fqdn, true), this.catalogued(token, fqdn)]);
     }
-    await this.policies.putPolicy(nodePolicyName(g), nodePolicy(g), token);
+    await this.putPolicy(nodePolicyName(g), nodePolicy(g));
     // The serial marks the group as moved (associations allowed, no more upgrade): after the policy.
     if (!moved) await this.kv.write<GroupSerial>(kvPath.groupSerial(g), { incarnation: randomUUID() }, token);
     await this.kv.destroy(kvPath.groupSecrets(g), token);
@@ -299,9 +305,10 @@ export class GroupService {
     });
   }
 
+  /** Callers have written with their own token first (the group's config, its tokens revoked). */
   private async issueGroupToken(token: string, g: string): Promise<string> {
     const name = groupTokenName(g);
-    await this.policies.putPolicy(name, groupTokenPolicy(g), token);
+    await this.putPolicy(name, groupTokenPolicy(g));
     await this.tokens.writeRole(
       name,
       {
@@ -336,8 +343,8 @@ export class GroupService {
       await this.catalogued(token, fqdn);
     }
     await this.tokens.deleteRole(groupTokenName(g), token);
-    await this.policies.deletePolicy(groupTokenName(g), token);
-    await this.policies.deletePolicy(nodePolicyName(g), token);
+    await this.privileged((t) => this.policies.deletePolicy(groupTokenName(g), t));
+    await this.privileged((t) => this.policies.deletePolicy(nodePolicyName(g), t));
     await this.kv.destroy(kvPath.groupToken(g), token);
     await this.kv.destroy(kvPath.groupTokenAccessor(g), token);
     await this.kv.destroy(kvPath.groupSecrets(g), token);
@@ -370,6 +377,20 @@ export class GroupService {
       await this.kv.write<GroupSerial>(kvPath.groupSerial(g), serial.data, token, serial.version);
     } catch (err) {
       if (!(err instanceof CasMismatch)) throw err; // another change named it anew: as good
+    }
+  }
+
+  private putPolicy(name: string, text: string): Promise<void> {
+    return this.privileged((t) => this.policies.putPolicy(name, text, t));
+  }
+
+  /** A policy write by `writer`; refused by Vault, an rks whose identity predates the grant. */
+  private async privileged(write: (token: string) => Promise<void>): Promise<void> {
+    try {
+      await this.writer.run(write);
+    } catch (err) {
+      if (!isVaultError(err, 403)) throw err;
+      throw new ServiceUnavailable("rks's identity in Vault may not write group policies yet: an administrator must run init again (rks init, or POST /rks/v1/init with the root token)", 1);
     }
   }
 

@@ -283,7 +283,7 @@ export class InitService {
    * secret; and rks's identity allowed to keep the copies of managed secrets.
    */
   private async backfillLayout4(token: string): Promise<void> {
-    const groups = new GroupService(this.kv, this.setup, this.tokens);
+    const groups = new GroupService(this.kv, this.setup, this.tokens, { run: (fn) => fn(token) });
     for (const g of groupsIn(await this.kv.list(kvPath.groups, token))) {
       const [config, serial, list] = await Promise.all([kvPath.groupConfig(g), kvPath.groupSerial(g), kvPath.groupSecrets(g)].map((p) => this.kv.exists(p, token)));
       if (config && (!serial || list)) await groups.upgrade(token, g);

@@ -71,7 +71,7 @@ export function buildServices(config: Config, logger: Logger, metrics: Metrics, 
   const managed = new ManagedSecrets(kv, sys, pkiEngine, session, logger, { renewals: metrics.managedRenewals }, { issuers: acmeIssuers, orders: acmeOrders, challenges });
   const secrets = new SecretService(kv, config.defaultSecretTtl, managed, new Readers(tokens));
   const init = new InitService(stores, config.admin, config.caBundle);
-  const groups = new GroupService(kv, sys, tokens);
+  const groups = new GroupService(kv, sys, tokens, session);
   return {
     vault,
     metrics,

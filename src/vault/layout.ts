@@ -169,19 +169,19 @@ path "${kvData(kvPath.groupSerial(group))}" {
 }
 `;
 
-/** The admin policy: what administration needs, nothing more. */
+/**
+ * The admin policy: what administration needs, nothing more, and nothing that reaches beyond
+ * rks straight against Vault. No policy text (a group's two policies are written by rks's own
+ * identity, from names it checked); token roles only for group tokens, held to group-token
+ * policies, orphan, periodic and without the default policy; no token of anyone else's looked
+ * up, renewed or revoked.
+ */
 export const adminPolicy = `# rks administrator
 path "${KV_MOUNT}/data/*" {
   capabilities = ["create", "read", "update", "delete", "list"]
 }
 path "${KV_MOUNT}/metadata/*" {
   capabilities = ["read", "delete", "list"]
-}
-path "sys/policies/acl/${PREFIX}grouptoken_*" {
-  capabilities = ["create", "read", "update", "delete"]
-}
-path "sys/policies/acl/${PREFIX}node_*" {
-  capabilities = ["create", "read", "update", "delete"]
 }
 path "sys/policies/acl/${MANAGED_POLICY}" {
   capabilities = ["create", "read", "update"]
@@ -195,20 +195,30 @@ path "${PKI_MOUNT}/sign/managed-*" {
 path "auth/token/roles" {
   capabilities = ["list"]
 }
-path "auth/token/roles/${PREFIX}*" {
-  capabilities = ["create", "read", "update", "delete", "list"]
+path "auth/token/roles/${PREFIX}grouptoken_*" {
+  capabilities = ["create", "read", "update", "delete"]
+  # Vault matches a string whole against the glob, then splits it on commas: no comma at all.
+  denied_parameters = {
+    "allowed_policies" = ["*,*"]
+  }
+  allowed_parameters = {
+    "allowed_policies" = ["${PREFIX}grouptoken_*"]
+    "orphan" = [true]
+    "renewable" = [true]
+    "token_no_default_policy" = [true]
+    "token_period" = []
+    "token_type" = ["service"]
+  }
+}
+path "auth/token/roles/${PREFIX}node_*" {
+  capabilities = ["read", "delete"]
 }
 path "auth/token/create/${PREFIX}grouptoken_*" {
   capabilities = ["update"]
-}
-path "auth/token/lookup" {
-  capabilities = ["update"]
-}
-path "auth/token/revoke" {
-  capabilities = ["update"]
-}
-path "auth/token/renew" {
-  capabilities = ["update"]
+  allowed_parameters = {
+    "meta" = []
+    "display_name" = []
+  }
 }
 path "sys/leases/revoke-prefix/auth/token/create/${PREFIX}*" {
   capabilities = ["update", "sudo"]
@@ -229,8 +239,9 @@ path "${PKI_MOUNT}/cert/ca" {
 
 /**
  * rks's own work: registrations, group-token renewal (by accessor: it never reads a group
- * token), node pruning, its certificate and /ca/sign. The node roles it may write are held to
- * node policies, so this identity cannot mint a token of any other policy.
+ * token), node pruning, its certificate and /ca/sign, and the text of each group's two policies
+ * (built from names rks checked, after the administrator's own write). The node roles it may
+ * write are held to node policies, and it can create no token at all.
  */
 export const servicePolicy = `# rks service identity
 path "auth/token/lookup-self" {
@@ -259,6 +270,12 @@ path "${KV_MOUNT}/data/groups/+/nodes/*" {
 }
 path "${KV_MOUNT}/metadata/groups/+/nodes/*" {
   capabilities = ["list", "delete"]
+}
+path "sys/policies/acl/${PREFIX}grouptoken_*" {
+  capabilities = ["create", "update", "delete"]
+}
+path "sys/policies/acl/${PREFIX}node_*" {
+  capabilities = ["create", "update", "delete"]
 }
 path "auth/token/roles/${PREFIX}node_*" {
   capabilities = ["create", "read", "update", "delete"]

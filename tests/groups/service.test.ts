@@ -2,7 +2,7 @@ import { NotFound } from '../../src/errors';
 import { GroupService } from '../../src/groups/service';
 import { shardOf } from '../../src/secrets/catalog';
 import { nodePolicy } from '../../src/vault/layout';
-import { MemoryKv, MemoryPolicies, MemoryTokens } from '../support/memory-vault';
+import { MemoryKv, MemoryPolicies, MemoryTokens, memorySession } from '../support/memory-vault';
 import { NO_CALLBACK } from '../support/constants';
 
 /** The group rules against an in-memory Vault (the same rules run against a real one in *.vault.test.ts). */
@@ -16,7 +16,7 @@ describe('GroupService (in memory)', () => {
     kv = new MemoryKv();
     tokens = new MemoryTokens();
     policies = new MemoryPolicies();
-    groups = new GroupService(kv, policies, tokens);
+    groups = new GroupService(kv, policies, tokens, memorySession(tokens));
     admin = tokens.issue(['rks_admin']);
   });
   // Stored as a push stores it: the association rules look at the certificate's expiry only.
@@ -183,7 +183,7 @@ describe('GroupService (in memory)', () => {
 
   it('a revocation overtaken by the group\'s deletion on another instance leaves no record for a group made again with the name', async () => {
     await groups.create(admin, 'edge', NO_CALLBACK);
-    const other = new GroupService(kv, policies, tokens); // another rks instance: its own locks
+    const other = new GroupService(kv, policies, tokens, memorySession(tokens)); // another rks instance: its own locks
     const write = kv.write.bind(kv);
     jest.spyOn(kv, 'write').mockImplementation(async (path: string, data: unknown, token: string, cas?: number) => {
       const version = await write(path, data, token, cas);

@@ -29,7 +29,7 @@ describe('NodeService (in memory)', () => {
     refusals = new Counter({ name: 'refusals', help: 'x', registers: [new Registry()] });
     verdict = 'admit';
     callbacks.length = 0;
-    groupToken = await new GroupService(kv, new MemoryPolicies(), tokens).create(tokens.issue(['rks_admin']), 'edge', NO_CALLBACK);
+    groupToken = await new GroupService(kv, new MemoryPolicies(), tokens, memorySession(tokens)).create(tokens.issue(['rks_admin']), 'edge', NO_CALLBACK);
   });
 
   it('admits a node: a record, a role held to the node policy, a token that is a child of the group token', async () => {
@@ -113,7 +113,7 @@ describe('NodeService (in memory)', () => {
 
     it('a registration whose callback is still running when the node is revoked ends refused, its token revoked and its role gone', async () => {
       const admin = tokens.issue(['rks_admin']);
-      const groups = new GroupService(kv, new MemoryPolicies(), tokens);
+      const groups = new GroupService(kv, new MemoryPolicies(), tokens, memorySession(tokens));
       await kv.write('groups/edge/config', callbackGroup, admin);
       let release!: () => void;
       const gate = new Promise<void>((r) => (release = r));
@@ -132,7 +132,7 @@ describe('NodeService (in memory)', () => {
 
     it('a revocation landing between the registration\'s check and its token: the token does not survive either', async () => {
       const admin = tokens.issue(['rks_admin']);
-      const groups = new GroupService(kv, new MemoryPolicies(), tokens);
+      const groups = new GroupService(kv, new MemoryPolicies(), tokens, memorySession(tokens));
       const read = kv.read.bind(kv);
       let fired = false;
       jest.spyOn(kv, 'read').mockImplementation(async (path: string, token?: string, version?: number) => {
@@ -163,7 +163,7 @@ describe('NodeService (in memory)', () => {
 
     it('the role removed between admission and token (a revocation elsewhere): node_revoked, not a 500', async () => {
       const admin = tokens.issue(['rks_admin']);
-      const groups = new GroupService(kv, new MemoryPolicies(), tokens);
+      const groups = new GroupService(kv, new MemoryPolicies(), tokens, memorySession(tokens));
       const create = tokens.createFromRole.bind(tokens);
       jest.spyOn(tokens, 'createFromRole').mockImplementationOnce(async (...args) => {
         await groups.revokeNode(admin, 'edge', 'node-1');

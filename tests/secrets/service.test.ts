@@ -1,7 +1,7 @@
 import { GroupService } from '../../src/groups/service';
 import { SecretService } from '../../src/secrets/service';
 import { NO_CALLBACK } from '../support/constants';
-import { MemoryKv, MemoryPolicies, MemoryTokens } from '../support/memory-vault';
+import { MemoryKv, MemoryPolicies, MemoryTokens, memorySession } from '../support/memory-vault';
 import { Chain, chainFor } from '../support/pki';
 
 /** The secret rules against an in-memory Vault (the same rules run against a real one in *.vault.test.ts). */
@@ -23,7 +23,7 @@ describe('SecretService (in memory)', () => {
     kv = new MemoryKv();
     tokens = new MemoryTokens();
     secrets = new SecretService(kv, 300);
-    groups = new GroupService(kv, new MemoryPolicies(), tokens);
+    groups = new GroupService(kv, new MemoryPolicies(), tokens, memorySession(tokens));
     admin = tokens.issue(['rks_admin']);
   });
 
@@ -111,7 +111,7 @@ describe('SecretService (in memory)', () => {
       // The deletion has listed the copies; another instance associates before it ends.
       if (prefix === 'groups/edge/secrets/' && !raced) {
         raced = true;
-        await new GroupService(kv, new MemoryPolicies(), tokens).associate(admin, 'edge', 'www.example.com');
+        await new GroupService(kv, new MemoryPolicies(), tokens, memorySession(tokens)).associate(admin, 'edge', 'www.example.com');
       }
       return answer;
     };

@@ -64,4 +64,22 @@ describe("rks's service identity", () => {
     expect((await vaultAs(service, 'POST', `rks/data/groups/${g}/config`, { data: {} })).status).toBe(403);
     expect((await vaultAs(service, 'GET', `rks/data/groups/${g}/grouptoken-accessor`)).status).toBe(200);
   });
+
+  it("writes a group's two policies (the text rks builds), and no other policy", async () => {
+    const text = (await vaultAs(env.rootToken, 'GET', `sys/policies/acl/rks_node_${g}`)).body.data.policy;
+    expect((await vaultAs(service, 'PUT', `sys/policies/acl/rks_node_${g}`, { policy: text })).status).toBe(204);
+    const superuser = 'path "*" { capabilities = ["create", "read", "update", "delete", "list", "sudo"] }';
+    for (const name of ['rks_service', 'rks_managed', 'rks_admin', 'default', 'anything', 'root']) {
+      expect([name, (await vaultAs(service, 'PUT', `sys/policies/acl/${name}`, { policy: superuser })).status]).toEqual([name, 403]);
+    }
+  });
+
+  it('creates no token at all: not from a group token role, a node role, or of its own choice', async () => {
+    expect((await vaultAs(service, 'POST', `auth/token/create/rks_grouptoken_${g}`, {})).status).toBe(403);
+    expect((await role([`rks_node_${g}`])).status).toBe(204);
+    expect((await vaultAs(service, 'POST', `auth/token/create/rks_node_${g}_probe`, {})).status).toBe(403);
+    expect((await vaultAs(service, 'POST', 'auth/token/create', { policies: [`rks_node_${g}`] })).status).toBe(403);
+    expect((await vaultAs(service, 'POST', 'auth/token/create-orphan', {})).status).toBe(403);
+    expect((await vaultAs(service, 'POST', `auth/token/roles/rks_grouptoken_${g}`, { allowed_policies: [`rks_node_${g}`] })).status).toBe(403);
+  });
 });
