@@ -60,6 +60,7 @@ export class GroupService {
         await this.putPolicy(nodePolicyName(g), nodePolicy(g));
         return await this.issueGroupToken(token, g);
       } catch (err) {
+        await this.dropPolicies(g).catch(() => undefined);
         await this.purge(token, g).catch(() => undefined);
         throw err;
       }
@@ -92,6 +93,8 @@ export class GroupService {
     const g = parseName('group name', name);
     await this.lock.run(g, async () => {
       await this.mustExist(token, g);
+      // First: an rks identity that may not yet drop them stops the deletion before anything is gone.
+      await this.dropPolicies(g);
       await this.purge(token, g);
     });
   }
@@ -327,7 +330,10 @@ export class GroupService {
     return issued.token;
   }
 
-  /** Every step is idempotent and the config, which marks the group as existing, goes last. */
+  /**
+   * Everything but the policies (the writer's: dropPolicies). Every step is idempotent and the
+   * config, which marks the group as existing, goes last.
+   */
   private async purge(token: string, g: string): Promise<void> {
     await this.tokens.revokeRoleTokens(groupTokenName(g), token);
     for (const n of (await this.kv.list(kvPath.groupNodes(g), token)).filter(isName)) await this.kv.destroy(kvPath.groupNode(g, n), token);
@@ -343,8 +349,6 @@ export class GroupService {
       await this.catalogued(token, fqdn);
     }
     await this.tokens.deleteRole(groupTokenName(g), token);
-    await this.privileged((t) => this.policies.deletePolicy(groupTokenName(g), t));
-    await this.privileged((t) => this.policies.deletePolicy(nodePolicyName(g), t));
     await this.kv.destroy(kvPath.groupToken(g), token);
     await this.kv.destroy(kvPath.groupTokenAccessor(g), token);
     await this.kv.destroy(kvPath.groupSecrets(g), token);
@@ -378,6 +382,12 @@ export class GroupService {
     } catch (err) {
       if (!(err instanceof CasMismatch)) throw err; // another change named it anew: as good
     }
+  }
+
+  /** The group's two policies gone: its tokens (revoked next) can do nothing meanwhile. */
+  private async dropPolicies(g: string): Promise<void> {
+    await this.privileged((t) => this.policies.deletePolicy(groupTokenName(g), t));
+    await this.privileged((t) => this.policies.deletePolicy(nodePolicyName(g), t));
   }
 
   private putPolicy(name: string, text: string): Promise<void> {

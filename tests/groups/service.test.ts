@@ -35,6 +35,28 @@ describe('GroupService (in memory)', () => {
     await expect(groups.create(admin, 'edge', NO_CALLBACK)).rejects.toMatchObject({ status: 409, code: 'already_exists' });
   });
 
+  it("writes a group's policies as the writer (rks's identity), never with the caller's token; an identity that may not yet: 503 naming init, and no group left", async () => {
+    const writers: string[] = [];
+    const put = policies.putPolicy.bind(policies);
+    (policies as { putPolicy: (name: string, text: string, token: string) => Promise<void> }).putPolicy = async (name, text, token) => {
+      writers.push(tokens.tokens.get(token)?.policies.join() ?? 'unknown');
+      return put(name, text);
+    };
+    await groups.create(admin, 'edge', NO_CALLBACK);
+    expect(writers).toEqual(['rks_service', 'rks_service']);
+
+    const { VaultError } = await import('../../src/vault/client');
+    const stale = new GroupService(kv, policies, tokens, { run: () => Promise.reject(new VaultError(403, ['permission denied'], 'sys.put-policy')) });
+    await expect(stale.create(admin, 'other', NO_CALLBACK)).rejects.toMatchObject({ status: 503, message: expect.stringContaining('run init again') });
+    expect(await kv.exists('groups/other/config')).toBe(false);
+    // Deleting a group then: 503, and nothing of it gone.
+    await expect(stale.delete(admin, 'edge')).rejects.toMatchObject({ status: 503 });
+    expect(await kv.exists('groups/edge/config')).toBe(true);
+    expect(policies.policies.has('rks_node_edge')).toBe(true);
+    await groups.delete(admin, 'edge');
+    expect([await kv.exists('groups/edge/config'), policies.policies.has('rks_node_edge'), policies.policies.has('rks_grouptoken_edge')]).toEqual([false, false, false]);
+  });
+
   it("a group's copy ends at the secret's latest version, whichever write lands first", async () => {
     await groups.create(admin, 'edge', NO_CALLBACK);
     await secret('a.example.com');
