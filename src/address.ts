@@ -1,12 +1,13 @@
 /**
- * The key a source address is counted under: the address itself, or for IPv6 its /64, which
- * one client usually holds whole (counting single IPv6 addresses would give it 2^64 tries).
- * `v6Bits` 48 counts a whole site's allocation as one: where a few sources may hold all of a
- * scarce resource, a stranger with a /56 or /48 must not count as 256 or 65,536 of them.
+ * The key a source address is counted under. `client`: the address itself, or for IPv6 its
+ * /64, which one client usually holds whole (counting single IPv6 addresses would give it 2^64
+ * tries). `site`: an IPv4 /24 or an IPv6 /48, where a few sources may hold all of a scarce
+ * resource and a stranger with a network or a prefix must not count as 256 or 65,536 of them.
  */
-export function sourceKey(address: string, v6Bits: 48 | 64 = 64): string {
+export function sourceKey(address: string, scope: 'client' | 'site' = 'client'): string {
   const a = address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
-  if (!a.includes(':')) return a;
+  if (!a.includes(':')) return scope === 'site' ? `${a.split('.').slice(0, 3).join('.')}.0/24` : a;
+  const v6Bits = scope === 'site' ? 48 : 64;
   const [head, tail = ''] = a.split('::');
   const left = head ? head.split(':') : [];
   const right = a.includes('::') && tail ? tail.split(':') : [];

@@ -55,13 +55,19 @@ export class AdminService {
     if (admin) this.configured = { login: admin.login.toLowerCase(), digest: digest(admin.password) };
   }
 
-  /** Exchanges a login and password for an admin token; `address` is the caller's. */
+  /**
+   * Exchanges a login and password for an admin token; `address` is the caller's. A wrong
+   * password for the configured administrator takes the same path as any login's (the same
+   * limits, the same answers, as long as Vault takes), but is refused by rks itself: how a
+   * refusal looks tells no one which login is rks's.
+   */
   async login(login: string, password: string, address: string): Promise<string> {
     const name = parseLogin(login);
     const source = sourceKey(address);
     const sourceWait = this.sources.blockedFor(source);
     if (sourceWait) throw new TooManyRequests('too many failed logins from this address; retry later', sourceWait);
-    if (this.configured?.login === name) return this.administrator(name, password, source, this.configured.digest);
+    const administrator = this.configured?.login === name;
+    if (administrator && timingSafeEqual(digest(password), this.configured!.digest)) return this.administrator(name, password, source);
 
     const wait = this.logins.blockedFor(name);
     if (wait) {
@@ -76,11 +82,17 @@ export class AdminService {
     let answer: LoginAnswer;
     const started = performance.now();
     try {
-      answer = await this.sys.userpassLogin(USERPASS_PATH, name, password);
+      if (administrator) {
+        // Never asked of Vault, so Vault's lockout never counts it: as long as Vault takes to refuse.
+        await new Promise((r) => setTimeout(r, this.refusalMs * (0.8 + 0.4 * Math.random())));
+        answer = { refused: 'invalid' };
+      } else {
+        answer = await this.sys.userpassLogin(USERPASS_PATH, name, password);
+        if ('refused' in answer && answer.refused === 'invalid') this.refusalMs = 0.8 * this.refusalMs + 0.2 * (performance.now() - started);
+      }
     } finally {
       this.unvouchedInFlight--;
     }
-    if ('refused' in answer && answer.refused === 'invalid') this.refusalMs = 0.8 * this.refusalMs + 0.2 * (performance.now() - started);
     if ('token' in answer) {
       this.logins.succeed(name);
       this.sources.undo(source);
@@ -96,16 +108,13 @@ export class AdminService {
     return Boolean(self?.policies.some((p) => p === ADMIN_POLICY || p === 'root'));
   }
 
-  private async administrator(name: string, password: string, source: string, expected: Buffer): Promise<string> {
-    if (!timingSafeEqual(digest(password), expected)) {
-      this.sources.fail(source);
-      // As long as Vault takes to refuse another login: the time of a refusal does not tell
-      // which login name is the configured administrator.
-      await new Promise((r) => setTimeout(r, this.refusalMs * (0.8 + 0.4 * Math.random())));
-      throw new BadRequest('invalid login or password');
-    }
+  /** The right password: no per-login limit and no cap (strangers cannot keep it out). */
+  private async administrator(name: string, password: string, source: string): Promise<string> {
     const answer = await this.sys.userpassLogin(USERPASS_PATH, name, password);
-    if ('token' in answer) return answer.token;
+    if ('token' in answer) {
+      this.logins.succeed(name);
+      return answer.token;
+    }
     // Vault holds another password than rks's configuration: a failure like any other.
     this.sources.fail(source);
     throw refusal(answer);

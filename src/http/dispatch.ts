@@ -81,8 +81,8 @@ export function dispatch(contract: Contract, handlers: Handlers, opts: DispatchO
     const verifyPsk = async () => {
       if (pskVerified) return;
       if (!opts.psk) throw new Unauthorized('no PSK is configured on this rks; use an X-Vault-Token');
-      // Derivation slots are few (16): an IPv6 site counts as one source, not one per /64.
-      await opts.psk.verify(jwt!, 'request', { source: sourceKey(req.ip ?? req.socket.remoteAddress ?? '', 48) });
+      // Derivation slots are few (16): a network (IPv4 /24, IPv6 /48) counts as one source.
+      await opts.psk.verify(jwt!, 'request', { source: sourceKey(req.ip ?? req.socket.remoteAddress ?? '', 'site') });
       pskVerified = true;
     };
     if (opts.requirePsk && !op.pskExempt) {

@@ -320,7 +320,8 @@ export class ClassicMigration {
     const namespaces = rules.groups;
     const snapshot = await this.snapshot(token, firstRun);
     const named = { config, firstRun, namespaces, groups, secrets, roles, remove, losses, notes, snapshot };
-    const digest = createHash('sha256').update(JSON.stringify(named)).digest('hex').slice(0, 16);
+    // Whole: the plan names what a classic edge could write (a config), so no birthday search may match two plans.
+    const digest = createHash('sha256').update(JSON.stringify(named)).digest('hex');
     return { config, firstRun, namespaces, groups, secrets, revoke: { roles, tokens: matching }, remove, otherTokens: others, snapshot, losses, notes, digest };
   }
 
@@ -430,7 +431,7 @@ export class ClassicMigration {
 
     let callback: ClassicGroup['callback'] = null;
     const stored = (await this.kv.read<unknown>(kvPath.groupConfig(g), token))?.data;
-    const configHash = createHash('sha256').update(JSON.stringify(stored ?? null)).digest('hex').slice(0, 16);
+    const configHash = createHash('sha256').update(JSON.stringify(stored ?? null)).digest('hex');
     const config = classicRegInfo(stored);
     if ('unreadable' in config) {
       losses.push(`group '${g}': its config is unreadable (${config.unreadable}): left as it is, and its nodes cannot register until an administrator sets the group again (PUT /rks/v1/group/${g})`);
@@ -530,7 +531,7 @@ export class ClassicMigration {
   private async snapshot(token: string, firstRun: boolean): Promise<Snapshot> {
     const policies: Record<string, string> = {};
     for (const name of (await this.policies.listPolicies(token)).filter((p) => firstRun || !p.startsWith(PREFIX)).sort()) {
-      policies[name] = createHash('sha256').update((await this.policies.readPolicy(name, token)) ?? '').digest('hex').slice(0, 16);
+      policies[name] = createHash('sha256').update((await this.policies.readPolicy(name, token)) ?? '').digest('hex');
     }
     const users: Record<string, string[]> = {};
     if ((await this.auth.authMethods(token))[`${USERPASS_PATH}/`]) {

@@ -40,10 +40,17 @@ export function sha256Fingerprint(der: Buffer): string {
  */
 export type PskPurpose = 'request' | 'ca-fingerprint';
 
-export function purposeOf(payload: Record<string, unknown>): PskPurpose | string {
-  if (payload.purpose !== undefined) return typeof payload.purpose === 'string' ? payload.purpose : 'unknown';
-  return payload.sha256_fingerprint !== undefined ? 'ca-fingerprint' : 'request';
+export function purposeOf(payload: Record<string, unknown>): PskPurpose | 'other' {
+  if (payload.purpose !== undefined) return payload.purpose === 'request' || payload.purpose === 'ca-fingerprint' ? payload.purpose : 'other';
+  if (payload.sha256_fingerprint !== undefined) return 'ca-fingerprint';
+  // A request says nothing but when it is valid: any other claim is some other token of the PSK's.
+  return Object.keys(payload).every((k) => TIME_CLAIMS.has(k)) ? 'request' : 'other';
 }
+
+const TIME_CLAIMS = new Set(['exp', 'iat', 'nbf', 'jti']);
+
+/** Longest a PSK token may claim to live: one seen once (a log, a proxy) must not serve for ever. */
+export const MAX_LIFETIME_SECONDS = 24 * 3600;
 
 export interface VerifyOptions {
   /** Off only where a known-answer vector has long expired. */
@@ -52,7 +59,7 @@ export interface VerifyOptions {
   source?: string;
 }
 
-const SHOWN_PURPOSE: Record<string, string> = {
+const SHOWN_PURPOSE: Record<PskPurpose, string> = {
   request: 'a request token',
   'ca-fingerprint': 'a CA fingerprint (it vouches for the CA and admits no one)',
 };
@@ -116,11 +123,12 @@ export class PskJwt {
       throw new Unauthorized('invalid PSK token: not a JWT');
     }
     const its = purposeOf(claims);
-    if (its !== purpose) throw new Unauthorized(`invalid PSK token: it is ${SHOWN_PURPOSE[its] ?? 'for another purpose'}, not ${SHOWN_PURPOSE[purpose]}`);
+    if (its !== purpose) throw new Unauthorized(`invalid PSK token: it is ${its === 'other' ? 'for another purpose' : SHOWN_PURPOSE[its]}, not ${SHOWN_PURPOSE[purpose]}`);
     if (opts.checkExpiry !== false) {
       const exp = claims.exp;
       if (typeof exp !== 'number') throw new Unauthorized('invalid PSK token: it has no expiry');
       if (exp <= Date.now() / 1000) throw new Unauthorized('invalid PSK token: expired');
+      if (exp > Date.now() / 1000 + MAX_LIFETIME_SECONDS) throw new Unauthorized('invalid PSK token: it claims to live longer than a day (sign one for minutes, as resotolib does)');
     }
     try {
       const key = await this.key(salt, false, opts.source);
@@ -144,7 +152,8 @@ export class PskJwt {
       this.remember(salt, known);
       return known;
     }
-    if (this.deriving >= MAX_DERIVATIONS) throw new TooManyRequests('too many PSK tokens being checked at once; retry shortly', 1);
+    // rks's own signing (a fingerprint every few minutes) never waits on strangers' tokens.
+    if (!keep && this.deriving >= MAX_DERIVATIONS) throw new TooManyRequests('too many PSK tokens being checked at once; retry shortly', 1);
     const mine = source === undefined ? 0 : (this.bySource.get(source) ?? 0);
     if (mine >= PER_SOURCE) throw new TooManyRequests('too many PSK tokens from this address being checked at once; retry shortly', 1);
     this.deriving++;

@@ -98,6 +98,8 @@ export const kvPath = {
   /** HTTP-01 key authorisations of orders in progress, which edges answer with. */
   acmeChallenge: (token: string) => `acme/challenges/${token}`,
   acmeChallenges: 'acme/challenges/',
+  /** Names the challenges' list: rewritten with each change (not a token: too short for one). */
+  acmeChallengesSerial: 'acme/challenges/_serial',
   /** Where secrets live: every name at the top of the mount that is not rks's own. */
   secrets: '',
 };

@@ -137,6 +137,7 @@ describe('managed secrets from an ACME CA (Pebble), challenges answered by the e
       const expiresAt = new Date(Date.now() + 60_000).toISOString();
       const onboarded = `${uniq('secret-customer')}.example.com`;
       await vaultWrite(`rks/data/acme/challenges/${token}`, { data: { keyAuthorization: `${token}.thumb`, fqdn: onboarded, expiresAt } });
+      await vaultWrite('rks/data/acme/challenges/_serial', { data: { at: new Date().toISOString() } }); // as rks publishes
       try {
         const one = await request(h.app).get(`/rks/v1/acme/http-01/${token}`).set('X-Vault-Token', nodeToken).expect(200);
         expect(one.body).toEqual({ keyAuthorization: `${token}.thumb`, expiresAt });
@@ -145,6 +146,36 @@ describe('managed secrets from an ACME CA (Pebble), challenges answered by the e
         expect(JSON.stringify([one.body, all.body])).not.toContain(onboarded);
       } finally {
         await vaultWrite(`rks/metadata/acme/challenges/${token}`, undefined, 'DELETE');
+        await vaultWrite('rks/data/acme/challenges/_serial', { data: { at: new Date().toISOString() } });
+      }
+    });
+
+    it('a listing is kept while nothing changed (one read a request) and made anew as soon as a challenge is published or removed, on any instance', async () => {
+      const { nodeToken } = await registerNode(h.app, await createGroup(h.app, admin, uniq('chl')), 'n1');
+      const board = h.services.acme.challenges;
+      const other = harness(); // another rks instance on the same Vault
+      try {
+        const tokenOf = (i: number) => `C${uniq('k').replace(/-/g, '_')}${String(i).repeat(20)}`;
+        const listed = async (app = h.app) => ((await request(app).get('/rks/v1/acme/http-01').set('X-Vault-Token', nodeToken).expect(200)).body.challenges as { token: string }[]).map((c) => c.token);
+        const expiresAt = new Date(Date.now() + 60_000).toISOString();
+        const session = h.services.session;
+        const [a, b] = [tokenOf(1), tokenOf(2)];
+        await session.run((t) => board.publish(t, a, { keyAuthorization: `${a}.x`, fqdn: 'a.example.com', expiresAt }));
+        expect(await listed()).toContain(a);
+        // Nothing changed: asked again and again, the challenges are not listed again.
+        const lists = async () => Number(/rks_vault_request_duration_seconds_count\{operation="kv\.list",status="200"\} (\d+)/.exec(await h.services.metrics.registry.metrics())?.[1] ?? 0);
+        const before = await lists();
+        for (let i = 0; i < 5; i++) expect(await listed()).toContain(a);
+        expect(await lists()).toBe(before);
+        // Published by the other instance: seen by this one's very next listing.
+        await other.services.session.run((t) => other.services.acme.challenges.publish(t, b, { keyAuthorization: `${b}.x`, fqdn: 'b.example.com', expiresAt }));
+        expect(await listed()).toEqual(expect.arrayContaining([a, b]));
+        await session.run((t) => board.remove(t, a));
+        expect(await listed(other.app)).not.toContain(a);
+        expect(await listed()).not.toContain(a);
+        await session.run((t) => board.remove(t, b));
+      } finally {
+        other.close();
       }
     });
   });

@@ -29,13 +29,27 @@ describe('AdminService.login', () => {
   it('wrong passwords for the configured administrator never reach Vault, from any number of addresses; the right one always gets in', async () => {
     const { sys, seen } = fakeVault(admin.password);
     const service = new AdminService(sys, noTokens, { perSource: 10, perLogin: 5 }, admin);
-    // 1,100 wrong guesses from 110 addresses, ten each: every one a 400, none asked of Vault.
+    // 1,100 wrong guesses from 110 addresses, ten each: refused (400, then 429 like any login past its limit), none asked of Vault.
     const statuses = await Promise.all(Array.from({ length: 1100 }, (_, i) => statusOf(service.login('OPS', `guess-${i}`, `10.0.${i % 110}.1`))));
-    expect(new Set(statuses)).toEqual(new Set([400]));
+    expect(new Set(statuses)).toEqual(new Set([400, 429]));
     expect(seen).toEqual([]);
     expect(await service.login('ops', admin.password, '10.9.9.9')).toBe('hvs.token-for-ops');
     // An address that kept failing is refused (its own limit), and no other.
     expect(await statusOf(service.login('ops', admin.password, '10.0.5.1'))).toBe(429);
+  });
+
+  it("the configured administrator's wrong passwords are answered as another login's: the same limits tell no one which login is rks's", async () => {
+    const { sys } = fakeVault('theirs', 5, admin.password);
+    const service = new AdminService(sys, noTokens, { perSource: 1000, perLogin: 5 }, admin);
+    const answers = async (login: string) => {
+      const out = [];
+      for (let i = 0; i < 7; i++) out.push(await statusOf(service.login(login, `guess-${i}`, `10.6.${i}.1`)));
+      return out;
+    };
+    expect(await answers('someone')).toEqual([400, 400, 400, 400, 400, 429, 429]);
+    expect(await answers('ops')).toEqual([400, 400, 400, 400, 400, 429, 429]);
+    // Its right password still gets in, from anywhere that has not itself kept failing.
+    expect(await service.login('ops', admin.password, '10.7.0.1')).toBe('hvs.token-for-ops');
   });
 
   it("a wrong password is refused as slowly for the configured administrator as Vault refuses others: the time does not tell which login is rks's", async () => {
@@ -95,10 +109,10 @@ describe('sourceKey', () => {
     expect(sourceKey(address)).toBe(key);
   });
 
-  it('counts a whole IPv6 site (/48) as one where slots are few: eight /64s of one /48 are one source', () => {
-    const keys = new Set(Array.from({ length: 8 }, (_, i) => sourceKey(`2001:db8:7:${i}0::1`, 48)));
-    expect([...keys]).toEqual(['2001:db8:7::/48']);
-    expect(sourceKey('198.51.100.7', 48)).toBe('198.51.100.7');
-    expect(sourceKey('2001:db8:8::1', 48)).not.toBe(sourceKey('2001:db8:7::1', 48));
+  it('counts a whole site (IPv4 /24, IPv6 /48) as one where slots are few: eight /64s of one /48, or eight addresses of one /24, are one source', () => {
+    expect([...new Set(Array.from({ length: 8 }, (_, i) => sourceKey(`2001:db8:7:${i}0::1`, 'site')))]).toEqual(['2001:db8:7::/48']);
+    expect([...new Set(Array.from({ length: 8 }, (_, i) => sourceKey(`198.51.100.${i + 1}`, 'site')))]).toEqual(['198.51.100.0/24']);
+    expect(sourceKey('::ffff:198.51.100.7', 'site')).toBe('198.51.100.0/24');
+    expect(sourceKey('2001:db8:8::1', 'site')).not.toBe(sourceKey('2001:db8:7::1', 'site'));
   });
 });

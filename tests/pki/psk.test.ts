@@ -52,6 +52,14 @@ describe('PSK JWT', () => {
     await expect(jwt.verify(request, 'ca-fingerprint')).rejects.toThrow('it is a request token, not a CA fingerprint');
   });
 
+  it("rks's own signing never waits on strangers' derivations: the CA's fingerprint is signed with every slot taken", async () => {
+    const fresh = new PskJwt('changeme');
+    const exp = future();
+    const flood = Array.from({ length: 16 }, (_, i) => fresh.verify(independentJwt('wrong', { exp }), 'request', { source: `203.0.${i}.9` }).catch(() => undefined));
+    await expect(fresh.signFingerprint('AB:CD', 60)).resolves.toMatch(/^ey/);
+    await Promise.all(flood);
+  });
+
   it('a token for another purpose is refused before any key is derived for it', async () => {
     const fresh = new PskJwt('changeme');
     const derive = jest.spyOn(fresh as unknown as { key: () => Promise<Buffer> }, 'key');
@@ -83,9 +91,11 @@ describe('PSK JWT', () => {
     ['alg RS256', () => independentJwt('changeme', { exp: future() }, { alg: 'RS256' }), 'alg must be HS256'],
     ['garbage', () => 'garbage', 'not a JWT'],
     ['a tampered payload', () => {
-      const [h, , s] = independentJwt('changeme', { exp: future(), role: 'user' }).split('.');
-      return `${h}.${Buffer.from(JSON.stringify({ exp: future(), role: 'admin' })).toString('base64url')}.${s}`;
+      const [h, , s] = independentJwt('changeme', { exp: future(), jti: 'one' }).split('.');
+      return `${h}.${Buffer.from(JSON.stringify({ exp: future(), jti: 'two' })).toString('base64url')}.${s}`;
     }, 'bad signature'],
+    ['a token that claims to live for a year', () => independentJwt('changeme', { exp: Math.floor(Date.now() / 1000) + 365 * 86400 }), 'longer than a day'],
+    ['a token of the PSK made for something else (claims beyond its times)', () => independentJwt('changeme', { exp: future(), role: 'admin' }), 'for another purpose'],
   ])('rejects %s', async (_what, make, reason) => {
     await expect(jwt.verify(make(), 'request')).rejects.toThrow(reason);
   });
