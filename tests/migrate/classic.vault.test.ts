@@ -163,7 +163,7 @@ describe('a Vault holding a classic RKS deployment', () => {
     expect(dry.stdout).toMatch(/^ {2}"rks_x": named like rks's own roles/m);
     expect(dry.stdout).toMatch(/^other tokens, left alone \(--revoke-other-tokens revokes them too\): 1$/m);
     expect(dry.stdout).toContain(`policies neither the classic's nor rks's, left alone (review them: the classic's admin policy could write any): "pwn"`);
-    expect(dry.stdout).toMatch(/^plan [0-9a-f]{16}: to apply exactly this plan/m);
+    expect(dry.stdout).toMatch(/^plan [0-9a-f]{64}: to apply exactly this plan/m);
     expect(dry.stdout).toContain('dry run: nothing changed');
 
     const plan = JSON.parse((await migrate(['--json'])).stdout).plan;
