@@ -14,6 +14,7 @@ export const ERROR_CODES = [
   'already_exists',
   'already_initialised',
   'classic_deployment',
+  'predating_objects',
   'already_associated',
   'still_associated',
   'node_limit_reached',

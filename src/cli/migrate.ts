@@ -69,6 +69,9 @@ function describe(plan: MigrationPlan): string {
   lines.push(`policies to remove: ${plan.remove.policies.map(quoted).join(', ') || 'none'}`);
   if (plan.remove.users.length) lines.push(`userpass users to remove: ${plan.remove.users.map(quoted).join(', ')}`);
   if (plan.remove.records.length) lines.push(`records only rks writes, made before it ran here, to remove: ${plan.remove.records.map(quoted).join(', ')}`);
+  if (plan.remove.mounts.length) lines.push(`secrets engines at rks's paths, made before it ran here, to disable (their data goes): ${plan.remove.mounts.map((m) => quoted(`${m}/`)).join(', ')}`);
+  if (plan.remove.auths.length) lines.push(`auth methods at rks's paths, made before it ran here, to disable: ${plan.remove.auths.map((a) => quoted(`${a}/`)).join(', ')}`);
+  for (const i of plan.remove.identities) lines.push(`identity ${i.kind} ${quoted(i.name)} (${quoted(i.id)}) carries ${i.policies.map(quoted).join(', ')}: removed`);
   if (plan.notes.length) lines.push('notes:', ...plan.notes.map((n) => `  ${n}`));
   if (plan.losses.length) lines.push(`LOSSES: ${plan.losses.length}:`, ...plan.losses.map((l) => `  ${l}`));
   else lines.push('losses: none');

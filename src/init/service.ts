@@ -1,5 +1,6 @@
 import { Conflict, Forbidden } from '../errors';
 import { GroupService } from '../groups/service';
+import { Predating, findPredating, nothingPredates, predatingLines } from './predating';
 import { Catalog } from '../secrets/catalog';
 import { isVaultError } from '../vault/client';
 import { ServiceCredentials, serviceCredentials } from '../vault/identity';
@@ -88,6 +89,17 @@ export class InitService {
     return serviceCredentials(this.admin.login, this.admin.password, await this.setup.clusterId());
   }
 
+  /**
+   * What rks would own here but did not make: on a Vault where it never ran, someone else's
+   * (what a half-way init of its own left, it recognises by its text and keeps). Reads only.
+   */
+  async predating(token: string): Promise<Predating> {
+    return findPredating(this.setup, this.kv, this.tokens, token, {
+      ours: { [ADMIN_POLICY]: adminPolicy, [SERVICE_POLICY]: servicePolicy, [MANAGED_POLICY]: managedPolicy([]) },
+      adminLogin: this.admin.login.toLowerCase(),
+    });
+  }
+
   async ranHere(token: string): Promise<boolean> {
     const auths = await this.setup.authMethods(token);
     if (auths[`${SERVICE_AUTH_PATH}/`]?.type !== 'approle') return false;
@@ -131,6 +143,17 @@ export class InitService {
       return { upgraded: stale };
     }
 
+    // Nothing that predates rks is trusted or adopted: a CA someone else holds the key of, an
+    // auth method with their roles, an identity that hands out rks's policies.
+    if (!(await this.ranHere(token))) {
+      const found = await this.predating(token);
+      if (!nothingPredates(found)) {
+        throw new Conflict(
+          `this Vault holds objects named like rks's that rks did not make (init adopts none of them; remove them, or take a classic deployment over with 'rks migrate', which removes them): ${predatingLines(found).join('; ')}`,
+          'predating_objects',
+        );
+      }
+    }
     const mounts = await this.setup.mounts(token);
     const kv = mounts[`${KV_MOUNT}/`];
     if (!kv) {

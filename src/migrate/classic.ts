@@ -10,7 +10,7 @@ import { Copies } from '../secrets/copies';
 import { storedFacts } from '../secrets/facts';
 import { validateTlsMaterial } from '../secrets/tls';
 import { PREFIX, SERVICE_AUTH_PATH, USERPASS_PATH, groupTokenName, kvPath } from '../vault/layout';
-import type { KvStore, PolicyStore, TokenStore } from '../vault/stores';
+import type { Identity, KvStore, PolicyStore, TokenStore } from '../vault/stores';
 import type { AccessorInfo, RoleInfo } from '../vault/tokens';
 import { classicRegInfo, classicSecretList, patternReaches } from './classic-records';
 import { checkRegInfo } from '../records/groups';
@@ -71,8 +71,12 @@ export interface MigrationPlan {
   namespaces: string[];
   /** Everything made before the migration that could hold or mint power after it. */
   revoke: { roles: { name: string; reason: string }[]; tokens: PlannedToken[] };
-  /** Removed: the classic's policies (of its own shape) and rks-named ones made by others; users; records rks alone writes. */
-  remove: { policies: string[]; users: string[]; records: string[] };
+  /**
+   * Removed: the classic's policies (of its own shape) and rks-named ones made by others; users;
+   * and, on a first run, everything else rks owns that someone else made: records rks alone
+   * writes, its secrets engine and auth method, identities carrying its policies.
+   */
+  remove: { policies: string[]; users: string[]; records: string[]; mounts: string[]; auths: string[]; identities: Identity[] };
   /** Every other token (not the caller's): left alone, unless revoked with `revokeOthers`. */
   otherTokens: PlannedToken[];
   /** What else grants power, as it stood: apply checks nothing of it moved while it revoked. */
@@ -116,6 +120,9 @@ interface RoleReader extends TokenStore {
 interface AuthStore {
   authMethods(token: string): Promise<Record<string, { type: string }>>;
   mounts(token: string): Promise<Record<string, { type: string }>>;
+  unmount(path: string, token: string): Promise<void>;
+  disableAuth(path: string, token: string): Promise<void>;
+  deleteIdentity(kind: Identity['kind'], id: string, token: string): Promise<void>;
   listUserpassUsers(mount: string, token: string): Promise<string[]>;
   readUserpassUser(mount: string, user: string, token: string): Promise<{ policies: string[] } | null>;
   deleteUserpassUser(mount: string, user: string, token: string): Promise<void>;
@@ -219,7 +226,16 @@ export class ClassicMigration {
     const policyNames = await this.policies.listPolicies(token);
     const losses: string[] = [];
     const notes: string[] = [];
-    const remove = { policies: [] as string[], users: [] as string[], records: [] as string[] };
+    // Someone else's, whatever it is, when rks never ran here: the classic's edges could mint anything.
+    const predating = firstRun ? await this.init.predating(token) : undefined;
+    const remove = {
+      policies: [] as string[],
+      users: [] as string[],
+      records: predating?.records ?? [],
+      mounts: predating?.mounts ?? [],
+      auths: predating?.auths ?? [],
+      identities: predating?.identities ?? [],
+    };
 
     const dirs = (await this.kv.list(kvPath.groups, token)).filter((k) => k.endsWith('/')).map((k) => k.slice(0, -1)).sort();
     const roleNames = await this.tokens.listRoles(token);
@@ -237,8 +253,6 @@ export class ClassicMigration {
         losses.push(`group ${quoted(g)}: not taken over (${problem}); its records stay as they are and its edges lose access`);
         continue;
       }
-      // Records only rks writes (the classic never does): made by someone else before rks ran.
-      if (firstRun) remove.records.push(...(await this.rksOnlyRecords(token, g)));
       if (!(await this.kv.exists(kvPath.groupConfig(g), token))) {
         notes.push(`rks/data/groups/${g}/ has no config: not a group (for the classic either), left alone`);
         continue;
@@ -385,6 +399,9 @@ export class ClassicMigration {
     }
     for (const g of plan.groups) if (!g.problem) await this.normalise(token, g);
     for (const path of plan.remove.records) await this.kv.destroy(path, token);
+    for (const i of plan.remove.identities) await this.auth.deleteIdentity(i.kind, i.id, token);
+    for (const a of plan.remove.auths) await this.auth.disableAuth(a, token);
+    for (const m of plan.remove.mounts) await this.auth.unmount(m, token);
     for (const p of plan.remove.policies.filter((p) => p.startsWith(PREFIX))) await this.policies.deletePolicy(p, token);
     for (const u of plan.remove.users) await this.auth.deleteUserpassUser(USERPASS_PATH, u, token);
 
@@ -504,15 +521,6 @@ export class ClassicMigration {
   }
 
   /** Records under a group's folder that only rks writes (its token accessor, its nodes, revoked nodes). */
-  private async rksOnlyRecords(token: string, g: string): Promise<string[]> {
-    const keys = await this.kv.list(`${kvPath.group(g)}/`, token);
-    const out = keys.includes('grouptoken-accessor') ? [kvPath.groupTokenAccessor(g)] : [];
-    // Listed keys hold no '/': whatever their names, they are removed where they are.
-    if (keys.includes('nodes/')) for (const n of await this.kv.list(kvPath.groupNodes(g), token)) out.push(`${kvPath.groupNodes(g)}${n}`);
-    if (keys.includes('revoked/')) for (const n of await this.kv.list(kvPath.groupRevokedNodes(g), token)) out.push(`${kvPath.groupRevokedNodes(g)}${n}`);
-    return out;
-  }
-
   /** Why a role that its name does not condemn must go anyway: it can mint tokens with rks's policies. */
   private async roleReason(role: string, token: string): Promise<string | null> {
     if (role.toLowerCase().startsWith(PREFIX)) return null;

@@ -164,8 +164,28 @@ export interface AppRoleStore {
   replaceSecretIds(role: string, secretId: string, token: string): Promise<void>;
 }
 
+/** An identity entity or group, with the policies it adds to every token of its members. */
+export interface Identity {
+  kind: 'entity' | 'group';
+  id: string;
+  name: string;
+  policies: string[];
+}
+
+/** What init and a migration read of Vault to find what rks would own but did not make. */
+export interface SurveyStore extends PolicyStore {
+  mounts(token: string): Promise<Record<string, { type: string; options?: Record<string, string> | null }>>;
+  authMethods(token: string): Promise<Record<string, { type: string }>>;
+  listPolicies(token: string): Promise<string[]>;
+  /** The role names of an AppRole mount. */
+  appRoleRoles(mount: string, token: string): Promise<string[]>;
+  identities(token: string): Promise<Identity[]>;
+  listUserpassUsers(mount: string, token: string): Promise<string[]>;
+  readUserpassUser(mount: string, user: string, token: string): Promise<{ policies: string[] } | null>;
+}
+
 /** What init sets up in Vault: secrets engines, auth methods, policies, the administrator's user. */
-export interface SetupStore extends PolicyStore, LoginStore {
+export interface SetupStore extends SurveyStore, LoginStore {
   /** The cluster's id, which rks's identity is derived from. */
   clusterId(): Promise<string>;
   mounts(token: string): Promise<Record<string, { type: string; options?: Record<string, string> | null }>>;

@@ -1,6 +1,6 @@
 import { VaultClient, isVaultError } from './client';
 import { clusterIdOf } from './identity';
-import type { LoginAnswer, SetupStore } from './stores';
+import type { Identity, LoginAnswer, SetupStore } from './stores';
 
 /** Vault's system backend, the token store and userpass: what init and login need. */
 export class Sys implements SetupStore {
@@ -31,6 +31,49 @@ export class Sys implements SetupStore {
   async authMethods(token: string): Promise<Record<string, { type: string }>> {
     const res = await this.vault.call('GET', 'sys/auth', { token, operation: 'sys.auth' });
     return res.data ?? res;
+  }
+
+  async unmount(path: string, token: string): Promise<void> {
+    await this.vault.call('DELETE', `sys/mounts/${path}`, { token, operation: 'sys.unmount' });
+  }
+
+  async disableAuth(path: string, token: string): Promise<void> {
+    await this.vault.call('DELETE', `sys/auth/${path}`, { token, operation: 'sys.disable-auth' });
+  }
+
+  async appRoleRoles(mount: string, token: string): Promise<string[]> {
+    return this.keys(`auth/${mount}/role`, 'approle.list-roles', token);
+  }
+
+  /** Every identity entity and group, with its policies. */
+  async identities(token: string): Promise<Identity[]> {
+    const out: Identity[] = [];
+    for (const kind of ['entity', 'group'] as const) {
+      for (const id of await this.keys(`identity/${kind}/id`, `identity.list-${kind}`, token)) {
+        try {
+          const res = await this.vault.call('GET', `identity/${kind}/id/${encodeURIComponent(id)}`, { token, operation: `identity.read-${kind}` });
+          out.push({ kind, id, name: String(res.data.name ?? ''), policies: (res.data.policies ?? []) as string[] });
+        } catch (err) {
+          if (!isVaultError(err, 404)) throw err;
+        }
+      }
+    }
+    return out;
+  }
+
+  async deleteIdentity(kind: Identity['kind'], id: string, token: string): Promise<void> {
+    await this.vault.call('DELETE', `identity/${kind}/id/${encodeURIComponent(id)}`, { token, operation: `identity.delete-${kind}` });
+  }
+
+  /** A LIST's keys; none when there is nothing (404). */
+  private async keys(path: string, operation: string, token: string): Promise<string[]> {
+    try {
+      const res = await this.vault.call('LIST', path, { token, operation });
+      return res?.data?.keys ?? [];
+    } catch (err) {
+      if (isVaultError(err, 404)) return [];
+      throw err;
+    }
   }
 
   async enableAuth(path: string, type: string, token: string): Promise<void> {

@@ -81,4 +81,55 @@ describe('InitService (in memory)', () => {
     await expect(stranger.init(root)).rejects.toMatchObject({ status: 409, message: expect.stringMatching(/admin password is not the one Vault has/) });
     expect(await init.ranHere(root)).toBe(true);
   });
+
+  describe('on a Vault where rks never ran, adopts nothing named like its own: 409 naming each, nothing written', () => {
+    type Stores = ReturnType<typeof memoryStores>;
+    it.each<[string, (s: Stores, root: string) => Promise<unknown>, RegExp]>([
+      ['a secrets engine at its PKI path (a CA someone else may hold the key of)', (s) => s.setup.mount('rks-pki', 'pki', {}), /secrets engine "rks-pki\/"/],
+      ['its auth method holding another role', async (s) => {
+        await s.setup.enableAuth('rks-service', 'approle');
+        await s.appRole.writeRole('backdoor', { token_policies: ['rks_admin'] } as never);
+      }, /auth method "rks-service\/"/],
+      ['its auth method of another type', (s) => s.setup.enableAuth('rks-service', 'userpass'), /auth method "rks-service\/"/],
+      ['a node policy of its name', (s) => s.setup.putPolicy('rks_node_x', 'path "*" { capabilities = ["sudo"] }'), /policy "rks_node_x"/],
+      ['its admin policy with other text', (s) => s.setup.putPolicy('rks_admin', 'path "*" { capabilities = ["sudo"] }'), /policy "rks_admin"/],
+      ['a token role of its name', (s, root) => s.tokens.writeRole('rks_grouptoken_x', { allowed_policies: ['rks_admin'] } as never, root), /token role "rks_grouptoken_x"/],
+      ['an identity entity carrying its admin policy (aliased to a userpass login with none)', async (s) => {
+        s.setup.identityList.push({ kind: 'entity', id: 'e-1', name: 'mallory', policies: ['rks_admin'] });
+      }, /identity entity "mallory" \(e-1\) with "rks_admin"/],
+      ['an identity group carrying its service policy', async (s) => {
+        s.setup.identityList.push({ kind: 'group', id: 'g-1', name: 'ops', policies: ['default', 'rks_service'] });
+      }, /identity group "ops" \(g-1\)/],
+      ['a userpass user carrying its admin policy', async (s) => {
+        await s.setup.enableAuth('userpass', 'userpass');
+        await s.setup.writeUserpassUser('userpass', 'mallory', { password: 'x', token_policies: ['rks_admin'] } as never);
+      }, /userpass user "mallory"/],
+      ['a group serial (an adopted group would count as moved)', async (s, root) => {
+        await s.setup.mount('rks', 'kv', { version: '2' });
+        await s.kv.write('groups/a/serial', { incarnation: 'planted' }, root);
+      }, /record "rks\/data\/groups\/a\/serial"/],
+      ['a copy and a reverse index entry (updates would write the key into that group)', async (s, root) => {
+        await s.setup.mount('rks', 'kv', { version: '2' });
+        await s.kv.write('groups/evil/secrets/www.example.com', { certificate: 'c' }, root);
+        await s.kv.write('index/secret-groups/www.example.com', { groups: ['evil'] }, root);
+      }, /(?=.*record "rks\/data\/groups\/evil\/secrets\/www.example.com")(?=.*record "rks\/data\/index\/secret-groups\/www.example.com")/],
+    ])('%s', async (_what, plant, named) => {
+      const { stores, root, init } = setup();
+      await plant(stores, root);
+      const before = { policies: [...stores.setup.policies.keys()].sort(), mounts: [...stores.setup.mounted.keys()], users: [...stores.setup.users.keys()], pki: stores.pki.ca };
+      const refused = init.init(root);
+      await expect(refused).rejects.toMatchObject({ status: 409, code: 'predating_objects', message: expect.stringMatching(named) });
+      expect({ policies: [...stores.setup.policies.keys()].sort(), mounts: [...stores.setup.mounted.keys()], users: [...stores.setup.users.keys()], pki: stores.pki.ca }).toEqual(before);
+      expect(await stores.kv.exists('config')).toBe(false);
+    });
+
+    it("what a half-way init of its own left (its own policies' text, its AppRole with rks's role alone) is taken up again", async () => {
+      const { stores, root, init } = setup();
+      await stores.setup.putPolicy(ADMIN_POLICY, adminPolicy);
+      await stores.setup.putPolicy(SERVICE_POLICY, servicePolicy);
+      await stores.setup.enableAuth('rks-service', 'approle');
+      await stores.appRole.writeRole(SERVICE_ROLE, {} as never);
+      expect(await init.init(root)).toEqual({ initialised: true });
+    });
+  });
 });

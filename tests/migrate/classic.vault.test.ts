@@ -24,6 +24,7 @@ describe('a Vault holding a classic RKS deployment', () => {
   let h: Harness;
   /** Tokens made before the migration: none may work after it. */
   const before: Record<string, string> = {};
+  const plantedIds: Record<string, string> = {};
   let evilAccessor: string;
 
   const vaultAs = (token: string, p: string, init: { method?: string; body?: unknown } = {}) =>
@@ -94,6 +95,18 @@ describe('a Vault holding a classic RKS deployment', () => {
     await write('rks/data/groups/b/grouptoken', { data: { groupToken: 'attacker-chosen', accessor: 'attacker-chosen' } });
     await write('rks/data/groups/b/grouptoken-accessor', { data: { accessor: 'attacker-chosen' } });
     await write('rks/data/groups/a/nodes/X', { data: { registeredAt: '2099-01-01T00:00:00Z', seenAt: '2099-01-01T00:00:00Z' } });
+    // A serial would make group a count as moved already (nothing copied); a copy in b and a
+    // reverse index entry naming b would make every later update write a's key where b's edges read.
+    await write('rks/data/groups/a/serial', { data: { incarnation: 'planted' } });
+    await write('rks/data/groups/b/secrets/a.example.com', { data: { certificate: 'planted' } });
+    await write('rks/data/index/secret-groups/a.example.com', { data: { groups: ['a', 'b'] } });
+    // An identity that hands rks's admin policy, once init writes it, to a userpass login that carries none.
+    const root = (p: string, body: unknown) => vaultAs(vault.rootToken, p, { method: 'POST', body }).then(async (r) => (r.status === 204 ? {} : ((await r.json()) as any)));
+    await root('auth/userpass/users/mallory', { password: 'mallory-pw-1', token_policies: [] });
+    const entity = (await root('identity/entity', { name: 'mallory', policies: ['rks_admin'] })).data.id as string;
+    const userpassAccessor = ((await (await vaultAs(vault.rootToken, 'sys/auth')).json()) as any).data['userpass/'].accessor as string;
+    await root('identity/entity-alias', { name: 'mallory', canonical_id: entity, mount_accessor: userpassAccessor });
+    plantedIds.entity = entity;
     await write('auth/token/roles/rks_x', { allowed_policies: ['rks_grouptoken_b'], orphan: true });
     before.rksNamed = ((await (await vaultAs(adminToken, 'auth/token/create/rks_x', { method: 'POST', body: {} })).json()) as any).auth.client_token;
     await write('sys/policies/acl/pwn', { policy: 'path "*" { capabilities = ["create", "read", "update", "delete", "list", "sudo"] }' });
@@ -169,7 +182,9 @@ describe('a Vault holding a classic RKS deployment', () => {
     const plan = JSON.parse((await migrate(['--json'])).stdout).plan;
     expect(plan.config).toBe('classic');
     expect(plan.remove.policies.sort()).toEqual(['a', 'addtoken-a', 'addtoken-b', 'addtoken-e', 'admin', 'b', 'e', 'rks_managed', 'rks_node_b']);
-    expect(plan.remove.records.sort()).toEqual(['groups/a/nodes/X', 'groups/b/grouptoken-accessor']);
+    expect(plan.remove.records.sort()).toEqual(['groups/a/nodes/X', 'groups/a/serial', 'groups/b/grouptoken-accessor', 'groups/b/secrets/a.example.com', 'index/secret-groups/a.example.com']);
+    expect(plan.remove.identities).toEqual([{ kind: 'entity', id: plantedIds.entity, name: 'mallory', policies: ['rks_admin'] }]);
+    expect(dry.stdout).toContain(`identity entity "mallory" ("${plantedIds.entity}") carries "rks_admin": removed`);
     expect(plan.revoke.roles.map((r: { name: string }) => r.name)).toEqual(['a-edge-1', 'a-evil', 'addToken-a', 'addToken-b', 'addToken-e', 'b-edge-9', 'helper', 'rks_x']);
     const revoked = plan.revoke.tokens.map((t: { accessor: string; path: string }) => t.path);
     for (const p of ['auth/token/create/addToken-a', 'auth/token/create/addToken-b', 'auth/token/create/a-edge-1', 'auth/token/create/b-edge-9', 'auth/token/create/a-evil', 'auth/token/create/helper', 'auth/token/create/rks_x', `auth/userpass/login/${admin.login}`]) {
@@ -191,13 +206,20 @@ describe('a Vault holding a classic RKS deployment', () => {
     const digest = async () => JSON.parse((await migrate(['--json'])).stdout).plan.digest as string;
 
     beforeAll(async () => {
-      // A run that stops half-way (after the sweep and the config record, at rks's init: a
-      // mount in its way), then one that finishes the work once the mount is gone.
+      // A mount at rks's PKI path that rks did not make (whoever holds its CA's key could pass
+      // for rks): the plan names it and disables it; rks's init mounts its own.
       expect((await vaultAs(vault.rootToken, 'sys/mounts/rks-pki', { method: 'POST', body: { type: 'kv' } })).status).toBe(204);
-      const stopped = await migrate(['--apply', '--classic-stopped', '--revoke-other-tokens', '--plan', await digest()]);
+      const planned = JSON.parse((await migrate(['--json'])).stdout).plan;
+      expect(planned.remove.mounts).toEqual(['rks-pki']);
+      expect((await migrate([])).stdout).toContain(`secrets engines at rks's paths, made before it ran here, to disable (their data goes): "rks-pki/"`);
+      // A run that stops at its very end (the group tokens cannot be saved), then one that
+      // finishes the work.
+      const blocked = path.join(dir, 'not-a-directory');
+      fs.writeFileSync(blocked, '');
+      const stopped = await migrate(['--apply', '--classic-stopped', '--revoke-other-tokens', '--plan', planned.digest, '--token-dir', path.join(blocked, 'tokens')]);
       expect(stopped.code).toBe(1);
       expect(stopped.out).toContain('run it again to finish');
-      expect((await vaultAs(vault.rootToken, 'sys/mounts/rks-pki', { method: 'DELETE' })).status).toBe(204);
+      expect(((await (await vaultAs(vault.rootToken, 'sys/mounts')).json()) as { data: Record<string, { type: string }> }).data['rks-pki/']!.type).toBe('pki');
       const applied = await migrate(['--apply', '--classic-stopped', '--plan', await digest(), '--token-dir', tokenDir]);
       expect(applied.code).toBe(0);
       expect(applied.stdout).toContain('migrated: 2 group(s)');
@@ -218,6 +240,9 @@ describe('a Vault holding a classic RKS deployment', () => {
       expect(state['policy rks_managed']).not.toContain('path "*"');
       expect(state['policy rks_node_b']).not.toContain('rks/data/*');
       expect(state['kv groups/a/nodes/X']).toBeUndefined();
+      expect((await vaultAs(vault.rootToken, `identity/entity/id/${plantedIds.entity}`)).status).toBe(404);
+      const mallory = ((await (await vaultAs('', 'auth/userpass/login/mallory', { method: 'POST', body: { password: 'mallory-pw-1' } })).json()) as any).auth;
+      expect(mallory.policies).not.toContain('rks_admin');
       expect(groupToken('b')).not.toBe('attacker-chosen');
       expect((await vaultAs(groupToken('b'), 'auth/token/lookup-self')).status).toBe(200);
       expect(JSON.stringify(state['kv config'])).not.toContain(admin.password);
@@ -229,6 +254,7 @@ describe('a Vault holding a classic RKS deployment', () => {
       expect((await request(h.app).get('/rks/v1/group/a/secrets').set('X-Vault-Token', adminToken).expect(200)).body).toEqual(['a.example.com', 'shared.example.com']);
       expect((await request(h.app).get('/rks/v1/group/b/secrets').set('X-Vault-Token', adminToken).expect(200)).body).toEqual(['b-only.example.com', 'shared.example.com']);
       expect((await request(h.app).get('/rks/v1/secret/shared.example.com/groups').set('X-Vault-Token', adminToken).expect(200)).body.sort()).toEqual(['a', 'b']);
+      expect((await request(h.app).get('/rks/v1/secret/a.example.com/groups').set('X-Vault-Token', adminToken).expect(200)).body).toEqual(['a']);
       expect((await request(h.app).get('/rks/v1/group/a').set('X-Vault-Token', adminToken).expect(200)).body).toEqual({
         callbackURL: mock.callbackURL,
         oauthURL: mock.oauthURL,

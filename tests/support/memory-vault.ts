@@ -6,6 +6,7 @@ import {
   AppRoleStore,
   CasMismatch,
   CasOptions,
+  Identity,
   IssuedToken,
   KvEntry,
   KvStore,
@@ -207,6 +208,30 @@ export class MemorySetup extends MemoryPolicies implements SetupStore {
   readonly mounted = new Map<string, { type: string; options?: Record<string, string> }>();
   readonly auths = new Map<string, { type: string; tune: Record<string, unknown> }>();
   readonly users = new Map<string, { password: string; token_policies: string[] }>();
+  readonly identityList: Identity[] = [];
+  /** The roles of the AppRole mount (memoryStores ties it to its MemoryAppRole). */
+  appRoleRolesOf: () => string[] = () => [];
+
+  async listPolicies(): Promise<string[]> {
+    return [...this.policies.keys()];
+  }
+
+  async appRoleRoles(): Promise<string[]> {
+    return this.appRoleRolesOf();
+  }
+
+  async identities(): Promise<Identity[]> {
+    return clone(this.identityList);
+  }
+
+  async listUserpassUsers(): Promise<string[]> {
+    return [...this.users.keys()];
+  }
+
+  async readUserpassUser(_mount: string, user: string): Promise<{ policies: string[] } | null> {
+    const u = this.users.get(user);
+    return u ? { policies: [...u.token_policies] } : null;
+  }
 
   async clusterId(): Promise<string> {
     return 'memory-cluster';
@@ -321,5 +346,7 @@ export class MemoryAppRole implements AppRoleStore {
 
 /** Every store init takes, in memory. */
 export function memoryStores() {
-  return { setup: new MemorySetup(), kv: new MemoryKv(), pki: new MemoryPki(), appRole: new MemoryAppRole(), tokens: new MemoryTokens() };
+  const stores = { setup: new MemorySetup(), kv: new MemoryKv(), pki: new MemoryPki(), appRole: new MemoryAppRole(), tokens: new MemoryTokens() };
+  stores.setup.appRoleRolesOf = () => [...stores.appRole.roles.keys()];
+  return stores;
 }
