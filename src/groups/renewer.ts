@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
-import { groupsIn, kvPath } from '../vault/layout';
+import { groupTokenName, groupsIn, kvPath } from '../vault/layout';
 import type { KvStore, Session, TokenStore } from '../vault/stores';
+import { isVaultError } from '../vault/client';
 import type { GroupTokenAccessor } from '../records/groups';
 
 /**
@@ -27,6 +28,19 @@ export class GroupTokenRenewer {
             const record = await this.kv.read<GroupTokenAccessor>(kvPath.groupTokenAccessor(g), t);
             if (!record) {
               this.logger.warn({ group: g }, 'group has no token accessor record (run init again to add it); its token is not renewed');
+              continue;
+            }
+            // The record is an administrator's to write: only the group's own token is kept alive,
+            // never another one whose accessor was put there.
+            const made = await this.tokens.accessorPath(record.data.accessor, t).catch((err) => {
+              // An identity from before the check (init not run again): renewed unchecked, as it was.
+              if (!isVaultError(err, 403)) throw err;
+              this.logger.warn({ group: g }, "rks's identity may not look group tokens up yet: renewed unchecked; run init again");
+              return undefined;
+            });
+            if (made === null) continue; // gone (a rotation or a deletion meanwhile): nothing to renew
+            if (made !== undefined && made.toLowerCase() !== `auth/token/create/${groupTokenName(g)}`) {
+              this.logger.warn({ group: g }, "the accessor on record is not the group's token: not renewed (rotate the group token to set it right)");
               continue;
             }
             await this.tokens.renewAccessor(record.data.accessor, t);

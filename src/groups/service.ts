@@ -9,7 +9,7 @@ import {
   nodePolicyName,
   nodeRolePrefix,
 } from '../vault/layout';
-import { CasExhausted, CasMismatch, KvEntry, KvStore, PolicyStore, Session, TokenStore } from '../vault/stores';
+import { CasExhausted, CasMismatch, KvEntry, KvStore, PolicyStore, RoleSpec, Session, TokenStore } from '../vault/stores';
 import { isVaultError } from '../vault/client';
 import { forgetNode } from '../nodes/forget';
 import { Catalog } from '../secrets/catalog';
@@ -28,10 +28,10 @@ export const GROUP_TOKEN_PERIOD = 31 * 24 * 3600;
 /**
  * Groups, their tokens and their secret lists. Every call runs with the caller's (admin)
  * token; edits of one group are serialised in this process and checked-and-set in Vault.
- * The group's two policies are the exception: their text is what a token of the group may do
- * in Vault, so no caller writes it. `writer` (rks's own identity; the root token in init and
- * the migration) writes the text rks builds from the validated name, and only after a write
- * with the caller's own token showed it may change the group.
+ * The group's two policies and its token's role are the exception: they say what a token of
+ * the group may do in Vault, so no caller writes them. `writer` (rks's own identity; the root
+ * token in init and the migration) writes what rks builds from the validated name, and only
+ * after a write with the caller's own token showed it may change the group.
  */
 export class GroupService {
   private readonly lock = new KeyedLock();
@@ -93,7 +93,10 @@ export class GroupService {
     const g = parseName('group name', name);
     await this.lock.run(g, async () => {
       await this.mustExist(token, g);
-      // First: an rks identity that may not yet drop them stops the deletion before anything is gone.
+      // A write only an administrator may make comes first: a token that may merely read the
+      // group never gets as far as rks's identity dropping its policies.
+      await this.tokens.revokeRoleTokens(groupTokenName(g), token);
+      // Then the policies: an rks identity that may not yet drop them stops the deletion here.
       await this.dropPolicies(g);
       await this.purge(token, g);
     });
@@ -312,18 +315,8 @@ export class GroupService {
   private async issueGroupToken(token: string, g: string): Promise<string> {
     const name = groupTokenName(g);
     await this.putPolicy(name, groupTokenPolicy(g));
-    await this.tokens.writeRole(
-      name,
-      {
-        allowed_policies: [name],
-        orphan: true,
-        token_period: GROUP_TOKEN_PERIOD,
-        renewable: true,
-        token_no_default_policy: true,
-        token_type: 'service',
-      },
-      token,
-    );
+    const role: RoleSpec = { allowed_policies: [name], orphan: true, token_period: GROUP_TOKEN_PERIOD, renewable: true, token_no_default_policy: true, token_type: 'service' };
+    await this.privileged((t) => this.tokens.writeRole(name, role, t));
     const issued = await this.tokens.createFromRole(name, token, { groupname: g });
     await this.kv.write<GroupTokenRecord>(kvPath.groupToken(g), { groupToken: issued.token, accessor: issued.accessor }, token);
     await this.kv.write<GroupTokenAccessor>(kvPath.groupTokenAccessor(g), { accessor: issued.accessor }, token);
@@ -394,13 +387,13 @@ export class GroupService {
     return this.privileged((t) => this.policies.putPolicy(name, text, t));
   }
 
-  /** A policy write by `writer`; refused by Vault, an rks whose identity predates the grant. */
-  private async privileged(write: (token: string) => Promise<void>): Promise<void> {
+  /** A write by `writer`; refused by Vault, an rks whose identity predates the grant. */
+  private async privileged(write: (token: string) => Promise<unknown>): Promise<void> {
     try {
       await this.writer.run(write);
     } catch (err) {
       if (!isVaultError(err, 403)) throw err;
-      throw new ServiceUnavailable("rks's identity in Vault may not write group policies yet: an administrator must run init again (rks init, or POST /rks/v1/init with the root token)", 1);
+      throw new ServiceUnavailable("rks's identity in Vault may not write group policies and roles yet: an administrator must run init again (rks init, or POST /rks/v1/init with the root token)", 1);
     }
   }
 

@@ -23,6 +23,9 @@ export interface Predating {
   records: string[];
 }
 
+/** Vault trims and lower-cases a policy name where it applies it: `RKS_ADMIN ` is rks_admin there. */
+const isRks = (name: string): boolean => name.trim().toLowerCase().startsWith(PREFIX);
+
 export const nothingPredates = (p: Predating): boolean => Object.values(p).every((list) => list.length === 0);
 
 /** The records only rks writes under a group's folder (the classic writes config, secret-list and grouptoken). */
@@ -33,6 +36,16 @@ export interface SurveyOptions {
   ours: Record<string, string>;
   /** rks's administrator login (lower case): its userpass user is rewritten by init. */
   adminLogin: string;
+}
+
+/**
+ * What the classic RKS leaves that no record states: its group tokens' policies and roles
+ * (`addToken-<group>`), which rks never names so. Its config record is no proof either way:
+ * its edges could delete it, or write one shaped like rks's.
+ */
+export async function classicSigns(s: Pick<SurveyStore, 'listPolicies'>, tokens: Pick<TokenStore, 'listRoles'>, token: string): Promise<string[]> {
+  const classic = (n: string) => /^addtoken-/i.test(n);
+  return [...(await s.listPolicies(token)).filter(classic).map((p) => `policy ${JSON.stringify(p)}`), ...(await tokens.listRoles(token)).filter(classic).map((r) => `token role ${JSON.stringify(r)}`)];
 }
 
 /** Reads only. */
@@ -48,12 +61,12 @@ export async function findPredating(s: SurveyStore, kv: KvStore, tokens: Pick<To
     if (o.ours[name] !== undefined && (await s.readPolicy(name, token)) === o.ours[name]) continue;
     found.policies.push(name);
   }
-  found.tokenRoles = (await tokens.listRoles(token)).filter((r) => r.toLowerCase().startsWith(PREFIX)).sort();
-  found.identities = (await s.identities(token)).filter((i) => i.policies.some((p) => p.startsWith(PREFIX)));
+  found.tokenRoles = (await tokens.listRoles(token)).filter(isRks).sort();
+  found.identities = (await s.identities(token)).filter((i) => i.policies.some(isRks));
   if (auths[`${USERPASS_PATH}/`]) {
     for (const user of await s.listUserpassUsers(USERPASS_PATH, token)) {
       if (user.toLowerCase() === o.adminLogin) continue;
-      if ((await s.readUserpassUser(USERPASS_PATH, user, token))?.policies.some((p) => p.startsWith(PREFIX))) found.users.push(user);
+      if ((await s.readUserpassUser(USERPASS_PATH, user, token))?.policies.some(isRks)) found.users.push(user);
     }
   }
   if (mounts[`${KV_MOUNT}/`]) found.records = await rksOnlyRecords(kv, token);

@@ -1,6 +1,6 @@
 import { Conflict, Forbidden } from '../errors';
 import { GroupService } from '../groups/service';
-import { Predating, findPredating, nothingPredates, predatingLines } from './predating';
+import { Predating, classicSigns, findPredating, nothingPredates, predatingLines } from './predating';
 import { Catalog } from '../secrets/catalog';
 import { isVaultError } from '../vault/client';
 import { ServiceCredentials, serviceCredentials } from '../vault/identity';
@@ -127,6 +127,15 @@ export class InitService {
         'classic_deployment',
       );
     }
+    const ran = await this.ranHere(token);
+    // Where rks never ran, the classic's own objects say it is there, whatever the record says.
+    const signs = ran ? [] : await classicSigns(this.setup, this.tokens, token);
+    if (signs.length) {
+      throw new Conflict(
+        `this Vault holds a classic remote-key-server deployment (${signs.slice(0, 5).join(', ')}${signs.length > 5 ? ', …' : ''}): init changes nothing here; take it over with 'rks migrate' (README: Coming from remote-key-server)`,
+        'classic_deployment',
+      );
+    }
     if (existing) {
       const stale = await this.staleParts(token, existing.data, creds);
       if (stale.length === 0) throw new Conflict('rks is already initialised', 'already_initialised');
@@ -145,7 +154,7 @@ export class InitService {
 
     // Nothing that predates rks is trusted or adopted: a CA someone else holds the key of, an
     // auth method with their roles, an identity that hands out rks's policies.
-    if (!(await this.ranHere(token))) {
+    if (!ran) {
       const found = await this.predating(token);
       if (!nothingPredates(found)) {
         throw new Conflict(
@@ -170,7 +179,18 @@ export class InitService {
     await this.setup.writeUserpassUser(
       USERPASS_PATH,
       this.admin.login,
-      { password: this.admin.password, token_policies: [ADMIN_POLICY], token_ttl: '1h', token_max_ttl: '24h' },
+      {
+        password: this.admin.password,
+        token_policies: [ADMIN_POLICY],
+        token_ttl: '1h',
+        token_max_ttl: '24h',
+        token_period: 0,
+        token_type: 'service',
+        token_bound_cidrs: [],
+        token_num_uses: 0,
+        token_explicit_max_ttl: 0,
+        token_no_default_policy: false,
+      },
       token,
     );
     await this.ensureServiceIdentity(token, creds);
@@ -269,6 +289,12 @@ export class InitService {
         bind_secret_id: true,
         secret_id_ttl: 0,
         secret_id_num_uses: 0,
+        token_bound_cidrs: [],
+        secret_id_bound_cidrs: [],
+        token_num_uses: 0,
+        token_explicit_max_ttl: 0,
+        token_ttl: 0,
+        token_max_ttl: 0,
       },
       token,
     );

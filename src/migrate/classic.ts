@@ -402,7 +402,9 @@ export class ClassicMigration {
     for (const i of plan.remove.identities) await this.auth.deleteIdentity(i.kind, i.id, token);
     for (const a of plan.remove.auths) await this.auth.disableAuth(a, token);
     for (const m of plan.remove.mounts) await this.auth.unmount(m, token);
-    for (const p of plan.remove.policies.filter((p) => p.startsWith(PREFIX))) await this.policies.deletePolicy(p, token);
+    // rks-named ones, and the classic's group-token policies (no token carries them now): rks's
+    // init takes a Vault that still has them for a classic deployment.
+    for (const p of plan.remove.policies.filter((p) => p.startsWith(PREFIX) || /^addtoken-/i.test(p))) await this.policies.deletePolicy(p, token);
     for (const u of plan.remove.users) await this.auth.deleteUserpassUser(USERPASS_PATH, u, token);
 
     if (plan.config === 'classic') {
@@ -430,7 +432,7 @@ export class ClassicMigration {
     progress(`inventory: ${catalogued.size} secret(s) catalogued`);
     // The classic's policies last: until the groups are taken over, its node policies are what
     // says which entries of their lists the classic really granted (and no token carries them now).
-    for (const p of plan.remove.policies.filter((p) => !p.startsWith(PREFIX))) await this.policies.deletePolicy(p, token);
+    for (const p of plan.remove.policies.filter((p) => !p.startsWith(PREFIX) && !/^addtoken-/i.test(p))) await this.policies.deletePolicy(p, token);
     progress(`removed ${plan.remove.policies.length} policy(ies), ${plan.remove.users.length} user(s), ${plan.remove.records.length} record(s)`);
     return { plan, result };
   }

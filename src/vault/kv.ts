@@ -6,9 +6,9 @@ import { CasExhausted, CasMismatch, CasOptions, KvEntry, KvStore, NO_CHANGE } fr
 export class Kv implements KvStore {
   constructor(private readonly vault: VaultClient) {}
 
-  /** Keeps at most `maxVersions` versions of every entry (older private keys are destroyed). */
+  /** Keeps at most `maxVersions` versions of every entry (older private keys are destroyed), and no setting someone else made. */
   async configure(maxVersions: number, token: string): Promise<void> {
-    await this.vault.call('POST', `${KV_MOUNT}/config`, { token, operation: 'kv.config', body: { max_versions: maxVersions } });
+    await this.vault.call('POST', `${KV_MOUNT}/config`, { token, operation: 'kv.config', body: { max_versions: maxVersions, cas_required: false, delete_version_after: '0s' } });
   }
 
   /** The current version (or `version`), or null when there is none (never written, deleted or destroyed). */

@@ -173,10 +173,10 @@ path "${kvData(kvPath.groupSerial(group))}" {
 
 /**
  * The admin policy: what administration needs, nothing more, and nothing that reaches beyond
- * rks straight against Vault. No policy text (a group's two policies are written by rks's own
- * identity, from names it checked); token roles only for group tokens, held to group-token
- * policies, orphan, periodic and without the default policy; no token of anyone else's looked
- * up, renewed or revoked.
+ * rks straight against Vault. No policy text and no token role (a group's policies and its
+ * token's role are written by rks's own identity, from names it checked); group tokens from
+ * those roles, with nothing of the caller's choosing but metadata; no token of anyone else's
+ * looked up, renewed or revoked.
  */
 export const adminPolicy = `# rks administrator
 path "${KV_MOUNT}/data/*" {
@@ -198,19 +198,7 @@ path "auth/token/roles" {
   capabilities = ["list"]
 }
 path "auth/token/roles/${PREFIX}grouptoken_*" {
-  capabilities = ["create", "read", "update", "delete"]
-  # Vault matches a string whole against the glob, then splits it on commas: no comma at all.
-  denied_parameters = {
-    "allowed_policies" = ["*,*"]
-  }
-  allowed_parameters = {
-    "allowed_policies" = ["${PREFIX}grouptoken_*"]
-    "orphan" = [true]
-    "renewable" = [true]
-    "token_no_default_policy" = [true]
-    "token_period" = []
-    "token_type" = ["service"]
-  }
+  capabilities = ["read", "delete"]
 }
 path "auth/token/roles/${PREFIX}node_*" {
   capabilities = ["read", "delete"]
@@ -278,6 +266,23 @@ path "sys/policies/acl/${PREFIX}grouptoken_*" {
 }
 path "sys/policies/acl/${PREFIX}node_*" {
   capabilities = ["create", "update", "delete"]
+}
+path "auth/token/roles/${PREFIX}grouptoken_*" {
+  capabilities = ["create", "update"]
+  denied_parameters = {
+    "allowed_policies" = ["*,*"]
+  }
+  allowed_parameters = {
+    "allowed_policies" = ["${PREFIX}grouptoken_*"]
+    "orphan" = [true]
+    "renewable" = [true]
+    "token_no_default_policy" = [true]
+    "token_period" = []
+    "token_type" = ["service"]
+  }
+}
+path "auth/token/lookup-accessor" {
+  capabilities = ["update"]
 }
 path "auth/token/roles/${PREFIX}node_*" {
   capabilities = ["create", "read", "update", "delete"]

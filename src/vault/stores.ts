@@ -87,6 +87,8 @@ export interface TokenStore {
   lookupSelf(token: string): Promise<TokenInfo>;
   renewSelf(token: string): Promise<IssuedToken>;
   renewAccessor(accessor: string, token: string): Promise<void>;
+  /** Where the token of `accessor` was made (`auth/token/create/<role>`), or null for no such token. */
+  accessorPath(accessor: string, token: string): Promise<string | null>;
   writeRole(name: string, spec: RoleSpec, token: string): Promise<void>;
   deleteRole(name: string, token: string): Promise<void>;
   listRoles(token: string): Promise<string[]>;
@@ -152,6 +154,13 @@ export interface AppRoleSpec {
   bind_secret_id: true;
   secret_id_ttl: 0;
   secret_id_num_uses: 0;
+  /** Set to nothing, not left as found: a role someone made before rks keeps none of its bounds. */
+  token_bound_cidrs: [];
+  secret_id_bound_cidrs: [];
+  token_num_uses: 0;
+  token_explicit_max_ttl: 0;
+  token_ttl: 0;
+  token_max_ttl: 0;
 }
 
 /** rks's own identity: an AppRole whose secret id only the administrator's password derives. */
@@ -184,6 +193,20 @@ export interface SurveyStore extends PolicyStore {
   readUserpassUser(mount: string, user: string, token: string): Promise<{ policies: string[] } | null>;
 }
 
+/** The administrator's userpass user, every token setting given (none left as someone else set it). */
+export interface UserpassUser {
+  password: string;
+  token_policies: string[];
+  token_ttl: string;
+  token_max_ttl: string;
+  token_period: 0;
+  token_type: 'service';
+  token_bound_cidrs: [];
+  token_num_uses: 0;
+  token_explicit_max_ttl: 0;
+  token_no_default_policy: false;
+}
+
 /** What init sets up in Vault: secrets engines, auth methods, policies, the administrator's user. */
 export interface SetupStore extends SurveyStore, LoginStore {
   /** The cluster's id, which rks's identity is derived from. */
@@ -194,7 +217,7 @@ export interface SetupStore extends SurveyStore, LoginStore {
   enableAuth(path: string, type: string, token: string): Promise<void>;
   authTune(path: string, token: string): Promise<Record<string, unknown>>;
   tuneAuth(path: string, body: Record<string, unknown>, token: string): Promise<void>;
-  writeUserpassUser(mount: string, user: string, body: { password: string; token_policies: string[]; token_ttl: string; token_max_ttl: string }, token: string): Promise<void>;
+  writeUserpassUser(mount: string, user: string, body: UserpassUser, token: string): Promise<void>;
   revokeSelf(token: string): Promise<void>;
 }
 

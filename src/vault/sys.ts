@@ -1,6 +1,6 @@
 import { VaultClient, isVaultError } from './client';
 import { clusterIdOf } from './identity';
-import type { Identity, LoginAnswer, SetupStore } from './stores';
+import type { Identity, LoginAnswer, SetupStore, UserpassUser } from './stores';
 
 /** Vault's system backend, the token store and userpass: what init and login need. */
 export class Sys implements SetupStore {
@@ -120,7 +120,7 @@ export class Sys implements SetupStore {
   async writeUserpassUser(
     mount: string,
     user: string,
-    body: { password: string; token_policies: string[]; token_ttl: string; token_max_ttl: string },
+    body: UserpassUser,
     token: string,
   ): Promise<void> {
     await this.vault.call('POST', `auth/${mount}/users/${encodeURIComponent(user)}`, {

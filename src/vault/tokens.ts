@@ -40,6 +40,10 @@ export class Tokens implements TokenStore {
     await this.vault.call('POST', 'auth/token/renew-accessor', { token, operation: 'token.renew-accessor', body: { accessor }, idempotent: true });
   }
 
+  async accessorPath(accessor: string, token: string): Promise<string | null> {
+    return (await this.lookupAccessor(accessor, token))?.path ?? null;
+  }
+
   async writeRole(name: string, spec: RoleSpec, token: string): Promise<void> {
     await this.vault.call('POST', `auth/token/roles/${name}`, { token, operation: 'token.write-role', body: spec, idempotent: true });
   }

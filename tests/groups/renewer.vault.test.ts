@@ -41,6 +41,23 @@ describe('GroupTokenRenewer', () => {
     expect(lines.join('')).not.toContain(groupToken);
   });
 
+  it("keeps no token alive but the group's own: an accessor an administrator put on record is not renewed", async () => {
+    const admin = await adminToken(h.app);
+    const g = uniq('plant');
+    await createGroup(h.app, admin, g);
+    // Another application's periodic token, its accessor written where the group's belongs (rks's data: the admin's to write).
+    const other = (await vaultAs(env.rootToken, 'POST', 'auth/token/create', { policies: ['default'], period: '1h' })).body.auth;
+    expect((await vaultAs(admin, 'POST', `rks/data/groups/${g}/grouptoken-accessor`, { data: { accessor: other.accessor } })).status).toBe(200);
+    await new Promise((r) => setTimeout(r, 3000));
+    const tokens = new Tokens(h.vault);
+    const renewals = jest.spyOn(tokens, 'renewAccessor');
+    const lines: string[] = [];
+    await renewerOn(h.vault, lines, tokens).renewAll();
+    expect(renewals.mock.calls.map(([a]) => a)).not.toContain(other.accessor);
+    expect(lines.map((l) => JSON.parse(l)).find((l) => l.group === g)).toMatchObject({ level: 'warn', msg: expect.stringContaining("not the group's token: not renewed") });
+    expect((await vaultAs(other.client_token, 'GET', 'auth/token/lookup-self')).body.data.ttl).toBeLessThan(3598);
+  });
+
   it('a Vault hiccup is logged and retried later, never thrown', async () => {
     const dead = vaultClient(`http://127.0.0.1:${await freePort()}`);
     const lines: string[] = [];

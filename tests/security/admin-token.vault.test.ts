@@ -61,6 +61,8 @@ describe('security: what a leaked admin token cannot do straight against Vault',
     ['a role with the default policy', () => rolePolicies([`rks_grouptoken_${g}`], { token_no_default_policy: false })],
     ['a role with a policy glob', () => rolePolicies([`rks_grouptoken_${g}`], { allowed_policies_glob: ['*'] })],
     ['a role with token policies', () => rolePolicies([`rks_grouptoken_${g}`], { token_policies: [other] })],
+    ['a group-token role of its own making (orphan tokens of a ten-year period, that no rotation revokes)', () => vaultAs(admin, 'POST', `auth/token/roles/rks_grouptoken_zz-${g}`, { allowed_policies: `rks_grouptoken_${g}`, orphan: true, token_period: 315360000 })],
+    ["rewrite its group's token role, even as rks writes it", () => rolePolicies([`rks_grouptoken_${g}`])],
     ['a role of another name', () => vaultAs(admin, 'POST', 'auth/token/roles/evil', { allowed_policies: [other] })],
     ['a node role', () => vaultAs(admin, 'POST', `auth/token/roles/rks_node_${g}_probe`, { allowed_policies: [`rks_node_${g}`], orphan: false })],
     ['a token with policies of its choice', () => vaultAs(admin, 'POST', 'auth/token/create', { policies: [other] })],
@@ -85,6 +87,18 @@ describe('security: what a leaked admin token cannot do straight against Vault',
     ['rewrite a PKI role of rks', () => vaultAs(admin, 'POST', 'rks-pki/roles/server', { allow_any_name: true })],
   ])('cannot %s', async (_what, call) => {
     expect((await call()).status).toBe(403);
+  });
+
+  it("a token that may read rks's data but not change it cannot make rks's identity drop a group's policies", async () => {
+    const name = uniq('ro');
+    await createGroup(h.app, admin, name);
+    await vaultAs(env.rootToken, 'PUT', `sys/policies/acl/${other}-reader`, { policy: 'path "rks/data/*" { capabilities = ["read", "list"] }\npath "rks/metadata/*" { capabilities = ["read", "list"] }' });
+    const reader = (await vaultAs(env.rootToken, 'POST', 'auth/token/create', { policies: [`${other}-reader`], ttl: '10m' })).body.auth.client_token;
+    expect((await request(h.app).delete(`/rks/v1/group/${name}`).set('X-Vault-Token', reader)).status).toBe(403);
+    expect((await vaultRead(`sys/policies/acl/rks_node_${name}`)).status).toBe(200);
+    expect((await vaultRead(`sys/policies/acl/rks_grouptoken_${name}`)).status).toBe(200);
+    expect((await request(h.app).get(`/rks/v1/group/${name}`).set('X-Vault-Token', admin)).status).toBe(200);
+    await vaultAs(env.rootToken, 'DELETE', `sys/policies/acl/${other}-reader`);
   });
 
   it("another application's token was not touched", async () => {

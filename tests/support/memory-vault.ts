@@ -125,6 +125,11 @@ export class MemoryTokens implements TokenStore {
     if (![...this.tokens.values()].some((t) => t.accessor === accessor && !t.revoked)) throw new VaultError(400, ['invalid accessor'], 'token.renew-accessor');
   }
 
+  async accessorPath(accessor: string): Promise<string | null> {
+    const t = [...this.tokens.values()].find((x) => x.accessor === accessor && !x.revoked);
+    return t ? (t.role ? `auth/token/create/${t.role}` : 'auth/token/create') : null;
+  }
+
   async writeRole(name: string, spec: RoleSpec, _token?: string): Promise<void> {
     this.roles.set(name, clone(spec));
   }
