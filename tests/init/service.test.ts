@@ -97,6 +97,9 @@ describe('InitService (in memory)', () => {
       ['an identity entity carrying its admin policy (aliased to a userpass login with none)', async (s) => {
         s.setup.identityList.push({ kind: 'entity', id: 'e-1', name: 'mallory', policies: ['rks_admin'] });
       }, /identity entity "mallory" \(e-1\) with "rks_admin"/],
+      ['an identity entity carrying its admin policy as Vault would still apply it (upper case, spaces)', async (s) => {
+        s.setup.identityList.push({ kind: 'entity', id: 'e-2', name: 'eve', policies: [' RKS_ADMIN'] });
+      }, /identity entity "eve"/],
       ['an identity group carrying its service policy', async (s) => {
         s.setup.identityList.push({ kind: 'group', id: 'g-1', name: 'ops', policies: ['default', 'rks_service'] });
       }, /identity group "ops" \(g-1\)/],
@@ -121,6 +124,20 @@ describe('InitService (in memory)', () => {
       await expect(refused).rejects.toMatchObject({ status: 409, code: 'predating_objects', message: expect.stringMatching(named) });
       expect({ policies: [...stores.setup.policies.keys()].sort(), mounts: [...stores.setup.mounted.keys()], users: [...stores.setup.users.keys()], pki: stores.pki.ca }).toEqual(before);
       expect(await stores.kv.exists('config')).toBe(false);
+    });
+
+    it.each<[string, (s: ReturnType<typeof memoryStores>, root: string) => Promise<unknown>]>([
+      ["a classic deployment whose config record its edges deleted (its group tokens' policy remains)", (s) => s.setup.putPolicy('addtoken-edge', 'path "auth/token/create/edge-*" {}')],
+      ["a classic deployment whose record its edges rewrote as rks's (its group tokens' role remains)", async (s, root) => {
+        await s.setup.mount('rks', 'kv', { version: '2' });
+        await s.kv.write('config', { initialized: true, layout: 5 }, root);
+        await s.tokens.writeRole('addToken-edge', { allowed_policies: ['addtoken-edge'] } as never, root);
+      }],
+    ])('%s: 409 classic_deployment, nothing written', async (_what, plant) => {
+      const { stores, root, init } = setup();
+      await plant(stores, root);
+      await expect(init.init(root)).rejects.toMatchObject({ status: 409, code: 'classic_deployment', message: expect.stringMatching(/addtoken-edge/i) });
+      expect([stores.setup.auths.size, stores.setup.users.size, stores.pki.ca]).toEqual([0, 0, null]);
     });
 
     it("what a half-way init of its own left (its own policies' text, its AppRole with rks's role alone) is taken up again", async () => {
