@@ -1,4 +1,4 @@
-import { KV_MOUNT, PKI_MOUNT, PREFIX, SERVICE_AUTH_PATH, SERVICE_ROLE, USERPASS_PATH, kvPath } from '../vault/layout';
+import { KV_MOUNT, PKI_MOUNT, PREFIX, SERVICE_AUTH_PATH, SERVICE_ROLE, USERPASS_PATH, kvPath, patternReaches } from '../vault/layout';
 import type { Identity, KvStore, SurveyStore, TokenStore } from '../vault/stores';
 
 /**
@@ -13,7 +13,7 @@ export interface Predating {
   auths: string[];
   /** Policies named like rks's, but for the text rks itself writes there first. */
   policies: string[];
-  /** Token roles named like rks's. */
+  /** Token roles named like rks's, or that can mint one of its policies. */
   tokenRoles: string[];
   /** Identity entities and groups that carry one of rks's policies. */
   identities: Identity[];
@@ -49,7 +49,7 @@ export async function classicSigns(s: Pick<SurveyStore, 'listPolicies'>, tokens:
 }
 
 /** Reads only. */
-export async function findPredating(s: SurveyStore, kv: KvStore, tokens: Pick<TokenStore, 'listRoles'>, token: string, o: SurveyOptions): Promise<Predating> {
+export async function findPredating(s: SurveyStore, kv: KvStore, tokens: Pick<TokenStore, 'listRoles' | 'readRole'>, token: string, o: SurveyOptions): Promise<Predating> {
   const mounts = await s.mounts(token);
   const auths = await s.authMethods(token);
   const found: Predating = { mounts: [], auths: [], policies: [], tokenRoles: [], identities: [], users: [], records: [] };
@@ -61,7 +61,11 @@ export async function findPredating(s: SurveyStore, kv: KvStore, tokens: Pick<To
     if (o.ours[name] !== undefined && (await s.readPolicy(name, token)) === o.ours[name]) continue;
     found.policies.push(name);
   }
-  found.tokenRoles = (await tokens.listRoles(token)).filter(isRks).sort();
+  for (const role of await tokens.listRoles(token)) {
+    const info = isRks(role) ? null : await tokens.readRole(role, token);
+    if (isRks(role) || [...(info?.allowed_policies ?? []), ...(info?.allowed_policies_glob ?? [])].some((p) => patternReaches(p.trim(), PREFIX))) found.tokenRoles.push(role);
+  }
+  found.tokenRoles.sort();
   found.identities = (await s.identities(token)).filter((i) => i.policies.some(isRks));
   if (auths[`${USERPASS_PATH}/`]) {
     for (const user of await s.listUserpassUsers(USERPASS_PATH, token)) {

@@ -58,14 +58,3 @@ export function classicRegInfo(record: unknown): { info: GroupRegInfo } | { unre
   return { info };
 }
 
-/**
- * Whether a pattern (a token role's allowed policy, or a policy's path, where `*` and `+` are
- * globs) can name something that starts with `prefix`.
- */
-export function patternReaches(pattern: string, prefix: string): boolean {
-  const p = pattern.toLowerCase();
-  const star = p.search(/[*+]/);
-  if (star < 0) return p.startsWith(prefix);
-  const literal = p.slice(0, star);
-  return prefix.startsWith(literal) || literal.startsWith(prefix);
-}

@@ -9,10 +9,10 @@ import { Catalog } from '../secrets/catalog';
 import { Copies } from '../secrets/copies';
 import { storedFacts } from '../secrets/facts';
 import { validateTlsMaterial } from '../secrets/tls';
-import { PREFIX, SERVICE_AUTH_PATH, USERPASS_PATH, groupTokenName, kvPath } from '../vault/layout';
+import { PREFIX, SERVICE_AUTH_PATH, USERPASS_PATH, groupTokenName, kvPath, patternReaches } from '../vault/layout';
 import type { Identity, KvStore, PolicyStore, TokenStore } from '../vault/stores';
 import type { AccessorInfo, RoleInfo } from '../vault/tokens';
-import { classicRegInfo, classicSecretList, patternReaches } from './classic-records';
+import { classicRegInfo, classicSecretList } from './classic-records';
 import { checkRegInfo } from '../records/groups';
 import type { SecretData } from '../records/secrets';
 

@@ -107,6 +107,18 @@ export const kvPath = {
 /** The groups of a listing of `groups/`: rks's own names only (a classic RKS may have left others). */
 export const groupsIn = (keys: string[]): string[] => keys.filter((k) => k.endsWith('/')).map((k) => k.slice(0, -1)).filter(isName);
 
+/**
+ * Whether a pattern (a token role's allowed policy, or a policy's path, where `*` and `+` are
+ * globs) can name something that starts with `prefix`.
+ */
+export function patternReaches(pattern: string, prefix: string): boolean {
+  const p = pattern.toLowerCase();
+  const star = p.search(/[*+]/);
+  if (star < 0) return p.startsWith(prefix);
+  const literal = p.slice(0, star);
+  return prefix.startsWith(literal) || literal.startsWith(prefix);
+}
+
 export const kvData = (path: string) => `${KV_MOUNT}/data/${path}`;
 export const kvMetadata = (path: string) => `${KV_MOUNT}/metadata/${path}`;
 

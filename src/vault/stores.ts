@@ -87,6 +87,8 @@ export interface TokenStore {
   lookupSelf(token: string): Promise<TokenInfo>;
   renewSelf(token: string): Promise<IssuedToken>;
   renewAccessor(accessor: string, token: string): Promise<void>;
+  /** The policies a token role may mint, or null for no such role. */
+  readRole(name: string, token: string): Promise<{ allowed_policies: string[]; allowed_policies_glob: string[]; disallowed_policies: string[] } | null>;
   /** Where the token of `accessor` was made (`auth/token/create/<role>`), or null for no such token. */
   accessorPath(accessor: string, token: string): Promise<string | null>;
   writeRole(name: string, spec: RoleSpec, token: string): Promise<void>;

@@ -1,4 +1,5 @@
-import { classicRegInfo, classicSecretList, goField, patternReaches } from '../../src/migrate/classic-records';
+import { classicRegInfo, classicSecretList, goField } from '../../src/migrate/classic-records';
+import { patternReaches } from '../../src/vault/layout';
 
 /** Reading the classic's records the way its Go decoder (mapstructure) reads them. */
 describe('classic records', () => {

@@ -125,6 +125,11 @@ export class MemoryTokens implements TokenStore {
     if (![...this.tokens.values()].some((t) => t.accessor === accessor && !t.revoked)) throw new VaultError(400, ['invalid accessor'], 'token.renew-accessor');
   }
 
+  async readRole(name: string): Promise<{ allowed_policies: string[]; allowed_policies_glob: string[]; disallowed_policies: string[] } | null> {
+    const r = this.roles.get(name);
+    return r ? { allowed_policies: [...r.allowed_policies], allowed_policies_glob: [], disallowed_policies: [] } : null;
+  }
+
   async accessorPath(accessor: string): Promise<string | null> {
     const t = [...this.tokens.values()].find((x) => x.accessor === accessor && !x.revoked);
     return t ? (t.role ? `auth/token/create/${t.role}` : 'auth/token/create') : null;
