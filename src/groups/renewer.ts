@@ -32,7 +32,7 @@ export class GroupTokenRenewer {
             }
             // The record is an administrator's to write: only the group's own token is kept alive,
             // never another one whose accessor was put there.
-            const made = await this.tokens.accessorPath(record.data.accessor, t).catch((err) => {
+            const made = await this.tokens.accessorInfo(record.data.accessor, t).then((i) => i && i.path, (err) => {
               // An identity from before the check (init not run again): renewed unchecked, as it was.
               if (!isVaultError(err, 403)) throw err;
               this.logger.warn({ group: g }, "rks's identity may not look group tokens up yet: renewed unchecked; run init again");

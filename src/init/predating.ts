@@ -15,6 +15,8 @@ export interface Predating {
   policies: string[];
   /** Token roles named like rks's, or that can mint one of its policies. */
   tokenRoles: string[];
+  /** Accessors of tokens that carry one of its policies already (Vault lets a token name a policy before it exists). */
+  tokens: string[];
   /** Identity entities and groups that carry one of rks's policies. */
   identities: Identity[];
   /** Userpass users, but rks's administrator (init rewrites it), that carry one of rks's policies. */
@@ -49,10 +51,10 @@ export async function classicSigns(s: Pick<SurveyStore, 'listPolicies'>, tokens:
 }
 
 /** Reads only. */
-export async function findPredating(s: SurveyStore, kv: KvStore, tokens: Pick<TokenStore, 'listRoles' | 'readRole'>, token: string, o: SurveyOptions): Promise<Predating> {
+export async function findPredating(s: SurveyStore, kv: KvStore, tokens: Pick<TokenStore, 'listRoles' | 'readRole' | 'listAccessors' | 'accessorInfo'>, token: string, o: SurveyOptions): Promise<Predating> {
   const mounts = await s.mounts(token);
   const auths = await s.authMethods(token);
-  const found: Predating = { mounts: [], auths: [], policies: [], tokenRoles: [], identities: [], users: [], records: [] };
+  const found: Predating = { mounts: [], auths: [], policies: [], tokenRoles: [], tokens: [], identities: [], users: [], records: [] };
   if (mounts[`${PKI_MOUNT}/`]) found.mounts.push(PKI_MOUNT);
   const service = auths[`${SERVICE_AUTH_PATH}/`];
   if (service && (service.type !== 'approle' || (await s.appRoleRoles(SERVICE_AUTH_PATH, token)).some((r) => r !== SERVICE_ROLE))) found.auths.push(SERVICE_AUTH_PATH);
@@ -66,6 +68,9 @@ export async function findPredating(s: SurveyStore, kv: KvStore, tokens: Pick<To
     if (isRks(role) || [...(info?.allowed_policies ?? []), ...(info?.allowed_policies_glob ?? [])].some((p) => patternReaches(p.trim(), PREFIX))) found.tokenRoles.push(role);
   }
   found.tokenRoles.sort();
+  for (const accessor of await tokens.listAccessors(token)) {
+    if ((await tokens.accessorInfo(accessor, token))?.policies.some(isRks)) found.tokens.push(accessor);
+  }
   found.identities = (await s.identities(token)).filter((i) => i.policies.some(isRks));
   if (auths[`${USERPASS_PATH}/`]) {
     for (const user of await s.listUserpassUsers(USERPASS_PATH, token)) {
@@ -106,6 +111,7 @@ export function predatingLines(p: Predating): string[] {
     ...p.auths.map((a) => `auth method ${q(`${a}/`)}`),
     ...p.policies.map((n) => `policy ${q(n)}`),
     ...p.tokenRoles.map((r) => `token role ${q(r)}`),
+    ...p.tokens.map((a) => `token ${q(a)} (accessor) carrying rks's policies`),
     ...p.identities.map((i) => `identity ${i.kind} ${q(i.name)} (${i.id}) with ${i.policies.map(q).join(', ')}`),
     ...p.users.map((u) => `userpass user ${q(u)} with rks's policies`),
     ...p.records.map((r) => `record ${q(`${KV_MOUNT}/data/${r}`)}`),

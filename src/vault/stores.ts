@@ -89,8 +89,10 @@ export interface TokenStore {
   renewAccessor(accessor: string, token: string): Promise<void>;
   /** The policies a token role may mint, or null for no such role. */
   readRole(name: string, token: string): Promise<{ allowed_policies: string[]; allowed_policies_glob: string[]; disallowed_policies: string[] } | null>;
-  /** Where the token of `accessor` was made (`auth/token/create/<role>`), or null for no such token. */
-  accessorPath(accessor: string, token: string): Promise<string | null>;
+  /** Where the token of `accessor` was made (`auth/token/create/<role>`) and its policies, or null for no such token. */
+  accessorInfo(accessor: string, token: string): Promise<{ path: string; policies: string[] } | null>;
+  /** Every token's accessor (Vault's root token: the list needs sudo). */
+  listAccessors(token: string): Promise<string[]>;
   writeRole(name: string, spec: RoleSpec, token: string): Promise<void>;
   deleteRole(name: string, token: string): Promise<void>;
   listRoles(token: string): Promise<string[]>;

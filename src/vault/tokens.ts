@@ -40,8 +40,8 @@ export class Tokens implements TokenStore {
     await this.vault.call('POST', 'auth/token/renew-accessor', { token, operation: 'token.renew-accessor', body: { accessor }, idempotent: true });
   }
 
-  async accessorPath(accessor: string, token: string): Promise<string | null> {
-    return (await this.lookupAccessor(accessor, token))?.path ?? null;
+  async accessorInfo(accessor: string, token: string): Promise<{ path: string; policies: string[] } | null> {
+    return this.lookupAccessor(accessor, token);
   }
 
   async writeRole(name: string, spec: RoleSpec, token: string): Promise<void> {

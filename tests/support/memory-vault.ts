@@ -130,9 +130,13 @@ export class MemoryTokens implements TokenStore {
     return r ? { allowed_policies: [...r.allowed_policies], allowed_policies_glob: [], disallowed_policies: [] } : null;
   }
 
-  async accessorPath(accessor: string): Promise<string | null> {
+  async accessorInfo(accessor: string): Promise<{ path: string; policies: string[] } | null> {
     const t = [...this.tokens.values()].find((x) => x.accessor === accessor && !x.revoked);
-    return t ? (t.role ? `auth/token/create/${t.role}` : 'auth/token/create') : null;
+    return t ? { path: t.role ? `auth/token/create/${t.role}` : 'auth/token/create', policies: [...t.policies] } : null;
+  }
+
+  async listAccessors(): Promise<string[]> {
+    return [...this.tokens.values()].filter((t) => !t.revoked).map((t) => t.accessor);
   }
 
   async writeRole(name: string, spec: RoleSpec, _token?: string): Promise<void> {
