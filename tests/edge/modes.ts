@@ -194,7 +194,7 @@ describe(MODES[mode], () => {
     const root = await pebble.issuingRoot();
     // Verified against Pebble's root: the certificate issued, not the placeholder.
     await until('served', async () => 'fingerprint' in (await handshake(ports.https, name, root)), BOUND_MS + 2000);
-  });
+  }, 60_000); // its own waits (30 s for the order, then the bound) say what was late, not jest's timeout
 
   it(`leaves no private key on disk: not in ${mode}'s directory, the agent's, or the temp dirs`, () => {
     // The key's own bytes: past the header every P-256 key in PKCS#8 shares.
