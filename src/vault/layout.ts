@@ -240,6 +240,26 @@ path "${PKI_MOUNT}/cert/ca" {
 `;
 
 /**
+ * Token roles named `rks_<kind>_*` that the holder may write only as rks does: minting policies
+ * of that kind alone, renewable service tokens without the default policy, orphans or not.
+ */
+const heldRoles = (kind: 'grouptoken' | 'node', capabilities: string[], orphan: boolean) => `path "auth/token/roles/${PREFIX}${kind}_*" {
+  capabilities = [${capabilities.map((c) => `"${c}"`).join(', ')}]${kind === 'node' ? '\n  # Vault matches a string whole against the glob, then splits it on commas: no comma at all.' : ''}
+  denied_parameters = {
+    "allowed_policies" = ["*,*"]
+  }
+  allowed_parameters = {
+    "allowed_policies" = ["${PREFIX}${kind}_*"]
+    "orphan" = [${orphan}]
+    "renewable" = [true]
+    "token_no_default_policy" = [true]
+    "token_period" = []
+    "token_type" = ["service"]
+  }
+}
+`;
+
+/**
  * rks's own work: registrations, group-token renewal (by accessor: it never reads a group
  * token), node pruning, its certificate and /ca/sign, and the text of each group's two policies
  * (built from names rks checked, after the administrator's own write). The node roles it may
@@ -279,39 +299,10 @@ path "sys/policies/acl/${PREFIX}grouptoken_*" {
 path "sys/policies/acl/${PREFIX}node_*" {
   capabilities = ["create", "update", "delete"]
 }
-path "auth/token/roles/${PREFIX}grouptoken_*" {
-  capabilities = ["create", "update"]
-  denied_parameters = {
-    "allowed_policies" = ["*,*"]
-  }
-  allowed_parameters = {
-    "allowed_policies" = ["${PREFIX}grouptoken_*"]
-    "orphan" = [true]
-    "renewable" = [true]
-    "token_no_default_policy" = [true]
-    "token_period" = []
-    "token_type" = ["service"]
-  }
-}
-path "auth/token/lookup-accessor" {
+${heldRoles('grouptoken', ['create', 'update'], true)}path "auth/token/lookup-accessor" {
   capabilities = ["update"]
 }
-path "auth/token/roles/${PREFIX}node_*" {
-  capabilities = ["create", "read", "update", "delete"]
-  # Vault matches a string whole against the glob, then splits it on commas: no comma at all.
-  denied_parameters = {
-    "allowed_policies" = ["*,*"]
-  }
-  allowed_parameters = {
-    "allowed_policies" = ["${PREFIX}node_*"]
-    "orphan" = [false]
-    "renewable" = [true]
-    "token_no_default_policy" = [true]
-    "token_period" = []
-    "token_type" = ["service"]
-  }
-}
-path "sys/leases/revoke-prefix/auth/token/create/${PREFIX}node_*" {
+${heldRoles('node', ['create', 'read', 'update', 'delete'], false)}path "sys/leases/revoke-prefix/auth/token/create/${PREFIX}node_*" {
   capabilities = ["update", "sudo"]
 }
 path "auth/token/renew-accessor" {
