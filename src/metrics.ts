@@ -15,6 +15,8 @@ export interface HttpMetrics {
   secretExpiry: Gauge<'fqdn'>;
   secretsExpiring: Gauge<'within'>;
   expiryPass: Gauge;
+  /** Managed secrets by renewal state, as of the last expiry pass. */
+  managedSecrets: Gauge<'state'>;
   managedRenewals: Counter<'issuer' | 'result'>;
   acmeOrders: Counter<'issuer' | 'result'>;
 }
@@ -58,6 +60,12 @@ export function createMetrics(registry = new Registry(), withDefaults = true): H
       name: 'rks_secrets_expiring',
       help: 'Secrets whose certificate expires within 7d or 30d, or has expired',
       labelNames: ['within'],
+      registers: [registry],
+    }),
+    managedSecrets: new Gauge({
+      name: 'rks_managed_secrets',
+      help: 'Managed secrets by renewal state, as of the last expiry pass: pending (no certificate yet), scheduled, due (its time has come: being renewed or waiting for its CA), failing (the last attempt failed)',
+      labelNames: ['state'],
       registers: [registry],
     }),
     managedRenewals: new Counter({

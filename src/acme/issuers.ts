@@ -4,6 +4,7 @@ import { parseName } from '../names';
 import { kvPath } from '../vault/layout';
 import type { KvStore } from '../vault/stores';
 import { acme, acmeClient } from './client';
+import { DEFAULT_ORDER_BUDGET, OrderBudget } from './pacing';
 
 /** The issuer name managed secrets use for rks's own CA; no ACME issuer may take it. */
 export const RKS_CA = 'rks-ca';
@@ -14,6 +15,8 @@ export interface AcmeIssuerInput {
   externalAccountBinding?: { kid: string; hmacKey: string };
   caBundle?: string;
   termsOfServiceAgreed?: boolean;
+  /** New orders this account may place in a window (default: Let's Encrypt's, 300 per 3 hours). */
+  orderBudget?: OrderBudget;
 }
 
 /** What Vault holds of an issuer: the account key included, the EAB key never (it is used once). */
@@ -27,6 +30,7 @@ export interface AcmeIssuerRecord {
   status: 'valid' | 'deactivated';
   createdAt: string;
   deactivatedAt?: string;
+  orderBudget?: OrderBudget;
 }
 
 /** An issuer as the API shows it: no key. */
@@ -40,7 +44,12 @@ export interface AcmeIssuerSummary {
   status: 'valid' | 'deactivated';
   createdAt: string;
   deactivatedAt?: string;
+  orderBudget: OrderBudget;
 }
+
+/** The budget an issuer's orders keep to: its own, or Let's Encrypt's. */
+export const budgetOf = (r: Pick<AcmeIssuerRecord, 'orderBudget'>): OrderBudget =>
+  r.orderBudget && Number.isSafeInteger(r.orderBudget.orders) && Number.isSafeInteger(r.orderBudget.windowSeconds) ? r.orderBudget : DEFAULT_ORDER_BUDGET;
 
 const EMAIL = /^[^@\s:,]+@[^@\s:,]+\.[^@\s:,]+$/;
 
@@ -55,6 +64,7 @@ function summary(name: string, r: AcmeIssuerRecord): AcmeIssuerSummary {
     status: r.status,
     createdAt: r.createdAt,
     ...(r.deactivatedAt ? { deactivatedAt: r.deactivatedAt } : {}),
+    orderBudget: budgetOf(r),
   };
 }
 
@@ -134,6 +144,7 @@ export class AcmeIssuers {
       accountUrl: client.getAccountUrl(),
       status: 'valid',
       createdAt: new Date().toISOString(),
+      ...(input.orderBudget ? { orderBudget: { orders: input.orderBudget.orders, windowSeconds: input.orderBudget.windowSeconds } } : {}),
     };
     await this.kv.writeAt(kvPath.acmeIssuer(issuer), record, token, 0, () => new Conflict(`issuer '${issuer}' already exists`, 'already_exists'));
     return summary(issuer, record);

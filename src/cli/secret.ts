@@ -1,4 +1,4 @@
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import type { SecretSummary } from '../secrets/inventory';
 import { positiveInt } from '../settings';
 import { CliError } from './http';
@@ -93,7 +93,8 @@ export function secretCommand(): Command {
           ...(info.renewal
             ? [
                 `renewal      from ${info.renewal.issuer}${info.renewal.lifetime ? `, ${info.renewal.lifetime} s certificates renewed ${info.renewal.renewBefore !== undefined ? `${info.renewal.renewBefore} s before the end` : "in the CA's window, not before half their life"}` : ''}`,
-                info.renewal.inProgress ? `next try     in progress now (started ${info.renewal.lastAttempt})` : `next try     ${info.renewal.nextAttempt}`,
+                `status       ${info.renewal.status}`,
+                `next try     ${info.renewal.nextAttempt}`,
                 ...(info.renewal.lastAttempt ? [`last try     ${info.renewal.lastAttempt}${info.renewal.lastError ? ` failed: ${info.renewal.lastError} (${info.renewal.failures} in a row)` : ''}`] : []),
               ]
             : []),
@@ -130,13 +131,15 @@ export function secretCommand(): Command {
       const info = (await call(o, 'POST', `/rks/v1/secret/${enc(fqdn)}/rollback`)) as SecretSummary;
       out(o, info, `${fqdn} rolled back: sha256 ${info.sha256Fingerprint}, valid to ${info.notAfter}`);
     });
-  connected(secret.command('list').description('Every secret with its expiry, key and groups, in name order'))
+  connected(secret.command('list').description('Every secret with its expiry, key, renewal and groups: managed secrets whose renewal fails first, then in name order'))
     .option('--expiring <duration>', 'only certificates expiring within this long (e.g. 30d, 12h, 3600), expired ones included', duration)
     .option('--group <group>', 'only the secrets of this group')
-    .action(async (o: Conn & { expiring?: number; group?: string }) => {
+    .addOption(new Option('--renewal <state>', 'only managed secrets whose renewal is in this state').choices(['failing', 'due', 'pending', 'scheduled']))
+    .action(async (o: Conn & { expiring?: number; group?: string; renewal?: string }) => {
       const query = new URLSearchParams({ limit: '1000' });
       if (o.expiring !== undefined) query.set('expiring_within', String(o.expiring));
       if (o.group) query.set('group', o.group);
+      if (o.renewal) query.set('renewal', o.renewal);
       const all: SecretSummary[] = [];
       for (let next: string | undefined = ''; next !== undefined; ) {
         if (next) query.set('after', next);
@@ -144,14 +147,15 @@ export function secretCommand(): Command {
         all.push(...page.secrets);
         next = page.next;
       }
-      // A managed secret whose renewal fails is said so under the table, with the CA's or Vault's reason.
+      // Managed secrets whose renewal fails come first (in name order among them), with the CA's or Vault's reason under the table.
+      all.sort((a, b) => Number(b.renewal?.status === 'failing') - Number(a.renewal?.status === 'failing'));
       const failing = all.filter((s) => s.renewal?.lastError).map((s) => `${s.name}: renewal failed ${s.renewal!.failures} time(s) in a row: ${s.renewal!.lastError}`);
       out(
         o,
         all,
         table(
-          ['NAME', 'NOT AFTER', 'EXPIRES', 'KEY', 'TTL', 'GROUPS'],
-          all.map((s) => [s.name + (s.managed ? ' (managed)' : ''), s.notAfter ?? '-', s.pending ? 'pending' : s.invalid ? 'INVALID' : expiryMark(s), s.keyType ?? '-', String(s.ttl), s.groups.join(',') || '-']),
+          ['NAME', 'NOT AFTER', 'EXPIRES', 'KEY', 'TTL', 'RENEWAL', 'GROUPS'],
+          all.map((s) => [s.name, s.notAfter ?? '-', s.pending ? 'pending' : s.invalid ? 'INVALID' : expiryMark(s), s.keyType ?? '-', String(s.ttl), s.renewal?.status ?? '-', s.groups.join(',') || '-']),
         ) + (failing.length ? `\nRENEWAL FAILING:\n${failing.map((f) => `  ${f}`).join('\n')}` : ''),
       );
     });

@@ -13,11 +13,11 @@ import { CasExhausted, CasMismatch, KvEntry, KvStore, PolicyStore, RoleSpec, Ses
 import { isVaultError } from '../vault/client';
 import { forgetNode } from '../nodes/forget';
 import { Catalog } from '../secrets/catalog';
-import { Copies } from '../secrets/copies';
+import { Copies, CopySource } from '../secrets/copies';
 import { ExpiryOf } from '../secrets/service';
 import { KeyedLock } from '../concurrency';
 import { GroupRegInfo, GroupSecretList, GroupSerial, GroupTokenAccessor, GroupTokenRecord, RevokedNode, checkRegInfo } from '../records/groups';
-import { SecretCopy, SecretData, SecretGroups } from '../records/secrets';
+import { SecretGroups } from '../records/secrets';
 
 
 
@@ -187,25 +187,26 @@ export class GroupService {
       const [config, serial, stored, copy, index] = await Promise.all([
         this.kv.exists(kvPath.groupConfig(g), token),
         this.kv.exists(kvPath.groupSerial(g), token),
-        this.kv.read<SecretData>(kvPath.secret(fqdn), token),
-        this.kv.read<SecretCopy>(kvPath.groupCopy(g, fqdn), token),
+        this.copies.source(token, fqdn),
+        this.copies.exists(token, g, fqdn),
         this.kv.read<SecretGroups>(kvPath.secretGroups(fqdn), token),
       ]);
       mustBeCurrent(g, config, serial);
       if (!stored) throw new NotFound(`secret '${fqdn}' not found`);
-      const expired = this.expiryOf.expired(stored.data);
+      if (!stored.entry) throw new NotFound(`secret '${fqdn}' has no certificate yet: associate it once rks obtained its first`);
+      const expired = this.expiryOf.expired(stored.entry.data);
       if (expired) throw new Conflict(`the certificate of '${fqdn}' expired at ${expired}: push a new one first`, 'certificate_expired');
       await this.casOrLocked(() => this.copies.index(token, fqdn, g, true, index));
       // The inventory learns of it beside the copy, off the nodes' path.
       const catalogued = this.catalogued(token, fqdn);
       try {
-        await this.copyIn(token, g, fqdn, stored, copy !== null);
+        await this.copyIn(token, g, fqdn, stored, copy);
       } catch (err) {
         // Failed half-way (not a duplicate): no index entry may name the group without a copy,
         // or the secret could never be deleted once the group is.
         if (!(err instanceof Conflict)) {
-          await this.kv
-            .exists(kvPath.groupCopy(g, fqdn), token)
+          await this.copies
+            .exists(token, g, fqdn)
             .then((copied) => (copied ? undefined : this.copies.index(token, fqdn, g, false)))
             .catch(() => undefined);
         }
@@ -222,7 +223,7 @@ export class GroupService {
    * The association's copy, made after its index entry from the secret as read, then checked
    * (with the group's serial read in the same breath), and the nodes' list named anew.
    */
-  private async copyIn(token: string, g: string, fqdn: string, secret: KvEntry<SecretData>, copied: boolean): Promise<void> {
+  private async copyIn(token: string, g: string, fqdn: string, secret: CopySource, copied: boolean): Promise<void> {
     if (copied) {
       // A retry after a failure half-way: the copy brought up to date, the nodes' list named anew.
       await this.copies.sync(token, g, fqdn, false);
@@ -240,7 +241,7 @@ export class GroupService {
         this.kv.read<GroupSerial>(kvPath.groupSerial(g), token),
       ]);
       if (!indexed || !exists) {
-        await this.kv.destroy(kvPath.groupCopy(g, fqdn), token);
+        await this.copies.destroy(token, g, fqdn);
         // The group's deletion listed its copies before this one was made: its index entry goes too (below).
         if (!exists) throw notFound(g);
         throw new Locked(`secret '${fqdn}' was dissociated from group '${g}' meanwhile; retry`);
@@ -261,18 +262,18 @@ export class GroupService {
       const [config, serial, copied, index] = await Promise.all([
         this.kv.exists(kvPath.groupConfig(g), token),
         this.kv.exists(kvPath.groupSerial(g), token),
-        this.kv.exists(kvPath.groupCopy(g, fqdn), token),
+        this.copies.exists(token, g, fqdn),
         this.kv.read<SecretGroups>(kvPath.secretGroups(fqdn), token),
       ]);
       mustBeCurrent(g, config, serial);
       const indexed = (index?.data.groups ?? []).includes(g);
       if (!copied && !indexed) throw new NotFound(`secret '${fqdn}' is not associated with group '${g}'`);
-      if (copied) await this.kv.destroy(kvPath.groupCopy(g, fqdn), token);
+      if (copied) await this.copies.destroy(token, g, fqdn);
       const named = this.changed(token, g);
       try {
         await this.casOrLocked(() => this.copies.index(token, fqdn, g, false, index));
         // An association by another instance may have copied it again in between: gone too.
-        await Promise.all([this.kv.destroy(kvPath.groupCopy(g, fqdn), token), this.catalogued(token, fqdn)]);
+        await Promise.all([this.copies.destroy(token, g, fqdn), this.catalogued(token, fqdn)]);
       } finally {
         await named;
       }
@@ -337,7 +338,7 @@ export class GroupService {
       await this.tokens.deleteRole(role, token);
     }
     for (const fqdn of await this.copies.names(token, g)) {
-      await this.kv.destroy(kvPath.groupCopy(g, fqdn), token);
+      await this.copies.destroy(token, g, fqdn);
       await this.casOrLocked(() => this.copies.index(token, fqdn, g, false));
       await this.catalogued(token, fqdn);
     }
@@ -348,8 +349,8 @@ export class GroupService {
     await this.kv.destroy(kvPath.groupSerial(g), token);
     await this.kv.destroy(kvPath.groupConfig(g), token);
     // An association by another instance may have copied a secret in since the listing above.
-    for (const fqdn of (await this.kv.list(kvPath.groupCopies(g), token)).filter(isSecretName)) {
-      await this.kv.destroy(kvPath.groupCopy(g, fqdn), token);
+    for (const fqdn of await this.copies.listed(token, g)) {
+      await this.copies.destroy(token, g, fqdn);
       await this.casOrLocked(() => this.copies.index(token, fqdn, g, false));
       await this.catalogued(token, fqdn);
     }

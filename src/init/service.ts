@@ -1,4 +1,5 @@
 import { Conflict, Forbidden } from '../errors';
+import { isSecretName } from '../names';
 import { GroupService } from '../groups/service';
 import { Predating, classicSigns, findPredating, nothingPredates, predatingLines } from './predating';
 import { Catalog } from '../secrets/catalog';
@@ -13,8 +14,7 @@ import {
   PKI_SERVER_ROLE,
   SERVICE_AUTH_PATH,
   SERVICE_POLICY,
-  MANAGED_POLICY,
-  managedPolicy,
+  LEGACY_MANAGED_POLICY,
   SERVICE_ROLE,
   SERVICE_TOKEN_PERIOD,
   USERPASS_LOCKOUT,
@@ -25,8 +25,14 @@ import {
   groupTokenPolicy,
   groupsIn,
   kvPath,
+  nodePolicy,
+  nodePolicyName,
   servicePolicy,
 } from '../vault/layout';
+import { Copies } from '../secrets/copies';
+import { RenewalSchedule } from '../secrets/schedule';
+import { renewAt } from '../secrets/managed';
+import { isManagedStub, ManagedStub, RenewalState, SecretData, StoredSecret } from '../records/secrets';
 import type { AppRoleStore, KvStore, PkiStore, SetupStore, TokenStore, VaultStores } from '../vault/stores';
 
 export interface AdminCredentials {
@@ -95,7 +101,7 @@ export class InitService {
    */
   async predating(token: string): Promise<Predating> {
     return findPredating(this.setup, this.kv, this.tokens, token, {
-      ours: { [ADMIN_POLICY]: adminPolicy, [SERVICE_POLICY]: servicePolicy, [MANAGED_POLICY]: managedPolicy([]) },
+      ours: { [ADMIN_POLICY]: adminPolicy, [SERVICE_POLICY]: servicePolicy },
       adminLogin: this.admin.login.toLowerCase(),
     });
   }
@@ -147,6 +153,7 @@ export class InitService {
       if ((existing.data.layout ?? 1) < 3) await this.backfillLayout3(token);
       if ((existing.data.layout ?? 1) < 4) await this.backfillLayout4(token);
       if ((existing.data.layout ?? 1) < 5) await this.backfillLayout5(token);
+      if ((existing.data.layout ?? 1) < 6) await this.backfillLayout6(token);
       const record: RksConfigRecord = { ...existing.data, layout: LAYOUT, upgradedAt: new Date().toISOString() };
       await this.writeConfig(record, token, existing.version);
       return { upgraded: stale };
@@ -209,7 +216,7 @@ export class InitService {
       (await this.setup.readPolicy(SERVICE_POLICY, token)) === servicePolicy &&
       (await this.appRole.roleId(SERVICE_ROLE, token)) === creds.roleId &&
       (await this.appRole.hasSecretId(SERVICE_ROLE, creds.secretId, token));
-    if (!identity || (await this.setup.readPolicy(MANAGED_POLICY, token)) === null) stale.push('service identity');
+    if (!identity) stale.push('service identity');
     const serviceTune = identity ? await this.setup.authTune(SERVICE_AUTH_PATH, token) : {};
     if (identity && serviceTune.user_lockout_disable !== true) stale.push('service identity');
     const lockout = await this.setup.authTune(USERPASS_PATH, token);
@@ -277,12 +284,10 @@ export class InitService {
     }
     await this.setup.tuneAuth(SERVICE_AUTH_PATH, { user_lockout_config: { lockout_disable: true } }, token);
     await this.setup.putPolicy(SERVICE_POLICY, servicePolicy, token);
-    // Kept by the admins' calls from then on: never overwritten here.
-    if ((await this.setup.readPolicy(MANAGED_POLICY, token)) === null) await this.setup.putPolicy(MANAGED_POLICY, managedPolicy([]), token);
     await this.appRole.writeRole(
       SERVICE_ROLE,
       {
-        token_policies: [SERVICE_POLICY, MANAGED_POLICY],
+        token_policies: [SERVICE_POLICY],
         token_period: SERVICE_TOKEN_PERIOD,
         token_no_default_policy: true,
         token_type: 'service',
@@ -337,8 +342,52 @@ export class InitService {
       const [config, serial, list] = await Promise.all([kvPath.groupConfig(g), kvPath.groupSerial(g), kvPath.groupSecrets(g)].map((p) => this.kv.exists(p, token)));
       if (config && (!serial || list)) await groups.upgrade(token, g);
     }
-    const schedule = await this.kv.read<{ secrets?: Record<string, unknown> }>(kvPath.managed, token);
-    await this.setup.putPolicy(MANAGED_POLICY, managedPolicy(Object.keys(schedule?.data.secrets ?? {})), token);
+  }
+
+  /**
+   * What layout 6 holds that layout 5 did not: a managed secret's certificates apart from its
+   * stub, its state and its mark in the schedule one small entry each, its copies in the groups'
+   * `managed/` folders, and rks's identity granted those folders (a policy of constant size)
+   * instead of a policy naming every managed secret. Each secret's state keeps its date: no
+   * renewal is missed. Every step can run again.
+   */
+  private async backfillLayout6(token: string): Promise<void> {
+    // Nodes are granted the managed copies' folder before any copy moves there.
+    for (const g of groupsIn(await this.kv.list(kvPath.groups, token))) {
+      if ((await this.setup.readPolicy(nodePolicyName(g), token)) !== null) await this.setup.putPolicy(nodePolicyName(g), nodePolicy(g), token);
+    }
+    const legacy = await this.kv.read<{ secrets?: Record<string, RenewalState> }>(kvPath.legacyManagedSchedule, token);
+    const states = legacy?.data.secrets ?? {};
+    const catalogued = [...(await new Catalog(this.kv).all(token))].filter(([, e]) => e.managed).map(([n]) => n);
+    const schedule = new RenewalSchedule(this.kv);
+    const copies = new Copies(this.kv);
+    const catalog = new Catalog(this.kv);
+    for (const fqdn of [...new Set([...Object.keys(states), ...catalogued])].filter(isSecretName)) {
+      const head = await this.kv.read<StoredSecret>(kvPath.secret(fqdn), token);
+      const state = states[fqdn];
+      if (head && !isManagedStub(head.data) && head.data.managed) {
+        const { managed, meta } = head.data;
+        await this.kv.write<SecretData>(kvPath.managedSecret(fqdn), head.data, token);
+        await this.kv.writeAt<ManagedStub>(kvPath.secret(fqdn), { managed, ...(meta?.ttl ? { meta: { ttl: meta.ttl } } : {}) }, token, head.version, () => new Conflict(`secret '${fqdn}' changed during the upgrade; run init again`));
+      } else if (!head && state?.pending?.spec) {
+        const { spec, ttl } = state.pending;
+        await this.kv.writeAt<ManagedStub>(kvPath.secret(fqdn), { managed: spec, ...(ttl ? { meta: { ttl } } : {}) }, token, 0, () => new Conflict(`secret '${fqdn}' changed during the upgrade; run init again`));
+      } else if (!head || !isManagedStub(head.data)) continue;
+      const seen = await schedule.read(token, fqdn);
+      if (state && Number.isSafeInteger(state.renewAt)) {
+        const { inProgress: _p, claim: _c, ...kept } = state;
+        await schedule.put(token, fqdn, kept, seen);
+      } else if (!seen) {
+        // Not in the schedule (a write lost before): renewed from what is stored.
+        const stub = (await this.kv.read<ManagedStub>(kvPath.secret(fqdn), token))!.data;
+        const material = await this.kv.read<SecretData>(kvPath.managedSecret(fqdn), token);
+        await schedule.put(token, fqdn, { renewAt: material?.data.info ? renewAt(material.data, stub.managed) : Math.floor(Date.now() / 1000), failures: 0 }, null);
+      }
+      for (const g of await copies.groupsOf(token, fqdn)) await copies.sync(token, g, fqdn, false);
+      await catalog.refresh(token, fqdn);
+    }
+    await this.kv.destroy(kvPath.legacyManagedSchedule, token);
+    await this.setup.deletePolicy(LEGACY_MANAGED_POLICY, token);
   }
 
   /** What layout 5 holds that layout 4 did not: the catalog the inventory lists from, in place of the expiry index. */

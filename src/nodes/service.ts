@@ -11,6 +11,7 @@ import { KvStore, NO_CHANGE, RoleSpec, Session, TokenStore } from '../vault/stor
 import { GroupSerial, storedRegInfo } from '../records/groups';
 import type { NodeRecord } from '../records/nodes';
 import { forgetNode } from './forget';
+import { Copies } from '../secrets/copies';
 
 export interface NodeToken {
   nodeToken: string;
@@ -185,9 +186,9 @@ export class NodeService {
     return { etag: tag(secrets), names: Promise.resolve(secrets) };
   }
 
-  /** The names of a group's copies (layout 4), listed with the node's own token. */
+  /** The names of a group's copies (layout 4; managed ones apart since 6), listed with the node's own token. */
   private async names(g: string, nodeToken: string): Promise<string[]> {
-    return (await this.kv.list(kvPath.groupCopies(g), nodeToken)).filter(isSecretName).sort();
+    return new Copies(this.kv).listed(nodeToken, g);
   }
 
   /** Renews the caller's own token (group or node) and answers its new TTL. */

@@ -30,8 +30,25 @@ export interface SecretData {
 }
 
 /**
- * A group's copy of a secret, at `rks/data/groups/<g>/secrets/<fqdn>`: what its nodes read,
- * with the version of the secret it copies. The managed spec stays with the secret.
+ * What `rks/data/<fqdn>` holds for a managed secret: what the administrator asked for. Its
+ * certificate and key are at `rks/data/managed/secrets/<fqdn>` (a `SecretData` with the same
+ * spec), which rks's identity renews; a push over it replaces this entry and a rollback puts it
+ * back.
+ */
+export interface ManagedStub {
+  managed: ManagedSpec;
+  meta?: { ttl?: number };
+}
+
+export type StoredSecret = SecretData | ManagedStub;
+
+/** Whether `rks/data/<fqdn>` holds a managed secret's stub (a pushed secret holds its certificate). */
+export const isManagedStub = (d: StoredSecret): d is ManagedStub => typeof (d as SecretData).certificate !== 'string' && typeof d.managed === 'object' && d.managed !== null;
+
+/**
+ * A group's copy of a secret, at `rks/data/groups/<g>/secrets/<fqdn>` (`managed/<fqdn>` for a
+ * managed secret): what its nodes read, with the version of the secret (of its certificate and
+ * key, for a managed one) it copies. The managed spec stays with the secret.
  */
 export interface SecretCopy extends Omit<SecretData, 'managed'> {
   source: number;

@@ -1,3 +1,4 @@
+import type { RenewalStatus } from '../secrets/catalog';
 import type { Handlers } from '../http/dispatch';
 import type { Inventory } from '../secrets/inventory';
 import type { ManagedInput, ManagedSecrets } from '../secrets/managed';
@@ -41,8 +42,8 @@ export function secretRoutes(secrets: SecretService, inventory: Inventory, manag
       res.status(200).json(await inventory.secret(token, req.params.fqdn));
     },
     listSecrets: async (req, res, token) => {
-      const q = req.query as { expiring_within?: number; group?: string; limit?: number; after?: string };
-      res.status(200).json(await inventory.secrets(token, { expiringWithin: q.expiring_within, group: q.group, limit: q.limit ?? 100, after: q.after }));
+      const q = req.query as { expiring_within?: number; group?: string; renewal?: RenewalStatus; limit?: number; after?: string };
+      res.status(200).json(await inventory.secrets(token, { expiringWithin: q.expiring_within, group: q.group, renewal: q.renewal, limit: q.limit ?? 100, after: q.after }));
     },
   };
 }

@@ -5,7 +5,8 @@ import { isSecretName } from '../names';
 import { kvPath } from '../vault/layout';
 import { KvEntry, KvStore, NO_CHANGE } from '../vault/stores';
 import { storedFacts } from './facts';
-import { CertificateFacts, ManagedSpec, SecretData, SecretGroups } from '../records/secrets';
+import { CertificateFacts, isManagedStub, ManagedSpec, RenewalState, SecretData, SecretGroups, StoredSecret } from '../records/secrets';
+import type { CopyView } from './copies';
 
 /**
  * 1,024 shards: at 100,000 secrets each holds about 100 entries (≈ 50 KB). Vault refuses an
@@ -23,9 +24,47 @@ export interface CatalogEntry {
   invalid?: string;
   ttl?: number;
   managed?: ManagedSpec;
+  /** A managed secret: where its renewal stands (absent while no instance scheduled it). */
+  renewal?: RenewalSummary;
   groups: string[];
   /** The version of the secret's group index the groups come from (0: none). */
   groupsVersion: number;
+}
+
+/** What the inventory, the metrics and the expiry warnings show of a managed secret's renewal. */
+export interface RenewalSummary {
+  /** When the next attempt is due (seconds since the epoch). */
+  renewAt: number;
+  failures: number;
+  lastAttempt?: string;
+  lastError?: string;
+  copiesBehind?: true;
+}
+
+/**
+ * A managed secret's renewal at a glance: waiting for its first certificate, scheduled, due
+ * (its time has come: being renewed, or waiting for its CA), or failing (its last attempt failed).
+ */
+export type RenewalStatus = 'pending' | 'scheduled' | 'due' | 'failing';
+export const RENEWAL_STATUSES: RenewalStatus[] = ['pending', 'scheduled', 'due', 'failing'];
+
+export function renewalStatus(e: Pick<CatalogEntry, 'managed' | 'info' | 'renewal'>, now = Date.now()): RenewalStatus | undefined {
+  if (!e.managed) return undefined;
+  if (e.renewal && e.renewal.failures > 0) return 'failing';
+  if (!e.info) return 'pending';
+  if (e.renewal && e.renewal.renewAt * 1000 <= now) return 'due';
+  return 'scheduled';
+}
+
+function summaryOf(state: RenewalState): RenewalSummary {
+  const { renewAt, failures, lastAttempt, lastError, copiesBehind } = state;
+  return {
+    renewAt: Number.isSafeInteger(renewAt) ? renewAt : 0,
+    failures: Number.isSafeInteger(failures) ? failures : 0,
+    ...(typeof lastAttempt === 'string' ? { lastAttempt } : {}),
+    ...(typeof lastError === 'string' ? { lastError: lastError.slice(0, 500) } : {}),
+    ...(copiesBehind === true ? { copiesBehind } : {}),
+  };
 }
 
 interface Shard {
@@ -48,6 +87,7 @@ function isEntry(e: unknown): e is CatalogEntry {
   if (typeof x !== 'object' || x === null || Array.isArray(x)) return false;
   const info = x.info as Partial<CertificateFacts> | undefined;
   const managed = x.managed as Partial<ManagedSpec> | undefined;
+  const renewal = x.renewal as Partial<RenewalSummary> | undefined;
   return (
     Number.isSafeInteger(x.version) && Number.isSafeInteger(x.groupsVersion) && Array.isArray(x.groups) && x.groups.every(isString) &&
     (x.ttl === undefined || (Number.isSafeInteger(x.ttl) && x.ttl > 0)) &&
@@ -55,7 +95,10 @@ function isEntry(e: unknown): e is CatalogEntry {
     (info === undefined ||
       (typeof info === 'object' && info !== null && isString(info.subject) && isString(info.issuer) && isDate(info.notBefore) && isDate(info.notAfter) &&
         isString(info.keyType) && isString(info.sha256Fingerprint) && Number.isSafeInteger(info.chainLength) && Array.isArray(info.sans) && info.sans.every(isString))) &&
-    (managed === undefined || (typeof managed === 'object' && managed !== null && isString(managed.issuer)))
+    (managed === undefined || (typeof managed === 'object' && managed !== null && isString(managed.issuer))) &&
+    (renewal === undefined ||
+      (typeof renewal === 'object' && renewal !== null && Number.isSafeInteger(renewal.renewAt) && Number.isSafeInteger(renewal.failures) &&
+        (renewal.lastError === undefined || isString(renewal.lastError)) && (renewal.lastAttempt === undefined || isString(renewal.lastAttempt))))
   );
 }
 
@@ -78,11 +121,11 @@ export class Catalog {
   constructor(private readonly kv: KvStore) {}
 
   /** Brings `fqdn`'s entry in step with the secret and its group index as Vault holds them now. */
-  async refresh(token: string, fqdn: string): Promise<void> {
+  async refresh(token: string, fqdn: string, view: CopyView = 'admin'): Promise<void> {
     // Each write is announced as soon as it landed, beside the check that follows it.
     const announced: Promise<void>[] = [];
     try {
-      await this.settle(token, fqdn, () => announced.push(this.bump(token).catch(() => this.bump(token))));
+      await this.settle(token, fqdn, () => announced.push(this.bump(token).catch(() => this.bump(token))), view);
     } finally {
       // Whatever landed is announced, even when what followed failed.
       await Promise.all(announced);
@@ -95,14 +138,16 @@ export class Catalog {
    * secret still changing after a few rounds loses its entry, which the next listing makes
    * again. Answers the entry as written.
    */
-  private async settle(token: string, fqdn: string, wrote: () => void): Promise<CatalogEntry | null> {
-    const first = await Promise.all([this.stored(token, fqdn), this.kv.read<Shard>(kvPath.catalogShard(shardOf(fqdn)), token)]);
+  private async settle(token: string, fqdn: string, wrote: () => void, view: CopyView = 'admin'): Promise<CatalogEntry | null> {
+    const first = await Promise.all([this.stored(token, fqdn, view), this.kv.read<Shard>(kvPath.catalogShard(shardOf(fqdn)), token)]);
+    if (first[0] === undefined) return null;
     let next = first[0];
     let shard: KvEntry<Shard> | null | undefined = first[1];
     for (let round = 1; ; round++) {
       if (await this.put(token, fqdn, next, shard)) wrote();
       shard = undefined;
-      const now = await this.stored(token, fqdn);
+      const now = await this.stored(token, fqdn, view);
+      if (now === undefined) return null;
       if (isDeepStrictEqual(now, next)) return next;
       if (round === REFRESH_ROUNDS) {
         if (await this.put(token, fqdn, null)) wrote();
@@ -130,12 +175,6 @@ export class Catalog {
     return out;
   }
 
-  /** Every certificate's end (seconds since the epoch), by name: what the expiry metrics watch. */
-  async expiries(token: string): Promise<Map<string, number>> {
-    const out = new Map<string, number>();
-    for (const [fqdn, e] of await this.all(token)) if (e.info) out.set(fqdn, Math.floor(Date.parse(e.info.notAfter) / 1000));
-    return out;
-  }
 
   /**
    * Changes whenever an entry does: a listing cached at one serial is current while it holds.
@@ -165,14 +204,35 @@ export class Catalog {
     return all;
   }
 
-  /** The entry that describes what Vault holds of `fqdn` now; null when no secret is stored. */
-  async stored(token: string, fqdn: string): Promise<CatalogEntry | null> {
-    const [secret, index] = await Promise.all([
-      this.kv.read<SecretData>(kvPath.secret(fqdn), token),
+  /**
+   * The entry that describes what Vault holds of `fqdn` now; null when no secret is stored. In
+   * rks's own view (`managed`), which reads managed secrets only: undefined when `fqdn` is not
+   * one (any more), which is then the administrator's to describe.
+   */
+  async stored(token: string, fqdn: string, view: CopyView = 'admin'): Promise<CatalogEntry | null | undefined> {
+    const [head, index] = await Promise.all([
+      view === 'admin' ? this.kv.read<StoredSecret>(kvPath.secret(fqdn), token) : undefined,
       this.kv.read<SecretGroups>(kvPath.secretGroups(fqdn), token),
     ]);
-    if (!secret) return null;
-    return { ...describe(secret.data), version: secret.version, groups: [...(index?.data.groups ?? [])].sort(), groupsVersion: index?.version ?? 0 };
+    if (head === null) return null;
+    const groups = { groups: [...(index?.data.groups ?? [])].sort(), groupsVersion: index?.version ?? 0 };
+    if (head && !isManagedStub(head.data)) return { ...describe(head.data), version: head.version, ...groups };
+    const [material, state] = await Promise.all([
+      this.kv.read<SecretData>(kvPath.managedSecret(fqdn), token),
+      this.kv.read<RenewalState>(kvPath.managedState(fqdn), token),
+    ]);
+    const spec = head ? (head.data as { managed: ManagedSpec }).managed : state?.data.pending?.spec ?? material?.data.managed;
+    if (!head && !state) return undefined;
+    if (!spec) return undefined;
+    const ttl = head ? head.data.meta?.ttl : (material?.data.meta?.ttl ?? state?.data.pending?.ttl);
+    return {
+      ...(material ? describe(material.data) : {}),
+      ...(Number(ttl) > 0 ? { ttl: Number(ttl) } : {}),
+      managed: spec,
+      ...(state ? { renewal: summaryOf(state.data) } : {}),
+      version: material?.version ?? 0,
+      ...groups,
+    };
   }
 
   /**

@@ -1,42 +1,80 @@
 import { Locked, NotFound } from '../errors';
 import { isSecretName } from '../names';
+import { isVaultError } from '../vault/client';
 import { kvPath } from '../vault/layout';
 import { CasMismatch, KvEntry, KvStore, NO_CHANGE } from '../vault/stores';
-import type { SecretCopy, SecretData, SecretGroups } from '../records/secrets';
+import { isManagedStub, SecretCopy, SecretData, SecretGroups, StoredSecret } from '../records/secrets';
 
 
 /** Rounds of read, compare and write before a copy that keeps changing is given up on. */
 const SYNC_ROUNDS = 20;
 
 /**
+ * What a secret's copies are made of: its certificate and key, in the secret for a pushed one,
+ * at `managed/secrets/<fqdn>` for a managed one (null while it waits for its first certificate).
+ */
+export interface CopySource {
+  managed: boolean;
+  entry: KvEntry<SecretData> | null;
+}
+
+/**
+ * Whose view a sync has: an administrator's sees the secret and both folders of copies; rks's
+ * own identity sees only managed secrets and their copies, and may update a copy but never
+ * make or remove one.
+ */
+export type CopyView = 'admin' | 'managed';
+
+const copyPath = (g: string, fqdn: string, managed: boolean) => (managed ? kvPath.groupManagedCopy(g, fqdn) : kvPath.groupCopy(g, fqdn));
+
+/**
  * The copies that make a group's associations readable by its nodes, and the index of which
  * groups hold a copy of a secret. Writers of a secret fan out to the groups in the index;
  * association creates a copy. Both end by reading the secret again, so whichever writes last
  * leaves the copy at the secret's latest version, whatever the interleaving between instances.
+ * A managed secret's copies are in the group's `managed/` folder, a pushed one's in `secrets/`.
  */
 export class Copies {
   constructor(private readonly kv: KvStore) {}
+
+  /** What the copies of `fqdn` are made of now; null for no such secret. */
+  async source(token: string, fqdn: string, view: CopyView = 'admin'): Promise<CopySource | null> {
+    if (view === 'managed') return { managed: true, entry: await this.kv.read<SecretData>(kvPath.managedSecret(fqdn), token) };
+    const head = await this.kv.read<StoredSecret>(kvPath.secret(fqdn), token);
+    if (!head) return null;
+    if (!isManagedStub(head.data)) return { managed: false, entry: head as KvEntry<SecretData> };
+    return { managed: true, entry: await this.kv.read<SecretData>(kvPath.managedSecret(fqdn), token) };
+  }
 
   /**
    * Makes `g`'s copy of `fqdn` the secret's current version. With `create` (association) a
    * missing copy is made; otherwise a missing copy means the group lost the secret meanwhile,
    * and stays missing. Answers whether a copy now exists.
    */
-  async sync(token: string, g: string, fqdn: string, create: boolean): Promise<boolean> {
+  async sync(token: string, g: string, fqdn: string, create: boolean, view: CopyView = 'admin'): Promise<boolean> {
     for (let round = 0; round < SYNC_ROUNDS; round++) {
-      const [secret, copy] = await Promise.all([
-        this.kv.read<SecretData>(kvPath.secret(fqdn), token),
-        this.kv.read<SecretCopy>(kvPath.groupCopy(g, fqdn), token),
+      const [src, pushed, managed] = await Promise.all([
+        this.source(token, fqdn, view),
+        view === 'admin' ? this.kv.read<SecretCopy>(kvPath.groupCopy(g, fqdn), token) : null,
+        this.kv.read<SecretCopy>(kvPath.groupManagedCopy(g, fqdn), token),
       ]);
-      if (!copy && !create) return false;
-      if (!secret) {
+      const held = pushed ?? managed;
+      if (!held && !create) return false;
+      if (!src?.entry) {
+        if (view === 'managed') return Boolean(managed);
         // Deleted meanwhile (a deletion that raced an association): no copy may outlive it.
-        if (copy) await this.kv.destroy(kvPath.groupCopy(g, fqdn), token);
-        if (create) throw new NotFound(`secret '${fqdn}' not found`);
+        await this.destroy(token, g, fqdn);
+        if (create) throw new NotFound(src ? `secret '${fqdn}' has no certificate yet: associate it once rks obtained its first` : `secret '${fqdn}' not found`);
         return false;
       }
-      if (copy && copy.data.source === secret.version) return true;
-      await this.put(token, g, fqdn, secret, copy?.version ?? 0);
+      const [copy, other] = src.managed ? [managed, pushed] : [pushed, managed];
+      if (copy && copy.data.source === src.entry.version && !other) return true;
+      if (!copy && other && !create) {
+        // Pushed over a managed secret, or rolled back to one: the copy moves to the other folder.
+        return this.move(token, g, fqdn, src);
+      }
+      if (!copy || copy.data.source !== src.entry.version) await this.put(token, g, fqdn, src, copy?.version ?? 0);
+      if (other) await this.kv.destroy(copyPath(g, fqdn, !src.managed), token);
       // Made once: from now on a missing copy is a dissociation that came in between.
       create = false;
     }
@@ -44,21 +82,44 @@ export class Copies {
   }
 
   /**
-   * Writes `g`'s copy of `secret` unless the copy is no longer at version `cas` (someone else
+   * The copy made in the folder of what the secret is now, the one before removed; then, since
+   * a dissociation may have removed both in between, kept only while the index names the group.
+   */
+  private async move(token: string, g: string, fqdn: string, src: CopySource): Promise<boolean> {
+    await this.put(token, g, fqdn, src, 0);
+    await this.kv.destroy(copyPath(g, fqdn, !src.managed), token);
+    if ((await this.groupsOf(token, fqdn)).includes(g)) return true;
+    await this.kv.destroy(copyPath(g, fqdn, src.managed), token);
+    return false;
+  }
+
+  /**
+   * Writes `g`'s copy of `src` unless the copy is no longer at version `cas` (someone else
    * wrote it first: a sync that follows reads what stands).
    */
-  async put(token: string, g: string, fqdn: string, secret: KvEntry<SecretData>, cas: number): Promise<void> {
-    const { managed: _managed, ...data } = secret.data;
+  async put(token: string, g: string, fqdn: string, src: CopySource, cas: number): Promise<void> {
+    const { managed: _managed, ...data } = src.entry!.data;
     try {
-      await this.kv.write<SecretCopy>(kvPath.groupCopy(g, fqdn), { ...data, source: secret.version }, token, cas);
+      await this.kv.write<SecretCopy>(copyPath(g, fqdn, src.managed), { ...data, source: src.entry!.version }, token, cas);
     } catch (err) {
       if (!(err instanceof CasMismatch)) throw err;
     }
   }
 
+  /** Whether `g` holds a copy of `fqdn`, in either folder. */
+  async exists(token: string, g: string, fqdn: string): Promise<boolean> {
+    const [pushed, managed] = await Promise.all([this.kv.exists(kvPath.groupCopy(g, fqdn), token), this.kv.exists(kvPath.groupManagedCopy(g, fqdn), token)]);
+    return pushed || managed;
+  }
+
+  /** `g`'s copy of `fqdn` goes, whichever folder it is in. */
+  async destroy(token: string, g: string, fqdn: string): Promise<void> {
+    await Promise.all([this.kv.destroy(kvPath.groupCopy(g, fqdn), token), this.kv.destroy(kvPath.groupManagedCopy(g, fqdn), token)]);
+  }
+
   /** After the secret changed: every group's copy brought to its new version. */
-  async fanOut(token: string, fqdn: string): Promise<void> {
-    for (const g of await this.groupsOf(token, fqdn)) await this.sync(token, g, fqdn, false);
+  async fanOut(token: string, fqdn: string, view: CopyView = 'admin'): Promise<void> {
+    for (const g of await this.groupsOf(token, fqdn)) await this.sync(token, g, fqdn, false, view);
   }
 
   /**
@@ -66,10 +127,23 @@ export class Copies {
    * layout before 4, its list.
    */
   async names(token: string, g: string): Promise<string[]> {
-    const copies = (await this.kv.list(kvPath.groupCopies(g), token)).filter(isSecretName);
-    if (copies.length || (await this.kv.exists(kvPath.groupSerial(g), token))) return copies.sort();
+    const copies = await this.listed(token, g);
+    if (copies.length || (await this.kv.exists(kvPath.groupSerial(g), token))) return copies;
     const list = await this.kv.read<{ secrets: unknown[] }>(kvPath.groupSecrets(g), token);
     return (list?.data.secrets ?? []).filter((s): s is string => typeof s === 'string' && isSecretName(s)).sort();
+  }
+
+  /** The names of `g`'s copies in both folders, sorted (with the caller's token: a node's lists its own group's). */
+  async listed(token: string, g: string): Promise<string[]> {
+    const [pushed, managed] = await Promise.all([
+      this.kv.list(kvPath.groupCopies(g), token),
+      // A node policy from before layout 6 does not grant the managed folder (init rewrites it).
+      this.kv.list(kvPath.groupManagedCopies(g), token).catch((err) => {
+        if (isVaultError(err, 403)) return [];
+        throw err;
+      }),
+    ]);
+    return [...new Set([...pushed, ...managed].filter(isSecretName))].sort();
   }
 
   async groupsOf(token: string, fqdn: string): Promise<string[]> {

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { Gauge } from 'prom-client';
 import { isVaultError } from '../vault/client';
 import type { Session } from '../vault/stores';
-import type { Catalog } from './catalog';
+import { CatalogEntry, RENEWAL_STATUSES, RenewalStatus, renewalStatus, type Catalog } from './catalog';
 
 export interface ExpiryGauges {
   /** One series per secret, for the soonest-expiring `seriesLimit` secrets. */
@@ -10,7 +10,12 @@ export interface ExpiryGauges {
   /** Secrets expiring within 7 and 30 days, and expired ones. */
   expiring: Gauge<'within'>;
   lastPass: Gauge;
+  /** Managed secrets by renewal state. */
+  managed: Gauge<'state'>;
 }
+
+/** A managed secret whose renewal is late this long past its date is warned about as any other. */
+const LATE_SECONDS = 3600;
 
 const DAY = 86400;
 
@@ -18,17 +23,20 @@ const DAY = 86400;
  * Looks at every secret's expiry now and then (a read per catalog shard, whatever the number
  * of secrets), and follows this instance's own changes in between without reading Vault:
  * metrics for alerting, and one warning line per secret entering its last `warnDays` days
- * (again if it is replaced by one that expires as soon).
+ * (again if it is replaced by one that expires as soon). A managed secret rks renews is not
+ * warned about while its renewal is on time: only once it fails or is late.
  */
 export class ExpiryWatch {
   private readonly warned = new Map<string, number>();
   /** Every certificate's end (seconds), as of the last pass and this instance's changes since. */
   private known?: Map<string, number>;
+  /** Managed secrets' renewal, as of the last pass. */
+  private renewals = new Map<string, Pick<CatalogEntry, 'managed' | 'info' | 'renewal'>>();
   private publishing?: NodeJS.Timeout;
   private during?: Map<string, number | null>;
 
   constructor(
-    private readonly catalog: Pick<Catalog, 'expiries'>,
+    private readonly catalog: Pick<Catalog, 'all'>,
     private readonly session: Session,
     private readonly gauges: ExpiryGauges,
     private readonly logger: Logger,
@@ -36,12 +44,12 @@ export class ExpiryWatch {
   ) {}
 
   async pass(now = Date.now()): Promise<void> {
-    let all: Map<string, number>;
+    let entries: Map<string, CatalogEntry>;
     // Changes noted while the catalog is read may be missing from what it answers: applied again.
     const during = new Map<string, number | null>();
     this.during = during;
     try {
-      all = await this.session.run((token) => this.catalog.expiries(token));
+      entries = await this.session.run((token) => this.catalog.all(token));
     } catch (err) {
       const hint = isVaultError(err, 403) ? ' (rks was upgraded: run init again with the root token to let it read the catalog)' : '';
       this.logger.warn({ err: (err as Error).message }, `certificate expiry check failed; will retry${hint}`);
@@ -49,6 +57,18 @@ export class ExpiryWatch {
     } finally {
       this.during = undefined;
     }
+    const all = new Map<string, number>();
+    const renewals = new Map<string, Pick<CatalogEntry, 'managed' | 'info' | 'renewal'>>();
+    const counts = new Map<RenewalStatus, number>(RENEWAL_STATUSES.map((s) => [s, 0]));
+    for (const [fqdn, e] of entries) {
+      if (e.info) all.set(fqdn, Math.floor(Date.parse(e.info.notAfter) / 1000));
+      const status = renewalStatus(e, now);
+      if (!status) continue;
+      renewals.set(fqdn, { managed: e.managed, info: e.info, renewal: e.renewal });
+      counts.set(status, counts.get(status)! + 1);
+    }
+    for (const [state, n] of counts) this.gauges.managed.set({ state }, n);
+    this.renewals = renewals;
     for (const [fqdn, at] of during) {
       if (at === null) all.delete(fqdn);
       else all.set(fqdn, at);
@@ -83,6 +103,7 @@ export class ExpiryWatch {
     const soon = new Set<string>();
     for (const [fqdn, at] of entries) {
       if (at - t > this.opts.warnDays * DAY) break;
+      if (!this.warrants(fqdn, t)) continue;
       soon.add(fqdn);
       if (this.warned.get(fqdn) === at) continue;
       this.warned.set(fqdn, at);
@@ -91,6 +112,14 @@ export class ExpiryWatch {
       else this.logger.warn({ fqdn, notAfter, daysLeft: Math.floor((at - t) / DAY) }, 'certificate expires soon');
     }
     for (const fqdn of this.warned.keys()) if (!soon.has(fqdn)) this.warned.delete(fqdn);
+  }
+
+  /** A pushed secret near its end; a managed one only when its renewal fails or is late. */
+  private warrants(fqdn: string, t: number): boolean {
+    const managed = this.renewals.get(fqdn);
+    if (!managed) return true;
+    const status = renewalStatus(managed, t * 1000);
+    return status === 'failing' || (status === 'due' && managed.renewal!.renewAt < t - LATE_SECONDS);
   }
 
   stop(): void {

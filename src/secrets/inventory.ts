@@ -5,10 +5,10 @@ import { isName, isSecretName, parseFqdn, parseName } from '../names';
 import { groupsIn, kvPath } from '../vault/layout';
 import type { KvStore } from '../vault/stores';
 import { Copies } from './copies';
-import { Catalog, CatalogEntry, factsOf } from './catalog';
+import { Catalog, CatalogEntry, RenewalStatus, RenewalSummary, factsOf, renewalStatus } from './catalog';
 import type { GroupRegInfo } from '../records/groups';
 import type { NodeRecord } from '../records/nodes';
-import { CertificateFacts, ManagedSpec, RenewalState, SecretData } from '../records/secrets';
+import { CertificateFacts, ManagedSpec, SecretData } from '../records/secrets';
 
 /** A secret in the inventory; a managed secret waiting for its first certificate has no certificate facts yet. */
 export interface SecretSummary extends Partial<CertificateFacts> {
@@ -22,7 +22,16 @@ export interface SecretSummary extends Partial<CertificateFacts> {
   /** rks obtains and renews it (managed secrets); false for pushed ones. */
   managed: boolean;
   /** For a managed secret: its issuer and schedule. */
-  renewal?: { issuer: string; lifetime?: number; renewBefore?: number; inProgress?: boolean; nextAttempt: string; failures: number; lastAttempt?: string; lastError?: string };
+  renewal?: {
+    issuer: string;
+    lifetime?: number;
+    renewBefore?: number;
+    status: RenewalStatus;
+    nextAttempt: string;
+    failures: number;
+    lastAttempt?: string;
+    lastError?: string;
+  };
   expired: boolean;
 }
 
@@ -51,6 +60,8 @@ export interface SecretQuery extends Page {
   /** Only secrets whose certificate expires within this many seconds (expired ones included). */
   expiringWithin?: number;
   group?: string;
+  /** Only managed secrets whose renewal is in this state. */
+  renewal?: RenewalStatus;
 }
 
 /** Vault reads in flight at once for one page of groups or nodes. */
@@ -63,7 +74,7 @@ interface Listing {
   entries: Map<string, CatalogEntry>;
 }
 
-function renewal(spec: ManagedSpec, state: RenewalState | undefined, info?: CertificateFacts): NonNullable<SecretSummary['renewal']> {
+function renewal(spec: ManagedSpec, state: RenewalSummary | undefined, status: RenewalStatus, info?: CertificateFacts): NonNullable<SecretSummary['renewal']> {
   // An ACME CA chooses the lifetime; renewal is then at two thirds of it.
   const [from, to] = info ? [Date.parse(info.notBefore) / 1000, Date.parse(info.notAfter) / 1000] : [NaN, NaN];
   const lifetime = spec.lifetime ?? (info ? Math.round(to - from) : undefined);
@@ -74,7 +85,7 @@ function renewal(spec: ManagedSpec, state: RenewalState | undefined, info?: Cert
     // The schedule is read as written by whoever may write it: only well-typed fields are shown.
     ...(Number.isFinite(lifetime) ? { lifetime } : {}),
     ...(Number.isFinite(renewBefore) ? { renewBefore } : {}),
-    ...(state?.inProgress === true ? { inProgress: true } : {}),
+    status,
     nextAttempt: state && Number.isFinite(state.renewAt) ? new Date(state.renewAt * 1000).toISOString() : 'not scheduled',
     failures: Number.isSafeInteger(state?.failures) ? state!.failures : 0,
     ...(typeof state?.lastAttempt === 'string' ? { lastAttempt: state.lastAttempt } : {}),
@@ -113,7 +124,6 @@ export class Inventory {
   constructor(
     private readonly kv: KvStore,
     private readonly ttlOf: (data: SecretData) => number,
-    private readonly managed?: { schedule(token: string): Promise<Record<string, RenewalState>> },
   ) {
     this.catalog = new Catalog(kv);
     this.copies = new Copies(kv);
@@ -122,14 +132,13 @@ export class Inventory {
   async secrets(token: string, q: SecretQuery): Promise<{ secrets: SecretSummary[]; next?: string }> {
     const g = q.group === undefined ? undefined : parseName('group name', q.group);
     if (g !== undefined && !(await this.kv.exists(kvPath.groupConfig(g), token))) throw new NotFound(`group '${g}' not found`);
-    const [listing, schedule] = await Promise.all([this.current(token), this.schedule(token)]);
+    const listing = await this.current(token);
     const { entries } = listing;
     let names = listing.names;
     if (g !== undefined) names = names.filter((n) => entries.get(n)!.groups.includes(g));
-    // Waiting for a first certificate: listed, except where a group or an expiry is asked for.
-    if (g === undefined && q.expiringWithin === undefined) {
-      const waiting = Object.keys(schedule).filter((n) => isSecretName(n) && schedule[n]?.pending?.spec && !entries.has(n));
-      if (waiting.length) names = [...names, ...waiting].sort();
+    if (q.renewal !== undefined) {
+      const now = Date.now();
+      names = names.filter((n) => renewalStatus(entries.get(n)!, now) === q.renewal);
     }
     if (q.expiringWithin !== undefined) {
       const limit = Date.now() + q.expiringWithin * 1000;
@@ -139,15 +148,14 @@ export class Inventory {
       });
     }
     const p = page(names, q);
-    const items = p.names.map((n) => this.summary(n, entries.get(n) ?? null, schedule)).filter((i): i is SecretSummary => i !== null);
+    const items = p.names.map((n) => this.summary(n, entries.get(n) ?? null)).filter((i): i is SecretSummary => i !== null);
     return { secrets: items, ...(p.next ? { next: p.next } : {}) };
   }
 
   /** One secret's entry of the inventory (its certificate's facts; never its key), read from the secret itself. */
   async secret(token: string, name: string): Promise<SecretSummary> {
     const fqdn = parseFqdn(name);
-    const [entry, schedule] = await Promise.all([this.catalog.stored(token, fqdn), this.schedule(token)]);
-    const summary = this.summary(fqdn, entry, schedule);
+    const summary = this.summary(fqdn, (await this.catalog.stored(token, fqdn)) ?? null);
     if (!summary) throw new NotFound(`secret '${fqdn}' not found`);
     return summary;
   }
@@ -207,23 +215,17 @@ export class Inventory {
     return { serial, names: [...all.keys()].sort(), entries: all };
   }
 
-  private schedule(token: string): Promise<Record<string, RenewalState>> {
-    return this.managed ? this.managed.schedule(token) : Promise.resolve({});
-  }
-
   /** Every secret's name: the keys at the top of the mount that are secret names (rks's own have no dot). */
   private async secretNames(token: string): Promise<string[]> {
     return (await this.kv.list(kvPath.secrets, token)).filter(isSecretName);
   }
 
-  private summary(fqdn: string, entry: CatalogEntry | null, schedule: Record<string, RenewalState>): SecretSummary | null {
-    if (!entry) {
-      const waiting = schedule[fqdn]?.pending;
-      if (!waiting?.spec) return null;
-      return { name: fqdn, pending: true, groups: [], ttl: waiting.ttl ?? this.ttlOf({} as SecretData), managed: true, renewal: renewal(waiting.spec, schedule[fqdn]), expired: false };
-    }
+  private summary(fqdn: string, entry: CatalogEntry | null): SecretSummary | null {
+    if (!entry) return null;
     const { groups } = entry;
     const ttl = this.ttlOf({ meta: entry.ttl ? { ttl: entry.ttl } : undefined } as SecretData);
+    const status = renewalStatus(entry);
+    if (entry.managed && !entry.info) return { name: fqdn, pending: true, groups, ttl, managed: true, renewal: renewal(entry.managed, entry.renewal, status!), expired: false };
     if (!entry.info) return { name: fqdn, invalid: entry.invalid ?? 'no certificate facts', groups, ttl, managed: false, expired: false };
     return {
       name: fqdn,
@@ -231,7 +233,7 @@ export class Inventory {
       groups,
       ttl,
       managed: Boolean(entry.managed),
-      ...(entry.managed ? { renewal: renewal(entry.managed, schedule[fqdn], entry.info) } : {}),
+      ...(entry.managed ? { renewal: renewal(entry.managed, entry.renewal, status!, entry.info) } : {}),
       expired: Date.parse(entry.info.notAfter) <= Date.now(),
     };
   }

@@ -5,16 +5,18 @@ import { AcmeRetryLater } from '../acme/client';
 import { AcmeIssuers, RKS_CA } from '../acme/issuers';
 import type { ChallengeBoard } from '../acme/challenges';
 import type { AcmeOrders } from '../acme/orders';
+import { mapLimited } from '../concurrency';
 import { BadRequest, Conflict, NotFound } from '../errors';
 import { parseFqdn, quoted } from '../names';
 import { newKeyAndCsr } from '../pki/csr';
-import { MANAGED_POLICY, kvPath, managedPolicy, managedRoleName } from '../vault/layout';
-import { CasMismatch, CertificateAuthority, KvStore, NO_CHANGE, PolicyStore, Session } from '../vault/stores';
+import { kvPath, managedRoleName } from '../vault/layout';
+import { CasMismatch, CertificateAuthority, KvEntry, KvStore, Session } from '../vault/stores';
 import { Copies } from './copies';
 import { Catalog } from './catalog';
 import { certificateFacts } from './facts';
+import { DueMark, RenewalSchedule, wakeAt } from './schedule';
 import { validateTlsMaterial } from './tls';
-import type { ManagedKeyType, ManagedSpec, RenewalState, SecretData } from '../records/secrets';
+import { isManagedStub, ManagedKeyType, ManagedSpec, ManagedStub, RenewalState, SecretData, StoredSecret } from '../records/secrets';
 
 
 
@@ -27,30 +29,30 @@ export interface ManagedInput {
   ttl?: number;
 }
 
-
-interface Schedule {
-  secrets: Record<string, RenewalState>;
-}
-
 export const MANAGED_DEFAULTS = { lifetime: 86400, keyType: 'ec-p256' as ManagedKeyType };
 /** An rks renewing a secret holds it this long; another instance takes over after. */
 const CLAIM_SECONDS = 300;
 /** Waits after failures: a CA's failed validations count against rate limits, so ACME backs off longer. */
 const RETRY_SECONDS = { ca: { min: 30, max: 3600 }, acme: { min: 60, max: 6 * 3600 } };
+/** Renewals one instance runs at once in a pass (each one key, one signature or order, a few writes). */
+const RENEW_CONCURRENCY = 8;
 
 /**
- * Secrets rks obtains from its own CA (Vault's PKI engine) and renews before they expire. The
- * key is made in rks and stored only in Vault. Any number of rks instances may run the renewal:
- * an instance claims a due secret in the schedule with check-and-set before it asks for a
- * certificate, and writes the new version on the version it read, so a secret is renewed once.
+ * Secrets rks obtains from its own CA (Vault's PKI engine) or an ACME CA and renews before they
+ * expire. The key is made in rks and stored only in Vault. What rks keeps of each is its own few
+ * entries (the administrator's stub at `<fqdn>`, its certificates, its state, its mark in the
+ * schedule), so nothing is rewritten per managed secret when another is added. Any number of rks
+ * instances may run the renewal: an instance claims a due secret with check-and-set on its state
+ * before it asks for a certificate, and writes the new version on the version it read, so a
+ * secret is renewed once; a claim runs out, so a secret an instance dropped is taken over.
  */
 export class ManagedSecrets {
   private readonly catalog: Catalog;
   private readonly copies: Copies;
+  readonly schedule: RenewalSchedule;
 
   constructor(
     private readonly kv: KvStore,
-    private readonly policies: PolicyStore,
     private readonly pki: CertificateAuthority,
     private readonly session: Session,
     private readonly logger: Logger,
@@ -59,6 +61,7 @@ export class ManagedSecrets {
   ) {
     this.catalog = new Catalog(kv);
     this.copies = new Copies(kv);
+    this.schedule = new RenewalSchedule(kv);
   }
 
   /** Called when a secret was scheduled for now (the background job runs a pass at once). */
@@ -81,16 +84,29 @@ export class ManagedSecrets {
       return 'pending';
     }
     await this.pki.writeNamesRole(managedRoleName(roleId(fqdn)), spec.sans, spec.lifetime!, token);
+    await this.writeStub(token, fqdn, spec, input.ttl);
+    // Claimed by this call while it obtains the first certificate: should it fail, or this rks
+    // stop, the renewal pass takes it over when the claim runs out.
+    const t = now();
+    const claimed = await this.schedule.put(
+      token,
+      fqdn,
+      { renewAt: t + CLAIM_SECONDS, failures: 0, inProgress: true, claim: randomUUID(), lastAttempt: new Date(t * 1000).toISOString(), pending: { spec, ...(input.ttl ? { ttl: input.ttl } : {}) } },
+      await this.schedule.read(token, fqdn),
+    );
     const { data } = await this.issue(fqdn, spec, input.ttl, token);
-    await this.kv.writeAt(kvPath.secret(fqdn), data, token, 0, () => new Conflict(`secret '${fqdn}' already exists`, 'already_exists'));
+    await this.kv.write(kvPath.managedSecret(fqdn), data, token);
     this.counters?.renewals.inc({ issuer: RKS_CA, result: 'renewed' });
+    await this.schedule.put(token, fqdn, { renewAt: renewAt(data, spec), failures: 0, lastAttempt: claimed.data.lastAttempt }, claimed).catch(() => undefined);
     await this.catalog.refresh(token, fqdn).catch(() => this.catalog.refresh(token, fqdn)).catch(() => undefined);
     this.expiryChanged(fqdn, data.info!.notAfter);
-    await this.kv.update<Schedule>(kvPath.managed, token, (s) => ({
-      secrets: { ...(s?.secrets ?? {}), [fqdn]: { renewAt: renewAt(data, spec), failures: 0 } },
-    }));
-    await this.syncPolicy(token);
     return 'issued';
+  }
+
+  /** The name, taken for a managed secret: what the administrator asked for (a push over it replaces this). */
+  private async writeStub(token: string, fqdn: string, spec: ManagedSpec, ttl: number | undefined): Promise<void> {
+    const stub: ManagedStub = { managed: spec, ...(ttl ? { meta: { ttl } } : {}) };
+    await this.kv.writeAt(kvPath.secret(fqdn), stub, token, 0, () => new Conflict(`secret '${fqdn}' already exists`, 'already_exists'));
   }
 
   private async createPending(token: string, fqdn: string, spec: ManagedSpec, ttl: number | undefined): Promise<void> {
@@ -101,99 +117,79 @@ export class ManagedSecrets {
     if (issuer.status !== 'valid') throw new BadRequest(`issuer '${spec.issuer}' is deactivated`);
     if (spec.sans.some((n) => n.startsWith('*.'))) throw new BadRequest('an ACME CA validates wildcard names by DNS-01, which rks does not answer; use plain names');
     if (spec.lifetime !== undefined) throw new BadRequest('an ACME CA decides the lifetime of its certificates: leave lifetime out');
-    const now = Math.floor(Date.now() / 1000);
-    await this.kv.update<Schedule>(kvPath.managed, token, (s) => {
-      if (s?.secrets[fqdn]) throw new Conflict(`secret '${fqdn}' already exists (waiting for its first certificate)`, 'already_exists');
-      return { secrets: { ...(s?.secrets ?? {}), [fqdn]: { renewAt: now, failures: 0, pending: { spec, ...(ttl ? { ttl } : {}) } } } };
-    });
-    await this.syncPolicy(token);
+    await this.writeStub(token, fqdn, spec, ttl);
+    await this.schedule.put(token, fqdn, { renewAt: now(), failures: 0, pending: { spec, ...(ttl ? { ttl } : {}) } }, await this.schedule.read(token, fqdn));
+    await this.catalog.refresh(token, fqdn).catch(() => undefined);
     this.wake();
   }
 
-  /** Drops a managed secret still waiting for its first certificate; false when there is none. */
-  async dropPending(token: string, fqdn: string): Promise<boolean> {
-    let dropped = false;
-    await this.kv.update<Schedule>(kvPath.managed, token, (s) => {
-      if (!s?.secrets[fqdn]?.pending) return NO_CHANGE;
-      const secrets = { ...s.secrets };
-      delete secrets[fqdn];
-      dropped = true;
-      return { secrets };
-    });
-    return dropped;
-  }
-
-  /** The schedule entry of each managed secret (for the inventory). */
-  async schedule(token: string): Promise<Record<string, RenewalState>> {
-    return (await this.kv.read<Schedule>(kvPath.managed, token))?.data.secrets ?? {};
+  /** The secret was deleted (with the admin's token): its certificates, state and mark go. */
+  async forget(token: string, fqdn: string): Promise<void> {
+    await this.schedule.remove(token, fqdn);
+    await this.kv.destroy(kvPath.managedSecret(fqdn), token);
   }
 
   /**
-   * After a rollback or a push over a managed secret (with the admin's token): its schedule, and
-   * what rks's identity may write, follow what is stored now.
+   * After a rollback or a push over a managed secret (with the admin's token): renewed from what
+   * is stored now, or no longer.
    */
-  async reschedule(token: string, fqdn: string, data: SecretData | null): Promise<void> {
-    await this.setSchedule(token, fqdn, data);
-    await this.syncPolicy(token);
+  async reschedule(token: string, fqdn: string, head: StoredSecret | null): Promise<void> {
+    if (!head || !isManagedStub(head)) return this.schedule.remove(token, fqdn);
+    const [material, seen] = await Promise.all([this.kv.read<SecretData>(kvPath.managedSecret(fqdn), token), this.schedule.read(token, fqdn)]);
+    const ttl = head.meta?.ttl;
+    const next: RenewalState = material?.data.info
+      ? { renewAt: renewAt(material.data, head.managed), failures: 0 }
+      : { renewAt: now(), failures: 0, pending: { spec: head.managed, ...(ttl ? { ttl } : {}) } };
+    await this.schedule.put(token, fqdn, next, seen);
+    await this.catalog.refresh(token, fqdn).catch(() => undefined);
   }
 
-  private async setSchedule(token: string, fqdn: string, data: SecretData | null): Promise<void> {
-    await this.kv.update<Schedule>(kvPath.managed, token, (s) => {
-      const secrets = { ...(s?.secrets ?? {}) };
-      if (!data?.managed) {
-        if (!(fqdn in secrets)) return NO_CHANGE;
-        delete secrets[fqdn];
-      } else secrets[fqdn] = { renewAt: renewAt(data, data.managed), failures: 0 };
-      return { secrets };
-    });
-  }
-
-  /** One pass: renews every managed secret that is due, with rks's own session. */
-  async renewDue(now = Date.now()): Promise<void> {
-    const t = Math.floor(now / 1000);
-    let due: string[];
-    let schedule: Record<string, RenewalState>;
+  /** One pass: renews every managed secret that is due, with rks's own session, a few at once. */
+  async renewDue(at = Date.now()): Promise<void> {
+    const t = Math.floor(at / 1000);
+    let due: DueMark[];
     try {
-      schedule = await this.session.run((token) => this.schedule(token));
-      due = Object.entries(schedule)
-        .filter(([, s]) => s.renewAt <= t)
-        .map(([fqdn]) => fqdn);
+      due = await this.session.run((token) => this.schedule.due(token, t));
     } catch (err) {
       this.logger.warn({ err: (err as Error).message }, 'managed secrets: cannot read the schedule; will retry');
       return;
     }
-    for (const fqdn of due) await this.session.run((token) => this.renew(token, fqdn, t));
-    const recheck = Object.entries(schedule).filter(([, s]) => s.renewAt > t && s.ariAt !== undefined && s.ariAt <= t && !s.inProgress);
-    for (const [fqdn] of recheck) await this.session.run((token) => this.recheckWindow(token, fqdn, t)).catch(() => undefined);
-    await this.session.run((token) => this.acme?.challenges.sweep(token, now) ?? Promise.resolve()).catch(() => undefined);
+    await mapLimited(due, RENEW_CONCURRENCY, (mark) =>
+      this.session.run((token) => this.renew(token, mark.fqdn, t, mark)).catch((err) => {
+        this.logger.warn({ fqdn: mark.fqdn, err: (err as Error).message }, 'managed secret: renewal attempt stopped; will retry');
+      }),
+    );
+    await this.session.run((token) => this.acme?.challenges.sweep(token, at) ?? Promise.resolve()).catch(() => undefined);
   }
 
-  /** The schedule entries of secrets that wait for their first certificate. */
-  async pending(token: string): Promise<Record<string, RenewalState & { pending: NonNullable<RenewalState['pending']> }>> {
-    const all = await this.schedule(token);
-    return Object.fromEntries(Object.entries(all).filter(([, s]) => s.pending)) as never;
-  }
-
-  private async renew(token: string, fqdn: string, t: number): Promise<void> {
-    // Claim it: of several rks instances, the one whose write lands renews it.
-    let claimed: RenewalState | undefined;
-    try {
-      await this.kv.update<Schedule>(
-        kvPath.managed,
-        token,
-        (s) => {
-          const state = s?.secrets[fqdn];
-          if (!state || state.renewAt > t) return NO_CHANGE;
-          claimed = { ...state, renewAt: t + CLAIM_SECONDS, lastAttempt: new Date(t * 1000).toISOString(), inProgress: true, claim: randomUUID() };
-          return { secrets: { ...s!.secrets, [fqdn]: claimed } };
-        },
-        { attempts: 1, ms: 0 },
-      );
-    } catch {
-      return; // another instance changed the schedule first: it has it
+  /** Renews `fqdn` if it is due at `t` (its window looked at again, if that is due); `mark`: what the schedule's index said. */
+  private async renew(token: string, fqdn: string, t: number, mark?: DueMark): Promise<void> {
+    const seen = await this.schedule.read(token, fqdn);
+    if (mark && (!seen || wakeAt(seen.data) !== mark.at)) {
+      // Left behind by a state that moved on (its own mark stands) or was removed.
+      await this.schedule.unmark(token, mark);
+      if (!seen || wakeAt(seen.data) > t) return;
     }
-    if (!claimed) return;
+    if (!seen) return;
+    if (seen.data.renewAt > t) {
+      if (!seen.data.inProgress && seen.data.ariAt !== undefined && seen.data.ariAt <= t) await this.recheckWindow(token, fqdn, t, seen);
+      return;
+    }
+    // Claim it: of several rks instances, the one whose write lands renews it.
+    const claimed: RenewalState = { ...seen.data, renewAt: t + CLAIM_SECONDS, lastAttempt: new Date(t * 1000).toISOString(), inProgress: true, claim: randomUUID() };
+    try {
+      await this.schedule.put(token, fqdn, claimed, seen);
+    } catch (err) {
+      if (err instanceof CasMismatch) return; // another instance changed it first: it has it
+      throw err;
+    }
+    await this.attempt(token, fqdn, t, claimed);
+    await this.catalog.refresh(token, fqdn, 'managed').catch(() => this.catalog.refresh(token, fqdn, 'managed')).catch((err) => {
+      this.logger.warn({ fqdn, err: (err as Error).message }, 'managed secret: the inventory could not be told of its renewal');
+    });
+  }
 
+  private async attempt(token: string, fqdn: string, t: number, claimed: RenewalState): Promise<void> {
     let spec = claimed.pending?.spec;
     let next: SecretData;
     let window: RenewalWindow | undefined;
@@ -202,39 +198,37 @@ export class ManagedSecrets {
     // Whatever fails from here is recorded (lastError, the failed counter): a managed secret is
     // either renewing or visibly failing, never silently stuck.
     try {
-      const current = await this.kv.read<SecretData>(kvPath.secret(fqdn), token);
-      // A secret waiting for its first certificate has its spec in the schedule; once stored, in the secret.
-      spec = current ? current.data.managed : claimed.pending?.spec;
+      const current = await this.kv.read<SecretData>(kvPath.managedSecret(fqdn), token);
+      // A secret waiting for its first certificate has its spec in its state; once stored, with its certificate.
+      spec = current?.data.managed ?? claimed.pending?.spec;
       if (!spec) {
-        await this.setSchedule(token, fqdn, null);
+        await this.schedule.remove(token, fqdn);
         return;
       }
       // Copies only, unless what is stored is itself due (the copies kept failing that long).
       if (claimed.copiesBehind && current?.data.info && renewAt(current.data, spec) > t) {
         next = current.data;
-        await this.copies.fanOut(token, fqdn);
+        await this.copies.fanOut(token, fqdn, 'managed');
       } else {
-        ({ data: next, window } = await this.issue(fqdn, spec, current ? current.data.meta?.ttl : claimed.pending?.ttl, token, current?.data.certificate));
+        const ttl = current ? current.data.meta?.ttl : claimed.pending?.ttl;
+        ({ data: next, window } = await this.issue(fqdn, spec, ttl, token, current?.data.certificate));
         // An order can outlive its claim: another instance took the secret over, or an admin
         // deleted it meanwhile. Then this certificate is not written.
         if (!(await this.holds(token, fqdn, claimed.claim!))) {
           this.logger.info({ fqdn }, 'managed secret: the claim ran out during the order; another attempt or a deletion took over, this certificate is dropped');
           return;
         }
-        await this.kv.write(kvPath.secret(fqdn), next, token, current?.version ?? 0);
+        await this.kv.write(kvPath.managedSecret(fqdn), next, token, current?.version ?? 0);
         stored = true;
-        // The groups' copies first (what nodes read), beside the record that they may lag: should
+        // The groups' copies first (what nodes read), beside the state that they may lag: should
         // rks stop now, the next attempt copies and orders nothing.
         const { pending: _pending, ...held } = claimed;
         const [, copied] = await Promise.allSettled([
           this.setState(token, fqdn, { ...held, copiesBehind: true }, claimed.claim),
-          this.copies.fanOut(token, fqdn),
+          this.copies.fanOut(token, fqdn, 'managed'),
         ]);
         this.counters?.renewals.inc({ issuer: spec.issuer, result: 'renewed' });
         this.logger.info({ fqdn, notAfter: next.info!.notAfter }, 'managed secret renewed');
-        await this.catalog.refresh(token, fqdn).catch(() => this.catalog.refresh(token, fqdn)).catch((err) => {
-          this.logger.warn({ fqdn, err: (err as Error).message }, 'managed secret renewed, but the inventory could not be told');
-        });
         this.expiryChanged(fqdn, next.info!.notAfter);
         if (copied.status === 'rejected') throw copied.reason;
       }
@@ -268,14 +262,14 @@ export class ManagedSecrets {
       this.logger.warn({ fqdn, err: message, retryInSeconds: wait }, 'managed secret renewal failed; will retry');
       return;
     }
-    // Renewed and copied. The schedule is tried twice (else the claim runs out and it is renewed early).
+    // Renewed and copied. The state is tried twice (else the claim runs out and it is renewed early).
     const state: RenewalState = {
       renewAt: renewAt(next, spec, window),
       failures: 0,
       lastAttempt: claimed.lastAttempt,
       ...(window ? { ariAt: t + window.recheckIn } : claimed.ariAt !== undefined ? { ariAt: claimed.ariAt } : {}),
     };
-    await this.setState(token, fqdn, state, claimed.claim).catch(() => this.setState(token, fqdn, state, claimed!.claim)).catch((err) => {
+    await this.setState(token, fqdn, state, claimed.claim).catch(() => this.setState(token, fqdn, state, claimed.claim)).catch((err) => {
       this.logger.warn({ fqdn, err: (err as Error).message }, 'managed secret renewed, but its next date could not be recorded');
     });
   }
@@ -284,34 +278,38 @@ export class ManagedSecrets {
    * Asks the ACME CA again for a certificate's renewal window (RFC 9773: a CA moves it earlier
    * when it must revoke) and moves the renewal into it when it is outside.
    */
-  private async recheckWindow(token: string, fqdn: string, t: number): Promise<void> {
-    const current = await this.kv.read<SecretData>(kvPath.secret(fqdn), token);
+  private async recheckWindow(token: string, fqdn: string, t: number, seen: KvEntry<RenewalState>): Promise<void> {
+    const current = await this.kv.read<SecretData>(kvPath.managedSecret(fqdn), token);
     const spec = current?.data.managed;
-    if (!spec || spec.issuer === RKS_CA || spec.renewBefore !== undefined || !this.acme) return;
-    const window = await this.acme.orders.window(token, spec.issuer, current.data.certificate).catch(() => undefined);
-    let moved: number | undefined;
-    await this.kv.update<Schedule>(kvPath.managed, token, (s) => {
-      const state = s?.secrets[fqdn];
-      moved = undefined;
-      if (!state || state.inProgress || state.renewAt <= t) return NO_CHANGE;
-      const inside = window && state.renewAt >= window.start && state.renewAt <= window.end;
-      if (window && !inside) moved = Math.max(t, renewAt(current.data, spec, window));
-      return { secrets: { ...s!.secrets, [fqdn]: { ...state, ariAt: t + (window?.recheckIn ?? 3600), ...(moved !== undefined ? { renewAt: moved } : {}) } } };
+    let window: RenewalWindow | undefined;
+    if (spec && spec.issuer !== RKS_CA && spec.renewBefore === undefined && this.acme) {
+      window = await this.acme.orders.window(token, spec.issuer, current.data.certificate).catch(() => undefined);
+    }
+    const state = seen.data;
+    const inside = window && state.renewAt >= window.start && state.renewAt <= window.end;
+    const moved = current && spec && window && !inside ? Math.max(t, renewAt(current.data, spec, window)) : undefined;
+    await this.schedule.put(token, fqdn, { ...state, ariAt: t + (window?.recheckIn ?? 3600), ...(moved !== undefined ? { renewAt: moved } : {}) }, seen).catch((err) => {
+      if (!(err instanceof CasMismatch)) throw err;
     });
     if (moved !== undefined) this.logger.info({ fqdn, renewAt: new Date(moved * 1000).toISOString() }, 'the CA moved the renewal window; renewal rescheduled');
   }
 
-  /** Records an attempt's outcome, if the entry is still there and (with `claim`) still that attempt's. */
+  /** Records an attempt's outcome, if the state is still there and (with `claim`) still that attempt's. */
   private async setState(token: string, fqdn: string, state: RenewalState, claim?: string): Promise<void> {
-    await this.kv.update<Schedule>(kvPath.managed, token, (s) => {
-      const entry = s?.secrets[fqdn];
-      if (!entry || (claim !== undefined && entry.claim !== claim)) return NO_CHANGE;
-      return { secrets: { ...s!.secrets, [fqdn]: state } };
-    });
+    for (let round = 0; ; round++) {
+      const seen = await this.schedule.read(token, fqdn);
+      if (!seen || (claim !== undefined && seen.data.claim !== claim)) return;
+      try {
+        await this.schedule.put(token, fqdn, state, seen);
+        return;
+      } catch (err) {
+        if (!(err instanceof CasMismatch) || round === 2) throw err;
+      }
+    }
   }
 
   private async holds(token: string, fqdn: string, claim: string): Promise<boolean> {
-    return (await this.schedule(token))[fqdn]?.claim === claim;
+    return (await this.schedule.read(token, fqdn))?.data.claim === claim;
   }
 
   /** A fresh key (made here) and a certificate for it: from the secret's own PKI role, or an ACME order. */
@@ -363,16 +361,6 @@ export class ManagedSecrets {
     if (lifetime - renewBefore < 10) throw new BadRequest('lifetime - renewBefore must be at least 10 seconds');
     return { issuer, sans, keyType, lifetime, renewBefore };
   }
-
-  /** The service identity may write exactly the managed secrets (rks_managed), as the schedule lists them. */
-  private async syncPolicy(token: string): Promise<void> {
-    for (let attempt = 0; attempt < 50; attempt++) {
-      const before = await this.kv.read<Schedule>(kvPath.managed, token);
-      await this.policies.putPolicy(MANAGED_POLICY, managedPolicy(Object.keys(before?.data.secrets ?? {})), token);
-      const after = await this.kv.read<Schedule>(kvPath.managed, token);
-      if ((after?.version ?? 0) === (before?.version ?? 0)) return;
-    }
-  }
 }
 
 const LABEL = '[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?';
@@ -402,3 +390,5 @@ export function renewAt(data: SecretData, spec: ManagedSpec, window?: RenewalWin
 
 /** The longest a name waits between two orders when its CA's window says sooner. */
 const MIN_REORDER_SECONDS = 36 * 3600;
+
+const now = () => Math.floor(Date.now() / 1000);

@@ -8,7 +8,7 @@ import { Catalog } from './catalog';
 import { certificateFacts, expiryWarnings, storedFacts } from './facts';
 import { NO_NODES, Readers } from './readers';
 import { validateTlsMaterial } from './tls';
-import type { SecretData } from '../records/secrets';
+import { isManagedStub, SecretData, StoredSecret } from '../records/secrets';
 
 
 /** What a push answers: accepted, with what deserves a look. */
@@ -45,8 +45,10 @@ export interface Secret {
 }
 
 export interface ManagedHooks {
-  reschedule(token: string, fqdn: string, data: SecretData | null): Promise<void>;
-  dropPending(token: string, fqdn: string): Promise<boolean>;
+  /** After a push over a managed secret or a rollback: renewed or not, as `head` (what `<fqdn>` holds now) says. */
+  reschedule(token: string, fqdn: string, head: StoredSecret | null): Promise<void>;
+  /** The secret was deleted: its certificates, its state and its place in the schedule go. */
+  forget(token: string, fqdn: string): Promise<void>;
 }
 
 export class SecretService {
@@ -58,7 +60,7 @@ export class SecretService {
     private readonly kv: KvStore,
     private readonly defaultTtl: number,
     /** The renewal schedule: kept in step when a managed secret is replaced or rolled back. */
-    private readonly managed: ManagedHooks = { reschedule: async () => undefined, dropPending: async () => false },
+    private readonly managed: ManagedHooks = { reschedule: async () => undefined, forget: async () => undefined },
     private readonly readers: Pick<Readers, 'groupOf'> = NO_NODES,
   ) {
     this.catalog = new Catalog(kv);
@@ -74,12 +76,19 @@ export class SecretService {
   async get(token: string, name: string): Promise<Secret> {
     const fqdn = parseFqdn(name);
     const group = await this.readers.groupOf(token);
-    const entry = group === null ? await this.kv.read<SecretData>(kvPath.secret(fqdn), token) : await this.nodeRead(token, group, fqdn);
-    if (!entry) throw new NotFound(`secret '${fqdn}' not found`);
+    const entry = group === null ? await this.adminRead(token, fqdn) : await this.nodeRead(token, group, fqdn);
     const expired = this.expiryOf.expired(entry.data);
     if (expired) throw new Gone(`the certificate of '${fqdn}' expired at ${expired}`, 'certificate_expired');
     const { certificate, private_key } = entry.data;
     return { data: { certificate, private_key, meta: { ttl: this.ttlOf(entry.data) } } };
+  }
+
+  /** An administrator's read: the secret, or a managed one's certificate and key. */
+  private async adminRead(token: string, fqdn: string): Promise<KvEntry<SecretData>> {
+    const src = await this.copies.source(token, fqdn);
+    if (!src) throw new NotFound(`secret '${fqdn}' not found`);
+    if (!src.entry) throw new NotFound(`secret '${fqdn}' has no certificate yet: rks is obtaining its first`);
+    return src.entry;
   }
 
   /**
@@ -103,6 +112,11 @@ export class SecretService {
         entry = await copy();
       }
     }
+    // A managed secret's copy, in the folder beside (a node policy from before layout 6 does not grant it).
+    entry ??= await this.kv.read<SecretData>(kvPath.groupManagedCopy(g, fqdn), token).catch((err) => {
+      if (isVaultError(err, 403)) return null;
+      throw err;
+    });
     if (!entry) throw new Forbidden('permission denied');
     return entry;
   }
@@ -118,7 +132,7 @@ export class SecretService {
   async update(token: string, name: string, input: SecretData): Promise<PushOutcome> {
     const fqdn = parseFqdn(name);
     const data = this.validated(fqdn, input);
-    const current = await this.kv.read<SecretData>(kvPath.secret(fqdn), token);
+    const current = await this.kv.read<StoredSecret>(kvPath.secret(fqdn), token);
     if (!current) throw new NotFound(`secret '${fqdn}' not found`);
     // Based on the version just read: a concurrent delete cannot be undone by this write.
     await this.kv.writeAt(kvPath.secret(fqdn), data, token, current.version, () => new Conflict(`secret '${fqdn}' changed during the update; retry`));
@@ -139,18 +153,29 @@ export class SecretService {
    */
   async rollback(token: string, name: string): Promise<void> {
     const fqdn = parseFqdn(name);
-    const current = await this.kv.read<SecretData>(kvPath.secret(fqdn), token);
+    const current = await this.kv.read<StoredSecret>(kvPath.secret(fqdn), token);
     if (!current) throw new NotFound(`secret '${fqdn}' not found`);
-    const previous = current.version > 1 ? await this.kv.read<SecretData>(kvPath.secret(fqdn), token, current.version - 1) : null;
-    if (!previous) throw new Conflict(`secret '${fqdn}' has no previous version to roll back to`);
-    const expired = this.expiryOf.expired(previous.data);
+    // A managed secret: its certificate and key go back (a bad renewal undone), and rks renews from there.
+    const path = isManagedStub(current.data) ? kvPath.managedSecret(fqdn) : kvPath.secret(fqdn);
+    const now = isManagedStub(current.data) ? await this.kv.read<SecretData>(path, token) : (current as KvEntry<StoredSecret>);
+    const previous = now && now.version > 1 ? await this.kv.read<StoredSecret>(path, token, now.version - 1) : null;
+    if (!now || !previous) throw new Conflict(`secret '${fqdn}' has no previous version to roll back to`);
+    let back = previous.data;
+    // Rolled back to the managed secret a push replaced: its certificate and key are still kept.
+    const material = isManagedStub(back) ? await this.kv.read<SecretData>(kvPath.managedSecret(fqdn), token) : (previous as KvEntry<SecretData>);
+    if (!isManagedStub(back) && back.managed) {
+      // Stored so before layout 6: served as a pushed secret.
+      const { managed: _managed, ...pushed } = back;
+      back = pushed;
+    }
+    const expired = material && this.expiryOf.expired(material.data);
     if (expired) throw new Conflict(`the previous certificate of '${fqdn}' expired at ${expired}`, 'certificate_expired');
-    await this.kv.writeAt(kvPath.secret(fqdn), previous.data, token, current.version, () => new Conflict(`secret '${fqdn}' changed during the rollback; retry`));
+    await this.kv.writeAt(path, back, token, now.version, () => new Conflict(`secret '${fqdn}' changed during the rollback; retry`));
     try {
       await this.copies.fanOut(token, fqdn);
     } finally {
-      await this.catalogued(token, fqdn, this.expiryOf.notAfter(previous.data));
-      if (current.data.managed || previous.data.managed) await this.managed.reschedule(token, fqdn, previous.data);
+      await this.catalogued(token, fqdn, material ? this.expiryOf.notAfter(material.data) : null);
+      if (current.data.managed || back.managed) await this.managed.reschedule(token, fqdn, isManagedStub(current.data) ? current.data : back);
     }
   }
 
@@ -172,8 +197,6 @@ export class SecretService {
 
   async delete(token: string, name: string): Promise<void> {
     const fqdn = parseFqdn(name);
-    // A managed secret still waiting for its first certificate is only in the schedule.
-    if (!(await this.kv.exists(kvPath.secret(fqdn), token)) && (await this.managed.dropPending(token, fqdn))) return;
     await this.mustExist(token, fqdn);
     const groups = await this.groupsOf(token, fqdn);
     if (groups.length > 0) {
@@ -182,8 +205,10 @@ export class SecretService {
     // Destroy every version: an old private key must not outlive its deletion.
     await this.kv.destroy(kvPath.secret(fqdn), token);
     // An association that ran between the check and the deletion left a copy: gone too.
-    for (const g of await this.groupsOf(token, fqdn)) await this.kv.destroy(kvPath.groupCopy(g, fqdn), token);
+    for (const g of await this.groupsOf(token, fqdn)) await this.copies.destroy(token, g, fqdn);
     await this.kv.destroy(kvPath.secretGroups(fqdn), token);
+    // Whether it was managed or not: a push over a managed secret keeps its certificates for a rollback.
+    await this.managed.forget(token, fqdn);
     await this.catalogued(token, fqdn, null);
   }
 

@@ -68,7 +68,7 @@ export function buildServices(config: Config, logger: Logger, metrics: Metrics, 
   const acmeIssuers = new AcmeIssuers(kv, config.acmeTimeout * 1000);
   const challenges = new ChallengeBoard(kv, tokens, session);
   const acmeOrders = new AcmeOrders(acmeIssuers, challenges, config.acmeTimeout * 1000, logger, { orders: metrics.acmeOrders });
-  const managed = new ManagedSecrets(kv, sys, pkiEngine, session, logger, { renewals: metrics.managedRenewals }, { issuers: acmeIssuers, orders: acmeOrders, challenges });
+  const managed = new ManagedSecrets(kv, pkiEngine, session, logger, { renewals: metrics.managedRenewals }, { issuers: acmeIssuers, orders: acmeOrders, challenges });
   const secrets = new SecretService(kv, config.defaultSecretTtl, managed, new Readers(tokens));
   const init = new InitService(stores, config.admin, config.caBundle);
   const groups = new GroupService(kv, sys, tokens, session);
@@ -91,7 +91,7 @@ export function buildServices(config: Config, logger: Logger, metrics: Metrics, 
     secrets,
     managed,
     acme: { issuers: acmeIssuers, challenges },
-    inventory: new Inventory(kv, (data) => secrets.ttlOf(data), managed),
+    inventory: new Inventory(kv, (data) => secrets.ttlOf(data)),
     pki: new PkiService(pkiEngine, session),
     psk: config.psk ? new PskJwt(config.psk) : undefined,
     renewer: new GroupTokenRenewer(kv, tokens, session, logger),
@@ -101,7 +101,7 @@ export function buildServices(config: Config, logger: Logger, metrics: Metrics, 
     expiryWatch: new ExpiryWatch(
       new Catalog(kv),
       session,
-      { expiry: metrics.secretExpiry, expiring: metrics.secretsExpiring, lastPass: metrics.expiryPass },
+      { expiry: metrics.secretExpiry, expiring: metrics.secretsExpiring, lastPass: metrics.expiryPass, managed: metrics.managedSecrets },
       logger,
       { warnDays: config.expiryWarningDays, seriesLimit: config.expiryMetricLimit },
     ),

@@ -31,14 +31,14 @@ export const SERVICE_ROLE = 'rks';
 /** Its role id is not a secret; the secret id is (see identity.ts). */
 export const SERVICE_ROLE_ID = 'rks-service';
 export const SERVICE_POLICY = `${PREFIX}service`;
-/** The managed secrets' paths, which rks's service identity may write to renew them (kept by the admins' calls). */
-export const MANAGED_POLICY = `${PREFIX}managed`;
+/** Where layouts before 6 granted rks's identity each managed secret by name: removed by init. */
+export const LEGACY_MANAGED_POLICY = `${PREFIX}managed`;
 /** PKI role of one managed secret: it can sign only that secret's names. */
 export const managedRoleName = (id: string) => `managed-${id}`;
 /** Seconds a service token lives; rks logs in again at half of it. */
 export const SERVICE_TOKEN_PERIOD = 3600;
 /** The layout init writes; older layouts are brought up to date by running init again. */
-export const LAYOUT = 5;
+export const LAYOUT = 6;
 
 /**
  * Every name that becomes part of a Vault path or policy passes here, whoever the caller and
@@ -72,6 +72,9 @@ export const kvPath = {
    */
   groupCopy: (group: string, fqdn: string) => `groups/${namePart('group name', group)}/secrets/${secretPart(fqdn)}`,
   groupCopies: (group: string) => `groups/${namePart('group name', group)}/secrets/`,
+  /** A group's copy of a managed secret: apart, so that rks's identity may update these and no other. */
+  groupManagedCopy: (group: string, fqdn: string) => `groups/${namePart('group name', group)}/managed/${secretPart(fqdn)}`,
+  groupManagedCopies: (group: string) => `groups/${namePart('group name', group)}/managed/`,
   /** Written on every association and dissociation: its version names the group's list (the nodes' ETag). */
   groupSerial: (group: string) => `groups/${namePart('group name', group)}/serial`,
   /** The nodes admitted to a group, one entry each (bounded by --max-nodes-per-group). */
@@ -90,11 +93,26 @@ export const kvPath = {
   catalogSerial: 'index/catalog-serial',
   /** Where the expiry index was before the catalog (64 shards): removed by init. */
   expiryShards: 'index/expiry/',
-  /** The managed secrets and their renewal schedule. */
-  managed: 'index/managed',
+  /** Where layouts before 6 kept every managed secret's schedule in one entry: moved by init. */
+  legacyManagedSchedule: 'index/managed',
+  /**
+   * A managed secret's certificate and key (its versions), which rks's identity renews; the
+   * secret itself (`<fqdn>`) then holds only what the administrator asked for. Apart from the
+   * pushed secrets, so that rks's identity is granted this folder and nothing it has no
+   * business writing, with a policy of constant size.
+   */
+  managedSecret: (fqdn: string) => `managed/secrets/${secretPart(fqdn)}`,
+  /** A managed secret's renewal state: when it is due, failures, the claim of an instance renewing it. */
+  managedState: (fqdn: string) => `managed/state/${secretPart(fqdn)}`,
+  /** The schedule's index: one empty entry per managed secret, named by when it is due, in hourly folders. */
+  managedDue: 'managed/due/',
+  managedDueHour: (hour: number) => `managed/due/${hour}/`,
+  managedDueMark: (at: number, fqdn: string) => `managed/due/${Math.floor(at / 3600)}/${at}-${secretPart(fqdn)}`,
   /** ACME issuers: directory, trust, and the account (its key included). */
   acmeIssuer: (name: string) => `acme/issuers/${name}`,
   acmeIssuers: 'acme/issuers/',
+  /** An issuer's pace of new orders (see acme/pacing.ts), shared by every instance. */
+  acmePacing: (name: string) => `acme/pacing/${name}`,
   /** HTTP-01 key authorisations of orders in progress, which edges answer with. */
   acmeChallenge: (token: string) => `acme/challenges/${token}`,
   acmeChallenges: 'acme/challenges/',
@@ -178,6 +196,12 @@ path "${kvData(kvPath.groupCopies(group))}*" {
 path "${kvMetadata(kvPath.groupCopies(group))}" {
   capabilities = ["list"]
 }
+path "${kvData(kvPath.groupManagedCopies(group))}*" {
+  capabilities = ["read"]
+}
+path "${kvMetadata(kvPath.groupManagedCopies(group))}" {
+  capabilities = ["list"]
+}
 path "${kvData(kvPath.groupSerial(group))}" {
   capabilities = ["read"]
 }
@@ -196,9 +220,6 @@ path "${KV_MOUNT}/data/*" {
 }
 path "${KV_MOUNT}/metadata/*" {
   capabilities = ["read", "delete", "list"]
-}
-path "sys/policies/acl/${MANAGED_POLICY}" {
-  capabilities = ["create", "read", "update"]
 }
 path "${PKI_MOUNT}/roles/managed-*" {
   capabilities = ["create", "read", "update", "delete"]
@@ -323,14 +344,36 @@ path "${KV_MOUNT}/metadata/index/catalog/" {
 path "${KV_MOUNT}/data/index/catalog-serial" {
   capabilities = ["create", "read", "update"]
 }
-path "${KV_MOUNT}/data/index/managed" {
-  capabilities = ["create", "read", "update"]
-}
 path "${PKI_MOUNT}/sign/managed-*" {
   capabilities = ["update"]
 }
+path "${KV_MOUNT}/data/managed/secrets/*" {
+  capabilities = ["create", "read", "update"]
+}
+path "${KV_MOUNT}/data/managed/state/*" {
+  capabilities = ["create", "read", "update"]
+}
+path "${KV_MOUNT}/metadata/managed/state/*" {
+  capabilities = ["delete"]
+}
+path "${KV_MOUNT}/data/managed/due/*" {
+  capabilities = ["create", "update"]
+}
+path "${KV_MOUNT}/metadata/managed/due/*" {
+  capabilities = ["list", "delete"]
+}
+path "${KV_MOUNT}/data/index/secret-groups/*" {
+  capabilities = ["read"]
+}
+# Only copies that exist: making one is an association, an administrator's act.
+path "${KV_MOUNT}/data/groups/+/managed/*" {
+  capabilities = ["read", "update"]
+}
 path "${KV_MOUNT}/data/acme/issuers/*" {
   capabilities = ["read"]
+}
+path "${KV_MOUNT}/data/acme/pacing/*" {
+  capabilities = ["create", "read", "update"]
 }
 path "${KV_MOUNT}/data/acme/challenges/*" {
   capabilities = ["create", "read", "update"]
@@ -339,22 +382,3 @@ path "${KV_MOUNT}/metadata/acme/challenges/*" {
   capabilities = ["list", "delete"]
 }
 `;
-
-/**
- * What the service identity may write besides: exactly the managed secrets, to renew them, and
- * their groups' copies (which groups, from the secret's index entry).
- */
-export const managedPolicy = (fqdns: string[]) =>
-  [
-    '# rks managed secrets: renewed by rks\'s service identity',
-    `path "${KV_MOUNT}/data/${kvPath.managed}" {\n  capabilities = ["read"]\n}`,
-    ...[...fqdns]
-      .sort()
-      .map((f) =>
-        [
-          `path "${kvData(kvPath.secret(f))}" {\n  capabilities = ["create", "read", "update"]\n}`,
-          `path "${kvData(kvPath.secretGroups(f))}" {\n  capabilities = ["read"]\n}`,
-          `path "${kvData(`groups/+/secrets/${kvPath.secret(f)}`)}" {\n  capabilities = ["read", "update"]\n}`,
-        ].join('\n'),
-      ),
-  ].join('\n') + '\n';

@@ -285,12 +285,12 @@ describe('managed secrets from an ACME CA (Pebble), challenges answered by the e
       const info = (await request(rks.app).get(`/rks/v1/secret/${name}/info`).set('X-Vault-Token', admin).expect(200)).body;
       expect(renewed).toMatchObject({ fingerprint: info.sha256Fingerprint });
       // The previous version stays for a rollback; no challenge is left behind.
-      const meta = await vaultRead(`rks/metadata/${name}`);
+      const meta = await vaultRead(`rks/metadata/managed/secrets/${name}`);
       expect(Number(meta.body.data.current_version)).toBe(2);
       expect(await challengesOf(name)).toEqual([]);
       // The renewal followed the CA's renewal information (RFC 9773) and named the certificate it replaced.
       expect(pebble.log()).toMatch(/ARI: order "[\w-]+" is a replacement of/);
-      const state = (await vaultRead('rks/data/index/managed')).body.data.data.secrets[name];
+      const state = (await vaultRead(`rks/data/managed/state/${name}`)).body.data.data;
       expect(state.ariAt).toBeGreaterThan(Date.now() / 1000 + 3600);
       expect(state.renewAt).toBeLessThanOrEqual(Date.parse(info.notAfter) / 1000 - 3);
       console.log(`ACME: first certificate stored ${issuedMs} ms after the request; renewal served ${Date.now() - started} ms after it`);

@@ -127,8 +127,8 @@ describe('rks CLI', () => {
     expect(week.map((s) => s.name)).toContain(soon);
     expect(week.map((s) => s.name)).not.toContain(later);
     const ofGroup = await cli(['secret', 'list', '--group', g]);
-    expect(ofGroup.out.split('\n')[0]).toMatch(/^NAME +NOT AFTER +EXPIRES +KEY +TTL +GROUPS$/);
-    expect(ofGroup.out).toMatch(new RegExp(`${soon} +\\S+ +in \\d+ h \\(EXPIRING\\) +EC P-256 +300 +${g}`));
+    expect(ofGroup.out.split('\n')[0]).toMatch(/^NAME +NOT AFTER +EXPIRES +KEY +TTL +RENEWAL +GROUPS$/);
+    expect(ofGroup.out).toMatch(new RegExp(`${soon} +\\S+ +in \\d+ h \\(EXPIRING\\) +EC P-256 +300 +- +${g}`));
     expect(ofGroup.out).not.toContain(later);
     expect((await cli(['secret', 'info', soon])).out).toMatch(/valid +\S+ to \S+ +in \d+ h \(EXPIRING\)/);
     // A fresh 30-day certificate is not "expiring": only the last third of a life is.

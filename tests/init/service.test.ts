@@ -1,6 +1,6 @@
 import { InitService } from '../../src/init/service';
 import { serviceCredentials } from '../../src/vault/identity';
-import { ADMIN_POLICY, LAYOUT, MANAGED_POLICY, SERVICE_POLICY, SERVICE_ROLE, USERPASS_LOCKOUT, adminPolicy, servicePolicy } from '../../src/vault/layout';
+import { ADMIN_POLICY, LAYOUT, LEGACY_MANAGED_POLICY, SERVICE_POLICY, SERVICE_ROLE, USERPASS_LOCKOUT, adminPolicy, servicePolicy } from '../../src/vault/layout';
 import { memoryStores } from '../support/memory-vault';
 
 const admin = { login: 'admin', password: 'init-test-Qx7mZ2vLp9wR4t' };
@@ -28,7 +28,8 @@ describe('InitService (in memory)', () => {
     expect(stores.setup.auths.get('rks-service')).toEqual({ type: 'approle', tune: { user_lockout_disable: true } });
     expect(stores.setup.users.get('admin')).toEqual({ password: admin.password, token_policies: [ADMIN_POLICY] });
     expect([await stores.setup.readPolicy(ADMIN_POLICY), await stores.setup.readPolicy(SERVICE_POLICY)]).toEqual([adminPolicy, servicePolicy]);
-    expect(await stores.setup.readPolicy(MANAGED_POLICY)).not.toBeNull();
+    // rks's identity is granted managed secrets by a folder, not a policy naming each.
+    expect(await stores.setup.readPolicy(LEGACY_MANAGED_POLICY)).toBeNull();
     const creds = serviceCredentials(admin.login, admin.password, 'memory-cluster');
     expect(await stores.appRole.roleId(SERVICE_ROLE)).toBe((await creds).roleId);
     expect(await stores.appRole.hasSecretId(SERVICE_ROLE, (await creds).secretId)).toBe(true);

@@ -7,7 +7,7 @@ import type { Config } from '../../src/config';
 import { createLogger } from '../../src/log';
 import { shardOf } from '../../src/secrets/catalog';
 import { VaultClient } from '../../src/vault/client';
-import { nodePolicy } from '../../src/vault/layout';
+import { LAYOUT, nodePolicy } from '../../src/vault/layout';
 import { ServiceSession } from '../../src/vault/session';
 import { Harness, harness } from '../support/harness';
 import { issue } from '../support/pki';
@@ -155,7 +155,7 @@ describe('POST /rks/v1/init', () => {
     expect((await read('rks-pki/roles/server')).body.data).toMatchObject({ server_flag: true, client_flag: true });
     expect((await read('rks-pki/roles/client')).body.data).toMatchObject({ server_flag: false, client_flag: true, no_store: true });
     const config = (await read('rks/data/config')).body.data.data;
-    expect(config).toMatchObject({ initialized: true, layout: 5 });
+    expect(config).toMatchObject({ initialized: true, layout: LAYOUT });
     expect(JSON.stringify(config)).not.toContain(admin.password);
   });
 
@@ -235,7 +235,7 @@ describe('POST /rks/v1/init', () => {
     expect(reads.length).toBeGreaterThan(0);
     expect(reads.filter((s) => s !== 200)).toEqual([]);
     expect(res.body.upgraded).toEqual(expect.arrayContaining(['service identity', 'admin login lockout settings']));
-    expect((await read('rks/data/config')).body.data.data).toMatchObject({ layout: 5, upgradedAt: expect.any(String) });
+    expect((await read('rks/data/config')).body.data.data).toMatchObject({ layout: LAYOUT, upgradedAt: expect.any(String) });
     expect((await read('sys/policies/acl/rks_node_before')).body.data.policy).toBe(nodePolicy('before'));
     expect((await read('rks/data/groups/before/secret-list')).status).toBe(404);
     expect((await read(`rks/data/groups/before/secrets/${fqdn}`)).body.data.data.certificate).toBe(leaf.certPem);
@@ -257,8 +257,83 @@ describe('POST /rks/v1/init', () => {
 
     const fresh = new ServiceSession(client, admin, createLogger('silent'));
     const self = await fetch(`${vault.addr}/v1/auth/token/lookup-self`, { headers: { 'X-Vault-Token': await fresh.token() } });
-    expect(((await self.json()) as any).data.policies).toEqual(['rks_managed', 'rks_service']);
+    expect(((await self.json()) as any).data.policies).toEqual(['rks_service']);
     expect((await request(app).post('/rks/v1/init').set('X-Vault-Token', vault.rootToken)).status).toBe(409);
+  });
+
+  it('moves managed secrets from layout 5 (one schedule entry, a policy naming each) with no renewal missed, while nodes read them', async () => {
+    const write = async (path: string, body: unknown, method = 'POST') => {
+      const res = await fetch(`${vault.addr}/v1/${path}`, { method, headers: { 'X-Vault-Token': vault.rootToken }, body: JSON.stringify(body) });
+      expect([path, res.status < 300]).toEqual([path, true]);
+    };
+    const rootApp = request(app);
+    const created = await rootApp.post('/rks/v1/group/moved').set('X-Vault-Token', vault.rootToken).send(NO_CALLBACK).expect(201);
+    const nodeToken = (await rootApp.post('/rks/v1/node').set('X-Vault-Token', created.body.groupToken).set('X-LCDN-nodeId', 'n1').expect(201)).body.nodeToken;
+    // A managed secret made now, then put back as layout 5 held it: its record whole at
+    // rks/data/<fqdn>, its copy beside pushed ones, its state in the one schedule entry, and rks's
+    // identity granted it by name.
+    const fqdn = 'managed-before.example.com';
+    await rootApp.post(`/rks/v1/secret/${fqdn}/managed`).set('X-Vault-Token', vault.rootToken).send({ lifetime: 7200, ttl: 30 }).expect(201);
+    await rootApp.post(`/rks/v1/group/moved/secrets/${fqdn}`).set('X-Vault-Token', vault.rootToken).expect(201);
+    const material = (await read(`rks/data/managed/secrets/${fqdn}`)).body.data.data;
+    const state = (await read(`rks/data/managed/state/${fqdn}`)).body.data.data;
+    const copy = (await read(`rks/data/groups/moved/managed/${fqdn}`)).body.data.data;
+    await write(`rks/data/${fqdn}`, { data: material });
+    await write(`rks/data/groups/moved/secrets/${fqdn}`, { data: copy });
+    for (const p of [`groups/moved/managed/${fqdn}`, `managed/secrets/${fqdn}`, `managed/state/${fqdn}`, `managed/due/${Math.floor(state.renewAt / 3600)}/${state.renewAt}-${fqdn}`]) await write(`rks/metadata/${p}`, {}, 'DELETE');
+    // And one from an ACME CA still waiting for its first certificate: in the schedule alone.
+    const waiting = 'waiting-before.example.com';
+    const pendingSpec = { issuer: 'some-acme', sans: [waiting], keyType: 'ec-p256' };
+    await write('rks/data/index/managed', { data: { secrets: { [fqdn]: state, [waiting]: { renewAt: 1_000_000, failures: 2, lastError: 'rateLimited', pending: { spec: pendingSpec } } } } });
+    await write('sys/policies/acl/rks_managed', { policy: `path "rks/data/${fqdn}" { capabilities = ["create", "read", "update"] }` });
+    await write('auth/rks-service/role/rks', { token_policies: ['rks_service', 'rks_managed'] });
+    const layout5Node = nodePolicy('moved').split('\npath ').filter((b) => !b.includes('/managed/')).join('\npath ');
+    await write('sys/policies/acl/rks_node_moved', { policy: layout5Node });
+    const config = (await read('rks/data/config')).body.data.data;
+    await write('rks/data/config', { data: { ...config, layout: 5 } });
+    const nodeRead = () => request(app).get(`/rks/v1/secret/${fqdn}`).set('X-Vault-Token', nodeToken);
+    expect((await nodeRead()).body.data.certificate).toBe(material.certificate);
+
+    let upgrading = true;
+    const reads: number[] = [];
+    const reader = (async () => {
+      while (upgrading) reads.push((await nodeRead()).status);
+    })();
+    const res = await rootApp.post('/rks/v1/init').set('X-Vault-Token', vault.rootToken);
+    upgrading = false;
+    await reader;
+    expect([res.status, res.body.upgraded]).toEqual([200, ['layout version']]);
+    expect(reads.filter((s) => s !== 200)).toEqual([]);
+
+    // What layout 6 holds: the stub, the certificate and key apart, the state with its date and its mark, the copy in managed/.
+    expect((await read(`rks/data/${fqdn}`)).body.data.data).toEqual({ managed: material.managed, meta: { ttl: 30 } });
+    expect((await read(`rks/data/managed/secrets/${fqdn}`)).body.data.data.certificate).toBe(material.certificate);
+    const { inProgress: _p, claim: _c, ...kept } = state;
+    expect((await read(`rks/data/managed/state/${fqdn}`)).body.data.data).toEqual(kept);
+    expect((await read(`rks/metadata/managed/due/${Math.floor(state.renewAt / 3600)}?list=true`)).body.data.keys).toContain(`${state.renewAt}-${fqdn}`);
+    expect((await read(`rks/data/groups/moved/managed/${fqdn}`)).body.data.data.certificate).toBe(material.certificate);
+    expect((await read(`rks/data/groups/moved/secrets/${fqdn}`)).status).toBe(404);
+    expect((await read(`rks/data/${waiting}`)).body.data.data).toEqual({ managed: pendingSpec });
+    expect((await read(`rks/data/managed/state/${waiting}`)).body.data.data).toMatchObject({ renewAt: 1_000_000, failures: 2, pending: { spec: pendingSpec } });
+    expect((await read('rks/data/index/managed')).status).toBe(404);
+    expect((await read('sys/policies/acl/rks_managed')).status).toBe(404);
+    expect((await read('sys/policies/acl/rks_node_moved')).body.data.policy).toBe(nodePolicy('moved'));
+    expect((await request(app).get('/rks/v1/node/secrets').set('X-Vault-Token', nodeToken).expect(200)).body.secrets).toEqual([fqdn]);
+    const listed = (await rootApp.get('/rks/v1/secrets').query({ renewal: 'failing' }).set('X-Vault-Token', vault.rootToken).expect(200)).body.secrets;
+    expect(listed.map((x: { name: string }) => x.name)).toEqual([waiting]);
+    expect(listed[0]).toMatchObject({ pending: true, renewal: { status: 'failing', failures: 2, lastError: 'rateLimited' } });
+
+    // Renewed when due, by rks's identity alone, and served to the node.
+    const fresh = harness({ vaultAddrs: [vault.addr], admin });
+    opened.push(fresh);
+    await fresh.services.session.run((t) => (fresh.services.managed as unknown as { renew(t: string, f: string, at: number): Promise<void> }).renew(t, fqdn, state.renewAt + 1));
+    const renewed = (await read(`rks/data/managed/secrets/${fqdn}`)).body.data;
+    expect(renewed.metadata.version).toBe(2);
+    expect((await nodeRead()).body.data.certificate).toBe(renewed.data.certificate);
+    await rootApp.delete(`/rks/v1/group/moved/secrets/${fqdn}`).set('X-Vault-Token', vault.rootToken).expect(204);
+    for (const n of [fqdn, waiting]) await rootApp.delete(`/rks/v1/secret/${n}`).set('X-Vault-Token', vault.rootToken).expect(204);
+    expect((await read(`rks/metadata/managed/secrets/${fqdn}`)).status).toBe(404);
+    expect((await read(`rks/data/managed/state/${waiting}`)).status).toBe(404);
   });
 
   it('re-keys the service identity to a changed admin password, and only to the one Vault has', async () => {

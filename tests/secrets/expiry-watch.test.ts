@@ -17,13 +17,29 @@ describe('ExpiryWatch (in memory)', () => {
       ['ten.example.com', t + 10 * DAY],
       ['sixty.example.com', t + 60 * DAY],
     ]);
-    const catalog = { expiries: async () => new Map(expiries) };
+    // Managed secrets rks renews: one on time, one failing, one late (due an hour and more ago), one waiting for its first certificate.
+    const managed = new Map<string, { at: number; renewal?: { renewAt: number; failures: number } }>([
+      ['on-time.example.com', { at: t + 12 * DAY, renewal: { renewAt: t + 3600, failures: 0 } }],
+      ['failing.example.com', { at: t + 12 * DAY, renewal: { renewAt: t + 60, failures: 3 } }],
+      ['late.example.com', { at: t + 12 * DAY, renewal: { renewAt: t - 2 * 3600, failures: 0 } }],
+      ['due.example.com', { at: t + 12 * DAY, renewal: { renewAt: t - 60, failures: 0 } }],
+      ['waiting.example.com', { at: 0, renewal: { renewAt: t, failures: 0 } }],
+    ]);
+    const entry = (at: number) => ({ info: { notAfter: new Date(at * 1000).toISOString() } });
+    const spec = { issuer: 'rks-ca', sans: [], keyType: 'ec-p256' };
+    const catalog = {
+      all: async () =>
+        new Map<string, any>([
+          ...[...expiries].map(([n, at]) => [n, { ...entry(at), version: 1, groups: [], groupsVersion: 0 }] as const),
+          ...[...managed].map(([n, m]) => [n, { ...(m.at ? entry(m.at) : {}), managed: spec, renewal: m.renewal, version: 1, groups: [], groupsVersion: 0 }] as const),
+        ]),
+    };
     const metrics = createMetrics(new Registry(), false);
     const lines: any[] = [];
     const watch = new ExpiryWatch(
       catalog,
       memorySession(tokens),
-      { expiry: metrics.secretExpiry, expiring: metrics.secretsExpiring, lastPass: metrics.expiryPass },
+      { expiry: metrics.secretExpiry, expiring: metrics.secretsExpiring, lastPass: metrics.expiryPass, managed: metrics.managedSecrets },
       createLogger('warn', { write: (l: string) => void lines.push(JSON.parse(l)) }),
       { warnDays: 14, seriesLimit: 3 },
     );
@@ -31,24 +47,28 @@ describe('ExpiryWatch (in memory)', () => {
     const text = await metrics.registry.metrics();
     expect(text).toContain('rks_secrets_expiring{within="expired"} 1');
     expect(text).toContain('rks_secrets_expiring{within="7d"} 2');
-    expect(text).toContain('rks_secrets_expiring{within="30d"} 3');
+    expect(text).toContain('rks_secrets_expiring{within="30d"} 7');
+    for (const [state, n] of [['pending', 1], ['scheduled', 1], ['due', 2], ['failing', 1]]) expect(text).toContain(`rks_managed_secrets{state="${state}"} ${n}`);
     expect(text).toContain(`rks_secret_expiry_timestamp_seconds{fqdn="gone.example.com"} ${t - 60}`);
     expect(text).toContain(`rks_secret_expiry_timestamp_seconds{fqdn="ten.example.com"} ${t + 10 * DAY}`);
     expect(text).not.toContain('sixty.example.com');
-    expect(lines.map((l) => [l.fqdn, l.msg])).toEqual([
-      ['gone.example.com', 'certificate has expired: nodes get 410 for it until a new one is pushed'],
+    // Managed secrets whose renewal is on time are not warned about: rks renews them.
+    expect(lines.map((l) => [l.fqdn, l.msg]).sort()).toEqual([
       ['day.example.com', 'certificate expires soon'],
+      ['failing.example.com', 'certificate expires soon'],
+      ['gone.example.com', 'certificate has expired: nodes get 410 for it until a new one is pushed'],
+      ['late.example.com', 'certificate expires soon'],
       ['ten.example.com', 'certificate expires soon'],
     ]);
     // Nothing new: no new lines. A renewed certificate that again expires soon: one line.
     await watch.pass(now);
-    expect(lines).toHaveLength(3);
+    expect(lines).toHaveLength(5);
     expiries.set('day.example.com', t + 2 * DAY);
     await watch.pass(now);
-    expect(lines.slice(3).map((l) => [l.fqdn, l.daysLeft])).toEqual([['day.example.com', 2]]);
+    expect(lines.slice(5).map((l) => [l.fqdn, l.daysLeft])).toEqual([['day.example.com', 2]]);
 
     // This instance's own changes reach the metrics within a second, without reading the catalog.
-    const read = jest.spyOn(catalog, 'expiries');
+    const read = jest.spyOn(catalog, 'all');
     watch.note('new.example.com', new Date((t + 3 * DAY) * 1000).toISOString());
     watch.note('gone.example.com', null);
     await new Promise((r) => setTimeout(r, 1200));

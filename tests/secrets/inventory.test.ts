@@ -133,8 +133,11 @@ describe('expiry and inventory (in memory)', () => {
     const stored = (await kv.read<any>(shard))!.data.secrets;
     const forged = { ...stored['a.example.com'], info: { ...stored['a.example.com'].info, name: 'evil.example.com', pending: true, private_key: 'x' } };
     await kv.write(shard, { secrets: { ...stored, 'a.example.com': forged, 'not a name': forged, 'c.example.com': { groups: 'x' } } }, admin);
-    await kv.write('index/managed', { secrets: { 'b.example.com': { renewAt: 'soon', failures: 'many' }, 'p.example.com': { pending: {} } } }, admin);
-    const inv = new Inventory(kv, (d) => secrets.ttlOf(d), { schedule: async () => (await kv.read<any>('index/managed'))!.data.secrets });
+    // A renewal state of the wrong types: the entry is left out (made again by the next rebuild), never shown half.
+    const bShard = `index/catalog/${shardOf('b.example.com')}`;
+    const bStored = (await kv.read<any>(bShard))!.data.secrets;
+    await kv.write(bShard, { secrets: { ...bStored, 'b.example.com': { ...bStored['b.example.com'], managed: { issuer: 'rks-ca' }, renewal: { renewAt: 'soon', failures: 'many' } } } }, admin);
+    const inv = new Inventory(kv, (d) => secrets.ttlOf(d));
     const page = await inv.secrets(admin, { limit: 10 });
     expect(page.secrets.map((x) => x.name)).toEqual(['a.example.com', 'b.example.com']);
     expect(page.secrets[0]).not.toHaveProperty('pending');

@@ -166,7 +166,7 @@ describe('nobody without a token can lock rks out', () => {
     const auth = (await vaultCall('GET', 'sys/auth')).body.data;
     expect(auth['rks-service/']).toMatchObject({ type: 'approle' });
     const role = (await vaultCall('GET', 'auth/rks-service/role/rks')).body.data;
-    expect(role).toMatchObject({ token_policies: ['rks_service', 'rks_managed'], token_no_default_policy: true, secret_id_ttl: 0 });
+    expect(role).toMatchObject({ token_policies: ['rks_service'], token_no_default_policy: true, secret_id_ttl: 0 });
     const policy = (await vaultCall('GET', 'sys/policies/acl/rks_service')).body.data.policy as string;
     expect(policy).toContain('path "rks/data/groups/+/config"');
     expect(policy).not.toContain('path "rks/data/*"');

@@ -27,8 +27,8 @@ describe("rks's service identity", () => {
       ...extra,
     });
 
-  it('carries only the rks_service policy and the managed secrets\' one', async () => {
-    expect((await vaultAs(service, 'GET', 'auth/token/lookup-self')).body.data.policies).toEqual(['rks_managed', 'rks_service']);
+  it('carries only the rks_service policy (managed secrets are granted by their folders)', async () => {
+    expect((await vaultAs(service, 'GET', 'auth/token/lookup-self')).body.data.policies).toEqual(['rks_service']);
   });
 
   it('writes node roles held to node policies', async () => {

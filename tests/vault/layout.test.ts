@@ -1,4 +1,4 @@
-import { groupsIn, kvPath, managedPolicy, nodePolicy, nodePolicyName, nodeRoleName } from '../../src/vault/layout';
+import { groupsIn, kvPath, nodePolicy, servicePolicy, nodePolicyName, nodeRoleName } from '../../src/vault/layout';
 
 /** Names read back from Vault pass the API's rules where they become paths and policies, whoever the caller. */
 describe('Vault layout', () => {
@@ -9,8 +9,12 @@ describe('Vault layout', () => {
     expect(nodePolicy('edge')).not.toContain('rks/data/*');
     expect(nodePolicy('edge').length).toBeLessThan(600);
     for (const name of junk) expect(() => kvPath.groupCopy('edge', name)).toThrow(/refusing to put secret name/);
-    expect(() => managedPolicy(['*'])).toThrow(/refusing/);
-    expect(managedPolicy(['a.example.com'])).toContain('path "rks/data/groups/+/secrets/a.example.com"');
+    for (const name of junk) expect(() => kvPath.managedSecret(name)).toThrow(/refusing to put secret name/);
+    for (const name of junk) expect(() => kvPath.managedDueMark(1, name)).toThrow(/refusing to put secret name/);
+    // rks's identity: managed secrets by their folders, never a pushed secret or its copies.
+    expect(servicePolicy).toContain('path "rks/data/managed/secrets/*"');
+    expect(servicePolicy).toContain('path "rks/data/groups/+/managed/*"');
+    expect(servicePolicy).not.toMatch(/path "rks\/data\/(\*|\+)|path "rks\/data\/groups\/\+\/secrets/);
   });
 
   it('builds no path or name from a group or node that breaks the rules', () => {
