@@ -34,6 +34,13 @@ export interface PacingView {
   queueThrough?: string;
 }
 
+/** No slot for an order now: it waits in its issuer's queue until `at` (seconds since the epoch). */
+export class OrderQueued extends Error {
+  constructor(readonly at: number) {
+    super(`waiting for a slot of the issuer's order budget (next at ${new Date(at * 1000).toISOString()})`);
+  }
+}
+
 /** A window is counted in this many buckets: an order is counted a bucket longer at most (never less). */
 const BUCKETS = 36;
 

@@ -1,8 +1,9 @@
-import { Command } from 'commander';
+import { Command, InvalidArgumentError } from 'commander';
 import type { AcmeIssuerSummary } from '../acme/issuers';
+import type { OrderBudget, PacingView } from '../acme/pacing';
 import { readSecret } from '../config';
 import { CliError } from './http';
-import { opt } from './options';
+import { duration, opt } from './options';
 import { Conn, call, connected, enc } from './connection';
 import { out, readInput, table } from './output';
 
@@ -18,7 +19,8 @@ export function acmeCommand(): Command {
     .option('--ca-bundle <file>', 'PEM CA certificates to trust for the directory instead of the system\'s')
     .option('--eab-kid <kid>', 'external account binding key id, from the CA')
     .addOption(opt('--eab-hmac-key-file <file>', 'file holding the external account binding HMAC key (base64url)', 'RKS_EAB_HMAC_KEY_FILE'))
-    .action(async (name: string, o: Conn & { directory: string; contact?: string[]; agreeTos?: boolean; caBundle?: string; eabKid?: string; eabHmacKeyFile?: string }) => {
+    .option('--order-budget <orders/window>', "new orders the account may place in any window, e.g. 300/3h (the default: Let's Encrypt's limit); more wait in a queue", orderBudget)
+    .action(async (name: string, o: Conn & { directory: string; contact?: string[]; agreeTos?: boolean; caBundle?: string; eabKid?: string; eabHmacKeyFile?: string; orderBudget?: OrderBudget }) => {
       const hmacKey = readSecret(undefined, o.eabHmacKeyFile, '--eab-hmac-key-file');
       if (Boolean(o.eabKid) !== Boolean(hmacKey)) throw new CliError('--eab-kid and --eab-hmac-key-file go together', 2);
       const body = {
@@ -27,6 +29,7 @@ export function acmeCommand(): Command {
         termsOfServiceAgreed: Boolean(o.agreeTos),
         ...(o.caBundle ? { caBundle: readInput(o.caBundle, '--ca-bundle') } : {}),
         ...(o.eabKid ? { externalAccountBinding: { kid: o.eabKid, hmacKey: hmacKey! } } : {}),
+        ...(o.orderBudget ? { orderBudget: o.orderBudget } : {}),
       };
       const i = (await call(o, 'POST', `/rks/v1/acme/issuers/${enc(name)}`, { body })) as AcmeIssuerSummary;
       out(o, i, `issuer ${i.name} registered: ${i.accountUrl}`);
@@ -44,5 +47,42 @@ export function acmeCommand(): Command {
       const i = (await call(o, 'POST', `/rks/v1/acme/issuers/${enc(name)}/deactivate`)) as AcmeIssuerSummary;
       out(o, i, `issuer ${i.name} deactivated`);
     });
+  connected(
+    acme
+      .command('status')
+      .description("Where each issuer's orders stand: its budget and the orders in the window, the next slot, a pause the CA asked for, the queue and when it is through, failing names and why")
+      .argument('[name]', 'one issuer (default: every one)'),
+  ).action(async (name: string | undefined, o: Conn) => {
+    const names = name ? [name] : ((await call(o, 'GET', '/rks/v1/acme/issuers')) as AcmeIssuerSummary[]).map((i) => i.name);
+    const all = [];
+    for (const n of names) all.push((await call(o, 'GET', `/rks/v1/acme/issuers/${enc(n)}`)) as AcmeIssuerStatus);
+    out(o, name ? all[0] : all, all.map(statusText).join('\n\n') || 'no ACME issuer');
+  });
   return acme;
+}
+
+type AcmeIssuerStatus = AcmeIssuerSummary & {
+  queue: PacingView & { pending: number; due: number; queued: number; failing: number; failures: { name: string; failures: number; lastError: string }[] };
+};
+
+function statusText(i: AcmeIssuerStatus): string {
+  const q = i.queue;
+  const hours = i.orderBudget.windowSeconds / 3600;
+  return [
+    `${i.name}  ${i.status}  ${i.directory}`,
+    `budget       ${i.orderBudget.orders} orders per ${Number.isInteger(hours) ? `${hours} h` : `${i.orderBudget.windowSeconds} s`}; ${q.placedInWindow} placed in the window now`,
+    `next slot    ${Date.parse(q.nextSlot) <= Date.now() ? 'now' : q.nextSlot}`,
+    ...(q.pausedUntil ? [`paused       until ${q.pausedUntil}: ${q.pauseReason ?? 'the CA asked to wait'}`] : []),
+    `queue        ${q.queued} waiting for a slot, ${q.pending} waiting for a first certificate, ${q.due} being ordered${q.queueThrough ? `; through by ${q.queueThrough}` : ''}`,
+    `failing      ${q.failing}`,
+    ...q.failures.map((f) => `  ${f.name}: ${f.failures} failure(s) in a row: ${f.lastError}`),
+  ].join('\n');
+}
+
+/** `300/3h`: orders per window. */
+function orderBudget(value: string): OrderBudget {
+  const m = /^(\d+)\/(.+)$/.exec(value.trim());
+  const orders = m ? Number(m[1]) : NaN;
+  if (!m || !Number.isSafeInteger(orders) || orders < 1) throw new InvalidArgumentError('an order budget is orders/window, e.g. 300/3h');
+  return { orders, windowSeconds: duration(m[2]!) };
 }

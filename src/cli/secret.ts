@@ -94,7 +94,7 @@ export function secretCommand(): Command {
             ? [
                 `renewal      from ${info.renewal.issuer}${info.renewal.lifetime ? `, ${info.renewal.lifetime} s certificates renewed ${info.renewal.renewBefore !== undefined ? `${info.renewal.renewBefore} s before the end` : "in the CA's window, not before half their life"}` : ''}`,
                 `status       ${info.renewal.status}`,
-                `next try     ${info.renewal.nextAttempt}`,
+                info.renewal.inProgress ? `next try     in progress now (started ${info.renewal.lastAttempt})` : `next try     ${info.renewal.nextAttempt}`,
                 ...(info.renewal.lastAttempt ? [`last try     ${info.renewal.lastAttempt}${info.renewal.lastError ? ` failed: ${info.renewal.lastError} (${info.renewal.failures} in a row)` : ''}`] : []),
               ]
             : []),
@@ -121,7 +121,9 @@ export function secretCommand(): Command {
       out(
         o,
         info,
-        info.pending
+        info.renewal?.status === 'queued'
+          ? `${fqdn} created; ${o.issuer}'s order budget is spent: its order waits in the queue until ${info.renewal.nextAttempt} (see \`rks acme status ${o.issuer}\`)`
+          : info.pending
           ? `${fqdn} created; rks is obtaining its certificate from ${o.issuer} (see \`rks secret info ${fqdn}\`)`
           : `${fqdn} created, valid to ${info.notAfter}; renewed from ${info.renewal?.nextAttempt}`,
       );
@@ -134,7 +136,7 @@ export function secretCommand(): Command {
   connected(secret.command('list').description('Every secret with its expiry, key, renewal and groups: managed secrets whose renewal fails first, then in name order'))
     .option('--expiring <duration>', 'only certificates expiring within this long (e.g. 30d, 12h, 3600), expired ones included', duration)
     .option('--group <group>', 'only the secrets of this group')
-    .addOption(new Option('--renewal <state>', 'only managed secrets whose renewal is in this state').choices(['failing', 'due', 'pending', 'scheduled']))
+    .addOption(new Option('--renewal <state>', 'only managed secrets whose renewal is in this state').choices(['failing', 'queued', 'due', 'pending', 'scheduled']))
     .action(async (o: Conn & { expiring?: number; group?: string; renewal?: string }) => {
       const query = new URLSearchParams({ limit: '1000' });
       if (o.expiring !== undefined) query.set('expiring_within', String(o.expiring));

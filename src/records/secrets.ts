@@ -94,4 +94,6 @@ export interface RenewalState {
    * attempt brings the copies up to date and orders nothing (a CA's rate limits stay untouched).
    */
   copiesBehind?: true;
+  /** Waiting for a slot of its issuer's order budget (renewAt is the slot): not a failure. */
+  queued?: true;
 }

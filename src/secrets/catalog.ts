@@ -39,31 +39,39 @@ export interface RenewalSummary {
   lastAttempt?: string;
   lastError?: string;
   copiesBehind?: true;
+  queued?: true;
+  /** An instance is renewing it now (seen where the state is read afresh: one secret's info). */
+  inProgress?: true;
 }
 
 /**
- * A managed secret's renewal at a glance: waiting for its first certificate, scheduled, due
- * (its time has come: being renewed, or waiting for its CA), or failing (its last attempt failed).
+ * A managed secret's renewal at a glance: failing (its last attempt failed), queued (waiting for
+ * a slot of its ACME issuer's order budget), waiting for its first certificate, due (its time
+ * has come: being renewed), or scheduled.
  */
-export type RenewalStatus = 'pending' | 'scheduled' | 'due' | 'failing';
-export const RENEWAL_STATUSES: RenewalStatus[] = ['pending', 'scheduled', 'due', 'failing'];
+export type RenewalStatus = 'pending' | 'scheduled' | 'due' | 'queued' | 'failing';
+export const RENEWAL_STATUSES: RenewalStatus[] = ['pending', 'scheduled', 'due', 'queued', 'failing'];
 
 export function renewalStatus(e: Pick<CatalogEntry, 'managed' | 'info' | 'renewal'>, now = Date.now()): RenewalStatus | undefined {
   if (!e.managed) return undefined;
   if (e.renewal && e.renewal.failures > 0) return 'failing';
+  if (e.renewal?.inProgress) return 'due';
+  if (e.renewal?.queued) return 'queued';
   if (!e.info) return 'pending';
   if (e.renewal && e.renewal.renewAt * 1000 <= now) return 'due';
   return 'scheduled';
 }
 
 function summaryOf(state: RenewalState): RenewalSummary {
-  const { renewAt, failures, lastAttempt, lastError, copiesBehind } = state;
+  const { renewAt, failures, lastAttempt, lastError, copiesBehind, queued, inProgress } = state;
   return {
     renewAt: Number.isSafeInteger(renewAt) ? renewAt : 0,
     failures: Number.isSafeInteger(failures) ? failures : 0,
     ...(typeof lastAttempt === 'string' ? { lastAttempt } : {}),
     ...(typeof lastError === 'string' ? { lastError: lastError.slice(0, 500) } : {}),
     ...(copiesBehind === true ? { copiesBehind } : {}),
+    ...(queued === true ? { queued } : {}),
+    ...(inProgress === true ? { inProgress } : {}),
   };
 }
 

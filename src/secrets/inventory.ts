@@ -5,7 +5,7 @@ import { isName, isSecretName, parseFqdn, parseName } from '../names';
 import { groupsIn, kvPath } from '../vault/layout';
 import type { KvStore } from '../vault/stores';
 import { Copies } from './copies';
-import { Catalog, CatalogEntry, RenewalStatus, RenewalSummary, factsOf, renewalStatus } from './catalog';
+import { Catalog, CatalogEntry, RENEWAL_STATUSES, RenewalStatus, RenewalSummary, factsOf, renewalStatus } from './catalog';
 import type { GroupRegInfo } from '../records/groups';
 import type { NodeRecord } from '../records/nodes';
 import { CertificateFacts, ManagedSpec, SecretData } from '../records/secrets';
@@ -27,6 +27,7 @@ export interface SecretSummary extends Partial<CertificateFacts> {
     lifetime?: number;
     renewBefore?: number;
     status: RenewalStatus;
+    inProgress?: boolean;
     nextAttempt: string;
     failures: number;
     lastAttempt?: string;
@@ -86,6 +87,7 @@ function renewal(spec: ManagedSpec, state: RenewalSummary | undefined, status: R
     ...(Number.isFinite(lifetime) ? { lifetime } : {}),
     ...(Number.isFinite(renewBefore) ? { renewBefore } : {}),
     status,
+    ...(state?.inProgress === true ? { inProgress: true } : {}),
     nextAttempt: state && Number.isFinite(state.renewAt) ? new Date(state.renewAt * 1000).toISOString() : 'not scheduled',
     failures: Number.isSafeInteger(state?.failures) ? state!.failures : 0,
     ...(typeof state?.lastAttempt === 'string' ? { lastAttempt: state.lastAttempt } : {}),
@@ -150,6 +152,22 @@ export class Inventory {
     const p = page(names, q);
     const items = p.names.map((n) => this.summary(n, entries.get(n) ?? null)).filter((i): i is SecretSummary => i !== null);
     return { secrets: items, ...(p.next ? { next: p.next } : {}) };
+  }
+
+  /** How an issuer's managed secrets stand: counts by renewal state, and a few of the failing ones (most failures first). */
+  async renewals(token: string, issuer: string): Promise<{ counts: Record<RenewalStatus, number>; failures: { name: string; failures: number; lastError: string }[] }> {
+    const { entries } = await this.current(token);
+    const counts = Object.fromEntries(RENEWAL_STATUSES.map((s) => [s, 0])) as Record<RenewalStatus, number>;
+    const failing: { name: string; failures: number; lastError: string }[] = [];
+    const now = Date.now();
+    for (const [name, e] of entries) {
+      if (e.managed?.issuer !== issuer) continue;
+      const status = renewalStatus(e, now)!;
+      counts[status]++;
+      if (status === 'failing') failing.push({ name, failures: e.renewal!.failures, lastError: e.renewal!.lastError ?? '' });
+    }
+    failing.sort((a, b) => b.failures - a.failures || (a.name < b.name ? -1 : 1));
+    return { counts, failures: failing.slice(0, 10) };
   }
 
   /** One secret's entry of the inventory (its certificate's facts; never its key), read from the secret itself. */

@@ -2,7 +2,8 @@ import { createHash, randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { RenewalWindow, pickInWindow } from '../acme/ari';
 import { AcmeRetryLater } from '../acme/client';
-import { AcmeIssuers, RKS_CA } from '../acme/issuers';
+import { AcmeIssuers, RKS_CA, budgetOf } from '../acme/issuers';
+import { OrderPacing, OrderQueued } from '../acme/pacing';
 import type { ChallengeBoard } from '../acme/challenges';
 import type { AcmeOrders } from '../acme/orders';
 import { mapLimited } from '../concurrency';
@@ -32,8 +33,12 @@ export interface ManagedInput {
 export const MANAGED_DEFAULTS = { lifetime: 86400, keyType: 'ec-p256' as ManagedKeyType };
 /** An rks renewing a secret holds it this long; another instance takes over after. */
 const CLAIM_SECONDS = 300;
-/** Waits after failures: a CA's failed validations count against rate limits, so ACME backs off longer. */
-const RETRY_SECONDS = { ca: { min: 30, max: 3600 }, acme: { min: 60, max: 6 * 3600 } };
+/**
+ * Waits after failures: a CA's failed validations count against rate limits, so ACME backs off
+ * longer (5, 10, 20, 40 minutes: at most four failures of a name in any hour; Let's Encrypt
+ * allows five).
+ */
+const RETRY_SECONDS = { ca: { min: 30, max: 3600 }, acme: { min: 300, max: 6 * 3600 } };
 /** Renewals one instance runs at once in a pass (each one key, one signature or order, a few writes). */
 const RENEW_CONCURRENCY = 8;
 
@@ -50,6 +55,8 @@ export class ManagedSecrets {
   private readonly catalog: Catalog;
   private readonly copies: Copies;
   readonly schedule: RenewalSchedule;
+  /** The orders the running pass queued, by issuer (for the one line it logs). */
+  private queuedInPass = new Map<string, { count: number; last: number }>();
 
   constructor(
     private readonly kv: KvStore,
@@ -57,7 +64,7 @@ export class ManagedSecrets {
     private readonly session: Session,
     private readonly logger: Logger,
     private readonly counters?: { renewals: { inc(labels: { issuer: string; result: string }): void } },
-    private readonly acme?: { issuers: AcmeIssuers; orders: AcmeOrders; challenges: ChallengeBoard },
+    private readonly acme?: { issuers: AcmeIssuers; orders: AcmeOrders; challenges: ChallengeBoard; pacing: OrderPacing },
   ) {
     this.catalog = new Catalog(kv);
     this.copies = new Copies(kv);
@@ -118,7 +125,13 @@ export class ManagedSecrets {
     if (spec.sans.some((n) => n.startsWith('*.'))) throw new BadRequest('an ACME CA validates wildcard names by DNS-01, which rks does not answer; use plain names');
     if (spec.lifetime !== undefined) throw new BadRequest('an ACME CA decides the lifetime of its certificates: leave lifetime out');
     await this.writeStub(token, fqdn, spec, ttl);
-    await this.schedule.put(token, fqdn, { renewAt: now(), failures: 0, pending: { spec, ...(ttl ? { ttl } : {}) } }, await this.schedule.read(token, fqdn));
+    // Behind the orders already waiting for the issuer's budget, if any: its slot is known now.
+    const t = now();
+    const budget = budgetOf(await this.acme.issuers.record(token, spec.issuer));
+    const view = await this.acme.pacing.view(token, spec.issuer, budget, t);
+    const backlog = Date.parse(view.nextSlot) > t * 1000 || view.queueThrough !== undefined;
+    const at = backlog ? await this.acme.pacing.queue(token, spec.issuer, budget, t) : t;
+    await this.schedule.put(token, fqdn, { renewAt: at, failures: 0, ...(backlog ? { queued: true as const } : {}), pending: { spec, ...(ttl ? { ttl } : {}) } }, await this.schedule.read(token, fqdn));
     await this.catalog.refresh(token, fqdn).catch(() => undefined);
     this.wake();
   }
@@ -154,11 +167,20 @@ export class ManagedSecrets {
       this.logger.warn({ err: (err as Error).message }, 'managed secrets: cannot read the schedule; will retry');
       return;
     }
+    const queued = new Map<string, { count: number; last: number }>();
+    this.queuedInPass = queued;
     await mapLimited(due, RENEW_CONCURRENCY, (mark) =>
       this.session.run((token) => this.renew(token, mark.fqdn, t, mark)).catch((err) => {
         this.logger.warn({ fqdn: mark.fqdn, err: (err as Error).message }, 'managed secret: renewal attempt stopped; will retry');
       }),
     );
+    // Said when the queue is built, with how long it runs: 100,000 names at 300 orders per 3 hours take 6 weeks.
+    for (const [issuer, q] of queued) {
+      this.logger.warn(
+        { issuer, queued: q.count, queueThrough: new Date(q.last * 1000).toISOString() },
+        `ACME issuer '${issuer}': ${q.count} order(s) wait for a slot of its order budget; the queue runs until ${new Date(q.last * 1000).toISOString()} (rks acme status ${issuer})`,
+      );
+    }
     await this.session.run((token) => this.acme?.challenges.sweep(token, at) ?? Promise.resolve()).catch(() => undefined);
   }
 
@@ -211,6 +233,7 @@ export class ManagedSecrets {
         await this.copies.fanOut(token, fqdn, 'managed');
       } else {
         const ttl = current ? current.data.meta?.ttl : claimed.pending?.ttl;
+        if (spec.issuer !== RKS_CA) await this.slot(token, spec.issuer, t, current?.data.info, claimed);
         ({ data: next, window } = await this.issue(fqdn, spec, ttl, token, current?.data.certificate));
         // An order can outlive its claim: another instance took the secret over, or an admin
         // deleted it meanwhile. Then this certificate is not written.
@@ -233,6 +256,18 @@ export class ManagedSecrets {
         if (copied.status === 'rejected') throw copied.reason;
       }
     } catch (err) {
+      if (err instanceof OrderQueued) {
+        // Waiting its turn is no failure: the state says when, and keeps what it said before.
+        const { inProgress: _i, claim: _c, ...held } = claimed;
+        await this.setState(token, fqdn, { ...held, renewAt: err.at, queued: true }, claimed.claim).catch(() => undefined);
+        const q = this.queuedInPass.get(spec!.issuer) ?? { count: 0, last: 0 };
+        this.queuedInPass.set(spec!.issuer, { count: q.count + 1, last: Math.max(q.last, err.at) });
+        return;
+      }
+      if (err instanceof AcmeRetryLater && spec && spec.issuer !== RKS_CA && this.acme) {
+        // The CA's own words for the account: no instance orders from it before then.
+        await this.acme.pacing.pause(token, spec.issuer, t + err.retryAfter, (err as Error).message).catch(() => undefined);
+      }
       const failures = claimed.failures + 1;
       const issuer = spec?.issuer ?? RKS_CA;
       const retry = issuer === RKS_CA || stored || claimed.copiesBehind ? RETRY_SECONDS.ca : RETRY_SECONDS.acme;
@@ -272,6 +307,21 @@ export class ManagedSecrets {
     await this.setState(token, fqdn, state, claimed.claim).catch(() => this.setState(token, fqdn, state, claimed.claim)).catch((err) => {
       this.logger.warn({ fqdn, err: (err as Error).message }, 'managed secret renewed, but its next date could not be recorded');
     });
+  }
+
+  /**
+   * A slot of the issuer's order budget for this order, or OrderQueued with its place in the
+   * queue: a renewal whose certificate is in its last third (or an order that already waited its
+   * turn) goes to the front, anything else to the end.
+   */
+  private async slot(token: string, issuer: string, t: number, info: SecretData['info'], claimed: RenewalState): Promise<void> {
+    const pacing = this.acme!.pacing;
+    const budget = budgetOf(await this.acme!.issuers.record(token, issuer));
+    const wait = await pacing.take(token, issuer, budget, t);
+    if (!wait) return;
+    const [from, to] = info ? [Date.parse(info.notBefore) / 1000, Date.parse(info.notAfter) / 1000] : [0, 0];
+    const nearEnd = info !== undefined && to - t < (to - from) / 3;
+    throw new OrderQueued(await pacing.queue(token, issuer, budget, t, nearEnd || Boolean(claimed.queued)));
   }
 
   /**

@@ -57,7 +57,7 @@ export function createApp(services: Services, opts: AppOptions): Express {
     ...groupRoutes(services.groups, services.inventory),
     ...nodeRoutes(services.nodes),
     ...secretRoutes(services.secrets, services.inventory, services.managed),
-    ...acmeRoutes(services.acme.issuers, services.acme.challenges),
+    ...acmeRoutes(services.acme.issuers, services.acme.challenges, services.acme.pacing, services.inventory),
   };
   const context = requestContext(opts.logger, services.metrics);
   const api = dispatch(contract(), handlers, {

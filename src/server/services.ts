@@ -18,6 +18,7 @@ import { Catalog } from '../secrets/catalog';
 import { ExpiryWatch } from '../secrets/expiry-watch';
 import { Inventory } from '../secrets/inventory';
 import { ManagedSecrets } from '../secrets/managed';
+import { OrderPacing } from '../acme/pacing';
 import { Readers } from '../secrets/readers';
 import { SecretService } from '../secrets/service';
 import { vaultStores } from '../vault/adapters';
@@ -37,7 +38,7 @@ export interface Services {
   nodes: NodeService;
   secrets: SecretService;
   managed: ManagedSecrets;
-  acme: { issuers: AcmeIssuers; challenges: ChallengeBoard };
+  acme: { issuers: AcmeIssuers; challenges: ChallengeBoard; pacing: OrderPacing };
   inventory: Inventory;
   pki: PkiService;
   psk?: PskJwt;
@@ -67,8 +68,9 @@ export function buildServices(config: Config, logger: Logger, metrics: Metrics, 
   const session = new ServiceSession(vault, config.admin, logger, metrics.sessionUp);
   const acmeIssuers = new AcmeIssuers(kv, config.acmeTimeout * 1000);
   const challenges = new ChallengeBoard(kv, tokens, session);
+  const pacing = new OrderPacing(kv);
   const acmeOrders = new AcmeOrders(acmeIssuers, challenges, config.acmeTimeout * 1000, logger, { orders: metrics.acmeOrders });
-  const managed = new ManagedSecrets(kv, pkiEngine, session, logger, { renewals: metrics.managedRenewals }, { issuers: acmeIssuers, orders: acmeOrders, challenges });
+  const managed = new ManagedSecrets(kv, pkiEngine, session, logger, { renewals: metrics.managedRenewals }, { issuers: acmeIssuers, orders: acmeOrders, challenges, pacing });
   const secrets = new SecretService(kv, config.defaultSecretTtl, managed, new Readers(tokens));
   const init = new InitService(stores, config.admin, config.caBundle);
   const groups = new GroupService(kv, sys, tokens, session);
@@ -90,7 +92,7 @@ export function buildServices(config: Config, logger: Logger, metrics: Metrics, 
     ),
     secrets,
     managed,
-    acme: { issuers: acmeIssuers, challenges },
+    acme: { issuers: acmeIssuers, challenges, pacing },
     inventory: new Inventory(kv, (data) => secrets.ttlOf(data)),
     pki: new PkiService(pkiEngine, session),
     psk: config.psk ? new PskJwt(config.psk) : undefined,

@@ -204,7 +204,8 @@ describe('managed secrets from an ACME CA (Pebble), challenges answered by the e
     expect(info.body).toMatchObject({ pending: true, renewal: { failures: 1 } });
     expect(info.body.renewal.lastError).toMatch(new RegExp(`validation of ${name.replace(/\./g, '\\.')} failed`));
     const next = Date.parse(info.body.renewal.nextAttempt);
-    expect(next - t0).toBeGreaterThanOrEqual(59_000);
+    // Five minutes at least: a CA counts failed validations per name and hour (Let's Encrypt: 5).
+    expect(next - t0).toBeGreaterThanOrEqual(299_000);
     // Its challenge is gone from Vault once the order failed.
     expect(await challengesOf(name)).toEqual([]);
 
@@ -218,7 +219,8 @@ describe('managed secrets from an ACME CA (Pebble), challenges answered by the e
         r.status === 200 ? res.writeHead(200).end(r.body.keyAuthorization) : res.writeHead(404).end(),
       );
     };
-    await h.services.managed.renewDue(next + 1000);
+    // This name only: a pass with a clock ahead would take other suites' names on this Vault.
+    await h.services.session.run((t) => (h.services.managed as unknown as { renew(t: string, f: string, at: number): Promise<void> }).renew(t, name, Math.floor((next + 1000) / 1000)));
     const issued = await request(h.app).get(`/rks/v1/secret/${name}/info`).set('X-Vault-Token', admin).expect(200);
     expect(issued.body.renewal.lastError).toBeUndefined();
     expect(issued.body.pending).toBeUndefined();

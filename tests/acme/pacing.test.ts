@@ -1,0 +1,52 @@
+import { OrderPacing } from '../../src/acme/pacing';
+import { MemoryKv } from '../support/memory-vault';
+
+const budget = { orders: 5, windowSeconds: 3600 };
+
+describe('OrderPacing (in memory)', () => {
+  it('never lets more orders than the budget into any window, whoever takes them, and says when the next slot opens', async () => {
+    const pacing = new OrderPacing(new MemoryKv());
+    const t0 = 1_800_000_000;
+    const placed: number[] = [];
+    // Takers at random moments over ten hours, several at once.
+    let t = t0;
+    for (let i = 0; i < 400; i++) {
+      t += Math.floor(Math.random() * 120);
+      const at = t;
+      const answers = await Promise.all([1, 2, 3].map(() => pacing.take('root', 'le', budget, at)));
+      for (const wait of answers) {
+        if (wait === 0) placed.push(at);
+        else expect(wait).toBeGreaterThan(at);
+      }
+    }
+    // Any window of an hour holds at most five orders.
+    for (const start of placed) expect(placed.filter((p) => p >= start && p < start + budget.windowSeconds).length).toBeLessThanOrEqual(budget.orders);
+    // And the budget is used: about five an hour (buckets count an order a little longer, never less).
+    expect(placed.length).toBeGreaterThanOrEqual(Math.floor(((t - t0) / 3600) * 4));
+  });
+
+  it('hands queued orders slots one interval apart, the front to renewals near their end; a pause the CA asked for holds everyone', async () => {
+    const pacing = new OrderPacing(new MemoryKv());
+    const t = 1_800_000_000;
+    for (let i = 0; i < 5; i++) expect(await pacing.take('root', 'le', budget, t)).toBe(0);
+    const next = await pacing.take('root', 'le', budget, t);
+    expect(next).toBeGreaterThan(t + 3600 - 1);
+    const slots = [];
+    for (let i = 0; i < 3; i++) slots.push(await pacing.queue('root', 'le', budget, t));
+    expect(slots[0]).toBe(next);
+    expect(slots[1]! - slots[0]!).toBe(720);
+    expect(slots[2]! - slots[1]!).toBe(720);
+    // A renewal near its end goes first, without moving the queue's end.
+    expect(await pacing.queue('root', 'le', budget, t, true)).toBe(next);
+    expect(await pacing.queue('root', 'le', budget, t)).toBe(slots[2]! + 720);
+    const view = await pacing.view('root', 'le', budget, t);
+    expect(view).toMatchObject({ placedInWindow: 5, nextSlot: new Date(next * 1000).toISOString(), queueThrough: new Date((slots[2]! + 720) * 1000).toISOString() });
+
+    await pacing.pause('root', 'le', t + 7200, 'too many new orders recently');
+    expect(await pacing.take('root', 'le', budget, t + 3700)).toBe(t + 7200);
+    expect(await pacing.view('root', 'le', budget, t + 3700)).toMatchObject({ pausedUntil: new Date((t + 7200) * 1000).toISOString(), pauseReason: 'too many new orders recently' });
+    expect(await pacing.take('root', 'le', budget, t + 7200)).toBe(0);
+    // Other issuers are not held.
+    expect(await pacing.take('root', 'zerossl', budget, t)).toBe(0);
+  });
+});
