@@ -34,13 +34,15 @@ export interface AcmeClientOptions {
   timeoutMs: number;
 }
 
-/** Seconds from a Retry-After header (delay or HTTP date), or undefined. */
+/** The longest wait a CA's Retry-After is taken for (a week: Let's Encrypt's longest limit). */
+export const MAX_RETRY_AFTER = 7 * 86400;
+
+/** Seconds from a Retry-After header (delay or HTTP date), at most a week, or undefined. */
 export function retryAfterSeconds(header: unknown, now = Date.now()): number | undefined {
   if (typeof header !== 'string' || !header.trim()) return undefined;
   const n = Number(header);
-  if (Number.isFinite(n)) return Math.max(0, Math.ceil(n));
-  const at = Date.parse(header);
-  return Number.isNaN(at) ? undefined : Math.max(0, Math.ceil((at - now) / 1000));
+  const at = Number.isFinite(n) ? n : (Date.parse(header) - now) / 1000;
+  return Number.isNaN(at) ? undefined : Math.min(MAX_RETRY_AFTER, Math.max(0, Math.ceil(at)));
 }
 
 /**

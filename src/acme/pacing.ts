@@ -46,18 +46,32 @@ const BUCKETS = 36;
 
 const bucketOf = (budget: OrderBudget) => Math.max(1, Math.ceil(budget.windowSeconds / BUCKETS));
 
-/** Buckets still inside the window ending at `t` (a bucket counts until its end leaves the window). */
+/** No pause is held longer than a week (a CA's longest limit), no queue runs longer than a year. */
+const MAX_PAUSE = 7 * 86400;
+const MAX_QUEUE = 366 * 86400;
+
+/**
+ * Buckets still inside the window ending at `t` (a bucket counts until its end leaves the window).
+ * The record is read as anyone who may write it may have written it: a bucket from the future,
+ * or a count that is no count, is left out.
+ */
 function live(r: PacingRecord | null, budget: OrderBudget, t: number): Array<[number, number]> {
   const size = bucketOf(budget);
   return Object.entries(r?.placed ?? {})
     .map(([k, n]) => [Number(k), Number(n)] as [number, number])
-    .filter(([start, n]) => Number.isSafeInteger(start) && Number.isSafeInteger(n) && n > 0 && start + size > t - budget.windowSeconds)
+    .filter(([start, n]) => Number.isSafeInteger(start) && Number.isSafeInteger(n) && n > 0 && start <= t && start + size > t - budget.windowSeconds)
     .sort((a, b) => a[0] - b[0]);
+}
+
+/** A time the record holds, if it is after `t`: held to `t + max`. */
+function ahead(v: unknown, t: number, max: number): number | undefined {
+  const n = Number(v);
+  return Number.isFinite(n) && n > t ? Math.min(Math.ceil(n), t + max) : undefined;
 }
 
 /** When an order may be placed, at `t` or later, as `r` stands. */
 function nextSlot(r: PacingRecord | null, budget: OrderBudget, t: number): number {
-  const paused = Number(r?.pausedUntil) > t ? Number(r!.pausedUntil) : t;
+  const paused = ahead(r?.pausedUntil, t, MAX_PAUSE) ?? t;
   const buckets = live(r, budget, paused);
   let count = buckets.reduce((s, [, n]) => s + n, 0);
   const size = bucketOf(budget);
@@ -108,7 +122,7 @@ export class OrderPacing {
     await this.kv.update<PacingRecord>(kvPath.acmePacing(issuer), token, (r) => {
       const next = nextSlot(r, budget, t);
       const interval = budget.windowSeconds / budget.orders;
-      const tail = Number(r?.tail) > t ? Number(r!.tail) : 0;
+      const tail = ahead(r?.tail, t, MAX_QUEUE) ?? 0;
       at = front ? next : Math.ceil(Math.max(next, tail + interval));
       if (front) return NO_CHANGE;
       return { ...(r ?? { placed: {} }), tail: at };
@@ -119,7 +133,7 @@ export class OrderPacing {
   /** The CA said to wait (for the whole account): no instance orders before `until`. */
   async pause(token: string, issuer: string, until: number, reason: string): Promise<void> {
     await this.kv.update<PacingRecord>(kvPath.acmePacing(issuer), token, (r) => {
-      if (Number(r?.pausedUntil) >= until) return NO_CHANGE;
+      if (Number(r?.pausedUntil) >= until && Number(r?.pausedUntil) <= until + MAX_PAUSE) return NO_CHANGE;
       return { ...(r ?? { placed: {} }), pausedUntil: until, pauseReason: reason.slice(0, 300) };
     });
   }
@@ -127,13 +141,14 @@ export class OrderPacing {
   async view(token: string, issuer: string, budget: OrderBudget, t: number): Promise<PacingView> {
     const r = (await this.kv.read<PacingRecord>(kvPath.acmePacing(issuer), token))?.data ?? null;
     const iso = (s: number) => new Date(s * 1000).toISOString();
-    const paused = Number(r?.pausedUntil) > t;
+    const paused = ahead(r?.pausedUntil, t, MAX_PAUSE);
+    const tail = ahead(r?.tail, t, MAX_QUEUE);
     return {
       budget,
       placedInWindow: live(r, budget, t).reduce((s, [, n]) => s + n, 0),
       nextSlot: iso(nextSlot(r, budget, t)),
-      ...(paused ? { pausedUntil: iso(Number(r!.pausedUntil)), ...(typeof r!.pauseReason === 'string' ? { pauseReason: r!.pauseReason } : {}) } : {}),
-      ...(Number(r?.tail) > t ? { queueThrough: iso(Number(r!.tail)) } : {}),
+      ...(paused ? { pausedUntil: iso(paused), ...(typeof r!.pauseReason === 'string' ? { pauseReason: r!.pauseReason.slice(0, 300) } : {}) } : {}),
+      ...(tail ? { queueThrough: iso(tail) } : {}),
     };
   }
 }

@@ -32,7 +32,7 @@ import {
 import { Copies } from '../secrets/copies';
 import { RenewalSchedule } from '../secrets/schedule';
 import { renewAt } from '../secrets/managed';
-import { isManagedStub, ManagedStub, RenewalState, SecretData, StoredSecret } from '../records/secrets';
+import { isManagedStub, ManagedSpec, ManagedSpecRecord, ManagedStub, RenewalState, SecretData, StoredSecret } from '../records/secrets';
 import type { AppRoleStore, KvStore, PkiStore, SetupStore, TokenStore, VaultStores } from '../vault/stores';
 
 export interface AdminCredentials {
@@ -356,7 +356,8 @@ export class InitService {
     for (const g of groupsIn(await this.kv.list(kvPath.groups, token))) {
       if ((await this.setup.readPolicy(nodePolicyName(g), token)) !== null) await this.setup.putPolicy(nodePolicyName(g), nodePolicy(g), token);
     }
-    const legacy = await this.kv.read<{ secrets?: Record<string, RenewalState> }>(kvPath.legacyManagedSchedule, token);
+    type LegacyState = Omit<RenewalState, 'pending'> & { pending?: { spec: ManagedSpec; ttl?: number } };
+    const legacy = await this.kv.read<{ secrets?: Record<string, LegacyState> }>(kvPath.legacyManagedSchedule, token);
     const states = legacy?.data.secrets ?? {};
     const catalogued = [...(await new Catalog(this.kv).all(token))].filter(([, e]) => e.managed).map(([n]) => n);
     const schedule = new RenewalSchedule(this.kv);
@@ -373,13 +374,14 @@ export class InitService {
         const { spec, ttl } = state.pending;
         await this.kv.writeAt<ManagedStub>(kvPath.secret(fqdn), { managed: spec, ...(ttl ? { meta: { ttl } } : {}) }, token, 0, () => new Conflict(`secret '${fqdn}' changed during the upgrade; run init again`));
       } else if (!head || !isManagedStub(head.data)) continue;
+      const stub = (await this.kv.read<ManagedStub>(kvPath.secret(fqdn), token))!.data;
+      await this.kv.write<ManagedSpecRecord>(kvPath.managedSpec(fqdn), { spec: stub.managed, ...(stub.meta?.ttl ? { ttl: stub.meta.ttl } : {}) }, token);
       const seen = await schedule.read(token, fqdn);
       if (state && Number.isSafeInteger(state.renewAt)) {
-        const { inProgress: _p, claim: _c, ...kept } = state;
-        await schedule.put(token, fqdn, kept, seen);
+        const { inProgress: _p, claim: _c, pending, ...kept } = state;
+        await schedule.put(token, fqdn, { ...kept, ...(pending ? { pending: true as const } : {}) }, seen);
       } else if (!seen) {
         // Not in the schedule (a write lost before): renewed from what is stored.
-        const stub = (await this.kv.read<ManagedStub>(kvPath.secret(fqdn), token))!.data;
         const material = await this.kv.read<SecretData>(kvPath.managedSecret(fqdn), token);
         await schedule.put(token, fqdn, { renewAt: material?.data.info ? renewAt(material.data, stub.managed) : Math.floor(Date.now() / 1000), failures: 0 }, null);
       }

@@ -42,6 +42,16 @@ export interface ManagedStub {
 
 export type StoredSecret = SecretData | ManagedStub;
 
+/**
+ * What rks's identity renews a managed secret to, at `rks/data/managed/spec/<fqdn>`: the stub's
+ * spec and TTL, written by the administrator's calls alone (rks's identity may only read it), so
+ * that what rks orders is what an administrator asked for, whatever else rks's identity writes.
+ */
+export interface ManagedSpecRecord {
+  spec: ManagedSpec;
+  ttl?: number;
+}
+
 /** Whether `rks/data/<fqdn>` holds a managed secret's stub (a pushed secret holds its certificate). */
 export const isManagedStub = (d: StoredSecret): d is ManagedStub => typeof (d as SecretData).certificate !== 'string' && typeof d.managed === 'object' && d.managed !== null;
 
@@ -87,8 +97,8 @@ export interface RenewalState {
   inProgress?: true;
   /** Which attempt holds the claim: only it may record the outcome. */
   claim?: string;
-  /** A secret waiting for its first certificate (from an ACME CA): what to make. */
-  pending?: { spec: ManagedSpec; ttl?: number };
+  /** Waiting for its first certificate (what to make is in its spec record, never here). */
+  pending?: true;
   /**
    * The certificate stored is new, but some groups' copies still hold the one before: the next
    * attempt brings the copies up to date and orders nothing (a CA's rate limits stay untouched).

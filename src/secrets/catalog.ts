@@ -5,7 +5,7 @@ import { isSecretName } from '../names';
 import { kvPath } from '../vault/layout';
 import { KvEntry, KvStore, NO_CHANGE } from '../vault/stores';
 import { storedFacts } from './facts';
-import { CertificateFacts, isManagedStub, ManagedSpec, RenewalState, SecretData, SecretGroups, StoredSecret } from '../records/secrets';
+import { CertificateFacts, isManagedStub, ManagedSpec, ManagedSpecRecord, RenewalState, SecretData, SecretGroups, StoredSecret } from '../records/secrets';
 import type { CopyView } from './copies';
 
 /**
@@ -54,7 +54,8 @@ export const RENEWAL_STATUSES: RenewalStatus[] = ['pending', 'scheduled', 'due',
 
 export function renewalStatus(e: Pick<CatalogEntry, 'managed' | 'info' | 'renewal'>, now = Date.now()): RenewalStatus | undefined {
   if (!e.managed) return undefined;
-  if (e.renewal && e.renewal.failures > 0) return 'failing';
+  // Not scheduled at all (a write lost half-way): nothing will renew it, which is a failure.
+  if (!e.renewal || e.renewal.failures > 0) return 'failing';
   if (e.renewal?.inProgress) return 'due';
   if (e.renewal?.queued) return 'queued';
   if (!e.info) return 'pending';
@@ -225,14 +226,15 @@ export class Catalog {
     if (head === null) return null;
     const groups = { groups: [...(index?.data.groups ?? [])].sort(), groupsVersion: index?.version ?? 0 };
     if (head && !isManagedStub(head.data)) return { ...describe(head.data), version: head.version, ...groups };
-    const [material, state] = await Promise.all([
+    const [material, state, asked] = await Promise.all([
       this.kv.read<SecretData>(kvPath.managedSecret(fqdn), token),
       this.kv.read<RenewalState>(kvPath.managedState(fqdn), token),
+      head ? undefined : this.kv.read<ManagedSpecRecord>(kvPath.managedSpec(fqdn), token),
     ]);
-    const spec = head ? (head.data as { managed: ManagedSpec }).managed : state?.data.pending?.spec ?? material?.data.managed;
-    if (!head && !state) return undefined;
-    if (!spec) return undefined;
-    const ttl = head ? head.data.meta?.ttl : (material?.data.meta?.ttl ?? state?.data.pending?.ttl);
+    // rks's own view describes a managed secret only while an administrator's spec says it is one.
+    if (!head && !asked) return undefined;
+    const spec = head ? (head.data as { managed: ManagedSpec }).managed : asked!.data.spec;
+    const ttl = head ? head.data.meta?.ttl : asked!.data.ttl;
     return {
       ...(material ? describe(material.data) : {}),
       ...(Number(ttl) > 0 ? { ttl: Number(ttl) } : {}),

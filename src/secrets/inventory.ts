@@ -65,6 +65,9 @@ export interface SecretQuery extends Page {
   renewal?: RenewalStatus;
 }
 
+/** How often a listing has the catalog checked against the secrets stored (see reconcile). */
+const RECONCILE_EVERY_MS = 10 * 60_000;
+
 /** Vault reads in flight at once for one page of groups or nodes. */
 const CONCURRENCY = 8;
 
@@ -122,6 +125,8 @@ export class Inventory {
   private readonly copies: Copies;
   private listing?: Listing;
   private building?: Promise<Listing>;
+  private reconciling?: Promise<void>;
+  private reconciledAt = 0;
 
   constructor(
     private readonly kv: KvStore,
@@ -225,12 +230,33 @@ export class Inventory {
     }
   }
 
-  /** The serial first: a change made while the shards are read makes the next page read them again. */
+  /**
+   * The serial first: a change made while the shards are read makes the next page read them
+   * again. The catalog alone, whatever the number of secrets; what it may have lost is repaired
+   * beside (see reconcile).
+   */
   private async build(token: string): Promise<Listing> {
     const serial = await this.catalog.serial(token);
+    const entries = await this.catalog.all(token);
+    if (!this.reconciling && Date.now() - this.reconciledAt >= RECONCILE_EVERY_MS) {
+      this.reconciling = this.reconcile(token)
+        .catch(() => undefined)
+        .finally(() => (this.reconciling = undefined));
+    }
+    return { serial, names: [...entries.keys()].sort(), entries };
+  }
+
+  /**
+   * Makes the catalog describe exactly the secrets stored: a description lost to a crash made
+   * again, the leftovers of an interrupted deletion dropped. Lists the whole mount (one Vault
+   * call that grows with the secrets), so a listing starts it at most every few minutes and
+   * does not wait for it; the next page shows what it repaired.
+   */
+  async reconcile(token: string): Promise<void> {
+    this.reconciledAt = Date.now();
     const [names, entries] = await Promise.all([this.secretNames(token), this.catalog.all(token)]);
-    const all = await this.catalog.reconcile(token, names, entries);
-    return { serial, names: [...all.keys()].sort(), entries: all };
+    await this.catalog.reconcile(token, names, entries);
+    this.listing = undefined;
   }
 
   /** Every secret's name: the keys at the top of the mount that are secret names (rks's own have no dot). */

@@ -17,7 +17,7 @@ import { Catalog } from './catalog';
 import { certificateFacts } from './facts';
 import { DueMark, RenewalSchedule, wakeAt } from './schedule';
 import { validateTlsMaterial } from './tls';
-import { isManagedStub, ManagedKeyType, ManagedSpec, ManagedStub, RenewalState, SecretData, StoredSecret } from '../records/secrets';
+import { isManagedStub, ManagedKeyType, ManagedSpec, ManagedSpecRecord, ManagedStub, RenewalState, SecretData, StoredSecret } from '../records/secrets';
 
 
 
@@ -98,8 +98,8 @@ export class ManagedSecrets {
     const claimed = await this.schedule.put(
       token,
       fqdn,
-      { renewAt: t + CLAIM_SECONDS, failures: 0, inProgress: true, claim: randomUUID(), lastAttempt: new Date(t * 1000).toISOString(), pending: { spec, ...(input.ttl ? { ttl: input.ttl } : {}) } },
-      await this.schedule.read(token, fqdn),
+      { renewAt: t + CLAIM_SECONDS, failures: 0, inProgress: true, claim: randomUUID(), lastAttempt: new Date(t * 1000).toISOString(), pending: true },
+      null,
     );
     const { data } = await this.issue(fqdn, spec, input.ttl, token);
     await this.kv.write(kvPath.managedSecret(fqdn), data, token);
@@ -110,10 +110,16 @@ export class ManagedSecrets {
     return 'issued';
   }
 
-  /** The name, taken for a managed secret: what the administrator asked for (a push over it replaces this). */
+  /**
+   * The name, taken for a managed secret: what the administrator asked for (a push over it
+   * replaces this), and the spec rks's identity renews to. Whatever an earlier secret of that
+   * name left behind goes first: a new secret starts from nothing.
+   */
   private async writeStub(token: string, fqdn: string, spec: ManagedSpec, ttl: number | undefined): Promise<void> {
+    await this.forget(token, fqdn);
     const stub: ManagedStub = { managed: spec, ...(ttl ? { meta: { ttl } } : {}) };
     await this.kv.writeAt(kvPath.secret(fqdn), stub, token, 0, () => new Conflict(`secret '${fqdn}' already exists`, 'already_exists'));
+    await this.kv.write<ManagedSpecRecord>(kvPath.managedSpec(fqdn), { spec, ...(ttl ? { ttl } : {}) }, token);
   }
 
   private async createPending(token: string, fqdn: string, spec: ManagedSpec, ttl: number | undefined): Promise<void> {
@@ -124,20 +130,24 @@ export class ManagedSecrets {
     if (issuer.status !== 'valid') throw new BadRequest(`issuer '${spec.issuer}' is deactivated`);
     if (spec.sans.some((n) => n.startsWith('*.'))) throw new BadRequest('an ACME CA validates wildcard names by DNS-01, which rks does not answer; use plain names');
     if (spec.lifetime !== undefined) throw new BadRequest('an ACME CA decides the lifetime of its certificates: leave lifetime out');
-    await this.writeStub(token, fqdn, spec, ttl);
     // Behind the orders already waiting for the issuer's budget, if any: its slot is known now.
     const t = now();
     const budget = budgetOf(await this.acme.issuers.record(token, spec.issuer));
     const view = await this.acme.pacing.view(token, spec.issuer, budget, t);
     const backlog = Date.parse(view.nextSlot) > t * 1000 || view.queueThrough !== undefined;
     const at = backlog ? await this.acme.pacing.queue(token, spec.issuer, budget, t) : t;
-    await this.schedule.put(token, fqdn, { renewAt: at, failures: 0, ...(backlog ? { queued: true as const } : {}), pending: { spec, ...(ttl ? { ttl } : {}) } }, await this.schedule.read(token, fqdn));
+    await this.writeStub(token, fqdn, spec, ttl);
+    await this.schedule.put(token, fqdn, { renewAt: at, failures: 0, ...(backlog ? { queued: true as const } : {}), pending: true }, null);
     await this.catalog.refresh(token, fqdn).catch(() => undefined);
     this.wake();
   }
 
-  /** The secret was deleted (with the admin's token): its certificates, state and mark go. */
+  /**
+   * The secret is deleted, or a new one of its name made (with the admin's token): its spec
+   * first (rks's identity renews nothing without it), then its state and mark, its certificates.
+   */
   async forget(token: string, fqdn: string): Promise<void> {
+    await this.kv.destroy(kvPath.managedSpec(fqdn), token);
     await this.schedule.remove(token, fqdn);
     await this.kv.destroy(kvPath.managedSecret(fqdn), token);
   }
@@ -147,13 +157,18 @@ export class ManagedSecrets {
    * is stored now, or no longer.
    */
   async reschedule(token: string, fqdn: string, head: StoredSecret | null): Promise<void> {
-    if (!head || !isManagedStub(head)) return this.schedule.remove(token, fqdn);
-    const [material, seen] = await Promise.all([this.kv.read<SecretData>(kvPath.managedSecret(fqdn), token), this.schedule.read(token, fqdn)]);
-    const ttl = head.meta?.ttl;
-    const next: RenewalState = material?.data.info
-      ? { renewAt: renewAt(material.data, head.managed), failures: 0 }
-      : { renewAt: now(), failures: 0, pending: { spec: head.managed, ...(ttl ? { ttl } : {}) } };
-    await this.schedule.put(token, fqdn, next, seen);
+    if (!head || !isManagedStub(head)) {
+      // Its certificates stay, for a rollback to the managed secret.
+      await this.kv.destroy(kvPath.managedSpec(fqdn), token);
+      await this.schedule.remove(token, fqdn);
+    } else {
+      const ttl = head.meta?.ttl;
+      await this.kv.write<ManagedSpecRecord>(kvPath.managedSpec(fqdn), { spec: head.managed, ...(ttl ? { ttl } : {}) }, token);
+      const [material, seen] = await Promise.all([this.kv.read<SecretData>(kvPath.managedSecret(fqdn), token), this.schedule.read(token, fqdn)]);
+      const next: RenewalState = material?.data.info ? { renewAt: renewAt(material.data, head.managed), failures: 0 } : { renewAt: now(), failures: 0, pending: true };
+      await this.schedule.put(token, fqdn, next, seen);
+    }
+    // After any renewal that ran meanwhile told the catalog what it saw.
     await this.catalog.refresh(token, fqdn).catch(() => undefined);
   }
 
@@ -212,7 +227,7 @@ export class ManagedSecrets {
   }
 
   private async attempt(token: string, fqdn: string, t: number, claimed: RenewalState): Promise<void> {
-    let spec = claimed.pending?.spec;
+    let spec: ManagedSpec | undefined;
     let next: SecretData;
     let window: RenewalWindow | undefined;
     /** The new certificate is in Vault: what fails after it is the copies' business alone. */
@@ -220,10 +235,14 @@ export class ManagedSecrets {
     // Whatever fails from here is recorded (lastError, the failed counter): a managed secret is
     // either renewing or visibly failing, never silently stuck.
     try {
-      const current = await this.kv.read<SecretData>(kvPath.managedSecret(fqdn), token);
-      // A secret waiting for its first certificate has its spec in its state; once stored, with its certificate.
-      spec = current?.data.managed ?? claimed.pending?.spec;
+      const [current, asked] = await Promise.all([
+        this.kv.read<SecretData>(kvPath.managedSecret(fqdn), token),
+        this.kv.read<ManagedSpecRecord>(kvPath.managedSpec(fqdn), token),
+      ]);
+      // What an administrator asked for, from the record only their calls write: nothing else rks's identity may write decides what is ordered.
+      spec = asked?.data.spec;
       if (!spec) {
+        this.logger.info({ fqdn }, 'managed secret: no longer managed (pushed over or deleted); its schedule goes');
         await this.schedule.remove(token, fqdn);
         return;
       }
@@ -232,7 +251,7 @@ export class ManagedSecrets {
         next = current.data;
         await this.copies.fanOut(token, fqdn, 'managed');
       } else {
-        const ttl = current ? current.data.meta?.ttl : claimed.pending?.ttl;
+        const ttl = asked!.data.ttl;
         if (spec.issuer !== RKS_CA) await this.slot(token, spec.issuer, t, current?.data.info, claimed);
         ({ data: next, window } = await this.issue(fqdn, spec, ttl, token, current?.data.certificate));
         // An order can outlive its claim: another instance took the secret over, or an admin
@@ -242,6 +261,11 @@ export class ManagedSecrets {
           return;
         }
         await this.kv.write(kvPath.managedSecret(fqdn), next, token, current?.version ?? 0);
+        // Deleted as it was written (the spec goes first): its key does not outlive the deletion.
+        if (!(await this.kv.read(kvPath.managedSpec(fqdn), token))) {
+          await this.kv.destroy(kvPath.managedSecret(fqdn), token);
+          return;
+        }
         stored = true;
         // The groups' copies first (what nodes read), beside the state that they may lag: should
         // rks stop now, the next attempt copies and orders nothing.

@@ -163,7 +163,7 @@ export class SecretService {
     let back = previous.data;
     // Rolled back to the managed secret a push replaced: its certificate and key are still kept.
     const material = isManagedStub(back) ? await this.kv.read<SecretData>(kvPath.managedSecret(fqdn), token) : (previous as KvEntry<SecretData>);
-    if (!isManagedStub(back) && back.managed) {
+    if (path === kvPath.secret(fqdn) && !isManagedStub(back) && back.managed) {
       // Stored so before layout 6: served as a pushed secret.
       const { managed: _managed, ...pushed } = back;
       back = pushed;
@@ -202,13 +202,14 @@ export class SecretService {
     if (groups.length > 0) {
       throw new Conflict(`secret '${fqdn}' is still associated with ${groups.map((g) => `'${g}'`).join(', ')}`, 'still_associated');
     }
+    // A managed secret's spec, schedule and certificates first (a push over one keeps them for a
+    // rollback): should what follows fail, the name stays, and deleting it again ends the job.
+    await this.managed.forget(token, fqdn);
     // Destroy every version: an old private key must not outlive its deletion.
     await this.kv.destroy(kvPath.secret(fqdn), token);
     // An association that ran between the check and the deletion left a copy: gone too.
     for (const g of await this.groupsOf(token, fqdn)) await this.copies.destroy(token, g, fqdn);
     await this.kv.destroy(kvPath.secretGroups(fqdn), token);
-    // Whether it was managed or not: a push over a managed secret keeps its certificates for a rollback.
-    await this.managed.forget(token, fqdn);
     await this.catalogued(token, fqdn, null);
   }
 

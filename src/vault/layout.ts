@@ -55,6 +55,17 @@ function namePart(kind: 'group name' | 'node id', name: string): string {
   return name;
 }
 
+function issuerPart(name: string): string {
+  if (!isName(name)) throw new Conflict(`refusing to put issuer name ${quoted(name)} into a Vault path: use ${NAME_RULE}, in lower case`);
+  return name;
+}
+
+/** A time in the schedule's index: whole seconds, before the year 2286 (its hourly folder stays in nine digits). */
+function dueTime(at: number): number {
+  if (!Number.isSafeInteger(at) || at < 0 || at >= 1e10) throw new Conflict(`refusing to schedule a renewal at ${at}`);
+  return at;
+}
+
 /** KV v2 paths, relative to the mount (`rks/data/<path>`). */
 export const kvPath = {
   config: 'config',
@@ -102,17 +113,19 @@ export const kvPath = {
    * business writing, with a policy of constant size.
    */
   managedSecret: (fqdn: string) => `managed/secrets/${secretPart(fqdn)}`,
+  /** What a managed secret is renewed to (the stub's spec), which only the administrator's calls write. */
+  managedSpec: (fqdn: string) => `managed/spec/${secretPart(fqdn)}`,
   /** A managed secret's renewal state: when it is due, failures, the claim of an instance renewing it. */
   managedState: (fqdn: string) => `managed/state/${secretPart(fqdn)}`,
   /** The schedule's index: one empty entry per managed secret, named by when it is due, in hourly folders. */
   managedDue: 'managed/due/',
   managedDueHour: (hour: number) => `managed/due/${hour}/`,
-  managedDueMark: (at: number, fqdn: string) => `managed/due/${Math.floor(at / 3600)}/${at}-${secretPart(fqdn)}`,
+  managedDueMark: (at: number, fqdn: string) => `managed/due/${Math.floor(dueTime(at) / 3600)}/${at}-${secretPart(fqdn)}`,
   /** ACME issuers: directory, trust, and the account (its key included). */
-  acmeIssuer: (name: string) => `acme/issuers/${name}`,
+  acmeIssuer: (name: string) => `acme/issuers/${issuerPart(name)}`,
   acmeIssuers: 'acme/issuers/',
   /** An issuer's pace of new orders (see acme/pacing.ts), shared by every instance. */
-  acmePacing: (name: string) => `acme/pacing/${name}`,
+  acmePacing: (name: string) => `acme/pacing/${issuerPart(name)}`,
   /** HTTP-01 key authorisations of orders in progress, which edges answer with. */
   acmeChallenge: (token: string) => `acme/challenges/${token}`,
   acmeChallenges: 'acme/challenges/',
@@ -349,6 +362,13 @@ path "${PKI_MOUNT}/sign/managed-*" {
 }
 path "${KV_MOUNT}/data/managed/secrets/*" {
   capabilities = ["create", "read", "update"]
+}
+# A certificate stored as its secret was deleted goes too.
+path "${KV_MOUNT}/metadata/managed/secrets/*" {
+  capabilities = ["delete"]
+}
+path "${KV_MOUNT}/data/managed/spec/*" {
+  capabilities = ["read"]
 }
 path "${KV_MOUNT}/data/managed/state/*" {
   capabilities = ["create", "read", "update"]

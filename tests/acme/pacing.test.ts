@@ -49,4 +49,16 @@ describe('OrderPacing (in memory)', () => {
     // Other issuers are not held.
     expect(await pacing.take('root', 'zerossl', budget, t)).toBe(0);
   });
+
+  it('reads its record as anyone who may write it may have written it: no pause beyond a week, no queue beyond a year, no bucket from the future', async () => {
+    const kv = new MemoryKv();
+    const pacing = new OrderPacing(kv);
+    const t = 1_800_000_000;
+    await kv.write('acme/pacing/le', { placed: { [String(t + 10 * 3600)]: 1_000_000, junk: 'x' }, pausedUntil: 1e14, tail: 1e14, pauseReason: 'x'.repeat(10_000) }, 'root');
+    const view = await pacing.view('root', 'le', budget, t);
+    expect(view).toMatchObject({ placedInWindow: 0, pausedUntil: new Date((t + 7 * 86400) * 1000).toISOString(), queueThrough: new Date((t + 366 * 86400) * 1000).toISOString() });
+    expect(view.pauseReason!.length).toBeLessThanOrEqual(300);
+    expect(await pacing.take('root', 'le', budget, t)).toBe(t + 7 * 86400);
+    expect(await pacing.queue('root', 'le', budget, t)).toBeLessThanOrEqual(t + 366 * 86400 + 720);
+  });
 });

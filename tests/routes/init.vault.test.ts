@@ -314,7 +314,10 @@ describe('POST /rks/v1/init', () => {
     expect((await read(`rks/data/groups/moved/managed/${fqdn}`)).body.data.data.certificate).toBe(material.certificate);
     expect((await read(`rks/data/groups/moved/secrets/${fqdn}`)).status).toBe(404);
     expect((await read(`rks/data/${waiting}`)).body.data.data).toEqual({ managed: pendingSpec });
-    expect((await read(`rks/data/managed/state/${waiting}`)).body.data.data).toMatchObject({ renewAt: 1_000_000, failures: 2, pending: { spec: pendingSpec } });
+    expect((await read(`rks/data/managed/state/${waiting}`)).body.data.data).toMatchObject({ renewAt: 1_000_000, failures: 2, pending: true });
+    // What rks's identity renews to, in a record only the administrator's calls write.
+    expect((await read(`rks/data/managed/spec/${waiting}`)).body.data.data).toEqual({ spec: pendingSpec });
+    expect((await read(`rks/data/managed/spec/${fqdn}`)).body.data.data).toEqual({ spec: material.managed, ttl: 30 });
     expect((await read('rks/data/index/managed')).status).toBe(404);
     expect((await read('sys/policies/acl/rks_managed')).status).toBe(404);
     expect((await read('sys/policies/acl/rks_node_moved')).body.data.policy).toBe(nodePolicy('moved'));

@@ -89,7 +89,8 @@ describe('managed secrets by the hundred', () => {
     // Everything due in two hours, found by the schedule's index; each renewed once.
     const later = Date.now() + 7200_000;
     const due = await h.services.session.run((t) => h.services.managed.schedule.due(t, Math.floor(later / 1000)));
-    expect(mine(due.map((d) => d.fqdn))).toEqual(mine([...rksNames, ...acmeNames]));
+    // (A mark a state moved on from may still be there beside its own: dropped when a pass finds it.)
+    expect(mine([...new Set(due.map((d) => d.fqdn))])).toEqual(mine([...rksNames, ...acmeNames]));
     const before = (await request(h.app).get(`/rks/v1/secret/${rksNames[0]}`).set('X-Vault-Token', nodeToken).expect(200)).body.data.certificate;
     await mapLimited([...rksNames, ...acmeNames], 8, (n) => renew(n, later));
     const versions = await mapLimited([...rksNames, ...acmeNames], 8, async (n) => (await vaultRead(`rks/metadata/managed/secrets/${n}`)).body.data.current_version);

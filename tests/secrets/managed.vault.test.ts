@@ -119,6 +119,13 @@ describe('managed secrets', () => {
     expect((await read()).certificate).toBe(previous.certificate);
     expect((await read()).certificate).not.toBe(current.certificate);
     expect(await versions(fqdn)).toBe(4);
+    // Rolled back, it is renewed again when due, to what was asked (found by review: a rollback once stopped its renewals).
+    const rolledInfo = (await request(a.app).get(`/rks/v1/secret/${fqdn}/info`).set('X-Vault-Token', admin)).body.renewal;
+    expect(rolledInfo).toMatchObject({ failures: 0 });
+    expect(['scheduled', 'due']).toContain(rolledInfo.status);
+    await a.services.session.run((t) => (a.services.managed as unknown as { renew(t: string, f: string, at: number): Promise<void> }).renew(t, fqdn, Math.floor(Date.now() / 1000) + 3600));
+    expect(await versions(fqdn)).toBe(5);
+    expect((await vaultRead(`rks/data/managed/state/${fqdn}`)).body.data.data).toMatchObject({ failures: 0 });
   }, 60_000);
 
   it('rks\'s own identity may write the managed secrets and their copies, and no other secret, copy or stub', async () => {
@@ -143,6 +150,25 @@ describe('managed secrets', () => {
     });
     // What rks's identity holds does not grow with the managed secrets: no policy names one.
     expect((await vaultRead('sys/policies/acl/rks_managed')).status).toBe(404);
+
+    // What it may write does not decide what is ordered, nor what is managed: a spec it puts in a
+    // certificate's record, or a state and a mark it makes for a pushed secret, change nothing.
+    const due = Math.floor(Date.now() / 1000) - 5;
+    await a.services.session.run(async (service) => {
+      const record = (await vaultAs(service, 'GET', `rks/data/managed/secrets/${managed}`)).body.data.data;
+      expect((await vaultAs(service, 'POST', `rks/data/managed/secrets/${managed}`, { data: { ...record, managed: { ...record.managed, sans: [managed, 'evil.example.net'] } } })).status).toBe(200);
+      expect((await vaultAs(service, 'POST', `rks/data/managed/spec/${managed}`, { data: { spec: { ...record.managed, sans: ['evil.example.net'] } } })).status).toBe(403);
+      expect((await vaultAs(service, 'POST', `rks/data/managed/state/${pushed}`, { data: { renewAt: due, failures: 0, pending: true } })).status).toBe(200);
+      expect((await vaultAs(service, 'POST', `rks/data/managed/due/${Math.floor(due / 3600)}/${due}-${pushed}`, { data: {} })).status).toBe(200);
+    });
+    type Renewing = { renew(t: string, f: string, at: number): Promise<void> };
+    for (const n of [managed, pushed]) await a.services.session.run((t) => (a.services.managed as unknown as Renewing).renew(t, n, Math.floor(Date.now() / 1000) + 86400 * 2));
+    const renewed = (await request(a.app).get(`/rks/v1/secret/${managed}/info`).set('X-Vault-Token', admin)).body;
+    expect(renewed.sans).toEqual([`DNS:${managed}`]);
+    const plain = (await request(a.app).get(`/rks/v1/secret/${pushed}/info`).set('X-Vault-Token', admin)).body;
+    expect(plain).toMatchObject({ managed: false, notAfter: expect.any(String) });
+    expect((await vaultRead(`rks/data/managed/state/${pushed}`)).status).toBe(404);
+    expect((await vaultRead(`rks/data/managed/secrets/${pushed}`)).status).toBe(404);
   });
 
   it('a managed secret is renewing or visibly failing, whatever the sequence of calls: push over it, another managed secret, rollback', async () => {
