@@ -57,8 +57,9 @@ bench: build ## rks vs Vault on the hot paths, then bench-scale (not part of mak
 	@RKS_VAULT_BIN=$$(scripts/vault-bin.sh) && export RKS_VAULT_BIN && SAVE=$(SAVE) npx tsx bench/run.ts
 	@$(MAKE) --no-print-directory bench-scale
 
-bench-scale: build ## a group of SCALE (100000) secrets on Raft storage beside one of 10: reads, changes, revalidation, inventory (about 30 min)
+bench-scale: build ## SCALE (100000) pushed secrets in a group beside one of 10, then MANAGED (100000) managed ones and ACME (10000) names from Pebble, on Raft storage (hours)
 	@RKS_VAULT_BIN=$$(scripts/vault-bin.sh) && export RKS_VAULT_BIN && SAVE=$(SAVE) SCALE=$(SCALE) npx tsx bench/scale.ts
+	@RKS_VAULT_BIN=$$(scripts/vault-bin.sh) && RKS_PEBBLE_BIN=$$(scripts/pebble-bin.sh) && export RKS_VAULT_BIN RKS_PEBBLE_BIN && SAVE=$(SAVE) MANAGED=$(MANAGED) DUE=$(DUE) ACME=$(ACME) npx tsx bench/managed.ts
 
 bench-handshake: build edge-servers ## edge handshakes per mode (rks edge, nginx, HAProxy) beside the same server with a certificate file; cold names (SAVE=1 as for bench)
 	@RKS_VAULT_BIN=$$(scripts/vault-bin.sh) && export RKS_VAULT_BIN && SAVE=$(SAVE) npx tsx bench/handshake.ts

@@ -1,0 +1,223 @@
+/**
+ * make bench-scale, managed part: MANAGED managed secrets (100,000 by default) from rks's CA,
+ * created through the API on a Vault with integrated (Raft) storage; creation latency as the
+ * number grows, a renewal pass with DUE of them due at once (certificates a second, CPU per
+ * renewal), the inventory listed whole and filtered by renewal state, and rks's peak memory.
+ * Then ACME names from Pebble (which validates every challenge here: PEBBLE_VA_ALWAYS_VALID)
+ * under an order budget: the orders in any window, and the issuance rate.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import { startCluster } from '../tests/support/cluster';
+import { startPebble } from '../tests/support/pebble';
+import { ADMIN, client, cpuSeconds, listInventory, round, startStack, summary, writeResult } from './lib';
+
+const MANAGED = Number(process.env.MANAGED || 100_000);
+const DUE = Math.min(Number(process.env.DUE || 10_000), MANAGED);
+const CONCURRENCY = Number(process.env.BUILD_CONCURRENCY || 8);
+const ACME = process.env.ACME ? Number(process.env.ACME) : 10_000;
+/** The ACME issuer's order budget: orders per window (seconds). */
+const ACME_BUDGET = { orders: Number(process.env.ACME_ORDERS || 300), windowSeconds: Number(process.env.ACME_WINDOW || 30) };
+const say = (msg: string) => process.stderr.write(`bench-scale (managed): ${msg}\n`);
+
+const peakRssMb = (pid: number) => round(Number(/VmHWM:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024, 0);
+
+async function main() {
+  say(`a one-node Vault with Raft storage, rks in front; ${MANAGED} managed secrets from rks's CA, ${DUE} of them renewed at once`);
+  const cluster = await startCluster(1);
+  const node = cluster.nodes[0]!;
+  const version = (await (await fetch(`${node.addr}/v1/sys/seal-status`)).json()) as { version: string };
+  const stack = await startStack([], {}, [], { addr: node.addr, version: `Vault v${version.version}`, rootToken: cluster.rootToken, pid: node.pid()!, stop: () => cluster.stop() });
+  try {
+    const call = client(stack.url, stack.ca);
+    const login = async () => (await call('POST', '/rks/v1/admin/login', undefined, ADMIN)).body.adminToken as string;
+    let admin = await login();
+    let loggedIn = Date.now();
+    const names = Array.from({ length: MANAGED }, (_, i) => `m${i}.managed.bench.example`);
+
+    // Creation, timed one by one, CONCURRENCY at a time: 10-day certificates, renewed at two thirds.
+    const latency: number[] = new Array(MANAGED);
+    const started = Date.now();
+    let next = 0;
+    let reported = Date.now();
+    await Promise.all(
+      Array.from({ length: CONCURRENCY }, async () => {
+        for (let i = next++; i < MANAGED; i = next++) {
+          if (Date.now() - loggedIn > 1800_000) {
+            loggedIn = Date.now();
+            admin = await login();
+          }
+          const t0 = process.hrtime.bigint();
+          const r = await call('POST', `/rks/v1/secret/${names[i]}/managed`, admin, { lifetime: 10 * 86400 });
+          latency[i] = Number(process.hrtime.bigint() - t0) / 1e6;
+          if (r.status !== 201) throw new Error(`create ${names[i]}: ${r.status} ${JSON.stringify(r.body)}`);
+          if (Date.now() - reported > 30_000) {
+            reported = Date.now();
+            say(`created ${i} of ${MANAGED} (${round((i * 1000) / (Date.now() - started), 0)}/s)`);
+          }
+        }
+      }),
+    );
+    const buildMs = Date.now() - started;
+    const first = summary(latency.slice(0, Math.min(1000, MANAGED)));
+    const last = summary(latency.slice(Math.max(0, MANAGED - 1000)));
+    say(`built in ${round(buildMs / 1000, 1)} s; p50 first 1000 ${first.p50Ms} ms, last 1000 ${last.p50Ms} ms`);
+
+    // DUE of them due now: their state and mark moved, as time would (root, straight to Vault).
+    const root = { 'X-Vault-Token': stack.vault.rootToken, 'Content-Type': 'application/json' };
+    const vault = async (method: string, p: string, body?: unknown) => {
+      const r = await fetch(`${stack.vault.addr}/v1/${p}`, { method, headers: root, body: body === undefined ? undefined : JSON.stringify(body) });
+      if (!r.ok) throw new Error(`${method} ${p}: ${r.status}`);
+      return r.status === 204 ? null : r.json();
+    };
+    const now = Math.floor(Date.now() / 1000);
+    const renewedBefore = (stack.rks.output().match(/managed secret renewed/g) ?? []).length;
+    let k = 0;
+    await Promise.all(
+      Array.from({ length: 16 }, async () => {
+        for (let i = k++; i < DUE; i = k++) {
+          const n = names[i]!;
+          const s = ((await vault('GET', `rks/data/managed/state/${n}`)) as any).data;
+          await vault('POST', `rks/data/managed/due/${Math.floor(now / 3600)}/${now}-${n}`, { data: {} });
+          await vault('POST', `rks/data/managed/state/${n}`, { data: { ...s.data, renewAt: now }, options: { cas: s.metadata.version } });
+          await vault('DELETE', `rks/metadata/managed/due/${Math.floor(s.data.renewAt / 3600)}/${s.data.renewAt}-${n}`);
+        }
+      }),
+    );
+    say(`${DUE} made due; waiting for rks's renewal pass (every 30 s)`);
+    const cpu0 = { rks: cpuSeconds(stack.rks.child.pid!), vault: cpuSeconds(stack.vault.pid) };
+    const t0 = Date.now();
+    let firstRenewal = 0;
+    for (;;) {
+      const done = (stack.rks.output().match(/managed secret renewed/g) ?? []).length - renewedBefore;
+      if (done > 0 && !firstRenewal) firstRenewal = Date.now();
+      if (done >= DUE) break;
+      if (Date.now() - t0 > 3600_000) throw new Error(`only ${done} of ${DUE} renewed in an hour`);
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    const renewMs = Date.now() - firstRenewal;
+    const cpu = { rks: cpuSeconds(stack.rks.child.pid!) - cpu0.rks, vault: cpuSeconds(stack.vault.pid) - cpu0.vault };
+    const renewal = {
+      due: DUE,
+      seconds: round(renewMs / 1000, 1),
+      perSecond: round((DUE * 1000) / renewMs, 1),
+      cpuMsPerRenewal: { rks: round((cpu.rks * 1000) / DUE, 1), vault: round((cpu.vault * 1000) / DUE, 1) },
+    };
+    say(`renewal: ${JSON.stringify(renewal)}`);
+
+    admin = await login();
+    const inventory = {
+      first: await listInventory(call, admin),
+      again: await listInventory(call, admin),
+      scheduled: await listInventory(call, admin, '&renewal=scheduled'),
+      failing: await listInventory(call, admin, '&renewal=failing'),
+    };
+    const acme = ACME > 0 ? await acmePhase(stack, call, admin) : undefined;
+    const result = {
+      command: 'make bench-scale (managed)',
+      date: new Date().toISOString(),
+      machine: `${os.cpus().length} cores, ${os.cpus()[0]?.model ?? 'unknown cpu'}`,
+      vault: `${stack.vault.version}, one node, integrated (Raft) storage, plain HTTP on loopback`,
+      managed: MANAGED,
+      build: { ms: buildMs, concurrency: CONCURRENCY, first1000: first, last1000: last },
+      renewal,
+      inventory,
+      rksPeakRssMb: peakRssMb(stack.rks.child.pid!),
+      ...(acme ? { acme } : {}),
+      targets: {
+        creationFlat: last.p50Ms <= 1.2 * first.p50Ms && last.p50Ms <= 50,
+        inventoryUnder10s: inventory.first.ms <= 10_000 && inventory.scheduled.ms <= 10_000,
+        ...(acme ? { acmeWithinBudget: acme.maxInWindow <= ACME_BUDGET.orders } : {}),
+      },
+    };
+    const file = writeResult('scale-managed', result);
+    process.stdout.write(`${table(result)}\nwritten to ${file}\n`);
+  } finally {
+    await stack.stop();
+  }
+}
+
+/**
+ * ACME names through Pebble under a budget: created at once, obtained by rks's background passes,
+ * the orders timed from rks's own log lines (one per certificate stored).
+ */
+async function acmePhase(stack: Awaited<ReturnType<typeof startStack>>, call: ReturnType<typeof client>, admin: string) {
+  process.env.PEBBLE_VA_ALWAYS_VALID = '1';
+  const pebble = await startPebble({ httpPort: 5002, validitySeconds: 90 * 86400 });
+  try {
+    const issuer = { directory: pebble.directory, caBundle: pebble.tlsCa, termsOfServiceAgreed: true, orderBudget: ACME_BUDGET };
+    const made = await call('POST', '/rks/v1/acme/issuers/pebble', admin, issuer);
+    if (made.status !== 201) throw new Error(`issuer: ${made.status} ${JSON.stringify(made.body)}`);
+    const names = Array.from({ length: ACME }, (_, i) => `a${i}.acme.bench.example`);
+    say(`ACME: ${ACME} names from Pebble, ${ACME_BUDGET.orders} orders per ${ACME_BUDGET.windowSeconds} s`);
+    const t0 = Date.now();
+    let k = 0;
+    await Promise.all(
+      Array.from({ length: CONCURRENCY }, async () => {
+        for (let i = k++; i < ACME; i = k++) {
+          const r = await call('POST', `/rks/v1/secret/${names[i]}/managed`, admin, { issuer: 'pebble' });
+          if (r.status !== 202) throw new Error(`create ${names[i]}: ${r.status} ${JSON.stringify(r.body)}`);
+        }
+      }),
+    );
+    const createdMs = Date.now() - t0;
+    const issued = () =>
+      stack.rks
+        .output()
+        .split('\n')
+        .filter((l) => l.includes('managed secret renewed') && l.includes('.acme.bench.example'))
+        .map((l) => Date.parse(JSON.parse(l).time));
+    let last = 0;
+    let reported = Date.now();
+    for (;;) {
+      const n = issued().length;
+      if (n >= ACME) break;
+      if (n === last && Date.now() - t0 > 7200_000) throw new Error(`only ${n} of ${ACME} ACME certificates in two hours`);
+      last = n;
+      if (Date.now() - reported > 30_000) {
+        reported = Date.now();
+        say(`ACME: ${n} of ${ACME} issued`);
+      }
+      await new Promise((r) => setTimeout(r, 2000));
+    }
+    const times = issued().sort((a, b) => a - b);
+    // The most certificates stored in any window of the budget's length (each is one order placed before it).
+    let maxInWindow = 0;
+    for (let i = 0, j = 0; i < times.length; i++) {
+      while (times[i]! - times[j]! >= ACME_BUDGET.windowSeconds * 1000) j++;
+      maxInWindow = Math.max(maxInWindow, i - j + 1);
+    }
+    const seconds = (times[times.length - 1]! - t0) / 1000;
+    return { names: ACME, budget: ACME_BUDGET, createdMs, seconds: round(seconds, 1), perSecond: round(ACME / seconds, 1), maxInWindow };
+  } finally {
+    await pebble.stop();
+  }
+}
+
+function table(r: any): string {
+  const mark = (ok: boolean) => (ok ? 'met' : 'MISSED');
+  return [
+    `Built on ${r.vault}: ${r.managed} managed secrets from rks's CA in ${round(r.build.ms / 1000, 1)} s (${r.build.concurrency} requests at a time).`,
+    '',
+    '| managed secrets | creation p50 / p99, first 1,000 | creation p50 / p99, last 1,000 | renewal of a batch due at once | rks / Vault CPU per renewal | inventory, every page: all / renewal=scheduled | rks peak RSS |',
+    '| --- | --- | --- | --- | --- | --- | --- |',
+    `| ${r.managed} | ${r.build.first1000.p50Ms} / ${r.build.first1000.p99Ms} ms | ${r.build.last1000.p50Ms} / ${r.build.last1000.p99Ms} ms | ${r.renewal.due} in ${r.renewal.seconds} s (${r.renewal.perSecond}/s) | ${r.renewal.cpuMsPerRenewal.rks} / ${r.renewal.cpuMsPerRenewal.vault} ms | ${r.inventory.first.ms} / ${r.inventory.scheduled.ms} ms | ${r.rksPeakRssMb} MB |`,
+    '',
+    ...(r.acme
+      ? [
+          '',
+          '| ACME names (Pebble) | budget | created through the API | all issued after | issuance rate | most orders in any window |',
+          '| --- | --- | --- | --- | --- | --- |',
+          `| ${r.acme.names} | ${r.acme.budget.orders} per ${r.acme.budget.windowSeconds} s | ${round(r.acme.createdMs / 1000, 1)} s | ${r.acme.seconds} s | ${r.acme.perSecond}/s | ${r.acme.maxInWindow} |`,
+        ]
+      : []),
+    '',
+    `Targets: creation p50 at the end within 1.2× of the first 1,000 and ≤ 50 ms ${mark(r.targets.creationFlat)} · inventory ≤ 10 s ${mark(r.targets.inventoryUnder10s)}` +
+      (r.acme ? ` · ACME orders within the budget ${mark(r.targets.acmeWithinBudget)}` : ''),
+  ].join('\n');
+}
+
+main().catch((err) => {
+  process.stderr.write(`${err.stack ?? err}\n`);
+  process.exit(1);
+});
