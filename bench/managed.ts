@@ -17,7 +17,7 @@ const DUE = Math.min(Number(process.env.DUE || 10_000), MANAGED);
 const CONCURRENCY = Number(process.env.BUILD_CONCURRENCY || 8);
 const ACME = process.env.ACME ? Number(process.env.ACME) : 10_000;
 /** The ACME issuer's order budget: orders per window (seconds). */
-const ACME_BUDGET = { orders: Number(process.env.ACME_ORDERS || 300), windowSeconds: Number(process.env.ACME_WINDOW || 30) };
+const ACME_BUDGET = { orders: Number(process.env.ACME_ORDERS || 600), windowSeconds: Number(process.env.ACME_WINDOW || 60) };
 const say = (msg: string) => process.stderr.write(`bench-scale (managed): ${msg}\n`);
 
 const peakRssMb = (pid: number) => round(Number(/VmHWM:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024, 0);

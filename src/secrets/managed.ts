@@ -147,9 +147,11 @@ export class ManagedSecrets {
    * first (rks's identity renews nothing without it), then its state and mark, its certificates.
    */
   async forget(token: string, fqdn: string): Promise<void> {
-    await this.kv.destroy(kvPath.managedSpec(fqdn), token);
+    // Read first (each destroy is a write Vault's storage applies): most names have nothing left.
+    const [spec, material] = await Promise.all([this.kv.version(kvPath.managedSpec(fqdn), token), this.kv.version(kvPath.managedSecret(fqdn), token)]);
+    if (spec) await this.kv.destroy(kvPath.managedSpec(fqdn), token);
     await this.schedule.remove(token, fqdn);
-    await this.kv.destroy(kvPath.managedSecret(fqdn), token);
+    if (material) await this.kv.destroy(kvPath.managedSecret(fqdn), token);
   }
 
   /**
