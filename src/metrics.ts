@@ -15,8 +15,10 @@ export interface HttpMetrics {
   secretExpiry: Gauge<'fqdn'>;
   secretsExpiring: Gauge<'within'>;
   expiryPass: Gauge;
-  /** Managed secrets by renewal state, as of the last expiry pass. */
-  managedSecrets: Gauge<'state'>;
+  /** Managed secrets by issuer and renewal state, as of the last expiry pass. */
+  managedSecrets: Gauge<'issuer' | 'state'>;
+  acmeNextSlot: Gauge<'issuer'>;
+  acmeQueueThrough: Gauge<'issuer'>;
   managedRenewals: Counter<'issuer' | 'result'>;
   acmeOrders: Counter<'issuer' | 'result'>;
 }
@@ -64,8 +66,20 @@ export function createMetrics(registry = new Registry(), withDefaults = true): H
     }),
     managedSecrets: new Gauge({
       name: 'rks_managed_secrets',
-      help: 'Managed secrets by renewal state, as of the last expiry pass: pending (no certificate yet), scheduled, due (its time has come: being renewed or waiting for its CA), failing (the last attempt failed)',
-      labelNames: ['state'],
+      help: 'Managed secrets by issuer and renewal state, as of the last expiry pass: failing (the last attempt failed), queued (waiting for a slot of the ACME issuer\'s order budget), pending (no certificate yet), due (being renewed), scheduled',
+      labelNames: ['issuer', 'state'],
+      registers: [registry],
+    }),
+    acmeNextSlot: new Gauge({
+      name: 'rks_acme_next_slot_timestamp_seconds',
+      help: 'When an ACME issuer\'s next order may be placed (its order budget, or a pause its CA asked for), as of the last expiry pass',
+      labelNames: ['issuer'],
+      registers: [registry],
+    }),
+    acmeQueueThrough: new Gauge({
+      name: 'rks_acme_queue_through_timestamp_seconds',
+      help: 'When the orders queued at an ACME issuer will all have been placed at its budget (now when none wait), as of the last expiry pass',
+      labelNames: ['issuer'],
       registers: [registry],
     }),
     managedRenewals: new Counter({

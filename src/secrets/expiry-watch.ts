@@ -2,6 +2,9 @@ import type { Logger } from 'pino';
 import type { Gauge } from 'prom-client';
 import { isVaultError } from '../vault/client';
 import type { Session } from '../vault/stores';
+import { RKS_CA, budgetOf, type AcmeIssuers } from '../acme/issuers';
+import type { OrderPacing } from '../acme/pacing';
+import { isName } from '../names';
 import { CatalogEntry, RENEWAL_STATUSES, RenewalStatus, renewalStatus, type Catalog } from './catalog';
 
 export interface ExpiryGauges {
@@ -11,7 +14,10 @@ export interface ExpiryGauges {
   expiring: Gauge<'within'>;
   lastPass: Gauge;
   /** Managed secrets by renewal state. */
-  managed: Gauge<'state'>;
+  managed: Gauge<'issuer' | 'state'>;
+  /** Each ACME issuer's next slot and the end of its queue (seconds since the epoch). */
+  acmeNextSlot: Gauge<'issuer'>;
+  acmeQueueThrough: Gauge<'issuer'>;
 }
 
 /** A managed secret whose renewal is late this long past its date is warned about as any other. */
@@ -41,6 +47,7 @@ export class ExpiryWatch {
     private readonly gauges: ExpiryGauges,
     private readonly logger: Logger,
     private readonly opts: { warnDays: number; seriesLimit: number },
+    private readonly acme?: { issuers: Pick<AcmeIssuers, 'record'>; pacing: Pick<OrderPacing, 'view'> },
   ) {}
 
   async pass(now = Date.now()): Promise<void> {
@@ -59,15 +66,19 @@ export class ExpiryWatch {
     }
     const all = new Map<string, number>();
     const renewals = new Map<string, Pick<CatalogEntry, 'managed' | 'info' | 'renewal'>>();
-    const counts = new Map<RenewalStatus, number>(RENEWAL_STATUSES.map((s) => [s, 0]));
+    const counts = new Map<string, Map<RenewalStatus, number>>();
     for (const [fqdn, e] of entries) {
       if (e.info) all.set(fqdn, Math.floor(Date.parse(e.info.notAfter) / 1000));
       const status = renewalStatus(e, now);
       if (!status) continue;
       renewals.set(fqdn, { managed: e.managed, info: e.info, renewal: e.renewal });
-      counts.set(status, counts.get(status)! + 1);
+      const issuer = isName(e.managed!.issuer) ? e.managed!.issuer : 'invalid';
+      if (!counts.has(issuer)) counts.set(issuer, new Map(RENEWAL_STATUSES.map((s) => [s, 0])));
+      counts.get(issuer)!.set(status, counts.get(issuer)!.get(status)! + 1);
     }
-    for (const [state, n] of counts) this.gauges.managed.set({ state }, n);
+    this.gauges.managed.reset();
+    for (const [issuer, byState] of counts) for (const [state, n] of byState) this.gauges.managed.set({ issuer, state }, n);
+    await this.paces([...counts.keys()].filter((i) => i !== RKS_CA && i !== 'invalid'), now);
     this.renewals = renewals;
     for (const [fqdn, at] of during) {
       if (at === null) all.delete(fqdn);
@@ -112,6 +123,23 @@ export class ExpiryWatch {
       else this.logger.warn({ fqdn, notAfter, daysLeft: Math.floor((at - t) / DAY) }, 'certificate expires soon');
     }
     for (const fqdn of this.warned.keys()) if (!soon.has(fqdn)) this.warned.delete(fqdn);
+  }
+
+  /** Each ACME issuer's pace: when its next order may go, when its queue is through. */
+  private async paces(issuers: string[], now: number): Promise<void> {
+    if (!this.acme) return;
+    this.gauges.acmeNextSlot.reset();
+    this.gauges.acmeQueueThrough.reset();
+    const t = Math.floor(now / 1000);
+    for (const issuer of issuers) {
+      try {
+        const view = await this.session.run(async (token) => this.acme!.pacing.view(token, issuer, budgetOf(await this.acme!.issuers.record(token, issuer)), t));
+        this.gauges.acmeNextSlot.set({ issuer }, Math.floor(Date.parse(view.nextSlot) / 1000));
+        this.gauges.acmeQueueThrough.set({ issuer }, view.queueThrough ? Math.floor(Date.parse(view.queueThrough) / 1000) : t);
+      } catch {
+        // An issuer deleted meanwhile, or Vault briefly away: the next pass says it again.
+      }
+    }
   }
 
   /** A pushed secret near its end; a managed one only when its renewal fails or is late. */

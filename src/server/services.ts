@@ -103,9 +103,17 @@ export function buildServices(config: Config, logger: Logger, metrics: Metrics, 
     expiryWatch: new ExpiryWatch(
       new Catalog(kv),
       session,
-      { expiry: metrics.secretExpiry, expiring: metrics.secretsExpiring, lastPass: metrics.expiryPass, managed: metrics.managedSecrets },
+      {
+        expiry: metrics.secretExpiry,
+        expiring: metrics.secretsExpiring,
+        lastPass: metrics.expiryPass,
+        managed: metrics.managedSecrets,
+        acmeNextSlot: metrics.acmeNextSlot,
+        acmeQueueThrough: metrics.acmeQueueThrough,
+      },
       logger,
       { warnDays: config.expiryWarningDays, seriesLimit: config.expiryMetricLimit },
+      { issuers: acmeIssuers, pacing },
     ),
   };
 }

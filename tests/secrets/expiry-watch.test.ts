@@ -39,7 +39,7 @@ describe('ExpiryWatch (in memory)', () => {
     const watch = new ExpiryWatch(
       catalog,
       memorySession(tokens),
-      { expiry: metrics.secretExpiry, expiring: metrics.secretsExpiring, lastPass: metrics.expiryPass, managed: metrics.managedSecrets },
+      { expiry: metrics.secretExpiry, expiring: metrics.secretsExpiring, lastPass: metrics.expiryPass, managed: metrics.managedSecrets, acmeNextSlot: metrics.acmeNextSlot, acmeQueueThrough: metrics.acmeQueueThrough },
       createLogger('warn', { write: (l: string) => void lines.push(JSON.parse(l)) }),
       { warnDays: 14, seriesLimit: 3 },
     );
@@ -48,7 +48,7 @@ describe('ExpiryWatch (in memory)', () => {
     expect(text).toContain('rks_secrets_expiring{within="expired"} 1');
     expect(text).toContain('rks_secrets_expiring{within="7d"} 2');
     expect(text).toContain('rks_secrets_expiring{within="30d"} 7');
-    for (const [state, n] of [['pending', 1], ['scheduled', 1], ['due', 2], ['failing', 1]]) expect(text).toContain(`rks_managed_secrets{state="${state}"} ${n}`);
+    for (const [state, n] of [['pending', 1], ['scheduled', 1], ['due', 2], ['failing', 1], ['queued', 0]]) expect(text).toContain(`rks_managed_secrets{issuer="rks-ca",state="${state}"} ${n}`);
     expect(text).toContain(`rks_secret_expiry_timestamp_seconds{fqdn="gone.example.com"} ${t - 60}`);
     expect(text).toContain(`rks_secret_expiry_timestamp_seconds{fqdn="ten.example.com"} ${t + 10 * DAY}`);
     expect(text).not.toContain('sixty.example.com');

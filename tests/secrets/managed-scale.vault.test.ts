@@ -117,7 +117,7 @@ describe('managed secrets by the hundred', () => {
     expect(await listed({ renewal: 'failing' })).toEqual(mine(failing));
     expect((await info(failing[0]!)).renewal).toMatchObject({ status: 'failing', failures: 1 });
     await h.services.expiryWatch.pass();
-    expect((await request(h.app).get('/metrics')).text).toMatch(new RegExp(`rks_managed_secrets\\{state="failing"\\} (${failing.length}|[2-9]\\d|\\d{3,})`));
+    expect((await request(h.app).get('/metrics')).text).toMatch(new RegExp(`rks_managed_secrets\\{issuer="rks-ca",state="failing"\\} (${failing.length}|[2-9]\\d|\\d{3,})`));
 
     const back = rksNames[10]!;
     const previous = (await vaultRead(`rks/data/managed/secrets/${back}?version=1`)).body.data.data.certificate;
@@ -167,6 +167,11 @@ describe('managed secrets by the hundred', () => {
     const issuer = (await request(h.app).get(`/rks/v1/acme/issuers/${paced}`).set('X-Vault-Token', admin).expect(200)).body;
     expect(issuer).toMatchObject({ orderBudget: { orders: 5, windowSeconds: 3600 }, queue: { placedInWindow: 5, queued: 7, pending: 0, failing: 0, queueThrough: new Date(slots[6]! * 1000).toISOString() } });
     expect(await listed({ renewal: 'queued' })).toEqual(mine(queued.map((i) => i.name)));
+    await h.services.expiryWatch.pass();
+    const metrics = (await request(h.app).get('/metrics')).text;
+    expect(metrics).toContain(`rks_managed_secrets{issuer="${paced}",state="queued"} 7`);
+    expect(metrics).toContain(`rks_acme_queue_through_timestamp_seconds{issuer="${paced}"} ${slots[6]}`);
+    expect(metrics).toMatch(new RegExp(`rks_acme_next_slot_timestamp_seconds\\{issuer="${paced}"\\} ${slots[0]}`));
     // A name created now queues behind them, and says so at once.
     const late = `${prefix}-paced-late.example.com`;
     const created = (await request(h.app).post(`/rks/v1/secret/${late}/managed`).set('X-Vault-Token', admin).send({ issuer: paced }).expect(202)).body;
