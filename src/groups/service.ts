@@ -194,6 +194,10 @@ export class GroupService {
       mustBeCurrent(g, config, serial);
       if (!stored) throw new NotFound(`secret '${fqdn}' not found`);
       if (!stored.entry) throw new NotFound(`secret '${fqdn}' has no certificate yet: associate it once rks obtained its first`);
+      // Its copy goes where node policies before layout 6 grant nothing: not before init moved them.
+      if (stored.managed && ((await this.kv.read<{ layout?: number }>(kvPath.config, token))?.data.layout ?? 0) < 6) {
+        throw new Conflict(`managed secrets are in an older rks's layout: run init again (rks init, or POST /rks/v1/init with the root token), then retry`, 'layout_outdated');
+      }
       const expired = this.expiryOf.expired(stored.entry.data);
       if (expired) throw new Conflict(`the certificate of '${fqdn}' expired at ${expired}: push a new one first`, 'certificate_expired');
       await this.casOrLocked(() => this.copies.index(token, fqdn, g, true, index));

@@ -293,6 +293,11 @@ describe('POST /rks/v1/init', () => {
     await write('rks/data/config', { data: { ...config, layout: 5 } });
     const nodeRead = () => request(app).get(`/rks/v1/secret/${fqdn}`).set('X-Vault-Token', nodeToken);
     expect((await nodeRead()).body.data.certificate).toBe(material.certificate);
+    // One made by this rks before init ran: its copy would go where these nodes may not read yet.
+    const early = 'early.example.com';
+    await rootApp.post(`/rks/v1/secret/${early}/managed`).set('X-Vault-Token', vault.rootToken).send({}).expect(201);
+    const refused = await rootApp.post(`/rks/v1/group/moved/secrets/${early}`).set('X-Vault-Token', vault.rootToken);
+    expect([refused.status, refused.body.code]).toEqual([409, 'layout_outdated']);
 
     let upgrading = true;
     const reads: number[] = [];
@@ -334,7 +339,9 @@ describe('POST /rks/v1/init', () => {
     expect(renewed.metadata.version).toBe(2);
     expect((await nodeRead()).body.data.certificate).toBe(renewed.data.certificate);
     await rootApp.delete(`/rks/v1/group/moved/secrets/${fqdn}`).set('X-Vault-Token', vault.rootToken).expect(204);
-    for (const n of [fqdn, waiting]) await rootApp.delete(`/rks/v1/secret/${n}`).set('X-Vault-Token', vault.rootToken).expect(204);
+    await rootApp.post(`/rks/v1/group/moved/secrets/${early}`).set('X-Vault-Token', vault.rootToken).expect(201);
+    await rootApp.delete(`/rks/v1/group/moved/secrets/${early}`).set('X-Vault-Token', vault.rootToken).expect(204);
+    for (const n of [fqdn, waiting, early]) await rootApp.delete(`/rks/v1/secret/${n}`).set('X-Vault-Token', vault.rootToken).expect(204);
     expect((await read(`rks/metadata/managed/secrets/${fqdn}`)).status).toBe(404);
     expect((await read(`rks/data/managed/state/${waiting}`)).status).toBe(404);
   });
