@@ -158,27 +158,36 @@ log_level = "warn"
     }),
   );
 
-  const [first, ...others] = nodes.map((n) => n.node);
-  const init = await api(first.addr, 'PUT', 'sys/init', { secret_shares: 1, secret_threshold: 1 });
-  if (init.status !== 200) throw new Error(`init: ${init.status} ${JSON.stringify(init.body)}`);
-  unsealKey = init.body.keys_base64[0];
-  rootToken = init.body.root_token;
-  await first.unseal();
-  await until('node1 active', 30_000, async () => ((await first.health()) === 200 ? true : undefined));
-  for (const n of others) {
-    await until(`${n.name} joined`, 30_000, async () => {
-      const r = await api(n.addr, 'POST', 'sys/storage/raft/join', { leader_api_addr: first.addr });
-      return r.status === 200 && r.body.joined ? true : undefined;
-    });
-    await n.unseal();
-    await until(`${n.name} standby`, 30_000, async () => ((await n.health()) === 429 ? true : undefined));
+  try {
+    await form(nodes.map((n) => n.node));
+  } catch (err) {
+    // A cluster that did not form leaves nothing running behind the failed suite.
+    await Promise.all(nodes.map((n) => n.stop()));
+    throw err;
   }
-  // Every node a voter before a test takes one away.
-  await until('three voters', 30_000, async () => {
-    const r = await api(first.addr, 'GET', 'sys/storage/raft/configuration', undefined, rootToken);
-    const servers = (r.body?.data?.config?.servers ?? []) as { voter: boolean }[];
-    return servers.length === size && servers.every((s) => s.voter) ? true : undefined;
-  });
+
+  async function form([first, ...others]: ClusterNode[]): Promise<void> {
+    const init = await api(first!.addr, 'PUT', 'sys/init', { secret_shares: 1, secret_threshold: 1 });
+    if (init.status !== 200) throw new Error(`init: ${init.status} ${JSON.stringify(init.body)}`);
+    unsealKey = init.body.keys_base64[0];
+    rootToken = init.body.root_token;
+    await first!.unseal();
+    await until('node1 active', 30_000, async () => ((await first!.health()) === 200 ? true : undefined));
+    for (const n of others) {
+      await until(`${n.name} joined`, 30_000, async () => {
+        const r = await api(n.addr, 'POST', 'sys/storage/raft/join', { leader_api_addr: first!.addr });
+        return r.status === 200 && r.body.joined ? true : undefined;
+      });
+      await n.unseal();
+      await until(`${n.name} standby`, 30_000, async () => ((await n.health()) === 429 ? true : undefined));
+    }
+    // Every node a voter before a test takes one away.
+    await until('three voters', 30_000, async () => {
+      const r = await api(first!.addr, 'GET', 'sys/storage/raft/configuration', undefined, rootToken);
+      const servers = (r.body?.data?.config?.servers ?? []) as { voter: boolean }[];
+      return servers.length === size && servers.every((s) => s.voter) ? true : undefined;
+    });
+  }
 
   const all = nodes.map((n) => n.node);
   return {
