@@ -168,6 +168,18 @@ export class AcmeIssuers {
     return entry.data;
   }
 
+  /** Changes the issuer's order budget (every instance keeps to it from its next order). */
+  async setBudget(token: string, name: string, budget: OrderBudget): Promise<AcmeIssuerSummary> {
+    const issuer = parseName('issuer name', name);
+    let updated: AcmeIssuerRecord | null = null;
+    await this.kv.update<AcmeIssuerRecord>(kvPath.acmeIssuer(issuer), token, (r) => {
+      if (!r) throw new NotFound(`issuer '${issuer}' not found`);
+      updated = { ...r, orderBudget: { orders: budget.orders, windowSeconds: budget.windowSeconds } };
+      return updated;
+    });
+    return summary(issuer, updated!);
+  }
+
   /** Deactivates the account at the CA (for good: RFC 8555 §7.3.6); its secrets stop renewing. */
   async deactivate(token: string, name: string): Promise<AcmeIssuerSummary> {
     const issuer = parseName('issuer name', name);

@@ -42,6 +42,11 @@ export function acmeCommand(): Command {
     const i = (await call(o, 'GET', `/rks/v1/acme/issuers/${enc(name)}`)) as AcmeIssuerSummary;
     out(o, i, `${line(i)}\naccount ${i.accountUrl}\ncreated ${i.createdAt}${i.deactivatedAt ? `\ndeactivated ${i.deactivatedAt}` : ''}`);
   });
+  connected(issuer.command('budget').description("Change an issuer's order budget, e.g. 600/3h when the CA raised the account's limit").argument('<name>').argument('<orders/window>', 'orders per window, e.g. 300/3h', orderBudget))
+    .action(async (name: string, budget: OrderBudget, o: Conn) => {
+      const i = (await call(o, 'PUT', `/rks/v1/acme/issuers/${enc(name)}/budget`, { body: budget })) as AcmeIssuerSummary;
+      out(o, i, `issuer ${i.name}: ${i.orderBudget.orders} orders per ${i.orderBudget.windowSeconds} s`);
+    });
   connected(issuer.command('deactivate').description('Deactivate the account at the CA, for good; its secrets stop renewing').argument('<name>'))
     .action(async (name: string, o: Conn) => {
       const i = (await call(o, 'POST', `/rks/v1/acme/issuers/${enc(name)}/deactivate`)) as AcmeIssuerSummary;

@@ -1,6 +1,6 @@
 import type { ChallengeBoard } from '../acme/challenges';
 import type { AcmeIssuerInput, AcmeIssuers } from '../acme/issuers';
-import type { OrderPacing } from '../acme/pacing';
+import type { OrderBudget, OrderPacing } from '../acme/pacing';
 import type { Handlers } from '../http/dispatch';
 import type { Inventory } from '../secrets/inventory';
 
@@ -21,6 +21,9 @@ export function acmeRoutes(issuers: AcmeIssuers, challenges: ChallengeBoard, pac
       ]);
       const { pending, due, queued, failing } = counts;
       res.status(200).json({ ...issuer, queue: { ...pace, pending, due, queued, failing, failures } });
+    },
+    setAcmeIssuerBudget: async (req, res, token) => {
+      res.status(200).json(await issuers.setBudget(token, req.params.issuer, req.body as OrderBudget));
     },
     deactivateAcmeIssuer: async (req, res, token) => {
       res.status(200).json(await issuers.deactivate(token, req.params.issuer));

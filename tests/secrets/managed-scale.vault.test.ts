@@ -177,6 +177,13 @@ describe('managed secrets by the hundred', () => {
     const created = (await request(h.app).post(`/rks/v1/secret/${late}/managed`).set('X-Vault-Token', admin).send({ issuer: paced }).expect(202)).body;
     expect(created.renewal).toMatchObject({ status: 'queued', nextAttempt: new Date((slots[6]! + 720) * 1000).toISOString() });
     // Its slot come, the first queued name is ordered (the window has moved on).
+    // The CA raised the account's limit: a larger budget lets the next queued order go now.
+    const raised = await request(h.app).put(`/rks/v1/acme/issuers/${paced}/budget`).set('X-Vault-Token', admin).send({ orders: 6, windowSeconds: 3600 }).expect(200);
+    expect(raised.body.orderBudget).toEqual({ orders: 6, windowSeconds: 3600 });
+    const after = (await request(h.app).get(`/rks/v1/acme/issuers/${paced}`).set('X-Vault-Token', admin).expect(200)).body;
+    expect(Date.parse(after.queue.nextSlot)).toBeLessThanOrEqual(Date.now() + 1000);
+    await request(h.app).put(`/rks/v1/acme/issuers/${paced}/budget`).set('X-Vault-Token', admin).send({ orders: 0, windowSeconds: 3600 }).expect(400);
+    await request(h.app).put(`/rks/v1/acme/issuers/nope-${prefix}/budget`).set('X-Vault-Token', admin).send({ orders: 5, windowSeconds: 3600 }).expect(404);
     const first = queued.find((i) => Date.parse(i.renewal.nextAttempt) / 1000 === slots[0])!.name;
     await renew(first, slots[0]! * 1000 + 1000);
     expect((await info(first)).pending).toBeUndefined();
