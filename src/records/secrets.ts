@@ -71,7 +71,7 @@ export interface SecretGroups {
 
 export type ManagedKeyType = 'ec-p256' | 'rsa-3072';
 
-/** How a managed secret is made: kept in the secret itself, so it travels with rollbacks. */
+/** How a managed secret is made: in its stub (so it travels with rollbacks) and its spec record. */
 export interface ManagedSpec {
   /** 'rks-ca' (Vault's PKI engine), or the name of an ACME issuer. */
   issuer: string;
