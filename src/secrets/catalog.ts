@@ -170,18 +170,25 @@ export class Catalog {
     await this.kv.write(kvPath.catalogSerial, { at: Date.now() }, token);
   }
 
-  /** Every entry, by name. */
   /** Every well-formed entry, by name (anything else is left out, and made again by `reconcile`). */
   async all(token: string): Promise<Map<string, CatalogEntry>> {
-    const shards = (await this.kv.list(kvPath.catalogShards, token)).filter((k) => SHARDS.has(k));
     const out = new Map<string, CatalogEntry>();
+    await this.scan(token, (fqdn, e) => void out.set(fqdn, e));
+    return out;
+  }
+
+  /**
+   * Every well-formed entry, handed to `fn` a shard at a time: what keeps only a little of each
+   * entry holds only a few shards in memory at once, whatever the number of secrets.
+   */
+  async scan(token: string, fn: (fqdn: string, e: CatalogEntry) => void): Promise<void> {
+    const shards = (await this.kv.list(kvPath.catalogShards, token)).filter((k) => SHARDS.has(k));
     await mapLimited(shards, READ_CONCURRENCY, async (s) => {
       const entry = await this.kv.read<Shard>(kvPath.catalogShard(s), token);
       const secrets = entry?.data.secrets;
       if (typeof secrets !== 'object' || secrets === null) return;
-      for (const [fqdn, e] of Object.entries(secrets)) if (isSecretName(fqdn) && shardOf(fqdn) === s && isEntry(e)) out.set(fqdn, e);
+      for (const [fqdn, e] of Object.entries(secrets)) if (isSecretName(fqdn) && shardOf(fqdn) === s && isEntry(e)) fn(fqdn, e);
     });
-    return out;
   }
 
 

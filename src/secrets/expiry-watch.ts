@@ -5,7 +5,8 @@ import type { Session } from '../vault/stores';
 import { RKS_CA, budgetOf, type AcmeIssuers } from '../acme/issuers';
 import type { OrderPacing } from '../acme/pacing';
 import { isName } from '../names';
-import { CatalogEntry, RENEWAL_STATUSES, RenewalStatus, renewalStatus, type Catalog } from './catalog';
+import { CatalogEntry, RENEWAL_STATUSES, RenewalStatus, RenewalSummary, renewalStatus, type Catalog } from './catalog';
+import type { CertificateFacts, ManagedSpec } from '../records/secrets';
 
 export interface ExpiryGauges {
   /** One series per secret, for the soonest-expiring `seriesLimit` secrets. */
@@ -19,6 +20,15 @@ export interface ExpiryGauges {
   acmeNextSlot: Gauge<'issuer'>;
   acmeQueueThrough: Gauge<'issuer'>;
 }
+
+/** What the warnings keep of a managed secret between passes. */
+interface Watched {
+  issued: boolean;
+  renewal?: Pick<RenewalSummary, 'renewAt' | 'failures' | 'queued' | 'inProgress'>;
+}
+/** Stand-ins for what renewalStatus only asks the presence of. */
+const MANAGED = {} as ManagedSpec;
+const ISSUED = {} as CertificateFacts;
 
 /** A managed secret whose renewal is late this long past its date is warned about as any other. */
 const LATE_SECONDS = 3600;
@@ -37,12 +47,12 @@ export class ExpiryWatch {
   /** Every certificate's end (seconds), as of the last pass and this instance's changes since. */
   private known?: Map<string, number>;
   /** Managed secrets' renewal, as of the last pass. */
-  private renewals = new Map<string, Pick<CatalogEntry, 'managed' | 'info' | 'renewal'>>();
+  private renewals = new Map<string, Watched>();
   private publishing?: NodeJS.Timeout;
   private during?: Map<string, number | null>;
 
   constructor(
-    private readonly catalog: Pick<Catalog, 'all'>,
+    private readonly catalog: Pick<Catalog, 'scan'>,
     private readonly session: Session,
     private readonly gauges: ExpiryGauges,
     private readonly logger: Logger,
@@ -51,30 +61,31 @@ export class ExpiryWatch {
   ) {}
 
   async pass(now = Date.now()): Promise<void> {
-    let entries: Map<string, CatalogEntry>;
+    // A little of each entry, a shard at a time: at 100,000 secrets whole entries would not fit rks's heap.
+    const all = new Map<string, number>();
+    const renewals = new Map<string, Watched>();
+    const counts = new Map<string, Map<RenewalStatus, number>>();
+    const seen = (fqdn: string, e: CatalogEntry) => {
+      if (e.info) all.set(fqdn, Math.floor(Date.parse(e.info.notAfter) / 1000));
+      const status = renewalStatus(e, now);
+      if (!status) return;
+      const { renewAt = 0, failures = 0, queued, inProgress } = e.renewal ?? {};
+      renewals.set(fqdn, { issued: Boolean(e.info), ...(e.renewal ? { renewal: { renewAt, failures, ...(queued ? { queued } : {}), ...(inProgress ? { inProgress } : {}) } } : {}) });
+      const issuer = isName(e.managed!.issuer) ? e.managed!.issuer : 'invalid';
+      if (!counts.has(issuer)) counts.set(issuer, new Map(RENEWAL_STATUSES.map((s) => [s, 0])));
+      counts.get(issuer)!.set(status, counts.get(issuer)!.get(status)! + 1);
+    };
     // Changes noted while the catalog is read may be missing from what it answers: applied again.
     const during = new Map<string, number | null>();
     this.during = during;
     try {
-      entries = await this.session.run((token) => this.catalog.all(token));
+      await this.session.run((token) => this.catalog.scan(token, seen));
     } catch (err) {
       const hint = isVaultError(err, 403) ? ' (rks was upgraded: run init again with the root token to let it read the catalog)' : '';
       this.logger.warn({ err: (err as Error).message }, `certificate expiry check failed; will retry${hint}`);
       return;
     } finally {
       this.during = undefined;
-    }
-    const all = new Map<string, number>();
-    const renewals = new Map<string, Pick<CatalogEntry, 'managed' | 'info' | 'renewal'>>();
-    const counts = new Map<string, Map<RenewalStatus, number>>();
-    for (const [fqdn, e] of entries) {
-      if (e.info) all.set(fqdn, Math.floor(Date.parse(e.info.notAfter) / 1000));
-      const status = renewalStatus(e, now);
-      if (!status) continue;
-      renewals.set(fqdn, { managed: e.managed, info: e.info, renewal: e.renewal });
-      const issuer = isName(e.managed!.issuer) ? e.managed!.issuer : 'invalid';
-      if (!counts.has(issuer)) counts.set(issuer, new Map(RENEWAL_STATUSES.map((s) => [s, 0])));
-      counts.get(issuer)!.set(status, counts.get(issuer)!.get(status)! + 1);
     }
     this.gauges.managed.reset();
     for (const [issuer, byState] of counts) for (const [state, n] of byState) this.gauges.managed.set({ issuer, state }, n);
@@ -146,7 +157,7 @@ export class ExpiryWatch {
   private warrants(fqdn: string, t: number): boolean {
     const managed = this.renewals.get(fqdn);
     if (!managed) return true;
-    const status = renewalStatus(managed, t * 1000);
+    const status = renewalStatus({ managed: MANAGED, info: managed.issued ? ISSUED : undefined, renewal: managed.renewal }, t * 1000);
     return status === 'failing' || (status === 'due' && managed.renewal!.renewAt < t - LATE_SECONDS);
   }
 

@@ -27,13 +27,12 @@ describe('ExpiryWatch (in memory)', () => {
     ]);
     const entry = (at: number) => ({ info: { notAfter: new Date(at * 1000).toISOString() } });
     const spec = { issuer: 'rks-ca', sans: [], keyType: 'ec-p256' };
-    const catalog = {
-      all: async () =>
+    const entries = () =>
         new Map<string, any>([
           ...[...expiries].map(([n, at]) => [n, { ...entry(at), version: 1, groups: [], groupsVersion: 0 }] as const),
           ...[...managed].map(([n, m]) => [n, { ...(m.at ? entry(m.at) : {}), managed: spec, renewal: m.renewal, version: 1, groups: [], groupsVersion: 0 }] as const),
-        ]),
-    };
+        ]);
+    const catalog = { scan: async (_token: string, fn: (fqdn: string, e: any) => void) => void [...entries()].forEach(([n, e]) => fn(n, e)) };
     const metrics = createMetrics(new Registry(), false);
     const lines: any[] = [];
     const watch = new ExpiryWatch(
@@ -68,7 +67,7 @@ describe('ExpiryWatch (in memory)', () => {
     expect(lines.slice(5).map((l) => [l.fqdn, l.daysLeft])).toEqual([['day.example.com', 2]]);
 
     // This instance's own changes reach the metrics within a second, without reading the catalog.
-    const read = jest.spyOn(catalog, 'all');
+    const read = jest.spyOn(catalog, 'scan');
     watch.note('new.example.com', new Date((t + 3 * DAY) * 1000).toISOString());
     watch.note('gone.example.com', null);
     await new Promise((r) => setTimeout(r, 1200));
