@@ -276,7 +276,11 @@ describe('managed secrets from an ACME CA (Pebble), challenges answered by the e
       expect(pebble.dnsQueries.some((q) => q.startsWith(name))).toBe(true);
 
       await request(rks.app).post(`/rks/v1/group/${g}/secrets/${name}`).set('X-Vault-Token', admin).expect(201);
-      const served = await handshake(tlsPort, name, pebbleRoot);
+      // Served once the edge knows of the association (within its revalidation bound).
+      const served = await until('the edge serving it', async () => {
+        const r = await handshake(tlsPort, name, pebbleRoot);
+        return 'fingerprint' in r ? r : undefined;
+      }, 15_000);
       expect(served).toMatchObject({ fingerprint: first.sha256Fingerprint });
 
       // Renewed in the CA's window by the background job; the edge serves the new one without a restart.
