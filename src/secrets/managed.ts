@@ -112,13 +112,14 @@ export class ManagedSecrets {
 
   /**
    * The name, taken for a managed secret: what the administrator asked for (a push over it
-   * replaces this), and the spec rks's identity renews to. Whatever an earlier secret of that
-   * name left behind goes first: a new secret starts from nothing.
+   * replaces this), and the spec rks's identity renews to. Once the name is taken (only the
+   * call whose stub lands goes on), whatever an earlier secret of that name left behind goes: a
+   * new secret starts from nothing.
    */
   private async writeStub(token: string, fqdn: string, spec: ManagedSpec, ttl: number | undefined): Promise<void> {
-    await this.forget(token, fqdn);
     const stub: ManagedStub = { managed: spec, ...(ttl ? { meta: { ttl } } : {}) };
     await this.kv.writeAt(kvPath.secret(fqdn), stub, token, 0, () => new Conflict(`secret '${fqdn}' already exists`, 'already_exists'));
+    await this.forget(token, fqdn);
     await this.kv.write<ManagedSpecRecord>(kvPath.managedSpec(fqdn), { spec, ...(ttl ? { ttl } : {}) }, token);
   }
 
