@@ -3,10 +3,8 @@ import path from 'node:path';
 import { Command } from 'commander';
 import { UsageError, readSecret, resolveConfig } from '../config';
 import { createLogger } from '../log';
-import { createMetrics } from '../metrics';
-import { MigrationPlan, NotApplied, PlannedToken } from '../migrate/classic';
+import type { MigrationPlan, PlannedToken } from '../migrate/classic';
 import { quoted } from '../names';
-import { buildServices } from '../server/services';
 import { SETTINGS, Settings, settingDefaults } from '../settings';
 import { CliError } from './http';
 import { opt, optionOf } from './options';
@@ -134,6 +132,8 @@ Safe to run again after a crash half-way.`,
         adminPasswordFile: o.adminPasswordFile,
         allowWeakAdminPassword: true,
       });
+      // Loaded when used: every other command starts without the server's modules.
+      const [{ buildServices }, { createMetrics }, { NotApplied }] = await Promise.all([import('../server/services'), import('../metrics'), import('../migrate/classic')]);
       const { migration, vault } = buildServices(config, createLogger('silent'), createMetrics(undefined, false));
       try {
         const progress = (line: string) => !o.json && process.stderr.write(`migrate: ${line}\n`);

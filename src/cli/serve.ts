@@ -3,7 +3,7 @@ import { Switch, applySettingsFile, effectiveSettings, formatSettings } from './
 import { UsageError, resolveConfig } from '../config';
 import { SETTINGS, SettingSpec, Settings } from '../settings';
 import { createLogger } from '../log';
-import { startRks } from '../server/bootstrap';
+import { primeServiceCredentials } from '../vault/identity';
 import { envFlag, opt, optionOf } from './options';
 
 export function serveCommand(): Command {
@@ -71,6 +71,10 @@ async function serve(flags: Settings): Promise<void> {
     process.exitCode = 2;
     return;
   }
+  // The service credentials cost a 32 MB scrypt run: made before the server's modules load, so
+  // that the two do not add up in rks's peak memory (the session makes them later otherwise).
+  await primeServiceCredentials(config).catch(() => undefined);
+  const { startRks } = await import('../server/bootstrap');
   const rks = await startRks(config, logger);
 
   let stopping = false;

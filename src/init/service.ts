@@ -359,7 +359,8 @@ export class InitService {
     type LegacyState = Omit<RenewalState, 'pending'> & { pending?: { spec: ManagedSpec; ttl?: number } };
     const legacy = await this.kv.read<{ secrets?: Record<string, LegacyState> }>(kvPath.legacyManagedSchedule, token);
     const states = legacy?.data.secrets ?? {};
-    const catalogued = [...(await new Catalog(this.kv).all(token))].filter(([, e]) => e.managed).map(([n]) => n);
+    const catalogued: string[] = [];
+    await new Catalog(this.kv).scan(token, (n, e) => void (e.managed && catalogued.push(n)));
     const schedule = new RenewalSchedule(this.kv);
     const copies = new Copies(this.kv);
     const catalog = new Catalog(this.kv);

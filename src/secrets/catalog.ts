@@ -127,6 +127,9 @@ export function factsOf(info: CertificateFacts): CertificateFacts {
  * it is out of date.
  */
 export class Catalog {
+  private bumping?: Promise<void>;
+  private next?: Promise<void>;
+
   constructor(private readonly kv: KvStore) {}
 
   /** Brings `fqdn`'s entry in step with the secret and its group index as Vault holds them now. */
@@ -166,8 +169,24 @@ export class Catalog {
     }
   }
 
-  private async bump(token: string): Promise<void> {
-    await this.kv.write(kvPath.catalogSerial, { at: Date.now() }, token);
+  /**
+   * Writes the serial, after the caller's change landed. Callers that come while a write is in
+   * flight share the one that follows it (it starts after their changes): under load, a few
+   * writes of the serial a second rather than one per change.
+   */
+  private bump(token: string): Promise<void> {
+    if (!this.bumping) {
+      this.bumping = this.kv
+        .write(kvPath.catalogSerial, { at: Date.now() }, token)
+        .then(() => undefined)
+        .finally(() => (this.bumping = undefined));
+      return this.bumping;
+    }
+    this.next ??= this.bumping.catch(() => undefined).then(() => {
+      this.next = undefined;
+      return this.bump(token);
+    });
+    return this.next;
   }
 
   /** Every well-formed entry, by name (anything else is left out, and made again by `reconcile`). */
@@ -184,13 +203,16 @@ export class Catalog {
   async scan(token: string, fn: (fqdn: string, e: CatalogEntry) => void): Promise<void> {
     const shards = (await this.kv.list(kvPath.catalogShards, token)).filter((k) => SHARDS.has(k));
     await mapLimited(shards, READ_CONCURRENCY, async (s) => {
-      const entry = await this.kv.read<Shard>(kvPath.catalogShard(s), token);
-      const secrets = entry?.data.secrets;
-      if (typeof secrets !== 'object' || secrets === null) return;
-      for (const [fqdn, e] of Object.entries(secrets)) if (isSecretName(fqdn) && shardOf(fqdn) === s && isEntry(e)) fn(fqdn, e);
+      for (const [fqdn, e] of await this.shard(token, s)) fn(fqdn, e);
     });
   }
 
+  /** A shard's well-formed entries. */
+  private async shard(token: string, s: string): Promise<[string, CatalogEntry][]> {
+    const secrets = (await this.kv.read<Shard>(kvPath.catalogShard(s), token))?.data.secrets;
+    if (typeof secrets !== 'object' || secrets === null) return [];
+    return Object.entries(secrets).filter((x): x is [string, CatalogEntry] => isSecretName(x[0]) && shardOf(x[0]) === s && isEntry(x[1]));
+  }
 
   /**
    * Changes whenever an entry does: a listing cached at one serial is current while it holds.
@@ -202,22 +224,29 @@ export class Catalog {
 
   /**
    * Makes the catalog describe exactly the secrets stored (`names`: a listing of the mount):
-   * the missing described, the leftovers of an interrupted deletion dropped. Answers the
-   * entries as they now are. Repairs bring the catalog to what every reader already sees as
-   * stored, so they do not write the serial.
+   * the missing described, the leftovers of an interrupted deletion dropped, a shard at a time.
+   * Answers how many secrets the catalog then describes. Repairs bring the catalog to what every
+   * reader already sees as stored, so they do not write the serial.
    */
-  async reconcile(token: string, names: string[], entries?: Map<string, CatalogEntry>): Promise<Map<string, CatalogEntry>> {
-    const all = entries ?? (await this.all(token));
-    const stored = new Set(names.filter(isSecretName));
-    const repair = async (fqdn: string) => {
-      const next = await this.settle(token, fqdn, () => undefined);
-      if (next) all.set(fqdn, next);
-      else all.delete(fqdn);
-    };
-    await mapLimited([...stored].filter((n) => !all.has(n)), READ_CONCURRENCY, repair);
-    // Checked one by one: a secret created since the listing is never dropped.
-    await mapLimited([...all.keys()].filter((n) => !stored.has(n)), READ_CONCURRENCY, repair);
-    return all;
+  async reconcile(token: string, names: string[]): Promise<number> {
+    const byShard = new Map<string, Set<string>>();
+    for (const n of names) {
+      if (!isSecretName(n)) continue;
+      const s = shardOf(n);
+      if (!byShard.has(s)) byShard.set(s, new Set());
+      byShard.get(s)!.add(n);
+    }
+    const shards = new Set([...(await this.kv.list(kvPath.catalogShards, token)).filter((k) => SHARDS.has(k)), ...byShard.keys()]);
+    let described = 0;
+    await mapLimited([...shards], READ_CONCURRENCY, async (s) => {
+      const stored = byShard.get(s) ?? new Set<string>();
+      const present = new Set((await this.shard(token, s)).map(([n]) => n));
+      // Checked one by one: a secret created since the listing is never dropped.
+      const repair = [...[...stored].filter((n) => !present.has(n)), ...[...present].filter((n) => !stored.has(n))];
+      described += [...present].filter((n) => stored.has(n)).length;
+      for (const fqdn of repair) if (await this.settle(token, fqdn, () => undefined)) described++;
+    });
+    return described;
   }
 
   /**

@@ -21,11 +21,16 @@ export interface ExpiryGauges {
   acmeQueueThrough: Gauge<'issuer'>;
 }
 
-/** What the warnings keep of a managed secret between passes. */
-interface Watched {
-  issued: boolean;
-  renewal?: Pick<RenewalSummary, 'renewAt' | 'failures' | 'queued' | 'inProgress'>;
-}
+/**
+ * What the warnings keep of a managed secret between passes, as one number (a number a secret,
+ * not an object: at 100,000 managed secrets that is a few MB): its renewal date and flags.
+ */
+type Watched = number;
+const W = { issued: 1, scheduled: 2, failing: 4, queued: 8, inProgress: 16 };
+const watched = (issued: boolean, r?: RenewalSummary): Watched =>
+  (r ? r.renewAt : 0) * 32 + (issued ? W.issued : 0) + (r ? W.scheduled + (r.failures > 0 ? W.failing : 0) + (r.queued ? W.queued : 0) + (r.inProgress ? W.inProgress : 0) : 0);
+const renewalOf = (w: Watched): Pick<RenewalSummary, 'renewAt' | 'failures' | 'queued' | 'inProgress'> | undefined =>
+  w & W.scheduled ? { renewAt: Math.floor(w / 32), failures: w & W.failing ? 1 : 0, ...(w & W.queued ? { queued: true } : {}), ...(w & W.inProgress ? { inProgress: true } : {}) } : undefined;
 /** Stand-ins for what renewalStatus only asks the presence of. */
 const MANAGED = {} as ManagedSpec;
 const ISSUED = {} as CertificateFacts;
@@ -69,8 +74,7 @@ export class ExpiryWatch {
       if (e.info) all.set(fqdn, Math.floor(Date.parse(e.info.notAfter) / 1000));
       const status = renewalStatus(e, now);
       if (!status) return;
-      const { renewAt = 0, failures = 0, queued, inProgress } = e.renewal ?? {};
-      renewals.set(fqdn, { issued: Boolean(e.info), ...(e.renewal ? { renewal: { renewAt, failures, ...(queued ? { queued } : {}), ...(inProgress ? { inProgress } : {}) } } : {}) });
+      renewals.set(fqdn, watched(Boolean(e.info), e.renewal));
       const issuer = isName(e.managed!.issuer) ? e.managed!.issuer : 'invalid';
       if (!counts.has(issuer)) counts.set(issuer, new Map(RENEWAL_STATUSES.map((s) => [s, 0])));
       counts.get(issuer)!.set(status, counts.get(issuer)!.get(status)! + 1);
@@ -156,9 +160,10 @@ export class ExpiryWatch {
   /** A pushed secret near its end; a managed one only when its renewal fails or is late. */
   private warrants(fqdn: string, t: number): boolean {
     const managed = this.renewals.get(fqdn);
-    if (!managed) return true;
-    const status = renewalStatus({ managed: MANAGED, info: managed.issued ? ISSUED : undefined, renewal: managed.renewal }, t * 1000);
-    return status === 'failing' || (status === 'due' && managed.renewal!.renewAt < t - LATE_SECONDS);
+    if (managed === undefined) return true;
+    const renewal = renewalOf(managed);
+    const status = renewalStatus({ managed: MANAGED, info: managed & W.issued ? ISSUED : undefined, renewal }, t * 1000);
+    return status === 'failing' || (status === 'due' && renewal!.renewAt < t - LATE_SECONDS);
   }
 
   stop(): void {

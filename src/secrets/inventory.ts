@@ -5,7 +5,8 @@ import { isName, isSecretName, parseFqdn, parseName } from '../names';
 import { groupsIn, kvPath } from '../vault/layout';
 import type { KvStore } from '../vault/stores';
 import { Copies } from './copies';
-import { Catalog, CatalogEntry, RENEWAL_STATUSES, RenewalStatus, RenewalSummary, factsOf, renewalStatus } from './catalog';
+import { Catalog, RENEWAL_STATUSES, RenewalStatus, RenewalSummary, factsOf, renewalStatus } from './catalog';
+import { ListedEntry, Listing } from './listing';
 import type { GroupRegInfo } from '../records/groups';
 import type { NodeRecord } from '../records/nodes';
 import { CertificateFacts, ManagedSpec, SecretData } from '../records/secrets';
@@ -71,13 +72,6 @@ const RECONCILE_EVERY_MS = 10 * 60_000;
 /** Vault reads in flight at once for one page of groups or nodes. */
 const CONCURRENCY = 8;
 
-/** The catalog as of one serial, in name order: what pages are cut from while the serial holds. */
-interface Listing {
-  serial: number;
-  names: string[];
-  entries: Map<string, CatalogEntry>;
-}
-
 function renewal(spec: ManagedSpec, state: RenewalSummary | undefined, status: RenewalStatus, info?: CertificateFacts): NonNullable<SecretSummary['renewal']> {
   // An ACME CA chooses the lifetime; renewal is then at two thirds of it.
   const [from, to] = info ? [Date.parse(info.notBefore) / 1000, Date.parse(info.notAfter) / 1000] : [NaN, NaN];
@@ -140,36 +134,34 @@ export class Inventory {
     const g = q.group === undefined ? undefined : parseName('group name', q.group);
     if (g !== undefined && !(await this.kv.exists(kvPath.groupConfig(g), token))) throw new NotFound(`group '${g}' not found`);
     const listing = await this.current(token);
-    const { entries } = listing;
-    let names = listing.names;
-    if (g !== undefined) names = names.filter((n) => entries.get(n)!.groups.includes(g));
-    if (q.renewal !== undefined) {
-      const now = Date.now();
-      names = names.filter((n) => renewalStatus(entries.get(n)!, now) === q.renewal);
-    }
-    if (q.expiringWithin !== undefined) {
-      const limit = Date.now() + q.expiringWithin * 1000;
-      names = names.filter((n) => {
-        const at = entries.get(n)!.info?.notAfter;
-        return at !== undefined && Date.parse(at) <= limit;
-      });
-    }
-    const p = page(names, q);
-    const items = p.names.map((n) => this.summary(n, entries.get(n) ?? null)).filter((i): i is SecretSummary => i !== null);
-    return { secrets: items, ...(p.next ? { next: p.next } : {}) };
+    const now = Date.now();
+    const limit = q.expiringWithin === undefined ? undefined : now + q.expiringWithin * 1000;
+    // From the cursor on, as far as the page needs: every page of a filter reads each entry once.
+    const fits = (i: number) =>
+      (g === undefined || listing.groups(i).includes(g)) &&
+      (q.renewal === undefined || listing.status(i, now) === q.renewal) &&
+      (limit === undefined || listing.notAfter(i) <= limit);
+    const items: SecretSummary[] = [];
+    let i = listing.start(q.after);
+    for (; i < listing.size && items.length < q.limit; i++) if (fits(i)) items.push(this.summary(listing.name(i), listing.entry(i))!);
+    while (i < listing.size && !fits(i)) i++;
+    const more = i < listing.size && items.length > 0;
+    return { secrets: items, ...(more ? { next: items[items.length - 1]!.name } : {}) };
   }
 
   /** How an issuer's managed secrets stand: counts by renewal state, and a few of the failing ones (most failures first). */
   async renewals(token: string, issuer: string): Promise<{ counts: Record<RenewalStatus, number>; failures: { name: string; failures: number; lastError: string }[] }> {
-    const { entries } = await this.current(token);
+    const listing = await this.current(token);
     const counts = Object.fromEntries(RENEWAL_STATUSES.map((s) => [s, 0])) as Record<RenewalStatus, number>;
     const failing: { name: string; failures: number; lastError: string }[] = [];
     const now = Date.now();
-    for (const [name, e] of entries) {
-      if (e.managed?.issuer !== issuer) continue;
-      const status = renewalStatus(e, now)!;
+    for (let i = 0; i < listing.size; i++) {
+      if (listing.issuer(i) !== issuer) continue;
+      const status = listing.status(i, now)!;
       counts[status]++;
-      if (status === 'failing') failing.push({ name, failures: e.renewal!.failures, lastError: e.renewal!.lastError ?? '' });
+      if (status !== 'failing') continue;
+      const { renewal } = listing.entry(i);
+      failing.push({ name: listing.name(i), failures: renewal?.failures ?? 0, lastError: renewal?.lastError ?? '' });
     }
     failing.sort((a, b) => b.failures - a.failures || (a.name < b.name ? -1 : 1));
     return { counts, failures: failing.slice(0, 10) };
@@ -237,13 +229,14 @@ export class Inventory {
    */
   private async build(token: string): Promise<Listing> {
     const serial = await this.catalog.serial(token);
-    const entries = await this.catalog.all(token);
+    const listing = Listing.builder(serial);
+    await this.catalog.scan(token, (fqdn, e) => listing.add(fqdn, e));
     if (!this.reconciling && Date.now() - this.reconciledAt >= RECONCILE_EVERY_MS) {
       this.reconciling = this.reconcile(token)
         .catch(() => undefined)
         .finally(() => (this.reconciling = undefined));
     }
-    return { serial, names: [...entries.keys()].sort(), entries };
+    return listing.done();
   }
 
   /**
@@ -254,8 +247,7 @@ export class Inventory {
    */
   async reconcile(token: string): Promise<void> {
     this.reconciledAt = Date.now();
-    const [names, entries] = await Promise.all([this.secretNames(token), this.catalog.all(token)]);
-    await this.catalog.reconcile(token, names, entries);
+    await this.catalog.reconcile(token, await this.secretNames(token));
     this.listing = undefined;
   }
 
@@ -264,7 +256,7 @@ export class Inventory {
     return (await this.kv.list(kvPath.secrets, token)).filter(isSecretName);
   }
 
-  private summary(fqdn: string, entry: CatalogEntry | null): SecretSummary | null {
+  private summary(fqdn: string, entry: ListedEntry | null): SecretSummary | null {
     if (!entry) return null;
     const { groups } = entry;
     const ttl = this.ttlOf({ meta: entry.ttl ? { ttl: entry.ttl } : undefined } as SecretData);

@@ -85,27 +85,25 @@ export class ManagedSecrets {
   async create(token: string, name: string, input: ManagedInput): Promise<'issued' | 'pending'> {
     const fqdn = parseFqdn(name);
     const spec = this.spec(fqdn, input);
-    if (await this.kv.exists(kvPath.secret(fqdn), token)) throw new Conflict(`secret '${fqdn}' already exists`, 'already_exists');
     if (spec.issuer !== RKS_CA) {
       await this.createPending(token, fqdn, spec, input.ttl);
       return 'pending';
     }
-    await this.pki.writeNamesRole(managedRoleName(roleId(fqdn)), spec.sans, spec.lifetime!, token);
-    await this.writeStub(token, fqdn, spec, input.ttl);
     // Claimed by this call while it obtains the first certificate: should it fail, or this rks
-    // stop, the renewal pass takes it over when the claim runs out.
+    // stop, the renewal pass takes it over when the claim runs out. Writes that do not depend on
+    // each other go together (Vault's storage applies them as one batch).
     const t = now();
-    const claimed = await this.schedule.put(
-      token,
-      fqdn,
-      { renewAt: t + CLAIM_SECONDS, failures: 0, inProgress: true, claim: randomUUID(), lastAttempt: new Date(t * 1000).toISOString(), pending: true },
-      null,
-    );
+    const claim: RenewalState = { renewAt: t + CLAIM_SECONDS, failures: 0, inProgress: true, claim: randomUUID(), lastAttempt: new Date(t * 1000).toISOString(), pending: true };
+    await this.writeStub(token, fqdn, spec, input.ttl, [() => this.pki.writeNamesRole(managedRoleName(roleId(fqdn)), spec.sans, spec.lifetime!, token), () => this.schedule.mark(token, fqdn, claim)]);
+    const claimed = await this.schedule.put(token, fqdn, claim, null, { marked: true });
     const { data } = await this.issue(fqdn, spec, input.ttl, token);
-    await this.kv.write(kvPath.managedSecret(fqdn), data, token);
+    const issued: RenewalState = { renewAt: renewAt(data, spec), failures: 0, lastAttempt: claim.lastAttempt };
+    await Promise.all([this.kv.write(kvPath.managedSecret(fqdn), data, token), this.schedule.mark(token, fqdn, issued)]);
     this.counters?.renewals.inc({ issuer: RKS_CA, result: 'renewed' });
-    await this.schedule.put(token, fqdn, { renewAt: renewAt(data, spec), failures: 0, lastAttempt: claimed.data.lastAttempt }, claimed).catch(() => undefined);
+    let unmarked: Promise<void> = Promise.resolve();
+    await this.schedule.put(token, fqdn, issued, claimed, { marked: true, unmarked: (p) => (unmarked = p.catch(() => undefined)) }).catch(() => undefined);
     await this.catalog.refresh(token, fqdn).catch(() => this.catalog.refresh(token, fqdn)).catch(() => undefined);
+    await unmarked;
     this.expiryChanged(fqdn, data.info!.notAfter);
     return 'issued';
   }
@@ -114,17 +112,22 @@ export class ManagedSecrets {
    * The name, taken for a managed secret: what the administrator asked for (a push over it
    * replaces this), and the spec rks's identity renews to. Once the name is taken (only the
    * call whose stub lands goes on), whatever an earlier secret of that name left behind goes: a
-   * new secret starts from nothing.
+   * new secret starts from nothing. `beside`: writes made with the spec's, once the name is taken.
    */
-  private async writeStub(token: string, fqdn: string, spec: ManagedSpec, ttl: number | undefined): Promise<void> {
+  private async writeStub(token: string, fqdn: string, spec: ManagedSpec, ttl: number | undefined, beside: (() => Promise<void>)[] = []): Promise<void> {
     const stub: ManagedStub = { managed: spec, ...(ttl ? { meta: { ttl } } : {}) };
+    // Read beside the stub's write, used only once it landed.
+    const left = this.leftovers(token, fqdn);
+    left.catch(() => undefined);
     await this.kv.writeAt(kvPath.secret(fqdn), stub, token, 0, () => new Conflict(`secret '${fqdn}' already exists`, 'already_exists'));
-    await this.forget(token, fqdn);
-    await this.kv.write<ManagedSpecRecord>(kvPath.managedSpec(fqdn), { spec, ...(ttl ? { ttl } : {}) }, token);
+    await this.forget(token, fqdn, left);
+    await Promise.all([this.kv.write<ManagedSpecRecord>(kvPath.managedSpec(fqdn), { spec, ...(ttl ? { ttl } : {}) }, token), ...beside.map((w) => w())]);
   }
 
   private async createPending(token: string, fqdn: string, spec: ManagedSpec, ttl: number | undefined): Promise<void> {
     if (!this.acme) throw new BadRequest('ACME issuers are not available');
+    // Before a slot of the issuer's budget is taken for it.
+    if (await this.kv.exists(kvPath.secret(fqdn), token)) throw new Conflict(`secret '${fqdn}' already exists`, 'already_exists');
     const issuer = await this.acme.issuers.get(token, spec.issuer).catch((err) => {
       throw err instanceof NotFound ? new BadRequest(`issuer '${spec.issuer}' not found`) : err;
     });
@@ -147,12 +150,16 @@ export class ManagedSecrets {
    * The secret is deleted, or a new one of its name made (with the admin's token): its spec
    * first (rks's identity renews nothing without it), then its state and mark, its certificates.
    */
-  async forget(token: string, fqdn: string): Promise<void> {
-    // Read first (each destroy is a write Vault's storage applies): most names have nothing left.
-    const [spec, material] = await Promise.all([this.kv.version(kvPath.managedSpec(fqdn), token), this.kv.version(kvPath.managedSecret(fqdn), token)]);
+  async forget(token: string, fqdn: string, left = this.leftovers(token, fqdn)): Promise<void> {
+    const [spec, material, state] = await left;
     if (spec) await this.kv.destroy(kvPath.managedSpec(fqdn), token);
-    await this.schedule.remove(token, fqdn);
+    await this.schedule.remove(token, fqdn, state);
     if (material) await this.kv.destroy(kvPath.managedSecret(fqdn), token);
+  }
+
+  /** What is left of a managed secret of that name, read before destroying (each destroy is a write Vault's storage applies): most names have nothing left. */
+  private leftovers(token: string, fqdn: string) {
+    return Promise.all([this.kv.version(kvPath.managedSpec(fqdn), token), this.kv.version(kvPath.managedSecret(fqdn), token), this.schedule.read(token, fqdn)]);
   }
 
   /**

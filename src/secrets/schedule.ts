@@ -38,19 +38,39 @@ export class RenewalSchedule {
 
   /**
    * Replaces the state `seen` (null: none yet) with `next`; throws CasMismatch when it is no
-   * longer the one stored. Answers the entry written.
+   * longer the one stored. Answers the entry written. `marked`: `next`'s mark was written
+   * already (see mark), beside other writes. `unmarked`: told of the old mark's removal instead
+   * of waiting for it (a mark left behind is dropped by a pass anyway).
    */
-  async put(token: string, fqdn: string, next: RenewalState, seen: KvEntry<RenewalState> | null): Promise<KvEntry<RenewalState>> {
+  async put(
+    token: string,
+    fqdn: string,
+    next: RenewalState,
+    seen: KvEntry<RenewalState> | null,
+    opts: { marked?: boolean; unmarked?: (p: Promise<void>) => void } = {},
+  ): Promise<KvEntry<RenewalState>> {
     const [before, after] = [seen && wakeAt(seen.data), wakeAt(next)];
-    if (before !== after) await this.kv.write(kvPath.managedDueMark(after, fqdn), {}, token);
+    if (before !== after && !opts.marked) await this.mark(token, fqdn, next);
     const version = await this.kv.write(kvPath.managedState(fqdn), next, token, seen?.version ?? 0);
-    if (seen && Number.isSafeInteger(before) && before !== after) await this.unmark(token, { fqdn, at: before! });
+    if (seen && Number.isSafeInteger(before) && before !== after) {
+      const unmark = this.unmark(token, { fqdn, at: before! });
+      if (opts.unmarked) opts.unmarked(unmark);
+      else await unmark;
+    }
     return { data: next, version };
   }
 
-  /** The secret is no longer renewed: its state and its mark go (the state first: a mark without one is dropped). */
-  async remove(token: string, fqdn: string): Promise<void> {
-    const seen = await this.read(token, fqdn);
+  /** The mark `next` needs, written ahead of the `put` that stores it. */
+  async mark(token: string, fqdn: string, next: RenewalState): Promise<void> {
+    await this.kv.write(kvPath.managedDueMark(wakeAt(next), fqdn), {}, token);
+  }
+
+  /**
+   * The secret is no longer renewed: its state and its mark go (the state first: a mark without
+   * one is dropped). `seen`: its state as just read, if it was.
+   */
+  async remove(token: string, fqdn: string, seen?: KvEntry<RenewalState> | null): Promise<void> {
+    if (seen === undefined) seen = await this.read(token, fqdn);
     if (!seen) return;
     await this.kv.destroy(kvPath.managedState(fqdn), token);
     const at = wakeAt(seen.data);

@@ -1,6 +1,6 @@
 import { createHash, scrypt } from 'node:crypto';
 import { ServiceUnavailable } from '../errors';
-import type { VaultClient } from './client';
+import { VaultClient } from './client';
 import { SERVICE_ROLE_ID } from './layout';
 
 /** The AppRole credentials of rks's service identity. */
@@ -42,4 +42,14 @@ export async function clusterIdOf(vault: VaultClient): Promise<string> {
   const { clusterId } = await vault.health(2000);
   if (!clusterId) throw new ServiceUnavailable('Vault does not tell its cluster id: unreachable, sealed or not initialised');
   return clusterId;
+}
+
+/** Derives the service credentials ahead of need (see serviceCredentials): a no-op when Vault does not answer. */
+export async function primeServiceCredentials(config: { vaultAddrs: string[]; vaultCaFile?: string; admin: { login: string; password: string } }): Promise<void> {
+  const vault = new VaultClient({ addr: config.vaultAddrs, caFile: config.vaultCaFile, timeoutMs: 2000, maxInFlight: 2 });
+  try {
+    await serviceCredentials(config.admin.login, config.admin.password, await clusterIdOf(vault));
+  } finally {
+    vault.close();
+  }
 }

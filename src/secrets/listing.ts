@@ -1,0 +1,211 @@
+import { CatalogEntry, RenewalStatus, renewalStatus } from './catalog';
+import type { CertificateFacts, ManagedSpec } from '../records/secrets';
+
+/** What a listing keeps of an entry: all the inventory shows, not the versions. */
+export type ListedEntry = Omit<CatalogEntry, 'version' | 'groupsVersion'>;
+
+/**
+ * A fixed-size record per secret. What secrets share (issuer, key type, spec, TTL: the entry
+ * with its name and its own values taken out) is kept once as a "shape"; the record holds the
+ * rest as numbers and bytes.
+ */
+const RECORD = 80;
+const OFF = { shape: 0, groups: 4, flags: 8, has: 9, issuer: 12, notBefore: 16, notAfter: 24, renewAt: 32, lastAttempt: 40, fingerprint: 48 };
+const FLAG = { managed: 1, info: 2, renewal: 4, failing: 8, queued: 16, inProgress: 32, plain: 64 };
+/** Which values the record holds rather than the shape. */
+const HAS = { notBefore: 1, notAfter: 2, renewAt: 4, lastAttempt: 8, fingerprint: 16 };
+/** The name, where it appears in a shape's JSON text. */
+const NAME = '\\u0000';
+const FINGERPRINT = /^[0-9A-F]{2}(:[0-9A-F]{2}){31}$/;
+
+/** An ISO date that reads back to the same text. */
+const exactDate = (s: unknown): s is string => typeof s === 'string' && !Number.isNaN(Date.parse(s)) && new Date(Date.parse(s)).toISOString() === s;
+
+/** Strings said many times, each kept once. */
+class Interned<T> {
+  readonly values: T[] = [];
+  private readonly ids = new Map<string, number>();
+  id(key: string, value: T): number {
+    let id = this.ids.get(key);
+    if (id === undefined) {
+      id = this.values.length;
+      this.values.push(value);
+      this.ids.set(key, id);
+    }
+    return id;
+  }
+}
+
+/**
+ * The catalog in memory, in name order, at some 100 bytes a secret (whole entries as objects
+ * take ten times that): what the inventory's pages are cut from while the catalog's serial
+ * holds. Filters read the records' numbers; only a page's entries are made whole again.
+ */
+export class Listing {
+  private constructor(
+    readonly serial: number,
+    private readonly names: string[],
+    private readonly records: Buffer,
+    private readonly shapes: string[],
+    private readonly groupSets: string[][],
+    private readonly issuers: string[],
+  ) {}
+
+  static builder(serial: number): ListingBuilder {
+    return new ListingBuilder(serial, (...a) => new Listing(...a));
+  }
+
+  get size(): number {
+    return this.names.length;
+  }
+
+  name(i: number): string {
+    return this.names[i]!;
+  }
+
+  /** The first position after `after` (0 without it). */
+  start(after?: string): number {
+    let from = 0;
+    if (after === undefined) return 0;
+    for (let hi = this.names.length; from < hi; ) {
+      const mid = (from + hi) >>> 1;
+      if (this.names[mid]! <= after) from = mid + 1;
+      else hi = mid;
+    }
+    return from;
+  }
+
+  groups(i: number): string[] {
+    return this.groupSets[this.records.readUInt32LE(i * RECORD + OFF.groups)]!;
+  }
+
+  /** The certificate's end (ms since the epoch), NaN without one. */
+  notAfter(i: number): number {
+    return this.records.readDoubleLE(i * RECORD + OFF.notAfter);
+  }
+
+  /** A managed secret's issuer (undefined for a pushed one). */
+  issuer(i: number): string | undefined {
+    const flags = this.records[i * RECORD + OFF.flags]!;
+    return flags & FLAG.managed ? this.issuers[this.records.readUInt32LE(i * RECORD + OFF.issuer)] : undefined;
+  }
+
+  status(i: number, now = Date.now()): RenewalStatus | undefined {
+    const at = i * RECORD;
+    const flags = this.records[at + OFF.flags]!;
+    if (!(flags & FLAG.managed)) return undefined;
+    const renewal = flags & FLAG.renewal
+      ? { renewAt: this.records.readDoubleLE(at + OFF.renewAt), failures: flags & FLAG.failing ? 1 : 0, ...(flags & FLAG.queued ? { queued: true as const } : {}), ...(flags & FLAG.inProgress ? { inProgress: true as const } : {}) }
+      : undefined;
+    return renewalStatus({ managed: {} as ManagedSpec, info: flags & FLAG.info ? ({} as CertificateFacts) : undefined, renewal }, now);
+  }
+
+  /** The entry at `i`, whole. */
+  entry(i: number): ListedEntry {
+    const name = this.names[i]!;
+    const at = i * RECORD;
+    const r = this.records;
+    const flags = r[at + OFF.flags]!;
+    const has = r[at + OFF.has]!;
+    const shape = this.shapes[r.readUInt32LE(at + OFF.shape)]!;
+    const e = JSON.parse(flags & FLAG.plain ? shape : shape.split(NAME).join(name)) as ListedEntry;
+    if (e.info) {
+      if (has & HAS.notBefore) e.info.notBefore = new Date(r.readDoubleLE(at + OFF.notBefore)).toISOString();
+      if (has & HAS.notAfter) e.info.notAfter = new Date(r.readDoubleLE(at + OFF.notAfter)).toISOString();
+      if (has & HAS.fingerprint) e.info.sha256Fingerprint = (r.toString('hex', at + OFF.fingerprint, at + OFF.fingerprint + 32).toUpperCase().match(/../g) ?? []).join(':');
+    }
+    if (e.renewal) {
+      if (has & HAS.renewAt) e.renewal.renewAt = r.readDoubleLE(at + OFF.renewAt);
+      if (has & HAS.lastAttempt) e.renewal.lastAttempt = new Date(r.readDoubleLE(at + OFF.lastAttempt)).toISOString();
+    }
+    e.groups = this.groups(i);
+    return e;
+  }
+}
+
+/** Takes entries in any order, a shard at a time; `done` sorts them by name. */
+export class ListingBuilder {
+  private names: string[] = [];
+  private records = Buffer.alloc(1024 * RECORD);
+  private readonly shapes = new Interned<string>();
+  private readonly groupSets = new Interned<string[]>();
+  private readonly issuers = new Interned<string>();
+
+  constructor(
+    private readonly serial: number,
+    private readonly make: (serial: number, names: string[], records: Buffer, shapes: string[], groupSets: string[][], issuers: string[]) => Listing,
+  ) {}
+
+  add(name: string, entry: CatalogEntry): void {
+    const i = this.names.length;
+    if ((i + 1) * RECORD > this.records.length) {
+      const grown = Buffer.alloc(this.records.length * 2);
+      this.records.copy(grown);
+      this.records = grown;
+    }
+    this.names.push(name);
+    const at = i * RECORD;
+    const r = this.records;
+    // The entry without what each secret has of its own; those go to the record.
+    const { version: _v, groupsVersion: _g, groups, info, renewal, ...rest } = entry;
+    const e: Omit<ListedEntry, 'groups'> = { ...rest, ...(info ? { info: { ...info } } : {}), ...(renewal ? { renewal: { ...renewal } } : {}) };
+    let has = 0;
+    let flags = 0;
+    r.writeDoubleLE(e.info ? Date.parse(e.info.notAfter) : NaN, at + OFF.notAfter);
+    if (e.info) {
+      flags |= FLAG.info;
+      if (exactDate(e.info.notBefore)) {
+        r.writeDoubleLE(Date.parse(e.info.notBefore), at + OFF.notBefore);
+        delete (e.info as Partial<CertificateFacts>).notBefore;
+        has |= HAS.notBefore;
+      }
+      if (exactDate(e.info.notAfter)) {
+        delete (e.info as Partial<CertificateFacts>).notAfter;
+        has |= HAS.notAfter;
+      }
+      if (FINGERPRINT.test(e.info.sha256Fingerprint)) {
+        r.write(e.info.sha256Fingerprint.replace(/:/g, ''), at + OFF.fingerprint, 32, 'hex');
+        delete (e.info as Partial<CertificateFacts>).sha256Fingerprint;
+        has |= HAS.fingerprint;
+      }
+    }
+    if (e.managed) {
+      flags |= FLAG.managed;
+      r.writeUInt32LE(this.issuers.id(e.managed.issuer, e.managed.issuer), at + OFF.issuer);
+    }
+    if (e.renewal) {
+      flags |= FLAG.renewal;
+      if (e.renewal.failures > 0) flags |= FLAG.failing;
+      if (e.renewal.queued) flags |= FLAG.queued;
+      if (e.renewal.inProgress) flags |= FLAG.inProgress;
+      r.writeDoubleLE(e.renewal.renewAt, at + OFF.renewAt);
+      delete (e.renewal as { renewAt?: number }).renewAt;
+      has |= HAS.renewAt;
+      if (exactDate(e.renewal.lastAttempt)) {
+        r.writeDoubleLE(Date.parse(e.renewal.lastAttempt), at + OFF.lastAttempt);
+        delete e.renewal.lastAttempt;
+        has |= HAS.lastAttempt;
+      }
+    }
+    let shape = JSON.stringify(e);
+    // A name never holds a NUL; text that does is kept as it is.
+    if (shape.includes(NAME)) flags |= FLAG.plain;
+    else shape = shape.split(name).join(NAME);
+    r[at + OFF.flags] = flags;
+    r[at + OFF.has] = has;
+    r.writeUInt32LE(this.shapes.id(shape, shape), at + OFF.shape);
+    const sorted = [...groups].sort();
+    r.writeUInt32LE(this.groupSets.id(JSON.stringify(sorted), sorted), at + OFF.groups);
+  }
+
+  done(): Listing {
+    const n = this.names.length;
+    const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => (this.names[a]! < this.names[b]! ? -1 : this.names[a]! > this.names[b]! ? 1 : 0));
+    const names = order.map((i) => this.names[i]!);
+    const records = Buffer.alloc(n * RECORD);
+    order.forEach((from, to) => this.records.copy(records, to * RECORD, from * RECORD, (from + 1) * RECORD));
+    this.names = [];
+    this.records = Buffer.alloc(0);
+    return this.make(this.serial, names, records, this.shapes.values, this.groupSets.values, this.issuers.values);
+  }
+}
