@@ -116,28 +116,35 @@ export class ExpiryWatch {
     }, 1000).unref();
   }
 
+  /** Once a second at most while certificates change: one look at each, no sort of them all. */
   private publish(now: number): void {
     const t = now / 1000;
-    const entries = [...this.known!.entries()].sort((a, b) => a[1] - b[1]);
-    this.gauges.expiring.set({ within: 'expired' }, entries.filter(([, at]) => at <= t).length);
-    this.gauges.expiring.set({ within: '7d' }, entries.filter(([, at]) => at - t <= 7 * DAY).length);
-    this.gauges.expiring.set({ within: '30d' }, entries.filter(([, at]) => at - t <= 30 * DAY).length);
+    const counts = { expired: 0, '7d': 0, '30d': 0 };
+    const soon: [string, number][] = [];
+    for (const [fqdn, at] of this.known!) {
+      if (at <= t) counts.expired++;
+      if (at - t <= 7 * DAY) counts['7d']++;
+      if (at - t <= 30 * DAY) counts['30d']++;
+      if (at - t <= this.opts.warnDays * DAY && this.warrants(fqdn, t)) soon.push([fqdn, at]);
+    }
+    for (const [within, n] of Object.entries(counts)) this.gauges.expiring.set({ within }, n);
     this.gauges.expiry.reset();
-    for (const [fqdn, at] of entries.slice(0, this.opts.seriesLimit)) this.gauges.expiry.set({ fqdn }, at);
+    if (this.opts.seriesLimit > 0) {
+      const first = [...this.known!.entries()].sort((a, b) => a[1] - b[1]).slice(0, this.opts.seriesLimit);
+      for (const [fqdn, at] of first) this.gauges.expiry.set({ fqdn }, at);
+    }
     this.gauges.lastPass.set(Math.floor(t));
 
-    const soon = new Set<string>();
-    for (const [fqdn, at] of entries) {
-      if (at - t > this.opts.warnDays * DAY) break;
-      if (!this.warrants(fqdn, t)) continue;
-      soon.add(fqdn);
+    soon.sort((a, b) => a[1] - b[1]);
+    for (const [fqdn, at] of soon) {
       if (this.warned.get(fqdn) === at) continue;
       this.warned.set(fqdn, at);
       const notAfter = new Date(at * 1000).toISOString();
       if (at <= t) this.logger.warn({ fqdn, notAfter }, 'certificate has expired: nodes get 410 for it until a new one is pushed');
       else this.logger.warn({ fqdn, notAfter, daysLeft: Math.floor((at - t) / DAY) }, 'certificate expires soon');
     }
-    for (const fqdn of this.warned.keys()) if (!soon.has(fqdn)) this.warned.delete(fqdn);
+    const warnedNow = new Set(soon.map(([fqdn]) => fqdn));
+    for (const fqdn of this.warned.keys()) if (!warnedNow.has(fqdn)) this.warned.delete(fqdn);
   }
 
   /** Each ACME issuer's pace: when its next order may go, when its queue is through. */
