@@ -62,6 +62,11 @@ export const isManagedStub = (d: StoredSecret): d is ManagedStub => typeof (d as
  */
 export interface SecretCopy extends Omit<SecretData, 'managed'> {
   source: number;
+  /**
+   * Left in the pushed folder by a move to the managed one that could not remove it: it holds
+   * what the secret was at the move, and readers go to the managed copy beside it.
+   */
+  moved?: true;
 }
 
 /** The reverse index, at `rks/data/index/secret-groups/<fqdn>`: the groups a secret is associated with. */

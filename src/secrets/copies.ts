@@ -71,10 +71,10 @@ export class Copies {
       if (copy && copy.data.source === src.entry.version && !other) return true;
       if (!copy && other && !create) {
         // Pushed over a managed secret, or rolled back to one: the copy moves to the other folder.
-        return this.move(token, g, fqdn, src);
+        return this.move(token, g, fqdn, src, other.version);
       }
       if (!copy || copy.data.source !== src.entry.version) await this.put(token, g, fqdn, src, copy?.version ?? 0);
-      if (other) await this.kv.destroy(copyPath(g, fqdn, !src.managed), token);
+      if (other) await this.retire(token, g, fqdn, src, other.version);
       // Made once: from now on a missing copy is a dissociation that came in between.
       create = false;
     }
@@ -85,9 +85,9 @@ export class Copies {
    * The copy made in the folder of what the secret is now, the one before removed; then, since
    * a dissociation may have removed both in between, kept only while the index names the group.
    */
-  private async move(token: string, g: string, fqdn: string, src: CopySource): Promise<boolean> {
+  private async move(token: string, g: string, fqdn: string, src: CopySource, other: number): Promise<boolean> {
     await this.put(token, g, fqdn, src, 0);
-    await this.kv.destroy(copyPath(g, fqdn, !src.managed), token);
+    await this.retire(token, g, fqdn, src, other);
     if ((await this.groupsOf(token, fqdn)).includes(g)) return true;
     await this.kv.destroy(copyPath(g, fqdn, src.managed), token);
     return false;
@@ -98,12 +98,32 @@ export class Copies {
    * wrote it first: a sync that follows reads what stands).
    */
   async put(token: string, g: string, fqdn: string, src: CopySource, cas: number): Promise<void> {
-    const { managed: _managed, ...data } = src.entry!.data;
     try {
-      await this.kv.write<SecretCopy>(copyPath(g, fqdn, src.managed), { ...data, source: src.entry!.version }, token, cas);
+      await this.kv.write<SecretCopy>(copyPath(g, fqdn, src.managed), this.copyOf(src), token, cas);
     } catch (err) {
       if (!(err instanceof CasMismatch)) throw err;
     }
+  }
+
+  /**
+   * The copy in the other folder than `src`'s goes. Nodes read the pushed folder first: leaving
+   * it, that copy takes the new material before it goes, so that a removal that fails leaves
+   * what the secret is now there, never the key it replaced (the next change of the secret by
+   * an administrator removes it). `version`: that copy's, as read (a copy a dissociation removed
+   * meanwhile is not written again).
+   */
+  private async retire(token: string, g: string, fqdn: string, src: CopySource, version: number): Promise<void> {
+    if (src.managed) {
+      await this.kv.write<SecretCopy>(copyPath(g, fqdn, false), { ...this.copyOf(src), moved: true }, token, version).catch((err) => {
+        if (!(err instanceof CasMismatch)) throw err;
+      });
+    }
+    await this.kv.destroy(copyPath(g, fqdn, !src.managed), token);
+  }
+
+  private copyOf(src: CopySource): SecretCopy {
+    const { managed: _managed, ...data } = src.entry!.data;
+    return { ...data, source: src.entry!.version };
   }
 
   /** Whether `g` holds a copy of `fqdn`, in either folder. */

@@ -8,7 +8,7 @@ import { Catalog } from './catalog';
 import { certificateFacts, expiryWarnings, storedFacts } from './facts';
 import { NO_NODES, Readers } from './readers';
 import { validateTlsMaterial } from './tls';
-import { isManagedStub, SecretData, StoredSecret } from '../records/secrets';
+import { isManagedStub, SecretCopy, SecretData, StoredSecret } from '../records/secrets';
 
 
 /** What a push answers: accepted, with what deserves a look. */
@@ -113,10 +113,13 @@ export class SecretService {
       }
     }
     // A managed secret's copy, in the folder beside (a node policy from before layout 6 does not grant it).
-    entry ??= await this.kv.read<SecretData>(kvPath.groupManagedCopy(g, fqdn), token).catch((err) => {
-      if (isVaultError(err, 403)) return null;
-      throw err;
-    });
+    const managed = () =>
+      this.kv.read<SecretData>(kvPath.groupManagedCopy(g, fqdn), token).catch((err) => {
+        if (isVaultError(err, 403)) return null;
+        throw err;
+      });
+    if (!entry) entry = await managed();
+    else if ((entry.data as SecretCopy).moved) entry = (await managed()) ?? entry;
     if (!entry) throw new Forbidden('permission denied');
     return entry;
   }

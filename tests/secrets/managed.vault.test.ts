@@ -200,6 +200,46 @@ describe('managed secrets', () => {
     expect(await versions(m)).toBe(2);
   }, 30_000);
 
+  it('rolled back to the managed secret while the pushed copy cannot be removed: nodes get the managed key, never the pushed one it replaced', async () => {
+    const m = `${uniq('rbm')}.example.com`;
+    expect((await create(m, { lifetime: 3600 })).status).toBe(201);
+    const g = uniq('rbm');
+    const groupToken = await createGroup(a.app, admin, g);
+    await request(a.app).post(`/rks/v1/group/${g}/secrets/${m}`).set('X-Vault-Token', admin).expect(201);
+    const { nodeToken } = await registerNode(a.app, groupToken, 'n1');
+    const served = async () => (await request(a.app).get(`/rks/v1/secret/${m}`).set('X-Vault-Token', nodeToken).expect(200)).body.data.certificate as string;
+    const managedCert = await served();
+    // A bad key pushed over it, then undone.
+    const bad = await chainFor([m]);
+    await request(a.app).put(`/rks/v1/secret/${m}`).set('X-Vault-Token', admin).send({ data: { certificate: bad.certificate, private_key: bad.privateKey } }).expect(200);
+    expect(await served()).toBe(bad.certificate);
+    // Vault refuses the removal of the pushed copy once, as it may for a moment.
+    const vault = a.services.vault as unknown as { call: (method: string, path: string, ...rest: unknown[]) => Promise<unknown> };
+    const call = vault.call.bind(vault);
+    let refused = 0;
+    vault.call = async (method, path, ...rest) => {
+      if (method === 'DELETE' && path === `rks/metadata/groups/${g}/secrets/${m}` && refused++ === 0) throw new Error('Vault is briefly unavailable');
+      return call(method, path, ...rest);
+    };
+    try {
+      const rolled = await request(a.app).post(`/rks/v1/secret/${m}/rollback`).set('X-Vault-Token', admin);
+      expect(rolled.status).toBeGreaterThanOrEqual(500);
+      expect(refused).toBe(1);
+    } finally {
+      vault.call = call;
+    }
+    // The copy left behind holds what the secret is now: the bad key is served no more.
+    expect(await served()).toBe(managedCert);
+    expect((await vaultRead(`rks/data/groups/${g}/secrets/${m}`)).body.data.data.moved).toBe(true);
+    // Nor does it hide the renewals that follow, which reach only the managed copy.
+    const { data, metadata } = (await vaultRead(`rks/data/managed/state/${m}`)).body.data;
+    expect((await vaultWrite(`rks/data/managed/state/${m}`, { data: { ...data, renewAt: Math.floor(Date.now() / 1000) - 1 }, options: { cas: metadata.version } })).status).toBe(200);
+    await a.services.session.run((t) => (a.services.managed as unknown as { renew(t: string, f: string, at: number): Promise<void> }).renew(t, m, Math.floor(Date.now() / 1000)));
+    const renewed = (await vaultRead(`rks/data/managed/secrets/${m}`)).body.data.data.certificate as string;
+    expect(renewed).not.toBe(managedCert);
+    expect(await served()).toBe(renewed);
+  }, 30_000);
+
   it("a renewal whose copies cannot be written orders nothing more: the next attempt updates the groups' copies alone", async () => {
     const m = `${uniq('cb')}.example.com`;
     expect((await create(m, { lifetime: 3600 })).status).toBe(201);
