@@ -15,12 +15,12 @@ export function passwordBits(password: string): number {
   return pool ? Math.floor(chars.length * Math.log2(pool)) : 0;
 }
 
-let estimator: ZxcvbnFactory | undefined;
-
-/** zxcvbn's estimate of the guesses a password takes (log10): words, keyboard walks, repeats, dates. */
+/**
+ * zxcvbn's estimate of the guesses a password takes (log10): words, keyboard walks, repeats,
+ * dates. Asked once, at start: its ranked dictionaries (some 20 MB) are not kept.
+ */
 export function guessesLog10(password: string): number {
-  estimator ??= new ZxcvbnFactory({ dictionary: { ...common.dictionary }, graphs: common.adjacencyGraphs });
-  return estimator.check(password.slice(0, 256)).guessesLog10;
+  return new ZxcvbnFactory({ dictionary: { ...common.dictionary }, graphs: common.adjacencyGraphs }).check(password.slice(0, 256)).guessesLog10;
 }
 
 /** What rks asks of the administrator's password unless told to accept less. */

@@ -1,4 +1,4 @@
-import { createHash, scrypt } from 'node:crypto';
+import { createHash, scrypt, scryptSync } from 'node:crypto';
 import { ServiceUnavailable } from '../errors';
 import { VaultClient } from './client';
 import { SERVICE_ROLE_ID } from './layout';
@@ -10,6 +10,7 @@ export interface ServiceCredentials {
 }
 
 const derived = new Map<string, Promise<ServiceCredentials>>();
+const SCRYPT = { N: 1 << 15, r: 8, p: 1, maxmem: 64 * 1024 * 1024 };
 
 /**
  * rks's service credentials: a fixed role id and a secret id derived from the administrator's
@@ -19,19 +20,19 @@ const derived = new Map<string, Promise<ServiceCredentials>>();
  * AppRole costs a memory-hard scrypt run, salted per Vault cluster (no table serves two
  * deployments), and the administrator password rks accepts is too strong to guess that way
  * (admin/strength.ts). `clusterId` null gives the derivation of rks before the cluster salt.
- * Computed off the event loop, once per process.
+ * Computed off the event loop, once per process (`now`: on it, before rks serves anything).
  */
-export function serviceCredentials(login: string, password: string, clusterId: string | null): Promise<ServiceCredentials> {
+export function serviceCredentials(login: string, password: string, clusterId: string | null, now = false): Promise<ServiceCredentials> {
   const salt = clusterId === null ? `rks service identity\0${login.toLowerCase()}` : `rks service identity\0${clusterId}\0${login.toLowerCase()}`;
   const key = createHash('sha256').update(`${salt}\0${password}`).digest('hex');
   let creds = derived.get(key);
   if (!creds) {
-    creds = new Promise((resolve, reject) => {
-      scrypt(password, salt, 32, { N: 1 << 15, r: 8, p: 1, maxmem: 64 * 1024 * 1024 }, (err, out) => {
-        if (err) return reject(err);
-        resolve({ roleId: SERVICE_ROLE_ID, secretId: out.toString('base64url') });
-      });
-    });
+    const made = (out: Buffer): ServiceCredentials => ({ roleId: SERVICE_ROLE_ID, secretId: out.toString('base64url') });
+    creds = now
+      ? Promise.resolve(made(scryptSync(password, salt, 32, SCRYPT)))
+      : new Promise((resolve, reject) => {
+          scrypt(password, salt, 32, SCRYPT, (err, out) => (err ? reject(err) : resolve(made(out))));
+        });
     derived.set(key, creds);
   }
   return creds;
@@ -48,7 +49,7 @@ export async function clusterIdOf(vault: VaultClient): Promise<string> {
 export async function primeServiceCredentials(config: { vaultAddrs: string[]; vaultCaFile?: string; admin: { login: string; password: string } }): Promise<void> {
   const vault = new VaultClient({ addr: config.vaultAddrs, caFile: config.vaultCaFile, timeoutMs: 2000, maxInFlight: 2 });
   try {
-    await serviceCredentials(config.admin.login, config.admin.password, await clusterIdOf(vault));
+    await serviceCredentials(config.admin.login, config.admin.password, await clusterIdOf(vault), true);
   } finally {
     vault.close();
   }
