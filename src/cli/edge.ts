@@ -109,6 +109,7 @@ export function edgeCommand(): Command {
       node.on('expired', (e) => logger.info(e, 'key dropped at the end of its TTL'));
       node.on('refused', (e) => logger.info(e, 'no key for this name'));
       node.on('revoked', (e) => logger.warn(e, 'keys dropped: rks no longer lets this node have them'));
+      node.on('replaced', (e) => logger.info(e, 'keys replaced in rks: the new ones are served'));
       node.on('error', (err) => logger.warn({ err: err.message }, 'rks request failed'));
       let upstream: URL | undefined;
       try {

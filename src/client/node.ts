@@ -53,6 +53,12 @@ export interface RksNodeEvents {
    * the node token died). Whatever serves TLS with the node's keys drops what it holds of them.
    */
   withdrawn: [{ names: string[] | null }];
+  /**
+   * Keys rks replaced (a push over the name, an update, a rollback, a renewal), fetched anew
+   * and swapped in: new handshakes get the new key. Whatever serves TLS with the node's keys
+   * takes the new one.
+   */
+  replaced: [{ names: string[] }];
   error: [Error];
 }
 
@@ -86,6 +92,10 @@ const MAX_FAILURES = 10_000;
 /** Fetches in flight at once when rks cannot tell which names the node may read (a classic RKS). */
 const MAX_BLIND_FETCHES = 32;
 const MAX_CHALLENGE_FETCHES = 8;
+/** Replaced keys fetched anew at once. */
+const REFETCH_CONCURRENCY = 8;
+/** Answers to a key's fetch that mean this node may not have it (any more). */
+const REFUSED_STATUS = new Set([403, 404, 410]);
 /** Listings of the challenges in progress start at most this often. */
 const CHALLENGE_LIST_EVERY_MS = 1000;
 const ACME_PATH = /^\/\.well-known\/acme-challenge\/([^/]+)$/;
@@ -130,6 +140,8 @@ export class RksNode extends EventEmitter<RksNodeEvents> {
    * Null until known; `blind` when rks cannot say (a classic RKS), and names are then asked for.
    */
   private allowed: { names: Set<string>; at: number; etag?: string } | null = null;
+  /** Held keys rks said were replaced (or may have been): fetched anew at the next revalidation. */
+  private readonly stale = new Set<string>();
   private listing?: Promise<Set<string>>;
   private blind = false;
   /** When the node's list was last asked for, answered or not. */
@@ -172,6 +184,7 @@ export class RksNode extends EventEmitter<RksNodeEvents> {
     try {
       const allowed = await this.allowedNames(token);
       if (!this.blind) this.dropAll((name) => !allowed.has(name), 'no longer allowed to this node');
+      await this.refetchStale();
     } catch (err) {
       if (this.stopped) return; // stopped meanwhile: nobody listens any more
       if (!(err instanceof HttpError && err.code === 'forbidden')) {
@@ -262,10 +275,25 @@ export class RksNode extends EventEmitter<RksNodeEvents> {
       try {
         // Up to date: 304 and no body, however many names the group has.
         const held = this.allowed;
-        const ask = (t: string) => this.exchange('GET', '/rks/v1/node/secrets', t, held?.etag ? { 'If-None-Match': held.etag } : {});
+        // With what it holds: rks then tells what changed since, not the whole list.
+        const ask = (t: string) => this.exchange('GET', '/rks/v1/node/secrets?changes=true', t, held?.etag ? { 'If-None-Match': held.etag } : {});
         const answer = await (token ? ask(token) : this.withToken(ask, false));
         const etag = typeof answer.headers.etag === 'string' ? answer.headers.etag : undefined;
-        const names = answer.status === 304 && held ? held.names : new Set((answer.body as { secrets: string[] }).secrets);
+        const body = answer.body as { secrets?: string[]; changes?: { added: string[]; removed: string[]; replaced: string[] }; stale?: boolean } | null;
+        let names: Set<string>;
+        if (answer.status === 304 && held) names = held.names;
+        else if (body?.changes && held) {
+          const { added, removed, replaced } = body.changes;
+          names = new Set(held.names);
+          for (const n of removed) names.delete(n);
+          for (const n of added) names.add(n);
+          // Listed again or with another key: a key held from before is not the one rks has now.
+          for (const n of [...added, ...replaced]) if (this.cache.has(n)) this.stale.add(n);
+        } else {
+          names = new Set(body?.secrets ?? []);
+          // Further behind than rks remembers: any key held may have been replaced meanwhile.
+          if (body?.stale) for (const n of this.cache.keys()) this.stale.add(n);
+        }
         this.allowed = { names, at: Date.now(), ...(etag ? { etag } : {}) };
         this.blind = false;
         if (answer.status !== 304) {
@@ -347,6 +375,8 @@ export class RksNode extends EventEmitter<RksNodeEvents> {
     });
     const rotate = () => server.setTicketKeys(randomBytes(48));
     this.on('refused', rotate);
+    // A replaced key (a compromised one, say): no session resumes what the old one began.
+    this.on('replaced', rotate);
     this.on('withdrawn', ({ names }) => {
       rotate();
       // Connections kept alive for a withdrawn name end too (a client reconnects, and is asked again).
@@ -497,6 +527,8 @@ export class RksNode extends EventEmitter<RksNodeEvents> {
       const context = tls.createSecureContext({ cert: secret.certificate, key: secret.privateKey });
       const timer = setTimeout(() => this.drop(name, true), ttl * 1000);
       timer.unref();
+      // A key fetched anew takes the place of the one held: new handshakes get it.
+      clearTimeout(this.cache.get(name)?.timer);
       this.cache.set(name, { secret, context, timer });
       this.failures.delete(name);
       this.emit('fetched', { name, ttl, ms: Date.now() - started });
@@ -508,6 +540,30 @@ export class RksNode extends EventEmitter<RksNodeEvents> {
       this.backoff(name, status);
       return null;
     }
+  }
+
+  /**
+   * Fetches anew the held keys rks replaced, a few at a time, and swaps each in as it comes: a
+   * name refused now goes; one rks cannot give now (unreachable) keeps its key until its TTL
+   * and is tried again at the next revalidation.
+   */
+  private async refetchStale(): Promise<void> {
+    const names = [...this.stale].filter((n) => this.cache.has(n) && (this.blind || this.allowed?.names.has(n)));
+    this.stale.clear();
+    const swapped: string[] = [];
+    const queue = [...names];
+    await Promise.all(
+      Array.from({ length: Math.min(REFETCH_CONCURRENCY, queue.length) }, async () => {
+        for (let name = queue.shift(); name !== undefined; name = queue.shift()) {
+          this.failures.delete(name);
+          const secret = await this.fetch(name);
+          if (secret) swapped.push(name);
+          else if (REFUSED_STATUS.has(this.failures.get(name)?.status ?? 0)) this.dropAll((n) => n === name, 'rks no longer gives it to this node');
+          else if (this.cache.has(name)) this.stale.add(name);
+        }
+      }),
+    );
+    if (swapped.length) this.emit('replaced', { names: swapped.sort() });
   }
 
   private drop(name: string, announce: boolean): void {

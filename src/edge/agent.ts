@@ -31,7 +31,10 @@ export class EdgeAgent {
     private readonly socketPath: string,
     private readonly mode = 0o600,
   ) {
+    // nginx's workers drop what they hold when the generation moves: keys withdrawn, or replaced
+    // (asked again, the agent answers with the new one).
     node.on('withdrawn', () => this.generation++);
+    node.on('replaced', () => this.generation++);
   }
 
   async listen(): Promise<void> {

@@ -70,6 +70,8 @@ export class HaproxySync {
     this.node.on('registered', () => void this.sync());
     // A key's TTL ended in the node: fetched anew (a renewed certificate) or withdrawn.
     this.node.on('expired', ({ name }) => void this.refresh(name));
+    // A key rks replaced, fetched anew by the node: HAProxy takes it for new handshakes.
+    this.node.on('replaced', ({ names }) => void names.forEach((name) => void this.refresh(name)));
     this.timer = setInterval(() => void this.sync(), SYNC_EVERY_MS);
     this.timer.unref();
     await this.sync();

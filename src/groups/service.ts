@@ -9,14 +9,15 @@ import {
   nodePolicyName,
   nodeRolePrefix,
 } from '../vault/layout';
-import { CasExhausted, CasMismatch, KvEntry, KvStore, PolicyStore, RoleSpec, Session, TokenStore } from '../vault/stores';
+import { CasExhausted, KvEntry, KvStore, PolicyStore, RoleSpec, Session, TokenStore } from '../vault/stores';
 import { isVaultError } from '../vault/client';
 import { forgetNode } from '../nodes/forget';
 import { Catalog } from '../secrets/catalog';
+import { ChangeLog } from '../secrets/changes';
 import { Copies, CopySource } from '../secrets/copies';
 import { ExpiryOf } from '../secrets/service';
 import { KeyedLock } from '../concurrency';
-import { GroupRegInfo, GroupSecretList, GroupSerial, GroupTokenAccessor, GroupTokenRecord, RevokedNode, checkRegInfo } from '../records/groups';
+import { ChangeOp, GroupRegInfo, GroupSecretList, GroupSerial, GroupTokenAccessor, GroupTokenRecord, RevokedNode, checkRegInfo } from '../records/groups';
 import { SecretGroups } from '../records/secrets';
 
 
@@ -37,6 +38,7 @@ export class GroupService {
   private readonly lock = new KeyedLock();
   private readonly expiryOf = new ExpiryOf();
   private readonly copies: Copies;
+  private readonly changes: ChangeLog;
   private readonly catalog: Catalog;
 
   constructor(
@@ -46,6 +48,7 @@ export class GroupService {
     private readonly writer: Session,
   ) {
     this.copies = new Copies(kv);
+    this.changes = new ChangeLog(kv);
     this.catalog = new Catalog(kv);
   }
 
@@ -231,7 +234,7 @@ export class GroupService {
     if (copied) {
       // A retry after a failure half-way: the copy brought up to date, the nodes' list named anew.
       await this.copies.sync(token, g, fqdn, false);
-      await this.changed(token, g);
+      await this.changed(token, g, fqdn, 'a');
       throw new Conflict(`secret '${fqdn}' is already associated with group '${g}'`, 'already_associated');
     }
     for (let round = 1; ; round++) {
@@ -251,7 +254,7 @@ export class GroupService {
         throw new Locked(`secret '${fqdn}' was dissociated from group '${g}' meanwhile; retry`);
       }
       // Read after the copy was made: the serial written over it names a list that holds the copy.
-      if (present) return this.changed(token, g, serial);
+      if (present) return this.changed(token, g, fqdn, 'a', serial);
       // A dissociation that ended meanwhile removed its stray copy after this association named
       // the group again: this association came last, and its copy is made again.
       if (round === 3) throw new Locked(`the copy of '${fqdn}' in group '${g}' keeps disappearing; retry`);
@@ -273,7 +276,7 @@ export class GroupService {
       const indexed = (index?.data.groups ?? []).includes(g);
       if (!copied && !indexed) throw new NotFound(`secret '${fqdn}' is not associated with group '${g}'`);
       if (copied) await this.copies.destroy(token, g, fqdn);
-      const named = this.changed(token, g);
+      const named = this.changed(token, g, fqdn, 'r');
       try {
         await this.casOrLocked(() => this.copies.index(token, fqdn, g, false, index));
         // An association by another instance may have copied it again in between: gone too.
@@ -369,17 +372,11 @@ export class GroupService {
   }
 
   /**
-   * Names the group's list anew (a new version of its serial): edges holding the old one fetch
-   * it. `seen`: the serial as read after the change.
+   * Names the group's list anew (a new version of its serial, which records the change): edges
+   * holding the old one learn what changed. `seen`: the serial as read after the change.
    */
-  private async changed(token: string, g: string, seen?: KvEntry<GroupSerial> | null): Promise<void> {
-    const serial = seen === undefined ? await this.kv.read<GroupSerial>(kvPath.groupSerial(g), token) : seen;
-    if (!serial) return; // the group went meanwhile: its serial is not made again
-    try {
-      await this.kv.write<GroupSerial>(kvPath.groupSerial(g), serial.data, token, serial.version);
-    } catch (err) {
-      if (!(err instanceof CasMismatch)) throw err; // another change named it anew: as good
-    }
+  private async changed(token: string, g: string, fqdn: string, op: ChangeOp, seen?: KvEntry<GroupSerial> | null): Promise<void> {
+    await this.changes.record(token, g, [[fqdn, op]], seen);
   }
 
   /** The group's two policies gone: its tokens (revoked next) can do nothing meanwhile. */

@@ -7,11 +7,12 @@ import { KeyedLock } from '../concurrency';
 import { isName, isSecretName, parseName } from '../names';
 import { isVaultError } from '../vault/client';
 import { groupTokenName, kvPath, nodePolicyName, nodeRoleName, tokenOrigin } from '../vault/layout';
-import { KvStore, NO_CHANGE, RoleSpec, Session, TokenStore } from '../vault/stores';
+import { KvEntry, KvStore, NO_CHANGE, RoleSpec, Session, TokenStore } from '../vault/stores';
 import { GroupSerial, storedRegInfo } from '../records/groups';
 import type { NodeRecord } from '../records/nodes';
 import { forgetNode } from './forget';
 import { Copies } from '../secrets/copies';
+import { ListDelta, deltaOf } from '../secrets/changes';
 
 export interface NodeToken {
   nodeToken: string;
@@ -30,8 +31,12 @@ export interface NodeOptions {
 export interface NodeAccess {
   group: string;
   nodeId: string;
-  /** Absent when the edge already holds this list (`If-None-Match`). */
+  /** Absent when the edge already holds this list (`If-None-Match`), or is told what changed. */
   secrets?: string[];
+  /** To an edge that asked for them: what changed since the list it holds. */
+  changes?: ListDelta;
+  /** To an edge that asked what changed and is too far behind: the keys it holds may have been replaced. */
+  stale?: true;
   /** Seconds the node token has left. */
   ttl: number;
   /** Names this list (the group and its version), for `If-None-Match`. */
@@ -44,6 +49,8 @@ export interface NodeAccess {
  */
 interface Listing {
   etag: string;
+  /** The group's serial it is named by (absent for a group not moved to copies yet). */
+  serial?: KvEntry<GroupSerial>;
   /** Its names, once a node that did not hold them asked (a read that failed is forgotten). */
   names?: Promise<string[]>;
 }
@@ -67,6 +74,9 @@ const SEEN_EVERY_MS = 3600_000;
  * token revokes the node. So a group token, however often it registers, cannot grow Vault
  * beyond a bound the operator chose.
  */
+/** Names a version of a group's list: an ETag tells nothing of the group to those who hold it. */
+const listTag = (g: string, ...parts: unknown[]) => createHash('sha256').update(JSON.stringify([g, ...parts])).digest('base64url').slice(0, 22);
+
 export class NodeService {
   private readonly admitting = new KeyedLock();
   private readonly seen = new Map<string, number>();
@@ -133,7 +143,7 @@ export class NodeService {
    * a second per group and rks instance, however many nodes ask, and its names are listed only
    * for an edge that does not hold them yet (`holding`: its `If-None-Match`).
    */
-  async access(nodeToken: string, holding?: string): Promise<NodeAccess> {
+  async access(nodeToken: string, holding?: string, delta = false): Promise<NodeAccess> {
     const self = await this.tokens.lookupSelf(nodeToken);
     // Who it is, from the role Vault made it with: its metadata is whatever its maker set.
     const origin = tokenOrigin(self.path);
@@ -156,13 +166,16 @@ export class NodeService {
     // that started it (revoked, or registered again, since) is made again with this node's token.
     const listing = await mine(cached.version, () => this.version(g, nodeToken));
     if (holding === listing.etag) return { group: g, nodeId: n, ttl: self.ttl, etag: listing.etag };
+    const changes = delta && holding ? this.since(g, listing, holding) : null;
+    if (changes) return { group: g, nodeId: n, ttl: self.ttl, etag: listing.etag, changes };
     if (!listing.names) {
       const names = this.names(g, nodeToken);
       listing.names = names;
       names.catch(() => listing.names === names && delete listing.names);
     }
     const names = await mine(listing.names, () => this.names(g, nodeToken));
-    return { group: g, nodeId: n, secrets: [...names], ttl: self.ttl, etag: listing.etag };
+    // Asked what changed and too far behind: keys it holds may have been replaced meanwhile.
+    return { group: g, nodeId: n, secrets: [...names], ttl: self.ttl, etag: listing.etag, ...(delta && holding ? { stale: true as const } : {}) };
   }
 
   /**
@@ -171,19 +184,34 @@ export class NodeService {
    * neither: its one list, read by rks, names itself by its hash.
    */
   private async version(g: string, nodeToken: string): Promise<Listing> {
-    const tag = (...parts: unknown[]) => `"${createHash('sha256').update(JSON.stringify([g, ...parts])).digest('base64url').slice(0, 22)}"`;
+    const tag = (...parts: unknown[]) => `"${listTag(g, ...parts)}"`;
     let denied = false;
     const serial = await this.kv.read<GroupSerial>(kvPath.groupSerial(g), nodeToken).catch((err) => {
       if (!isVaultError(err, 403)) throw err;
       denied = true; // a node policy from before layout 4, or a token revoked since its lookup
       return null;
     });
-    if (serial) return { etag: tag(serial.data.incarnation, serial.version) };
+    if (serial) return { etag: `"${listTag(g, serial.data.incarnation, serial.version)}.${serial.version}"`, serial };
     // A group not moved yet (or half-way: a serial is written last) still has its one list.
     const list = await this.session.run((t) => this.kv.read<{ secrets: string[] }>(kvPath.groupSecrets(g), t));
     if (!list) throw new Forbidden(denied ? 'permission denied' : 'permission denied: the group no longer exists');
     const secrets = (list.data.secrets ?? []).filter(isSecretName).sort();
     return { etag: tag(secrets), names: Promise.resolve(secrets) };
+  }
+
+  /**
+   * What changed from the list an edge holds (its ETag names the version) to `listing`; null
+   * when the serial's log cannot say (too far behind, another incarnation of the group, an ETag
+   * rks did not make): the whole list then.
+   */
+  private since(g: string, listing: Listing, holding: string): ListDelta | null {
+    const held = /^"([A-Za-z0-9_-]{22})(?:\.(\d{1,15}))?"$/.exec(holding);
+    const serial = listing.serial;
+    if (!held || !serial) return null;
+    // An ETag of an rks before deltas names no version: the current one, or one rks cannot tell.
+    const from = held[2] === undefined ? serial.version : Number(held[2]);
+    if (held[1] !== listTag(g, serial.data.incarnation, from)) return null;
+    return deltaOf(serial.data, from, serial.version);
   }
 
   /** The names of a group's copies (layout 4; managed ones apart since 6), listed with the node's own token. */

@@ -61,7 +61,14 @@ export function storedRegInfo(record: unknown): GroupRegInfo {
  */
 export interface GroupSerial {
   incarnation: string;
+  /** The last changes of the group's list, oldest first (see secrets/changes.ts). */
+  log?: ChangeEntry[];
 }
+
+/** What happened to a name in a group's list: associated, removed, or its key replaced. */
+export type ChangeOp = 'a' | 'r' | 'k';
+/** One change: the serial's version that recorded it, the name, what happened. */
+export type ChangeEntry = [version: number, name: string, op: ChangeOp];
 
 /** A node an administrator revoked, at `rks/data/groups/<g>/revoked/<nodeId>`. */
 export interface RevokedNode {

@@ -11,10 +11,10 @@ export function nodeRoutes(nodes: NodeService): Handlers {
       res.status(201).json(answer);
     },
     nodeAccess: async (req, res, token) => {
-      const { etag, ...access } = await nodes.access(token, req.get('If-None-Match'));
+      const { etag, ...access } = await nodes.access(token, req.get('If-None-Match'), (req.query as { changes?: boolean }).changes === true);
       res.set('ETag', etag);
       // The list the edge holds: no body, whatever the group's size.
-      if (!access.secrets) return void res.status(304).end();
+      if (!access.secrets && !access.changes) return void res.status(304).end();
       res.status(200).json(access);
     },
     renewSelf: async (_req, res, token) => {

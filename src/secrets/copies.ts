@@ -3,6 +3,7 @@ import { isSecretName } from '../names';
 import { isVaultError } from '../vault/client';
 import { kvPath } from '../vault/layout';
 import { CasMismatch, KvEntry, KvStore, NO_CHANGE } from '../vault/stores';
+import { ChangeLog } from './changes';
 import { isManagedStub, SecretCopy, SecretData, SecretGroups, StoredSecret } from '../records/secrets';
 
 
@@ -35,7 +36,11 @@ const copyPath = (g: string, fqdn: string, managed: boolean) => (managed ? kvPat
  * A managed secret's copies are in the group's `managed/` folder, a pushed one's in `secrets/`.
  */
 export class Copies {
-  constructor(private readonly kv: KvStore) {}
+  private readonly changes: ChangeLog;
+
+  constructor(private readonly kv: KvStore) {
+    this.changes = new ChangeLog(kv);
+  }
 
   /** What the copies of `fqdn` are made of now; null for no such secret. */
   async source(token: string, fqdn: string, view: CopyView = 'admin'): Promise<CopySource | null> {
@@ -73,8 +78,10 @@ export class Copies {
         // Pushed over a managed secret, or rolled back to one: the copy moves to the other folder.
         return this.move(token, g, fqdn, src, other.version);
       }
-      if (!copy || copy.data.source !== src.entry.version) await this.put(token, g, fqdn, src, copy?.version ?? 0);
+      const replaced = Boolean(copy && copy.data.source !== src.entry.version);
+      if (!copy || replaced) await this.put(token, g, fqdn, src, copy?.version ?? 0);
       if (other) await this.retire(token, g, fqdn, src, other.version);
+      if (replaced || other) await this.keyReplaced(token, g, fqdn);
       // Made once: from now on a missing copy is a dissociation that came in between.
       create = false;
     }
@@ -88,6 +95,7 @@ export class Copies {
   private async move(token: string, g: string, fqdn: string, src: CopySource, other: number): Promise<boolean> {
     await this.put(token, g, fqdn, src, 0);
     await this.retire(token, g, fqdn, src, other);
+    await this.keyReplaced(token, g, fqdn);
     if ((await this.groupsOf(token, fqdn)).includes(g)) return true;
     await this.kv.destroy(copyPath(g, fqdn, src.managed), token);
     return false;
@@ -119,6 +127,15 @@ export class Copies {
       });
     }
     await this.kv.destroy(copyPath(g, fqdn, !src.managed), token);
+  }
+
+  /**
+   * Tells the group's edges that the key of `fqdn` changed (see ChangeLog). The copy stands
+   * whatever happens here: should Vault refuse it (an rks identity from before the grant: init
+   * says it is stale), edges learn of the key when theirs ends, as they did before.
+   */
+  private async keyReplaced(token: string, g: string, fqdn: string): Promise<void> {
+    await this.changes.record(token, g, [[fqdn, 'k']]).catch(() => undefined);
   }
 
   private copyOf(src: CopySource): SecretCopy {

@@ -312,6 +312,9 @@ path "${KV_MOUNT}/metadata/groups/" {
 path "${KV_MOUNT}/data/groups/+/config" {
   capabilities = ["read"]
 }
+path "${KV_MOUNT}/data/groups/+/serial" {
+  capabilities = ["read", "update"]
+}
 path "${KV_MOUNT}/data/groups/+/grouptoken-accessor" {
   capabilities = ["read"]
 }

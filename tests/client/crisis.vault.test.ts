@@ -95,23 +95,83 @@ describe('crisis controls reach a running edge within seconds', () => {
     }
   });
 
-  it('an updated secret keeps being served without a gap until the edge fetches the new one', async () => {
+  it('a replaced key reaches the edge within the interval, with no gap: the old key until the new one, then only the new one', async () => {
     const name = `${uniq('up')}.example.com`;
-    const w = await world([name]);
+    const other = `${uniq('up')}.example.com`;
+    const w = await world([name, other]);
     try {
       const before = await handshake(w.e.port, name, w.ca);
-      const leaf = await issue({ name, dns: [name], issuer: (await issue({ name: 'other CA', ca: true })) });
+      const keep = await handshake(w.e.port, other, w.ca);
+      const replaced: string[][] = [];
+      w.node.on('replaced', ({ names }) => replaced.push(names));
+      // A key is replaced (a compromised one, say), well within its 300 s TTL.
+      const ca2 = await issue({ name: 'other CA', ca: true });
+      const leaf = await issue({ name, dns: [name], issuer: ca2 });
       await request(rks.app).put(`/rks/v1/secret/${name}`).set('X-Vault-Token', admin)
         .send({ data: { certificate: leaf.certPem, private_key: leaf.keyPem, meta: { ttl: 300 } } }).expect(200);
-      for (let i = 0; i < 10; i++) {
-        expect(await handshake(w.e.port, name, w.ca)).toEqual(before);
-        await sleep(150);
+      const started = Date.now();
+      const seen: string[] = [];
+      let after: Awaited<ReturnType<typeof handshake>> | undefined;
+      while (Date.now() - started < 10_000) {
+        const h = await handshake(w.e.port, name, [w.ca, ca2.certPem].join('\n'));
+        expect(h).toHaveProperty('fingerprint');
+        const fp = (h as { fingerprint: string }).fingerprint;
+        if (seen[seen.length - 1] !== fp) seen.push(fp);
+        if (fp !== (before as { fingerprint: string }).fingerprint) {
+          after = h;
+          break;
+        }
+        await sleep(50);
       }
+      expect(Date.now() - started).toBeLessThan(BOUND_MS);
+      expect(seen).toEqual([(before as { fingerprint: string }).fingerprint, (after as { fingerprint: string }).fingerprint]);
+      expect(replaced).toEqual([[name]]);
+      // Only the new one from now on; the group's other key untouched.
+      for (let i = 0; i < 5; i++) expect(await handshake(w.e.port, name, ca2.certPem)).toEqual(after);
+      expect(await handshake(w.e.port, other, w.ca)).toEqual(keep);
       expect(w.revoked).toEqual([]);
     } finally {
       w.close();
     }
   });
+
+  it("an edge holding an older list is told what changed since, in a few hundred bytes whatever the group's size", async () => {
+    const one = `${uniq('d1')}.example.com`;
+    const small = await world([one]);
+    const names = Array.from({ length: 60 }, () => `${uniq('dn')}.example.com`);
+    const big = await world(names);
+    try {
+      const deltaBytes = async (w: typeof small, listed: string[]) => {
+        const { nodeToken } = await registerNode(rks.app, await w.groupToken(), 'edge-delta');
+        const first = await request(rks.app).get('/rks/v1/node/secrets?changes=true').set('X-Vault-Token', nodeToken).expect(200);
+        expect(first.body.secrets.sort()).toEqual([...listed].sort());
+        // One name added, one replaced.
+        const added = `${uniq('dz')}.example.com`;
+        await pushSecret(rks.app, admin, added);
+        await request(rks.app).post(`/rks/v1/group/${w.g}/secrets/${added}`).set('X-Vault-Token', admin).expect(201);
+        const leaf = await issue({ name: listed[0]!, dns: [listed[0]!], issuer: await issue({ name: 'ca2', ca: true }) });
+        await request(rks.app).put(`/rks/v1/secret/${listed[0]}`).set('X-Vault-Token', admin).send({ data: { certificate: leaf.certPem, private_key: leaf.keyPem } }).expect(200);
+        await sleep(1100); // the group's list is cached a second
+        const delta = await request(rks.app).get('/rks/v1/node/secrets?changes=true').set('X-Vault-Token', nodeToken).set('If-None-Match', first.headers.etag).expect(200);
+        expect(delta.body.secrets).toBeUndefined();
+        expect(delta.body.changes).toEqual({ added: [added], removed: [], replaced: [listed[0]] });
+        // Without the parameter: the whole list, as always.
+        const whole = await request(rks.app).get('/rks/v1/node/secrets').set('X-Vault-Token', nodeToken).set('If-None-Match', first.headers.etag).expect(200);
+        expect(whole.body.secrets.sort()).toEqual([...listed, added].sort());
+        expect(whole.body.changes).toBeUndefined();
+        // A made-up ETag: the whole list, and what the edge holds may be stale.
+        const forged = await request(rks.app).get('/rks/v1/node/secrets?changes=true').set('X-Vault-Token', nodeToken).set('If-None-Match', '"AAAAAAAAAAAAAAAAAAAAAA.1"').expect(200);
+        expect(forged.body).toMatchObject({ stale: true, secrets: expect.arrayContaining([added]) });
+        return Buffer.byteLength(delta.text);
+      };
+      const [a, b] = [await deltaBytes(small, [one]), await deltaBytes(big, names)];
+      expect(a).toBeLessThan(400);
+      expect(Math.abs(a - b)).toBeLessThan(20);
+    } finally {
+      small.close();
+      big.close();
+    }
+  }, 60_000);
 
   it('a rotated group token ends every key at once; the edge comes back with the new token', async () => {
     const name = `${uniq('rot')}.example.com`;
@@ -158,7 +218,7 @@ describe('crisis controls reach a running edge within seconds', () => {
       const { nodeToken } = await registerNode(rks.app, await w.groupToken(), 'edge-etag');
       const first = await request(rks.app).get('/rks/v1/node/secrets').set('X-Vault-Token', nodeToken).expect(200);
       const etag = first.headers.etag as string;
-      expect(etag).toMatch(/^"[A-Za-z0-9_-]{22}"$/);
+      expect(etag).toMatch(/^"[A-Za-z0-9_-]{22}\.\d+"$/);
       const same = await request(rks.app).get('/rks/v1/node/secrets').set('X-Vault-Token', nodeToken).set('If-None-Match', etag).expect(304);
       expect(same.text ?? '').toBe('');
       expect(same.headers.etag).toBe(etag);

@@ -160,6 +160,24 @@ describe(MODES[mode], () => {
     await until('the new certificate served', async () => (await served(names.renewed) as { fingerprint?: string }).fingerprint === fp(next), 5000);
   });
 
+  it('serves a replaced key within the bound, long before its TTL ends, with no handshake failing in between', async () => {
+    const name = `k.${g}.example.com`;
+    const first = await push(name, 300);
+    await request(rks.app).post(`/rks/v1/group/${g}/secrets/${name}`).set('X-Vault-Token', admin).expect(201);
+    await until('served', async () => (await served(name) as { fingerprint?: string }).fingerprint === fp(first), BOUND_MS + 2000);
+    const next = await push(name, 300);
+    const seen = new Set<string>();
+    const took = await until('the new key served', async () => {
+      const h = await served(name);
+      expect(h).toHaveProperty('fingerprint');
+      seen.add((h as { fingerprint: string }).fingerprint);
+      return (h as { fingerprint: string }).fingerprint === fp(next);
+    }, BOUND_MS);
+    expect(took).toBeLessThan(BOUND_MS);
+    expect([...seen].every((f) => f === fp(first) || f === fp(next))).toBe(true);
+    for (let i = 0; i < 3; i++) expect(await served(name)).toHaveProperty('fingerprint', fp(next));
+  });
+
   it('stops serving a dissociated name within the bound, resumed sessions included, then every name once the group token is rotated', async () => {
     expect(await served(names.b)).toHaveProperty('fingerprint');
     const session = await sessionFrom(ports.https, names.b, ca.certPem);

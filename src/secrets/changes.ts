@@ -1,0 +1,88 @@
+import { isSecretName } from '../names';
+import { kvPath } from '../vault/layout';
+import { CasMismatch, KvEntry, KvStore } from '../vault/stores';
+import type { ChangeEntry, ChangeOp, GroupSerial } from '../records/groups';
+
+/**
+ * Changes a serial remembers (some 40 bytes each): an edge further behind gets the whole list.
+ * Its nodes read the serial once a second per group and rks instance: it stays a few KB.
+ */
+export const CHANGES_KEPT = 256;
+/** Rounds of read, append and check-and-set before the log is started afresh (see record). */
+const ROUNDS = 10;
+
+/** What an edge holding an older list must do to hold the current one. */
+export interface ListDelta {
+  /** Newly listed (or listed again): fetched when asked for; a held key is fetched again. */
+  added: string[];
+  /** No longer listed: dropped. */
+  removed: string[];
+  /** Still listed, with another key: a held key is fetched again and swapped in. */
+  replaced: string[];
+}
+
+const isEntry = (e: unknown): e is ChangeEntry =>
+  Array.isArray(e) && e.length === 3 && Number.isSafeInteger(e[0]) && typeof e[1] === 'string' && isSecretName(e[1]) && (e[2] === 'a' || e[2] === 'r' || e[2] === 'k');
+
+/** The well-formed entries of a serial as read (anyone who may write it may write anything). */
+export function changesOf(serial: GroupSerial): ChangeEntry[] {
+  return Array.isArray(serial.log) ? serial.log.filter(isEntry) : [];
+}
+
+/**
+ * What changed from version `from` to `to` of a group's serial, or null when its log does not
+ * say for every version in between (too far behind, or a version written by an rks that kept
+ * no log): then only the whole list says what stands.
+ */
+export function deltaOf(serial: GroupSerial, from: number, to: number): ListDelta | null {
+  if (from >= to) return { added: [], removed: [], replaced: [] };
+  const entries = changesOf(serial).filter(([v]) => v > from && v <= to);
+  const versions = new Set(entries.map(([v]) => v));
+  for (let v = from + 1; v <= to; v++) if (!versions.has(v)) return null;
+  const last = new Map<string, { member?: boolean; key: boolean }>();
+  for (const [, name, op] of entries.sort((a, b) => a[0] - b[0])) {
+    const s = last.get(name) ?? { key: false };
+    if (op === 'k') s.key = true;
+    else s.member = op === 'a';
+    last.set(name, s);
+  }
+  const delta: ListDelta = { added: [], removed: [], replaced: [] };
+  for (const [name, s] of [...last].sort(([a], [b]) => (a < b ? -1 : 1))) {
+    if (s.member === true) delta.added.push(name);
+    else if (s.member === false) delta.removed.push(name);
+    else delta.replaced.push(name);
+  }
+  return delta;
+}
+
+/**
+ * A group's serial: its version names the group's list (the nodes' ETag), and it remembers
+ * the last changes, so that an edge a few versions behind learns what changed since, not the
+ * whole list. Every change of the list or of a key in it writes a new version with its
+ * entries, by check-and-set on the version read.
+ */
+export class ChangeLog {
+  constructor(private readonly kv: KvStore) {}
+
+  /**
+   * Records `changes` in `g`'s serial as a new version (`seen`: the serial as read after the
+   * change, when the caller read it). A group without a serial (gone meanwhile, or not moved to
+   * copies yet) gets none. After many lost races the log starts afresh, which sends edges
+   * behind it the whole list: never a delta that misses a change.
+   */
+  async record(token: string, g: string, changes: [name: string, op: ChangeOp][], seen?: KvEntry<GroupSerial> | null): Promise<void> {
+    let serial = seen === undefined ? await this.kv.read<GroupSerial>(kvPath.groupSerial(g), token) : seen;
+    for (let round = 1; serial; round++) {
+      const version = serial.version + 1;
+      const kept = round < ROUNDS ? changesOf(serial.data) : [];
+      const log = [...kept, ...changes.map(([name, op]): ChangeEntry => [version, name, op])].slice(-CHANGES_KEPT);
+      try {
+        await this.kv.write<GroupSerial>(kvPath.groupSerial(g), { incarnation: serial.data.incarnation, log }, token, round < ROUNDS ? serial.version : undefined);
+        return;
+      } catch (err) {
+        if (!(err instanceof CasMismatch)) throw err;
+      }
+      serial = await this.kv.read<GroupSerial>(kvPath.groupSerial(g), token);
+    }
+  }
+}
