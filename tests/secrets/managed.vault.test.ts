@@ -238,6 +238,9 @@ describe('managed secrets', () => {
     const renewed = (await vaultRead(`rks/data/managed/secrets/${m}`)).body.data.data.certificate as string;
     expect(renewed).not.toBe(managedCert);
     expect(await served()).toBe(renewed);
+    // Recorded for the group's edges by rks's own identity: the renewal is in the serial's log.
+    const serial = (await vaultRead(`rks/data/groups/${g}/serial`)).body.data;
+    expect(serial.data.log).toContainEqual([serial.metadata.version, m, 'k']);
   }, 30_000);
 
   it("a renewal whose copies cannot be written orders nothing more: the next attempt updates the groups' copies alone", async () => {
