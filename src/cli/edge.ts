@@ -102,6 +102,8 @@ export function edgeCommand(): Command {
         nodeId: o.nodeId,
         ca: o.caCert ? fs.readFileSync(o.caCert) : undefined,
         revalidateMs: o.revalidateInterval * 1000,
+        // Keys only loaded into HAProxy are handed on, not kept: the agent stays small at any size.
+        handOff: Boolean(o.haproxySocket) && !o.listen && !o.agentSocket,
       });
       node.on('registered', ({ ttl }) => logger.info({ ttl }, 'registered with rks'));
       node.on('renewed', ({ ttl }) => logger.debug({ ttl }, 'node token renewed'));

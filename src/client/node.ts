@@ -35,6 +35,12 @@ export interface RksNodeOptions {
    * served at most about this long plus `timeoutMs` after such an action, while rks answers.
    */
   revalidateMs?: number;
+  /**
+   * Hand keys on rather than keep them (what an agent that loads them into HAProxy wants): the
+   * node keeps of each name only when to fetch it again, and `secret()` fetches every time.
+   * Its memory then stays small whatever the number of names.
+   */
+  handOff?: boolean;
 }
 
 /** Events: `registered`, `renewed`, `fetched`, `expired`, `refused`, `error` (see RksNode). */
@@ -122,7 +128,8 @@ export class RksNode extends EventEmitter<RksNodeEvents> {
   private registering?: Promise<void>;
   private renewTimer?: NodeJS.Timeout;
   private revalidateTimer?: NodeJS.Timeout;
-  private readonly cache = new Map<string, { secret: NodeSecret; context: tls.SecureContext; timer: NodeJS.Timeout }>();
+  /** Names held: their key (none in hand-off mode), its TLS context once a handshake asked, and the end of their TTL. */
+  private readonly cache = new Map<string, { secret?: NodeSecret; context?: tls.SecureContext; expiresAt: number; timer: NodeJS.Timeout }>();
   private readonly inflight = new Map<string, Promise<NodeSecret | null>>();
   private readonly failures = new Map<string, Failure>();
   /** ACME HTTP-01 answers (and recent misses), each until its challenge ends. */
@@ -358,7 +365,14 @@ export class RksNode extends EventEmitter<RksNodeEvents> {
   /** A SecureContext for a server name, or null; for `tls.createServer({ SNICallback })`. */
   async contextFor(servername: string): Promise<tls.SecureContext | null> {
     const secret = await this.secretFor(servername);
-    return secret ? this.cache.get(secret.name)?.context ?? null : null;
+    return secret ? this.contextOf(secret) : null;
+  }
+
+  /** The TLS context of a held key, made at its first handshake (a key only handed on needs none). */
+  private contextOf(secret: NodeSecret): tls.SecureContext {
+    const held = this.cache.get(secret.name);
+    if (held?.secret === secret) return (held.context ??= tls.createSecureContext({ cert: secret.certificate, key: secret.privateKey }));
+    return tls.createSecureContext({ cert: secret.certificate, key: secret.privateKey });
   }
 
   /**
@@ -393,7 +407,7 @@ export class RksNode extends EventEmitter<RksNodeEvents> {
   readonly sniCallback = (servername: string, cb: (err: Error | null, ctx?: tls.SecureContext) => void): void => {
     // A name held and listed: answered at once, as the lookup below would, without its promises.
     const held = this.cache.get(servername.toLowerCase());
-    if (held && held.secret.expiresAt > Date.now() && !this.blind && this.allowed?.names.has(held.secret.name)) return cb(null, held.context);
+    if (held?.secret && held.expiresAt > Date.now() && !this.blind && this.allowed?.names.has(held.secret.name)) return cb(null, this.contextOf(held.secret));
     this.contextFor(servername).then(
       (ctx) => (ctx ? cb(null, ctx) : cb(new Error(`no certificate for ${servername}`))),
       (err: Error) => cb(err),
@@ -502,8 +516,8 @@ export class RksNode extends EventEmitter<RksNodeEvents> {
   /** One name, exactly as stored in rks (`www.example.com`, `*.example.com`). */
   async secret(name: string): Promise<NodeSecret | null> {
     const held = this.cache.get(name);
-    if (held && held.secret.expiresAt > Date.now()) return held.secret;
-    if (held) this.drop(name, true);
+    if (held?.secret && held.expiresAt > Date.now()) return held.secret;
+    if (held && held.expiresAt <= Date.now()) this.drop(name, true);
     const failed = this.failures.get(name);
     if (failed && failed.until > Date.now()) return null;
     let pending = this.inflight.get(name);
@@ -524,12 +538,14 @@ export class RksNode extends EventEmitter<RksNodeEvents> {
       const notAfter = Date.parse(new X509Certificate(data.certificate).validTo);
       const ttl = Math.max(1, Math.min(Number(data.meta?.ttl) || 1, Math.floor((notAfter - Date.now()) / 1000)));
       const secret: NodeSecret = { name, certificate: data.certificate, privateKey: data.private_key, ttl, expiresAt: Date.now() + ttl * 1000 };
-      const context = tls.createSecureContext({ cert: secret.certificate, key: secret.privateKey });
-      const timer = setTimeout(() => this.drop(name, true), ttl * 1000);
+      // Handed on, a key is fetched again within its TTL, at a time of its own: names loaded
+      // together are not all fetched again together.
+      const keepMs = this.opts.handOff ? ttl * 1000 * (0.5 + Math.random() / 2) : ttl * 1000;
+      const timer = setTimeout(() => this.drop(name, true), keepMs);
       timer.unref();
       // A key fetched anew takes the place of the one held: new handshakes get it.
       clearTimeout(this.cache.get(name)?.timer);
-      this.cache.set(name, { secret, context, timer });
+      this.cache.set(name, { ...(this.opts.handOff ? {} : { secret }), expiresAt: Date.now() + keepMs, timer });
       this.failures.delete(name);
       this.emit('fetched', { name, ttl, ms: Date.now() - started });
       return secret;
@@ -550,6 +566,11 @@ export class RksNode extends EventEmitter<RksNodeEvents> {
   private async refetchStale(): Promise<void> {
     const names = [...this.stale].filter((n) => this.cache.has(n) && (this.blind || this.allowed?.names.has(n)));
     this.stale.clear();
+    // Handed on: whoever holds the keys fetches them again.
+    if (this.opts.handOff) {
+      if (names.length) this.emit('replaced', { names: names.sort() });
+      return;
+    }
     const swapped: string[] = [];
     const queue = [...names];
     await Promise.all(

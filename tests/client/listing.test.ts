@@ -16,8 +16,9 @@ describe('RksNode names it may serve', () => {
     server = http.createServer((req, res) => {
       const json = (status: number, body: unknown) => res.writeHead(status, { 'Content-Type': 'application/json' }).end(JSON.stringify(body));
       if (req.url === '/rks/v1/node') return void json(201, { nodeToken: 'n', ttl: 600 });
-      asked.push(req.url!);
-      if (req.url === '/rks/v1/node/secrets') return void (releaseListing = () => json(200, { secrets: ['a.example.com'] }));
+      const path = req.url!.split('?')[0]!;
+      asked.push(path);
+      if (path === '/rks/v1/node/secrets') return void (releaseListing = () => json(200, { secrets: ['a.example.com'] }));
       json(403, { errors: ['no'], code: 'forbidden' });
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
