@@ -4,7 +4,7 @@ SHELL := /bin/bash
 
 NPM ?= npm
 
-.PHONY: help install build readme sdk-pack vault pebble edge-servers dev dev-ha test test-unit lint typecheck compose-lint clean bench bench-scale bench-handshake
+.PHONY: help install build readme sdk-pack vault pebble edge-servers dev dev-ha test test-unit lint typecheck compose-lint clean bench bench-scale bench-handshake bench-fleet
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -60,6 +60,9 @@ bench: build ## rks vs Vault on the hot paths, then bench-scale (not part of mak
 bench-scale: build ## SCALE (100000) pushed secrets in a group beside one of 10, then MANAGED (100000) managed ones and ACME (10000) names from Pebble, on Raft storage (hours)
 	@RKS_VAULT_BIN=$$(scripts/vault-bin.sh) && export RKS_VAULT_BIN && SAVE=$(SAVE) SCALE=$(SCALE) npx tsx bench/scale.ts
 	@RKS_VAULT_BIN=$$(scripts/vault-bin.sh) && RKS_PEBBLE_BIN=$$(scripts/pebble-bin.sh) && export RKS_VAULT_BIN RKS_PEBBLE_BIN && SAVE=$(SAVE) MANAGED=$(MANAGED) DUE=$(DUE) ACME=$(ACME) npx tsx bench/managed.ts
+
+bench-fleet: build ## EDGES (200) SDK edges of a NAMES (10000) name group: what they cost rks when nothing changes, and how soon a replaced key reaches them all (SAVE=1 as for bench)
+	@RKS_VAULT_BIN=$$(scripts/vault-bin.sh) && export RKS_VAULT_BIN && SAVE=$(SAVE) NAMES=$(NAMES) EDGES=$(EDGES) npx tsx bench/fleet.ts
 
 bench-handshake: build edge-servers ## edge handshakes per mode (rks edge, nginx, HAProxy) beside the same server with a certificate file; cold names (SAVE=1 as for bench)
 	@RKS_VAULT_BIN=$$(scripts/vault-bin.sh) && export RKS_VAULT_BIN && SAVE=$(SAVE) npx tsx bench/handshake.ts
