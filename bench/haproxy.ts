@@ -1,0 +1,124 @@
+/**
+ * make bench-haproxy: HAProxy in front of `rks edge --haproxy-socket` (the built binary), for a
+ * group of NAMES names (10,000 by default) with a TTL of TTL seconds (120): how long until
+ * HAProxy holds them all, the requests to rks to load them, the steady rate of requests after
+ * (and its busiest 10 s against its average: reloads are spread over the TTL), and both
+ * processes' peak memory.
+ */
+import fs from 'node:fs';
+import https from 'node:https';
+import os from 'node:os';
+import path from 'node:path';
+import { issue } from '../tests/support/pki';
+import { runRks } from '../tests/support/serve';
+import { haproxyCommand, startHaproxy } from '../tests/support/servers';
+import { freePort } from '../tests/support/vault';
+import { ADMIN, client, round, startStack, writeResult } from './lib';
+
+const NAMES = Number(process.env.NAMES || 10_000);
+const TTL = Number(process.env.TTL || 120);
+/** Steady state watched for this many TTLs after the load. */
+const WATCH = Number(process.env.WATCH_TTLS || 2);
+const CONCURRENCY = 16;
+const say = (msg: string) => process.stderr.write(`bench-haproxy: ${msg}\n`);
+const peakMb = (pid: number) => round(Number(/VmHWM:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024, 0);
+
+async function main() {
+  say(`HAProxy with rks edge, ${NAMES} names, TTL ${TTL} s`);
+  const stack = await startStack();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rks-bench-haproxy-'));
+  let edge: ReturnType<typeof runRks> | undefined;
+  let haproxy: Awaited<ReturnType<typeof startHaproxy>> | undefined;
+  try {
+    const call = client(stack.url, stack.ca);
+    const admin = (await call('POST', '/rks/v1/admin/login', undefined, ADMIN)).body.adminToken as string;
+    const group = (await call('POST', '/rks/v1/group/edge', admin, { callbackURL: '', oauthURL: '', oauthClientID: '', oauthClientSecret: '' })).body.groupToken as string;
+    const ca = await issue({ name: 'bench haproxy CA', ca: true });
+    const leaf = await issue({ name: '*.haproxy.bench.example', dns: ['*.haproxy.bench.example'], issuer: ca });
+    const names = Array.from({ length: NAMES }, (_, i) => `n${i}.haproxy.bench.example`);
+    let k = 0;
+    const t0 = Date.now();
+    await Promise.all(
+      Array.from({ length: CONCURRENCY }, async () => {
+        for (let i = k++; i < NAMES; i = k++) {
+          const pushed = await call('POST', `/rks/v1/secret/${names[i]}`, admin, { data: { certificate: leaf.certPem + ca.certPem, private_key: leaf.keyPem, meta: { ttl: TTL } } });
+          if (pushed.status !== 201) throw new Error(`push: ${pushed.status}`);
+          const associated = await call('POST', `/rks/v1/group/edge/secrets/${names[i]}`, admin);
+          if (associated.status !== 201) throw new Error(`associate: ${associated.status}`);
+        }
+      }),
+    );
+    say(`group built in ${round((Date.now() - t0) / 1000, 1)} s`);
+
+    haproxy = await startHaproxy({ agentSocket: path.join(dir, 'unused.sock'), https: await freePort(), http: await freePort() });
+    fs.writeFileSync(path.join(dir, 'group.token'), group, { mode: 0o600 });
+    fs.writeFileSync(path.join(dir, 'rks-ca.pem'), stack.ca);
+    const fetched0 = await fetches(stack.url, stack.ca);
+    const started = Date.now();
+    edge = runRks(['edge', '--no-listen', '--url', stack.url, '--ca-cert', path.join(dir, 'rks-ca.pem'), '--group-token-file', path.join(dir, 'group.token'), '--node-id', 'haproxy-1', '--haproxy-socket', haproxy.socket, '--haproxy-crt-list', haproxy.crtList, '--log-level', 'warn']);
+    const held = async () => (await haproxyCommand(haproxy!.socket, 'show ssl cert')).split('\n').filter((l) => l.startsWith('rks/')).length;
+    for (let n = 0; (n = await held()) < NAMES; ) {
+      if (edge.child.exitCode !== null) throw new Error(`rks edge stopped: ${edge.output()}`);
+      if (Date.now() - started > 3600_000) throw new Error(`only ${n} of ${NAMES} loaded in an hour`);
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    const loadSeconds = (Date.now() - started) / 1000;
+    const loadRequests = (await fetches(stack.url, stack.ca)) - fetched0;
+    say(`all ${NAMES} loaded in ${round(loadSeconds, 1)} s, ${loadRequests} key fetches`);
+
+    // The steady state: key fetches counted every 10 s for WATCH TTLs.
+    const windows: number[] = [];
+    let last = await fetches(stack.url, stack.ca);
+    for (let t = 0; t < (WATCH * TTL) / 10; t++) {
+      await new Promise((r) => setTimeout(r, 10_000));
+      const now = await fetches(stack.url, stack.ca);
+      windows.push(now - last);
+      last = now;
+    }
+    const average = windows.reduce((a, b) => a + b, 0) / windows.length;
+    const result = {
+      command: 'make bench-haproxy',
+      date: new Date().toISOString(),
+      machine: `${os.cpus().length} cores, ${os.cpus()[0]?.model ?? 'unknown cpu'}`,
+      names: NAMES,
+      ttlSeconds: TTL,
+      load: { seconds: round(loadSeconds, 1), keyFetches: loadRequests },
+      steady: { fetchesPerSecond: round(average / 10, 1), busiest10sOverAverage: round(Math.max(...windows) / average, 2), windows },
+      peakRssMb: { agent: peakMb(edge.child.pid!), haproxy: peakMb(haproxy.child.pid!) },
+    };
+    const file = writeResult(`haproxy-${NAMES}`, result);
+    process.stdout.write(
+      [
+        '| names (TTL) | until all loaded | key fetches to load | steady fetches/s (busiest 10 s / average) | agent peak RSS | HAProxy peak RSS |',
+        '| --- | --- | --- | --- | --- | --- |',
+        `| ${NAMES} (${TTL} s) | ${result.load.seconds} s | ${loadRequests} | ${result.steady.fetchesPerSecond} (${result.steady.busiest10sOverAverage}×) | ${result.peakRssMb.agent} MB | ${result.peakRssMb.haproxy} MB |`,
+        `written to ${file}`,
+      ].join('\n') + '\n',
+    );
+  } finally {
+    await edge?.stop();
+    await haproxy?.stop();
+    await stack.stop();
+  }
+}
+
+/** Keys rks handed out, from its metrics. */
+async function fetches(url: string, ca: string): Promise<number> {
+  const text = await new Promise<string>((resolve, reject) =>
+    https
+      .get(`${url}/metrics`, { ca }, (res) => {
+        let b = '';
+        res.on('data', (c) => (b += c));
+        res.on('end', () => resolve(b));
+      })
+      .on('error', reject),
+  );
+  let n = 0;
+  for (const line of text.split('\n')) if (line.startsWith('rks_http_requests_total{') && line.includes('route="/rks/v1/secret/{fqdn}"') && line.includes('method="GET"')) n += Number(line.split(' ').pop());
+  return n;
+}
+
+main().catch((err) => {
+  process.stderr.write(`${err.stack ?? err}\n`);
+  process.exit(1);
+});
