@@ -214,12 +214,9 @@ export class Catalog {
     return Object.entries(secrets).filter((x): x is [string, CatalogEntry] => isSecretName(x[0]) && shardOf(x[0]) === s && isEntry(x[1]));
   }
 
-  /**
-   * Changes whenever an entry does: a listing cached at one serial is current while it holds.
-   * Read from its metadata, which only an administrator's policy grants.
-   */
+  /** Changes whenever an entry does: a listing cached at one serial is current while it holds. */
   async serial(token: string): Promise<number> {
-    return this.kv.version(kvPath.catalogSerial, token);
+    return (await this.kv.read(kvPath.catalogSerial, token))?.version ?? 0;
   }
 
   /**

@@ -5,8 +5,8 @@ import type { Session } from '../vault/stores';
 import { RKS_CA, budgetOf, type AcmeIssuers } from '../acme/issuers';
 import type { OrderPacing } from '../acme/pacing';
 import { isName } from '../names';
-import { CatalogEntry, RENEWAL_STATUSES, RenewalStatus, RenewalSummary, renewalStatus, type Catalog } from './catalog';
-import type { CertificateFacts, ManagedSpec } from '../records/secrets';
+import { RENEWAL_STATUSES, RenewalStatus } from './catalog';
+import type { Listing, Listings } from './listing';
 
 export interface ExpiryGauges {
   /** One series per secret, for the soonest-expiring `seriesLimit` secrets. */
@@ -21,43 +21,35 @@ export interface ExpiryGauges {
   acmeQueueThrough: Gauge<'issuer'>;
 }
 
-/**
- * What the warnings keep of a managed secret between passes, as one number (a number a secret,
- * not an object: at 100,000 managed secrets that is a few MB): its renewal date and flags.
- */
-type Watched = number;
-const W = { issued: 1, scheduled: 2, failing: 4, queued: 8, inProgress: 16 };
-const watched = (issued: boolean, r?: RenewalSummary): Watched =>
-  (r ? r.renewAt : 0) * 32 + (issued ? W.issued : 0) + (r ? W.scheduled + (r.failures > 0 ? W.failing : 0) + (r.queued ? W.queued : 0) + (r.inProgress ? W.inProgress : 0) : 0);
-const renewalOf = (w: Watched): Pick<RenewalSummary, 'renewAt' | 'failures' | 'queued' | 'inProgress'> | undefined =>
-  w & W.scheduled ? { renewAt: Math.floor(w / 32), failures: w & W.failing ? 1 : 0, ...(w & W.queued ? { queued: true } : {}), ...(w & W.inProgress ? { inProgress: true } : {}) } : undefined;
-/** Stand-ins for what renewalStatus only asks the presence of. */
-const MANAGED = {} as ManagedSpec;
-const ISSUED = {} as CertificateFacts;
-
 /** A managed secret whose renewal is late this long past its date is warned about as any other. */
 const LATE_SECONDS = 3600;
 
 const DAY = 86400;
 
+/** This instance's own change of a certificate since the listing: its end (null: deleted), and whether rks renews it. */
+interface Noted {
+  at: number | null;
+  managed: boolean;
+}
+
 /**
- * Looks at every secret's expiry now and then (a read per catalog shard, whatever the number
- * of secrets), and follows this instance's own changes in between without reading Vault:
- * metrics for alerting, and one warning line per secret entering its last `warnDays` days
- * (again if it is replaced by one that expires as soon). A managed secret rks renews is not
- * warned about while its renewal is on time: only once it fails or is late.
+ * Looks at every secret's expiry now and then, from the catalog's listing in memory (the one the
+ * inventory pages from, read again only when the catalog changed), and follows this instance's
+ * own changes in between without reading Vault: metrics for alerting, and one warning line per
+ * secret entering its last `warnDays` days (again if it is replaced by one that expires as
+ * soon). A managed secret rks renews is not warned about while its renewal is on time: only once
+ * it fails or is late.
  */
 export class ExpiryWatch {
   private readonly warned = new Map<string, number>();
-  /** Every certificate's end (seconds), as of the last pass and this instance's changes since. */
-  private known?: Map<string, number>;
-  /** Managed secrets' renewal, as of the last pass. */
-  private renewals = new Map<string, Watched>();
+  /** The listing of the last pass, and this instance's changes since it was read. */
+  private listing?: Listing;
+  private noted = new Map<string, Noted>();
   private publishing?: NodeJS.Timeout;
-  private during?: Map<string, number | null>;
+  private during?: Map<string, Noted>;
 
   constructor(
-    private readonly catalog: Pick<Catalog, 'scan'>,
+    private readonly listings: Pick<Listings, 'current'>,
     private readonly session: Session,
     private readonly gauges: ExpiryGauges,
     private readonly logger: Logger,
@@ -66,24 +58,12 @@ export class ExpiryWatch {
   ) {}
 
   async pass(now = Date.now()): Promise<void> {
-    // A little of each entry, a shard at a time: at 100,000 secrets whole entries would not fit rks's heap.
-    const all = new Map<string, number>();
-    const renewals = new Map<string, Watched>();
-    const counts = new Map<string, Map<RenewalStatus, number>>();
-    const seen = (fqdn: string, e: CatalogEntry) => {
-      if (e.info) all.set(fqdn, Math.floor(Date.parse(e.info.notAfter) / 1000));
-      const status = renewalStatus(e, now);
-      if (!status) return;
-      renewals.set(fqdn, watched(Boolean(e.info), e.renewal));
-      const issuer = isName(e.managed!.issuer) ? e.managed!.issuer : 'invalid';
-      if (!counts.has(issuer)) counts.set(issuer, new Map(RENEWAL_STATUSES.map((s) => [s, 0])));
-      counts.get(issuer)!.set(status, counts.get(issuer)!.get(status)! + 1);
-    };
     // Changes noted while the catalog is read may be missing from what it answers: applied again.
-    const during = new Map<string, number | null>();
+    const during = new Map<string, Noted>();
     this.during = during;
+    let listing: Listing;
     try {
-      await this.session.run((token) => this.catalog.scan(token, seen));
+      listing = await this.session.run((token) => this.listings.current(token));
     } catch (err) {
       const hint = isVaultError(err, 403) ? ' (rks was upgraded: run init again with the root token to let it read the catalog)' : '';
       this.logger.warn({ err: (err as Error).message }, `certificate expiry check failed; will retry${hint}`);
@@ -91,25 +71,33 @@ export class ExpiryWatch {
     } finally {
       this.during = undefined;
     }
+    const counts = new Map<string, Map<RenewalStatus, number>>();
+    for (let i = 0; i < listing.size; i++) {
+      const spec = listing.issuer(i);
+      if (spec === undefined) continue;
+      const issuer = isName(spec) ? spec : 'invalid';
+      if (!counts.has(issuer)) counts.set(issuer, new Map(RENEWAL_STATUSES.map((s) => [s, 0])));
+      const byState = counts.get(issuer)!;
+      const status = listing.status(i, now)!;
+      byState.set(status, byState.get(status)! + 1);
+    }
     this.gauges.managed.reset();
     for (const [issuer, byState] of counts) for (const [state, n] of byState) this.gauges.managed.set({ issuer, state }, n);
     await this.paces([...counts.keys()].filter((i) => i !== RKS_CA && i !== 'invalid'), now);
-    this.renewals = renewals;
-    for (const [fqdn, at] of during) {
-      if (at === null) all.delete(fqdn);
-      else all.set(fqdn, at);
-    }
-    this.known = all;
+    this.listing = listing;
+    this.noted = during;
     this.publish(now);
   }
 
-  /** A certificate this instance stored (or deleted: null): in the metrics within a second, without a pass. */
-  note(fqdn: string, notAfter: string | null): void {
-    const at = notAfter === null ? null : Math.floor(Date.parse(notAfter) / 1000);
-    this.during?.set(fqdn, at);
-    if (!this.known) return; // the first pass will see it
-    if (at === null) this.known.delete(fqdn);
-    else this.known.set(fqdn, at);
+  /**
+   * A certificate this instance stored (or deleted: null), `managed` when rks renews it: in the
+   * metrics within a second, without a pass.
+   */
+  note(fqdn: string, notAfter: string | null, managed = false): void {
+    const noted = { at: notAfter === null ? null : Math.floor(Date.parse(notAfter) / 1000), managed };
+    this.during?.set(fqdn, noted);
+    if (!this.listing) return; // the first pass will see it
+    this.noted.set(fqdn, noted);
     this.publishing ??= setTimeout(() => {
       this.publishing = undefined;
       this.publish(Date.now());
@@ -119,20 +107,28 @@ export class ExpiryWatch {
   /** Once a second at most while certificates change: one look at each, no sort of them all. */
   private publish(now: number): void {
     const t = now / 1000;
+    const listing = this.listing!;
     const counts = { expired: 0, '7d': 0, '30d': 0 };
     const soon: [string, number][] = [];
-    for (const [fqdn, at] of this.known!) {
+    const series: [string, number][] = [];
+    const look = (fqdn: string, at: number, warrants: () => boolean) => {
       if (at <= t) counts.expired++;
       if (at - t <= 7 * DAY) counts['7d']++;
       if (at - t <= 30 * DAY) counts['30d']++;
-      if (at - t <= this.opts.warnDays * DAY && this.warrants(fqdn, t)) soon.push([fqdn, at]);
+      if (at - t <= this.opts.warnDays * DAY && warrants()) soon.push([fqdn, at]);
+      if (this.opts.seriesLimit > 0) series.push([fqdn, at]);
+    };
+    for (let i = 0; i < listing.size; i++) {
+      const fqdn = listing.name(i);
+      if (this.noted.has(fqdn)) continue;
+      const at = Math.floor(listing.notAfter(i) / 1000);
+      if (Number.isFinite(at)) look(fqdn, at, () => this.warrants(listing, i, t));
     }
+    // Changed by this instance since: a managed secret it just renewed or made is on time.
+    for (const [fqdn, noted] of this.noted) if (noted.at !== null) look(fqdn, noted.at, () => !noted.managed);
     for (const [within, n] of Object.entries(counts)) this.gauges.expiring.set({ within }, n);
     this.gauges.expiry.reset();
-    if (this.opts.seriesLimit > 0) {
-      const first = [...this.known!.entries()].sort((a, b) => a[1] - b[1]).slice(0, this.opts.seriesLimit);
-      for (const [fqdn, at] of first) this.gauges.expiry.set({ fqdn }, at);
-    }
+    for (const [fqdn, at] of series.sort((a, b) => a[1] - b[1]).slice(0, this.opts.seriesLimit)) this.gauges.expiry.set({ fqdn }, at);
     this.gauges.lastPass.set(Math.floor(t));
 
     soon.sort((a, b) => a[1] - b[1]);
@@ -145,6 +141,13 @@ export class ExpiryWatch {
     }
     const warnedNow = new Set(soon.map(([fqdn]) => fqdn));
     for (const fqdn of this.warned.keys()) if (!warnedNow.has(fqdn)) this.warned.delete(fqdn);
+  }
+
+  /** A pushed secret near its end; a managed one only when its renewal fails or is late. */
+  private warrants(listing: Listing, i: number, t: number): boolean {
+    const status = listing.status(i, t * 1000);
+    if (status === undefined) return true;
+    return status === 'failing' || (status === 'due' && listing.renewAt(i) < t - LATE_SECONDS);
   }
 
   /** Each ACME issuer's pace: when its next order may go, when its queue is through. */
@@ -162,15 +165,6 @@ export class ExpiryWatch {
         // An issuer deleted meanwhile, or Vault briefly away: the next pass says it again.
       }
     }
-  }
-
-  /** A pushed secret near its end; a managed one only when its renewal fails or is late. */
-  private warrants(fqdn: string, t: number): boolean {
-    const managed = this.renewals.get(fqdn);
-    if (managed === undefined) return true;
-    const renewal = renewalOf(managed);
-    const status = renewalStatus({ managed: MANAGED, info: managed & W.issued ? ISSUED : undefined, renewal }, t * 1000);
-    return status === 'failing' || (status === 'due' && renewal!.renewAt < t - LATE_SECONDS);
   }
 
   stop(): void {

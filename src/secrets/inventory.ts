@@ -6,7 +6,7 @@ import { groupsIn, kvPath } from '../vault/layout';
 import type { KvStore } from '../vault/stores';
 import { Copies } from './copies';
 import { Catalog, RENEWAL_STATUSES, RenewalStatus, RenewalSummary, factsOf, renewalStatus } from './catalog';
-import { ListedEntry, Listing } from './listing';
+import { ListedEntry, Listing, Listings } from './listing';
 import type { GroupRegInfo } from '../records/groups';
 import type { NodeRecord } from '../records/nodes';
 import { CertificateFacts, ManagedSpec, SecretData } from '../records/secrets';
@@ -117,17 +117,18 @@ function page<T extends string>(sorted: T[], p: Page): { names: T[]; next?: T } 
 export class Inventory {
   private readonly catalog: Catalog;
   private readonly copies: Copies;
-  private listing?: Listing;
-  private building?: Promise<Listing>;
+  private readonly listings: Listings;
   private reconciling?: Promise<void>;
   private reconciledAt = 0;
 
   constructor(
     private readonly kv: KvStore,
     private readonly ttlOf: (data: SecretData) => number,
+    listings?: Listings,
   ) {
     this.catalog = new Catalog(kv);
     this.copies = new Copies(kv);
+    this.listings = listings ?? new Listings(this.catalog);
   }
 
   async secrets(token: string, q: SecretQuery): Promise<{ secrets: SecretSummary[]; next?: string }> {
@@ -212,31 +213,17 @@ export class Inventory {
     return { nodes: items.filter((i): i is NodeSummary => i !== null), ...(p.next ? { next: p.next } : {}) };
   }
 
-  /** The catalog as of its serial now: the one in memory while the serial holds, else read again. */
-  private async current(token: string): Promise<Listing> {
-    const serial = await this.catalog.serial(token);
-    for (;;) {
-      if (this.listing && this.listing.serial >= serial) return this.listing;
-      this.building ??= this.build(token).finally(() => (this.building = undefined));
-      this.listing = await this.building;
-    }
-  }
-
   /**
-   * The serial first: a change made while the shards are read makes the next page read them
-   * again. The catalog alone, whatever the number of secrets; what it may have lost is repaired
-   * beside (see reconcile).
+   * The catalog as of its serial now; what it may have lost is repaired beside, at most every
+   * few minutes (see reconcile).
    */
-  private async build(token: string): Promise<Listing> {
-    const serial = await this.catalog.serial(token);
-    const listing = Listing.builder(serial);
-    await this.catalog.scan(token, (fqdn, e) => listing.add(fqdn, e));
+  private async current(token: string): Promise<Listing> {
     if (!this.reconciling && Date.now() - this.reconciledAt >= RECONCILE_EVERY_MS) {
       this.reconciling = this.reconcile(token)
         .catch(() => undefined)
         .finally(() => (this.reconciling = undefined));
     }
-    return listing.done();
+    return this.listings.current(token);
   }
 
   /**
@@ -248,7 +235,7 @@ export class Inventory {
   async reconcile(token: string): Promise<void> {
     this.reconciledAt = Date.now();
     await this.catalog.reconcile(token, await this.secretNames(token));
-    this.listing = undefined;
+    this.listings.forget();
   }
 
   /** Every secret's name: the keys at the top of the mount that are secret names (rks's own have no dot). */

@@ -1,3 +1,4 @@
+import type { Catalog } from './catalog';
 import { CatalogEntry, RenewalStatus, renewalStatus } from './catalog';
 import type { CertificateFacts, ManagedSpec } from '../records/secrets';
 
@@ -82,6 +83,11 @@ export class Listing {
   /** The certificate's end (ms since the epoch), NaN without one. */
   notAfter(i: number): number {
     return this.records.readDoubleLE(i * RECORD + OFF.notAfter);
+  }
+
+  /** When a managed secret's renewal is next due (seconds since the epoch; NaN when none is scheduled). */
+  renewAt(i: number): number {
+    return this.records[i * RECORD + OFF.flags]! & FLAG.renewal ? this.records.readDoubleLE(i * RECORD + OFF.renewAt) : NaN;
   }
 
   /** A managed secret's issuer (undefined for a pushed one). */
@@ -207,5 +213,40 @@ export class ListingBuilder {
     this.names = [];
     this.records = Buffer.alloc(0);
     return this.make(this.serial, names, records, this.shapes.values, this.groupSets.values, this.issuers.values);
+  }
+}
+
+/**
+ * The one listing in memory, shared by whoever reads the whole catalog (the inventory's pages,
+ * the expiry metrics and warnings): read again when the catalog's serial moved past it, once
+ * for all who wait. At 100,000s of secrets one copy is what fits rks's heap.
+ */
+export class Listings {
+  private listing?: Listing;
+  private building?: Promise<Listing>;
+
+  constructor(private readonly catalog: Pick<Catalog, 'scan' | 'serial'>) {}
+
+  /** The catalog as of its serial now (read with `token`). */
+  async current(token: string): Promise<Listing> {
+    const serial = await this.catalog.serial(token);
+    for (;;) {
+      if (this.listing && this.listing.serial >= serial) return this.listing;
+      this.building ??= this.build(token).finally(() => (this.building = undefined));
+      this.listing = await this.building;
+    }
+  }
+
+  /** Read again at the next look (repairs that do not move the serial). */
+  forget(): void {
+    this.listing = undefined;
+  }
+
+  /** The serial first: a change made while the shards are read makes the next look read them again. */
+  private async build(token: string): Promise<Listing> {
+    const serial = await this.catalog.serial(token);
+    const builder = Listing.builder(serial);
+    await this.catalog.scan(token, (fqdn, e) => builder.add(fqdn, e));
+    return builder.done();
   }
 }

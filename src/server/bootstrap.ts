@@ -78,7 +78,7 @@ export async function startRks(config: Config, logger: Logger): Promise<Rks> {
   managedSecrets.wake = () => renewals.runNow();
   const expiryChecks = new Periodic(config.expiryCheckInterval * 1000, () => expiryWatch.pass());
   services.secrets.expiryChanged = (fqdn, notAfter) => expiryWatch.note(fqdn, notAfter);
-  managedSecrets.expiryChanged = (fqdn, notAfter) => expiryWatch.note(fqdn, notAfter);
+  managedSecrets.expiryChanged = (fqdn, notAfter) => expiryWatch.note(fqdn, notAfter, true);
   const background = [
     new Periodic(config.groupTokenRenewInterval * 1000, () => renewer.renewAll()),
     new Periodic(Math.min(config.nodeIdleExpiry * 1000, 3600_000), () => pruner.pruneAll()),

@@ -15,6 +15,7 @@ import { NodeService } from '../nodes/service';
 import { PskJwt } from '../pki/psk';
 import { PkiService } from '../pki/service';
 import { Catalog } from '../secrets/catalog';
+import { Listings } from '../secrets/listing';
 import { ExpiryWatch } from '../secrets/expiry-watch';
 import { Inventory } from '../secrets/inventory';
 import { ManagedSecrets } from '../secrets/managed';
@@ -72,6 +73,8 @@ export function buildServices(config: Config, logger: Logger, metrics: Metrics, 
   const acmeOrders = new AcmeOrders(acmeIssuers, challenges, config.acmeTimeout * 1000, logger, { orders: metrics.acmeOrders });
   const managed = new ManagedSecrets(kv, pkiEngine, session, logger, { renewals: metrics.managedRenewals }, { issuers: acmeIssuers, orders: acmeOrders, challenges, pacing });
   const secrets = new SecretService(kv, config.defaultSecretTtl, managed, new Readers(tokens));
+  // The catalog's one listing in memory: the inventory pages from it, the expiry metrics read it.
+  const listings = new Listings(new Catalog(kv));
   const init = new InitService(stores, config.admin, config.caBundle);
   const groups = new GroupService(kv, sys, tokens, session);
   return {
@@ -93,7 +96,7 @@ export function buildServices(config: Config, logger: Logger, metrics: Metrics, 
     secrets,
     managed,
     acme: { issuers: acmeIssuers, challenges, pacing },
-    inventory: new Inventory(kv, (data) => secrets.ttlOf(data)),
+    inventory: new Inventory(kv, (data) => secrets.ttlOf(data), listings),
     pki: new PkiService(pkiEngine, session),
     psk: config.psk ? new PskJwt(config.psk) : undefined,
     renewer: new GroupTokenRenewer(kv, tokens, session, logger),
@@ -101,7 +104,7 @@ export function buildServices(config: Config, logger: Logger, metrics: Metrics, 
     readiness: new Readiness(vault, session, metrics.ready),
     migration: new ClassicMigration(kv, sys, tokens, sys, groups, init, config.admin.login.toLowerCase()),
     expiryWatch: new ExpiryWatch(
-      new Catalog(kv),
+      listings,
       session,
       {
         expiry: metrics.secretExpiry,

@@ -2,6 +2,7 @@ import { Registry } from 'prom-client';
 import { createLogger } from '../../src/log';
 import { createMetrics } from '../../src/metrics';
 import { ExpiryWatch } from '../../src/secrets/expiry-watch';
+import { Listings } from '../../src/secrets/listing';
 import { MemoryTokens, memorySession } from '../support/memory-vault';
 
 const DAY = 86400;
@@ -32,11 +33,13 @@ describe('ExpiryWatch (in memory)', () => {
           ...[...expiries].map(([n, at]) => [n, { ...entry(at), version: 1, groups: [], groupsVersion: 0 }] as const),
           ...[...managed].map(([n, m]) => [n, { ...(m.at ? entry(m.at) : {}), managed: spec, renewal: m.renewal, version: 1, groups: [], groupsVersion: 0 }] as const),
         ]);
-    const catalog = { scan: async (_token: string, fn: (fqdn: string, e: any) => void) => void [...entries()].forEach(([n, e]) => fn(n, e)) };
+    // A catalog whose serial moves at every look: each pass reads it again.
+    let serial = 0;
+    const catalog = { scan: async (_token: string, fn: (fqdn: string, e: any) => void) => void [...entries()].forEach(([n, e]) => fn(n, e)), serial: async () => ++serial };
     const metrics = createMetrics(new Registry(), false);
     const lines: any[] = [];
     const watch = new ExpiryWatch(
-      catalog,
+      new Listings(catalog),
       memorySession(tokens),
       { expiry: metrics.secretExpiry, expiring: metrics.secretsExpiring, lastPass: metrics.expiryPass, managed: metrics.managedSecrets, acmeNextSlot: metrics.acmeNextSlot, acmeQueueThrough: metrics.acmeQueueThrough },
       createLogger('warn', { write: (l: string) => void lines.push(JSON.parse(l)) }),
@@ -70,10 +73,13 @@ describe('ExpiryWatch (in memory)', () => {
     const read = jest.spyOn(catalog, 'scan');
     watch.note('new.example.com', new Date((t + 3 * DAY) * 1000).toISOString());
     watch.note('gone.example.com', null);
+    // One rks just made or renewed: on time, whatever its lifetime.
+    watch.note('made.example.com', new Date((t + DAY) * 1000).toISOString(), true);
     await new Promise((r) => setTimeout(r, 1200));
     const after = await metrics.registry.metrics();
     expect(after).toContain('rks_secrets_expiring{within="expired"} 0');
-    expect(after).toContain('rks_secrets_expiring{within="7d"} 2');
+    expect(after).toContain('rks_secrets_expiring{within="7d"} 3');
+    expect(lines.slice(6).map((l) => l.fqdn)).toEqual(['new.example.com']);
     expect(read).not.toHaveBeenCalled();
     watch.stop();
   });
