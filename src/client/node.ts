@@ -98,6 +98,8 @@ const MAX_FAILURES = 10_000;
 /** Fetches in flight at once when rks cannot tell which names the node may read (a classic RKS). */
 const MAX_BLIND_FETCHES = 32;
 const MAX_CHALLENGE_FETCHES = 8;
+/** The whole list is asked for this often, what changed in between. */
+const WHOLE_LIST_EVERY_MS = 3600_000;
 /** Replaced keys fetched anew at once. */
 const REFETCH_CONCURRENCY = 8;
 /** Answers to a key's fetch that mean this node may not have it (any more). */
@@ -149,6 +151,10 @@ export class RksNode extends EventEmitter<RksNodeEvents> {
   private allowed: { names: Set<string>; at: number; etag?: string } | null = null;
   /** Held keys rks said were replaced (or may have been): fetched anew at the next revalidation. */
   private readonly stale = new Set<string>();
+  /** When the whole list was last asked for. */
+  private wholeListAt = 0;
+  /** Moves when rks says a name's key changed: a fetch that began before brings the old one. */
+  private readonly generations = new Map<string, number>();
   private listing?: Promise<Set<string>>;
   private blind = false;
   /** When the node's list was last asked for, answered or not. */
@@ -265,6 +271,11 @@ export class RksNode extends EventEmitter<RksNodeEvents> {
     return this.blind ? null : [...names];
   }
 
+  /** Whether rks, as last heard, lets this node serve `name` (always, when rks cannot say). */
+  allows(name: string): boolean {
+    return this.blind || Boolean(this.allowed?.names.has(name));
+  }
+
   /** Names currently held in memory. */
   cached(): string[] {
     return [...this.cache.keys()];
@@ -282,11 +293,15 @@ export class RksNode extends EventEmitter<RksNodeEvents> {
       try {
         // Up to date: 304 and no body, however many names the group has.
         const held = this.allowed;
-        // With what it holds: rks then tells what changed since, not the whole list.
-        const ask = (t: string) => this.exchange('GET', '/rks/v1/node/secrets?changes=true', t, held?.etag ? { 'If-None-Match': held.etag } : {});
+        // With what it holds: rks then tells what changed since, not the whole list (but once an
+        // hour, the whole list: whatever a change told out of order left, it puts right).
+        const whole = !held || Date.now() - this.wholeListAt >= WHOLE_LIST_EVERY_MS;
+        const ask = (t: string) =>
+          whole ? this.exchange('GET', '/rks/v1/node/secrets', t) : this.exchange('GET', '/rks/v1/node/secrets?changes=true', t, held?.etag ? { 'If-None-Match': held.etag } : {});
         const answer = await (token ? ask(token) : this.withToken(ask, false));
         const etag = typeof answer.headers.etag === 'string' ? answer.headers.etag : undefined;
         const body = answer.body as { secrets?: string[]; changes?: { added: string[]; removed: string[]; replaced: string[] }; stale?: boolean } | null;
+        if (whole) this.wholeListAt = Date.now();
         let names: Set<string>;
         if (answer.status === 304 && held) names = held.names;
         else if (body?.changes && held) {
@@ -294,12 +309,12 @@ export class RksNode extends EventEmitter<RksNodeEvents> {
           names = new Set(held.names);
           for (const n of removed) names.delete(n);
           for (const n of added) names.add(n);
-          // Listed again or with another key: a key held from before is not the one rks has now.
-          for (const n of [...added, ...replaced]) if (this.cache.has(n)) this.stale.add(n);
+          // Listed again or with another key: a key held (or on its way) from before is not the one rks has now.
+          for (const n of [...added, ...replaced]) this.keyChanged(n);
         } else {
           names = new Set(body?.secrets ?? []);
           // Further behind than rks remembers: any key held may have been replaced meanwhile.
-          if (body?.stale) for (const n of this.cache.keys()) this.stale.add(n);
+          if (body?.stale) for (const n of [...this.cache.keys(), ...this.inflight.keys()]) this.keyChanged(n);
         }
         this.allowed = { names, at: Date.now(), ...(etag ? { etag } : {}) };
         this.blind = false;
@@ -529,10 +544,13 @@ export class RksNode extends EventEmitter<RksNodeEvents> {
     return pending;
   }
 
-  private async fetch(name: string): Promise<NodeSecret | null> {
+  private async fetch(name: string, again = true): Promise<NodeSecret | null> {
     const started = Date.now();
+    const generation = this.generations.get(name);
     try {
       const body = await this.withToken((token) => this.call('GET', `/rks/v1/secret/${encodeURIComponent(name)}`, token), true);
+      // rks said the key changed while this fetch was on its way: it may bring the old one.
+      if (again && this.generations.get(name) !== generation) return this.fetch(name, false);
       const data = (body as { data: { certificate: string; private_key: string; meta: { ttl: number } } }).data;
       // Kept for its TTL, and never past the certificate's own end.
       const notAfter = Date.parse(new X509Certificate(data.certificate).validTo);
@@ -556,6 +574,13 @@ export class RksNode extends EventEmitter<RksNodeEvents> {
       this.backoff(name, status);
       return null;
     }
+  }
+
+  private keyChanged(name: string): void {
+    if (!this.cache.has(name) && !this.inflight.has(name)) return;
+    this.generations.set(name, (this.generations.get(name) ?? 0) + 1);
+    if (this.generations.size > MAX_FAILURES) this.generations.delete(this.generations.keys().next().value!);
+    if (this.cache.has(name)) this.stale.add(name);
   }
 
   /**

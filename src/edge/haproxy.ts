@@ -6,6 +6,8 @@ import { isSecretName } from '../names';
 const COMMAND_TIMEOUT_MS = 5000;
 /** HAProxy is compared with the node's list at least this often (a failed command is tried again then). */
 const SYNC_EVERY_MS = 10_000;
+/** A key rks could not give again is asked for this often until its TTL ends. */
+const RETRY_MS = 10_000;
 /** Certificates loaded into HAProxy at once. */
 const LOAD_CONCURRENCY = 4;
 /** What HAProxy answers when a command failed. */
@@ -35,6 +37,8 @@ export interface HaproxyEvents {
 export class HaproxySync {
   /** Secret name → the fingerprint of the certificate HAProxy holds for it. */
   private readonly loaded = new Map<string, string>();
+  /** When the TTL of the key HAProxy holds for a name ends. */
+  private readonly until = new Map<string, number>();
   private syncing: Promise<void> | null = null;
   private queue: Promise<void> = Promise.resolve();
   private again = false;
@@ -70,8 +74,8 @@ export class HaproxySync {
     this.node.on('registered', () => void this.sync());
     // A key's TTL ended in the node: fetched anew (a renewed certificate) or withdrawn.
     this.node.on('expired', ({ name }) => void this.refresh(name));
-    // A key rks replaced, fetched anew by the node: HAProxy takes it for new handshakes.
-    this.node.on('replaced', ({ names }) => void names.forEach((name) => void this.refresh(name)));
+    // A key rks replaced: fetched anew, a few at a time, and HAProxy takes it for new handshakes.
+    this.node.on('replaced', ({ names }) => void this.refreshAll(names));
     this.timer = setInterval(() => void this.sync(), SYNC_EVERY_MS);
     this.timer.unref();
     await this.sync();
@@ -138,11 +142,15 @@ export class HaproxySync {
       // Loaded as far as this agent knows, but not in HAProxy (restarted, or a load that failed half-way).
       for (const name of [...this.loaded.keys()]) if (!stored.has(certName(name)) || !wanted.has(certName(name))) this.loaded.delete(name);
     });
-    const missing = [...wanted.values()].filter((n) => !this.loaded.has(n));
+    await this.refreshAll([...wanted.values()].filter((n) => !this.loaded.has(n)));
+  }
+
+  /** `refresh` for each name, a few at a time. */
+  private async refreshAll(names: string[]): Promise<void> {
     let next = 0;
     await Promise.all(
-      Array.from({ length: Math.min(LOAD_CONCURRENCY, missing.length) }, async () => {
-        while (next < missing.length && !this.stopped) await this.refresh(missing[next++]!);
+      Array.from({ length: Math.min(LOAD_CONCURRENCY, names.length) }, async () => {
+        while (next < names.length && !this.stopped) await this.refresh(names[next++]!);
       }),
     );
   }
@@ -152,8 +160,17 @@ export class HaproxySync {
     if (this.stopped || !isSecretName(name)) return;
     try {
       const secret = await this.node.secret(name);
-      if (!secret) return await this.remove(name);
+      if (!secret) {
+        // rks unreachable: the key loaded serves on until its TTL ends, and is asked for again meanwhile.
+        const until = this.until.get(name) ?? 0;
+        if (this.node.allows(name) && Date.now() < until) {
+          setTimeout(() => void this.refresh(name), Math.min(RETRY_MS, until - Date.now())).unref();
+          return;
+        }
+        return await this.remove(name);
+      }
       const fingerprint = new X509Certificate(secret.certificate).fingerprint256;
+      this.until.set(name, secret.expiresAt);
       // HAProxy holds one certificate transaction at a time: loads go one after the other.
       await this.exclusive(async () => {
         if (this.stopped || this.loaded.get(name) === fingerprint) return;
@@ -185,6 +202,7 @@ export class HaproxySync {
       await this.removeStored(certName(name));
       // Forgotten once HAProxy let it go; else the next sync removes it.
       this.loaded.delete(name);
+      this.until.delete(name);
       this.emit('removed', name);
     }).catch((err: Error) => this.emit('error', err));
   }

@@ -26,7 +26,8 @@ const isEntry = (e: unknown): e is ChangeEntry =>
 
 /** The well-formed entries of a serial as read (anyone who may write it may write anything). */
 export function changesOf(serial: GroupSerial): ChangeEntry[] {
-  return Array.isArray(serial.log) ? serial.log.filter(isEntry) : [];
+  // Only as many as rks keeps are looked at, whatever was written there.
+  return Array.isArray(serial.log) ? serial.log.slice(-CHANGES_KEPT).filter(isEntry) : [];
 }
 
 /**

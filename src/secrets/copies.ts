@@ -73,12 +73,14 @@ export class Copies {
         return false;
       }
       const [copy, other] = src.managed ? [managed, pushed] : [pushed, managed];
-      if (copy && copy.data.source === src.entry.version && !other) return true;
+      // A copy that says it moved holds what a managed secret was: never current for a pushed one.
+      const current = copy && copy.data.source === src.entry.version && !copy.data.moved;
+      if (current && !other) return true;
       if (!copy && other && !create) {
         // Pushed over a managed secret, or rolled back to one: the copy moves to the other folder.
         return this.move(token, g, fqdn, src, other.version);
       }
-      const replaced = Boolean(copy && copy.data.source !== src.entry.version);
+      const replaced = Boolean(copy && !current);
       if (!copy || replaced) await this.put(token, g, fqdn, src, copy?.version ?? 0);
       if (other) await this.retire(token, g, fqdn, src, other.version);
       if (replaced || other) await this.keyReplaced(token, g, fqdn);
@@ -135,7 +137,15 @@ export class Copies {
    * says it is stale), edges learn of the key when theirs ends, as they did before.
    */
   private async keyReplaced(token: string, g: string, fqdn: string): Promise<void> {
-    await this.changes.record(token, g, [[fqdn, 'k']]).catch(() => undefined);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.changes.record(token, g, [[fqdn, 'k']]);
+      } catch (err) {
+        if (isVaultError(err, 403)) return;
+        // Vault failing for a moment is tried again; failing on, the call fails and says so.
+        if (attempt === 3) throw err;
+      }
+    }
   }
 
   private copyOf(src: CopySource): SecretCopy {
