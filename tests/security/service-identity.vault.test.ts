@@ -65,6 +65,14 @@ describe("rks's service identity", () => {
     expect((await vaultAs(service, 'GET', `rks/data/groups/${g}/grouptoken-accessor`)).status).toBe(200);
   });
 
+  it("records a change in an existing group's serial, and makes none for a group without one", async () => {
+    const serial = await vaultAs(service, 'GET', `rks/data/groups/${g}/serial`);
+    expect(serial.status).toBe(200);
+    expect((await vaultAs(service, 'POST', `rks/data/groups/${g}/serial`, { data: serial.body.data.data, options: { cas: serial.body.data.metadata.version } })).status).toBe(200);
+    expect((await vaultAs(service, 'POST', `rks/data/groups/${uniq('none')}/serial`, { data: { incarnation: 'x' } })).status).toBe(403);
+    expect((await vaultAs(service, 'DELETE', `rks/metadata/groups/${g}/serial`)).status).toBe(403);
+  });
+
   it("writes a group's two policies (the text rks builds), and no other policy", async () => {
     const text = (await vaultAs(env.rootToken, 'GET', `sys/policies/acl/rks_node_${g}`)).body.data.policy;
     expect((await vaultAs(service, 'PUT', `sys/policies/acl/rks_node_${g}`, { policy: text })).status).toBe(204);
