@@ -11,6 +11,9 @@ export type ListedEntry = Omit<CatalogEntry, 'version' | 'groupsVersion'>;
  * rest as numbers and bytes.
  */
 const RECORD = 80;
+/** Records a chunk holds (a power of two). */
+const CHUNK_BITS = 12;
+const CHUNK = 1 << CHUNK_BITS;
 const OFF = { shape: 0, groups: 4, flags: 8, has: 9, issuer: 12, notBefore: 16, notAfter: 24, renewAt: 32, lastAttempt: 40, fingerprint: 48 };
 const FLAG = { managed: 1, info: 2, renewal: 4, failing: 8, queued: 16, inProgress: 32, plain: 64 };
 /** Which values the record holds rather than the shape. */
@@ -45,8 +48,10 @@ class Interned<T> {
 export class Listing {
   private constructor(
     readonly serial: number,
+    /** Names and records in the order they were read; `order` puts them in name order. */
     private readonly names: string[],
-    private readonly records: Buffer,
+    private readonly chunks: Buffer[],
+    private readonly order: Uint32Array,
     private readonly shapes: string[],
     private readonly groupSets: string[][],
     private readonly issuers: string[],
@@ -57,60 +62,69 @@ export class Listing {
   }
 
   get size(): number {
-    return this.names.length;
+    return this.order.length;
   }
 
   name(i: number): string {
-    return this.names[i]!;
+    return this.names[this.order[i]!]!;
+  }
+
+  /** The chunk holding the record at position `i`, and where in it. */
+  private chunk(i: number): Buffer {
+    return this.chunks[this.order[i]! >>> CHUNK_BITS]!;
+  }
+
+  private at(i: number): number {
+    return (this.order[i]! & (CHUNK - 1)) * RECORD;
   }
 
   /** The first position after `after` (0 without it). */
   start(after?: string): number {
     let from = 0;
     if (after === undefined) return 0;
-    for (let hi = this.names.length; from < hi; ) {
+    for (let hi = this.order.length; from < hi; ) {
       const mid = (from + hi) >>> 1;
-      if (this.names[mid]! <= after) from = mid + 1;
+      if (this.name(mid) <= after) from = mid + 1;
       else hi = mid;
     }
     return from;
   }
 
   groups(i: number): string[] {
-    return this.groupSets[this.records.readUInt32LE(i * RECORD + OFF.groups)]!;
+    return this.groupSets[this.chunk(i).readUInt32LE(this.at(i) + OFF.groups)]!;
   }
 
   /** The certificate's end (ms since the epoch), NaN without one. */
   notAfter(i: number): number {
-    return this.records.readDoubleLE(i * RECORD + OFF.notAfter);
+    return this.chunk(i).readDoubleLE(this.at(i) + OFF.notAfter);
   }
 
   /** When a managed secret's renewal is next due (seconds since the epoch; NaN when none is scheduled). */
   renewAt(i: number): number {
-    return this.records[i * RECORD + OFF.flags]! & FLAG.renewal ? this.records.readDoubleLE(i * RECORD + OFF.renewAt) : NaN;
+    const [r, at] = [this.chunk(i), this.at(i)];
+    return r[at + OFF.flags]! & FLAG.renewal ? r.readDoubleLE(at + OFF.renewAt) : NaN;
   }
 
   /** A managed secret's issuer (undefined for a pushed one). */
   issuer(i: number): string | undefined {
-    const flags = this.records[i * RECORD + OFF.flags]!;
-    return flags & FLAG.managed ? this.issuers[this.records.readUInt32LE(i * RECORD + OFF.issuer)] : undefined;
+    const [r, at] = [this.chunk(i), this.at(i)];
+    return r[at + OFF.flags]! & FLAG.managed ? this.issuers[r.readUInt32LE(at + OFF.issuer)] : undefined;
   }
 
   status(i: number, now = Date.now()): RenewalStatus | undefined {
-    const at = i * RECORD;
-    const flags = this.records[at + OFF.flags]!;
+    const [r, at] = [this.chunk(i), this.at(i)];
+    const flags = r[at + OFF.flags]!;
     if (!(flags & FLAG.managed)) return undefined;
     const renewal = flags & FLAG.renewal
-      ? { renewAt: this.records.readDoubleLE(at + OFF.renewAt), failures: flags & FLAG.failing ? 1 : 0, ...(flags & FLAG.queued ? { queued: true as const } : {}), ...(flags & FLAG.inProgress ? { inProgress: true as const } : {}) }
+      ? { renewAt: r.readDoubleLE(at + OFF.renewAt), failures: flags & FLAG.failing ? 1 : 0, ...(flags & FLAG.queued ? { queued: true as const } : {}), ...(flags & FLAG.inProgress ? { inProgress: true as const } : {}) }
       : undefined;
     return renewalStatus({ managed: {} as ManagedSpec, info: flags & FLAG.info ? ({} as CertificateFacts) : undefined, renewal }, now);
   }
 
   /** The entry at `i`, whole. */
   entry(i: number): ListedEntry {
-    const name = this.names[i]!;
-    const at = i * RECORD;
-    const r = this.records;
+    const name = this.name(i);
+    const [r, at] = [this.chunk(i), this.at(i)];
     const flags = r[at + OFF.flags]!;
     const has = r[at + OFF.has]!;
     const shape = this.shapes[r.readUInt32LE(at + OFF.shape)]!;
@@ -132,26 +146,23 @@ export class Listing {
 /** Takes entries in any order, a shard at a time; `done` sorts them by name. */
 export class ListingBuilder {
   private names: string[] = [];
-  private records = Buffer.alloc(1024 * RECORD);
+  private chunks: Buffer[] = [];
   private readonly shapes = new Interned<string>();
   private readonly groupSets = new Interned<string[]>();
   private readonly issuers = new Interned<string>();
 
   constructor(
     private readonly serial: number,
-    private readonly make: (serial: number, names: string[], records: Buffer, shapes: string[], groupSets: string[][], issuers: string[]) => Listing,
+    private readonly make: (serial: number, names: string[], chunks: Buffer[], order: Uint32Array, shapes: string[], groupSets: string[][], issuers: string[]) => Listing,
   ) {}
 
   add(name: string, entry: CatalogEntry): void {
     const i = this.names.length;
-    if ((i + 1) * RECORD > this.records.length) {
-      const grown = Buffer.alloc(this.records.length * 2);
-      this.records.copy(grown);
-      this.records = grown;
-    }
+    // In chunks: no copy of what was read as it grows.
+    if ((i & (CHUNK - 1)) === 0) this.chunks.push(Buffer.alloc(CHUNK * RECORD));
     this.names.push(name);
-    const at = i * RECORD;
-    const r = this.records;
+    const at = (i & (CHUNK - 1)) * RECORD;
+    const r = this.chunks[i >>> CHUNK_BITS]!;
     // The entry without what each secret has of its own; those go to the record.
     const { version: _v, groupsVersion: _g, groups, info, renewal, ...rest } = entry;
     const e: Omit<ListedEntry, 'groups'> = { ...rest, ...(info ? { info: { ...info } } : {}), ...(renewal ? { renewal: { ...renewal } } : {}) };
@@ -205,14 +216,9 @@ export class ListingBuilder {
   }
 
   done(): Listing {
-    const n = this.names.length;
-    const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => (this.names[a]! < this.names[b]! ? -1 : this.names[a]! > this.names[b]! ? 1 : 0));
-    const names = order.map((i) => this.names[i]!);
-    const records = Buffer.alloc(n * RECORD);
-    order.forEach((from, to) => this.records.copy(records, to * RECORD, from * RECORD, (from + 1) * RECORD));
-    this.names = [];
-    this.records = Buffer.alloc(0);
-    return this.make(this.serial, names, records, this.shapes.values, this.groupSets.values, this.issuers.values);
+    const names = this.names;
+    const order = Uint32Array.from(Array.from({ length: names.length }, (_, i) => i).sort((a, b) => (names[a]! < names[b]! ? -1 : names[a]! > names[b]! ? 1 : 0)));
+    return this.make(this.serial, names, this.chunks, order, this.shapes.values, this.groupSets.values, this.issuers.values);
   }
 }
 
@@ -232,6 +238,8 @@ export class Listings {
     const serial = await this.catalog.serial(token);
     for (;;) {
       if (this.listing && this.listing.serial >= serial) return this.listing;
+      // Let go of the old one while the new one is read: two would not fit beside each other.
+      this.listing = undefined;
       this.building ??= this.build(token).finally(() => (this.building = undefined));
       this.listing = await this.building;
     }
