@@ -428,8 +428,8 @@ export class ClassicMigration {
       progress(`group ${g.name}: ${kept} secret(s), ${g.callback ? 'callback verified' : 'no callback'}, ${g.migrated ? 'already taken over' : 'new group token'}`);
     }
     // The classic's secrets, in no group or in one, described for the inventory and the expiry metrics.
-    const catalogued = await new Catalog(this.kv).reconcile(token, await this.kv.list(kvPath.secrets, token));
-    progress(`inventory: ${catalogued} secret(s) catalogued`);
+    const { described } = await new Catalog(this.kv).reconcile(token, await this.kv.list(kvPath.secrets, token));
+    progress(`inventory: ${described} secret(s) catalogued`);
     // The classic's policies last: until the groups are taken over, its node policies are what
     // says which entries of their lists the classic really granted (and no token carries them now).
     for (const p of plan.remove.policies.filter((p) => !p.startsWith(PREFIX) && !/^addtoken-/i.test(p))) await this.policies.deletePolicy(p, token);

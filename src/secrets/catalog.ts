@@ -222,10 +222,11 @@ export class Catalog {
   /**
    * Makes the catalog describe exactly the secrets stored (`names`: a listing of the mount):
    * the missing described, the leftovers of an interrupted deletion dropped, a shard at a time.
-   * Answers how many secrets the catalog then describes. Repairs bring the catalog to what every
-   * reader already sees as stored, so they do not write the serial.
+   * Answers how many secrets the catalog then describes, and how many entries it repaired.
+   * Repairs bring the catalog to what every reader already sees as stored, so they do not write
+   * the serial.
    */
-  async reconcile(token: string, names: string[]): Promise<number> {
+  async reconcile(token: string, names: string[]): Promise<{ described: number; repaired: number }> {
     const byShard = new Map<string, Set<string>>();
     for (const n of names) {
       if (!isSecretName(n)) continue;
@@ -235,15 +236,17 @@ export class Catalog {
     }
     const shards = new Set([...(await this.kv.list(kvPath.catalogShards, token)).filter((k) => SHARDS.has(k)), ...byShard.keys()]);
     let described = 0;
+    let repaired = 0;
     await mapLimited([...shards], READ_CONCURRENCY, async (s) => {
       const stored = byShard.get(s) ?? new Set<string>();
       const present = new Set((await this.shard(token, s)).map(([n]) => n));
       // Checked one by one: a secret created since the listing is never dropped.
       const repair = [...[...stored].filter((n) => !present.has(n)), ...[...present].filter((n) => !stored.has(n))];
       described += [...present].filter((n) => stored.has(n)).length;
+      repaired += repair.length;
       for (const fqdn of repair) if (await this.settle(token, fqdn, () => undefined)) described++;
     });
-    return described;
+    return { described, repaired };
   }
 
   /**

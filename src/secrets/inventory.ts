@@ -234,8 +234,9 @@ export class Inventory {
    */
   async reconcile(token: string): Promise<void> {
     this.reconciledAt = Date.now();
-    await this.catalog.reconcile(token, await this.secretNames(token));
-    this.listings.forget();
+    const { repaired } = await this.catalog.reconcile(token, await this.secretNames(token));
+    // Nothing to repair (the rule): the listing in memory stands.
+    if (repaired) this.listings.forget();
   }
 
   /** Every secret's name: the keys at the top of the mount that are secret names (rks's own have no dot). */
