@@ -34,7 +34,8 @@ interface Noted {
 
 /**
  * Looks at every secret's expiry now and then, from the catalog's listing in memory (the one the
- * inventory pages from, read again only when the catalog changed), and follows this instance's
+ * inventory pages from, read again only when the catalog changed; it keeps no copy of its own),
+ * and follows this instance's
  * own changes in between without reading Vault: metrics for alerting, and one warning line per
  * secret entering its last `warnDays` days (again if it is replaced by one that expires as
  * soon). A managed secret rks renews is not warned about while its renewal is on time: only once
@@ -42,14 +43,14 @@ interface Noted {
  */
 export class ExpiryWatch {
   private readonly warned = new Map<string, number>();
-  /** The listing of the last pass, and this instance's changes since it was read. */
-  private listing?: Listing;
+  /** Whether a pass ended, and this instance's changes since its listing was read. */
+  private passed = false;
   private noted = new Map<string, Noted>();
   private publishing?: NodeJS.Timeout;
   private during?: Map<string, Noted>;
 
   constructor(
-    private readonly listings: Pick<Listings, 'current'>,
+    private readonly listings: Pick<Listings, 'current' | 'last'>,
     private readonly session: Session,
     private readonly gauges: ExpiryGauges,
     private readonly logger: Logger,
@@ -84,9 +85,9 @@ export class ExpiryWatch {
     this.gauges.managed.reset();
     for (const [issuer, byState] of counts) for (const [state, n] of byState) this.gauges.managed.set({ issuer, state }, n);
     await this.paces([...counts.keys()].filter((i) => i !== RKS_CA && i !== 'invalid'), now);
-    this.listing = listing;
+    this.passed = true;
     this.noted = during;
-    this.publish(now);
+    this.publish(now, listing);
   }
 
   /**
@@ -96,18 +97,19 @@ export class ExpiryWatch {
   note(fqdn: string, notAfter: string | null, managed = false): void {
     const noted = { at: notAfter === null ? null : Math.floor(Date.parse(notAfter) / 1000), managed };
     this.during?.set(fqdn, noted);
-    if (!this.listing) return; // the first pass will see it
+    if (!this.passed) return; // the first pass will see it
     this.noted.set(fqdn, noted);
     this.publishing ??= setTimeout(() => {
       this.publishing = undefined;
-      this.publish(Date.now());
+      // The listing in memory now (none while a newer one is read: the next note or pass publishes).
+      const listing = this.listings.last();
+      if (listing) this.publish(Date.now(), listing);
     }, 1000).unref();
   }
 
   /** Once a second at most while certificates change: one look at each, no sort of them all. */
-  private publish(now: number): void {
+  private publish(now: number, listing: Listing): void {
     const t = now / 1000;
-    const listing = this.listing!;
     const counts = { expired: 0, '7d': 0, '30d': 0 };
     const soon: [string, number][] = [];
     const series: [string, number][] = [];

@@ -245,6 +245,11 @@ export class Listings {
     }
   }
 
+  /** The listing read last, without looking at the serial (none while one is being read). */
+  last(): Listing | undefined {
+    return this.listing;
+  }
+
   /** Read again at the next look (repairs that do not move the serial). */
   forget(): void {
     this.listing = undefined;
