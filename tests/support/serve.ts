@@ -7,7 +7,10 @@ import tls from 'node:tls';
 
 const BIN = path.resolve(__dirname, '..', '..', 'bin', 'rks');
 /** Node flags of the binary's `#!` line: what `rks` runs with when started as users start it. */
-const BIN_NODE_FLAGS = fs.readFileSync(BIN, 'utf8').split('\n')[0].split(/\s+/).filter((a) => a.startsWith('--'));
+const SHEBANG = fs.readFileSync(BIN, 'utf8').split('\n')[0].split(/\s+/);
+const BIN_NODE_FLAGS = SHEBANG.filter((a) => a.startsWith('--'));
+/** The environment the `#!` line sets (env -S NAME=value). */
+const BIN_ENV = Object.fromEntries(SHEBANG.filter((a) => /^[A-Z_]+=/.test(a)).map((a) => [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)]));
 
 export interface Running {
   child: ChildProcess;
@@ -24,7 +27,7 @@ export interface Running {
 export function runRks(args: string[], env: Record<string, string> = {}, nodeArgs: string[] = []): Running {
   let out = '';
   const child = spawn(process.execPath, [...BIN_NODE_FLAGS, ...nodeArgs, BIN, ...args], {
-    env: { PATH: process.env.PATH!, HOME: os.tmpdir(), ...env },
+    env: { PATH: process.env.PATH!, HOME: os.tmpdir(), ...BIN_ENV, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   // Keep the start and a bounded tail: a server under load writes a lot.
