@@ -10,11 +10,12 @@ export type ListedEntry = Omit<CatalogEntry, 'version' | 'groupsVersion'>;
  * with its name and its own values taken out) is kept once as a "shape"; the record holds the
  * rest as numbers and bytes.
  */
-const RECORD = 80;
+const RECORD = 64;
 /** Records a chunk holds (a power of two). */
 const CHUNK_BITS = 12;
 const CHUNK = 1 << CHUNK_BITS;
-const OFF = { shape: 0, groups: 4, flags: 8, has: 9, issuer: 12, notBefore: 16, notAfter: 24, renewAt: 32, lastAttempt: 40, fingerprint: 48 };
+/** Dates are whole seconds (u32, 0: none); a date that is not stays in the shape. */
+const OFF = { shape: 0, groups: 4, flags: 8, has: 9, issuer: 12, notBefore: 16, notAfter: 20, renewAt: 24, lastAttempt: 28, fingerprint: 32 };
 const FLAG = { managed: 1, info: 2, renewal: 4, failing: 8, queued: 16, inProgress: 32, plain: 64 };
 /** Which values the record holds rather than the shape. */
 const HAS = { notBefore: 1, notAfter: 2, renewAt: 4, lastAttempt: 8, fingerprint: 16 };
@@ -22,8 +23,11 @@ const HAS = { notBefore: 1, notAfter: 2, renewAt: 4, lastAttempt: 8, fingerprint
 const NAME = '\\u0000';
 const FINGERPRINT = /^[0-9A-F]{2}(:[0-9A-F]{2}){31}$/;
 
-/** An ISO date that reads back to the same text. */
-const exactDate = (s: unknown): s is string => typeof s === 'string' && !Number.isNaN(Date.parse(s)) && new Date(Date.parse(s)).toISOString() === s;
+/** An ISO date of whole seconds that reads back to the same text. */
+const exactDate = (s: unknown): s is string => typeof s === 'string' && inSeconds(Date.parse(s)) && new Date(Date.parse(s)).toISOString() === s;
+const inSeconds = (ms: number) => Number.isSafeInteger(ms) && ms % 1000 === 0 && ms > 0 && ms / 1000 <= 0xffffffff;
+/** Seconds as a record holds them for filters: whatever the value, within u32 (0 for none). */
+const clamped = (sec: number) => (Number.isFinite(sec) ? Math.min(0xffffffff, Math.max(1, Math.floor(sec))) : 0);
 
 /** Strings said many times, each kept once. */
 class Interned<T> {
@@ -96,13 +100,14 @@ export class Listing {
 
   /** The certificate's end (ms since the epoch), NaN without one. */
   notAfter(i: number): number {
-    return this.chunk(i).readDoubleLE(this.at(i) + OFF.notAfter);
+    const sec = this.chunk(i).readUInt32LE(this.at(i) + OFF.notAfter);
+    return sec ? sec * 1000 : NaN;
   }
 
   /** When a managed secret's renewal is next due (seconds since the epoch; NaN when none is scheduled). */
   renewAt(i: number): number {
     const [r, at] = [this.chunk(i), this.at(i)];
-    return r[at + OFF.flags]! & FLAG.renewal ? r.readDoubleLE(at + OFF.renewAt) : NaN;
+    return r[at + OFF.flags]! & FLAG.renewal ? r.readUInt32LE(at + OFF.renewAt) : NaN;
   }
 
   /** A managed secret's issuer (undefined for a pushed one). */
@@ -116,7 +121,7 @@ export class Listing {
     const flags = r[at + OFF.flags]!;
     if (!(flags & FLAG.managed)) return undefined;
     const renewal = flags & FLAG.renewal
-      ? { renewAt: r.readDoubleLE(at + OFF.renewAt), failures: flags & FLAG.failing ? 1 : 0, ...(flags & FLAG.queued ? { queued: true as const } : {}), ...(flags & FLAG.inProgress ? { inProgress: true as const } : {}) }
+      ? { renewAt: r.readUInt32LE(at + OFF.renewAt), failures: flags & FLAG.failing ? 1 : 0, ...(flags & FLAG.queued ? { queued: true as const } : {}), ...(flags & FLAG.inProgress ? { inProgress: true as const } : {}) }
       : undefined;
     return renewalStatus({ managed: {} as ManagedSpec, info: flags & FLAG.info ? ({} as CertificateFacts) : undefined, renewal }, now);
   }
@@ -130,13 +135,13 @@ export class Listing {
     const shape = this.shapes[r.readUInt32LE(at + OFF.shape)]!;
     const e = JSON.parse(flags & FLAG.plain ? shape : shape.split(NAME).join(name)) as ListedEntry;
     if (e.info) {
-      if (has & HAS.notBefore) e.info.notBefore = new Date(r.readDoubleLE(at + OFF.notBefore)).toISOString();
-      if (has & HAS.notAfter) e.info.notAfter = new Date(r.readDoubleLE(at + OFF.notAfter)).toISOString();
+      if (has & HAS.notBefore) e.info.notBefore = new Date(r.readUInt32LE(at + OFF.notBefore) * 1000).toISOString();
+      if (has & HAS.notAfter) e.info.notAfter = new Date(r.readUInt32LE(at + OFF.notAfter) * 1000).toISOString();
       if (has & HAS.fingerprint) e.info.sha256Fingerprint = (r.toString('hex', at + OFF.fingerprint, at + OFF.fingerprint + 32).toUpperCase().match(/../g) ?? []).join(':');
     }
     if (e.renewal) {
-      if (has & HAS.renewAt) e.renewal.renewAt = r.readDoubleLE(at + OFF.renewAt);
-      if (has & HAS.lastAttempt) e.renewal.lastAttempt = new Date(r.readDoubleLE(at + OFF.lastAttempt)).toISOString();
+      if (has & HAS.renewAt) e.renewal.renewAt = r.readUInt32LE(at + OFF.renewAt);
+      if (has & HAS.lastAttempt) e.renewal.lastAttempt = new Date(r.readUInt32LE(at + OFF.lastAttempt) * 1000).toISOString();
     }
     e.groups = this.groups(i);
     return e;
@@ -168,11 +173,11 @@ export class ListingBuilder {
     const e: Omit<ListedEntry, 'groups'> = { ...rest, ...(info ? { info: { ...info } } : {}), ...(renewal ? { renewal: { ...renewal } } : {}) };
     let has = 0;
     let flags = 0;
-    r.writeDoubleLE(e.info ? Date.parse(e.info.notAfter) : NaN, at + OFF.notAfter);
+    r.writeUInt32LE(e.info ? clamped(Date.parse(e.info.notAfter) / 1000) : 0, at + OFF.notAfter);
     if (e.info) {
       flags |= FLAG.info;
       if (exactDate(e.info.notBefore)) {
-        r.writeDoubleLE(Date.parse(e.info.notBefore), at + OFF.notBefore);
+        r.writeUInt32LE(Date.parse(e.info.notBefore) / 1000, at + OFF.notBefore);
         delete (e.info as Partial<CertificateFacts>).notBefore;
         has |= HAS.notBefore;
       }
@@ -195,11 +200,13 @@ export class ListingBuilder {
       if (e.renewal.failures > 0) flags |= FLAG.failing;
       if (e.renewal.queued) flags |= FLAG.queued;
       if (e.renewal.inProgress) flags |= FLAG.inProgress;
-      r.writeDoubleLE(e.renewal.renewAt, at + OFF.renewAt);
-      delete (e.renewal as { renewAt?: number }).renewAt;
-      has |= HAS.renewAt;
+      r.writeUInt32LE(clamped(e.renewal.renewAt), at + OFF.renewAt);
+      if (inSeconds(e.renewal.renewAt * 1000)) {
+        delete (e.renewal as { renewAt?: number }).renewAt;
+        has |= HAS.renewAt;
+      }
       if (exactDate(e.renewal.lastAttempt)) {
-        r.writeDoubleLE(Date.parse(e.renewal.lastAttempt), at + OFF.lastAttempt);
+        r.writeUInt32LE(Date.parse(e.renewal.lastAttempt) / 1000, at + OFF.lastAttempt);
         delete e.renewal.lastAttempt;
         has |= HAS.lastAttempt;
       }
