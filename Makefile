@@ -4,7 +4,7 @@ SHELL := /bin/bash
 
 NPM ?= npm
 
-.PHONY: help install build readme sdk-pack vault pebble edge-servers dev dev-ha test test-unit lint typecheck compose-lint clean bench bench-scale bench-handshake bench-fleet bench-haproxy
+.PHONY: help install build readme sdk-pack vault pebble edge-servers dev dev-ha test test-unit lint typecheck compose-lint clean bench bench-scale bench-handshake bench-fleet bench-haproxy bench-memory
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -66,6 +66,9 @@ bench-fleet: build ## EDGES (200) SDK edges of a NAMES (10000) name group: what 
 
 bench-haproxy: build edge-servers ## HAProxy kept by rks edge for a group of NAMES (10000) names, TTL (120) s: time to load, key fetches, steady rate, both processes' memory (SAVE=1 as for bench)
 	@RKS_VAULT_BIN=$$(scripts/vault-bin.sh) && export RKS_VAULT_BIN && SAVE=$(SAVE) NAMES=$(NAMES) TTL=$(TTL) npx tsx bench/haproxy.ts
+
+bench-memory: build ## rks's peak memory with PUSHED (100000) and MANAGED (100000) secrets written to Vault in its layout, while it reads them all (SAVE=1 as for bench)
+	@RKS_VAULT_BIN=$$(scripts/vault-bin.sh) && export RKS_VAULT_BIN && SAVE=$(SAVE) PUSHED=$(PUSHED) MANAGED=$(MANAGED) npx tsx bench/memory.ts
 
 bench-handshake: build edge-servers ## edge handshakes per mode (rks edge, nginx, HAProxy) beside the same server with a certificate file; cold names (SAVE=1 as for bench)
 	@RKS_VAULT_BIN=$$(scripts/vault-bin.sh) && export RKS_VAULT_BIN && SAVE=$(SAVE) npx tsx bench/handshake.ts
