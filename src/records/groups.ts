@@ -61,8 +61,8 @@ export function storedRegInfo(record: unknown): GroupRegInfo {
  */
 export interface GroupSerial {
   incarnation: string;
-  /** The last changes of the group's list, oldest first (see secrets/changes.ts). */
-  log?: ChangeEntry[];
+  /** The last changes of the group's list, oldest first, a line each: `<version> <op> <name>` (see secrets/changes.ts). */
+  log?: string;
 }
 
 /** What happened to a name in a group's list: associated, removed, or its key replaced. */

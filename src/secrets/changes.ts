@@ -4,10 +4,14 @@ import { CasMismatch, KvEntry, KvStore } from '../vault/stores';
 import type { ChangeEntry, ChangeOp, GroupSerial } from '../records/groups';
 
 /**
- * Changes a serial remembers (some 40 bytes each): an edge further behind gets the whole list.
- * Its nodes read the serial once a second per group and rks instance: it stays a few KB.
+ * Changes a serial remembers: an edge further behind gets the whole list. Its nodes read the
+ * serial once a second per group and rks instance, so it stays small: at most 256 lines and
+ * 12,000 bytes of text (one string, not a list: Vault bounds the members of a list, and its
+ * operators may bound them tightly).
  */
 export const CHANGES_KEPT = 256;
+const LOG_BYTES = 12_000;
+const LINE = /^(\d{1,15}) ([ark]) (\S{1,253})$/;
 /** Rounds of read, append and check-and-set before the log is started afresh (see record). */
 const ROUNDS = 10;
 
@@ -21,13 +25,24 @@ export interface ListDelta {
   replaced: string[];
 }
 
-const isEntry = (e: unknown): e is ChangeEntry =>
-  Array.isArray(e) && e.length === 3 && Number.isSafeInteger(e[0]) && typeof e[1] === 'string' && isSecretName(e[1]) && (e[2] === 'a' || e[2] === 'r' || e[2] === 'k');
-
 /** The well-formed entries of a serial as read (anyone who may write it may write anything). */
 export function changesOf(serial: GroupSerial): ChangeEntry[] {
-  // Only as many as rks keeps are looked at, whatever was written there.
-  return Array.isArray(serial.log) ? serial.log.slice(-CHANGES_KEPT).filter(isEntry) : [];
+  if (typeof serial.log !== 'string') return [];
+  const out: ChangeEntry[] = [];
+  // Only as much as rks keeps is looked at, whatever was written there.
+  for (const line of serial.log.slice(-LOG_BYTES).split('\n').slice(-CHANGES_KEPT)) {
+    const m = LINE.exec(line);
+    if (m && isSecretName(m[3]!)) out.push([Number(m[1]), m[3]!, m[2] as ChangeOp]);
+  }
+  return out;
+}
+
+/** The entries as a serial keeps them: the newest that fit. */
+function logOf(entries: ChangeEntry[]): string {
+  const lines = entries.slice(-CHANGES_KEPT).map(([v, name, op]) => `${v} ${op} ${name}`);
+  let bytes = lines.reduce((n, l) => n + l.length + 1, 0);
+  while (bytes > LOG_BYTES && lines.length > 1) bytes -= lines.shift()!.length + 1;
+  return lines.join('\n');
 }
 
 /**
@@ -76,7 +91,7 @@ export class ChangeLog {
     for (let round = 1; serial; round++) {
       const version = serial.version + 1;
       const kept = round < ROUNDS ? changesOf(serial.data) : [];
-      const log = [...kept, ...changes.map(([name, op]): ChangeEntry => [version, name, op])].slice(-CHANGES_KEPT);
+      const log = logOf([...kept, ...changes.map(([name, op]): ChangeEntry => [version, name, op])]);
       try {
         await this.kv.write<GroupSerial>(kvPath.groupSerial(g), { incarnation: serial.data.incarnation, log }, token, round < ROUNDS ? serial.version : undefined);
         return;

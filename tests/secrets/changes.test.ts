@@ -4,7 +4,7 @@ import type { GroupSerial } from '../../src/records/groups';
 import { MemoryKv } from '../support/memory-vault';
 
 describe("a group's change log", () => {
-  const serial = (log: GroupSerial['log']): GroupSerial => ({ incarnation: 'i', log });
+  const serial = (log: [number, string, string][]): GroupSerial => ({ incarnation: 'i', log: log.map(([v, n, op]) => `${v} ${op} ${n}`).join('\n') });
 
   it('folds the changes since a version into what an edge must do', () => {
     const s = serial([
@@ -31,7 +31,8 @@ describe("a group's change log", () => {
     expect(deltaOf(s, 0, 2)).toBeNull();
     expect(deltaOf(s, 3, 4)).toEqual({ added: ['b.example.com'], removed: [], replaced: [] });
     // Written by anyone who may write the serial: what is not a change is no change.
-    expect(deltaOf({ incarnation: 'i', log: [[2, '../x', 'a'], 'x' as never] as never }, 1, 2)).toBeNull();
+    expect(deltaOf({ incarnation: 'i', log: [[2, 'a.example.com', 'a']] as never }, 1, 2)).toBeNull();
+    expect(deltaOf({ incarnation: 'i', log: '2 a ../x\n2 x a.example.com\nnonsense' }, 1, 2)).toBeNull();
   });
 
   it('records each change as a new version of the serial, and keeps the last few hundred', async () => {
@@ -46,9 +47,15 @@ describe("a group's change log", () => {
     expect(deltaOf(s.data, 2, 3)).toEqual({ added: [], removed: [], replaced: ['a.example.com'] });
     for (let i = 0; i < CHANGES_KEPT + 10; i++) await log.record('t', 'edge', [[`n${i}.example.com`, 'a']]);
     const after = (await kv.read<GroupSerial>(kvPath.groupSerial('edge'), 't'))!;
-    expect(after.data.log).toHaveLength(CHANGES_KEPT);
+    expect(after.data.log!.split('\n')).toHaveLength(CHANGES_KEPT);
     expect(deltaOf(after.data, 2, after.version)).toBeNull();
     expect(deltaOf(after.data, after.version - 5, after.version)?.added).toHaveLength(5);
+    // Long names: the newest that fit in a few KB, still one string.
+    const long = (i: number) => `${'x'.repeat(40)}.${'y'.repeat(40)}.n${i}.example.com`;
+    for (let i = 0; i < 200; i++) await log.record('t', 'edge', [[long(i), 'k']]);
+    const longer = (await kv.read<GroupSerial>(kvPath.groupSerial('edge'), 't'))!;
+    expect(longer.data.log!.length).toBeLessThanOrEqual(12_000);
+    expect(deltaOf(longer.data, longer.version - 10, longer.version)?.replaced).toHaveLength(10);
     // A group without a serial (deleted meanwhile) gets none.
     await log.record('t', 'gone', [['a.example.com', 'a']]);
     expect(await kv.read(kvPath.groupSerial('gone'), 't')).toBeNull();
