@@ -7,13 +7,12 @@
  * per edge for that change).
  */
 import { X509Certificate } from 'node:crypto';
-import https from 'node:https';
 import net from 'node:net';
 import os from 'node:os';
 import { RksNode } from '../src/client';
 import { issue } from '../tests/support/pki';
 import { freePort } from '../tests/support/vault';
-import { ADMIN, client, cpuSeconds, round, startStack, writeResult } from './lib';
+import { ADMIN, client, cpuSeconds, metricSum, round, startStack, writeResult } from './lib';
 
 const NAMES = Number(process.env.NAMES || 10_000);
 const EDGES = Number(process.env.EDGES || 200);
@@ -158,20 +157,9 @@ async function main() {
   }
 }
 
-/** Requests rks answered, from its metrics. */
+/** Requests rks answered (its metrics' own excepted), from its metrics. */
 async function requestsSeen(url: string, ca: string): Promise<number> {
-  const text = await new Promise<string>((resolve, reject) =>
-    https
-      .get(`${url}/metrics`, { ca }, (res) => {
-        let b = '';
-        res.on('data', (c) => (b += c));
-        res.on('end', () => resolve(b));
-      })
-      .on('error', reject),
-  );
-  let n = 0;
-  for (const line of text.split('\n')) if (line.startsWith('rks_http_requests_total{') && !line.includes('route="/metrics"')) n += Number(line.split(' ').pop());
-  return n;
+  return (await metricSum(url, ca, 'rks_http_requests_total')) - (await metricSum(url, ca, 'rks_http_requests_total', 'route="/metrics"'));
 }
 
 main().catch((err) => {

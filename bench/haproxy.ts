@@ -6,14 +6,13 @@
  * processes' peak memory.
  */
 import fs from 'node:fs';
-import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import { issue } from '../tests/support/pki';
 import { runRks } from '../tests/support/serve';
 import { haproxyCommand, startHaproxy } from '../tests/support/servers';
 import { freePort } from '../tests/support/vault';
-import { ADMIN, client, round, startStack, writeResult } from './lib';
+import { ADMIN, client, metricSum, round, startStack, writeResult } from './lib';
 
 const NAMES = Number(process.env.NAMES || 10_000);
 const TTL = Number(process.env.TTL || 120);
@@ -103,20 +102,7 @@ async function main() {
 }
 
 /** Keys rks handed out, from its metrics. */
-async function fetches(url: string, ca: string): Promise<number> {
-  const text = await new Promise<string>((resolve, reject) =>
-    https
-      .get(`${url}/metrics`, { ca }, (res) => {
-        let b = '';
-        res.on('data', (c) => (b += c));
-        res.on('end', () => resolve(b));
-      })
-      .on('error', reject),
-  );
-  let n = 0;
-  for (const line of text.split('\n')) if (line.startsWith('rks_http_requests_total{') && line.includes('route="/rks/v1/secret/{fqdn}"') && line.includes('method="GET"')) n += Number(line.split(' ').pop());
-  return n;
-}
+const fetches = (url: string, ca: string) => metricSum(url, ca, 'rks_http_requests_total', 'route="/rks/v1/secret/{fqdn}"', 'method="GET"');
 
 main().catch((err) => {
   process.stderr.write(`${err.stack ?? err}\n`);

@@ -158,3 +158,19 @@ export function writeResult(name: string, result: unknown): string {
   fs.writeFileSync(path.join(dir, `${name}-${stamp}.json`), `${JSON.stringify(result, null, 2)}\n`);
   return path.join(dir, `${name}.json`);
 }
+
+/** The sum of a metric's series whose line matches every one of `labels` (rks's /metrics, over HTTPS). */
+export async function metricSum(url: string, ca: string, name: string, ...labels: string[]): Promise<number> {
+  const text = await new Promise<string>((resolve, reject) =>
+    https
+      .get(`${url}/metrics`, { ca }, (res) => {
+        let b = '';
+        res.on('data', (c) => (b += c));
+        res.on('end', () => resolve(b));
+      })
+      .on('error', reject),
+  );
+  let n = 0;
+  for (const line of text.split('\n')) if (line.startsWith(`${name}{`) && labels.every((l) => line.includes(l))) n += Number(line.split(' ').pop());
+  return n;
+}

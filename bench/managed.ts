@@ -7,12 +7,11 @@
  * under an order budget: the orders in any window, and the issuance rate.
  */
 import fs from 'node:fs';
-import https from 'node:https';
 import os from 'node:os';
 import { startCluster } from '../tests/support/cluster';
 import { startPebble } from '../tests/support/pebble';
 import { issue } from '../tests/support/pki';
-import { ADMIN, client, cpuSeconds, listInventory, round, startStack, summary, writeResult } from './lib';
+import { ADMIN, client, cpuSeconds, listInventory, metricSum, round, startStack, summary, writeResult } from './lib';
 
 const MANAGED = Number(process.env.MANAGED || 100_000);
 const DUE = Math.min(Number(process.env.DUE || 10_000), MANAGED);
@@ -105,18 +104,7 @@ async function main() {
     };
     const now = Math.floor(Date.now() / 1000);
     // Counted from rks's metrics: its log, as the bench keeps it, is cut at a few MB.
-    const renewed = async () => {
-      const text = await new Promise<string>((resolve, reject) =>
-        https
-          .get(`${stack.url}/metrics`, { ca: stack.ca }, (res) => {
-            let b = '';
-            res.on('data', (c) => (b += c));
-            res.on('end', () => resolve(b));
-          })
-          .on('error', reject),
-      );
-      return Number(/^rks_managed_renewals_total\{issuer="rks-ca",result="renewed"\} (\d+)/m.exec(text)?.[1] ?? 0);
-    };
+    const renewed = () => metricSum(stack.url, stack.ca, 'rks_managed_renewals_total', 'issuer="rks-ca"', 'result="renewed"');
     const renewedBefore = await renewed();
     let k = 0;
     await Promise.all(
