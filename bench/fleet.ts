@@ -7,6 +7,7 @@
  * per edge for that change).
  */
 import { X509Certificate } from 'node:crypto';
+import https from 'node:https';
 import net from 'node:net';
 import os from 'node:os';
 import { RksNode } from '../src/client';
@@ -104,14 +105,29 @@ async function main() {
         if (replaced.includes(target)) void node.secret(target).then((s) => s && new X509Certificate(s.certificate).fingerprint256 === fingerprint && !served.has(e) && served.set(e, Date.now()));
       }),
     );
+    // One node asks as the edges do, so that the delta's answer and the key are weighed apart.
+    const probe = (await call('POST', '/rks/v1/node', group, undefined, { 'X-LCDN-nodeId': 'probe' })).body.nodeToken as string;
+    const listed = await raw(stack.url, stack.ca, '/rks/v1/node/secrets?changes=true', { 'X-Vault-Token': probe });
     const at = { ...proxy.count, requests: await requestsSeen(stack.url, stack.ca), rks: cpuSeconds(stack.rks.child.pid!), vault: cpuSeconds(stack.vault.pid) };
     const changedAt = Date.now();
     const put = await call('PUT', `/rks/v1/secret/${target}`, admin, { data: { certificate: next.certPem + ca.certPem, private_key: next.keyPem, meta: { ttl: 3600 } } });
     if (put.status !== 200) throw new Error(`replace: ${put.status}`);
+    // rks reads a group's serial at most once a second: 304 until it has read the new one.
+    let probeRequests = 1;
+    let deltaAnswer = await raw(stack.url, stack.ca, '/rks/v1/node/secrets?changes=true', { 'X-Vault-Token': probe, 'If-None-Match': listed.etag });
+    for (let i = 0; deltaAnswer.status === 304 && i < 50; i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      probeRequests++;
+      deltaAnswer = await raw(stack.url, stack.ca, '/rks/v1/node/secrets?changes=true', { 'X-Vault-Token': probe, 'If-None-Match': listed.etag });
+    }
+    if (deltaAnswer.status !== 200) throw new Error('the delta never came');
+    probeRequests += 1;
+    const keyAnswer = await raw(stack.url, stack.ca, `/rks/v1/secret/${target}`, { 'X-Vault-Token': probe });
+    say(`delta answer ${deltaAnswer.bytes} B (${deltaAnswer.body}), key answer ${keyAnswer.bytes} B`);
     while (served.size < EDGES && Date.now() - changedAt < 60_000) await new Promise((r) => setTimeout(r, 100));
     const window = INTERVAL + 2;
     await new Promise((r) => setTimeout(r, Math.max(0, changedAt + window * 1000 - Date.now())));
-    const spent = { requests: (await requestsSeen(stack.url, stack.ca)) - at.requests, bytes: proxy.count.up + proxy.count.down - at.up - at.down };
+    const spent = { requests: (await requestsSeen(stack.url, stack.ca)) - at.requests - probeRequests, bytes: proxy.count.up + proxy.count.down - at.up - at.down };
     const times = [...served.values()].map((t) => t - changedAt).sort((a, b) => a - b);
     const change = {
       edgesServingNewKey: served.size,
@@ -121,6 +137,9 @@ async function main() {
       requestsPerEdge: round(spent.requests / EDGES, 2),
       bytesPerEdge: round(spent.bytes / EDGES, 0),
       bytesPerEdgeBeyondIdle: round(spent.bytes / EDGES - (idle.bytesPerEdgePerInterval * window) / INTERVAL, 0),
+      // Headers and body as the wire carries them (TLS framing aside).
+      deltaAnswerBytes: deltaAnswer.bytes,
+      keyAnswerBytes: keyAnswer.bytes,
       cpuSeconds: { rks: round(cpuSeconds(stack.rks.child.pid!) - at.rks, 2), vault: round(cpuSeconds(stack.vault.pid) - at.vault, 2) },
     };
     say(`change: ${JSON.stringify(change)}`);
@@ -135,18 +154,21 @@ async function main() {
       intervalSeconds: INTERVAL,
       idle,
       change,
-      targets: { withinBound: change.secondsUntilAll !== null && served.size === EDGES && change.secondsUntilAll <= INTERVAL + 5 },
+      targets: {
+        withinBound: change.secondsUntilAll !== null && served.size === EDGES && change.secondsUntilAll <= INTERVAL + 5,
+        deltaUnder1Kb: change.deltaAnswerBytes <= 1024,
+      },
     };
     const file = writeResult('fleet', result);
     process.stdout.write(
       [
         `${EDGES} edges of a ${NAMES}-name group (${HELD} keys held each, revalidation every ${INTERVAL} s):`,
         '',
-        '| nothing changes: per edge per interval | rks / Vault CPU, whole fleet | one key replaced: every edge serves it after | per edge for that change (one interval) |',
-        '| --- | --- | --- | --- |',
-        `| ${idle.requestsPerEdgePerInterval} requests, ${idle.bytesPerEdgePerInterval} B | ${idle.cpuPercent.rks} % / ${idle.cpuPercent.vault} % | ${change.secondsUntilAll} s (p50 ${change.p50Seconds} s), ${change.edgesServingNewKey} of ${EDGES} | ${change.requestsPerEdge} requests, ${change.bytesPerEdge} B (${change.bytesPerEdgeBeyondIdle} B beyond the idle revalidation) |`,
+        '| nothing changes: per edge per interval | rks / Vault CPU, whole fleet | one key replaced: every edge serves it after | per edge for that change (one interval) | the delta\'s answer / the key\'s |',
+        '| --- | --- | --- | --- | --- |',
+        `| ${idle.requestsPerEdgePerInterval} requests, ${idle.bytesPerEdgePerInterval} B | ${idle.cpuPercent.rks} % / ${idle.cpuPercent.vault} % | ${change.secondsUntilAll} s (p50 ${change.p50Seconds} s), ${change.edgesServingNewKey} of ${EDGES} | ${change.requestsPerEdge} requests, ${change.bytesPerEdge} B (${change.bytesPerEdgeBeyondIdle} B beyond the idle revalidation) | ${change.deltaAnswerBytes} B / ${change.keyAnswerBytes} B |`,
         '',
-        `Target: the new key served by every edge within the interval + 5 s: ${result.targets.withinBound ? 'met' : 'MISSED'}`,
+        `Targets: the new key served by every edge within the interval + 5 s: ${result.targets.withinBound ? 'met' : 'MISSED'}; the delta's answer ≤ 1 KB: ${result.targets.deltaUnder1Kb ? 'met' : 'MISSED'}`,
         `written to ${file}`,
       ].join('\n') + '\n',
     );
@@ -155,6 +177,24 @@ async function main() {
     proxy.close();
     await stack.stop();
   }
+}
+
+/** One GET as a node makes it: the answer's size on the wire (status line, headers, body), its ETag and body. */
+function raw(url: string, ca: string, p: string, headers: Record<string, string>): Promise<{ status: number; bytes: number; etag: string; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = https.request(`${url}${p}`, { ca, headers, agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c) => (body += c));
+      res.on('end', () => {
+        const head = `HTTP/1.1 ${res.statusCode} ${res.statusMessage}\r\n${res.rawHeaders.reduce((a, v, i) => a + v + (i % 2 ? '\r\n' : ': '), '')}\r\n`;
+        if (res.statusCode !== 200 && res.statusCode !== 304) return reject(new Error(`${p}: ${res.statusCode} ${body}`));
+        resolve({ status: res.statusCode, bytes: Buffer.byteLength(head) + Buffer.byteLength(body), etag: String(res.headers.etag ?? ''), body: body.length > 300 ? `${body.slice(0, 300)}…` : body });
+      });
+    });
+    req.on('error', reject);
+    req.end();
+  });
 }
 
 /** Requests rks answered (its metrics' own excepted), from its metrics. */

@@ -9,11 +9,11 @@
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
-import { CATALOG_SHARDS, CatalogEntry, shardOf } from '../src/secrets/catalog';
+import { kvPath } from '../src/vault/layout';
 import { issue } from '../tests/support/pki';
 import { runRks } from '../tests/support/serve';
 import { freePort } from '../tests/support/vault';
-import { ADMIN, client, listInventory, round, startStack, writeResult } from './lib';
+import { ADMIN, client, listInventory, round, Seed, startStack, writeResult } from './lib';
 
 const PUSHED = Number(process.env.PUSHED ?? 100_000);
 const MANAGED = Number(process.env.MANAGED ?? 100_000);
@@ -24,14 +24,7 @@ async function main() {
   say(`${PUSHED} pushed and ${MANAGED} managed secrets written to Vault, then a fresh rks reads them`);
   const stack = await startStack();
   await stack.rks.stop();
-  const root = { 'X-Vault-Token': stack.vault.rootToken, 'Content-Type': 'application/json' };
-  const put = async (p: string, data: unknown) => {
-    for (let attempt = 1; ; attempt++) {
-      const r = await fetch(`${stack.vault.addr}/v1/rks/data/${p}`, { method: 'POST', headers: root, body: JSON.stringify({ data }) });
-      if (r.ok) return;
-      if (attempt === 5) throw new Error(`write ${p}: ${r.status}`);
-    }
-  };
+  const seed = new Seed(stack.vault, say);
   let rks: ReturnType<typeof runRks> | undefined;
   try {
     const ca = await issue({ name: 'bench memory CA', ca: true });
@@ -49,40 +42,21 @@ async function main() {
       sha256Fingerprint: (createHash('sha256').update(name).digest('hex').toUpperCase().match(/../g) ?? []).join(':'),
       chainLength: 2,
     });
-    const shards = new Map<string, Record<string, CatalogEntry>>();
-    const catalogued = (name: string, e: CatalogEntry) => {
-      const s = shardOf(name);
-      if (!shards.has(s)) shards.set(s, {});
-      shards.get(s)![name] = e;
-    };
     const spec = (name: string) => ({ issuer: 'rks-ca', sans: [name], keyType: 'ec-p256' as const, lifetime: 10 * 86400 });
-    const writes: [string, unknown][] = [];
     for (let i = 0; i < PUSHED; i++) {
       const name = `p${i}.memory.bench.example`;
       const info = facts(name, 60);
-      writes.push([name, { certificate: leaf.certPem + ca.certPem, private_key: leaf.keyPem, meta: { ttl: 300 }, info }]);
-      catalogued(name, { version: 1, info, ttl: 300, groups: [], groupsVersion: 0 });
+      seed.put(kvPath.secret(name), { certificate: leaf.certPem + ca.certPem, private_key: leaf.keyPem, meta: { ttl: 300 }, info });
+      seed.catalogue(name, { version: 1, info, ttl: 300, groups: [], groupsVersion: 0 });
     }
     for (let i = 0; i < MANAGED; i++) {
       const name = `m${i}.memory.bench.example`;
       const info = facts(name, 10);
       const renewAt = Math.floor(now / 1000) + 86400 + (i % 86400) * 5;
-      writes.push([name, { managed: spec(name), meta: { ttl: 300 } }]);
-      catalogued(name, { version: 1, info, ttl: 300, managed: spec(name), renewal: { renewAt, failures: 0, lastAttempt: iso(now) }, groups: [], groupsVersion: 0 });
+      seed.put(kvPath.secret(name), { managed: spec(name), meta: { ttl: 300 } });
+      seed.catalogue(name, { version: 1, info, ttl: 300, managed: spec(name), renewal: { renewAt, failures: 0, lastAttempt: iso(now) }, groups: [], groupsVersion: 0 });
     }
-    let k = 0;
-    const t0 = Date.now();
-    await Promise.all(
-      Array.from({ length: 32 }, async () => {
-        for (let i = k++; i < writes.length; i = k++) {
-          await put(writes[i]![0], writes[i]![1]);
-          if (i % 20_000 === 0) say(`written ${i} of ${writes.length}`);
-        }
-      }),
-    );
-    for (const [s, secrets] of shards) await put(`index/catalog/${s}`, { secrets });
-    await put('index/catalog-serial', { at: Date.now() });
-    say(`written in ${round((Date.now() - t0) / 1000, 1)} s (${shards.size} of ${CATALOG_SHARDS} catalog shards)`);
+    await seed.flush();
 
     // A fresh rks: its expiry pass every 10 s, the inventory walked, the catalog changed under it.
     const port = await freePort();

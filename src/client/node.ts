@@ -123,6 +123,15 @@ interface Failure {
  * kept in memory for at most its TTL and dropped at expiry; concurrent fetches of one name
  * share one request; failures back off. `sniCallback` plugs it into `tls`/`https` servers.
  */
+/**
+ * How long a key handed on is left before it is fetched again, within its TTL. Names loaded
+ * together are first fetched again at times spread over most of the TTL, then each at a steady
+ * period of its own: the rate stays flat, with no burst a TTL after a load.
+ */
+export function handOffMs(ttlSeconds: number, reload: boolean): number {
+  return ttlSeconds * 1000 * (reload ? 0.72 + Math.random() * 0.06 : 0.05 + Math.random() * 0.7);
+}
+
 export class RksNode extends EventEmitter<RksNodeEvents> {
   private readonly agent: https.Agent | http.Agent;
   private readonly base: URL;
@@ -151,6 +160,8 @@ export class RksNode extends EventEmitter<RksNodeEvents> {
   private allowed: { names: Set<string>; at: number; etag?: string } | null = null;
   /** Held keys rks said were replaced (or may have been): fetched anew at the next revalidation. */
   private readonly stale = new Set<string>();
+  /** Handed on: names whose time came, until fetched again (see handOffMs). */
+  private readonly reloads = new Set<string>();
   /** When the whole list was last asked for. */
   private wholeListAt = 0;
   /** Moves when rks says a name's key changed: a fetch that began before brings the old one. */
@@ -556,10 +567,11 @@ export class RksNode extends EventEmitter<RksNodeEvents> {
       const notAfter = Date.parse(new X509Certificate(data.certificate).validTo);
       const ttl = Math.max(1, Math.min(Number(data.meta?.ttl) || 1, Math.floor((notAfter - Date.now()) / 1000)));
       const secret: NodeSecret = { name, certificate: data.certificate, privateKey: data.private_key, ttl, expiresAt: Date.now() + ttl * 1000 };
-      // Handed on, a key is fetched again within its TTL, at a time of its own: names loaded
-      // together are not all fetched again together.
-      const keepMs = this.opts.handOff ? ttl * 1000 * (0.5 + Math.random() / 2) : ttl * 1000;
-      const timer = setTimeout(() => this.drop(name, true), keepMs);
+      const keepMs = this.opts.handOff ? handOffMs(ttl, this.reloads.delete(name)) : ttl * 1000;
+      const timer = setTimeout(() => {
+        if (this.opts.handOff) this.reloads.add(name);
+        this.drop(name, true);
+      }, keepMs);
       timer.unref();
       // A key fetched anew takes the place of the one held: new handshakes get it.
       clearTimeout(this.cache.get(name)?.timer);
