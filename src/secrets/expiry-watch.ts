@@ -118,7 +118,11 @@ export class ExpiryWatch {
       if (at - t <= 7 * DAY) counts['7d']++;
       if (at - t <= 30 * DAY) counts['30d']++;
       if (at - t <= this.opts.warnDays * DAY && warrants()) soon.push([fqdn, at]);
-      if (this.opts.seriesLimit > 0) series.push([fqdn, at]);
+      if (this.opts.seriesLimit > 0) {
+        series.push([fqdn, at]);
+        // The soonest are kept as it goes: memory bounded by the limit, not by the secrets.
+        if (series.length >= 2 * this.opts.seriesLimit) soonest(series, this.opts.seriesLimit);
+      }
     };
     for (let i = 0; i < listing.size; i++) {
       const fqdn = listing.name(i);
@@ -130,7 +134,7 @@ export class ExpiryWatch {
     for (const [fqdn, noted] of this.noted) if (noted.at !== null) look(fqdn, noted.at, () => !noted.managed);
     for (const [within, n] of Object.entries(counts)) this.gauges.expiring.set({ within }, n);
     this.gauges.expiry.reset();
-    for (const [fqdn, at] of series.sort((a, b) => a[1] - b[1]).slice(0, this.opts.seriesLimit)) this.gauges.expiry.set({ fqdn }, at);
+    for (const [fqdn, at] of soonest(series, this.opts.seriesLimit)) this.gauges.expiry.set({ fqdn }, at);
     this.gauges.lastPass.set(Math.floor(t));
 
     soon.sort((a, b) => a[1] - b[1]);
@@ -172,4 +176,11 @@ export class ExpiryWatch {
   stop(): void {
     clearTimeout(this.publishing);
   }
+}
+
+/** The `limit` soonest of `series`, in place (sorted by time). */
+function soonest(series: [string, number][], limit: number): [string, number][] {
+  series.sort((a, b) => a[1] - b[1]);
+  series.length = Math.min(series.length, limit);
+  return series;
 }

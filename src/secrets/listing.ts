@@ -52,8 +52,11 @@ class Interned<T> {
 export class Listing {
   private constructor(
     readonly serial: number,
-    /** Names and records in the order they were read; `order` puts them in name order. */
-    private readonly names: string[],
+    /** The names in name order, end to end (a string each would take three times as much). */
+    private readonly text: Buffer,
+    /** Where each name ends in `text`. */
+    private readonly ends: Uint32Array,
+    /** Records in the order they were read; `order` puts them in name order. */
     private readonly chunks: Buffer[],
     private readonly order: Uint32Array,
     private readonly shapes: string[],
@@ -70,7 +73,7 @@ export class Listing {
   }
 
   name(i: number): string {
-    return this.names[this.order[i]!]!;
+    return this.text.toString('latin1', i ? this.ends[i - 1] : 0, this.ends[i]);
   }
 
   /** The chunk holding the record at position `i`, and where in it. */
@@ -158,7 +161,7 @@ export class ListingBuilder {
 
   constructor(
     private readonly serial: number,
-    private readonly make: (serial: number, names: string[], chunks: Buffer[], order: Uint32Array, shapes: string[], groupSets: string[][], issuers: string[]) => Listing,
+    private readonly make: (serial: number, text: Buffer, ends: Uint32Array, chunks: Buffer[], order: Uint32Array, shapes: string[], groupSets: string[][], issuers: string[]) => Listing,
   ) {}
 
   add(name: string, entry: CatalogEntry): void {
@@ -225,7 +228,12 @@ export class ListingBuilder {
   done(): Listing {
     const names = this.names;
     const order = Uint32Array.from(Array.from({ length: names.length }, (_, i) => i).sort((a, b) => (names[a]! < names[b]! ? -1 : names[a]! > names[b]! ? 1 : 0)));
-    return this.make(this.serial, names, this.chunks, order, this.shapes.values, this.groupSets.values, this.issuers.values);
+    // Secret names are ASCII (the catalog reads no other): a byte a character.
+    const text = Buffer.allocUnsafe(names.reduce((n, name) => n + name.length, 0));
+    const ends = new Uint32Array(names.length);
+    for (let i = 0, at = 0; i < order.length; i++) ends[i] = at += text.write(names[order[i]!]!, at, 'latin1');
+    this.names = [];
+    return this.make(this.serial, text, ends, this.chunks, order, this.shapes.values, this.groupSets.values, this.issuers.values);
   }
 }
 
