@@ -17,3 +17,12 @@ export function sourceKey(address: string, scope: 'client' | 'site' = 'client'):
     .map((g) => (parseInt(g, 16) || 0).toString(16))
     .join(':')}::/${v6Bits}`;
 }
+
+/** Parses `host:port`, `[v6]:port` or `port`. */
+export function parseListen(listen: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(listen) ?? /^()()(\d+)$/.exec(listen);
+  if (!m) throw new Error(`--listen must be host:port, got '${listen}'`);
+  const port = Number(m[3]);
+  if (port > 65535) throw new Error(`--listen port out of range: ${port}`);
+  return { host: m[1] || m[2] || '0.0.0.0', port };
+}

@@ -27,26 +27,39 @@ export interface Config extends Readonly<Omit<Settings, Composite>> {
   san: string[];
 }
 
-/** A configuration or flags that cannot work: the command says why and exits 2. */
-export class UsageError extends Error {}
+/** A configuration or flags that cannot work: the command says why (and where, for `flag`) and exits 2. */
+export class UsageError extends Error {
+  constructor(
+    message: string,
+    /** The setting at fault, as its flag: where its value came from is said beside the reason. */
+    readonly flag?: string,
+  ) {
+    super(message);
+  }
+}
 
-/** Checks the flags as a whole and reads the files they name; throws UsageError. */
-export function resolveConfig(f: Settings, env: NodeJS.ProcessEnv = process.env): Readonly<Config> {
+/**
+ * Checks the flags as a whole and reads the files they name; throws UsageError. `partial`:
+ * only what is given is checked (`--print-config`), a missing Vault address or password is not
+ * an error.
+ */
+export function resolveConfig(f: Settings, env: NodeJS.ProcessEnv = process.env, partial = false): Readonly<Config> {
   const vaultAddrs = vaultAddresses(f.vaultAddr ?? env.VAULT_ADDR);
   const password = readSecret(f.adminPassword, f.adminPasswordFile, '--admin-password-file');
   const psk = readSecret(f.psk, f.pskFile, '--psk-file');
-  if (!vaultAddrs.length) throw new UsageError('no Vault address: set --vault-addr, RKS_VAULT_ADDR or VAULT_ADDR');
-  if (!password) throw new UsageError('no administrator password: set --admin-password-file or RKS_ADMIN_PASSWORD');
-  const weak = f.allowWeakAdminPassword ? null : weakness(password);
+  if (!vaultAddrs.length && !partial) throw new UsageError('no Vault address: set --vault-addr, RKS_VAULT_ADDR or VAULT_ADDR');
+  if (!password && !partial) throw new UsageError('no administrator password: set --admin-password-file or RKS_ADMIN_PASSWORD');
+  const weak = f.allowWeakAdminPassword || !password ? null : weakness(password);
   if (weak) {
     throw new UsageError(
       `the administrator password is too weak (${weak}): anyone may try passwords at /rks/v1/admin/login from as many addresses as they have, and no limit holds them all without locking the administrator out too. Use 16 or more random characters (head -c 18 /dev/urandom | base64), or accept the risk with --allow-weak-admin-password`,
+      f.adminPasswordFile ? '--admin-password-file' : '--admin-password',
     );
   }
-  if (Boolean(f.cert) !== Boolean(f.certKey)) throw new UsageError('--cert and --cert-key go together');
-  if (Boolean(f.caCert) !== Boolean(f.caCertKey)) throw new UsageError('--ca-cert and --ca-cert-key go together');
-  if (f.requirePsk && !psk) throw new UsageError('--require-psk needs --psk');
-  if (f.certRenewBefore >= f.certLifetime) throw new UsageError('--cert-renew-before must be shorter than --cert-lifetime');
+  if (Boolean(f.cert) !== Boolean(f.certKey)) throw new UsageError('--cert and --cert-key go together', f.cert ? '--cert' : '--cert-key');
+  if (Boolean(f.caCert) !== Boolean(f.caCertKey)) throw new UsageError('--ca-cert and --ca-cert-key go together', f.caCert ? '--ca-cert' : '--ca-cert-key');
+  if (f.requirePsk && !psk) throw new UsageError('--require-psk needs --psk', '--require-psk');
+  if (f.certRenewBefore >= f.certLifetime) throw new UsageError('--cert-renew-before must be shorter than --cert-lifetime', '--cert-renew-before');
 
   const trustProxy = ([] as string[])
     .concat(f.trustProxy ?? [])
@@ -57,7 +70,7 @@ export function resolveConfig(f: Settings, env: NodeJS.ProcessEnv = process.env)
     const [addr, bits, extra] = p.split('/');
     const known = ['loopback', 'linklocal', 'uniquelocal'].includes(p);
     if (!known && (extra !== undefined || !net.isIP(addr) || (bits !== undefined && !/^\d{1,3}$/.test(bits)))) {
-      throw new UsageError(`--trust-proxy: '${p}' is not an address, a CIDR, or one of loopback, linklocal, uniquelocal`);
+      throw new UsageError(`--trust-proxy: '${p}' is not an address, a CIDR, or one of loopback, linklocal, uniquelocal`, '--trust-proxy');
     }
   }
 
@@ -67,14 +80,14 @@ export function resolveConfig(f: Settings, env: NodeJS.ProcessEnv = process.env)
     try {
       createPrivateKey({ key: given.key, passphrase: f.certKeyPass });
     } catch {
-      throw new UsageError('--cert-key cannot be read: not a PEM private key, or a wrong or missing --cert-key-pass');
+      throw new UsageError('--cert-key cannot be read: not a PEM private key, or a wrong or missing --cert-key-pass', '--cert-key');
     }
     tls = given;
   }
 
   return configFrom(f, {
     vaultAddrs,
-    admin: { login: f.adminLogin, password },
+    admin: { login: f.adminLogin, password: password ?? '' },
     tls,
     psk,
     caBundle: f.caCert ? { certPem: read(f.caCert, '--ca-cert').toString('utf8'), keyPem: read(f.caCertKey!, '--ca-cert-key').toString('utf8') } : undefined,
@@ -104,7 +117,7 @@ function vaultAddresses(given: string[] | string | undefined): string[] {
       url = undefined;
     }
     if (!url || !['http:', 'https:'].includes(url.protocol) || url.pathname !== '/' || url.search || url.username) {
-      throw new UsageError(`--vault-addr: '${a}' is not an http:// or https:// address (scheme, host and port only)`);
+      throw new UsageError(`--vault-addr: '${a}' is not an http:// or https:// address (scheme, host and port only)`, '--vault-addr');
     }
   }
   return [...new Set(addrs)];
@@ -114,7 +127,7 @@ function read(file: string, flag: string): Buffer {
   try {
     return fs.readFileSync(file);
   } catch (err) {
-    throw new UsageError(`${flag}: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    throw new UsageError(`${flag}: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`, flag);
   }
 }
 

@@ -1,5 +1,6 @@
 import os from 'node:os';
 import { InvalidArgumentError } from 'commander';
+import { parseListen } from './address';
 import { STRONG_PASSWORD_BITS } from './admin/strength';
 import type { LogLevel } from './log';
 import { USERPASS_LOCKOUT } from './vault/layout';
@@ -50,6 +51,16 @@ export function wholeNumber(flag: string, max = Number.MAX_SAFE_INTEGER) {
   };
 }
 
+/** `host:port`, `[v6]:port` or `port`, checked. */
+function listenAddress(value: string): string {
+  try {
+    parseListen(value);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+  return value;
+}
+
 /** A whole number above 0 with its unit as the flag's argument, its variable the flag in RKS_ form. */
 const numeric = (unit: string) => (flag: string, dflt: number, max: number, help: string): SettingSpec<number> => ({
   flag: `${flag} <${unit}>`,
@@ -77,7 +88,7 @@ export const SETTINGS = {
   },
   managedCheckInterval: seconds('--managed-check-interval', 30, 3600, 'how often rks looks for managed secrets due for renewal'),
   acmeTimeout: seconds('--acme-timeout', 10, 120, 'deadline of each request to an ACME CA'),
-  listen: text('--listen <host:port>', 'RKS_LISTEN', 'address to listen on', { default: '0.0.0.0:8080' }) as SettingSpec<string>,
+  listen: text('--listen <host:port>', 'RKS_LISTEN', 'address to listen on', { default: '0.0.0.0:8080', parse: listenAddress }) as SettingSpec<string>,
   adminLogin: text('--admin-login <name>', 'RKS_ADMIN_LOGIN', 'administrator login created by init', { default: 'admin' }) as SettingSpec<string>,
   adminPassword: text('--admin-password <password>', 'RKS_ADMIN_PASSWORD', 'administrator password (prefer --admin-password-file)', { secret: true }),
   adminPasswordFile: text('--admin-password-file <file>', 'RKS_ADMIN_PASSWORD_FILE', 'file holding the administrator password (one of the two is required)'),

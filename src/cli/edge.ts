@@ -9,7 +9,7 @@ import { HaproxySync } from '../edge/haproxy';
 import { httpsToHttp, parseUpstream, tlsToTcp } from '../edge/upstream';
 import { RksNode } from '../client';
 import { LogLevel, createLogger } from '../log';
-import { parseListen } from '../server/server';
+import { listenOrExit } from './listening';
 import { readSecret } from '../config';
 import { caCertOption, urlOption } from './connection';
 import { opt } from './options';
@@ -149,8 +149,8 @@ export function edgeCommand(): Command {
         process.exit(2);
       }
       // Every address is taken before the node registers: a busy one is a clear error, not a half-started edge.
-      if (server) await listen(server, o.listen as string, '--listen');
-      if (plain) await listen(plain, o.httpListen!, '--http-listen');
+      if (server) await listenOrExit(server, o.listen as string, '--listen');
+      if (plain) await listenOrExit(plain, o.httpListen!, '--http-listen');
       if (agent) {
         await agent.listen().catch((err: NodeJS.ErrnoException) => {
           process.stderr.write(`rks: --agent-socket ${o.agentSocket}: ${err.code === 'EADDRINUSE' ? 'another agent is serving there' : err.message}\n`);
@@ -209,16 +209,3 @@ function octalMode(value: string): number {
   return parseInt(value, 8);
 }
 
-/** Listens, or exits 1 saying why (port taken, no permission for a port below 1024). */
-async function listen(server: net.Server, address: string, flag: string): Promise<void> {
-  const { host, port } = parseListen(address);
-  await new Promise<void>((resolve) => {
-    server.once('error', (err: NodeJS.ErrnoException) => {
-      const why =
-        err.code === 'EADDRINUSE' ? 'the address is already in use' : err.code === 'EACCES' ? 'no permission to listen there (ports below 1024 need privileges)' : err.message;
-      process.stderr.write(`rks: ${flag} ${address}: ${why}\n`);
-      process.exit(1);
-    });
-    server.listen(port, host, resolve);
-  });
-}

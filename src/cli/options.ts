@@ -10,8 +10,7 @@ export function opt(flags: string, description: string, env: string): Option {
  * Boolean environment variables, parsed strictly: commander treats any set value of a
  * flag's variable as "on", so RKS_NO_TLS=0 would disable TLS.
  */
-export function envFlag(name: string): boolean | undefined {
-  const v = process.env[name];
+export function envFlag(name: string, v = process.env[name]): boolean | undefined {
   if (v === undefined || v === '') return undefined;
   if (/^(1|true|yes|on)$/i.test(v)) return true;
   if (/^(0|false|no|off)$/i.test(v)) return false;

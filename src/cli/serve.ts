@@ -1,6 +1,7 @@
-import { Command, Option } from 'commander';
-import { Switch, applySettingsFile, effectiveSettings, formatSettings } from './settings-file';
-import { UsageError, resolveConfig } from '../config';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { AppliedFile, Switch, applySettingsFile, effectiveSettings, formatSettings } from './settings-file';
+import { Config, UsageError, resolveConfig } from '../config';
+import { mustListen } from './listening';
 import { SETTINGS, SettingSpec, Settings } from '../settings';
 import { createLogger } from '../log';
 import { primeServiceCredentials } from '../vault/identity';
@@ -25,33 +26,43 @@ Example:
   rks serve --vault-addr http://127.0.0.1:8200 --admin-password-file /run/secrets/rks-admin`,
     )
     .action(async (_o: Settings, cmd: Command) => {
-      let fromFile = new Set<string>();
+      let applied: AppliedFile | undefined;
+      const o = cmd.opts<Settings & { printConfig?: boolean }>();
+      let config: Readonly<Config>;
       try {
-        if (cmd.getOptionValue('config')) fromFile = applySettingsFile(cmd, cmd.getOptionValue('config') as string, [...Object.values(SWITCHES).map((s) => s.variable), 'VAULT_ADDR']);
+        if (cmd.getOptionValue('config')) applied = applySettingsFile(cmd, cmd.getOptionValue('config') as string, [...Object.values(SWITCHES).map((s) => s.variable), 'VAULT_ADDR']);
+        for (const [attribute, { variable, invert }] of Object.entries(SWITCHES)) {
+          const on = envFlag(variable);
+          if (cmd.getOptionValueSource(attribute) !== 'cli' && on === true) (o as unknown as Record<string, boolean>)[attribute] = !invert;
+        }
+        // Every value checked before anything else happens, --print-config included.
+        config = resolveConfig(o, process.env, Boolean(o.printConfig));
       } catch (err) {
-        if (!(err instanceof UsageError)) throw err;
-        process.stderr.write(`rks: ${err.message}\n`);
+        if (!(err instanceof UsageError) && !(err instanceof InvalidArgumentError)) throw err;
+        process.stderr.write(`rks: ${err.message}${err instanceof UsageError && err.flag ? sourceOf(cmd, err.flag, applied) : ''}\n`);
         process.exit(2);
       }
-      const o = cmd.opts<Settings & { printConfig?: boolean }>();
-      for (const [attribute, { variable, invert }] of Object.entries(SWITCHES)) {
-        let on: boolean | undefined;
-        try {
-          on = envFlag(variable);
-        } catch (err) {
-          process.stderr.write(`rks: ${(err as Error).message}\n`);
-          process.exit(2);
-        }
-        if (cmd.getOptionValueSource(attribute) !== 'cli' && on === true) (o as unknown as Record<string, boolean>)[attribute] = !invert;
-      }
+      if (o.adminPassword && o.adminPasswordFile) process.stderr.write('rks: both --admin-password and --admin-password-file are set: the file wins\n');
       if (o.printConfig) {
         const secrets = new Set((Object.values(SETTINGS) as SettingSpec<unknown>[]).filter((s) => s.secret).map((s) => s.env));
         const secret = (opt: Option) => secrets.has(opt.envVar ?? '');
-        process.stdout.write(`${formatSettings(effectiveSettings(cmd, o as unknown as Record<string, unknown>, fromFile, SWITCHES, secret))}\n`);
+        process.stdout.write(`${formatSettings(effectiveSettings(cmd, o as unknown as Record<string, unknown>, new Set(applied?.lines.keys()), SWITCHES, secret))}\n`);
         return;
       }
-      await serve(o);
+      await serve(config, o.logLevel);
     });
+}
+
+/** Where a setting's value came from, as said after a reason: nothing for a flag (the reason names it). */
+function sourceOf(cmd: Command, flag: string, applied?: AppliedFile): string {
+  const option = cmd.options.find((x) => x.long === flag);
+  const variable = option?.envVar ?? (Object.values(SETTINGS) as SettingSpec<unknown>[]).find((s) => s.flag.split(' ')[0] === flag)?.env;
+  if (!option || !variable || cmd.getOptionValueSource(option.attributeName()) === 'cli') return '';
+  const line = applied?.lines.get(variable);
+  if (line !== undefined) return ` (${variable} at --config ${applied!.file}, line ${line})`;
+  if (process.env[variable] !== undefined) return ` (${variable} in the environment)`;
+  if (flag === '--vault-addr' && process.env.VAULT_ADDR !== undefined) return ' (VAULT_ADDR in the environment)';
+  return '';
 }
 
 /** Switches by the attribute commander gives them. */
@@ -59,18 +70,10 @@ const SWITCHES: Record<string, Switch> = Object.fromEntries(
   (Object.entries(SETTINGS) as [string, SettingSpec<unknown>][]).filter(([, s]) => s.toggle).map(([key, s]) => [key, { variable: s.env, invert: s.toggle!.invert }]),
 );
 
-async function serve(flags: Settings): Promise<void> {
-  const logger = createLogger(flags.logLevel);
-  let config;
-  try {
-    config = resolveConfig(flags);
-  } catch (err) {
-    if (!(err instanceof UsageError)) throw err;
-    logger.fatal(err.message);
-    logger.flush();
-    process.exitCode = 2;
-    return;
-  }
+async function serve(config: Readonly<Config>, logLevel: Settings['logLevel']): Promise<void> {
+  // A port taken is said now, not after rks asked Vault for a certificate.
+  await mustListen(config.listen, '--listen');
+  const logger = createLogger(logLevel);
   // The service credentials cost a 32 MB scrypt run: made before the server's modules load, so
   // that the two do not add up in rks's peak memory (the session makes them later otherwise).
   await primeServiceCredentials(config).catch(() => undefined);

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import { Command, Option } from 'commander';
 import { UsageError } from '../config';
+import { envFlag } from './options';
 
 /** Where a setting's value came from, strongest first. */
 export type SettingSource = 'flag' | 'environment' | 'file' | 'default' | 'unset';
@@ -14,26 +15,38 @@ export interface Setting {
 
 const LINE = /^\s*(?:export\s+)?([A-Z][A-Z0-9_]*)\s*=\s*(.*?)\s*$/;
 
+/** One line of a settings file. */
+export interface FileSetting {
+  value: string;
+  line: number;
+}
+
 /**
  * A settings file: `RKS_*=value` lines, the same names and values as the environment (and as
  * systemd's `EnvironmentFile=` reads them), `#` comments, blank lines, values optionally quoted.
  */
-export function readSettingsFile(file: string): Map<string, string> {
+export function readSettingsFile(file: string): Map<string, FileSetting> {
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (err) {
     throw new UsageError(`--config ${file}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`);
   }
-  const out = new Map<string, string>();
+  const out = new Map<string, FileSetting>();
   text.split(/\r?\n/).forEach((raw, i) => {
     if (/^\s*(#|$)/.test(raw)) return;
     const m = LINE.exec(raw);
     if (!m) throw new UsageError(`--config ${file}, line ${i + 1}: not NAME=value`);
     const value = m[2]!.replace(/^"(.*)"$/, '$1').replace(/^'(.*)'$/, '$1');
-    out.set(m[1]!, value);
+    out.set(m[1]!, { value, line: i + 1 });
   });
   return out;
+}
+
+/** What a settings file set: each variable's line, to name where a value came from. */
+export interface AppliedFile {
+  file: string;
+  lines: Map<string, number>;
 }
 
 /**
@@ -41,18 +54,29 @@ export function readSettingsFile(file: string): Map<string, string> {
  * the environment lacks is taken from the file, for the option it sets (and for the
  * environment's own readers: boolean switches, VAULT_ADDR). Unknown names are refused, so a typo
  * is not a setting silently ignored. `switches` are the command's variables that no option
- * carries (read from the environment when the command runs). Answers the variables the file set.
+ * carries (read from the environment when the command runs). Answers what the file set.
  */
-export function applySettingsFile(cmd: Command, file: string, switches: string[]): Set<string> {
+export function applySettingsFile(cmd: Command, file: string, switches: string[]): AppliedFile {
   const settings = readSettingsFile(file);
   const options = new Map(cmd.options.filter((o) => o.envVar).map((o) => [o.envVar!, o] as const));
-  const fromFile = new Set<string>();
-  for (const [variable, value] of settings) {
+  const applied: AppliedFile = { file, lines: new Map() };
+  for (const [variable, { value, line }] of settings) {
+    const where = `--config ${file}, line ${line}`;
     const option = options.get(variable);
-    if (!option && !switches.includes(variable)) throw new UsageError(`--config ${file}: ${variable} is no setting of rks ${cmd.name()} (see rks ${cmd.name()} --help)`);
+    if (!option && !switches.includes(variable)) {
+      const near = closest(variable, [...options.keys(), ...switches]);
+      throw new UsageError(`${where}: ${variable} is no setting of rks ${cmd.name()} (${near ? `did you mean ${near}? ` : ''}see rks ${cmd.name()} --help)`);
+    }
     if (process.env[variable] !== undefined) continue; // the environment wins
+    if (!option) {
+      try {
+        envFlag(variable, value);
+      } catch (err) {
+        throw new UsageError(`${where}: ${(err as Error).message}`);
+      }
+    }
     process.env[variable] = value;
-    fromFile.add(variable);
+    applied.lines.set(variable, line);
     if (!option) continue;
     const attribute = option.attributeName();
     const source = cmd.getOptionValueSource(attribute);
@@ -62,11 +86,32 @@ export function applySettingsFile(cmd: Command, file: string, switches: string[]
       if (option.parseArg) parsed = option.parseArg(value, option.variadic ? [] : (undefined as unknown as string));
       else if (option.variadic) parsed = [value];
     } catch (err) {
-      throw new UsageError(`--config ${file}: ${variable}: ${(err as Error).message}`);
+      throw new UsageError(`${where}: ${variable}: ${(err as Error).message}`);
     }
     cmd.setOptionValueWithSource(attribute, parsed, 'config');
   }
-  return fromFile;
+  return applied;
+}
+
+/** The known name a typo most likely meant: at most two edits away (or none). */
+export function closest(name: string, known: string[]): string | undefined {
+  let best: { name: string; d: number } | undefined;
+  for (const k of known) {
+    const d = distance(name, k);
+    if (d <= 2 && (!best || d < best.d)) best = { name: k, d };
+  }
+  return best?.name;
+}
+
+/** Levenshtein distance. */
+function distance(a: string, b: string): number {
+  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i];
+    for (let j = 1; j <= b.length; j++) next[j] = Math.min(row[j]! + 1, next[j - 1]! + 1, row[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    row = next;
+  }
+  return row[b.length]!;
 }
 
 /** A boolean switch with no `RKS_*` variable of its own in commander: its variable, and whether it says the opposite. */

@@ -3,6 +3,7 @@ import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { RequestListener } from 'node:http';
 import type { Logger } from 'pino';
+import { parseListen } from '../address';
 
 export interface TlsFiles {
   cert: string | Buffer;
@@ -17,15 +18,6 @@ export interface RunningServer {
   setCertificate(tls: TlsFiles): void;
   /** Stops accepting, lets requests in flight finish (up to `graceMs`), then closes the rest. */
   close(graceMs: number): Promise<void>;
-}
-
-/** Parses `host:port`, `[v6]:port` or `port`. */
-export function parseListen(listen: string): { host: string; port: number } {
-  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(listen) ?? /^()()(\d+)$/.exec(listen);
-  if (!m) throw new Error(`--listen must be host:port, got '${listen}'`);
-  const port = Number(m[3]);
-  if (port > 65535) throw new Error(`--listen port out of range: ${port}`);
-  return { host: m[1] || m[2] || '0.0.0.0', port };
 }
 
 export async function startServer(

@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { runRks } from '../support/serve';
@@ -55,19 +56,71 @@ describe('rks serve settings file', () => {
     expect(output).not.toMatch(/correct-horse|the-psk-value|pass-from-flag/);
   });
 
-  it('refuses a file it cannot take, saying where: unknown names, bad values, bad lines, no file', async () => {
+  it('refuses a file it cannot take, naming the file and the line: unknown names (with the likely one), bad values, bad lines, no file', async () => {
     for (const [text, why] of [
-      ['RKS_VAULT_TIMEOT=5\n', /RKS_VAULT_TIMEOT is no setting of rks serve/],
-      ['RKS_VAULT_TIMEOUT=soon\n', /RKS_VAULT_TIMEOUT: --vault-timeout must be a positive integer/],
+      ['# timeouts\nRKS_VAULT_TIMEOT=5\n', /--config .*bad\.conf, line 2: RKS_VAULT_TIMEOT is no setting of rks serve \(did you mean RKS_VAULT_TIMEOUT\? see rks serve --help\)/],
+      ['RKS_SOMETHING_ELSE=5\n', /line 1: RKS_SOMETHING_ELSE is no setting of rks serve \(see rks serve --help\)/],
+      ['\n\nRKS_VAULT_TIMEOUT=soon\n', /line 3: RKS_VAULT_TIMEOUT: --vault-timeout must be a positive integer/],
       ['this is not a setting\n', /line 1: not NAME=value/],
-      ['RKS_NO_TLS=maybe\n', /RKS_NO_TLS must be true or false/],
+      ['RKS_LOG_LEVEL=info\nRKS_NO_TLS=maybe\n', /bad\.conf, line 2: RKS_NO_TLS must be true or false, got 'maybe'/],
+      ['RKS_LOG_LEVEL=loud\n', /line 1: RKS_LOG_LEVEL: Allowed choices are fatal, error/],
+      ['RKS_LISTEN=127.0.0.1:80x1\n', /line 1: RKS_LISTEN: --listen must be host:port, got '127\.0\.0\.1:80x1'/],
+      ['RKS_TRUST_PROXY=10.0.0.0/8,not-an-address\n', /--trust-proxy: 'not-an-address' is not an address.* \(RKS_TRUST_PROXY at --config .*bad\.conf, line 1\)/],
     ] as const) {
       const run = runRks(['serve', '--config', file('bad.conf', text), '--print-config']);
       expect(await run.exited).toBe(2);
       expect(run.output()).toMatch(why);
+      expect(run.stdout()).toBe('');
     }
     const missing = runRks(['serve', '--config', path.join(dir, 'nope.conf')]);
     expect(await missing.exited).toBe(2);
     expect(missing.output()).toMatch(/--config .*nope\.conf: no such file/);
+  });
+
+  it('names the variable of a bad value from the environment, before anything else happens, --print-config too', async () => {
+    for (const [env, why] of [
+      [{ RKS_LISTEN: '127.0.0.1:80x1' }, /RKS_LISTEN.*--listen must be host:port/],
+      [{ RKS_VAULT_TIMEOUT: 'abc' }, /RKS_VAULT_TIMEOUT.*--vault-timeout must be a positive integer/],
+      [{ RKS_NO_TLS: 'maybe' }, /RKS_NO_TLS must be true or false, got 'maybe'/],
+      [{ RKS_TRUST_PROXY: 'nowhere' }, /--trust-proxy: 'nowhere' is not an address.* \(RKS_TRUST_PROXY in the environment\)/],
+      [{ RKS_VAULT_ADDR: '', VAULT_ADDR: 'vault:8200' }, /--vault-addr: 'vault:8200' is not an http.* \(VAULT_ADDR in the environment\)/],
+      [{ RKS_CERT: '/nonexistent.pem' }, /--cert and --cert-key go together \(RKS_CERT in the environment\)/],
+    ] as const) {
+      for (const args of [['--print-config'], []]) {
+        const run = runRks(['serve', ...args], Object.fromEntries(Object.entries({ RKS_VAULT_ADDR: 'http://127.0.0.1:1', RKS_ADMIN_PASSWORD: 'correct-horse-battery-staple-42', ...env }).filter(([, v]) => v !== '')));
+        expect(await run.exited).toBe(2);
+        expect(run.output()).toMatch(why);
+        // A plain line, as every configuration error: no JSON log line.
+        expect(run.output()).not.toMatch(/"level"/);
+      }
+    }
+  });
+
+  it('refuses a weak administrator password in a plain line naming where it came from', async () => {
+    const conf = file('weak.conf', 'RKS_VAULT_ADDR=http://127.0.0.1:1\nRKS_ADMIN_PASSWORD=Password123!\n');
+    const run = runRks(['serve', '--config', conf]);
+    expect(await run.exited).toBe(2);
+    expect(run.output()).toMatch(/^rks: the administrator password is too weak .* \(RKS_ADMIN_PASSWORD at --config .*weak\.conf, line 2\)\n$/);
+  });
+
+  it('says which password wins when both are given', async () => {
+    const secret = file('password', 'correct-horse-battery-staple-42\n');
+    const run = runRks(['serve', '--print-config', '--admin-password-file', secret], { RKS_ADMIN_PASSWORD: 'another-long-password-of-words-99' });
+    expect(await run.exited).toBe(0);
+    expect(run.output()).toMatch(/both --admin-password and --admin-password-file are set: the file wins/);
+  });
+
+  it('says a port in use before it contacts Vault', async () => {
+    const taken = net.createServer();
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
+    const port = (taken.address() as net.AddressInfo).port;
+    try {
+      // Vault's address answers nothing: rks must not get that far.
+      const run = runRks(['serve', '--listen', `127.0.0.1:${port}`], { RKS_VAULT_ADDR: 'http://192.0.2.1:8200', RKS_ADMIN_PASSWORD: 'correct-horse-battery-staple-42' });
+      expect(await run.exited).toBe(1);
+      expect(run.output()).toBe(`rks: --listen 127.0.0.1:${port}: the address is already in use\n`);
+    } finally {
+      taken.close();
+    }
   });
 });
