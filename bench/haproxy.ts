@@ -105,7 +105,7 @@ async function main() {
       steady: { fetchesPerSecond: round(average / 10, 1), busiest10sOverAverage: round(Math.max(...windows) / average, 2), windows },
       peakRssMb: { agent: peakMb(edge.child.pid!), haproxy: peakMb(haproxy.child.pid!) },
     };
-    const file = writeResult(`haproxy-${NAMES}`, result);
+    const file = writeResult(`haproxy-${NAMES}-ttl${TTL}`, result);
     process.stdout.write(
       [
         '| names (TTL) | until all loaded | key fetches to load | steady fetches/s (busiest 10 s / average) | agent peak RSS | HAProxy peak RSS |',

@@ -14,6 +14,7 @@ import { readSecret } from '../config';
 import { caCertOption, urlOption } from './connection';
 import { opt } from './options';
 import { positiveInt } from '../settings';
+import { NAME_PATTERN, NAME_RULE } from '../names';
 
 /** How long a stopping edge lets requests in flight finish. */
 const DRAIN_MS = 10_000;
@@ -79,7 +80,7 @@ export function edgeCommand(): Command {
     .addOption(caCertOption())
     .addOption(opt('--group-token <token>', 'the group token (prefer --group-token-file)', 'RKS_GROUP_TOKEN'))
     .addOption(opt('--group-token-file <file>', 'file holding the group token', 'RKS_GROUP_TOKEN_FILE'))
-    .addOption(opt('--node-id <id>', 'this node\'s id (X-LCDN-nodeId)', 'RKS_NODE_ID').makeOptionMandatory())
+    .addOption(opt('--node-id <id>', `this node's id (X-LCDN-nodeId: ${NAME_RULE})`, 'RKS_NODE_ID').argParser(nodeId).makeOptionMandatory())
     .addOption(
       opt('--revalidate-interval <seconds>', 'how often to ask rks what this node may still serve (revocations reach the edge within it)', 'RKS_EDGE_REVALIDATE_INTERVAL')
         .argParser(positiveInt('--revalidate-interval', 3600))
@@ -170,7 +171,8 @@ export function edgeCommand(): Command {
         } catch (err) {
           const status = (err as { status?: number }).status;
           if (status === 400 || status === 403) {
-            process.stderr.write(`rks: this edge cannot register: ${(err as Error).message}\n`);
+            const which = status === 403 ? ` (the group token of ${o.groupTokenFile ? `--group-token-file ${o.groupTokenFile}` : '--group-token / RKS_GROUP_TOKEN'} was refused)` : '';
+            process.stderr.write(`rks: this edge cannot register: ${(err as Error).message}${which}\n`);
             process.exit(1);
           }
           logger.warn({ err: (err as Error).message, retryInMs: wait }, 'cannot register with rks yet; will retry');
@@ -202,6 +204,11 @@ export function edgeCommand(): Command {
       process.on('SIGTERM', () => void stop());
       process.on('SIGINT', () => void stop());
     });
+}
+
+function nodeId(value: string): string {
+  if (!NAME_PATTERN.test(value)) throw new InvalidArgumentError(`'${value}' is no node id: use ${NAME_RULE}`);
+  return value;
 }
 
 function octalMode(value: string): number {

@@ -67,6 +67,10 @@ describe('rks CLI', () => {
 
     expect(await cli(['secret', 'push', name, ...files, '--ttl', '120'])).toEqual({ code: 0, out: `${name} stored\n` });
     expect((await vaultRead(`rks/data/${name}`)).body.data.data.meta).toEqual({ ttl: 120 });
+    // A second push says what to run instead; a token rks refuses says which and what to do.
+    expect(await cli(['secret', 'push', name, ...files])).toEqual({ code: 1, out: `rks: 409: secret '${name}' already exists (to replace its certificate and key: rks secret update ${name})\n` });
+    const stale = await cli(['secret', 'info', name], { RKS_TOKEN: 'hvs.expired-or-made-up' });
+    expect(stale).toEqual({ code: 1, out: 'rks: 403: permission denied (the token of --token / RKS_TOKEN was refused: it expired or is no administrator token; rks login gives a new one)\n' });
 
     const info = await cli(['secret', 'info', name, '--json']);
     expect(info.code).toBe(0);
@@ -100,6 +104,13 @@ describe('rks CLI', () => {
     // Without --ttl the TTL in force stays.
     expect((await vaultRead(`rks/data/${name}`)).body.data.data.meta).toEqual({ ttl: 120 });
 
+    const group = uniq('cli-del');
+    expect((await cli(['group', 'create', group])).code).toBe(0);
+    expect((await cli(['group', 'associate', group, name])).code).toBe(0);
+    const held = await cli(['secret', 'delete', name]);
+    expect(held.code).toBe(1);
+    expect(held.out).toMatch(new RegExp(`is still associated with '${group}' \\(dissociate it first: rks group dissociate <group> ${name.replace(/\./g, '\\.')}\\)`));
+    expect((await cli(['group', 'dissociate', group, name])).code).toBe(0);
     expect(await cli(['secret', 'delete', name])).toEqual({ code: 0, out: `${name} deleted\n` });
     const gone = await cli(['secret', 'info', name]);
     expect(gone).toEqual({ code: 1, out: `rks: 404: secret '${name}' not found\n` });
@@ -181,7 +192,7 @@ describe('rks CLI', () => {
     expect((await cli(['secret', 'get', name], { RKS_TOKEN: nodeToken })).code).toBe(0);
 
     expect((await cli(['group', 'revoke-node', g, 'n1'])).code).toBe(0);
-    expect((await cli(['node', 'renew'], { RKS_TOKEN: nodeToken })).out).toBe('rks: 403: permission denied\n');
+    expect((await cli(['node', 'renew'], { RKS_TOKEN: nodeToken })).out).toBe('rks: 403: permission denied (the token of --token / RKS_TOKEN was refused: it expired, was revoked, or is no group or node token)\n');
 
     const rotated = await cli(['group', 'token', 'rotate', g]);
     expect(rotated.out.trim()).not.toBe(groupToken);
@@ -291,13 +302,14 @@ describe('rks CLI', () => {
     }
   });
 
-  it('rks edge that rks refuses (a wrong group token, a bad node id) says why and exits 1 instead of retrying for ever', async () => {
-    for (const [token, nodeId, why] of [['hvs.not-a-group-token', 'edge-r', /403/], [(await cli(['group', 'create', uniq('bad')])).out.trim(), 'bad_id', /400/]] as const) {
-      const edge = runRks(['edge', '--listen', '127.0.0.1:0', '--node-id', nodeId], { RKS_URL: rks.url, RKS_CA_CERT: caFile, RKS_GROUP_TOKEN: token });
-      expect(await edge.exited).toBe(1);
-      expect(edge.output()).toMatch(/rks: this edge cannot register: /);
-      expect(edge.output()).toMatch(why);
-    }
+  it('rks edge that rks refuses (a wrong group token) says which token and exits 1 instead of retrying for ever; a bad node id is named before rks is asked', async () => {
+    const edge = runRks(['edge', '--listen', '127.0.0.1:0', '--node-id', 'edge-r'], { RKS_URL: rks.url, RKS_CA_CERT: caFile, RKS_GROUP_TOKEN: 'hvs.not-a-group-token' });
+    expect(await edge.exited).toBe(1);
+    expect(edge.output()).toMatch(/rks: this edge cannot register: rks answered 403: .*\(the group token of --group-token \/ RKS_GROUP_TOKEN was refused\)\n/);
+    const token = (await cli(['group', 'create', uniq('bad')])).out.trim();
+    const bad = runRks(['edge', '--listen', '127.0.0.1:0', '--node-id', 'bad_id'], { RKS_URL: 'https://192.0.2.1:1', RKS_CA_CERT: caFile, RKS_GROUP_TOKEN: token });
+    expect(await bad.exited).toBe(2);
+    expect(bad.output()).toMatch(/--node-id.*'bad_id' is no node id: use 1 to 64 letters, digits or '-'/);
   }, 30_000);
 
   it('rks edge whose port is taken says so and exits 1 before it registers', async () => {
