@@ -78,7 +78,12 @@ export class RksHttp {
     } catch (err) {
       const e = err as { code?: string; message: string };
       if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY/.test(e.code ?? '')) {
-        throw new CliError(`cannot verify rks's TLS certificate (${e.code}): set --ca-cert / RKS_CA_CERT, or fetch the CA with 'rks ca cert --psk'`, 3);
+        // Self-signed: rks's ephemeral certificate, which no CA file can verify.
+        const why =
+          e.code === 'DEPTH_ZERO_SELF_SIGNED_CERT'
+            ? "rks serves its ephemeral self-signed certificate: it is not initialised yet (rks init), or it cannot log in to Vault as itself (its log says why: another administrator password than init's)"
+            : "set --ca-cert / RKS_CA_CERT, or fetch the CA with 'rks ca cert --psk'";
+        throw new CliError(`cannot verify rks's TLS certificate (${e.code}): ${why}`, 3);
       }
       // Plain HTTP to rks's HTTPS port: the server hangs up on what is not a TLS handshake.
       const hint = /^http:/.test(this.opts.url) && ['ECONNRESET', 'ERR_BAD_RESPONSE', 'HPE_INVALID_CONSTANT'].includes(e.code ?? '') ? ' (rks serves HTTPS: use https://)' : '';

@@ -15,6 +15,8 @@ const RETRY_REFUSED_LOGIN_MS = 5_000;
  * in Vault's 15-minute counter period, far from its lockout at 20, even with several instances.
  */
 const USERPASS_RETRY_MS = 5 * 60_000;
+/** Refusals of the service identity's credentials for this long mean another password than init's. */
+const INVALID_FOR_MS = 5_000;
 /** After Vault could not be reached for a login: short, so rks is back within a second of Vault. */
 const RETRY_UNREACHABLE_LOGIN_MS = 250;
 
@@ -36,6 +38,8 @@ export class ServiceSession implements Session {
   private warned = false;
   /** When Vault last refused the admin login rks falls back to on an old layout. */
   private userpassRefusedAt = 0;
+  /** Since when Vault refuses the service identity's credentials (its mount exists). */
+  private invalidSince?: number;
 
   constructor(
     private readonly vault: VaultClient,
@@ -79,6 +83,7 @@ export class ServiceSession implements Session {
       const { ttl } = await this.tokens.lookupSelf(token);
       this.current = { token, renewAt: Date.now() + Math.max(ttl, 60) * 1000 * 0.5 };
       this.failed = undefined;
+      this.invalidSince = undefined;
       this.up?.set(1);
       return token;
     } catch (err) {
@@ -119,8 +124,17 @@ export class ServiceSession implements Session {
       }
       this.userpassRefusedAt = Date.now();
     }
-    // Expected before init: a warning that says what to do, not an error.
-    this.logger.warn('rks cannot log in to Vault as its service identity: not initialised yet (POST /rks/v1/init with the root token), or this rks has another admin password than the one init ran with (run init again)');
+    // Refused credentials for a while (not the moment init makes the identity): init ran, with
+    // another password than the one this rks derives its credentials from.
+    this.invalidSince = service.refused === 'invalid' ? (this.invalidSince ?? Date.now()) : undefined;
+    if (this.invalidSince !== undefined && Date.now() - this.invalidSince >= INVALID_FOR_MS) {
+      this.logger.error(
+        "rks cannot log in to Vault as its service identity: this rks was started with another administrator login or password than the one init ran with (start it with those; if the administrator's password changed since, run init again with the root token); meanwhile what needs its identity answers 503, and without --cert it serves an ephemeral self-signed certificate",
+      );
+    } else {
+      // Expected before init: a warning that says what to do, not an error.
+      this.logger.warn('rks cannot log in to Vault as its service identity: not initialised yet (POST /rks/v1/init with the root token), or started with another administrator password than the one init ran with');
+    }
     throw new LoginRefused();
   }
 }

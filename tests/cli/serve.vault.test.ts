@@ -28,8 +28,8 @@ function rks(args: string[], extraEnv: Record<string, string> = {}): Served {
   return { child, output: () => out, exited };
 }
 
-async function until(check: () => boolean, what: string, s: Served): Promise<void> {
-  for (let i = 0; i < 200; i++) {
+async function until(check: () => boolean, what: string, s: Served, ms = 10_000): Promise<void> {
+  for (let i = 0; i < ms / 50; i++) {
     if (check()) return;
     if (s.child.exitCode !== null) break;
     await new Promise((r) => setTimeout(r, 50));
@@ -56,7 +56,7 @@ describe('rks serve', () => {
   const base = () => ({ RKS_VAULT_ADDR: env.vaultAddr, RKS_ADMIN_PASSWORD: 'wrong-4q5mXz-7Lp_2VbNc8Rt1', RKS_LOG_LEVEL: 'info' });
   afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-  it('with no CA it may use (wrong admin password), serves an ephemeral certificate written for clients; stops cleanly on SIGTERM', async () => {
+  it('with no CA it may use (wrong admin password), serves an ephemeral certificate written for clients, says the password is not init\'s; stops cleanly on SIGTERM', async () => {
     const port = await freePort();
     const certOut = path.join(dir, 'ephemeral.pem');
     const s = rks(['serve', '--ephemeral-cert-out', certOut], { ...base(), RKS_LISTEN: `127.0.0.1:${port}` });
@@ -65,6 +65,14 @@ describe('rks serve', () => {
     const res = await get(`https://127.0.0.1:${port}/healthz`, fs.readFileSync(certOut));
     expect(res.status).toBe(200);
     await expect(get(`https://127.0.0.1:${port}/healthz`)).rejects.toThrow(/self-signed|certificate/);
+    // The harness's rks ran init with another password: said as such, once it is clear (a retry later).
+    await until(() => s.output().includes('started with another administrator login or password than the one init ran with'), 'the wrong password said', s, 20_000);
+    const said = s.output().split('\n').find((l) => l.includes('than the one init ran with ('))!;
+    expect(JSON.parse(said).level).toBe('error');
+    // The CLI, refused the ephemeral certificate, says what it means.
+    const cli = rks(['status', '--url', `https://127.0.0.1:${port}`], { RKS_TOKEN: 'hvs.x' });
+    expect(await cli.exited).toBe(3);
+    expect(cli.output()).toMatch(/DEPTH_ZERO_SELF_SIGNED_CERT\): rks serves its ephemeral self-signed certificate: it is not initialised yet/);
     s.child.kill('SIGTERM');
     expect(await s.exited).toBe(0);
     const lines = s.output().trim().split('\n').map((l) => JSON.parse(l));
