@@ -73,8 +73,9 @@ bench-memory: build ## rks's peak memory with PUSHED (100000) and MANAGED (10000
 bench-handshake: build edge-servers ## edge handshakes per mode (rks edge, nginx, HAProxy) beside the same server with a certificate file; cold names (SAVE=1 as for bench)
 	@RKS_VAULT_BIN=$$(scripts/vault-bin.sh) && export RKS_VAULT_BIN && SAVE=$(SAVE) npx tsx bench/handshake.ts
 
-readme: install ## write the README's table of rks serve settings from their declarations (src/settings.ts)
+readme: build ## write into the README what is made from the code: the table of rks serve settings (src/settings.ts), the package figures
 	@npx tsx scripts/readme-settings.ts
+	@npx tsx scripts/readme-figures.ts
 
 clean: ## remove build output and dev state
 	rm -rf dist .dev coverage

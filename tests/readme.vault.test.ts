@@ -26,7 +26,8 @@ class Shell {
     });
     this.bash.stdout!.on('data', (d: Buffer) => (this.out += d));
     this.bash.stderr!.on('data', (d: Buffer) => (this.out += d));
-    this.bash.stdin!.write('shopt -s expand_aliases\nexec 2>&1\n');
+    // As a script runs it: no aliases.
+    this.bash.stdin!.write('exec 2>&1\n');
   }
 
   /** Runs one command; a background one writes to a log of its own, as a second terminal would show. */

@@ -30,7 +30,7 @@ describe('the packed rks package, installed globally', () => {
     fs.mkdirSync(home);
     tarball = path.join(dir, execFileSync('npm', ['pack', '--silent', '--pack-destination', dir], { cwd: ROOT, encoding: 'utf8' }).trim().split('\n').pop()!);
     // The dependencies come from npm's cache when make test's npm ci filled it, else the registry.
-    execFileSync('npm', ['install', '-g', '--prefix', prefix, '--prefer-offline', '--no-audit', '--no-fund', tarball], {
+    execFileSync('npm', ['install', '-g', '--prefix', prefix, '--prefer-offline', '--no-audit', '--no-fund', '--ignore-scripts', tarball], {
       cwd: home,
       env: { ...process.env, HOME: process.env.HOME ?? home },
       stdio: ['ignore', 'ignore', 'pipe'],

@@ -23,7 +23,8 @@ export interface RunningServer {
   stop: () => Promise<void>;
 }
 
-function run(bin: string, args: string[], dir: string): RunningServer {
+/** A server process in `dir`, its output kept, stopped with SIGTERM (SIGKILL after 5 s). */
+export function runServer(bin: string, args: string[], dir: string): RunningServer {
   const child = spawn(bin, args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout!.on('data', (c) => (out += c));
@@ -112,7 +113,7 @@ ${o.plain ? `  server {
 }
 `;
   fs.writeFileSync(path.join(dir, 'nginx.conf'), conf);
-  const server = run(bin, ['-p', dir, '-c', path.join(dir, 'nginx.conf'), '-e', path.join(dir, 'error.log')], dir);
+  const server = runServer(bin, ['-p', dir, '-c', path.join(dir, 'nginx.conf'), '-e', path.join(dir, 'error.log')], dir);
   const started = Date.now();
   while (!fs.existsSync(path.join(dir, 'nginx.pid'))) {
     if (server.child.exitCode !== null) throw new Error(`nginx did not start: ${server.output()}${fs.existsSync(path.join(dir, 'error.log')) ? fs.readFileSync(path.join(dir, 'error.log'), 'utf8') : ''}`);
@@ -155,7 +156,7 @@ ${o.plain ? `frontend plain_file
   http-request return status 200 content-type text/plain string "served by haproxy"` : ''}
 `;
   fs.writeFileSync(path.join(dir, 'haproxy.cfg'), conf);
-  const server = run(bin, ['-f', path.join(dir, 'haproxy.cfg'), '-db'], dir);
+  const server = runServer(bin, ['-f', path.join(dir, 'haproxy.cfg'), '-db'], dir);
   const started = Date.now();
   while (!fs.existsSync(socket)) {
     if (server.child.exitCode !== null) throw new Error(`haproxy did not start: ${server.output()}`);

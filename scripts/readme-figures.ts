@@ -1,0 +1,56 @@
+// make readme: writes into README.md, between the markers, the package figures it quotes, measured
+// here: the node SDK's package (packed and installed) and the server's installed dependencies;
+// tests/readme-figures.test.ts fails while the README says otherwise.
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+
+const ROOT = path.resolve(__dirname, '..');
+export const START = '<!-- figures: written by `make readme` -->';
+export const END = '<!-- /figures -->';
+
+/** What `npm pack` makes of a folder: the tarball's and the unpacked files' bytes. */
+function packed(dir: string): { size: number; unpackedSize: number } {
+  const out = execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: dir, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  const [p] = JSON.parse(out) as { size: number; unpackedSize: number }[];
+  return { size: p!.size, unpackedSize: p!.unpackedSize };
+}
+
+/** Bytes of the files under `dir`, nested node_modules left to their own count. */
+function bytes(dir: string): number {
+  let n = 0;
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) n += e.name === 'node_modules' ? 0 : bytes(p);
+    else if (e.isFile()) n += fs.statSync(p).size;
+  }
+  return n;
+}
+
+/** The server's production dependencies as installed here: how many packages, how many bytes. */
+function dependencies(): { packages: number; bytes: number } {
+  const out = execFileSync('npm', ['ls', '--omit=dev', '--all', '--parseable'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  const dirs = [...new Set(out.split('\n').filter(Boolean))].filter((d) => d !== ROOT);
+  return { packages: dirs.length, bytes: dirs.reduce((s, d) => s + bytes(d), 0) };
+}
+
+/** The sentence the README quotes, from what is measured now. */
+export function figures(): string {
+  const sdk = packed(path.join(ROOT, 'sdk'));
+  const server = packed(ROOT);
+  const deps = dependencies();
+  const kb = (n: number) => `${Math.round(n / 1024)} KB`;
+  return `${kb(sdk.size)}; installed, one package of ${kb(sdk.unpackedSize)}, against ${deps.packages + 1} packages and ${Math.round((deps.bytes + server.unpackedSize) / 1024 / 1024)} MB for the whole server package`;
+}
+
+export function withFigures(readme: string, text = figures()): string {
+  const a = readme.indexOf(START);
+  const b = readme.indexOf(END);
+  if (a < 0 || b < a) throw new Error(`README.md has no ${START} … ${END} block`);
+  return `${readme.slice(0, a + START.length)}${text}${readme.slice(b)}`;
+}
+
+if (require.main === module) {
+  const file = path.join(ROOT, 'README.md');
+  fs.writeFileSync(file, withFigures(fs.readFileSync(file, 'utf8')));
+}
