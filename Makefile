@@ -16,10 +16,15 @@ node_modules/.installed: package.json package-lock.json
 
 install: node_modules/.installed ## install npm dependencies
 
-build: install ## compile TypeScript to dist/ (and the node SDK package to sdk/dist/)
+build: dist/.built ## compile TypeScript to dist/ (and the node SDK package to sdk/dist/), when a source changed since the last time
+
+# What the compiled code comes from: nothing changed, nothing compiled (make dev starts at once).
+SOURCES := $(shell find src mock-callback-server -name '*.ts' 2>/dev/null) tsconfig.json tsconfig.build.json sdk/tsconfig.json
+dist/.built: node_modules/.installed $(SOURCES)
 	@echo "make: compiling TypeScript to dist/" >&2
 	$(NPM) run --silent build
 	@cd sdk && ../node_modules/.bin/tsc -p tsconfig.json
+	@touch $@
 
 sdk-pack: build ## pack the node SDK as its own package (rks-node-*.tgz: no dependencies)
 	@cd sdk && npm pack --silent
@@ -33,8 +38,8 @@ pebble: ## find or build Pebble, Let's Encrypt's ACME test server (prints its pa
 edge-servers: ## install nginx (with its Lua module) and HAProxy when missing, for the edge tests (as root; none is started)
 	@scripts/edge-servers.sh
 
-dev: build ## run OpenBao dev + rks on https://127.0.0.1:8080, initialised (Ctrl-C stops); ACME=1 adds Pebble
-	@ACME=$(ACME) scripts/dev.sh
+dev: install ## run OpenBao dev + rks on https://127.0.0.1:8080, initialised (Ctrl-C stops); ACME=1 adds Pebble
+	@ACME=$(ACME) MAKE="$(MAKE)" scripts/dev.sh
 
 dev-ha: build ## a 3-node Vault Raft cluster and two rks in front of it, to try failover by hand (Ctrl-C stops)
 	@scripts/dev-ha.sh

@@ -32,6 +32,8 @@ for p in "${ports[@]}"; do
   fi
 done
 
+# Ports first, then the build (only what changed): a port in use is said at once.
+"${MAKE:-make}" --no-print-directory build
 BIN=$(scripts/vault-bin.sh)
 ROOT_TOKEN=${RKS_DEV_ROOT_TOKEN:-root-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')}
 ADMIN_LOGIN=${RKS_ADMIN_LOGIN:-admin}

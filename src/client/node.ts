@@ -1,5 +1,6 @@
 import { X509Certificate, randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
+import { Deadlines } from './deadlines';
 import https from 'node:https';
 import http from 'node:http';
 import tls from 'node:tls';
@@ -140,7 +141,9 @@ export class RksNode extends EventEmitter<RksNodeEvents> {
   private renewTimer?: NodeJS.Timeout;
   private revalidateTimer?: NodeJS.Timeout;
   /** Names held: their key (none in hand-off mode), its TLS context once a handshake asked, and the end of their TTL. */
-  private readonly cache = new Map<string, { secret?: NodeSecret; context?: tls.SecureContext; expiresAt: number; timer: NodeJS.Timeout }>();
+  private readonly cache = new Map<string, { secret?: NodeSecret; context?: tls.SecureContext; expiresAt: number }>();
+  /** When each held key's time comes (one timer for all). */
+  private readonly deadlines = new Deadlines((name, at) => this.due(name, at));
   private readonly inflight = new Map<string, Promise<NodeSecret | null>>();
   private readonly failures = new Map<string, Failure>();
   /** ACME HTTP-01 answers (and recent misses), each until its challenge ends. */
@@ -266,6 +269,7 @@ export class RksNode extends EventEmitter<RksNodeEvents> {
     clearTimeout(this.renewTimer);
     clearInterval(this.revalidateTimer);
     for (const name of [...this.cache.keys()]) this.drop(name, false);
+    this.deadlines.clear();
     this.challenges.clear();
     this.challengeList = undefined;
     this.allowed = null;
@@ -567,15 +571,10 @@ export class RksNode extends EventEmitter<RksNodeEvents> {
       const notAfter = Date.parse(new X509Certificate(data.certificate).validTo);
       const ttl = Math.max(1, Math.min(Number(data.meta?.ttl) || 1, Math.floor((notAfter - Date.now()) / 1000)));
       const secret: NodeSecret = { name, certificate: data.certificate, privateKey: data.private_key, ttl, expiresAt: Date.now() + ttl * 1000 };
-      const keepMs = this.opts.handOff ? handOffMs(ttl, this.reloads.delete(name)) : ttl * 1000;
-      const timer = setTimeout(() => {
-        if (this.opts.handOff) this.reloads.add(name);
-        this.drop(name, true);
-      }, keepMs);
-      timer.unref();
+      const expiresAt = Date.now() + (this.opts.handOff ? handOffMs(ttl, this.reloads.delete(name)) : ttl * 1000);
       // A key fetched anew takes the place of the one held: new handshakes get it.
-      clearTimeout(this.cache.get(name)?.timer);
-      this.cache.set(name, { ...(this.opts.handOff ? {} : { secret }), expiresAt: Date.now() + keepMs, timer });
+      this.cache.set(name, { ...(this.opts.handOff ? {} : { secret }), expiresAt });
+      this.deadlines.add(name, expiresAt);
       this.failures.delete(name);
       this.emit('fetched', { name, ttl, ms: Date.now() - started });
       return secret;
@@ -625,11 +624,15 @@ export class RksNode extends EventEmitter<RksNodeEvents> {
   }
 
   private drop(name: string, announce: boolean): void {
-    const held = this.cache.get(name);
-    if (!held) return;
-    clearTimeout(held.timer);
-    this.cache.delete(name);
+    if (!this.cache.delete(name)) return;
     if (announce) this.emit('expired', { name });
+  }
+
+  /** A deadline came: the key's, if it still holds that one (not fetched anew or dropped since). */
+  private due(name: string, at: number): void {
+    if (this.cache.get(name)?.expiresAt !== at) return;
+    if (this.opts.handOff) this.reloads.add(name);
+    this.drop(name, true);
   }
 
   private backoff(name: string, status?: number): void {

@@ -1,4 +1,4 @@
-import { X509Certificate } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import net from 'node:net';
 import type { RksNode } from '../client';
 import { isSecretName } from '../names';
@@ -35,7 +35,7 @@ export interface HaproxyEvents {
  * fails there, without a question to anyone.
  */
 export class HaproxySync {
-  /** Secret name → the fingerprint of the certificate HAProxy holds for it. */
+  /** Secret name → what HAProxy holds for it: 96 bits of its certificate's hash (one of these per name: kept short). */
   private readonly loaded = new Map<string, string>();
   /** When the TTL of the key HAProxy holds for a name ends. */
   private readonly until = new Map<string, number>();
@@ -169,7 +169,7 @@ export class HaproxySync {
         }
         return await this.remove(name);
       }
-      const fingerprint = new X509Certificate(secret.certificate).fingerprint256;
+      const fingerprint = createHash('sha256').update(secret.certificate).digest('base64').slice(0, 16);
       this.until.set(name, secret.expiresAt);
       // HAProxy holds one certificate transaction at a time: loads go one after the other.
       await this.exclusive(async () => {

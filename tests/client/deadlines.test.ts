@@ -1,0 +1,55 @@
+import { Deadlines } from '../../src/client/deadlines';
+
+/** One timer for every held name's deadline: each fires once its time came, in time order. */
+describe('Deadlines', () => {
+  beforeEach(() => jest.useFakeTimers({ now: 1_000_000 }));
+  afterEach(() => jest.useRealTimers());
+
+  it('fires each name once its time has come, earliest first, and not before', () => {
+    const fired: [string, number][] = [];
+    const d = new Deadlines((name, at) => fired.push([name, at]));
+    const now = Date.now();
+    const times = Array.from({ length: 2000 }, (_, i) => now + ((i * 7919) % 5000) + 1);
+    times.forEach((at, i) => d.add(`n${i}`, at));
+    jest.advanceTimersByTime(2500);
+    expect(fired.every(([, at]) => at <= now + 2500)).toBe(true);
+    expect(fired.length).toBe(times.filter((at) => at <= now + 2500).length);
+    jest.advanceTimersByTime(2600);
+    expect(fired.length).toBe(2000);
+    expect(fired.map(([, at]) => at)).toEqual([...times].sort((a, b) => a - b));
+    expect(d.size).toBe(0);
+  });
+
+  it('wakes for an earlier deadline added after a later one', () => {
+    const fired: string[] = [];
+    const d = new Deadlines((name) => fired.push(name));
+    d.add('late', Date.now() + 60_000);
+    d.add('soon', Date.now() + 10);
+    jest.advanceTimersByTime(20);
+    expect(fired).toEqual(['soon']);
+  });
+
+  it('hands a name given two times both (its owner knows which it holds), and nothing after clear', () => {
+    const fired: [string, number][] = [];
+    const d = new Deadlines((name, at) => fired.push([name, at]));
+    const t = Date.now();
+    d.add('a', t + 100);
+    d.add('a', t + 50);
+    jest.advanceTimersByTime(200);
+    expect(fired).toEqual([['a', t + 50], ['a', t + 100]]);
+    d.add('b', Date.now() + 10);
+    d.clear();
+    jest.advanceTimersByTime(100);
+    expect(fired).toHaveLength(2);
+  });
+
+  it('waits beyond what one timer can (about 24.8 days)', () => {
+    const fired: string[] = [];
+    const d = new Deadlines((name) => fired.push(name));
+    d.add('far', Date.now() + 40 * 86400_000);
+    jest.advanceTimersByTime(30 * 86400_000);
+    expect(fired).toEqual([]);
+    jest.advanceTimersByTime(11 * 86400_000);
+    expect(fired).toEqual(['far']);
+  });
+});
