@@ -1,4 +1,4 @@
-import { ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -48,9 +48,20 @@ describe('the packed rks package, installed globally', () => {
 
   it('holds the built server, the contract and the nginx module, and neither sources nor tests', () => {
     const files = execFileSync('tar', ['tzf', tarball], { encoding: 'utf8' }).split('\n').filter(Boolean);
-    for (const f of ['package/bin/rks', 'package/dist/src/cli/main.js', 'package/openapi/rks.yaml', 'package/edge/nginx/rks.lua', 'package/README.md'])
+    for (const f of ['package/bin/rks', 'package/dist/src/cli/main.js', 'package/openapi/rks.yaml', 'package/edge/nginx/rks.lua', 'package/deploy/systemd/rks.service', 'package/deploy/systemd/rks-edge.service', 'package/README.md'])
       expect(files).toContain(f);
     expect(files.filter((f) => /^package\/(src|tests|bench|scripts)\/|\.ts$(?<!\.d\.ts$)/.test(f))).toEqual([]);
+  });
+
+  it('ships systemd units that systemd takes with the installed rks', () => {
+    const units = path.join(prefix, 'lib', 'node_modules', 'rks', 'deploy', 'systemd');
+    for (const unit of ['rks.service', 'rks-edge.service']) {
+      // systemd finds `rks` in /usr/bin or /usr/local/bin, where npm -g puts it; here, the prefix's.
+      const copy = path.join(dir, unit);
+      fs.writeFileSync(copy, fs.readFileSync(path.join(units, unit), 'utf8').replaceAll('ExecStart=rks ', `ExecStart=${path.join(prefix, 'bin', 'rks')} `));
+      const out = spawnSync('systemd-analyze', ['verify', '--man=no', copy], { encoding: 'utf8' });
+      expect({ unit, status: out.status, stderr: out.stderr.trim() }).toEqual({ unit, status: 0, stderr: '' });
+    }
   });
 
   it('answers rks -V and --help from any directory', () => {
