@@ -19,6 +19,7 @@ export const ERROR_CODES = [
   'still_associated',
   'node_limit_reached',
   'layout_outdated',
+  'layout_newer',
   'certificate_expired',
   'body_too_large',
   'unsupported_media_type',
@@ -123,6 +124,13 @@ export class BadGateway extends RksError {
 }
 
 /** Something rks depends on (Vault, its own login) is not there now; the caller may retry after a while. */
+/** Vault holds a newer layout than this rks knows: it writes nothing of rks's (another instance, upgraded, can). */
+export class LayoutNewer extends RksError {
+  constructor(message: string) {
+    super(503, message, {}, 'layout_newer');
+  }
+}
+
 export class ServiceUnavailable extends RksError {
   constructor(message: string, retryAfterSeconds = 1) {
     super(503, message, { 'Retry-After': String(Math.max(1, Math.ceil(retryAfterSeconds))) }, 'unavailable');

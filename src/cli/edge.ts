@@ -6,6 +6,7 @@ import type tls from 'node:tls';
 import { Command, InvalidArgumentError } from 'commander';
 import { EdgeAgent } from '../edge/agent';
 import { HaproxySync } from '../edge/haproxy';
+import { Tally } from '../edge/tally';
 import { httpsToHttp, parseUpstream, tlsToTcp } from '../edge/upstream';
 import { RksNode } from '../client';
 import { LogLevel, createLogger } from '../log';
@@ -114,6 +115,11 @@ export function edgeCommand(): Command {
       node.on('revoked', (e) => logger.warn(e, 'keys dropped: rks no longer lets this node have them'));
       node.on('replaced', (e) => logger.info(e, 'keys replaced in rks: the new ones are served'));
       node.on('error', (err) => logger.warn({ err: err.message }, 'rks request failed'));
+      const unserved = new Tally((handshakes, examples) =>
+        logger.warn({ handshakes, examples }, 'handshakes refused: names this node may not serve (not associated with its group, or strangers trying names)'),
+      );
+      node.on('unserved', ({ name }) => unserved.note(name));
+      const origin = new Tally((requests, reasons) => logger.warn({ origin: o.upstream, requests, reasons }, 'the origin did not answer (HTTP: 502 to the client; TCP: the connection closed)'));
       let upstream: URL | undefined;
       try {
         upstream = o.upstream ? parseUpstream(o.upstream) : undefined;
@@ -124,9 +130,9 @@ export function edgeCommand(): Command {
       const server: net.Server | undefined = !o.listen
         ? undefined
         : upstream?.protocol === 'http:'
-          ? httpsToHttp(upstream, node)
+          ? httpsToHttp(upstream, node, (why) => origin.note(why))
           : upstream?.protocol === 'tcp:'
-            ? tlsToTcp(upstream, node)
+            ? tlsToTcp(upstream, node, (why) => origin.note(why))
             : https.createServer({ SNICallback: node.sniCallback, minVersion: 'TLSv1.2' }, (req, res) => {
                 const host = (req.socket as { servername?: string }).servername ?? 'unknown';
                 res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8' });

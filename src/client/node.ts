@@ -51,6 +51,8 @@ export interface RksNodeEvents {
   fetched: [{ name: string; ttl: number; ms: number }];
   expired: [{ name: string }];
   refused: [{ name: string; status: number }];
+  /** A name this node may not serve was asked for (its handshake fails): `name` when it is a host name at all. */
+  unserved: [{ name?: string }];
   /** Keys dropped because rks no longer lets this node have them. */
   revoked: [{ names: string[]; reason: string }];
   /** rks told a new list of the names this node may read (not sent when it answered "unchanged"). */
@@ -382,9 +384,13 @@ export class RksNode extends EventEmitter<RksNodeEvents> {
    */
   async secretFor(servername: string): Promise<NodeSecret | null> {
     const name = servername.toLowerCase().replace(/\.$/, '');
-    if (!isServerName(name)) return null;
+    if (!isServerName(name)) {
+      this.emit('unserved', {});
+      return null;
+    }
     const labels = name.split('.');
     const candidates = await this.permitted(labels.length > 2 ? [name, `*.${labels.slice(1).join('.')}`] : [name]);
+    if (!candidates.length) this.emit('unserved', { name });
     for (const candidate of candidates) {
       const secret = await this.secret(candidate);
       if (secret) return secret;

@@ -36,7 +36,7 @@ export function parseUpstream(value: string): URL {
  * `X-Real-IP` are replaced by what it saw, and a request for a host other than the one whose
  * certificate the connection got is answered 421.
  */
-export function httpsToHttp(upstream: URL, node: RksNode): http2.Http2SecureServer {
+export function httpsToHttp(upstream: URL, node: RksNode, originFailed: (why: string) => void = () => undefined): http2.Http2SecureServer {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 512 });
   const port = Number(upstream.port) || 80;
   const server = http2.createSecureServer(
@@ -68,6 +68,7 @@ export function httpsToHttp(upstream: URL, node: RksNode): http2.Http2SecureServ
         // HTTP/2 answers carry no 1xx final status nor any status past 599.
         if (status < 200 || status > 599) {
           answer.destroy();
+          originFailed(`an unusable status (${status})`);
           return fail(502, 'the origin answered with an unusable status\n');
         }
         const out: http.OutgoingHttpHeaders = {};
@@ -76,6 +77,7 @@ export function httpsToHttp(upstream: URL, node: RksNode): http2.Http2SecureServ
           res.writeHead(status, out);
         } catch {
           answer.destroy();
+          originFailed('unusable headers');
           return fail(502, 'the origin answered with unusable headers\n');
         }
         answer.pipe(res);
@@ -83,7 +85,10 @@ export function httpsToHttp(upstream: URL, node: RksNode): http2.Http2SecureServ
       // Past the first byte, a transfer that makes no progress for a while ends.
       forwarded.on('response', () => forwarded.setTimeout(IDLE_TIMEOUT_MS));
       forwarded.on('timeout', () => forwarded.destroy(new Error('the origin did not answer in time')));
-      forwarded.on('error', () => fail(502, 'the origin did not answer\n'));
+      forwarded.on('error', (err: NodeJS.ErrnoException) => {
+        if (!res.headersSent) originFailed(err.code ?? err.message);
+        fail(502, 'the origin did not answer\n');
+      });
       res.on('close', () => {
         if (!res.writableFinished) forwarded.destroy();
       });
@@ -102,7 +107,7 @@ export function httpsToHttp(upstream: URL, node: RksNode): http2.Http2SecureServ
  * the PROXY protocol), preceded by a PROXY protocol v2 header naming the client, the address it
  * reached and the server name it asked for.
  */
-export function tlsToTcp(upstream: URL, node: RksNode): tls.Server {
+export function tlsToTcp(upstream: URL, node: RksNode, originFailed: (why: string) => void = () => undefined): tls.Server {
   const port = Number(upstream.port);
   const server = tls.createServer({ SNICallback: node.sniCallback, minVersion: 'TLSv1.2', handshakeTimeout: HANDSHAKE_TIMEOUT_MS }, (client) => {
     const origin = net.connect({ host: upstream.hostname, port });
@@ -115,7 +120,12 @@ export function tlsToTcp(upstream: URL, node: RksNode): tls.Server {
       client.pipe(origin);
       origin.pipe(client);
     });
-    origin.on('error', () => client.destroy());
+    let connected = false;
+    origin.once('connect', () => (connected = true));
+    origin.on('error', (err: NodeJS.ErrnoException) => {
+      if (!connected) originFailed(err.code ?? err.message);
+      client.destroy();
+    });
     client.on('error', () => origin.destroy());
     client.on('close', () => origin.destroy());
     origin.on('close', () => client.destroy());

@@ -1,4 +1,4 @@
-import { Conflict, Forbidden } from '../errors';
+import { Conflict, Forbidden, LayoutNewer } from '../errors';
 import { isSecretName } from '../names';
 import { GroupService } from '../groups/service';
 import { Predating, classicSigns, findPredating, nothingPredates, predatingLines } from './predating';
@@ -141,6 +141,10 @@ export class InitService {
         `this Vault holds a classic remote-key-server deployment (${signs.slice(0, 5).join(', ')}${signs.length > 5 ? ', …' : ''}): init changes nothing here; take it over with 'rks migrate' (README: Coming from remote-key-server)`,
         'classic_deployment',
       );
+    }
+    if (existing && (existing.data.layout ?? 1) > LAYOUT) {
+      // An older rks's init would write its older policies and layout over the newer ones.
+      throw new LayoutNewer(`Vault holds rks layout ${existing.data.layout}, newer than this rks's (${LAYOUT}): run init with the newer rks`);
     }
     if (existing) {
       const stale = await this.staleParts(token, existing.data, creds);

@@ -11,6 +11,7 @@ import { localNames } from '../pki/selfsigned';
 import { ManagedCertificate } from './certificate';
 import { RunningServer, TlsFiles, startServer } from './server';
 import { Services, Tuning, buildServices } from './services';
+import { LayoutWatch } from '../vault/layout-watch';
 
 export interface Rks {
   url: string;
@@ -74,14 +75,15 @@ export async function startRks(config: Config, logger: Logger): Promise<Rks> {
     services.readiness.certificate = () => (cert.current?.selfSigned ? 'still serving the ephemeral self-signed certificate; its certificate from the rks CA is not issued yet' : undefined);
   }
 
-  const renewals = new Periodic(config.managedCheckInterval * 1000, () => managedSecrets.renewDue());
+  const renewals = new Periodic(config.managedCheckInterval * 1000, services.layout.gate(() => managedSecrets.renewDue()));
   managedSecrets.wake = () => renewals.runNow();
   const expiryChecks = new Periodic(config.expiryCheckInterval * 1000, () => expiryWatch.pass());
   services.secrets.expiryChanged = (fqdn, notAfter) => expiryWatch.note(fqdn, notAfter);
   managedSecrets.expiryChanged = (fqdn, notAfter) => expiryWatch.note(fqdn, notAfter, true);
   const background = [
-    new Periodic(config.groupTokenRenewInterval * 1000, () => renewer.renewAll()),
-    new Periodic(Math.min(config.nodeIdleExpiry * 1000, 3600_000), () => pruner.pruneAll()),
+    new Periodic(LayoutWatch.INTERVAL_MS, () => services.layout.check()),
+    new Periodic(config.groupTokenRenewInterval * 1000, services.layout.gate(() => renewer.renewAll())),
+    new Periodic(Math.min(config.nodeIdleExpiry * 1000, 3600_000), services.layout.gate(() => pruner.pruneAll())),
     expiryChecks,
     renewals,
   ];

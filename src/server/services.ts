@@ -26,6 +26,7 @@ import { vaultStores } from '../vault/adapters';
 import { VaultClient } from '../vault/client';
 import { ServiceSession } from '../vault/session';
 import { Readiness } from '../vault/readiness';
+import { LayoutWatch } from '../vault/layout-watch';
 
 /** Everything rks does, built once per process from its configuration; HTTP only calls into it. */
 export interface Services {
@@ -46,6 +47,8 @@ export interface Services {
   renewer: GroupTokenRenewer;
   pruner: NodePruner;
   readiness: Readiness;
+  /** Whether a newer rks moved the layout on (this one then writes nothing). */
+  layout: LayoutWatch;
   expiryWatch: ExpiryWatch;
   /** Taking a Vault over from a classic deployment (rks migrate). */
   migration: ClassicMigration;
@@ -67,6 +70,7 @@ export function buildServices(config: Config, logger: Logger, metrics: Metrics, 
   const stores = vaultStores(vault);
   const { kv, setup: sys, tokens, pki: pkiEngine } = stores;
   const session = new ServiceSession(vault, config.admin, logger, metrics.sessionUp);
+  const layout = new LayoutWatch(vault, kv, session, logger);
   const acmeIssuers = new AcmeIssuers(kv, config.acmeTimeout * 1000);
   const challenges = new ChallengeBoard(kv, tokens, session);
   const pacing = new OrderPacing(kv);
@@ -101,7 +105,8 @@ export function buildServices(config: Config, logger: Logger, metrics: Metrics, 
     psk: config.psk ? new PskJwt(config.psk) : undefined,
     renewer: new GroupTokenRenewer(kv, tokens, session, logger),
     pruner: new NodePruner(kv, tokens, session, config.nodeIdleExpiry * 1000, logger, metrics.nodesPruned),
-    readiness: new Readiness(vault, session, metrics.ready),
+    readiness: new Readiness(vault, session, layout, metrics.ready),
+    layout,
     migration: new ClassicMigration(kv, sys, tokens, sys, groups, init, config.admin.login.toLowerCase()),
     expiryWatch: new ExpiryWatch(
       listings,

@@ -1,7 +1,8 @@
 import fs from 'node:fs';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { Dispatcher, Pool } from 'undici';
-import { ServiceUnavailable } from '../errors';
+import { LayoutNewer, ServiceUnavailable } from '../errors';
+import { KV_MOUNT } from './layout';
 
 /** An answer from Vault that is not a success; `errors` are Vault's own reasons. */
 export class VaultError extends Error {
@@ -72,6 +73,9 @@ interface Endpoint {
 }
 
 /** Vault's own words for "this node cannot serve now, another may". */
+/** What a layout watch holds: writes to rks's KV and to policies (a layout is both). */
+const HELD_WRITES = new RegExp(`^(${KV_MOUNT}/|sys/policies/)`);
+
 const NOT_ACTIVE = [/vault is sealed/i, /local node not active/i, /standby/i, /no active cluster node/i, /node not active/i];
 /** Error codes undici gives when a request never reached the server. */
 const NOT_SENT = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
@@ -151,6 +155,14 @@ export class VaultClient {
     }
   }
 
+  /** Why rks's own objects (its KV, its policies) are not to be written now; undefined: they may be. */
+  private writesHeld?: string;
+
+  /** Refuses every write to rks's KV and policies with `reason` (LayoutNewer), or allows them again (undefined). */
+  holdWrites(reason: string | undefined): void {
+    this.writesHeld = reason;
+  }
+
   /** The address rks sends to now (the first one until it knows better). */
   get addr(): string {
     return (this.active ?? this.endpoints[0]).addr;
@@ -166,6 +178,7 @@ export class VaultClient {
    * can answer within the deadline.
    */
   async call<T = any>(method: Method, path: string, opts: CallOptions): Promise<T> {
+    if (this.writesHeld && method !== 'GET' && method !== 'LIST' && HELD_WRITES.test(path)) throw new LayoutNewer(this.writesHeld);
     if (this.inFlight >= this.maxInFlight) {
       this.busy?.inc();
       throw new ServiceUnavailable('too many requests are waiting on vault', 1);

@@ -306,6 +306,10 @@ path "auth/token/lookup-self" {
 path "auth/token/renew-self" {
   capabilities = ["update"]
 }
+# The layout Vault holds (a newer rks's init moves it on: see layout-watch.ts).
+path "${KV_MOUNT}/data/${kvPath.config}" {
+  capabilities = ["read"]
+}
 path "${KV_MOUNT}/metadata/groups/" {
   capabilities = ["list"]
 }

@@ -1,5 +1,6 @@
 import type { Gauge } from 'prom-client';
 import type { VaultClient, VaultStatus } from './client';
+import type { LayoutWatch } from './layout-watch';
 import type { ServiceSession } from './session';
 
 export interface ReadinessReport {
@@ -28,6 +29,7 @@ export class Readiness {
   constructor(
     private readonly vault: VaultClient,
     private readonly session: ServiceSession,
+    private readonly layout: Pick<LayoutWatch, 'held'>,
     private readonly gauge?: Gauge,
   ) {}
 
@@ -51,6 +53,12 @@ export class Readiness {
         reasons.push((err as Error).message);
         publicReasons.push((err as Error).message);
       }
+    }
+    // An instance a newer rks left behind: its work goes to the upgraded ones.
+    const held = this.layout.held;
+    if (held) {
+      reasons.push(held);
+      publicReasons.push(held);
     }
     // Only an initialised rks (its login works) has a CA to serve a certificate from.
     const certificate = reasons.length === 0 ? this.certificate() : undefined;

@@ -297,6 +297,17 @@ describe('rks CLI', () => {
       // Logged as the key arrives; the line may reach the pipe a moment after the answer.
       await edge.waitFor('key fetched', 5000);
       expect(edge.output()).not.toContain('PRIVATE KEY');
+      // Names it may not serve: refused, and said (the first at once, then once a minute with a count).
+      for (const stranger of ['nope.example.org', 'x.nope.example.org', 'again.example.org']) {
+        await new Promise<void>((resolve) => {
+          const s = tls.connect({ port, host: '127.0.0.1', servername: stranger, ca: ca.certPem });
+          s.on('error', () => resolve());
+          s.on('secureConnect', () => (s.destroy(), resolve()));
+        });
+      }
+      await edge.waitFor('handshakes refused', 5000);
+      const said = edge.output().split('\n').filter((l) => l.includes('handshakes refused')).map((l) => JSON.parse(l));
+      expect(said).toEqual([expect.objectContaining({ level: 'warn', handshakes: 1, examples: ['nope.example.org'] })]);
     } finally {
       await edge.stop();
     }

@@ -127,6 +127,9 @@ describe('rks edge --upstream, in front of any origin', () => {
   it('answers 502 when the origin is down or answers what HTTP/2 cannot carry, and fails handshakes for names the node may not serve', async () => {
     const port = await edge(`http://127.0.0.1:${await freePort()}`);
     expect(await get(port, name, ca.certPem)).toMatchObject({ status: 502 });
+    // The operator hears of it: the first at once, then a count a minute.
+    await edges[edges.length - 1]!.waitFor('the origin did not answer', 5000);
+    expect(edges[edges.length - 1]!.output()).toMatch(/"requests":1,"reasons":\["ECONNREFUSED"\]/);
     // An origin answering a status no client may get: 502, and the edge goes on.
     const odd = net.createServer((s) => s.once('data', () => s.end('HTTP/1.1 999 Odd\r\nContent-Length: 0\r\n\r\n')));
     await new Promise<void>((r) => odd.listen(0, '127.0.0.1', r));
