@@ -21,6 +21,7 @@ export class Deadlines {
   }
 
   add(name: string, at: number): void {
+    if (!Number.isFinite(at)) return; // no time ever comes; a NaN would stall the heap
     let i = this.times.length;
     this.times.push(at);
     this.names.push(name);
@@ -32,6 +33,16 @@ export class Deadlines {
       i = parent;
     }
     if (at < this.armedAt) this.arm();
+  }
+
+  /** Keeps only the entries `current` says are still wanted (its owner's deadlines as they stand). */
+  keep(current: (name: string, at: number) => boolean): void {
+    const entries = this.times.map((at, i) => [at, this.names[i]!] as const).filter(([at, name]) => current(name, at));
+    this.times.length = 0;
+    this.names.length = 0;
+    clearTimeout(this.timer);
+    this.armedAt = Infinity;
+    for (const [at, name] of entries) this.add(name, at);
   }
 
   clear(): void {

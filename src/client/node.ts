@@ -575,16 +575,21 @@ export class RksNode extends EventEmitter<RksNodeEvents> {
       const data = (body as { data: { certificate: string; private_key: string; meta: { ttl: number } } }).data;
       // Kept for its TTL, and never past the certificate's own end.
       const notAfter = Date.parse(new X509Certificate(data.certificate).validTo);
+      if (!Number.isFinite(notAfter)) throw new Error(`the certificate of ${name} has no end date this node can read`);
       const ttl = Math.max(1, Math.min(Number(data.meta?.ttl) || 1, Math.floor((notAfter - Date.now()) / 1000)));
       const secret: NodeSecret = { name, certificate: data.certificate, privateKey: data.private_key, ttl, expiresAt: Date.now() + ttl * 1000 };
       const expiresAt = Date.now() + (this.opts.handOff ? handOffMs(ttl, this.reloads.delete(name)) : ttl * 1000);
       // A key fetched anew takes the place of the one held: new handshakes get it.
       this.cache.set(name, { ...(this.opts.handOff ? {} : { secret }), expiresAt });
       this.deadlines.add(name, expiresAt);
+      // Deadlines of keys fetched anew stay in the heap until their time: not more than the keys.
+      if (this.deadlines.size > 2 * this.cache.size + 1024) this.deadlines.keep((n, at) => this.cache.get(n)?.expiresAt === at);
       this.failures.delete(name);
       this.emit('fetched', { name, ttl, ms: Date.now() - started });
       return secret;
     } catch (err) {
+      // Fetched again later as a first load, not as a reload that is due.
+      this.reloads.delete(name);
       const status = err instanceof HttpError ? err.status : undefined;
       if (err instanceof HttpError && ['forbidden', 'not_found', 'certificate_expired'].includes(err.code)) this.emit('refused', { name, status: err.status });
       else this.emit('error', err as Error);

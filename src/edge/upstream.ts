@@ -85,12 +85,16 @@ export function httpsToHttp(upstream: URL, node: RksNode, originFailed: (why: st
       // Past the first byte, a transfer that makes no progress for a while ends.
       forwarded.on('response', () => forwarded.setTimeout(IDLE_TIMEOUT_MS));
       forwarded.on('timeout', () => forwarded.destroy(new Error('the origin did not answer in time')));
+      // The client gone first: the origin did nothing wrong.
+      let clientGone = false;
       forwarded.on('error', (err: NodeJS.ErrnoException) => {
-        if (!res.headersSent) originFailed(err.code ?? err.message);
+        if (!res.headersSent && !clientGone) originFailed(err.code ?? err.message);
         fail(502, 'the origin did not answer\n');
       });
       res.on('close', () => {
-        if (!res.writableFinished) forwarded.destroy();
+        if (res.writableFinished) return;
+        clientGone = true;
+        forwarded.destroy();
       });
       req.pipe(forwarded);
     },

@@ -104,6 +104,8 @@ export async function startRks(config: Config, logger: Logger): Promise<Rks> {
     if (managed.current?.selfSigned) announceEphemeral(tls, config.ephemeralCertOut, logger);
   }
 
+  // Not a request served before this instance knows whether a newer rks moved the layout on.
+  await services.layout.check();
   running = await startServer(app, config.listen, tls, logger);
   logger.info({ url: running.url, vault: vault.addrs, pskConfigured: Boolean(config.psk), requirePsk: config.requirePsk }, 'rks listening');
   const server = running;

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { Dispatcher, Pool } from 'undici';
 import { LayoutNewer, ServiceUnavailable } from '../errors';
-import { KV_MOUNT } from './layout';
+import { KV_MOUNT, PKI_MOUNT } from './layout';
 
 /** An answer from Vault that is not a success; `errors` are Vault's own reasons. */
 export class VaultError extends Error {
@@ -73,8 +73,11 @@ interface Endpoint {
 }
 
 /** Vault's own words for "this node cannot serve now, another may". */
-/** What a layout watch holds: writes to rks's KV and to policies (a layout is both). */
-const HELD_WRITES = new RegExp(`^(${KV_MOUNT}/|sys/policies/)`);
+/**
+ * What a layout watch holds: writes to rks's KV, policies, token roles, PKI roles, and token
+ * revocations (a layout is the first four; registrations and deletions revoke before they write).
+ */
+const HELD_WRITES = new RegExp(`^(${KV_MOUNT}/|sys/policies/|sys/leases/revoke|auth/token/(roles|create|revoke)|${PKI_MOUNT}/roles/)`);
 
 const NOT_ACTIVE = [/vault is sealed/i, /local node not active/i, /standby/i, /no active cluster node/i, /node not active/i];
 /** Error codes undici gives when a request never reached the server. */

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { VaultClient } from './client';
+import { VaultClient, isVaultError } from './client';
 import { LAYOUT, kvPath } from './layout';
 import type { ServiceSession } from './session';
 import type { KvStore } from './stores';
@@ -14,6 +14,7 @@ import type { KvStore } from './stores';
 export class LayoutWatch {
   static readonly INTERVAL_MS = 10_000;
   private newer?: number;
+  private warned = false;
 
   constructor(
     private readonly vault: VaultClient,
@@ -33,8 +34,13 @@ export class LayoutWatch {
     let layout: number;
     try {
       layout = Number((await this.session.run((t) => this.kv.read<{ layout?: number }>(kvPath.config, t)))?.data.layout);
-    } catch {
-      return; // Vault away, or an identity from before this grant (init again): as it was.
+    } catch (err) {
+      // Vault away, or not initialised: as it was. Refused: an identity from before this grant.
+      if (isVaultError(err, 403) && !this.warned) {
+        this.warned = true;
+        this.logger.warn('rks cannot read the layout Vault holds (its identity predates that grant): run init again, or an instance left behind by an upgrade could write an older layout');
+      }
+      return;
     }
     const newer = Number.isSafeInteger(layout) && layout > LAYOUT ? layout : undefined;
     if (newer === this.newer) return;

@@ -234,6 +234,14 @@ path "${KV_MOUNT}/data/*" {
 path "${KV_MOUNT}/metadata/*" {
   capabilities = ["read", "delete", "list"]
 }
+# The layout record is init's (the root token's): an administrator moving it would stop every
+# instance's writes (see layout-watch.ts).
+path "${KV_MOUNT}/data/${kvPath.config}" {
+  capabilities = ["read"]
+}
+path "${KV_MOUNT}/metadata/${kvPath.config}" {
+  capabilities = ["read"]
+}
 path "${PKI_MOUNT}/roles/managed-*" {
   capabilities = ["create", "read", "update", "delete"]
 }

@@ -52,4 +52,26 @@ describe('Deadlines', () => {
     jest.advanceTimersByTime(11 * 86400_000);
     expect(fired).toEqual(['far']);
   });
+
+  it('takes no deadline that never comes (NaN, Infinity), and goes on with the others', () => {
+    const fired: string[] = [];
+    const d = new Deadlines((name) => fired.push(name));
+    d.add('nan', NaN);
+    d.add('never', Infinity);
+    d.add('soon', Date.now() + 10);
+    jest.advanceTimersByTime(20);
+    expect(fired).toEqual(['soon']);
+    expect(d.size).toBe(0);
+  });
+
+  it('keeps only the entries its owner still holds', () => {
+    const fired: string[] = [];
+    const d = new Deadlines((name) => fired.push(name));
+    const t = Date.now();
+    for (let i = 0; i < 100; i++) d.add(`n${i}`, t + 1000 + i);
+    d.keep((name) => Number(name.slice(1)) % 10 === 0);
+    expect(d.size).toBe(10);
+    jest.advanceTimersByTime(2000);
+    expect(fired).toEqual(Array.from({ length: 10 }, (_, i) => `n${i * 10}`));
+  });
 });

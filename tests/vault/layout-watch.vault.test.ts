@@ -52,8 +52,11 @@ describe('instances left behind by a rolling upgrade', () => {
     };
     expect((await call(urls[1]!, 'POST', '/rks/v1/secret/before.layout.example.com', token, await secret('before.layout.example.com'))).status).toBe(201);
 
-    // The newer rks's init: the layout it writes.
+    // An administrator's token cannot move the layout (that would stop every instance): root's alone.
     const vaultCall = vaultCaller(vault);
+    expect((await vaultCall('POST', 'rks/data/config', { data: { layout: LAYOUT + 5 } }, token)).status).toBe(403);
+    expect((await vaultCall('DELETE', 'rks/metadata/config', undefined, token)).status).toBe(403);
+    // The newer rks's init: the layout it writes.
     const config = (await vaultCall('GET', 'rks/data/config')).body.data.data;
     await vaultCall('POST', 'rks/data/config', { data: { ...config, layout: LAYOUT + 1 } });
 
