@@ -34,13 +34,22 @@ function dependencies(): { packages: number; bytes: number } {
   return { packages: dirs.length, bytes: dirs.reduce((s, d) => s + bytes(d), 0) };
 }
 
-/** The sentence the README quotes, from what is measured now. */
-export function figures(): string {
+/** The four numbers the README quotes, measured now: SDK tarball KB, SDK installed KB, server packages, server MB. */
+export function measured(): number[] {
   const sdk = packed(path.join(ROOT, 'sdk'));
   const server = packed(ROOT);
   const deps = dependencies();
-  const kb = (n: number) => `${Math.round(n / 1024)} KB`;
-  return `${kb(sdk.size)}; installed, one package of ${kb(sdk.unpackedSize)}, against ${deps.packages + 1} packages and ${Math.round((deps.bytes + server.unpackedSize) / 1024 / 1024)} MB for the whole server package`;
+  return [Math.round(sdk.size / 1024), Math.round(sdk.unpackedSize / 1024), deps.packages + 1, Math.round((deps.bytes + server.unpackedSize) / 1024 / 1024)];
+}
+
+/** The sentence the README quotes. */
+export function figures(n = measured()): string {
+  return `${n[0]} KB; installed, one package of ${n[1]} KB, against ${n[2]} packages and ${n[3]} MB for the whole server package`;
+}
+
+/** The numbers of a sentence `figures` wrote. */
+export function quotedNumbers(sentence: string): number[] {
+  return (sentence.match(/\d+/g) ?? []).map(Number);
 }
 
 export function withFigures(readme: string, text = figures()): string {
