@@ -11,7 +11,7 @@ import { issue } from './support/pki';
 import { readmeBlocks } from './support/readme';
 import { createGroup, uniq } from './support/rks';
 import { runRks } from './support/serve';
-import { placeholder, runServer, serverBinary } from './support/servers';
+import { nginxMain, placeholder, runServer, serverBinary } from './support/servers';
 import { freePort } from './support/vault';
 
 /**
@@ -139,25 +139,7 @@ describe('the README\'s edge configurations, as written', () => {
     });
     // The main configuration the README says goes around it: the Lua module's lines, a user that
     // may open the agent's socket (here the test's own), and nginx's own paths in the test's folder.
-    const modules = '/usr/lib/nginx/modules';
-    const conf = `
-${process.getuid?.() === 0 ? 'user root;' : ''}
-daemon off;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log info;
-load_module ${modules}/ndk_http_module.so;
-load_module ${modules}/ngx_http_lua_module.so;
-events { worker_connections 256; }
-http {
-  access_log off;
-  client_body_temp_path ${dir}/body;
-  proxy_temp_path ${dir}/proxy;
-  fastcgi_temp_path ${dir}/fastcgi;
-  uwsgi_temp_path ${dir}/uwsgi;
-  scgi_temp_path ${dir}/scgi;
-  include ${dir}/rks.conf;
-}
-`;
+    const conf = nginxMain(dir, `  include ${dir}/rks.conf;`);
     fs.writeFileSync(path.join(dir, 'rks.conf'), put(block('nginx', 'ssl_certificate_by_lua_block'), paths));
     fs.writeFileSync(path.join(dir, 'nginx.conf'), conf);
     const nginx = serverBinary('nginx');

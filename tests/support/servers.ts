@@ -65,15 +65,12 @@ export async function placeholder(dir: string): Promise<{ cert: string; key: str
 }
 
 /**
- * nginx with its Lua module, in a directory of its own: `https` terminates TLS with the keys
- * that rks's Lua module asks the agent for, `http` passes ACME challenges to the agent.
+ * nginx's main configuration in `dir` (its pid, logs and temporary files there, Debian's Lua
+ * module loaded, workers as root when the tests run as root) around `http`, the http block's body.
  */
-export async function startNginx(o: { agentSocket: string; https: number; http: number; luaDir: string; plain?: PlainFile }): Promise<RunningServer> {
-  const bin = serverBinary('nginx');
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rks-nginx-'));
-  const { cert, key } = await placeholder(dir);
+export function nginxMain(dir: string, http: string): string {
   const modules = '/usr/lib/nginx/modules';
-  const conf = `
+  return `
 ${process.getuid?.() === 0 ? 'user root;' : ''}
 daemon off;
 worker_processes 2;
@@ -89,6 +86,20 @@ http {
   fastcgi_temp_path ${dir}/fastcgi;
   uwsgi_temp_path ${dir}/uwsgi;
   scgi_temp_path ${dir}/scgi;
+${http}
+}
+`;
+}
+
+/**
+ * nginx with its Lua module, in a directory of its own: `https` terminates TLS with the keys
+ * that rks's Lua module asks the agent for, `http` passes ACME challenges to the agent.
+ */
+export async function startNginx(o: { agentSocket: string; https: number; http: number; luaDir: string; plain?: PlainFile }): Promise<RunningServer> {
+  const bin = serverBinary('nginx');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rks-nginx-'));
+  const { cert, key } = await placeholder(dir);
+  const conf = nginxMain(dir, `
   lua_package_path "${o.luaDir}/?.lua;;";
   init_worker_by_lua_block { require("rks").init_worker({ socket = "unix:${o.agentSocket}" }) }
   server {
@@ -110,8 +121,7 @@ ${o.plain ? `  server {
     ssl_certificate_key ${o.plain.key};
     location / { return 200 "served by nginx\\n"; }
   }` : ''}
-}
-`;
+`);
   fs.writeFileSync(path.join(dir, 'nginx.conf'), conf);
   const server = runServer(bin, ['-p', dir, '-c', path.join(dir, 'nginx.conf'), '-e', path.join(dir, 'error.log')], dir);
   const started = Date.now();
