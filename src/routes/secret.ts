@@ -15,8 +15,8 @@ function pushed(res: Parameters<Handlers[string]>[1], status: number, outcome: P
 export function secretRoutes(secrets: SecretService, inventory: Inventory, managed: ManagedSecrets): Handlers {
   return {
     createManagedSecret: async (req, res, token) => {
-      const state = await managed.create(token, req.params.fqdn, req.body as ManagedInput);
-      res.status(state === 'issued' ? 201 : 202).json(await inventory.secret(token, req.params.fqdn));
+      const { state, entry } = await managed.create(token, req.params.fqdn, req.body as ManagedInput);
+      res.status(state === 'issued' ? 201 : 202).json(await inventory.secret(token, req.params.fqdn, entry));
     },
     rollbackSecret: async (req, res, token) => {
       await secrets.rollback(token, req.params.fqdn);

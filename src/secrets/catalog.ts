@@ -13,7 +13,8 @@ import type { CopyView } from './copies';
  * object of more than 10,000 members by default, which puts the ceiling near ten million.
  */
 export const CATALOG_SHARDS = 1024;
-const READ_CONCURRENCY = 8;
+/** Shards read at once: more keeps more of them in rks's memory at once and reads no faster (the parse is the cost). */
+const READ_CONCURRENCY = 4;
 
 /** What the inventory shows of one secret: never its key. */
 export interface CatalogEntry {
@@ -132,12 +133,15 @@ export class Catalog {
 
   constructor(private readonly kv: KvStore) {}
 
-  /** Brings `fqdn`'s entry in step with the secret and its group index as Vault holds them now. */
-  async refresh(token: string, fqdn: string, view: CopyView = 'admin'): Promise<void> {
+  /**
+   * Brings `fqdn`'s entry in step with the secret and its group index as Vault holds them now.
+   * Answers the entry as written and read back (null: no secret, or one still changing).
+   */
+  async refresh(token: string, fqdn: string, view: CopyView = 'admin'): Promise<CatalogEntry | null> {
     // Each write is announced as soon as it landed, beside the check that follows it.
     const announced: Promise<void>[] = [];
     try {
-      await this.settle(token, fqdn, () => announced.push(this.bump(token).catch(() => this.bump(token))), view);
+      return await this.settle(token, fqdn, () => announced.push(this.bump(token).catch(() => this.bump(token))), view);
     } finally {
       // Whatever landed is announced, even when what followed failed.
       await Promise.all(announced);
@@ -247,6 +251,16 @@ export class Catalog {
       for (const fqdn of repair) if (await this.settle(token, fqdn, () => undefined)) described++;
     });
     return { described, repaired };
+  }
+
+  /**
+   * `reconcile` for the names that `unlisted` found: each described again as Vault holds it
+   * now (a secret created or deleted since is left as it is). Answers how many entries it wrote.
+   */
+  async repair(token: string, names: string[]): Promise<number> {
+    let wrote = 0;
+    await mapLimited(names, READ_CONCURRENCY, (fqdn) => this.settle(token, fqdn, () => void wrote++));
+    return wrote;
   }
 
   /**

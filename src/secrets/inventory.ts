@@ -5,8 +5,8 @@ import { isName, isSecretName, parseFqdn, parseName } from '../names';
 import { groupsIn, kvPath } from '../vault/layout';
 import type { KvStore } from '../vault/stores';
 import { Copies } from './copies';
-import { Catalog, RENEWAL_STATUSES, RenewalStatus, RenewalSummary, factsOf, renewalStatus } from './catalog';
-import { ListedEntry, Listing, Listings } from './listing';
+import { Catalog, CatalogEntry, RENEWAL_STATUSES, RenewalStatus, RenewalSummary, factsOf, renewalStatus } from './catalog';
+import { ListedEntry, Listing, Listings, unlisted } from './listing';
 import type { GroupRegInfo } from '../records/groups';
 import type { NodeRecord } from '../records/nodes';
 import { CertificateFacts, ManagedSpec, SecretData } from '../records/secrets';
@@ -168,10 +168,13 @@ export class Inventory {
     return { counts, failures: failing.slice(0, 10) };
   }
 
-  /** One secret's entry of the inventory (its certificate's facts; never its key), read from the secret itself. */
-  async secret(token: string, name: string): Promise<SecretSummary> {
+  /**
+   * One secret's entry of the inventory (its certificate's facts; never its key), read from the
+   * secret itself (`known`: as a writer just read it back).
+   */
+  async secret(token: string, name: string, known?: CatalogEntry | null): Promise<SecretSummary> {
     const fqdn = parseFqdn(name);
-    const summary = this.summary(fqdn, (await this.catalog.stored(token, fqdn)) ?? null);
+    const summary = this.summary(fqdn, known ?? (await this.catalog.stored(token, fqdn)) ?? null);
     if (!summary) throw new NotFound(`secret '${fqdn}' not found`);
     return summary;
   }
@@ -234,7 +237,8 @@ export class Inventory {
    */
   async reconcile(token: string): Promise<void> {
     this.reconciledAt = Date.now();
-    const { repaired } = await this.catalog.reconcile(token, await this.secretNames(token));
+    // Against the listing in memory: the shards are not read a second time.
+    const repaired = await this.catalog.repair(token, unlisted(await this.secretNames(token), await this.listings.current(token)));
     // Nothing to repair (the rule): the listing in memory stands.
     if (repaired) this.listings.forget();
   }

@@ -1,3 +1,4 @@
+import { isSecretName } from '../names';
 import type { Catalog } from './catalog';
 import { CatalogEntry, RenewalStatus, renewalStatus } from './catalog';
 import type { CertificateFacts, ManagedSpec } from '../records/secrets';
@@ -149,6 +150,23 @@ export class Listing {
     e.groups = this.groups(i);
     return e;
   }
+}
+
+/**
+ * Where the names stored (`stored`, any order) and a listing's disagree: stored but not listed,
+ * or listed but no longer stored. What `Catalog.repair` describes again.
+ */
+export function unlisted(stored: string[], listing: Pick<Listing, 'size' | 'name'>): string[] {
+  const names = stored.filter(isSecretName).sort();
+  const out: string[] = [];
+  let [i, j] = [0, 0];
+  while (i < names.length || j < listing.size) {
+    const [a, b] = [names[i], j < listing.size ? listing.name(j) : undefined];
+    if (a === b) [i, j] = [i + 1, j + 1];
+    else if (b === undefined || (a !== undefined && a < b)) out.push(names[i++]!);
+    else [out[out.length], j] = [b, j + 1];
+  }
+  return out;
 }
 
 /** Takes entries in any order, a shard at a time; `done` sorts them by name. */

@@ -9,11 +9,11 @@ import type { AcmeOrders } from '../acme/orders';
 import { mapLimited } from '../concurrency';
 import { BadRequest, Conflict, NotFound } from '../errors';
 import { parseFqdn, quoted } from '../names';
-import { newKeyAndCsr } from '../pki/csr';
+import { KeyAndCsr, newKeyAndCsr } from '../pki/csr';
 import { kvPath, managedRoleName } from '../vault/layout';
 import { CasMismatch, CertificateAuthority, KvEntry, KvStore, Session } from '../vault/stores';
 import { Copies } from './copies';
-import { Catalog } from './catalog';
+import { Catalog, CatalogEntry } from './catalog';
 import { certificateFacts } from './facts';
 import { DueMark, RenewalSchedule, wakeAt } from './schedule';
 import { validateTlsMaterial } from './tls';
@@ -82,13 +82,13 @@ export class ManagedSecrets {
    * its first certificate, at once ('issued'). From an ACME CA: scheduled, and obtained in the
    * background, where the edges answer the CA's challenges ('pending').
    */
-  async create(token: string, name: string, input: ManagedInput): Promise<'issued' | 'pending'> {
+  async create(token: string, name: string, input: ManagedInput): Promise<{ state: 'issued' | 'pending'; entry: CatalogEntry | null }> {
     const fqdn = parseFqdn(name);
     const spec = this.spec(fqdn, input);
-    if (spec.issuer !== RKS_CA) {
-      await this.createPending(token, fqdn, spec, input.ttl);
-      return 'pending';
-    }
+    if (spec.issuer !== RKS_CA) return { state: 'pending', entry: await this.createPending(token, fqdn, spec, input.ttl) };
+    // The key is made while the name is taken.
+    const key = keyAndCsr(spec);
+    key.catch(() => undefined);
     // Claimed by this call while it obtains the first certificate: should it fail, or this rks
     // stop, the renewal pass takes it over when the claim runs out. Writes that do not depend on
     // each other go together (Vault's storage applies them as one batch).
@@ -96,16 +96,16 @@ export class ManagedSecrets {
     const claim: RenewalState = { renewAt: t + CLAIM_SECONDS, failures: 0, inProgress: true, claim: randomUUID(), lastAttempt: new Date(t * 1000).toISOString(), pending: true };
     await this.writeStub(token, fqdn, spec, input.ttl, [() => this.pki.writeNamesRole(managedRoleName(roleId(fqdn)), spec.sans, spec.lifetime!, token), () => this.schedule.mark(token, fqdn, claim)]);
     const claimed = await this.schedule.put(token, fqdn, claim, null, { marked: true });
-    const { data } = await this.issue(fqdn, spec, input.ttl, token);
+    const { data } = await this.issue(fqdn, spec, input.ttl, token, undefined, key);
     const issued: RenewalState = { renewAt: renewAt(data, spec), failures: 0, lastAttempt: claim.lastAttempt };
     await Promise.all([this.kv.write(kvPath.managedSecret(fqdn), data, token), this.schedule.mark(token, fqdn, issued)]);
     this.counters?.renewals.inc({ issuer: RKS_CA, result: 'renewed' });
     let unmarked: Promise<void> = Promise.resolve();
     await this.schedule.put(token, fqdn, issued, claimed, { marked: true, unmarked: (p) => (unmarked = p.catch(() => undefined)) }).catch(() => undefined);
-    await this.catalog.refresh(token, fqdn).catch(() => this.catalog.refresh(token, fqdn)).catch(() => undefined);
+    const entry = await this.catalog.refresh(token, fqdn).catch(() => this.catalog.refresh(token, fqdn)).catch(() => null);
     await unmarked;
     this.expiryChanged(fqdn, data.info!.notAfter);
-    return 'issued';
+    return { state: 'issued', entry };
   }
 
   /**
@@ -124,7 +124,7 @@ export class ManagedSecrets {
     await Promise.all([this.kv.write<ManagedSpecRecord>(kvPath.managedSpec(fqdn), { spec, ...(ttl ? { ttl } : {}) }, token), ...beside.map((w) => w())]);
   }
 
-  private async createPending(token: string, fqdn: string, spec: ManagedSpec, ttl: number | undefined): Promise<void> {
+  private async createPending(token: string, fqdn: string, spec: ManagedSpec, ttl: number | undefined): Promise<CatalogEntry | null> {
     if (!this.acme) throw new BadRequest('ACME issuers are not available');
     // Before a slot of the issuer's budget is taken for it.
     if (await this.kv.exists(kvPath.secret(fqdn), token)) throw new Conflict(`secret '${fqdn}' already exists`, 'already_exists');
@@ -142,8 +142,9 @@ export class ManagedSecrets {
     const at = backlog ? await this.acme.pacing.queue(token, spec.issuer, budget, t) : t;
     await this.writeStub(token, fqdn, spec, ttl);
     await this.schedule.put(token, fqdn, { renewAt: at, failures: 0, ...(backlog ? { queued: true as const } : {}), pending: true }, null);
-    await this.catalog.refresh(token, fqdn).catch(() => undefined);
+    const entry = await this.catalog.refresh(token, fqdn).catch(() => null);
     this.wake();
+    return entry;
   }
 
   /**
@@ -397,10 +398,16 @@ export class ManagedSecrets {
   }
 
   /** A fresh key (made here) and a certificate for it: from the secret's own PKI role, or an ACME order. */
-  private async issue(fqdn: string, spec: ManagedSpec, ttl: number | undefined, token: string, replacing?: string): Promise<{ data: SecretData; window?: RenewalWindow }> {
+  private async issue(
+    fqdn: string,
+    spec: ManagedSpec,
+    ttl: number | undefined,
+    token: string,
+    replacing?: string,
+    key = keyAndCsr(spec),
+  ): Promise<{ data: SecretData; window?: RenewalWindow }> {
     const names = spec.sans;
-    const rsa = spec.keyType === 'rsa-3072';
-    const { keyPem, csrPem } = await newKeyAndCsr({ commonName: names[0], dnsNames: names, keyType: rsa ? 'rsa' : 'ec', keyBits: rsa ? 3072 : 256 });
+    const { keyPem, csrPem } = await key;
     let chain: string;
     let window: RenewalWindow | undefined;
     if (spec.issuer === RKS_CA) {
@@ -476,3 +483,9 @@ export function renewAt(data: SecretData, spec: ManagedSpec, window?: RenewalWin
 const MIN_REORDER_SECONDS = 36 * 3600;
 
 const now = () => Math.floor(Date.now() / 1000);
+
+/** A new key of the spec's type, and a request for the spec's names signed with it. */
+function keyAndCsr(spec: ManagedSpec): Promise<KeyAndCsr> {
+  const rsa = spec.keyType === 'rsa-3072';
+  return newKeyAndCsr({ commonName: spec.sans[0], dnsNames: spec.sans, keyType: rsa ? 'rsa' : 'ec', keyBits: rsa ? 3072 : 256 });
+}

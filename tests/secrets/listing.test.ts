@@ -1,5 +1,5 @@
 import { CatalogEntry, renewalStatus } from '../../src/secrets/catalog';
-import { Listing } from '../../src/secrets/listing';
+import { Listing, unlisted } from '../../src/secrets/listing';
 
 const facts = (name: string, over: Partial<NonNullable<CatalogEntry['info']>> = {}) => ({
   subject: `CN=${name}`,
@@ -74,5 +74,27 @@ describe('the in-memory listing', () => {
     const chunks = (listing as unknown as { chunks: Buffer[] }).chunks;
     expect(chunks.reduce((n, c) => n + c.length, 0) / listing.size).toBeLessThanOrEqual(100);
     expect((listing as unknown as { shapes: string[] }).shapes.length).toBe(1);
+  });
+});
+
+describe('what a reconciliation describes again', () => {
+  const listed = (names: string[]) => {
+    const b = Listing.builder(1);
+    for (const n of names) b.add(n, { version: 1, groups: [], groupsVersion: 0 });
+    return b.done();
+  };
+
+  it('names the secrets stored but not listed and the listed ones no longer stored, and no other', () => {
+    const listing = listed(['b.example.com', 'd.example.com', 'e.example.com', 'x.example.com']);
+    expect(unlisted(['e.example.com', 'a.example.com', 'b.example.com', 'c.example.com', 'z.example.com'], listing).sort()).toEqual(
+      ['a.example.com', 'c.example.com', 'd.example.com', 'x.example.com', 'z.example.com'],
+    );
+    expect(unlisted(['b.example.com', 'd.example.com', 'e.example.com', 'x.example.com'], listing)).toEqual([]);
+    expect(unlisted([], listing).sort()).toEqual(['b.example.com', 'd.example.com', 'e.example.com', 'x.example.com']);
+    expect(unlisted(['a.example.com'], listed([]))).toEqual(['a.example.com']);
+  });
+
+  it('leaves out keys of the mount that are no secret names (rks\'s own folders)', () => {
+    expect(unlisted(['index/', 'managed/', 'a.example.com'], listed(['a.example.com']))).toEqual([]);
   });
 });
