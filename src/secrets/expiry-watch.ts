@@ -84,10 +84,11 @@ export class ExpiryWatch {
     }
     this.gauges.managed.reset();
     for (const [issuer, byState] of counts) for (const [state, n] of byState) this.gauges.managed.set({ issuer, state }, n);
-    await this.paces([...counts.keys()].filter((i) => i !== RKS_CA && i !== 'invalid'), now);
     this.passed = true;
     this.noted = during;
+    // Before anything is awaited: a listing read again meanwhile empties this one (Listing.release).
     this.publish(now, listing);
+    await this.paces([...counts.keys()].filter((i) => i !== RKS_CA && i !== 'invalid'), now);
   }
 
   /**

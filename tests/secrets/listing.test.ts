@@ -54,6 +54,27 @@ describe('the in-memory listing', () => {
     }
   });
 
+  it('is built again over the records of the one it replaces, and nothing of those shows through', () => {
+    // The one replaced: its records full of other values (every field, every flag).
+    const old = Listing.builder(1);
+    for (let i = 0; i < 5000; i++) {
+      const name = `old${i}.example.com`;
+      old.add(name, { version: 1, info: facts(name), managed: { issuer: 'rks-ca', sans: [name], keyType: 'ec-p256' }, renewal: { renewAt: 1_765_000_000 + i, failures: 2, lastAttempt: '2026-12-01T10:00:00.000Z', queued: true, inProgress: true }, groups: ['x'], groupsVersion: 1 });
+    }
+    const replaced = old.done();
+    const b = Listing.builder(7, replaced.release());
+    for (const [n, e] of entries) b.add(n, e);
+    const listing = b.done();
+    expect(replaced.size).toBe(0);
+    const now = Date.parse('2026-12-05T00:00:00Z');
+    for (let i = 0; i < listing.size; i++) {
+      const e = new Map(entries).get(listing.name(i))!;
+      expect(listing.entry(i)).toEqual(strip(e));
+      expect(listing.status(i, now)).toBe(renewalStatus(e, now));
+      expect(listing.notAfter(i)).toEqual(e.info ? Math.floor(Date.parse(e.info.notAfter) / 1000) * 1000 : NaN);
+    }
+  });
+
   it('finds where a page starts after any name', () => {
     const listing = build();
     expect(listing.start()).toBe(0);
