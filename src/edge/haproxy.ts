@@ -10,6 +10,9 @@ const SYNC_EVERY_MS = 10_000;
 const RETRY_MS = 10_000;
 /** Certificates loaded into HAProxy at once. */
 const LOAD_CONCURRENCY = 4;
+/** HAProxy's certificate lock was taken: the command is tried again, this many times in all (some 2 s). */
+const LOCK_ATTEMPTS = 8;
+const LOCKED = /currently locked/;
 /** What HAProxy answers when a command failed. */
 const REFUSAL = /^(?:Can't|Cannot|Unknown|unknown|Error|error|Permission denied|Operation not permitted)|\bfailed\b/m;
 
@@ -228,8 +231,31 @@ export class HaproxySync {
     return [...new Set(names)];
   }
 
-  /** One command on a connection of its own, within a deadline; HAProxy's refusals throw. */
-  private command(line: string): Promise<string> {
+  /**
+   * One command, HAProxy's refusals thrown. HAProxy takes its certificate lock with a try, and a
+   * command right after another's commit can find it still held: tried again shortly. A
+   * transaction left open on another certificate (a failed abort, an earlier agent) is aborted:
+   * every transaction of this agent runs alone (see exclusive), so none other is in progress.
+   */
+  private async command(line: string): Promise<string> {
+    for (let attempt = 1; ; attempt++) {
+      const out = await this.send(line);
+      if (attempt < LOCK_ATTEMPTS && LOCKED.test(out)) {
+        await new Promise((r) => setTimeout(r, Math.min(10 * 2 ** attempt, 400)));
+        continue;
+      }
+      const open = /ongoing transaction is about '([^'\s]+)'/.exec(out)?.[1];
+      if (open && attempt < LOCK_ATTEMPTS && !line.includes(` ${open}`)) {
+        await this.send(`abort ssl cert ${open}`);
+        continue;
+      }
+      if (REFUSAL.test(out)) throw new Error(`HAProxy refused '${line.split('\n')[0]!.split(' ').slice(0, 4).join(' ')}': ${out.trim().split('\n').join(' ')}`);
+      return out;
+    }
+  }
+
+  /** One command on a connection of its own, within a deadline: HAProxy's answer. */
+  private send(line: string): Promise<string> {
     return new Promise((resolve, reject) => {
       const socket = net.connect(this.opts.socket);
       let out = '';
@@ -243,8 +269,7 @@ export class HaproxySync {
       });
       socket.on('close', () => {
         clearTimeout(timer);
-        if (REFUSAL.test(out)) reject(new Error(`HAProxy refused '${line.split('\n')[0]!.split(' ').slice(0, 4).join(' ')}': ${out.trim().split('\n')[0]}`));
-        else resolve(out);
+        resolve(out);
       });
     });
   }

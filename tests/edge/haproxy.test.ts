@@ -1,0 +1,113 @@
+import { EventEmitter } from 'node:events';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import type { RksNode } from '../../src/client';
+import { HaproxySync } from '../../src/edge/haproxy';
+
+/**
+ * HAProxy's runtime API in the two states that a real one shows only under load, and cannot be
+ * brought to on purpose: its certificate lock still held by the commit before (taken with a try),
+ * and a transaction left open on another certificate. Answers in HAProxy's own words.
+ */
+function runtimeApi(socket: string, opts: { lockedFor: number; openTransaction?: string }) {
+  const store = new Set<string>();
+  const commands: string[] = [];
+  let locked = opts.lockedFor;
+  let open = opts.openTransaction;
+  const server = net.createServer((c) => {
+    let line = '';
+    c.on('data', (d) => {
+      line += d;
+      if (!line.includes('\n')) return;
+      if (line.startsWith('set ssl cert') && !line.includes('\n\n')) return;
+      const cert = line.split('\n')[0]!.split(' ')[3];
+      const cmd = line.split('\n')[0]!.split(' ').slice(0, 3).join(' ');
+      commands.push(`${cmd} ${cert ?? ''}`.trim());
+      let out = '';
+      if (cmd.startsWith('show ssl cert')) out = [...store].join('\n') + '\n';
+      else if (cmd === 'new ssl cert' && locked-- > 0) out = "Can't create a certificate!\nOperations on certificates are currently locked!\n";
+      else if (cmd === 'new ssl cert') store.add(cert!);
+      else if (cmd === 'set ssl cert' && open && open !== cert) out = `The ongoing transaction is about '${open}' but you are trying to set '${cert}'\nCan't update ${cert}!\n`;
+      else if (cmd === 'set ssl cert') open = cert;
+      else if (cmd === 'abort ssl cert') open = open === cert ? undefined : open;
+      else if (cmd === 'commit ssl cert') open = undefined;
+      c.end(out);
+    });
+  });
+  server.listen(socket);
+  return { server, store, commands };
+}
+
+function node(names: string[]): RksNode & EventEmitter & { fetched: string[] } {
+  const n = new EventEmitter() as RksNode & EventEmitter & { fetched: string[] };
+  Object.assign(n, {
+    fetched: [] as string[],
+    allowedNow: async () => names,
+    allows: (name: string) => names.includes(name),
+    secret: async (name: string) => {
+      n.fetched.push(name);
+      return { name, certificate: `CERT ${name}\n`, privateKey: 'KEY\n', ttl: 600, expiresAt: Date.now() + 600_000 };
+    },
+  });
+  return n;
+}
+
+describe('the HAProxy sync', () => {
+  let dir: string;
+  beforeEach(() => (dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rks-haproxy-unit-'))));
+  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it('tries again when HAProxy\'s certificate lock is still held: each name loaded once, fetched once', async () => {
+    const api = runtimeApi(path.join(dir, 'api.sock'), { lockedFor: 3 });
+    const rks = node(['a.example.com', 'b.example.com', 'c.example.com']);
+    const sync = new HaproxySync(rks, { socket: path.join(dir, 'api.sock'), crtList: '/etc/haproxy/rks.crtlist' });
+    const errors: string[] = [];
+    sync.on('error', (e) => errors.push(e.message));
+    try {
+      await sync.start();
+      expect(errors).toEqual([]);
+      expect(sync.names()).toEqual(['a.example.com', 'b.example.com', 'c.example.com']);
+      expect([...api.store].sort()).toEqual(['rks/a.example.com.pem', 'rks/b.example.com.pem', 'rks/c.example.com.pem']);
+      expect(rks.fetched.sort()).toEqual(['a.example.com', 'b.example.com', 'c.example.com']);
+      expect(api.commands.filter((c) => c.startsWith('new ssl cert')).length).toBe(3 + 3);
+    } finally {
+      await sync.stop();
+      api.server.close();
+    }
+  });
+
+  it('aborts a transaction left open on another certificate, then loads', async () => {
+    const api = runtimeApi(path.join(dir, 'api.sock'), { lockedFor: 0, openTransaction: 'rks/left.example.com.pem' });
+    const rks = node(['a.example.com']);
+    const sync = new HaproxySync(rks, { socket: path.join(dir, 'api.sock'), crtList: '/etc/haproxy/rks.crtlist' });
+    const errors: string[] = [];
+    sync.on('error', (e) => errors.push(e.message));
+    try {
+      await sync.start();
+      expect(errors).toEqual([]);
+      expect(sync.names()).toEqual(['a.example.com']);
+      expect(api.commands).toContain('abort ssl cert rks/left.example.com.pem');
+      expect(rks.fetched).toEqual(['a.example.com']);
+    } finally {
+      await sync.stop();
+      api.server.close();
+    }
+  });
+
+  it('gives up on a lock that stays, with HAProxy\'s words', async () => {
+    const api = runtimeApi(path.join(dir, 'api.sock'), { lockedFor: 1000 });
+    const sync = new HaproxySync(node(['a.example.com']), { socket: path.join(dir, 'api.sock'), crtList: '/etc/haproxy/rks.crtlist' });
+    const errors: string[] = [];
+    sync.on('error', (e) => errors.push(e.message));
+    try {
+      await sync.start();
+      expect(errors).toEqual([expect.stringContaining('currently locked')]);
+      expect(sync.names()).toEqual([]);
+    } finally {
+      await sync.stop();
+      api.server.close();
+    }
+  });
+});
