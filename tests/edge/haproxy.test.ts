@@ -59,55 +59,42 @@ describe('the HAProxy sync', () => {
   beforeEach(() => (dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rks-haproxy-unit-'))));
   afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-  it('tries again when HAProxy\'s certificate lock is still held: each name loaded once, fetched once', async () => {
-    const api = runtimeApi(path.join(dir, 'api.sock'), { lockedFor: 3 });
-    const rks = node(['a.example.com', 'b.example.com', 'c.example.com']);
+  /** The runtime API in the given state, a node that may serve `names`, and the sync between them; `fn` runs once it started. */
+  async function syncing(state: Parameters<typeof runtimeApi>[1], names: string[], fn: (t: { api: ReturnType<typeof runtimeApi>; rks: ReturnType<typeof node>; sync: HaproxySync; errors: string[] }) => Promise<void>) {
+    const api = runtimeApi(path.join(dir, 'api.sock'), state);
+    const rks = node(names);
     const sync = new HaproxySync(rks, { socket: path.join(dir, 'api.sock'), crtList: '/etc/haproxy/rks.crtlist' });
     const errors: string[] = [];
     sync.on('error', (e) => errors.push(e.message));
     try {
       await sync.start();
+      await fn({ api, rks, sync, errors });
+    } finally {
+      await sync.stop();
+      api.server.close();
+    }
+  }
+
+  it('tries again when HAProxy\'s certificate lock is still held: each name loaded once, fetched once', () =>
+    syncing({ lockedFor: 3 }, ['a.example.com', 'b.example.com', 'c.example.com'], async ({ api, rks, sync, errors }) => {
       expect(errors).toEqual([]);
       expect(sync.names()).toEqual(['a.example.com', 'b.example.com', 'c.example.com']);
       expect([...api.store].sort()).toEqual(['rks/a.example.com.pem', 'rks/b.example.com.pem', 'rks/c.example.com.pem']);
       expect(rks.fetched.sort()).toEqual(['a.example.com', 'b.example.com', 'c.example.com']);
       expect(api.commands.filter((c) => c.startsWith('new ssl cert')).length).toBe(3 + 3);
-    } finally {
-      await sync.stop();
-      api.server.close();
-    }
-  });
+    }));
 
-  it('aborts a transaction left open on another certificate, then loads', async () => {
-    const api = runtimeApi(path.join(dir, 'api.sock'), { lockedFor: 0, openTransaction: 'rks/left.example.com.pem' });
-    const rks = node(['a.example.com']);
-    const sync = new HaproxySync(rks, { socket: path.join(dir, 'api.sock'), crtList: '/etc/haproxy/rks.crtlist' });
-    const errors: string[] = [];
-    sync.on('error', (e) => errors.push(e.message));
-    try {
-      await sync.start();
+  it('aborts a transaction left open on another certificate, then loads', () =>
+    syncing({ lockedFor: 0, openTransaction: 'rks/left.example.com.pem' }, ['a.example.com'], async ({ api, rks, sync, errors }) => {
       expect(errors).toEqual([]);
       expect(sync.names()).toEqual(['a.example.com']);
       expect(api.commands).toContain('abort ssl cert rks/left.example.com.pem');
       expect(rks.fetched).toEqual(['a.example.com']);
-    } finally {
-      await sync.stop();
-      api.server.close();
-    }
-  });
+    }));
 
-  it('gives up on a lock that stays, with HAProxy\'s words', async () => {
-    const api = runtimeApi(path.join(dir, 'api.sock'), { lockedFor: 1000 });
-    const sync = new HaproxySync(node(['a.example.com']), { socket: path.join(dir, 'api.sock'), crtList: '/etc/haproxy/rks.crtlist' });
-    const errors: string[] = [];
-    sync.on('error', (e) => errors.push(e.message));
-    try {
-      await sync.start();
+  it('gives up on a lock that stays, with HAProxy\'s words', () =>
+    syncing({ lockedFor: 1000 }, ['a.example.com'], async ({ sync, errors }) => {
       expect(errors).toEqual([expect.stringContaining('currently locked')]);
       expect(sync.names()).toEqual([]);
-    } finally {
-      await sync.stop();
-      api.server.close();
-    }
-  });
+    }));
 });
