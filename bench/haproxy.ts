@@ -14,7 +14,7 @@ import { haproxyCommand, startHaproxy } from '../tests/support/servers';
 import { freePort } from '../tests/support/vault';
 import { factsOfChain } from '../src/secrets/facts';
 import { kvPath } from '../src/vault/layout';
-import { ADMIN, client, metricSum, round, Seed, startStack, writeResult } from './lib';
+import { ADMIN, client, metricSum, raftVault, round, Seed, startStack, writeResult } from './lib';
 
 const NAMES = Number(process.env.NAMES || 10_000);
 const TTL = Number(process.env.TTL || 120);
@@ -23,12 +23,14 @@ const WATCH = Number(process.env.WATCH_TTLS || 2);
 const CONCURRENCY = 16;
 /** How the group is built: through the API (`api`), or written straight to Vault in rks's layout (`vault`: minutes, not hours, at 100,000). */
 const SEED = process.env.SEED || (NAMES > 20_000 ? 'vault' : 'api');
+/** Vault's storage: `raft` (integrated, as production runs it) or `memory` (the dev server: holds every key in RAM, and slows as it grows). */
+const STORAGE = process.env.STORAGE || (NAMES > 20_000 ? 'raft' : 'memory');
 const say = (msg: string) => process.stderr.write(`bench-haproxy: ${msg}\n`);
 const peakMb = (pid: number) => round(Number(/VmHWM:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024, 0);
 
 async function main() {
-  say(`HAProxy with rks edge, ${NAMES} names, TTL ${TTL} s (group built through ${SEED === 'vault' ? 'writes to Vault' : 'the API'})`);
-  const stack = await startStack();
+  say(`HAProxy with rks edge, ${NAMES} names, TTL ${TTL} s (group built through ${SEED === 'vault' ? 'writes to Vault' : 'the API'}, Vault's storage ${STORAGE})`);
+  const stack = await startStack([], {}, [], STORAGE === 'raft' ? await raftVault() : undefined);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rks-bench-haproxy-'));
   let edge: ReturnType<typeof runRks> | undefined;
   let haproxy: Awaited<ReturnType<typeof startHaproxy>> | undefined;
@@ -101,6 +103,7 @@ async function main() {
       machine: `${os.cpus().length} cores, ${os.cpus()[0]?.model ?? 'unknown cpu'}`,
       names: NAMES,
       groupBuilt: SEED === 'vault' ? 'written to Vault in rks\'s layout' : 'through the API',
+      vault: `${stack.vault.version}, ${STORAGE === 'raft' ? 'one node, integrated (Raft) storage' : 'dev server (in memory)'}`,
       ttlSeconds: TTL,
       load: { seconds: round(loadSeconds, 1), keyFetches: loadRequests },
       steady: { fetchesPerSecond: round(average / 10, 1), busiest10sOverAverage: round(Math.max(...windows) / average, 2), windows },

@@ -10,6 +10,7 @@ import { CatalogEntry, shardOf } from '../src/secrets/catalog';
 import { kvPath } from '../src/vault/layout';
 import { VaultClient } from '../src/vault/client';
 import { Pki } from '../src/vault/pki';
+import { startCluster } from '../tests/support/cluster';
 import { Running, runRks } from '../tests/support/serve';
 import { TestVault, freePort, startVault } from '../tests/support/vault';
 
@@ -64,6 +65,14 @@ export interface Stack {
 export type BenchVault = Pick<TestVault, 'addr' | 'version' | 'rootToken' | 'pid' | 'stop'>;
 
 /** A Vault (by default a dev server, in memory) and the built `rks serve`, initialised, with TLS on. */
+/** A one-node Vault with integrated (Raft) storage, as production runs it: what the scale benches measure on. */
+export async function raftVault(): Promise<BenchVault> {
+  const cluster = await startCluster(1);
+  const node = cluster.nodes[0]!;
+  const version = (await (await fetch(`${node.addr}/v1/sys/seal-status`)).json()) as { version: string };
+  return { addr: node.addr, version: `Vault v${version.version}`, rootToken: cluster.rootToken, pid: node.pid()!, stop: () => cluster.stop() };
+}
+
 export async function startStack(extraArgs: string[] = [], env: Record<string, string> = {}, nodeArgs: string[] = [], given?: BenchVault): Promise<Stack> {
   const vault = given ?? (await startVault());
   const client = new VaultClient({ addr: vault.addr, timeoutMs: 10_000, maxInFlight: 256 });

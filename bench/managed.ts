@@ -8,10 +8,9 @@
  */
 import fs from 'node:fs';
 import os from 'node:os';
-import { startCluster } from '../tests/support/cluster';
 import { startPebble } from '../tests/support/pebble';
 import { issue } from '../tests/support/pki';
-import { ADMIN, client, cpuSeconds, listInventory, metricSum, round, startStack, summary, writeResult } from './lib';
+import { ADMIN, client, cpuSeconds, listInventory, metricSum, raftVault, round, startStack, summary, writeResult } from './lib';
 
 const MANAGED = Number(process.env.MANAGED || 100_000);
 const DUE = Math.min(Number(process.env.DUE || 10_000), MANAGED);
@@ -27,10 +26,7 @@ const peakRssMb = (pid: number) => round(Number(/VmHWM:\s+(\d+)/.exec(fs.readFil
 
 async function main() {
   say(`a one-node Vault with Raft storage, rks in front; ${MANAGED} managed secrets from rks's CA, ${DUE} of them renewed at once`);
-  const cluster = await startCluster(1);
-  const node = cluster.nodes[0]!;
-  const version = (await (await fetch(`${node.addr}/v1/sys/seal-status`)).json()) as { version: string };
-  const stack = await startStack([], {}, [], { addr: node.addr, version: `Vault v${version.version}`, rootToken: cluster.rootToken, pid: node.pid()!, stop: () => cluster.stop() });
+  const stack = await startStack([], {}, [], await raftVault());
   try {
     const call = client(stack.url, stack.ca);
     const login = async () => (await call('POST', '/rks/v1/admin/login', undefined, ADMIN)).body.adminToken as string;

@@ -8,8 +8,7 @@
 import https from 'node:https';
 import os from 'node:os';
 import { issue } from '../tests/support/pki';
-import { startCluster } from '../tests/support/cluster';
-import { ADMIN, DURATION, WARMUP, client, listInventory, load, round, startStack, summary, withCpu, writeResult } from './lib';
+import { ADMIN, DURATION, WARMUP, client, listInventory, load, raftVault, round, startStack, summary, withCpu, writeResult } from './lib';
 
 const SCALE = Number(process.env.SCALE || 100_000);
 const SHARED = Math.min(10_000, SCALE);
@@ -62,16 +61,7 @@ function wire(url: string, ca: string, headers: Record<string, string>): Promise
 
 async function main() {
   say(`a one-node Vault with Raft storage, rks in front; ${SCALE} secrets in one group, ${SHARED} of them in a second`);
-  const cluster = await startCluster(1);
-  const node = cluster.nodes[0]!;
-  const version = (await (await fetch(`${node.addr}/v1/sys/seal-status`)).json()) as { version: string };
-  const stack = await startStack([], {}, [], {
-    addr: node.addr,
-    version: `Vault v${version.version}`,
-    rootToken: cluster.rootToken,
-    pid: node.pid()!,
-    stop: () => cluster.stop(),
-  });
+  const stack = await startStack([], {}, [], await raftVault());
   try {
     const call = client(stack.url, stack.ca);
     const login = async () => (await call('POST', '/rks/v1/admin/login', undefined, ADMIN)).body.adminToken as string;

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Command } from 'commander';
-import { UsageError, readSecret, resolveConfig } from '../config';
+import { Config, UsageError, readSecret, resolveConfig } from '../config';
 import { createLogger } from '../log';
 import type { MigrationPlan, PlannedToken } from '../migrate/classic';
 import { quoted } from '../names';
@@ -132,9 +132,7 @@ Safe to run again after a crash half-way.`,
         adminPasswordFile: o.adminPasswordFile,
         allowWeakAdminPassword: true,
       });
-      // Loaded when used: every other command starts without the server's modules.
-      const [{ buildServices }, { createMetrics }, { NotApplied }] = await Promise.all([import('../server/services'), import('../metrics'), import('../migrate/classic')]);
-      const { migration, vault } = buildServices(config, createLogger('silent'), createMetrics(undefined, false));
+      const { migration, NotApplied, vault } = await buildMigration(config);
       try {
         const progress = (line: string) => !o.json && process.stderr.write(`migrate: ${line}\n`);
         if (!o.apply) {
@@ -164,4 +162,24 @@ Safe to run again after a crash half-way.`,
         vault.close();
       }
     });
+}
+
+/**
+ * What a migration needs of rks, built here (loaded when used: every other command starts
+ * without these modules): a Vault client, rks's stores, and the group and init rules it reuses.
+ */
+async function buildMigration(config: Config) {
+  const [{ ClassicMigration, NotApplied }, { vaultStores }, { VaultClient }, { ServiceSession }, { GroupService }, { InitService }] = await Promise.all([
+    import('../migrate/classic'),
+    import('../vault/adapters'),
+    import('../vault/client'),
+    import('../vault/session'),
+    import('../groups/service'),
+    import('../init/service'),
+  ]);
+  const vault = new VaultClient({ addr: config.vaultAddrs, caFile: config.vaultCaFile, timeoutMs: config.vaultTimeout * 1000, maxInFlight: config.vaultMaxInFlight });
+  const stores = vaultStores(vault);
+  const groups = new GroupService(stores.kv, stores.setup, stores.tokens, new ServiceSession(vault, config.admin, createLogger('silent')));
+  const migration = new ClassicMigration(stores.kv, stores.setup, stores.tokens, stores.setup, groups, new InitService(stores, config.admin), config.admin.login.toLowerCase());
+  return { migration, NotApplied, vault };
 }

@@ -8,7 +8,6 @@ import type { Config } from '../config';
 import { GroupTokenRenewer } from '../groups/renewer';
 import { GroupService } from '../groups/service';
 import { InitService } from '../init/service';
-import { ClassicMigration } from '../migrate/classic';
 import type { HttpMetrics as Metrics } from '../metrics';
 import { NodePruner } from '../nodes/pruner';
 import { NodeService } from '../nodes/service';
@@ -50,8 +49,6 @@ export interface Services {
   /** Whether a newer rks moved the layout on (this one then writes nothing). */
   layout: LayoutWatch;
   expiryWatch: ExpiryWatch;
-  /** Taking a Vault over from a classic deployment (rks migrate). */
-  migration: ClassicMigration;
 }
 
 /** What tests may tune beyond the settings. */
@@ -79,13 +76,12 @@ export function buildServices(config: Config, logger: Logger, metrics: Metrics, 
   const secrets = new SecretService(kv, config.defaultSecretTtl, managed, new Readers(tokens));
   // The catalog's one listing in memory: the inventory pages from it, the expiry metrics read it.
   const listings = new Listings(new Catalog(kv));
-  const init = new InitService(stores, config.admin, config.caBundle);
   const groups = new GroupService(kv, sys, tokens, session);
   return {
     vault,
     metrics,
     session,
-    init,
+    init: new InitService(stores, config.admin, config.caBundle),
     admin: new AdminService(sys, tokens, { perSource: config.loginRateLimit, perLogin: config.loginFailureLimit }, config.admin),
     groups,
     nodes: new NodeService(
@@ -107,7 +103,6 @@ export function buildServices(config: Config, logger: Logger, metrics: Metrics, 
     pruner: new NodePruner(kv, tokens, session, config.nodeIdleExpiry * 1000, logger, metrics.nodesPruned),
     readiness: new Readiness(vault, session, layout, metrics.ready),
     layout,
-    migration: new ClassicMigration(kv, sys, tokens, sys, groups, init, config.admin.login.toLowerCase()),
     expiryWatch: new ExpiryWatch(
       listings,
       session,
