@@ -17,7 +17,7 @@ export interface PacingRecord {
   /** The CA said to wait until then (a 429 or rateLimited on the account): no order before. */
   pausedUntil?: number;
   pauseReason?: string;
-  /** The last slot handed to a queued order: the next one queues after it. */
+  /** The last slot handed to a queued order, to the fraction of a second: the next one queues an interval after it. */
   tail?: number;
 }
 
@@ -63,10 +63,15 @@ function live(r: PacingRecord | null, budget: OrderBudget, t: number): Array<[nu
     .sort((a, b) => a[0] - b[0]);
 }
 
-/** A time the record holds, if it is after `t`: held to `t + max`. */
+/** A time the record holds, if it is after `t`: held to `t + max`, to the second after it. */
 function ahead(v: unknown, t: number, max: number): number | undefined {
+  const n = exactlyAhead(v, t, max);
+  return n === undefined ? undefined : Math.ceil(n);
+}
+
+function exactlyAhead(v: unknown, t: number, max: number): number | undefined {
   const n = Number(v);
-  return Number.isFinite(n) && n > t ? Math.min(Math.ceil(n), t + max) : undefined;
+  return Number.isFinite(n) && n > t ? Math.min(n, t + max) : undefined;
 }
 
 /** When an order may be placed, at `t` or later, as `r` stands. */
@@ -121,11 +126,16 @@ export class OrderPacing {
     let at = 0;
     await this.kv.update<PacingRecord>(kvPath.acmePacing(issuer), token, (r) => {
       const next = nextSlot(r, budget, t);
+      if (front) {
+        at = next;
+        return NO_CHANGE;
+      }
+      // Kept to the fraction: a budget of more than one order a second queues more than one a second.
       const interval = budget.windowSeconds / budget.orders;
-      const tail = ahead(r?.tail, t, MAX_QUEUE) ?? 0;
-      at = front ? next : Math.ceil(Math.max(next, tail + interval));
-      if (front) return NO_CHANGE;
-      return { ...(r ?? { placed: {} }), tail: at };
+      const tail = exactlyAhead(r?.tail, t, MAX_QUEUE);
+      const slot = tail === undefined ? next : Math.max(next, tail + interval);
+      at = Math.ceil(slot);
+      return { ...(r ?? { placed: {} }), tail: Math.round(slot * 1000) / 1000 };
     });
     return at;
   }

@@ -50,6 +50,22 @@ describe('OrderPacing (in memory)', () => {
     expect(await pacing.take('root', 'zerossl', budget, t)).toBe(0);
   });
 
+  it('queues at the budget\'s pace when it allows more than one order a second', async () => {
+    const fast = { orders: 600, windowSeconds: 60 };
+    const pacing = new OrderPacing(new MemoryKv());
+    const t = 1_800_000_000;
+    for (let i = 0; i < 600; i++) expect(await pacing.take('root', 'pebble', fast, t)).toBe(0);
+    const slots: number[] = [];
+    for (let i = 0; i < 300; i++) slots.push(await pacing.queue('root', 'pebble', fast, t));
+    // 300 orders ten a second: through in 30 s, not 300.
+    expect(slots[299]! - slots[0]!).toBeGreaterThanOrEqual(29);
+    expect(slots[299]! - slots[0]!).toBeLessThanOrEqual(31);
+    for (let i = 1; i < slots.length; i++) expect(slots[i]!).toBeGreaterThanOrEqual(slots[i - 1]!);
+    const perSecond = new Map<number, number>();
+    for (const s of slots) perSecond.set(s, (perSecond.get(s) ?? 0) + 1);
+    expect(Math.max(...perSecond.values())).toBeLessThanOrEqual(11);
+  });
+
   it('reads its record as anyone who may write it may have written it: no pause beyond a week, no queue beyond a year, no bucket from the future', async () => {
     const kv = new MemoryKv();
     const pacing = new OrderPacing(kv);
