@@ -21,6 +21,12 @@ export interface ExpiryGauges {
   acmeQueueThrough: Gauge<'issuer'>;
 }
 
+/** What is told of a certificate's expiry as it changes (the expiry metrics follow within a second). */
+export interface ExpiryNotes {
+  /** `notAfter` null: the secret was deleted; `managed`: rks renews it. */
+  note(fqdn: string, notAfter: string | null, managed?: boolean): void;
+}
+
 /** A managed secret whose renewal is late this long past its date is warned about as any other. */
 const LATE_SECONDS = 3600;
 
@@ -41,7 +47,7 @@ interface Noted {
  * soon). A managed secret rks renews is not warned about while its renewal is on time: only once
  * it fails or is late.
  */
-export class ExpiryWatch {
+export class ExpiryWatch implements ExpiryNotes {
   private readonly warned = new Map<string, number>();
   /** Whether a pass ended, and this instance's changes since its listing was read. */
   private passed = false;

@@ -15,6 +15,7 @@ import { CasMismatch, CertificateAuthority, KvEntry, KvStore, Session } from '..
 import { Copies } from './copies';
 import { Catalog, CatalogEntry } from './catalog';
 import { certificateFacts } from './facts';
+import type { ExpiryNotes } from './expiry-watch';
 import { DueMark, RenewalSchedule, wakeAt } from './schedule';
 import { validateTlsMaterial } from './tls';
 import { isManagedStub, ManagedKeyType, ManagedSpec, ManagedSpecRecord, ManagedStub, RenewalState, SecretData, StoredSecret } from '../records/secrets';
@@ -42,6 +43,16 @@ const RETRY_SECONDS = { ca: { min: 30, max: 3600 }, acme: { min: 300, max: 6 * 3
 /** Renewals one instance runs at once in a pass (each one key, one signature or order, a few writes). */
 const RENEW_CONCURRENCY = 8;
 
+/** What managed secrets work with besides Vault's stores and rks's session. */
+export interface ManagedParts {
+  counters: { renewals: { inc(labels: { issuer: string; result: string }): void } };
+  acme: { issuers: AcmeIssuers; orders: AcmeOrders; challenges: ChallengeBoard; pacing: OrderPacing };
+  /** Told after a certificate's expiry changed. */
+  expiry: ExpiryNotes;
+  /** A secret was scheduled for now: a renewal pass runs at once. */
+  wake: () => void;
+}
+
 /**
  * Secrets rks obtains from its own CA (Vault's PKI engine) or an ACME CA and renews before they
  * expire. The key is made in rks and stored only in Vault. What rks keeps of each is its own few
@@ -58,24 +69,23 @@ export class ManagedSecrets {
   /** The orders the running pass queued, by issuer (for the one line it logs). */
   private queuedInPass = new Map<string, { count: number; last: number }>();
 
+  private readonly counters: ManagedParts['counters'];
+  private readonly acme: ManagedParts['acme'];
+  private readonly expiry: ExpiryNotes;
+  private readonly wake: () => void;
+
   constructor(
     private readonly kv: KvStore,
     private readonly pki: CertificateAuthority,
     private readonly session: Session,
     private readonly logger: Logger,
-    private readonly counters?: { renewals: { inc(labels: { issuer: string; result: string }): void } },
-    private readonly acme?: { issuers: AcmeIssuers; orders: AcmeOrders; challenges: ChallengeBoard; pacing: OrderPacing },
+    parts: ManagedParts,
   ) {
+    ({ counters: this.counters, acme: this.acme, expiry: this.expiry, wake: this.wake } = parts);
     this.catalog = new Catalog(kv);
     this.copies = new Copies(kv);
     this.schedule = new RenewalSchedule(kv);
   }
-
-  /** Called when a secret was scheduled for now (the background job runs a pass at once). */
-  wake: () => void = () => undefined;
-
-  /** Told after a certificate's expiry changed (the expiry metrics follow within a second). */
-  expiryChanged: (fqdn: string, notAfter: string | null) => void = () => undefined;
 
   /**
    * Creates a managed secret with the caller's (admin) token. From rks's CA: its PKI role and
@@ -99,12 +109,12 @@ export class ManagedSecrets {
     const { data } = await this.issue(fqdn, spec, input.ttl, token, undefined, key);
     const issued: RenewalState = { renewAt: renewAt(data, spec), failures: 0, lastAttempt: claim.lastAttempt };
     await Promise.all([this.kv.write(kvPath.managedSecret(fqdn), data, token), this.schedule.mark(token, fqdn, issued)]);
-    this.counters?.renewals.inc({ issuer: RKS_CA, result: 'renewed' });
+    this.counters.renewals.inc({ issuer: RKS_CA, result: 'renewed' });
     let unmarked: Promise<void> = Promise.resolve();
     await this.schedule.put(token, fqdn, issued, claimed, { marked: true, unmarked: (p) => (unmarked = p.catch(() => undefined)) }).catch(() => undefined);
     const entry = await this.catalog.refresh(token, fqdn).catch(() => this.catalog.refresh(token, fqdn)).catch(() => null);
     await unmarked;
-    this.expiryChanged(fqdn, data.info!.notAfter);
+    this.expiry.note(fqdn, data.info!.notAfter, true);
     return { state: 'issued', entry };
   }
 
@@ -125,7 +135,6 @@ export class ManagedSecrets {
   }
 
   private async createPending(token: string, fqdn: string, spec: ManagedSpec, ttl: number | undefined): Promise<CatalogEntry | null> {
-    if (!this.acme) throw new BadRequest('ACME issuers are not available');
     // Before a slot of the issuer's budget is taken for it.
     if (await this.kv.exists(kvPath.secret(fqdn), token)) throw new Conflict(`secret '${fqdn}' already exists`, 'already_exists');
     const issuer = await this.acme.issuers.get(token, spec.issuer).catch((err) => {
@@ -207,7 +216,7 @@ export class ManagedSecrets {
         `ACME issuer '${issuer}': ${q.count} order(s) wait for a slot of its order budget; the queue runs until ${new Date(q.last * 1000).toISOString()} (rks acme status ${issuer})`,
       );
     }
-    await this.session.run((token) => this.acme?.challenges.sweep(token, at) ?? Promise.resolve()).catch(() => undefined);
+    await this.session.run((token) => this.acme.challenges.sweep(token, at)).catch(() => undefined);
   }
 
   /** Renews `fqdn` if it is due at `t` (its window looked at again, if that is due); `mark`: what the schedule's index said. */
@@ -285,9 +294,9 @@ export class ManagedSecrets {
           this.setState(token, fqdn, { ...held, copiesBehind: true }, claimed.claim),
           this.copies.fanOut(token, fqdn, 'managed'),
         ]);
-        this.counters?.renewals.inc({ issuer: spec.issuer, result: 'renewed' });
+        this.counters.renewals.inc({ issuer: spec.issuer, result: 'renewed' });
         this.logger.info({ fqdn, notAfter: next.info!.notAfter }, 'managed secret renewed');
-        this.expiryChanged(fqdn, next.info!.notAfter);
+        this.expiry.note(fqdn, next.info!.notAfter, true);
         if (copied.status === 'rejected') throw copied.reason;
       }
     } catch (err) {
@@ -299,7 +308,7 @@ export class ManagedSecrets {
         this.queuedInPass.set(spec!.issuer, { count: q.count + 1, last: Math.max(q.last, err.at) });
         return;
       }
-      if (err instanceof AcmeRetryLater && spec && spec.issuer !== RKS_CA && this.acme) {
+      if (err instanceof AcmeRetryLater && spec && spec.issuer !== RKS_CA) {
         // The CA's own words for the account: no instance orders from it before then.
         await this.acme.pacing.pause(token, spec.issuer, t + err.retryAfter, (err as Error).message).catch(() => undefined);
       }
@@ -324,11 +333,11 @@ export class ManagedSecrets {
       };
       await this.setState(token, fqdn, state, claimed.claim).catch(() => undefined);
       if (behind) {
-        this.counters?.renewals.inc({ issuer, result: 'copies_failed' });
+        this.counters.renewals.inc({ issuer, result: 'copies_failed' });
         this.logger.warn({ fqdn, err: message, retryInSeconds: wait }, "managed secret: its groups' copies were not updated; will update them (and order nothing)");
         return;
       }
-      this.counters?.renewals.inc({ issuer, result: 'failed' });
+      this.counters.renewals.inc({ issuer, result: 'failed' });
       this.logger.warn({ fqdn, err: message, retryInSeconds: wait }, 'managed secret renewal failed; will retry');
       return;
     }
@@ -350,8 +359,8 @@ export class ManagedSecrets {
    * turn) goes to the front, anything else to the end.
    */
   private async slot(token: string, issuer: string, t: number, info: SecretData['info'], claimed: RenewalState): Promise<void> {
-    const pacing = this.acme!.pacing;
-    const budget = budgetOf(await this.acme!.issuers.record(token, issuer));
+    const pacing = this.acme.pacing;
+    const budget = budgetOf(await this.acme.issuers.record(token, issuer));
     const wait = await pacing.take(token, issuer, budget, t);
     if (!wait) return;
     const [from, to] = info ? [Date.parse(info.notBefore) / 1000, Date.parse(info.notAfter) / 1000] : [0, 0];
@@ -367,7 +376,7 @@ export class ManagedSecrets {
     const current = await this.kv.read<SecretData>(kvPath.managedSecret(fqdn), token);
     const spec = current?.data.managed;
     let window: RenewalWindow | undefined;
-    if (spec && spec.issuer !== RKS_CA && spec.renewBefore === undefined && this.acme) {
+    if (spec && spec.issuer !== RKS_CA && spec.renewBefore === undefined) {
       window = await this.acme.orders.window(token, spec.issuer, current.data.certificate).catch(() => undefined);
     }
     const state = seen.data;
@@ -414,7 +423,6 @@ export class ManagedSecrets {
       const signed = await this.pki.sign(managedRoleName(roleId(fqdn)), csrPem, spec.lifetime!, token);
       chain = signed.certificate + signed.issuingCa;
     } else {
-      if (!this.acme) throw new Error('ACME issuers are not available');
       ({ chain, window } = await this.acme.orders.obtain(token, spec.issuer, names, csrPem, replacing));
     }
     // What a CA answers is checked like a push: for this key, these names, a chain that links up.

@@ -41,6 +41,3 @@ export class Readers {
     return group;
   }
 }
-
-/** For stores that check no token (tests in memory): every reader reads the secrets themselves. */
-export const NO_NODES: Pick<Readers, 'groupOf'> = { groupOf: async () => null };

@@ -6,7 +6,8 @@ import { kvPath } from '../vault/layout';
 import { Copies } from './copies';
 import { Catalog } from './catalog';
 import { certificateFacts, expiryWarnings, storedFacts } from './facts';
-import { NO_NODES, Readers } from './readers';
+import type { ExpiryNotes } from './expiry-watch';
+import type { Readers } from './readers';
 import { validateTlsMaterial } from './tls';
 import { isManagedStub, SecretCopy, SecretData, StoredSecret } from '../records/secrets';
 
@@ -51,18 +52,30 @@ export interface ManagedHooks {
   forget(token: string, fqdn: string): Promise<void>;
 }
 
+/** What the secrets' rules work with besides Vault's store. */
+export interface SecretServiceParts {
+  /** The renewal schedule: kept in step when a managed secret is replaced or rolled back. */
+  managed: ManagedHooks;
+  /** Which group's copies a token reads (a node's), if any. */
+  readers: Pick<Readers, 'groupOf'>;
+  /** Told after a certificate's expiry changed. */
+  expiry: ExpiryNotes;
+}
+
 export class SecretService {
   private readonly catalog: Catalog;
   private readonly copies: Copies;
+  private readonly managed: ManagedHooks;
+  private readonly readers: Pick<Readers, 'groupOf'>;
+  private readonly expiry: ExpiryNotes;
   readonly expiryOf = new ExpiryOf();
 
   constructor(
     private readonly kv: KvStore,
     private readonly defaultTtl: number,
-    /** The renewal schedule: kept in step when a managed secret is replaced or rolled back. */
-    private readonly managed: ManagedHooks = { reschedule: async () => undefined, forget: async () => undefined },
-    private readonly readers: Pick<Readers, 'groupOf'> = NO_NODES,
+    parts: SecretServiceParts,
   ) {
+    ({ managed: this.managed, readers: this.readers, expiry: this.expiry } = parts);
     this.catalog = new Catalog(kv);
     this.copies = new Copies(kv);
   }
@@ -192,11 +205,8 @@ export class SecretService {
    */
   private async catalogued(token: string, fqdn: string, notAfter: string | null): Promise<void> {
     await this.catalog.refresh(token, fqdn).catch(() => this.catalog.refresh(token, fqdn)).catch(() => undefined);
-    this.expiryChanged(fqdn, notAfter);
+    this.expiry.note(fqdn, notAfter);
   }
-
-  /** Told after a certificate's expiry changed (the expiry metrics follow within a second). */
-  expiryChanged: (fqdn: string, notAfter: string | null) => void = () => undefined;
 
   async delete(token: string, name: string): Promise<void> {
     const fqdn = parseFqdn(name);

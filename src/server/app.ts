@@ -29,8 +29,6 @@ export interface AppOptions {
   trustProxy?: string[];
   /** Every API request must also carry a valid PSK JWT. */
   requirePsk?: boolean;
-  /** Called after a successful init (rks then switches to a CA-issued certificate). */
-  onInitialised?: () => void;
   /** Check every answer against the contract too (tests do; it costs time on every request). */
   validateResponses?: boolean;
 }
@@ -49,9 +47,10 @@ export function createApp(services: Services, opts: AppOptions): Express {
   const handlers: Handlers = {
     ...opsRoutes(services.readiness, services.metrics.registry, services.admin),
     ...caRoutes(services.pki, services.psk),
+    // After init, rks logs in at once, and (serving) switches to a certificate from its new CA.
     ...initRoutes(services.init, () => {
       services.session.retryNow();
-      opts.onInitialised?.();
+      void services.certificate?.refresh();
     }),
     ...adminRoutes(services.admin),
     ...groupRoutes(services.groups, services.inventory),

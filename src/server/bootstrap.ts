@@ -4,14 +4,10 @@ import path from 'node:path';
 import type { Express } from 'express';
 import type { Logger } from 'pino';
 import { createApp } from './app';
-import { Periodic } from '../background/periodic';
 import type { Config } from '../config';
 import { HttpMetrics, createMetrics } from '../metrics';
-import { localNames } from '../pki/selfsigned';
-import { ManagedCertificate } from './certificate';
-import { RunningServer, TlsFiles, startServer } from './server';
+import { TlsFiles, startServer } from './server';
 import { Services, Tuning, buildServices } from './services';
-import { LayoutWatch } from '../vault/layout-watch';
 
 export interface Rks {
   url: string;
@@ -25,7 +21,6 @@ export interface BuildOptions {
   metrics?: HttpMetrics;
   /** Check every answer against the contract too (tests). */
   validateResponses?: boolean;
-  onInitialised?: () => void;
   tuning?: Tuning;
 }
 
@@ -37,57 +32,18 @@ export function buildRks(config: Config, logger: Logger, opts: BuildOptions = {}
     trustProxy: config.trustProxy,
     requirePsk: config.requirePsk,
     validateResponses: opts.validateResponses,
-    onInitialised: opts.onInitialised,
   });
   return { services, app };
 }
 
 /**
- * The one place that builds a running rks from its configuration: the services (Vault client,
- * rks's own session, PKI, groups, nodes, secrets), the app, the background jobs (group-token
- * renewal, node pruning), its TLS certificate, and the server.
+ * A running rks from its configuration: the services and the app (buildRks), its background jobs
+ * and its TLS certificate started, and the server listening.
  */
 export async function startRks(config: Config, logger: Logger): Promise<Rks> {
-  let managed: ManagedCertificate | undefined;
-  const { services, app } = buildRks(config, logger, { onInitialised: () => void managed?.refresh() });
-  const { vault, pki, renewer, pruner, expiryWatch, managed: managedSecrets } = services;
-  let running: RunningServer | undefined;
-  const names = localNames([config.hostname, ...config.san]);
-  if (config.tls === 'managed') {
-    managed = new ManagedCertificate(
-      pki,
-      {
-        commonName: config.hostname,
-        dnsNames: names.dns,
-        ipAddresses: names.ips,
-        lifetimeSeconds: config.certLifetime,
-        renewBeforeSeconds: config.certRenewBefore,
-        retrySeconds: 10,
-      },
-      logger,
-      (tls) => running?.setCertificate(tls),
-    );
-  }
-
-  if (managed) {
-    const cert = managed;
-    // Once rks can log in, its CA exists: the ephemeral certificate should have been replaced.
-    services.readiness.certificate = () => (cert.current?.selfSigned ? 'still serving the ephemeral self-signed certificate; its certificate from the rks CA is not issued yet' : undefined);
-  }
-
-  const renewals = new Periodic(config.managedCheckInterval * 1000, services.layout.gate(() => managedSecrets.renewDue()));
-  managedSecrets.wake = () => renewals.runNow();
-  const expiryChecks = new Periodic(config.expiryCheckInterval * 1000, () => expiryWatch.pass());
-  services.secrets.expiryChanged = (fqdn, notAfter) => expiryWatch.note(fqdn, notAfter);
-  managedSecrets.expiryChanged = (fqdn, notAfter) => expiryWatch.note(fqdn, notAfter, true);
-  const background = [
-    new Periodic(LayoutWatch.INTERVAL_MS, () => services.layout.check()),
-    new Periodic(config.groupTokenRenewInterval * 1000, services.layout.gate(() => renewer.renewAll())),
-    new Periodic(Math.min(config.nodeIdleExpiry * 1000, 3600_000), services.layout.gate(() => pruner.pruneAll())),
-    expiryChecks,
-    renewals,
-  ];
-  for (const job of background) job.start();
+  const { services, app } = buildRks(config, logger);
+  const { vault, certificate, jobs, expiryWatch } = services;
+  for (const job of jobs) job.start();
 
   const ranges = config.trustProxy.filter((p) => p === 'linklocal' || p === 'uniquelocal' || (p.includes('/') && !/\/(32|128)$/.test(p)));
   if (ranges.length) {
@@ -99,24 +55,26 @@ export async function startRks(config: Config, logger: Logger): Promise<Rks> {
   let tls: TlsFiles | null = config.tls && config.tls !== 'managed' ? config.tls : null;
   if (!config.tls) {
     logger.warn('TLS is off (--no-tls): tokens and private keys cross the network in clear text');
-  } else if (managed) {
-    tls = await managed.start();
-    if (managed.current?.selfSigned) announceEphemeral(tls, config.ephemeralCertOut, logger);
+  } else if (certificate) {
+    tls = await certificate.start();
+    if (certificate.current?.selfSigned) announceEphemeral(tls, config.ephemeralCertOut, logger);
   }
 
   // Not a request served before this instance knows whether a newer rks moved the layout on.
   await services.layout.check();
-  running = await startServer(app, config.listen, tls, logger);
+  const running = await startServer(app, config.listen, tls, logger);
+  certificate?.onIssued((next) => running.setCertificate(next));
+  // One issued while the server was being started.
+  if (certificate?.current && certificate.current.tls !== tls) running.setCertificate(certificate.current.tls);
   logger.info({ url: running.url, vault: vault.addrs, pskConfigured: Boolean(config.psk), requirePsk: config.requirePsk }, 'rks listening');
-  const server = running;
   return {
-    url: server.url,
+    url: running.url,
     app,
     services,
     async stop() {
-      managed?.stop();
-      await server.close(config.shutdownGrace * 1000);
-      await Promise.all(background.map((job) => job.stop()));
+      certificate?.stop();
+      await running.close(config.shutdownGrace * 1000);
+      await Promise.all(jobs.map((job) => job.stop()));
       expiryWatch.stop();
       vault.close();
     },

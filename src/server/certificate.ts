@@ -21,24 +21,31 @@ export interface ManagedCertificateOptions {
 /**
  * rks's own server certificate, issued by its CA in Vault and renewed before it expires.
  * Until the CA exists (before init) it serves an ephemeral self-signed certificate and keeps
- * trying; `refresh()` tries at once (right after init). Every new certificate goes to
- * `apply`, which swaps it in for new handshakes without touching open connections.
+ * trying; `refresh()` tries at once (right after init). Every new certificate goes to those
+ * `onIssued` names (the server, which swaps it in for new handshakes, open connections untouched).
  */
 export class ManagedCertificate {
   private timer?: NodeJS.Timeout;
   private stopped = false;
   private issuing?: Promise<boolean>;
+  private started = false;
+  private readonly issued: Array<(tls: TlsFiles) => void> = [];
   current?: { tls: TlsFiles; selfSigned: boolean; notAfter: Date };
 
   constructor(
     private readonly pki: PkiService,
     private readonly opts: ManagedCertificateOptions,
     private readonly logger: Logger,
-    private readonly apply: (tls: TlsFiles) => void = () => undefined,
   ) {}
+
+  /** `apply` gets every certificate issued after the first. */
+  onIssued(apply: (tls: TlsFiles) => void): void {
+    this.issued.push(apply);
+  }
 
   /** The certificate to start serving with. */
   async start(): Promise<TlsFiles> {
+    this.started = true;
     if (!(await this.issue())) {
       const eph = await selfSignedCertificate(this.opts.commonName);
       this.current = { tls: eph, selfSigned: true, notAfter: new Date(new X509Certificate(eph.cert).validTo) };
@@ -48,9 +55,9 @@ export class ManagedCertificate {
     return this.current!.tls;
   }
 
-  /** Tries to (re)issue now; resolves true when a CA-issued certificate is in use. */
+  /** Tries to (re)issue now, once started; resolves true when a CA-issued certificate is in use. */
   refresh(): Promise<boolean> {
-    return this.issue();
+    return this.started ? this.issue() : Promise.resolve(false);
   }
 
   stop(): void {
@@ -70,7 +77,7 @@ export class ManagedCertificate {
       const tls = { cert: issued.chain, key: issued.key };
       const first = !this.current || this.current.selfSigned;
       this.current = { tls, selfSigned: false, notAfter: issued.notAfter };
-      this.apply(tls);
+      for (const apply of this.issued) apply(tls);
       const fingerprint = new X509Certificate(issued.cert).fingerprint256;
       this.logger.info({ notAfter: issued.notAfter.toISOString(), fingerprint }, first ? 'serving with a certificate from the rks CA' : 'server certificate renewed');
       const renewIn = (issued.notAfter.getTime() - Date.now()) / 1000 - renewBeforeSeconds;

@@ -2,7 +2,9 @@ import type { Logger } from 'pino';
 import { ChallengeBoard } from '../acme/challenges';
 import { AcmeIssuers } from '../acme/issuers';
 import { AcmeOrders } from '../acme/orders';
+import { OrderPacing } from '../acme/pacing';
 import { AdminService } from '../admin/service';
+import { Periodic } from '../background/periodic';
 import { CallbackOptions, CallbackVerifier } from '../callback/verifier';
 import type { Config } from '../config';
 import { GroupTokenRenewer } from '../groups/renewer';
@@ -12,20 +14,21 @@ import type { HttpMetrics as Metrics } from '../metrics';
 import { NodePruner } from '../nodes/pruner';
 import { NodeService } from '../nodes/service';
 import { PskJwt } from '../pki/psk';
+import { localNames } from '../pki/selfsigned';
 import { PkiService } from '../pki/service';
 import { Catalog } from '../secrets/catalog';
-import { Listings } from '../secrets/listing';
 import { ExpiryWatch } from '../secrets/expiry-watch';
 import { Inventory } from '../secrets/inventory';
+import { Listings } from '../secrets/listing';
 import { ManagedSecrets } from '../secrets/managed';
-import { OrderPacing } from '../acme/pacing';
 import { Readers } from '../secrets/readers';
 import { SecretService } from '../secrets/service';
 import { vaultStores } from '../vault/adapters';
 import { VaultClient } from '../vault/client';
-import { ServiceSession } from '../vault/session';
-import { Readiness } from '../vault/readiness';
 import { LayoutWatch } from '../vault/layout-watch';
+import { Readiness } from '../vault/readiness';
+import { ServiceSession } from '../vault/session';
+import { ManagedCertificate } from './certificate';
 
 /** Everything rks does, built once per process from its configuration; HTTP only calls into it. */
 export interface Services {
@@ -43,12 +46,14 @@ export interface Services {
   inventory: Inventory;
   pki: PkiService;
   psk?: PskJwt;
-  renewer: GroupTokenRenewer;
-  pruner: NodePruner;
   readiness: Readiness;
   /** Whether a newer rks moved the layout on (this one then writes nothing). */
   layout: LayoutWatch;
   expiryWatch: ExpiryWatch;
+  /** rks's own server certificate from its CA (`tls: managed`), not started yet. */
+  certificate?: ManagedCertificate;
+  /** The background jobs (managed renewals, expiry checks, group-token renewal, node pruning, the layout's watch), not started yet. */
+  jobs: Periodic[];
 }
 
 /** What tests may tune beyond the settings. */
@@ -56,6 +61,7 @@ export interface Tuning {
   callback?: Pick<CallbackOptions, 'caCheckMs'>;
 }
 
+/** The one place where rks's parts are made and handed to each other, each whole once made. */
 export function buildServices(config: Config, logger: Logger, metrics: Metrics, tuning: Tuning = {}): Services {
   const vault = new VaultClient({
     addr: config.vaultAddrs,
@@ -72,18 +78,43 @@ export function buildServices(config: Config, logger: Logger, metrics: Metrics, 
   const challenges = new ChallengeBoard(kv, tokens, session);
   const pacing = new OrderPacing(kv);
   const acmeOrders = new AcmeOrders(acmeIssuers, challenges, config.acmeTimeout * 1000, logger, { orders: metrics.acmeOrders });
-  const managed = new ManagedSecrets(kv, pkiEngine, session, logger, { renewals: metrics.managedRenewals }, { issuers: acmeIssuers, orders: acmeOrders, challenges, pacing });
-  const secrets = new SecretService(kv, config.defaultSecretTtl, managed, new Readers(tokens));
   // The catalog's one listing in memory: the inventory pages from it, the expiry metrics read it.
   const listings = new Listings(new Catalog(kv));
-  const groups = new GroupService(kv, sys, tokens, session);
+  const expiryWatch = new ExpiryWatch(
+    listings,
+    session,
+    {
+      expiry: metrics.secretExpiry,
+      expiring: metrics.secretsExpiring,
+      lastPass: metrics.expiryPass,
+      managed: metrics.managedSecrets,
+      acmeNextSlot: metrics.acmeNextSlot,
+      acmeQueueThrough: metrics.acmeQueueThrough,
+    },
+    logger,
+    { warnDays: config.expiryWarningDays, seriesLimit: config.expiryMetricLimit },
+    { issuers: acmeIssuers, pacing },
+  );
+  // Made before what it runs (a secret scheduled for now wakes it): its rounds begin once started.
+  const renewals = new Periodic(config.managedCheckInterval * 1000, layout.gate(() => managed.renewDue()));
+  const managed = new ManagedSecrets(kv, pkiEngine, session, logger, {
+    counters: { renewals: metrics.managedRenewals },
+    acme: { issuers: acmeIssuers, orders: acmeOrders, challenges, pacing },
+    expiry: expiryWatch,
+    wake: () => renewals.runNow(),
+  });
+  const secrets = new SecretService(kv, config.defaultSecretTtl, { managed, readers: new Readers(tokens), expiry: expiryWatch });
+  const pki = new PkiService(pkiEngine, session);
+  const certificate = config.tls === 'managed' ? serverCertificate(config, pki, logger) : undefined;
+  const renewer = new GroupTokenRenewer(kv, tokens, session, logger);
+  const pruner = new NodePruner(kv, tokens, session, config.nodeIdleExpiry * 1000, logger, metrics.nodesPruned);
   return {
     vault,
     metrics,
     session,
     init: new InitService(stores, config.admin, config.caBundle),
     admin: new AdminService(sys, tokens, { perSource: config.loginRateLimit, perLogin: config.loginFailureLimit }, config.admin),
-    groups,
+    groups: new GroupService(kv, sys, tokens, session),
     nodes: new NodeService(
       kv,
       tokens,
@@ -97,26 +128,38 @@ export function buildServices(config: Config, logger: Logger, metrics: Metrics, 
     managed,
     acme: { issuers: acmeIssuers, challenges, pacing },
     inventory: new Inventory(kv, (data) => secrets.ttlOf(data), listings),
-    pki: new PkiService(pkiEngine, session),
+    pki,
     psk: config.psk ? new PskJwt(config.psk) : undefined,
-    renewer: new GroupTokenRenewer(kv, tokens, session, logger),
-    pruner: new NodePruner(kv, tokens, session, config.nodeIdleExpiry * 1000, logger, metrics.nodesPruned),
-    readiness: new Readiness(vault, session, layout, metrics.ready),
-    layout,
-    expiryWatch: new ExpiryWatch(
-      listings,
-      session,
-      {
-        expiry: metrics.secretExpiry,
-        expiring: metrics.secretsExpiring,
-        lastPass: metrics.expiryPass,
-        managed: metrics.managedSecrets,
-        acmeNextSlot: metrics.acmeNextSlot,
-        acmeQueueThrough: metrics.acmeQueueThrough,
-      },
-      logger,
-      { warnDays: config.expiryWarningDays, seriesLimit: config.expiryMetricLimit },
-      { issuers: acmeIssuers, pacing },
+    // Once rks can log in, its CA exists: the ephemeral certificate should have been replaced.
+    readiness: new Readiness(vault, session, layout, metrics.ready, () =>
+      certificate?.current?.selfSigned ? 'still serving the ephemeral self-signed certificate; its certificate from the rks CA is not issued yet' : undefined,
     ),
+    layout,
+    expiryWatch,
+    certificate,
+    jobs: [
+      new Periodic(LayoutWatch.INTERVAL_MS, () => layout.check()),
+      new Periodic(config.groupTokenRenewInterval * 1000, layout.gate(() => renewer.renewAll())),
+      new Periodic(Math.min(config.nodeIdleExpiry * 1000, 3600_000), layout.gate(() => pruner.pruneAll())),
+      new Periodic(config.expiryCheckInterval * 1000, () => expiryWatch.pass()),
+      renewals,
+    ],
   };
+}
+
+/** rks's server certificate from its CA, for its host name and the other names it is reached by. */
+function serverCertificate(config: Config, pki: PkiService, logger: Logger): ManagedCertificate {
+  const names = localNames([config.hostname, ...config.san]);
+  return new ManagedCertificate(
+    pki,
+    {
+      commonName: config.hostname,
+      dnsNames: names.dns,
+      ipAddresses: names.ips,
+      lifetimeSeconds: config.certLifetime,
+      renewBeforeSeconds: config.certRenewBefore,
+      retrySeconds: 10,
+    },
+    logger,
+  );
 }

@@ -23,14 +23,14 @@ const PROBE_TIMEOUT_MS = 800;
 export class Readiness {
   private last?: { at: number; report: ReadinessReport };
   private pending?: Promise<ReadinessReport>;
-  /** Says why the served certificate is not the one rks should serve, if it is not. */
-  certificate: () => string | undefined = () => undefined;
 
   constructor(
     private readonly vault: VaultClient,
     private readonly session: ServiceSession,
     private readonly layout: Pick<LayoutWatch, 'held'>,
-    private readonly gauge?: Gauge,
+    private readonly gauge: Gauge,
+    /** Says why the served certificate is not the one rks should serve, if it is not. */
+    private readonly certificate: () => string | undefined,
   ) {}
 
   check(): Promise<ReadinessReport> {
@@ -67,7 +67,7 @@ export class Readiness {
       publicReasons.push(certificate);
     }
     const report = { ready: reasons.length === 0, reasons, publicReasons, vault };
-    this.gauge?.set(report.ready ? 1 : 0);
+    this.gauge.set(report.ready ? 1 : 0);
     this.last = { at: Date.now(), report };
     return report;
   }

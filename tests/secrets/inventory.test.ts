@@ -3,7 +3,7 @@ import { CATALOG_SHARDS, shardOf } from '../../src/secrets/catalog';
 import { Inventory } from '../../src/secrets/inventory';
 import { SecretService } from '../../src/secrets/service';
 import { NO_CALLBACK } from '../support/constants';
-import { MemoryKv, MemoryPolicies, MemoryTokens, memorySession } from '../support/memory-vault';
+import { MEMORY_SECRET_PARTS, MemoryKv, MemoryPolicies, MemoryTokens, memorySession } from '../support/memory-vault';
 import { DAYS, chainFor } from '../support/pki';
 
 const HOUR = 3600_000;
@@ -22,7 +22,7 @@ describe('expiry and inventory (in memory)', () => {
   beforeEach(() => {
     kv = new MemoryKv();
     const tokens = new MemoryTokens();
-    secrets = new SecretService(kv, 300);
+    secrets = new SecretService(kv, 300, MEMORY_SECRET_PARTS);
     groups = new GroupService(kv, new MemoryPolicies(), tokens, memorySession(tokens));
     inventory = new Inventory(kv, (d) => secrets.ttlOf(d));
     admin = tokens.issue(['rks_admin']);

@@ -1,7 +1,7 @@
 import { GroupService } from '../../src/groups/service';
 import { SecretService } from '../../src/secrets/service';
 import { NO_CALLBACK } from '../support/constants';
-import { MemoryKv, MemoryPolicies, MemoryTokens, memorySession } from '../support/memory-vault';
+import { MEMORY_SECRET_PARTS, MemoryKv, MemoryPolicies, MemoryTokens, memorySession } from '../support/memory-vault';
 import { Chain, chainFor } from '../support/pki';
 
 /** The secret rules against an in-memory Vault (the same rules run against a real one in *.vault.test.ts). */
@@ -22,7 +22,7 @@ describe('SecretService (in memory)', () => {
   beforeEach(() => {
     kv = new MemoryKv();
     tokens = new MemoryTokens();
-    secrets = new SecretService(kv, 300);
+    secrets = new SecretService(kv, 300, MEMORY_SECRET_PARTS);
     groups = new GroupService(kv, new MemoryPolicies(), tokens, memorySession(tokens));
     admin = tokens.issue(['rks_admin']);
   });

@@ -17,8 +17,8 @@ function managed(addr: string, lines: string[], apply?: (t: TlsFiles) => void, l
     pki,
     { commonName: 'rks.test', dnsNames: ['rks.test', 'localhost'], ipAddresses: ['127.0.0.1'], lifetimeSeconds: lifetime, renewBeforeSeconds: before, retrySeconds: 1 },
     logger,
-    apply,
   );
+  if (apply) cert.onIssued(apply);
   return { cert, pki, vault };
 }
 

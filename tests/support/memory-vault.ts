@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { SecretServiceParts } from '../../src/secrets/service';
 import { VaultError } from '../../src/vault/client';
 import { casUpdate, casWrite } from '../../src/vault/kv';
 import {
@@ -364,3 +365,13 @@ export function memoryStores() {
   stores.setup.appRoleRolesOf = () => [...stores.appRole.roles.keys()];
   return stores;
 }
+
+/**
+ * What a SecretService works with beside a store that checks no token: every reader reads the
+ * secrets themselves, no managed secret is renewed, expiries are told to no one.
+ */
+export const MEMORY_SECRET_PARTS: SecretServiceParts = {
+  managed: { reschedule: async () => undefined, forget: async () => undefined },
+  readers: { groupOf: async () => null },
+  expiry: { note: () => undefined },
+};
