@@ -34,6 +34,26 @@ export interface AcmeClientOptions {
   timeoutMs: number;
 }
 
+/** Connections to CAs with their own trust store, one pool per store (a CA that issues many certificates reuses its connections). */
+const agents = new Map<string, https.Agent>();
+/** Issuers are few: past this many stores, the oldest pool is closed. */
+const MAX_AGENTS = 32;
+
+/** The one connection pool to CAs that `caBundle` certifies. */
+export function agentFor(caBundle: string): https.Agent {
+  let agent = agents.get(caBundle);
+  if (!agent) {
+    agent = new https.Agent({ ca: caBundle, keepAlive: true, maxSockets: 16 });
+    agents.set(caBundle, agent);
+    if (agents.size > MAX_AGENTS) {
+      const [oldest, pool] = agents.entries().next().value as [string, https.Agent];
+      agents.delete(oldest);
+      pool.destroy();
+    }
+  }
+  return agent;
+}
+
 /** The longest wait a CA's Retry-After is taken for (a week: Let's Encrypt's longest limit). */
 export const MAX_RETRY_AFTER = 7 * 86400;
 
@@ -61,7 +81,8 @@ export function acmeClient(endpoint: AcmeEndpoint, opts: AcmeClientOptions): { c
     backoffMin: 1000,
     backoffMax: 8000,
   });
-  const agent = endpoint.caBundle ? new https.Agent({ ca: endpoint.caBundle, keepAlive: true }) : undefined;
+  // Not a pool per client: an order is a client, and each pool kept its connections open.
+  const agent = endpoint.caBundle ? agentFor(endpoint.caBundle) : undefined;
   let retryAfter: number | undefined;
   const http = (client as unknown as { http: { request(url: string, method: string, o?: object): Promise<{ status: number; headers: Record<string, unknown> }> } }).http;
   const request = http.request.bind(http);
