@@ -86,6 +86,12 @@ export async function startStack(extraArgs: string[] = [], env: Record<string, s
     RKS_ADMIN_PASSWORD: ADMIN.password,
     ...env,
   }, nodeArgs);
+  // RKS_LOG_FILE keeps rks's whole log (the bench holds only its start and its tail).
+  if (process.env.RKS_LOG_FILE) {
+    const file = fs.createWriteStream(process.env.RKS_LOG_FILE, { flags: 'a' });
+    rks.child.stdout!.pipe(file);
+    rks.child.stderr!.pipe(file);
+  }
   try {
     await rks.waitFor('serving with a certificate from the rks CA');
     await rks.waitFor('rks listening');
