@@ -98,6 +98,9 @@ export class Conflict extends RksError {
   }
 }
 
+/** A name already taken (`what`: "secret 'x'", "group 'g'"). */
+export const alreadyExists = (what: string) => new Conflict(`${what} already exists`, 'already_exists');
+
 /** What was asked for existed and is no longer usable (an expired certificate). */
 export class Gone extends RksError {
   constructor(message: string, code: ErrorCode) {

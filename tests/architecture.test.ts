@@ -13,8 +13,9 @@ const LAYERS: string[][] = [
   ['vault'],
   ['records'],
   ['pki'],
-  ['acme', 'callback', 'admin'],
   ['secrets'],
+  ['acme', 'callback', 'admin'],
+  ['managed'],
   ['nodes'],
   ['groups'],
   ['init'],
@@ -105,6 +106,13 @@ describe('the import graph of src/', () => {
     visit(path.join(SRC, 'server', 'bootstrap.ts'));
     expect(reached.size).toBeGreaterThan(20);
     expect([...reached].map((f) => path.relative(SRC, f)).filter((f) => f.startsWith('migrate') || f.startsWith('cli'))).toEqual([]);
+  });
+
+  it("names a secret's records in Vault in their owner alone (how a secret is stored changes in one place)", () => {
+    const owner = path.join(SRC, 'records', 'secrets.ts');
+    const naming = files.filter((f) => f !== owner && /kvPath\.(secret|managedSecret)\(/.test(fs.readFileSync(f, 'utf8')));
+    expect(naming.map((f) => path.relative(SRC, f))).toEqual([]);
+    expect(fs.readFileSync(owner, 'utf8')).toMatch(/kvPath\.secret\(/);
   });
 
   it('catches what it looks for', () => {

@@ -1,13 +1,12 @@
 import { X509Certificate } from 'node:crypto';
-import { BadGateway, BadRequest, Conflict, NotFound } from '../errors';
+import { BadGateway, BadRequest, NotFound, alreadyExists } from '../errors';
 import { parseName } from '../names';
+import { RKS_CA } from '../records/secrets';
 import { kvPath } from '../vault/layout';
 import type { KvStore } from '../vault/stores';
 import { acme, acmeClient } from './client';
 import { DEFAULT_ORDER_BUDGET, OrderBudget } from './pacing';
 
-/** The issuer name managed secrets use for rks's own CA; no ACME issuer may take it. */
-export const RKS_CA = 'rks-ca';
 
 export interface AcmeIssuerInput {
   directory: string;
@@ -120,7 +119,7 @@ export class AcmeIssuers {
     const caBundle = checkBundle(input.caBundle);
     const contact = (input.contact ?? []).map((c) => c.replace(/^mailto:/i, ''));
     for (const c of contact) if (!EMAIL.test(c)) throw new BadRequest(`contact '${c}' is not an e-mail address`);
-    if (await this.kv.exists(kvPath.acmeIssuer(issuer), token)) throw new Conflict(`issuer '${issuer}' already exists`, 'already_exists');
+    if (await this.kv.exists(kvPath.acmeIssuer(issuer), token)) throw alreadyExists(`issuer '${issuer}'`);
 
     const accountKey = (await acme.crypto.createPrivateEcdsaKey()).toString();
     const { client } = acmeClient({ directory, caBundle }, { accountKey, externalAccountBinding: input.externalAccountBinding, timeoutMs: this.timeoutMs });
@@ -146,7 +145,7 @@ export class AcmeIssuers {
       createdAt: new Date().toISOString(),
       ...(input.orderBudget ? { orderBudget: { orders: input.orderBudget.orders, windowSeconds: input.orderBudget.windowSeconds } } : {}),
     };
-    await this.kv.writeAt(kvPath.acmeIssuer(issuer), record, token, 0, () => new Conflict(`issuer '${issuer}' already exists`, 'already_exists'));
+    await this.kv.writeAt(kvPath.acmeIssuer(issuer), record, token, 0, () => alreadyExists(`issuer '${issuer}'`));
     return summary(issuer, record);
   }
 

@@ -169,17 +169,19 @@ Safe to run again after a crash half-way.`,
  * without these modules): a Vault client, rks's stores, and the group and init rules it reuses.
  */
 async function buildMigration(config: Config) {
-  const [{ ClassicMigration, NotApplied }, { vaultStores }, { VaultClient }, { ServiceSession }, { GroupService }, { InitService }] = await Promise.all([
+  const [{ ClassicMigration, NotApplied }, { vaultStores }, { VaultClient }, { ServiceSession }, { GroupService }, { InitService }, { SecretStorage }] = await Promise.all([
     import('../migrate/classic'),
     import('../vault/adapters'),
     import('../vault/client'),
     import('../vault/session'),
     import('../groups/service'),
     import('../init/service'),
+    import('../secrets/storage'),
   ]);
   const vault = new VaultClient({ addr: config.vaultAddrs, caFile: config.vaultCaFile, timeoutMs: config.vaultTimeout * 1000, maxInFlight: config.vaultMaxInFlight });
   const stores = vaultStores(vault);
-  const groups = new GroupService(stores.kv, stores.setup, stores.tokens, new ServiceSession(vault, config.admin, createLogger('silent')));
-  const migration = new ClassicMigration(stores.kv, stores.setup, stores.tokens, stores.setup, groups, new InitService(stores, config.admin), config.admin.login.toLowerCase());
+  const storage = new SecretStorage(stores.kv);
+  const groups = new GroupService(storage, stores.setup, stores.tokens, new ServiceSession(vault, config.admin, createLogger('silent')));
+  const migration = new ClassicMigration(storage, stores.setup, stores.tokens, stores.setup, groups, new InitService(stores, config.admin, undefined, storage), config.admin.login.toLowerCase());
   return { migration, NotApplied, vault };
 }

@@ -1,24 +1,19 @@
 import { randomUUID } from 'node:crypto';
-import { Conflict, Locked, NotFound, ServiceUnavailable } from '../errors';
+import { Conflict, Locked, NotFound, ServiceUnavailable, alreadyExists } from '../errors';
 import { isName, isSecretName, parseFqdn, parseName } from '../names';
-import {
-  groupTokenName,
-  groupTokenPolicy,
-  kvPath,
-  nodePolicy,
-  nodePolicyName,
-  nodeRolePrefix,
-} from '../vault/layout';
+import { groupTokenName, kvPath, nodePolicyName, nodeRolePrefix } from '../vault/layout';
+import { groupTokenPolicy, nodePolicy } from '../vault/policies';
 import { CasExhausted, KvEntry, KvStore, PolicyStore, RoleSpec, Session, TokenStore } from '../vault/stores';
 import { isVaultError } from '../vault/client';
 import { forgetNode } from '../nodes/forget';
-import { Catalog } from '../secrets/catalog';
+import type { Catalog } from '../secrets/catalog';
 import { ChangeLog } from '../secrets/changes';
-import { Copies, CopySource } from '../secrets/copies';
+import type { Copies, CopySource } from '../secrets/copies';
 import { ExpiryOf } from '../secrets/service';
+import type { SecretStorage } from '../secrets/storage';
 import { KeyedLock } from '../concurrency';
 import { ChangeOp, GroupRegInfo, GroupSecretList, GroupSerial, GroupTokenAccessor, GroupTokenRecord, RevokedNode, checkRegInfo } from '../records/groups';
-import { SecretGroups } from '../records/secrets';
+import { SecretRecords, secretNotFound } from '../records/secrets';
 
 
 
@@ -41,15 +36,17 @@ export class GroupService {
   private readonly changes: ChangeLog;
   private readonly catalog: Catalog;
 
+  private readonly kv: KvStore;
+  private readonly records: SecretRecords;
+
   constructor(
-    private readonly kv: KvStore,
+    storage: SecretStorage,
     private readonly policies: PolicyStore,
     private readonly tokens: TokenStore,
     private readonly writer: Session,
   ) {
-    this.copies = new Copies(kv);
-    this.changes = new ChangeLog(kv);
-    this.catalog = new Catalog(kv);
+    ({ kv: this.kv, records: this.records, copies: this.copies, catalog: this.catalog } = storage);
+    this.changes = new ChangeLog(this.kv);
   }
 
   async create(token: string, name: string, info: GroupRegInfo): Promise<string> {
@@ -57,7 +54,7 @@ export class GroupService {
     checkRegInfo(info);
     return this.lock.run(g, async () => {
       // Claims the name: a second create, concurrent or not, stops here.
-      await this.kv.writeAt(kvPath.groupConfig(g), info, token, 0, () => new Conflict(`group '${g}' already exists`, 'already_exists'));
+      await this.kv.writeAt(kvPath.groupConfig(g), info, token, 0, () => alreadyExists(`group '${g}'`));
       try {
         await this.kv.write<GroupSerial>(kvPath.groupSerial(g), { incarnation: randomUUID() }, token);
         await this.putPolicy(nodePolicyName(g), nodePolicy(g));
@@ -147,7 +144,7 @@ export class GroupService {
     const list = moved ? [] : (secrets ?? (await this.kv.read<GroupSecretList>(kvPath.groupSecrets(g), token))?.data.secrets ?? []);
     const dropped: string[] = [];
     for (const fqdn of list) {
-      if (!isSecretName(fqdn) || !(await this.kv.exists(kvPath.secret(fqdn), token))) {
+      if (!isSecretName(fqdn) || !(await this.records.exists(token, fqdn))) {
         dropped.push(fqdn);
         continue;
       }
@@ -192,10 +189,10 @@ export class GroupService {
         this.kv.exists(kvPath.groupSerial(g), token),
         this.copies.source(token, fqdn),
         this.copies.exists(token, g, fqdn),
-        this.kv.read<SecretGroups>(kvPath.secretGroups(fqdn), token),
+        this.copies.indexEntry(token, fqdn),
       ]);
       mustBeCurrent(g, config, serial);
-      if (!stored) throw new NotFound(`secret '${fqdn}' not found`);
+      if (!stored) throw secretNotFound(fqdn);
       if (!stored.entry) throw new NotFound(`secret '${fqdn}' has no certificate yet: associate it once rks obtained its first`);
       // Its copy goes where node policies before layout 6 grant nothing: not before init moved them.
       if (stored.managed && ((await this.kv.read<{ layout?: number }>(kvPath.config, token))?.data.layout ?? 0) < 6) {
@@ -270,7 +267,7 @@ export class GroupService {
         this.kv.exists(kvPath.groupConfig(g), token),
         this.kv.exists(kvPath.groupSerial(g), token),
         this.copies.exists(token, g, fqdn),
-        this.kv.read<SecretGroups>(kvPath.secretGroups(fqdn), token),
+        this.copies.indexEntry(token, fqdn),
       ]);
       mustBeCurrent(g, config, serial);
       const indexed = (index?.data.groups ?? []).includes(g);

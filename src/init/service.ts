@@ -2,37 +2,14 @@ import { Conflict, Forbidden, LayoutNewer } from '../errors';
 import { isSecretName } from '../names';
 import { GroupService } from '../groups/service';
 import { Predating, classicSigns, findPredating, nothingPredates, predatingLines } from './predating';
-import { Catalog } from '../secrets/catalog';
+import { SecretStorage } from '../secrets/storage';
 import { isVaultError } from '../vault/client';
 import { ServiceCredentials, serviceCredentials } from '../vault/identity';
-import {
-  ADMIN_POLICY,
-  KV_MOUNT,
-  LAYOUT,
-  PKI_CLIENT_ROLE,
-  PKI_MOUNT,
-  PKI_SERVER_ROLE,
-  SERVICE_AUTH_PATH,
-  SERVICE_POLICY,
-  LEGACY_MANAGED_POLICY,
-  SERVICE_ROLE,
-  SERVICE_TOKEN_PERIOD,
-  USERPASS_LOCKOUT,
-  USERPASS_PATH,
-  PREFIX,
-  adminPolicy,
-  groupTokenName,
-  groupTokenPolicy,
-  groupsIn,
-  kvPath,
-  nodePolicy,
-  nodePolicyName,
-  servicePolicy,
-} from '../vault/layout';
-import { Copies } from '../secrets/copies';
-import { RenewalSchedule } from '../secrets/schedule';
-import { renewAt } from '../secrets/managed';
-import { isManagedStub, ManagedSpec, ManagedSpecRecord, ManagedStub, RenewalState, SecretData, StoredSecret } from '../records/secrets';
+import { ADMIN_POLICY, KV_MOUNT, LAYOUT, PKI_CLIENT_ROLE, PKI_MOUNT, PKI_SERVER_ROLE, SERVICE_AUTH_PATH, SERVICE_POLICY, LEGACY_MANAGED_POLICY, SERVICE_ROLE, SERVICE_TOKEN_PERIOD, USERPASS_LOCKOUT, USERPASS_PATH, PREFIX, groupTokenName, groupsIn, kvPath, nodePolicyName } from '../vault/layout';
+import { adminPolicy, groupTokenPolicy, nodePolicy, servicePolicy } from '../vault/policies';
+import { RenewalSchedule } from '../managed/schedule';
+import { renewAt } from '../managed/service';
+import { isManagedStub, ManagedSpec, ManagedSpecRecord, ManagedStub, RenewalState } from '../records/secrets';
 import type { AppRoleStore, KvStore, PkiStore, SetupStore, TokenStore, VaultStores } from '../vault/stores';
 
 export interface AdminCredentials {
@@ -83,6 +60,8 @@ export class InitService {
     stores: VaultStores,
     private readonly admin: AdminCredentials,
     private readonly ca?: CaBundle,
+    /** The secrets' records, which an upgrade moves (the server's own, when it runs init). */
+    private readonly storage = new SecretStorage(stores.kv),
   ) {
     ({ setup: this.setup, kv: this.kv, pki: this.pki, appRole: this.appRole, tokens: this.tokens } = stores);
   }
@@ -341,7 +320,7 @@ export class InitService {
    * secret; and rks's identity allowed to keep the copies of managed secrets.
    */
   private async backfillLayout4(token: string): Promise<void> {
-    const groups = new GroupService(this.kv, this.setup, this.tokens, { run: (fn) => fn(token) });
+    const groups = new GroupService(this.storage, this.setup, this.tokens, { run: (fn) => fn(token) });
     for (const g of groupsIn(await this.kv.list(kvPath.groups, token))) {
       const [config, serial, list] = await Promise.all([kvPath.groupConfig(g), kvPath.groupSerial(g), kvPath.groupSecrets(g)].map((p) => this.kv.exists(p, token)));
       if (config && (!serial || list)) await groups.upgrade(token, g);
@@ -364,22 +343,21 @@ export class InitService {
     const legacy = await this.kv.read<{ secrets?: Record<string, LegacyState> }>(kvPath.legacyManagedSchedule, token);
     const states = legacy?.data.secrets ?? {};
     const catalogued: string[] = [];
-    await new Catalog(this.kv).scan(token, (n, e) => void (e.managed && catalogued.push(n)));
+    const { records, material, copies, catalog } = this.storage;
+    await catalog.scan(token, (n, e) => void (e.managed && catalogued.push(n)));
     const schedule = new RenewalSchedule(this.kv);
-    const copies = new Copies(this.kv);
-    const catalog = new Catalog(this.kv);
     for (const fqdn of [...new Set([...Object.keys(states), ...catalogued])].filter(isSecretName)) {
-      const head = await this.kv.read<StoredSecret>(kvPath.secret(fqdn), token);
+      const head = await records.read(token, fqdn);
       const state = states[fqdn];
       if (head && !isManagedStub(head.data) && head.data.managed) {
         const { managed, meta } = head.data;
-        await this.kv.write<SecretData>(kvPath.managedSecret(fqdn), head.data, token);
-        await this.kv.writeAt<ManagedStub>(kvPath.secret(fqdn), { managed, ...(meta?.ttl ? { meta: { ttl: meta.ttl } } : {}) }, token, head.version, () => new Conflict(`secret '${fqdn}' changed during the upgrade; run init again`));
+        await material.write(token, fqdn, head.data);
+        await records.replace(token, fqdn, { managed, ...(meta?.ttl ? { meta: { ttl: meta.ttl } } : {}) }, head.version, 'the upgrade; run init again');
       } else if (!head && state?.pending?.spec) {
         const { spec, ttl } = state.pending;
-        await this.kv.writeAt<ManagedStub>(kvPath.secret(fqdn), { managed: spec, ...(ttl ? { meta: { ttl } } : {}) }, token, 0, () => new Conflict(`secret '${fqdn}' changed during the upgrade; run init again`));
+        await records.replace(token, fqdn, { managed: spec, ...(ttl ? { meta: { ttl } } : {}) }, 0, 'the upgrade; run init again');
       } else if (!head || !isManagedStub(head.data)) continue;
-      const stub = (await this.kv.read<ManagedStub>(kvPath.secret(fqdn), token))!.data;
+      const stub = (await records.read(token, fqdn))!.data as ManagedStub;
       await this.kv.write<ManagedSpecRecord>(kvPath.managedSpec(fqdn), { spec: stub.managed, ...(stub.meta?.ttl ? { ttl: stub.meta.ttl } : {}) }, token);
       const seen = await schedule.read(token, fqdn);
       if (state && Number.isSafeInteger(state.renewAt)) {
@@ -387,8 +365,8 @@ export class InitService {
         await schedule.put(token, fqdn, { ...kept, ...(pending ? { pending: true as const } : {}) }, seen);
       } else if (!seen) {
         // Not in the schedule (a write lost before): renewed from what is stored.
-        const material = await this.kv.read<SecretData>(kvPath.managedSecret(fqdn), token);
-        await schedule.put(token, fqdn, { renewAt: material?.data.info ? renewAt(material.data, stub.managed) : Math.floor(Date.now() / 1000), failures: 0 }, null);
+        const stored = await material.read(token, fqdn);
+        await schedule.put(token, fqdn, { renewAt: stored?.data.info ? renewAt(stored.data, stub.managed) : Math.floor(Date.now() / 1000), failures: 0 }, null);
       }
       for (const g of await copies.groupsOf(token, fqdn)) await copies.sync(token, g, fqdn, false);
       await catalog.refresh(token, fqdn);
@@ -399,7 +377,7 @@ export class InitService {
 
   /** What layout 5 holds that layout 4 did not: the catalog the inventory lists from, in place of the expiry index. */
   private async backfillLayout5(token: string): Promise<void> {
-    await new Catalog(this.kv).reconcile(token, await this.kv.list(kvPath.secrets, token));
+    await this.storage.catalog.reconcile(token, await this.kv.list(kvPath.secrets, token));
     for (const shard of await this.kv.list(kvPath.expiryShards, token)) await this.kv.destroy(`${kvPath.expiryShards}${shard}`, token);
   }
 

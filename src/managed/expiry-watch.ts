@@ -2,11 +2,13 @@ import type { Logger } from 'pino';
 import type { Gauge } from 'prom-client';
 import { isVaultError } from '../vault/client';
 import type { Session } from '../vault/stores';
-import { RKS_CA, budgetOf, type AcmeIssuers } from '../acme/issuers';
+import { budgetOf, type AcmeIssuers } from '../acme/issuers';
 import type { OrderPacing } from '../acme/pacing';
 import { isName } from '../names';
-import { RENEWAL_STATUSES, RenewalStatus } from './catalog';
-import type { Listing, Listings } from './listing';
+import { RKS_CA } from '../records/secrets';
+import { RENEWAL_STATUSES, RenewalStatus } from '../secrets/catalog';
+import type { Listing, Listings } from '../secrets/listing';
+import type { ExpiryNotes } from '../secrets/service';
 
 export interface ExpiryGauges {
   /** One series per secret, for the soonest-expiring `seriesLimit` secrets. */
@@ -19,12 +21,6 @@ export interface ExpiryGauges {
   /** Each ACME issuer's next slot and the end of its queue (seconds since the epoch). */
   acmeNextSlot: Gauge<'issuer'>;
   acmeQueueThrough: Gauge<'issuer'>;
-}
-
-/** What is told of a certificate's expiry as it changes (the expiry metrics follow within a second). */
-export interface ExpiryNotes {
-  /** `notAfter` null: the secret was deleted; `managed`: rks renews it. */
-  note(fqdn: string, notAfter: string | null, managed?: boolean): void;
 }
 
 /** A managed secret whose renewal is late this long past its date is warned about as any other. */

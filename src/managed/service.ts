@@ -2,23 +2,24 @@ import { createHash, randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { RenewalWindow, pickInWindow } from '../acme/ari';
 import { AcmeRetryLater } from '../acme/client';
-import { AcmeIssuers, RKS_CA, budgetOf } from '../acme/issuers';
+import { AcmeIssuers, budgetOf } from '../acme/issuers';
 import { OrderPacing, OrderQueued } from '../acme/pacing';
 import type { ChallengeBoard } from '../acme/challenges';
 import type { AcmeOrders } from '../acme/orders';
 import { mapLimited } from '../concurrency';
-import { BadRequest, Conflict, NotFound } from '../errors';
+import { BadRequest, NotFound } from '../errors';
 import { parseFqdn, quoted } from '../names';
 import { KeyAndCsr, newKeyAndCsr } from '../pki/csr';
 import { kvPath, managedRoleName } from '../vault/layout';
 import { CasMismatch, CertificateAuthority, KvEntry, KvStore, Session } from '../vault/stores';
-import { Copies } from './copies';
-import { Catalog, CatalogEntry } from './catalog';
-import { certificateFacts } from './facts';
-import type { ExpiryNotes } from './expiry-watch';
+import type { Copies } from '../secrets/copies';
+import type { Catalog, CatalogEntry } from '../secrets/catalog';
+import type { SecretStorage } from '../secrets/storage';
+import { certificateFacts } from '../secrets/facts';
+import type { ExpiryNotes } from '../secrets/service';
 import { DueMark, RenewalSchedule, wakeAt } from './schedule';
-import { validateTlsMaterial } from './tls';
-import { isManagedStub, ManagedKeyType, ManagedSpec, ManagedSpecRecord, ManagedStub, RenewalState, SecretData, StoredSecret } from '../records/secrets';
+import { validateTlsMaterial } from '../secrets/tls';
+import { RKS_CA, isManagedStub, ManagedKeyType, ManagedMaterial, SecretRecords, ManagedSpec, ManagedSpecRecord, ManagedStub, RenewalState, SecretData, StoredSecret } from '../records/secrets';
 
 
 
@@ -63,6 +64,9 @@ export interface ManagedParts {
  * secret is renewed once; a claim runs out, so a secret an instance dropped is taken over.
  */
 export class ManagedSecrets {
+  private readonly kv: KvStore;
+  private readonly records: SecretRecords;
+  private readonly material: ManagedMaterial;
   private readonly catalog: Catalog;
   private readonly copies: Copies;
   readonly schedule: RenewalSchedule;
@@ -75,16 +79,15 @@ export class ManagedSecrets {
   private readonly wake: () => void;
 
   constructor(
-    private readonly kv: KvStore,
+    storage: SecretStorage,
     private readonly pki: CertificateAuthority,
     private readonly session: Session,
     private readonly logger: Logger,
     parts: ManagedParts,
   ) {
+    ({ kv: this.kv, records: this.records, material: this.material, catalog: this.catalog, copies: this.copies } = storage);
     ({ counters: this.counters, acme: this.acme, expiry: this.expiry, wake: this.wake } = parts);
-    this.catalog = new Catalog(kv);
-    this.copies = new Copies(kv);
-    this.schedule = new RenewalSchedule(kv);
+    this.schedule = new RenewalSchedule(this.kv);
   }
 
   /**
@@ -108,7 +111,7 @@ export class ManagedSecrets {
     const claimed = await this.schedule.put(token, fqdn, claim, null, { marked: true });
     const { data } = await this.issue(fqdn, spec, input.ttl, token, undefined, key);
     const issued: RenewalState = { renewAt: renewAt(data, spec), failures: 0, lastAttempt: claim.lastAttempt };
-    await Promise.all([this.kv.write(kvPath.managedSecret(fqdn), data, token), this.schedule.mark(token, fqdn, issued)]);
+    await Promise.all([this.material.write(token, fqdn, data), this.schedule.mark(token, fqdn, issued)]);
     this.counters.renewals.inc({ issuer: RKS_CA, result: 'renewed' });
     let unmarked: Promise<void> = Promise.resolve();
     await this.schedule.put(token, fqdn, issued, claimed, { marked: true, unmarked: (p) => (unmarked = p.catch(() => undefined)) }).catch(() => undefined);
@@ -129,14 +132,14 @@ export class ManagedSecrets {
     // Read beside the stub's write, used only once it landed.
     const left = this.leftovers(token, fqdn);
     left.catch(() => undefined);
-    await this.kv.writeAt(kvPath.secret(fqdn), stub, token, 0, () => new Conflict(`secret '${fqdn}' already exists`, 'already_exists'));
+    await this.records.create(token, fqdn, stub);
     await this.forget(token, fqdn, left);
     await Promise.all([this.kv.write<ManagedSpecRecord>(kvPath.managedSpec(fqdn), { spec, ...(ttl ? { ttl } : {}) }, token), ...beside.map((w) => w())]);
   }
 
   private async createPending(token: string, fqdn: string, spec: ManagedSpec, ttl: number | undefined): Promise<CatalogEntry | null> {
     // Before a slot of the issuer's budget is taken for it.
-    if (await this.kv.exists(kvPath.secret(fqdn), token)) throw new Conflict(`secret '${fqdn}' already exists`, 'already_exists');
+    await this.records.mustBeFree(token, fqdn);
     const issuer = await this.acme.issuers.get(token, spec.issuer).catch((err) => {
       throw err instanceof NotFound ? new BadRequest(`issuer '${spec.issuer}' not found`) : err;
     });
@@ -164,12 +167,12 @@ export class ManagedSecrets {
     const [spec, material, state] = await left;
     if (spec) await this.kv.destroy(kvPath.managedSpec(fqdn), token);
     await this.schedule.remove(token, fqdn, state);
-    if (material) await this.kv.destroy(kvPath.managedSecret(fqdn), token);
+    if (material) await this.material.destroy(token, fqdn);
   }
 
   /** What is left of a managed secret of that name, read before destroying (each destroy is a write Vault's storage applies): most names have nothing left. */
   private leftovers(token: string, fqdn: string) {
-    return Promise.all([this.kv.version(kvPath.managedSpec(fqdn), token), this.kv.version(kvPath.managedSecret(fqdn), token), this.schedule.read(token, fqdn)]);
+    return Promise.all([this.kv.version(kvPath.managedSpec(fqdn), token), this.material.version(token, fqdn), this.schedule.read(token, fqdn)]);
   }
 
   /**
@@ -184,7 +187,7 @@ export class ManagedSecrets {
     } else {
       const ttl = head.meta?.ttl;
       await this.kv.write<ManagedSpecRecord>(kvPath.managedSpec(fqdn), { spec: head.managed, ...(ttl ? { ttl } : {}) }, token);
-      const [material, seen] = await Promise.all([this.kv.read<SecretData>(kvPath.managedSecret(fqdn), token), this.schedule.read(token, fqdn)]);
+      const [material, seen] = await Promise.all([this.material.read(token, fqdn), this.schedule.read(token, fqdn)]);
       const next: RenewalState = material?.data.info ? { renewAt: renewAt(material.data, head.managed), failures: 0 } : { renewAt: now(), failures: 0, pending: true };
       await this.schedule.put(token, fqdn, next, seen);
     }
@@ -256,7 +259,7 @@ export class ManagedSecrets {
     // either renewing or visibly failing, never silently stuck.
     try {
       const [current, asked] = await Promise.all([
-        this.kv.read<SecretData>(kvPath.managedSecret(fqdn), token),
+        this.material.read(token, fqdn),
         this.kv.read<ManagedSpecRecord>(kvPath.managedSpec(fqdn), token),
       ]);
       // What an administrator asked for, from the record only their calls write: nothing else rks's identity may write decides what is ordered.
@@ -280,10 +283,10 @@ export class ManagedSecrets {
           this.logger.info({ fqdn }, 'managed secret: the claim ran out during the order; another attempt or a deletion took over, this certificate is dropped');
           return;
         }
-        await this.kv.write(kvPath.managedSecret(fqdn), next, token, current?.version ?? 0);
+        await this.material.write(token, fqdn, next, current?.version ?? 0);
         // Deleted as it was written (the spec goes first): its key does not outlive the deletion.
         if (!(await this.kv.read(kvPath.managedSpec(fqdn), token))) {
-          await this.kv.destroy(kvPath.managedSecret(fqdn), token);
+          await this.material.destroy(token, fqdn);
           return;
         }
         stored = true;
@@ -373,7 +376,7 @@ export class ManagedSecrets {
    * when it must revoke) and moves the renewal into it when it is outside.
    */
   private async recheckWindow(token: string, fqdn: string, t: number, seen: KvEntry<RenewalState>): Promise<void> {
-    const current = await this.kv.read<SecretData>(kvPath.managedSecret(fqdn), token);
+    const current = await this.material.read(token, fqdn);
     const spec = current?.data.managed;
     let window: RenewalWindow | undefined;
     if (spec && spec.issuer !== RKS_CA && spec.renewBefore === undefined) {

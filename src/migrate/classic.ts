@@ -5,9 +5,8 @@ import { Conflict } from '../errors';
 import type { GroupService } from '../groups/service';
 import { type InitService, isClassicRecord } from '../init/service';
 import { FQDN_RULE, NAME_RULE, isName, isSecretName, quoted } from '../names';
-import { Catalog } from '../secrets/catalog';
-import { Copies } from '../secrets/copies';
 import { storedFacts } from '../secrets/facts';
+import type { SecretStorage } from '../secrets/storage';
 import { validateTlsMaterial } from '../secrets/tls';
 import { PREFIX, SERVICE_AUTH_PATH, USERPASS_PATH, groupTokenName, kvPath, patternReaches } from '../vault/layout';
 import type { Identity, KvStore, PolicyStore, TokenStore } from '../vault/stores';
@@ -202,8 +201,10 @@ function tokenReason(t: AccessorInfo, rules: SweepRules): string | null {
  * revoked first; rks-named objects that predate rks go; and whatever would be lost is listed.
  */
 export class ClassicMigration {
+  private readonly kv: KvStore;
+
   constructor(
-    private readonly kv: KvStore,
+    private readonly storage: SecretStorage,
     private readonly policies: PolicyReader,
     private readonly tokens: RoleReader,
     private readonly auth: AuthStore,
@@ -211,7 +212,9 @@ export class ClassicMigration {
     private readonly init: InitService,
     /** The rks administrator's login (lower case), which init writes. */
     private readonly adminLogin: string,
-  ) {}
+  ) {
+    this.kv = storage.kv;
+  }
 
   async plan(token: string, progress: (line: string) => void = () => undefined): Promise<MigrationPlan> {
     const record = await this.kv.read<Record<string, unknown>>(kvPath.config, token);
@@ -326,8 +329,8 @@ export class ClassicMigration {
         notes.push(`secret ${quoted(name)} stays in Vault, but rks cannot serve it: a secret name is ${FQDN_RULE}, in lower case`);
         continue;
       }
-      const entry = await this.kv.read<SecretData>(kvPath.secret(name), token);
-      if (entry) secrets.push({ name, ...this.check(name, entry.data) });
+      const entry = await this.storage.records.read(token, name);
+      if (entry) secrets.push({ name, ...this.check(name, entry.data as SecretData) });
     }
 
     roles.sort((a, b) => (a.name < b.name ? -1 : 1));
@@ -428,7 +431,7 @@ export class ClassicMigration {
       progress(`group ${g.name}: ${kept} secret(s), ${g.callback ? 'callback verified' : 'no callback'}, ${g.migrated ? 'already taken over' : 'new group token'}`);
     }
     // The classic's secrets, in no group or in one, described for the inventory and the expiry metrics.
-    const { described } = await new Catalog(this.kv).reconcile(token, await this.kv.list(kvPath.secrets, token));
+    const { described } = await this.storage.catalog.reconcile(token, await this.kv.list(kvPath.secrets, token));
     progress(`inventory: ${described} secret(s) catalogued`);
     // The classic's policies last: until the groups are taken over, its node policies are what
     // says which entries of their lists the classic really granted (and no token carries them now).
@@ -440,7 +443,7 @@ export class ClassicMigration {
   private async planGroup(token: string, g: string, firstRun: boolean, losses: string[], notes: string[]): Promise<ClassicGroup> {
     const migrated = !firstRun && (await this.ownGroupToken(token, g));
     // Taken over already: its associations are rks's own (copies, or a list of an older rks).
-    const list = migrated ? { entries: await new Copies(this.kv).names(token, g) } : classicSecretList((await this.kv.read<unknown>(kvPath.groupSecrets(g), token))?.data ?? null);
+    const list = migrated ? { entries: await this.storage.copies.names(token, g) } : classicSecretList((await this.kv.read<unknown>(kvPath.groupSecrets(g), token))?.data ?? null);
     let entries: PlannedEntry[] = [];
     if ('unreadable' in list) losses.push(`group '${g}': its secret list is unreadable (${list.unreadable}): taken over with no secrets`);
     else entries = await this.judge(token, list.entries, migrated ? null : await this.classicGrants(token, g));
@@ -505,7 +508,7 @@ export class ClassicMigration {
       else if (typeof grants === 'string') out.push({ entry, action: 'drop', reason: grants });
       else if (grants && !grants.has(entry)) {
         out.push({ entry, action: 'drop', reason: "the classic's node policy of the group does not grant it (its nodes could never read it: written straight into Vault)" });
-      } else if (!(await this.kv.exists(kvPath.secret(entry), token))) {
+      } else if (!(await this.storage.records.exists(token, entry))) {
         out.push({ entry, action: 'drop', reason: "no such secret (the classic's API only lists secrets it holds: this entry was written straight into Vault)" });
       } else {
         seen.add(entry);

@@ -11,7 +11,8 @@ import { KvEntry, KvStore, NO_CHANGE, RoleSpec, Session, TokenStore } from '../v
 import { GroupSerial, storedRegInfo } from '../records/groups';
 import type { NodeRecord } from '../records/nodes';
 import { forgetNode } from './forget';
-import { Copies } from '../secrets/copies';
+import type { Copies } from '../secrets/copies';
+import type { SecretStorage } from '../secrets/storage';
 import { ListDelta, deltaOf } from '../secrets/changes';
 
 export interface NodeToken {
@@ -83,15 +84,20 @@ export class NodeService {
   private readonly renewals = new Map<string, number>();
   private readonly lists = new Map<string, GroupList>();
 
+  private readonly kv: KvStore;
+  private readonly copies: Pick<Copies, 'listed'>;
+
   constructor(
-    private readonly kv: KvStore,
+    storage: SecretStorage,
     private readonly tokens: TokenStore,
     private readonly session: Session,
     private readonly verifier: Pick<CallbackVerifier, 'verify'>,
     private readonly options: NodeOptions,
     private readonly limitRefusals?: Counter,
     private readonly logger?: Logger,
-  ) {}
+  ) {
+    ({ kv: this.kv, copies: this.copies } = storage);
+  }
 
   async register(groupToken: string, nodeId: string): Promise<NodeToken> {
     const n = parseName('node id', nodeId);
@@ -216,7 +222,7 @@ export class NodeService {
 
   /** The names of a group's copies (layout 4; managed ones apart since 6), listed with the node's own token. */
   private async names(g: string, nodeToken: string): Promise<string[]> {
-    return new Copies(this.kv).listed(nodeToken, g);
+    return this.copies.listed(nodeToken, g);
   }
 
   /** Renews the caller's own token (group or node) and answers its new TTL. */

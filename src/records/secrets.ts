@@ -1,4 +1,7 @@
 /** The records rks keeps of a secret in Vault: the secret, its groups' copies, its renewal. */
+import { Conflict, NotFound, alreadyExists } from '../errors';
+import { kvPath } from '../vault/layout';
+import type { KvEntry, KvStore } from '../vault/stores';
 
 /**
  * What the inventory shows of a secret's certificate (its leaf), kept beside the secret in Vault
@@ -41,6 +44,9 @@ export interface ManagedStub {
 }
 
 export type StoredSecret = SecretData | ManagedStub;
+
+/** The issuer name managed secrets use for rks's own CA; no ACME issuer may take it. */
+export const RKS_CA = 'rks-ca';
 
 /**
  * What rks's identity renews a managed secret to, at `rks/data/managed/spec/<fqdn>`: the stub's
@@ -112,3 +118,88 @@ export interface RenewalState {
   /** Waiting for a slot of its issuer's order budget (renewAt is the slot): not a failure. */
   queued?: true;
 }
+
+/** What `rks/data/<fqdn>` answers when there is no secret of that name. */
+export const secretNotFound = (fqdn: string) => new NotFound(`secret '${fqdn}' not found`);
+
+/**
+ * The secret's record at `rks/data/<fqdn>` (a pushed secret, or a managed secret's stub): read,
+ * written, checked and destroyed here alone, with its answers when it is missing or taken.
+ */
+export class SecretRecords {
+  constructor(private readonly kv: KvStore) {}
+
+  /** As stored (`version`: an older one), or null. */
+  read(token: string, fqdn: string, version?: number): Promise<KvEntry<StoredSecret> | null> {
+    return this.kv.read<StoredSecret>(kvPath.secret(fqdn), token, version);
+  }
+
+  /** As stored, or 404. */
+  async get(token: string, fqdn: string): Promise<KvEntry<StoredSecret>> {
+    const entry = await this.read(token, fqdn);
+    if (!entry) throw secretNotFound(fqdn);
+    return entry;
+  }
+
+  exists(token: string, fqdn: string): Promise<boolean> {
+    return this.kv.exists(kvPath.secret(fqdn), token);
+  }
+
+  /** 404 unless it exists. */
+  async mustExist(token: string, fqdn: string): Promise<void> {
+    if (!(await this.exists(token, fqdn))) throw secretNotFound(fqdn);
+  }
+
+  /** 409 `already_exists` if the name is taken. */
+  async mustBeFree(token: string, fqdn: string): Promise<void> {
+    if (await this.exists(token, fqdn)) throw taken(fqdn);
+  }
+
+  /** A new secret of that name; 409 `already_exists` if the name is taken. */
+  async create(token: string, fqdn: string, data: StoredSecret): Promise<void> {
+    await this.kv.writeAt(kvPath.secret(fqdn), data, token, 0, () => taken(fqdn));
+  }
+
+  /** Replaces `version` (0: none yet), the one read before; 409 naming `during` if it changed meanwhile. */
+  replace(token: string, fqdn: string, data: StoredSecret, version: number, during: string): Promise<number> {
+    return this.kv.writeAt(kvPath.secret(fqdn), data, token, version, () => new Conflict(`secret '${fqdn}' changed during ${during}`));
+  }
+
+  /** Every version: an old private key must not outlive its deletion. */
+  destroy(token: string, fqdn: string): Promise<void> {
+    return this.kv.destroy(kvPath.secret(fqdn), token);
+  }
+}
+
+/**
+ * A managed secret's certificate and key at `rks/data/managed/secrets/<fqdn>` (two versions kept,
+ * for a rollback), which rks's identity renews: read, written and destroyed here alone.
+ */
+export class ManagedMaterial {
+  constructor(private readonly kv: KvStore) {}
+
+  read(token: string, fqdn: string, version?: number): Promise<KvEntry<SecretData> | null> {
+    return this.kv.read<SecretData>(kvPath.managedSecret(fqdn), token, version);
+  }
+
+  /** The current version (0: none), without reading the key. */
+  version(token: string, fqdn: string): Promise<number> {
+    return this.kv.version(kvPath.managedSecret(fqdn), token);
+  }
+
+  /** `cas`: only over that version (0: only if there is none). */
+  write(token: string, fqdn: string, data: SecretData, cas?: number): Promise<number> {
+    return this.kv.write(kvPath.managedSecret(fqdn), data, token, cas);
+  }
+
+  /** Replaces `version`, the one read before; 409 naming `during` if it changed meanwhile. */
+  replace(token: string, fqdn: string, data: SecretData, version: number, during: string): Promise<number> {
+    return this.kv.writeAt(kvPath.managedSecret(fqdn), data, token, version, () => new Conflict(`secret '${fqdn}' changed during ${during}`));
+  }
+
+  destroy(token: string, fqdn: string): Promise<void> {
+    return this.kv.destroy(kvPath.managedSecret(fqdn), token);
+  }
+}
+
+const taken = (fqdn: string) => alreadyExists(`secret '${fqdn}'`);

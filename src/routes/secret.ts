@@ -1,7 +1,7 @@
 import type { RenewalStatus } from '../secrets/catalog';
 import type { Handlers } from '../http/dispatch';
 import type { Inventory } from '../secrets/inventory';
-import type { ManagedInput, ManagedSecrets } from '../secrets/managed';
+import type { ManagedInput, ManagedSecrets } from '../managed/service';
 import type { PushOutcome, SecretService } from '../secrets/service';
 import type { SecretData } from '../records/secrets';
 

@@ -5,8 +5,8 @@ import { isSecretName } from '../names';
 import { kvPath } from '../vault/layout';
 import { KvEntry, KvStore, NO_CHANGE } from '../vault/stores';
 import { storedFacts } from './facts';
-import { CertificateFacts, isManagedStub, ManagedSpec, ManagedSpecRecord, RenewalState, SecretData, SecretGroups, StoredSecret } from '../records/secrets';
-import type { CopyView } from './copies';
+import { CertificateFacts, isManagedStub, ManagedMaterial, ManagedSpec, ManagedSpecRecord, RenewalState, SecretData, SecretRecords } from '../records/secrets';
+import type { Copies, CopyView } from './copies';
 
 /**
  * 1,024 shards: at 100,000 secrets each holds about 100 entries (≈ 50 KB). Vault refuses an
@@ -131,7 +131,13 @@ export class Catalog {
   private bumping?: Promise<void>;
   private next?: Promise<void>;
 
-  constructor(private readonly kv: KvStore) {}
+  constructor(
+    private readonly kv: KvStore,
+    private readonly records: Pick<SecretRecords, 'read'>,
+    private readonly material: Pick<ManagedMaterial, 'read'>,
+    /** Where the secret's groups are kept (the copies' index). */
+    private readonly index: Pick<Copies, 'indexEntry'>,
+  ) {}
 
   /**
    * Brings `fqdn`'s entry in step with the secret and its group index as Vault holds them now.
@@ -270,14 +276,14 @@ export class Catalog {
    */
   async stored(token: string, fqdn: string, view: CopyView = 'admin'): Promise<CatalogEntry | null | undefined> {
     const [head, index] = await Promise.all([
-      view === 'admin' ? this.kv.read<StoredSecret>(kvPath.secret(fqdn), token) : undefined,
-      this.kv.read<SecretGroups>(kvPath.secretGroups(fqdn), token),
+      view === 'admin' ? this.records.read(token, fqdn) : undefined,
+      this.index.indexEntry(token, fqdn),
     ]);
     if (head === null) return null;
     const groups = { groups: [...(index?.data.groups ?? [])].sort(), groupsVersion: index?.version ?? 0 };
     if (head && !isManagedStub(head.data)) return { ...describe(head.data), version: head.version, ...groups };
     const [material, state, asked] = await Promise.all([
-      this.kv.read<SecretData>(kvPath.managedSecret(fqdn), token),
+      this.material.read(token, fqdn),
       this.kv.read<RenewalState>(kvPath.managedState(fqdn), token),
       head ? undefined : this.kv.read<ManagedSpecRecord>(kvPath.managedSpec(fqdn), token),
     ]);

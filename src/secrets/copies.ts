@@ -4,7 +4,7 @@ import { isVaultError } from '../vault/client';
 import { kvPath } from '../vault/layout';
 import { CasMismatch, KvEntry, KvStore, NO_CHANGE } from '../vault/stores';
 import { ChangeLog } from './changes';
-import { isManagedStub, SecretCopy, SecretData, SecretGroups, StoredSecret } from '../records/secrets';
+import { isManagedStub, ManagedMaterial, SecretCopy, SecretData, SecretGroups, SecretRecords } from '../records/secrets';
 
 
 /** Rounds of read, compare and write before a copy that keeps changing is given up on. */
@@ -38,17 +38,21 @@ const copyPath = (g: string, fqdn: string, managed: boolean) => (managed ? kvPat
 export class Copies {
   private readonly changes: ChangeLog;
 
-  constructor(private readonly kv: KvStore) {
+  constructor(
+    private readonly kv: KvStore,
+    private readonly records: Pick<SecretRecords, 'read'>,
+    private readonly material: Pick<ManagedMaterial, 'read'>,
+  ) {
     this.changes = new ChangeLog(kv);
   }
 
   /** What the copies of `fqdn` are made of now; null for no such secret. */
   async source(token: string, fqdn: string, view: CopyView = 'admin'): Promise<CopySource | null> {
-    if (view === 'managed') return { managed: true, entry: await this.kv.read<SecretData>(kvPath.managedSecret(fqdn), token) };
-    const head = await this.kv.read<StoredSecret>(kvPath.secret(fqdn), token);
+    if (view === 'managed') return { managed: true, entry: await this.material.read(token, fqdn) };
+    const head = await this.records.read(token, fqdn);
     if (!head) return null;
     if (!isManagedStub(head.data)) return { managed: false, entry: head as KvEntry<SecretData> };
-    return { managed: true, entry: await this.kv.read<SecretData>(kvPath.managedSecret(fqdn), token) };
+    return { managed: true, entry: await this.material.read(token, fqdn) };
   }
 
   /**
@@ -159,6 +163,38 @@ export class Copies {
     return pushed || managed;
   }
 
+  /**
+   * What a node reads with its token: its group's copy of `fqdn` (null: the group holds none).
+   * A node policy from before layout 4 names each secret instead of the copies: then the secret
+   * itself, for as long as init has not moved the group; one from before layout 6 does not
+   * grant the managed folder.
+   */
+  async nodeRead(token: string, g: string, fqdn: string): Promise<KvEntry<SecretData> | null> {
+    const copy = () => this.kv.read<SecretData>(kvPath.groupCopy(g, fqdn), token);
+    let entry: KvEntry<SecretData> | null;
+    try {
+      entry = await copy();
+    } catch (err) {
+      if (!isVaultError(err, 403)) throw err;
+      try {
+        entry = (await this.records.read(token, fqdn)) as KvEntry<SecretData> | null;
+      } catch (again) {
+        // The group moved to copies between the two reads (a policy only ever moves forward).
+        if (!isVaultError(again, 403)) throw again;
+        entry = await copy();
+      }
+    }
+    // A managed secret's copy, in the folder beside.
+    const managed = () =>
+      this.kv.read<SecretData>(kvPath.groupManagedCopy(g, fqdn), token).catch((err) => {
+        if (isVaultError(err, 403)) return null;
+        throw err;
+      });
+    if (!entry) return managed();
+    if ((entry.data as SecretCopy).moved) return (await managed()) ?? entry;
+    return entry;
+  }
+
   /** `g`'s copy of `fqdn` goes, whichever folder it is in. */
   async destroy(token: string, g: string, fqdn: string): Promise<void> {
     await Promise.all([this.kv.destroy(kvPath.groupCopy(g, fqdn), token), this.kv.destroy(kvPath.groupManagedCopy(g, fqdn), token)]);
@@ -193,9 +229,19 @@ export class Copies {
     return [...new Set([...pushed, ...managed].filter(isSecretName))].sort();
   }
 
+  /** The secret's index of groups goes (the secret is deleted, and its copies with it). */
+  async dropIndex(token: string, fqdn: string): Promise<void> {
+    await this.kv.destroy(kvPath.secretGroups(fqdn), token);
+  }
+
   async groupsOf(token: string, fqdn: string): Promise<string[]> {
-    const index = await this.kv.read<SecretGroups>(kvPath.secretGroups(fqdn), token);
+    const index = await this.indexEntry(token, fqdn);
     return [...(index?.data.groups ?? [])].sort();
+  }
+
+  /** The secret's index of groups as stored (its version is what `index` may be given as `seen`). */
+  indexEntry(token: string, fqdn: string): Promise<KvEntry<SecretGroups> | null> {
+    return this.kv.read<SecretGroups>(kvPath.secretGroups(fqdn), token);
   }
 
   /**

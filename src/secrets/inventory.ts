@@ -1,15 +1,15 @@
 import { NotFound } from '../errors';
-import { RKS_CA } from '../acme/issuers';
 import { mapLimited } from '../concurrency';
 import { isName, isSecretName, parseFqdn, parseName } from '../names';
 import { groupsIn, kvPath } from '../vault/layout';
 import type { KvStore } from '../vault/stores';
-import { Copies } from './copies';
+import type { Copies } from './copies';
+import type { SecretStorage } from './storage';
 import { Catalog, CatalogEntry, RENEWAL_STATUSES, RenewalStatus, RenewalSummary, factsOf, renewalStatus } from './catalog';
 import { ListedEntry, Listing, Listings, unlisted } from './listing';
 import type { GroupRegInfo } from '../records/groups';
 import type { NodeRecord } from '../records/nodes';
-import { CertificateFacts, ManagedSpec, SecretData } from '../records/secrets';
+import { CertificateFacts, ManagedSpec, RKS_CA, SecretData } from '../records/secrets';
 
 /** A secret in the inventory; a managed secret waiting for its first certificate has no certificate facts yet. */
 export interface SecretSummary extends Partial<CertificateFacts> {
@@ -121,13 +121,14 @@ export class Inventory {
   private reconciling?: Promise<void>;
   private reconciledAt = 0;
 
+  private readonly kv: KvStore;
+
   constructor(
-    private readonly kv: KvStore,
+    storage: SecretStorage,
     private readonly ttlOf: (data: SecretData) => number,
     listings?: Listings,
   ) {
-    this.catalog = new Catalog(kv);
-    this.copies = new Copies(kv);
+    ({ kv: this.kv, catalog: this.catalog, copies: this.copies } = storage);
     this.listings = listings ?? new Listings(this.catalog);
   }
 

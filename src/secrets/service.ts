@@ -1,15 +1,13 @@
 import { Conflict, Forbidden, Gone, NotFound } from '../errors';
 import { parseFqdn } from '../names';
-import { isVaultError } from '../vault/client';
-import type { KvEntry, KvStore } from '../vault/stores';
-import { kvPath } from '../vault/layout';
-import { Copies } from './copies';
-import { Catalog } from './catalog';
+import type { KvEntry } from '../vault/stores';
+import type { Copies } from './copies';
+import type { Catalog } from './catalog';
 import { certificateFacts, expiryWarnings, storedFacts } from './facts';
-import type { ExpiryNotes } from './expiry-watch';
 import type { Readers } from './readers';
+import type { SecretStorage } from './storage';
 import { validateTlsMaterial } from './tls';
-import { isManagedStub, SecretCopy, SecretData, StoredSecret } from '../records/secrets';
+import { isManagedStub, ManagedMaterial, SecretData, SecretRecords, StoredSecret, secretNotFound } from '../records/secrets';
 
 
 /** What a push answers: accepted, with what deserves a look. */
@@ -52,6 +50,12 @@ export interface ManagedHooks {
   forget(token: string, fqdn: string): Promise<void>;
 }
 
+/** What is told of a certificate's expiry as it changes (the expiry metrics follow within a second). */
+export interface ExpiryNotes {
+  /** `notAfter` null: the secret was deleted; `managed`: rks renews it. */
+  note(fqdn: string, notAfter: string | null, managed?: boolean): void;
+}
+
 /** What the secrets' rules work with besides Vault's store. */
 export interface SecretServiceParts {
   /** The renewal schedule: kept in step when a managed secret is replaced or rolled back. */
@@ -63,6 +67,8 @@ export interface SecretServiceParts {
 }
 
 export class SecretService {
+  private readonly records: SecretRecords;
+  private readonly material: ManagedMaterial;
   private readonly catalog: Catalog;
   private readonly copies: Copies;
   private readonly managed: ManagedHooks;
@@ -71,13 +77,12 @@ export class SecretService {
   readonly expiryOf = new ExpiryOf();
 
   constructor(
-    private readonly kv: KvStore,
+    storage: SecretStorage,
     private readonly defaultTtl: number,
     parts: SecretServiceParts,
   ) {
+    ({ records: this.records, material: this.material, catalog: this.catalog, copies: this.copies } = storage);
     ({ managed: this.managed, readers: this.readers, expiry: this.expiry } = parts);
-    this.catalog = new Catalog(kv);
-    this.copies = new Copies(kv);
   }
 
   /**
@@ -99,40 +104,14 @@ export class SecretService {
   /** An administrator's read: the secret, or a managed one's certificate and key. */
   private async adminRead(token: string, fqdn: string): Promise<KvEntry<SecretData>> {
     const src = await this.copies.source(token, fqdn);
-    if (!src) throw new NotFound(`secret '${fqdn}' not found`);
+    if (!src) throw secretNotFound(fqdn);
     if (!src.entry) throw new NotFound(`secret '${fqdn}' has no certificate yet: rks is obtaining its first`);
     return src.entry;
   }
 
-  /**
-   * A node's read: its group's copy, or nothing for a secret the group does not hold (403, as
-   * Vault answers for any path a policy does not grant). A node policy from before layout 4
-   * names each secret instead of the copies: then the secret itself, for as long as init has
-   * not moved the group.
-   */
+  /** A node's read: its group's copy, or nothing for a secret the group does not hold (403, as Vault answers for any path a policy does not grant). */
   private async nodeRead(token: string, g: string, fqdn: string): Promise<KvEntry<SecretData>> {
-    const copy = () => this.kv.read<SecretData>(kvPath.groupCopy(g, fqdn), token);
-    let entry: KvEntry<SecretData> | null;
-    try {
-      entry = await copy();
-    } catch (err) {
-      if (!isVaultError(err, 403)) throw err;
-      try {
-        entry = await this.kv.read<SecretData>(kvPath.secret(fqdn), token);
-      } catch (again) {
-        // The group moved to copies between the two reads (a policy only ever moves forward).
-        if (!isVaultError(again, 403)) throw again;
-        entry = await copy();
-      }
-    }
-    // A managed secret's copy, in the folder beside (a node policy from before layout 6 does not grant it).
-    const managed = () =>
-      this.kv.read<SecretData>(kvPath.groupManagedCopy(g, fqdn), token).catch((err) => {
-        if (isVaultError(err, 403)) return null;
-        throw err;
-      });
-    if (!entry) entry = await managed();
-    else if ((entry.data as SecretCopy).moved) entry = (await managed()) ?? entry;
+    const entry = await this.copies.nodeRead(token, g, fqdn);
     if (!entry) throw new Forbidden('permission denied');
     return entry;
   }
@@ -140,7 +119,7 @@ export class SecretService {
   async create(token: string, name: string, input: SecretData): Promise<PushOutcome> {
     const fqdn = parseFqdn(name);
     const data = this.validated(fqdn, input);
-    await this.kv.writeAt(kvPath.secret(fqdn), data, token, 0, () => new Conflict(`secret '${fqdn}' already exists`, 'already_exists'));
+    await this.records.create(token, fqdn, data);
     await this.catalogued(token, fqdn, data.info!.notAfter);
     return { warnings: expiryWarnings(data.info!, this.ttlOf(data)) };
   }
@@ -148,10 +127,9 @@ export class SecretService {
   async update(token: string, name: string, input: SecretData): Promise<PushOutcome> {
     const fqdn = parseFqdn(name);
     const data = this.validated(fqdn, input);
-    const current = await this.kv.read<StoredSecret>(kvPath.secret(fqdn), token);
-    if (!current) throw new NotFound(`secret '${fqdn}' not found`);
+    const current = await this.records.get(token, fqdn);
     // Based on the version just read: a concurrent delete cannot be undone by this write.
-    await this.kv.writeAt(kvPath.secret(fqdn), data, token, current.version, () => new Conflict(`secret '${fqdn}' changed during the update; retry`));
+    await this.records.replace(token, fqdn, data, current.version, 'the update; retry');
     try {
       await this.copies.fanOut(token, fqdn);
     } finally {
@@ -169,24 +147,24 @@ export class SecretService {
    */
   async rollback(token: string, name: string): Promise<void> {
     const fqdn = parseFqdn(name);
-    const current = await this.kv.read<StoredSecret>(kvPath.secret(fqdn), token);
-    if (!current) throw new NotFound(`secret '${fqdn}' not found`);
+    const current = await this.records.get(token, fqdn);
     // A managed secret: its certificate and key go back (a bad renewal undone), and rks renews from there.
-    const path = isManagedStub(current.data) ? kvPath.managedSecret(fqdn) : kvPath.secret(fqdn);
-    const now = isManagedStub(current.data) ? await this.kv.read<SecretData>(path, token) : (current as KvEntry<StoredSecret>);
-    const previous = now && now.version > 1 ? await this.kv.read<StoredSecret>(path, token, now.version - 1) : null;
+    const pushed = !isManagedStub(current.data);
+    const now = pushed ? current : await this.material.read(token, fqdn);
+    const previous = now && now.version > 1 ? await (pushed ? this.records : this.material).read(token, fqdn, now.version - 1) : null;
     if (!now || !previous) throw new Conflict(`secret '${fqdn}' has no previous version to roll back to`);
     let back = previous.data;
     // Rolled back to the managed secret a push replaced: its certificate and key are still kept.
-    const material = isManagedStub(back) ? await this.kv.read<SecretData>(kvPath.managedSecret(fqdn), token) : (previous as KvEntry<SecretData>);
-    if (path === kvPath.secret(fqdn) && !isManagedStub(back) && back.managed) {
+    const material = isManagedStub(back) ? await this.material.read(token, fqdn) : (previous as KvEntry<SecretData>);
+    if (pushed && !isManagedStub(back) && back.managed) {
       // Stored so before layout 6: served as a pushed secret.
       const { managed: _managed, ...pushed } = back;
       back = pushed;
     }
     const expired = material && this.expiryOf.expired(material.data);
     if (expired) throw new Conflict(`the previous certificate of '${fqdn}' expired at ${expired}`, 'certificate_expired');
-    await this.kv.writeAt(path, back, token, now.version, () => new Conflict(`secret '${fqdn}' changed during the rollback; retry`));
+    if (pushed) await this.records.replace(token, fqdn, back, now.version, 'the rollback; retry');
+    else await this.material.replace(token, fqdn, back as SecretData, now.version, 'the rollback; retry');
     try {
       await this.copies.fanOut(token, fqdn);
     } finally {
@@ -210,7 +188,7 @@ export class SecretService {
 
   async delete(token: string, name: string): Promise<void> {
     const fqdn = parseFqdn(name);
-    await this.mustExist(token, fqdn);
+    await this.records.mustExist(token, fqdn);
     const groups = await this.groupsOf(token, fqdn);
     if (groups.length > 0) {
       throw new Conflict(`secret '${fqdn}' is still associated with ${groups.map((g) => `'${g}'`).join(', ')}`, 'still_associated');
@@ -218,28 +196,21 @@ export class SecretService {
     // A managed secret's spec, schedule and certificates first (a push over one keeps them for a
     // rollback): should what follows fail, the name stays, and deleting it again ends the job.
     await this.managed.forget(token, fqdn);
-    // Destroy every version: an old private key must not outlive its deletion.
-    await this.kv.destroy(kvPath.secret(fqdn), token);
+    await this.records.destroy(token, fqdn);
     // An association that ran between the check and the deletion left a copy: gone too.
     for (const g of await this.groupsOf(token, fqdn)) await this.copies.destroy(token, g, fqdn);
-    await this.kv.destroy(kvPath.secretGroups(fqdn), token);
+    await this.copies.dropIndex(token, fqdn);
     await this.catalogued(token, fqdn, null);
   }
 
   async groups(token: string, name: string): Promise<string[]> {
     const fqdn = parseFqdn(name);
-    await this.mustExist(token, fqdn);
+    await this.records.mustExist(token, fqdn);
     return this.groupsOf(token, fqdn);
   }
 
   private groupsOf(token: string, fqdn: string): Promise<string[]> {
     return this.copies.groupsOf(token, fqdn);
-  }
-
-  private async mustExist(token: string, fqdn: string): Promise<void> {
-    if (!(await this.kv.exists(kvPath.secret(fqdn), token))) {
-      throw new NotFound(`secret '${fqdn}' not found`);
-    }
   }
 
   private validated(fqdn: string, input: SecretData): SecretData {

@@ -16,13 +16,13 @@ import { NodeService } from '../nodes/service';
 import { PskJwt } from '../pki/psk';
 import { localNames } from '../pki/selfsigned';
 import { PkiService } from '../pki/service';
-import { Catalog } from '../secrets/catalog';
-import { ExpiryWatch } from '../secrets/expiry-watch';
+import { ExpiryWatch } from '../managed/expiry-watch';
 import { Inventory } from '../secrets/inventory';
 import { Listings } from '../secrets/listing';
-import { ManagedSecrets } from '../secrets/managed';
+import { ManagedSecrets } from '../managed/service';
 import { Readers } from '../secrets/readers';
 import { SecretService } from '../secrets/service';
+import { SecretStorage } from '../secrets/storage';
 import { vaultStores } from '../vault/adapters';
 import { VaultClient } from '../vault/client';
 import { LayoutWatch } from '../vault/layout-watch';
@@ -78,8 +78,9 @@ export function buildServices(config: Config, logger: Logger, metrics: Metrics, 
   const challenges = new ChallengeBoard(kv, tokens, session);
   const pacing = new OrderPacing(kv);
   const acmeOrders = new AcmeOrders(acmeIssuers, challenges, config.acmeTimeout * 1000, logger, { orders: metrics.acmeOrders });
+  const storage = new SecretStorage(kv);
   // The catalog's one listing in memory: the inventory pages from it, the expiry metrics read it.
-  const listings = new Listings(new Catalog(kv));
+  const listings = new Listings(storage.catalog);
   const expiryWatch = new ExpiryWatch(
     listings,
     session,
@@ -97,13 +98,13 @@ export function buildServices(config: Config, logger: Logger, metrics: Metrics, 
   );
   // Made before what it runs (a secret scheduled for now wakes it): its rounds begin once started.
   const renewals = new Periodic(config.managedCheckInterval * 1000, layout.gate(() => managed.renewDue()));
-  const managed = new ManagedSecrets(kv, pkiEngine, session, logger, {
+  const managed = new ManagedSecrets(storage, pkiEngine, session, logger, {
     counters: { renewals: metrics.managedRenewals },
     acme: { issuers: acmeIssuers, orders: acmeOrders, challenges, pacing },
     expiry: expiryWatch,
     wake: () => renewals.runNow(),
   });
-  const secrets = new SecretService(kv, config.defaultSecretTtl, { managed, readers: new Readers(tokens), expiry: expiryWatch });
+  const secrets = new SecretService(storage, config.defaultSecretTtl, { managed, readers: new Readers(tokens), expiry: expiryWatch });
   const pki = new PkiService(pkiEngine, session);
   const certificate = config.tls === 'managed' ? serverCertificate(config, pki, logger) : undefined;
   const renewer = new GroupTokenRenewer(kv, tokens, session, logger);
@@ -112,11 +113,11 @@ export function buildServices(config: Config, logger: Logger, metrics: Metrics, 
     vault,
     metrics,
     session,
-    init: new InitService(stores, config.admin, config.caBundle),
+    init: new InitService(stores, config.admin, config.caBundle, storage),
     admin: new AdminService(sys, tokens, { perSource: config.loginRateLimit, perLogin: config.loginFailureLimit }, config.admin),
-    groups: new GroupService(kv, sys, tokens, session),
+    groups: new GroupService(storage, sys, tokens, session),
     nodes: new NodeService(
-      kv,
+      storage,
       tokens,
       session,
       new CallbackVerifier({ timeoutMs: config.callbackTimeout * 1000, caFiles: config.callbackCaFile, insecure: config.callbackInsecure, ...tuning.callback }, logger),
@@ -127,7 +128,7 @@ export function buildServices(config: Config, logger: Logger, metrics: Metrics, 
     secrets,
     managed,
     acme: { issuers: acmeIssuers, challenges, pacing },
-    inventory: new Inventory(kv, (data) => secrets.ttlOf(data), listings),
+    inventory: new Inventory(storage, (data) => secrets.ttlOf(data), listings),
     pki,
     psk: config.psk ? new PskJwt(config.psk) : undefined,
     // Once rks can log in, its CA exists: the ephemeral certificate should have been replaced.

@@ -1,6 +1,6 @@
 import { webcrypto } from 'node:crypto';
 import { ariCertId, pickInWindow } from '../../src/acme/ari';
-import { renewAt } from '../../src/secrets/managed';
+import { renewAt } from '../../src/managed/service';
 import { x509 } from '../../src/pki/x509';
 
 describe('ACME Renewal Information (RFC 9773)', () => {

@@ -1,6 +1,6 @@
 import request from 'supertest';
 import { mapLimited } from '../../src/concurrency';
-import { nodePolicy } from '../../src/vault/layout';
+import { nodePolicy } from '../../src/vault/policies';
 import { Harness, adminToken, groupCopies, harness, vaultRead } from '../support/harness';
 import { chainFor } from '../support/pki';
 import { createGroup, registerNode, uniq } from '../support/rks';

@@ -1,7 +1,8 @@
 import { NotFound } from '../../src/errors';
+import { SecretStorage } from '../../src/secrets/storage';
 import { GroupService } from '../../src/groups/service';
 import { shardOf } from '../../src/secrets/catalog';
-import { nodePolicy } from '../../src/vault/layout';
+import { nodePolicy } from '../../src/vault/policies';
 import { MemoryKv, MemoryPolicies, MemoryTokens, memorySession } from '../support/memory-vault';
 import { NO_CALLBACK } from '../support/constants';
 
@@ -16,7 +17,7 @@ describe('GroupService (in memory)', () => {
     kv = new MemoryKv();
     tokens = new MemoryTokens();
     policies = new MemoryPolicies();
-    groups = new GroupService(kv, policies, tokens, memorySession(tokens));
+    groups = new GroupService(new SecretStorage(kv), policies, tokens, memorySession(tokens));
     admin = tokens.issue(['rks_admin']);
   });
   // Stored as a push stores it: the association rules look at the certificate's expiry only.
@@ -46,7 +47,7 @@ describe('GroupService (in memory)', () => {
     expect(writers).toEqual(['rks_service', 'rks_service']);
 
     const { VaultError } = await import('../../src/vault/client');
-    const stale = new GroupService(kv, policies, tokens, { run: () => Promise.reject(new VaultError(403, ['permission denied'], 'sys.put-policy')) });
+    const stale = new GroupService(new SecretStorage(kv), policies, tokens, { run: () => Promise.reject(new VaultError(403, ['permission denied'], 'sys.put-policy')) });
     await expect(stale.create(admin, 'other', NO_CALLBACK)).rejects.toMatchObject({ status: 503, message: expect.stringContaining('run init again') });
     expect(await kv.exists('groups/other/config')).toBe(false);
     // Deleting a group then: 503, and nothing of it gone.
@@ -205,7 +206,7 @@ describe('GroupService (in memory)', () => {
 
   it('a revocation overtaken by the group\'s deletion on another instance leaves no record for a group made again with the name', async () => {
     await groups.create(admin, 'edge', NO_CALLBACK);
-    const other = new GroupService(kv, policies, tokens, memorySession(tokens)); // another rks instance: its own locks
+    const other = new GroupService(new SecretStorage(kv), policies, tokens, memorySession(tokens)); // another rks instance: its own locks
     const write = kv.write.bind(kv);
     jest.spyOn(kv, 'write').mockImplementation(async (path: string, data: unknown, token: string, cas?: number) => {
       const version = await write(path, data, token, cas);

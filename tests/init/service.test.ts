@@ -1,6 +1,7 @@
 import { InitService } from '../../src/init/service';
 import { serviceCredentials } from '../../src/vault/identity';
-import { ADMIN_POLICY, LAYOUT, LEGACY_MANAGED_POLICY, SERVICE_POLICY, SERVICE_ROLE, USERPASS_LOCKOUT, adminPolicy, servicePolicy } from '../../src/vault/layout';
+import { ADMIN_POLICY, LAYOUT, LEGACY_MANAGED_POLICY, SERVICE_POLICY, SERVICE_ROLE, USERPASS_LOCKOUT } from '../../src/vault/layout';
+import { adminPolicy, servicePolicy } from '../../src/vault/policies';
 import { memoryStores } from '../support/memory-vault';
 
 const admin = { login: 'admin', password: 'init-test-Qx7mZ2vLp9wR4t' };

@@ -1,7 +1,7 @@
 import { Registry } from 'prom-client';
 import { createLogger } from '../../src/log';
 import { createMetrics } from '../../src/metrics';
-import { ExpiryWatch } from '../../src/secrets/expiry-watch';
+import { ExpiryWatch } from '../../src/managed/expiry-watch';
 import { Listings } from '../../src/secrets/listing';
 import { MemoryTokens, memorySession } from '../support/memory-vault';
 

@@ -8,7 +8,7 @@ import { RunningClassic, startClassic, vaultState } from '../support/classic';
 import { chainFor, issue } from '../support/pki';
 import { runRks } from '../support/serve';
 import { TestVault, startVault } from '../support/vault';
-import { nodePolicy } from '../../src/vault/layout';
+import { nodePolicy } from '../../src/vault/policies';
 
 /**
  * A Vault written by the real classic remote-key-server (built from ../shared/peers and driven

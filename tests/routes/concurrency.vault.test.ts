@@ -1,5 +1,5 @@
 import request from 'supertest';
-import { nodePolicy } from '../../src/vault/layout';
+import { nodePolicy } from '../../src/vault/policies';
 import { Harness, adminToken, groupCopies, harness, vaultRead } from '../support/harness';
 import { createGroup, pushSecret, uniq } from '../support/rks';
 

@@ -1,0 +1,23 @@
+import { ManagedMaterial, SecretRecords } from '../records/secrets';
+import type { KvStore } from '../vault/stores';
+import { Catalog } from './catalog';
+import { Copies } from './copies';
+
+/**
+ * What rks keeps of secrets in Vault, each record with its one owner: the secret, a managed
+ * secret's certificate and key, the groups' copies and their index, the catalog. Made once per
+ * process and handed to every service that reads or writes them.
+ */
+export class SecretStorage {
+  readonly records: SecretRecords;
+  readonly material: ManagedMaterial;
+  readonly copies: Copies;
+  readonly catalog: Catalog;
+
+  constructor(readonly kv: KvStore) {
+    this.records = new SecretRecords(kv);
+    this.material = new ManagedMaterial(kv);
+    this.copies = new Copies(kv, this.records, this.material);
+    this.catalog = new Catalog(kv, this.records, this.material, this.copies);
+  }
+}
