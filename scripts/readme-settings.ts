@@ -1,17 +1,24 @@
-// make readme: writes the table of `rks serve` settings into README.md from their declarations
-// (src/settings.ts), between the markers; tests/settings.test.ts fails while the two differ.
+// make readme: writes the tables of `rks serve` and `rks edge` settings into README.md from their
+// declarations (src/settings.ts), between the markers; tests/settings.test.ts fails while they differ.
 import fs from 'node:fs';
 import path from 'node:path';
-import { settingsTable } from '../src/settings';
+import { EDGE_SETTINGS, SETTINGS, settingsTable } from '../src/settings';
 
 export const START = '<!-- settings: written by `make readme` from src/settings.ts -->';
 export const END = '<!-- /settings -->';
+export const EDGE_START = '<!-- edge settings: written by `make readme` from src/settings.ts -->';
+export const EDGE_END = '<!-- /edge settings -->';
 
+function between(readme: string, start: string, end: string, table: string): string {
+  const a = readme.indexOf(start);
+  const b = readme.indexOf(end);
+  if (a < 0 || b < a) throw new Error(`README.md has no ${start} … ${end} block`);
+  return `${readme.slice(0, a + start.length)}\n${table}\n${readme.slice(b)}`;
+}
+
+/** The README with both tables as the declarations make them. */
 export function withTable(readme: string): string {
-  const a = readme.indexOf(START);
-  const b = readme.indexOf(END);
-  if (a < 0 || b < a) throw new Error(`README.md has no ${START} … ${END} block`);
-  return `${readme.slice(0, a + START.length)}\n${settingsTable()}\n${readme.slice(b)}`;
+  return between(between(readme, START, END, settingsTable(SETTINGS)), EDGE_START, EDGE_END, settingsTable(EDGE_SETTINGS));
 }
 
 if (require.main === module) {

@@ -1,8 +1,10 @@
+import fs from 'node:fs';
 import os from 'node:os';
 import { InvalidArgumentError } from 'commander';
 import { parseListen } from './address';
 import { STRONG_PASSWORD_BITS } from './admin/strength';
 import type { LogLevel } from './log';
+import { NAME_PATTERN, NAME_RULE } from './names';
 import { USERPASS_LOCKOUT } from './vault/layout';
 
 /**
@@ -29,6 +31,8 @@ export interface SettingSpec<T> {
   secret?: true;
   /** A switch: on when given (or its variable is true); `invert` for `--no-…` switches, on by default. */
   toggle?: { invert?: true };
+  /** The command refuses to run without it. */
+  required?: true;
 }
 
 /** A parser of whole numbers above 0, at most `max`. */
@@ -75,6 +79,25 @@ const text = (flag: string, env: string, help: string, extra: Partial<SettingSpe
 const list = (flag: string, env: string, help: string, extra: Partial<SettingSpec<string[]>> = {}): SettingSpec<string[] | undefined> => ({ flag, env, help, ...extra });
 const toggle = (flag: string, env: string, help: string, invert?: true): SettingSpec<boolean> => ({ flag, env, help, default: Boolean(invert), toggle: invert ? { invert } : {} });
 
+const logLevel = (help: string) => ({ flag: '--log-level <level>', env: 'RKS_LOG_LEVEL', default: 'info', choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], help }) as SettingSpec<LogLevel>;
+
+/** A node id: a name, as the API's rule says. */
+function nodeId(value: string): string {
+  if (!NAME_PATTERN.test(value)) throw new InvalidArgumentError(`'${value}' is no node id: use ${NAME_RULE}`);
+  return value;
+}
+
+function octalMode(value: string): number {
+  if (!/^0?[0-7]{3}$/.test(value)) throw new InvalidArgumentError('--agent-socket-mode: an octal file mode, such as 600 or 660');
+  return parseInt(value, 8);
+}
+
+/** Where rks is and how to trust it: the same two settings on every command that talks to rks. */
+export const CONNECTION = {
+  url: text('--url <url>', 'RKS_URL', 'rks address', { default: 'https://127.0.0.1:8080' }) as SettingSpec<string>,
+  caCert: text('--ca-cert <file>', 'RKS_CA_CERT', "CA certificate that rks's TLS certificate chains to"),
+} satisfies Record<string, SettingSpec<unknown>>;
+
 export const SETTINGS = {
   vaultAddr: list('--vault-addr <url...>', 'RKS_VAULT_ADDR', 'Vault/OpenBao address; repeat it or separate with commas to give every node of a cluster, rks sends to the active one (falls back to $VAULT_ADDR)'),
   vaultCaFile: text('--vault-ca-file <file>', 'RKS_VAULT_CA_FILE', "PEM bundle to trust for Vault's TLS certificate", { shownDefault: 'system CAs' }),
@@ -111,13 +134,7 @@ export const SETTINGS = {
   requirePsk: toggle('--require-psk', 'RKS_REQUIRE_PSK', 'every API request must also carry a PSK JWT'),
   tls: toggle('--no-tls', 'RKS_NO_TLS', 'serve plain HTTP; only behind a TLS-terminating proxy', true),
   ephemeralCertOut: text('--ephemeral-cert-out <file>', 'RKS_EPHEMERAL_CERT_OUT', 'write the ephemeral self-signed certificate served before init here, for clients to trust'),
-  logLevel: {
-    flag: '--log-level <level>',
-    env: 'RKS_LOG_LEVEL',
-    default: 'info',
-    choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'],
-    help: 'log level of the JSON logs (pino), with request ids',
-  } as SettingSpec<LogLevel>,
+  logLevel: logLevel('log level of the JSON logs (pino), with request ids'),
   defaultSecretTtl: seconds('--default-secret-ttl', 300, 31_536_000, 'TTL given to secrets pushed without meta.ttl'),
   loginRateLimit: count('--login-rate-limit', 10, Number.MAX_SAFE_INTEGER, 'failed admin logins from one source address (an IPv6 /64) before it must pause a minute'),
   loginFailureLimit: count(
@@ -137,6 +154,34 @@ export const SETTINGS = {
   shutdownGrace: seconds('--shutdown-grace', 10, 3600, 'on SIGTERM or SIGINT, how long requests in flight may take to finish before their connections are closed'),
 } satisfies Record<string, SettingSpec<unknown>>;
 
+/** One declaration per setting of `rks edge`, as for `rks serve`: its options and the README's table follow from it. */
+export const EDGE_SETTINGS = {
+  listen: text('--listen <host:port>', 'RKS_EDGE_LISTEN', 'address to serve HTTPS on (--no-listen: none, nginx or HAProxy terminates TLS)', { default: '0.0.0.0:8443' }),
+  upstream: text(
+    '--upstream <url>',
+    'RKS_EDGE_UPSTREAM',
+    'pass what --listen receives to an origin: http://host:port (HTTP/1.1, with X-Forwarded-For and -Proto) or tcp://host:port (the bytes, after a PROXY protocol v2 header)',
+  ),
+  agentSocket: text(
+    '--agent-socket <path>',
+    'RKS_EDGE_AGENT_SOCKET',
+    "also answer local TLS servers on this Unix socket: nginx's Lua module asks it for each handshake's certificate, HAProxy for ACME challenges",
+  ),
+  agentSocketMode: { flag: '--agent-socket-mode <octal>', env: 'RKS_EDGE_AGENT_SOCKET_MODE', default: 0o600, shownDefault: '`600`', parse: octalMode, help: 'file mode of the agent socket: whoever may open it may read the keys' } as SettingSpec<number>,
+  httpListen: text('--http-listen <host:port>', 'RKS_EDGE_HTTP_LISTEN', 'also serve plain HTTP here, answering ACME HTTP-01 challenges for rks (CAs validate on port 80: 0.0.0.0:80)'),
+  haproxySocket: text('--haproxy-socket <path>', 'RKS_EDGE_HAPROXY_SOCKET', "keep this HAProxy's certificates in step with what the node may serve, through its runtime API (stats socket, level admin)"),
+  haproxyCrtList: text('--haproxy-crt-list <path>', 'RKS_EDGE_HAPROXY_CRT_LIST', "the crt-list of HAProxy's `bind … ssl crt-list <path> strict-sni`, as written there (with --haproxy-socket)"),
+  ...CONNECTION,
+  groupToken: text('--group-token <token>', 'RKS_GROUP_TOKEN', 'the group token (prefer --group-token-file)', { secret: true }),
+  groupTokenFile: text('--group-token-file <file>', 'RKS_GROUP_TOKEN_FILE', 'file holding the group token, read again at each registration (a rotated token reaches a running edge)'),
+  nodeId: text('--node-id <id>', 'RKS_NODE_ID', `this node's id (X-LCDN-nodeId: ${NAME_RULE})`, { parse: nodeId, required: true }) as SettingSpec<string>,
+  revalidateInterval: {
+    ...seconds('--revalidate-interval', 8, 3600, 'how often to ask rks what this node may still serve (revocations reach the edge within it)'),
+    env: 'RKS_EDGE_REVALIDATE_INTERVAL',
+  },
+  logLevel: logLevel('log level of the JSON logs'),
+} satisfies Record<string, SettingSpec<unknown>>;
+
 export type SettingKey = keyof typeof SETTINGS;
 
 /** Each setting's value as rks runs with it. */
@@ -149,12 +194,41 @@ export function settingDefaults(): Settings {
   return out as Settings;
 }
 
-/** The README's table of settings, made from the declarations (`make readme` writes it). */
-export function settingsTable(): string {
-  const rows = (Object.values(SETTINGS) as SettingSpec<unknown>[]).map((s) => {
+/** A table of settings for the README, made from the declarations (`make readme` writes it). */
+export function settingsTable(table: Record<string, SettingSpec<unknown>> = SETTINGS): string {
+  const rows = (Object.values(table) as SettingSpec<unknown>[]).map((s) => {
     const env = s.toggle ? `${s.env}=true` : s.env;
-    const dflt = s.shownDefault ?? (s.toggle ? 'off' : s.default === undefined ? '' : `\`${s.default}\``);
+    const dflt = s.shownDefault ?? (s.required ? 'required' : s.toggle ? 'off' : s.default === undefined ? '' : `\`${s.default}\``);
     return `| \`${s.flag}\` | \`${env}\` | ${dflt} | ${s.help.replace(/\|/g, '\\|')} |`;
   });
   return ['| flag | environment | default | |', '| --- | --- | --- | --- |', ...rows].join('\n');
+}
+
+/** A configuration or flags that cannot work: the command says why (and where, for `flag`) and exits 2. */
+export class UsageError extends Error {
+  constructor(
+    message: string,
+    /** The setting at fault, as its flag: where its value came from is said beside the reason. */
+    readonly flag?: string,
+  ) {
+    super(message);
+  }
+}
+
+/** A setting's file, read (a file that cannot be read is the setting's fault, named by its flag). */
+export function readSettingFile(file: string, flag: string): Buffer {
+  try {
+    return fs.readFileSync(file);
+  } catch (err) {
+    throw new UsageError(`${flag}: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`, flag);
+  }
+}
+
+/**
+ * A secret given inline or as a file (its flag named in errors); the file wins, and its
+ * trailing newline is dropped. Every command reads secrets this way.
+ */
+export function readSecret(inline: string | undefined, file: string | undefined, flag: string): string | undefined {
+  if (file) return readSettingFile(file, flag).toString('utf8').replace(/\r?\n$/, '');
+  return inline;
 }

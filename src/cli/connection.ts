@@ -1,10 +1,11 @@
 import { Command } from 'commander';
 import { CliError, RksHttp } from './http';
-import { opt } from './options';
+import { CONNECTION } from '../settings';
+import { opt, optionOf } from './options';
 
 /** Where rks is and how to trust it: the same two options on every command that talks to rks. */
-export const urlOption = () => opt('--url <url>', 'rks address', 'RKS_URL').default('https://127.0.0.1:8080');
-export const caCertOption = () => opt('--ca-cert <file>', "CA certificate that rks's TLS certificate chains to", 'RKS_CA_CERT');
+export const urlOption = () => optionOf(CONNECTION.url);
+export const caCertOption = () => optionOf(CONNECTION.caCert);
 
 /** Options every command that talks to rks shares. */
 export interface Conn {

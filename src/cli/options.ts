@@ -31,6 +31,7 @@ export function duration(value: string): number {
 export function optionOf(s: SettingSpec<unknown>): Option {
   if (s.toggle) return new Option(s.flag, `${s.help} (env ${s.env}=true)`).default(s.default);
   const o = opt(s.flag, s.help, s.env);
+  if (s.required) o.makeOptionMandatory();
   if (s.parse) o.argParser(s.parse as (raw: string) => unknown);
   if (s.choices) o.choices(s.choices);
   const dflt = typeof s.default === 'function' ? (s.default as () => unknown)() : s.default;
