@@ -1,8 +1,7 @@
 import { createPrivateKey } from 'node:crypto';
-import fs from 'node:fs';
 import net from 'node:net';
 import { weakness } from './admin/strength';
-import type { Settings } from './settings';
+import { Settings, UsageError, readSecret, readSettingFile } from './settings';
 
 /** Settings that the configuration holds in another shape (read, checked, combined). */
 const COMPOSITE = ['vaultAddr', 'adminLogin', 'adminPassword', 'adminPasswordFile', 'cert', 'certKey', 'certKeyPass', 'tls', 'caCert', 'caCertKey', 'psk', 'pskFile', 'trustProxy', 'san'] as const;
@@ -27,16 +26,6 @@ export interface Config extends Readonly<Omit<Settings, Composite>> {
   san: string[];
 }
 
-/** A configuration or flags that cannot work: the command says why (and where, for `flag`) and exits 2. */
-export class UsageError extends Error {
-  constructor(
-    message: string,
-    /** The setting at fault, as its flag: where its value came from is said beside the reason. */
-    readonly flag?: string,
-  ) {
-    super(message);
-  }
-}
 
 /**
  * Checks the flags as a whole and reads the files they name; throws UsageError. `partial`:
@@ -76,7 +65,7 @@ export function resolveConfig(f: Settings, env: NodeJS.ProcessEnv = process.env,
 
   let tls: Config['tls'] = f.tls ? 'managed' : null;
   if (f.tls && f.cert && f.certKey) {
-    const given = { cert: read(f.cert, '--cert'), key: read(f.certKey, '--cert-key'), passphrase: f.certKeyPass };
+    const given = { cert: readSettingFile(f.cert, '--cert'), key: readSettingFile(f.certKey, '--cert-key'), passphrase: f.certKeyPass };
     try {
       createPrivateKey({ key: given.key, passphrase: f.certKeyPass });
     } catch {
@@ -90,7 +79,7 @@ export function resolveConfig(f: Settings, env: NodeJS.ProcessEnv = process.env,
     admin: { login: f.adminLogin, password: password ?? '' },
     tls,
     psk,
-    caBundle: f.caCert ? { certPem: read(f.caCert, '--ca-cert').toString('utf8'), keyPem: read(f.caCertKey!, '--ca-cert-key').toString('utf8') } : undefined,
+    caBundle: f.caCert ? { certPem: readSettingFile(f.caCert, '--ca-cert').toString('utf8'), keyPem: readSettingFile(f.caCertKey!, '--ca-cert-key').toString('utf8') } : undefined,
     trustProxy,
     san: f.san ?? [],
   });
@@ -123,19 +112,4 @@ function vaultAddresses(given: string[] | string | undefined): string[] {
   return [...new Set(addrs)];
 }
 
-function read(file: string, flag: string): Buffer {
-  try {
-    return fs.readFileSync(file);
-  } catch (err) {
-    throw new UsageError(`${flag}: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`, flag);
-  }
-}
 
-/**
- * A secret given inline or as a file (its flag named in errors); the file wins, and its
- * trailing newline is dropped. Every command reads secrets this way.
- */
-export function readSecret(inline: string | undefined, file: string | undefined, flag: string): string | undefined {
-  if (file) return read(file, flag).toString('utf8').replace(/\r?\n$/, '');
-  return inline;
-}

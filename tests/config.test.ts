@@ -1,7 +1,8 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { UsageError, resolveConfig } from '../src/config';
+import { resolveConfig } from '../src/config';
+import { UsageError } from '../src/settings';
 import { Settings, settingDefaults } from '../src/settings';
 
 const flags = (extra: Partial<Settings> = {}): Settings => ({

@@ -1,7 +1,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import type { AcmeIssuerSummary } from '../acme/issuers';
 import type { OrderBudget, PacingView } from '../acme/pacing';
-import { readSecret } from '../config';
+import { readSecret } from '../settings';
 import { CliError } from './http';
 import { duration, opt } from './options';
 import { Conn, call, connected, enc } from './connection';

@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { UsageError } from '../config';
+import { UsageError } from '../settings';
 
 /** Every command path of the CLI with the words that may follow it (subcommands, then options). */
 function paths(cmd: Command, prefix = '', out: [string, string[]][] = []): [string, string[]][] {

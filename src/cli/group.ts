@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { readSecret } from '../config';
+import { readSecret } from '../settings';
 import { Conn, call, connected, enc } from './connection';
 import { SAVE_HELP, out, printToken, table } from './output';
 

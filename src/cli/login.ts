@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { readSecret } from '../config';
+import { readSecret } from '../settings';
 import { CliError, RksHttp } from './http';
 import { opt } from './options';
 import { Conn, connected } from './connection';

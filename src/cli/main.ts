@@ -1,5 +1,5 @@
 import { Command, CommanderError } from 'commander';
-import { UsageError } from '../config';
+import { UsageError } from '../settings';
 import { VERSION } from '../paths';
 import { acmeCommand } from './acme';
 import { groupCommand } from './group';

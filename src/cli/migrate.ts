@@ -1,11 +1,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Command } from 'commander';
-import { Config, UsageError, readSecret, resolveConfig } from '../config';
+import { Config, resolveConfig } from '../config';
+import { SETTINGS, Settings, UsageError, readSecret, settingDefaults } from '../settings';
 import { createLogger } from '../log';
 import type { MigrationPlan, PlannedToken } from '../migrate/classic';
 import { quoted } from '../names';
-import { SETTINGS, Settings, settingDefaults } from '../settings';
 import { CliError } from './http';
 import { opt, optionOf } from './options';
 import { saveSecretFile } from './output';
@@ -111,57 +111,60 @@ settings rks refuses) is listed under LOSSES. --apply runs only the plan the dry
 (--plan <digest>): read it, then apply exactly that.
 Safe to run again after a crash half-way.`,
     )
-    .action(async (o: MigrateOptions) => {
-      const token = readSecret(o.vaultToken, o.vaultTokenFile, '--vault-token-file');
-      if (!token) throw new UsageError('no Vault token: set --vault-token-file or VAULT_TOKEN (the root token)');
-      // Also for a dry run: whether rks already ran here is told by its identity, derived from the password.
-      if (!readSecret(o.adminPassword, o.adminPasswordFile, '--admin-password-file')) {
-        throw new UsageError('rks migrate needs the rks administrator password (--admin-password-file or RKS_ADMIN_PASSWORD)');
-      }
-      if (o.apply && !o.classicStopped) {
-        throw new UsageError('--apply needs --classic-stopped: stop every classic RKS server first (a classic still running would keep writing its own policies and tokens)');
-      }
-      // rks as serve would build it (rks serve checks the password's strength when it starts).
-      const config = resolveConfig({
-        ...settingDefaults(),
-        vaultAddr: o.vaultAddr,
-        vaultCaFile: o.vaultCaFile,
-        vaultTimeout: VAULT_TIMEOUT,
-        adminLogin: o.adminLogin,
-        adminPassword: o.adminPassword,
-        adminPasswordFile: o.adminPasswordFile,
-        allowWeakAdminPassword: true,
-      });
-      const { migration, NotApplied, vault } = await buildMigration(config);
-      try {
-        const progress = (line: string) => !o.json && process.stderr.write(`migrate: ${line}\n`);
-        if (!o.apply) {
-          const plan = await migration.plan(token, progress);
-          if (o.json) process.stdout.write(`${JSON.stringify({ plan, applied: false }, null, 2)}\n`);
-          else process.stdout.write(`${describe(plan)}\n\ndry run: nothing changed\n`);
-          return;
-        }
-        if (!o.plan) throw new UsageError('--apply needs --plan <digest>: run the dry run (rks migrate), read the plan, then apply the one it names');
-        const { plan, result } = await migration.apply(token, o.plan, { revokeOthers: o.revokeOtherTokens }, progress);
-        if (!o.json) process.stdout.write(`${describe(plan)}\n\n`);
-        if (o.tokenDir) {
-          fs.mkdirSync(o.tokenDir, { recursive: true, mode: 0o700 });
-          for (const [g, t] of Object.entries(result.groupTokens)) saveSecretFile(path.join(o.tokenDir, `${g}.token`), t, `group ${g}'s token`);
-        }
-        const shown = o.tokenDir ? Object.fromEntries(Object.keys(result.groupTokens).map((g) => [g, path.join(o.tokenDir!, `${g}.token`)])) : result.groupTokens;
-        if (o.json) process.stdout.write(`${JSON.stringify({ plan, applied: true, groupTokens: shown, revokedTokens: result.revokedTokens }, null, 2)}\n`);
-        else {
-          process.stdout.write(`migrated: ${Object.keys(result.groupTokens).length} group(s), ${result.revokedTokens} token(s) revoked; nodes register again with the new group tokens:\n`);
-          for (const [g, t] of Object.entries(shown)) process.stdout.write(`  ${g}  ${t}\n`);
-        }
-      } catch (err) {
-        if (err instanceof CliError || err instanceof UsageError) throw err;
-        if (err instanceof NotApplied) throw new CliError(`${err.message}; nothing changed`);
-        throw new CliError(`migration stopped: ${(err as Error).message} (run it again to finish: every step can be repeated)`);
-      } finally {
-        vault.close();
-      }
-    });
+    .action(migrate);
+}
+
+/** The dry run, or (--apply) the migration of the plan it named, with its progress on stderr. */
+async function migrate(o: MigrateOptions): Promise<void> {
+  const token = readSecret(o.vaultToken, o.vaultTokenFile, '--vault-token-file');
+  if (!token) throw new UsageError('no Vault token: set --vault-token-file or VAULT_TOKEN (the root token)');
+  // Also for a dry run: whether rks already ran here is told by its identity, derived from the password.
+  if (!readSecret(o.adminPassword, o.adminPasswordFile, '--admin-password-file')) {
+    throw new UsageError('rks migrate needs the rks administrator password (--admin-password-file or RKS_ADMIN_PASSWORD)');
+  }
+  if (o.apply && !o.classicStopped) {
+    throw new UsageError('--apply needs --classic-stopped: stop every classic RKS server first (a classic still running would keep writing its own policies and tokens)');
+  }
+  // rks as serve would build it (rks serve checks the password's strength when it starts).
+  const config = resolveConfig({
+    ...settingDefaults(),
+    vaultAddr: o.vaultAddr,
+    vaultCaFile: o.vaultCaFile,
+    vaultTimeout: VAULT_TIMEOUT,
+    adminLogin: o.adminLogin,
+    adminPassword: o.adminPassword,
+    adminPasswordFile: o.adminPasswordFile,
+    allowWeakAdminPassword: true,
+  });
+  const { migration, NotApplied, vault } = await buildMigration(config);
+  try {
+    const progress = (line: string) => !o.json && process.stderr.write(`migrate: ${line}\n`);
+    if (!o.apply) {
+      const plan = await migration.plan(token, progress);
+      if (o.json) process.stdout.write(`${JSON.stringify({ plan, applied: false }, null, 2)}\n`);
+      else process.stdout.write(`${describe(plan)}\n\ndry run: nothing changed\n`);
+      return;
+    }
+    if (!o.plan) throw new UsageError('--apply needs --plan <digest>: run the dry run (rks migrate), read the plan, then apply the one it names');
+    const { plan, result } = await migration.apply(token, o.plan, { revokeOthers: o.revokeOtherTokens }, progress);
+    if (!o.json) process.stdout.write(`${describe(plan)}\n\n`);
+    if (o.tokenDir) {
+      fs.mkdirSync(o.tokenDir, { recursive: true, mode: 0o700 });
+      for (const [g, t] of Object.entries(result.groupTokens)) saveSecretFile(path.join(o.tokenDir, `${g}.token`), t, `group ${g}'s token`);
+    }
+    const shown = o.tokenDir ? Object.fromEntries(Object.keys(result.groupTokens).map((g) => [g, path.join(o.tokenDir!, `${g}.token`)])) : result.groupTokens;
+    if (o.json) process.stdout.write(`${JSON.stringify({ plan, applied: true, groupTokens: shown, revokedTokens: result.revokedTokens }, null, 2)}\n`);
+    else {
+      process.stdout.write(`migrated: ${Object.keys(result.groupTokens).length} group(s), ${result.revokedTokens} token(s) revoked; nodes register again with the new group tokens:\n`);
+      for (const [g, t] of Object.entries(shown)) process.stdout.write(`  ${g}  ${t}\n`);
+    }
+  } catch (err) {
+    if (err instanceof CliError || err instanceof UsageError) throw err;
+    if (err instanceof NotApplied) throw new CliError(`${err.message}; nothing changed`);
+    throw new CliError(`migration stopped: ${(err as Error).message} (run it again to finish: every step can be repeated)`);
+  } finally {
+    vault.close();
+  }
 }
 
 /**

@@ -5,7 +5,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { KeyType, newKeyAndCsr } from '../pki/csr';
 import { PskJwt, bearer, sha256Fingerprint } from '../pki/psk';
 import { CliError, RksHttp } from './http';
-import { readSecret } from '../config';
+import { readSecret } from '../settings';
 import { caCertOption, urlOption } from './connection';
 import { opt } from './options';
 import { positiveInt } from '../settings';

@@ -70,37 +70,21 @@ export function secretCommand(): Command {
   connected(secret.command('info').description('Describe a secret\'s certificate (never prints the key); marks expired and expiring ones').argument('<fqdn>'))
     .action(async (fqdn: string, o: Conn) => {
       const info = (await call(o, 'GET', `/rks/v1/secret/${enc(fqdn)}/info`)) as SecretSummary;
-      out(
-        o,
-        info,
-        [
-          `name         ${info.name}${info.managed ? ' (managed)' : ''}`,
-          ...(info.pending
-            ? ['certificate  none yet: rks is obtaining the first one (nodes get 404 until then)']
-            : info.invalid
-              ? [`certificate  INVALID: ${info.invalid}`]
-              : [
-                `subject      ${info.subject || '-'}`,
-                `SANs         ${info.sans?.join(', ') || '-'}`,
-                `issuer       ${info.issuer}`,
-                `valid        ${info.notBefore} to ${info.notAfter}  ${expiryMark(info)}`,
-                `key          ${info.keyType}`,
-                `sha256       ${info.sha256Fingerprint}`,
-                `chain        ${info.chainLength} certificate(s)`,
-              ]),
-          `ttl          ${info.ttl} s`,
-          `groups       ${info.groups.join(', ') || '-'}`,
-          ...(info.renewal
-            ? [
-                `renewal      from ${info.renewal.issuer}${info.renewal.lifetime ? `, ${info.renewal.lifetime} s certificates renewed ${info.renewal.renewBefore !== undefined ? `${info.renewal.renewBefore} s before the end` : "in the CA's window, not before half their life"}` : ''}`,
-                `status       ${info.renewal.status}`,
-                info.renewal.inProgress ? `next try     in progress now (started ${info.renewal.lastAttempt})` : `next try     ${info.renewal.nextAttempt}`,
-                ...(info.renewal.lastAttempt ? [`last try     ${info.renewal.lastAttempt}${info.renewal.lastError ? ` failed: ${info.renewal.lastError} (${info.renewal.failures} in a row)` : ''}`] : []),
-              ]
-            : []),
-        ].join('\n'),
-      );
+      out(o, info, describe(info));
     });
+  createManagedCommand(secret);
+  connected(secret.command('rollback').description('Put the previous version of a secret back (Vault keeps two)').argument('<fqdn>'))
+    .action(async (fqdn: string, o: Conn) => {
+      const info = (await call(o, 'POST', `/rks/v1/secret/${enc(fqdn)}/rollback`)) as SecretSummary;
+      out(o, info, `${fqdn} rolled back: sha256 ${info.sha256Fingerprint}, valid to ${info.notAfter}`);
+    });
+  listCommand(secret);
+  return secret;
+}
+
+
+/** `rks secret create-managed`: a secret rks obtains and renews. */
+function createManagedCommand(secret: Command): void {
   connected(
     secret
       .command('create-managed')
@@ -128,11 +112,10 @@ export function secretCommand(): Command {
           : `${fqdn} created, valid to ${info.notAfter}; renewed from ${info.renewal?.nextAttempt}`,
       );
     });
-  connected(secret.command('rollback').description('Put the previous version of a secret back (Vault keeps two)').argument('<fqdn>'))
-    .action(async (fqdn: string, o: Conn) => {
-      const info = (await call(o, 'POST', `/rks/v1/secret/${enc(fqdn)}/rollback`)) as SecretSummary;
-      out(o, info, `${fqdn} rolled back: sha256 ${info.sha256Fingerprint}, valid to ${info.notAfter}`);
-    });
+}
+
+/** `rks secret list`: every page of the inventory, failing renewals first. */
+function listCommand(secret: Command): void {
   connected(secret.command('list').description('Every secret with its expiry, key, renewal and groups: managed secrets whose renewal fails first, then in name order'))
     .option('--expiring <duration>', 'only certificates expiring within this long (e.g. 30d, 12h, 3600), expired ones included', duration)
     .option('--group <group>', 'only the secrets of this group')
@@ -161,9 +144,37 @@ export function secretCommand(): Command {
         ) + (failing.length ? `\nRENEWAL FAILING:\n${failing.map((f) => `  ${f}`).join('\n')}` : ''),
       );
     });
-  return secret;
 }
 
+/** What `rks secret info` prints of a secret (never its key). */
+function describe(info: SecretSummary): string {
+  return [
+    `name         ${info.name}${info.managed ? ' (managed)' : ''}`,
+    ...(info.pending
+      ? ['certificate  none yet: rks is obtaining the first one (nodes get 404 until then)']
+      : info.invalid
+        ? [`certificate  INVALID: ${info.invalid}`]
+        : [
+          `subject      ${info.subject || '-'}`,
+          `SANs         ${info.sans?.join(', ') || '-'}`,
+          `issuer       ${info.issuer}`,
+          `valid        ${info.notBefore} to ${info.notAfter}  ${expiryMark(info)}`,
+          `key          ${info.keyType}`,
+          `sha256       ${info.sha256Fingerprint}`,
+          `chain        ${info.chainLength} certificate(s)`,
+        ]),
+    `ttl          ${info.ttl} s`,
+    `groups       ${info.groups.join(', ') || '-'}`,
+    ...(info.renewal
+      ? [
+          `renewal      from ${info.renewal.issuer}${info.renewal.lifetime ? `, ${info.renewal.lifetime} s certificates renewed ${info.renewal.renewBefore !== undefined ? `${info.renewal.renewBefore} s before the end` : "in the CA's window, not before half their life"}` : ''}`,
+          `status       ${info.renewal.status}`,
+          info.renewal.inProgress ? `next try     in progress now (started ${info.renewal.lastAttempt})` : `next try     ${info.renewal.nextAttempt}`,
+          ...(info.renewal.lastAttempt ? [`last try     ${info.renewal.lastAttempt}${info.renewal.lastError ? ` failed: ${info.renewal.lastError} (${info.renewal.failures} in a row)` : ''}`] : []),
+        ]
+      : []),
+  ].join('\n');
+}
 
 /**
  * Polls a pending managed secret until its first certificate is stored. Its first order failing

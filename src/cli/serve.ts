@@ -1,8 +1,8 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { AppliedFile, Switch, applySettingsFile, effectiveSettings, formatSettings } from './settings-file';
-import { Config, UsageError, resolveConfig } from '../config';
+import { Config, resolveConfig } from '../config';
+import { SETTINGS, SettingSpec, Settings, UsageError } from '../settings';
 import { mustListen } from './listening';
-import { SETTINGS, SettingSpec, Settings } from '../settings';
 import { createLogger } from '../log';
 import { primeServiceCredentials } from '../vault/identity';
 import { envFlag, opt, optionOf } from './options';

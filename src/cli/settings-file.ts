@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import { Command, Option } from 'commander';
-import { UsageError } from '../config';
+import { UsageError } from '../settings';
 import { envFlag } from './options';
 
 /** Where a setting's value came from, strongest first. */
