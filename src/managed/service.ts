@@ -311,37 +311,7 @@ export class ManagedSecrets {
         this.queuedInPass.set(spec!.issuer, { count: q.count + 1, last: Math.max(q.last, err.at) });
         return;
       }
-      if (err instanceof AcmeRetryLater && spec && spec.issuer !== RKS_CA) {
-        // The CA's own words for the account: no instance orders from it before then.
-        await this.acme.pacing.pause(token, spec.issuer, t + err.retryAfter, (err as Error).message).catch(() => undefined);
-      }
-      const failures = claimed.failures + 1;
-      const issuer = spec?.issuer ?? RKS_CA;
-      const retry = issuer === RKS_CA || stored || claimed.copiesBehind ? RETRY_SECONDS.ca : RETRY_SECONDS.acme;
-      const backoff = Math.min(retry.min * 2 ** (failures - 1), retry.max);
-      const wait = err instanceof AcmeRetryLater ? Math.max(backoff, err.retryAfter) : backoff;
-      const message = err instanceof CasMismatch ? 'the secret changed during the renewal' : (err as Error).message;
-      const { pending } = claimed; // kept; `inProgress` is not
-      // Stored, but not every copy follows: the next attempt is about the copies alone.
-      const behind = stored || Boolean(claimed.copiesBehind);
-      // The renewal window of the certificate stored (ACME) is kept for when the copies are done.
-      const ariAt = window ? t + window.recheckIn : claimed.ariAt;
-      const state: RenewalState = {
-        renewAt: t + wait,
-        failures,
-        lastAttempt: claimed.lastAttempt,
-        lastError: behind ? `the groups' copies were not updated: ${message}` : message,
-        ...(pending && !stored ? { pending } : {}),
-        ...(behind ? { copiesBehind: true as const, ...(ariAt !== undefined ? { ariAt } : {}) } : {}),
-      };
-      await this.setState(token, fqdn, state, claimed.claim).catch(() => undefined);
-      if (behind) {
-        this.counters.renewals.inc({ issuer, result: 'copies_failed' });
-        this.logger.warn({ fqdn, err: message, retryInSeconds: wait }, "managed secret: its groups' copies were not updated; will update them (and order nothing)");
-        return;
-      }
-      this.counters.renewals.inc({ issuer, result: 'failed' });
-      this.logger.warn({ fqdn, err: message, retryInSeconds: wait }, 'managed secret renewal failed; will retry');
+      await this.failed(token, fqdn, t, claimed, err, { spec, stored, window });
       return;
     }
     // Renewed and copied. The state is tried twice (else the claim runs out and it is renewed early).
@@ -369,6 +339,51 @@ export class ManagedSecrets {
     const [from, to] = info ? [Date.parse(info.notBefore) / 1000, Date.parse(info.notAfter) / 1000] : [0, 0];
     const nearEnd = info !== undefined && to - t < (to - from) / 3;
     throw new OrderQueued(await pacing.queue(token, issuer, budget, t, nearEnd || Boolean(claimed.queued)));
+  }
+
+  /**
+   * An attempt that failed, recorded: when it is tried again (backing off, or when the CA said),
+   * why, and whether what is left is the copies alone (the certificate is stored).
+   */
+  private async failed(
+    token: string,
+    fqdn: string,
+    t: number,
+    claimed: RenewalState,
+    err: unknown,
+    { spec, stored, window }: { spec?: ManagedSpec; stored: boolean; window?: RenewalWindow },
+  ): Promise<void> {
+    if (err instanceof AcmeRetryLater && spec && spec.issuer !== RKS_CA) {
+      // The CA's own words for the account: no instance orders from it before then.
+      await this.acme.pacing.pause(token, spec.issuer, t + err.retryAfter, (err as Error).message).catch(() => undefined);
+    }
+    const failures = claimed.failures + 1;
+    const issuer = spec?.issuer ?? RKS_CA;
+    const retry = issuer === RKS_CA || stored || claimed.copiesBehind ? RETRY_SECONDS.ca : RETRY_SECONDS.acme;
+    const backoff = Math.min(retry.min * 2 ** (failures - 1), retry.max);
+    const wait = err instanceof AcmeRetryLater ? Math.max(backoff, err.retryAfter) : backoff;
+    const message = err instanceof CasMismatch ? 'the secret changed during the renewal' : (err as Error).message;
+    const { pending } = claimed; // kept; `inProgress` is not
+    // Stored, but not every copy follows: the next attempt is about the copies alone.
+    const behind = stored || Boolean(claimed.copiesBehind);
+    // The renewal window of the certificate stored (ACME) is kept for when the copies are done.
+    const ariAt = window ? t + window.recheckIn : claimed.ariAt;
+    const state: RenewalState = {
+      renewAt: t + wait,
+      failures,
+      lastAttempt: claimed.lastAttempt,
+      lastError: behind ? `the groups' copies were not updated: ${message}` : message,
+      ...(pending && !stored ? { pending } : {}),
+      ...(behind ? { copiesBehind: true as const, ...(ariAt !== undefined ? { ariAt } : {}) } : {}),
+    };
+    await this.setState(token, fqdn, state, claimed.claim).catch(() => undefined);
+    if (behind) {
+      this.counters.renewals.inc({ issuer, result: 'copies_failed' });
+      this.logger.warn({ fqdn, err: message, retryInSeconds: wait }, "managed secret: its groups' copies were not updated; will update them (and order nothing)");
+      return;
+    }
+    this.counters.renewals.inc({ issuer, result: 'failed' });
+    this.logger.warn({ fqdn, err: message, retryInSeconds: wait }, 'managed secret renewal failed; will retry');
   }
 
   /**

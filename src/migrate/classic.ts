@@ -289,18 +289,7 @@ export class ClassicMigration {
     }
 
     const classicNamed = (p: string) => p === 'admin' || classicPolicies.has(p) || p.startsWith('addtoken-') || dirs.some((g) => g.toLowerCase() === p);
-    if (auths[`${USERPASS_PATH}/`]) {
-      for (const user of await this.auth.listUserpassUsers(USERPASS_PATH, token)) {
-        const u = user.toLowerCase();
-        if (u === this.adminLogin) continue;
-        const info = await this.auth.readUserpassUser(USERPASS_PATH, user, token);
-        if (!info) continue;
-        const suspect = info.policies.filter((p) => classicNamed(p) || (firstRun && p.startsWith(PREFIX)));
-        if (suspect.length) remove.users.push(user);
-        else if (info.policies.some((p) => p.startsWith(PREFIX))) notes.push(`userpass user ${quoted(user)} carries rks's policies (${info.policies.map(quoted).join(', ')}): left alone`);
-      }
-    }
-
+    if (auths[`${USERPASS_PATH}/`]) remove.users.push(...(await this.classicUsers(token, classicNamed, firstRun, notes)));
     const rules: SweepRules = {
       firstRun,
       groups: [...new Set([...dirs.map((g) => g.toLowerCase()), ...recordless])],
@@ -309,31 +298,10 @@ export class ClassicMigration {
       users: new Set(remove.users.map((u) => u.toLowerCase())),
     };
     progress('reading token roles');
-    const roles: { name: string; reason: string }[] = [];
-    const kept: string[] = [];
-    for (const role of roleNames) {
-      const why = roleNameReason(role, rules) ?? (await this.roleReason(role, token));
-      if (!why) {
-        if (!role.toLowerCase().startsWith(PREFIX)) kept.push(role);
-        continue;
-      }
-      roles.push({ name: role, reason: why });
-      rules.roles.set(role.toLowerCase(), why);
-    }
-    if (kept.length) notes.push(`other token roles, left alone: ${kept.sort().map(quoted).join(', ')}`);
+    const roles = await this.classicRoles(token, roleNames, rules, notes);
     const { matching, others } = await this.lookAtTokens(token, rules, progress);
 
-    const secrets: ClassicSecret[] = [];
-    for (const name of (await this.kv.list(kvPath.secrets, token)).filter((k) => !k.endsWith('/') && k !== kvPath.config).sort()) {
-      if (!isSecretName(name)) {
-        notes.push(`secret ${quoted(name)} stays in Vault, but rks cannot serve it: a secret name is ${FQDN_RULE}, in lower case`);
-        continue;
-      }
-      const entry = await this.storage.records.read(token, name);
-      if (entry) secrets.push({ name, ...this.check(name, entry.data as SecretData) });
-    }
-
-    roles.sort((a, b) => (a.name < b.name ? -1 : 1));
+    const secrets = await this.classicSecrets(token, notes);
     const namespaces = rules.groups;
     const snapshot = await this.snapshot(token, firstRun);
     const named = { config, firstRun, namespaces, groups, secrets, roles, remove, losses, notes, snapshot };
@@ -438,6 +406,52 @@ export class ClassicMigration {
     for (const p of plan.remove.policies.filter((p) => !p.startsWith(PREFIX) && !/^addtoken-/i.test(p))) await this.policies.deletePolicy(p, token);
     progress(`removed ${plan.remove.policies.length} policy(ies), ${plan.remove.users.length} user(s), ${plan.remove.records.length} record(s)`);
     return { plan, result };
+  }
+
+  /** The userpass users a classic (or, on a first run, a planted rks policy) gave its policies: removed. */
+  private async classicUsers(token: string, classicNamed: (policy: string) => boolean, firstRun: boolean, notes: string[]): Promise<string[]> {
+    const users: string[] = [];
+    for (const user of await this.auth.listUserpassUsers(USERPASS_PATH, token)) {
+      const u = user.toLowerCase();
+      if (u === this.adminLogin) continue;
+      const info = await this.auth.readUserpassUser(USERPASS_PATH, user, token);
+      if (!info) continue;
+      const suspect = info.policies.filter((p) => classicNamed(p) || (firstRun && p.startsWith(PREFIX)));
+      if (suspect.length) users.push(user);
+      else if (info.policies.some((p) => p.startsWith(PREFIX))) notes.push(`userpass user ${quoted(user)} carries rks's policies (${info.policies.map(quoted).join(', ')}): left alone`);
+    }
+    return users;
+  }
+
+  /** The token roles to delete, each with why (the rules learn them: tokens from them are revoked), in name order. */
+  private async classicRoles(token: string, roleNames: string[], rules: SweepRules, notes: string[]): Promise<{ name: string; reason: string }[]> {
+    const roles: { name: string; reason: string }[] = [];
+    const kept: string[] = [];
+    for (const role of roleNames) {
+      const why = roleNameReason(role, rules) ?? (await this.roleReason(role, token));
+      if (!why) {
+        if (!role.toLowerCase().startsWith(PREFIX)) kept.push(role);
+        continue;
+      }
+      roles.push({ name: role, reason: why });
+      rules.roles.set(role.toLowerCase(), why);
+    }
+    if (kept.length) notes.push(`other token roles, left alone: ${kept.sort().map(quoted).join(', ')}`);
+    return roles.sort((a, b) => (a.name < b.name ? -1 : 1));
+  }
+
+  /** The classic's secrets, each checked as rks would take it; names rks cannot serve are noted. */
+  private async classicSecrets(token: string, notes: string[]): Promise<ClassicSecret[]> {
+    const secrets: ClassicSecret[] = [];
+    for (const name of (await this.kv.list(kvPath.secrets, token)).filter((k) => !k.endsWith('/') && k !== kvPath.config).sort()) {
+      if (!isSecretName(name)) {
+        notes.push(`secret ${quoted(name)} stays in Vault, but rks cannot serve it: a secret name is ${FQDN_RULE}, in lower case`);
+        continue;
+      }
+      const entry = await this.storage.records.read(token, name);
+      if (entry) secrets.push({ name, ...this.check(name, entry.data as SecretData) });
+    }
+    return secrets;
   }
 
   private async planGroup(token: string, g: string, firstRun: boolean, losses: string[], notes: string[]): Promise<ClassicGroup> {
