@@ -10,7 +10,7 @@ import { X509Certificate } from 'node:crypto';
 import https from 'node:https';
 import net from 'node:net';
 import os from 'node:os';
-import { RksNode } from '../src/client';
+import { RksNode } from '../src/sdk';
 import { issue } from '../tests/support/pki';
 import { freePort } from '../tests/support/vault';
 import { ADMIN, client, cpuSeconds, metricSum, round, startStack, writeResult } from './lib';

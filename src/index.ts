@@ -1,3 +1,3 @@
 /** The rks package: the node SDK, for edge servers (it loads nothing of the server). */
-export { RksNode } from './client';
-export type { NodeSecret, RksNodeEvents, RksNodeOptions } from './client';
+export { RksNode } from './sdk';
+export type { NodeSecret, RksNodeEvents, RksNodeOptions } from './sdk';

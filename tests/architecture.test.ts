@@ -8,7 +8,7 @@ const SRC = path.resolve(__dirname, '..', 'src');
  * below its own. A new folder must be placed here before it can be imported from.
  */
 const LAYERS: string[][] = [
-  ['errors', 'paths', 'address', 'log', 'metrics', 'concurrency', 'client'],
+  ['errors', 'paths', 'address', 'log', 'metrics', 'concurrency', 'sdk'],
   ['names'],
   ['vault'],
   ['records'],

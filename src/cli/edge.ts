@@ -9,7 +9,7 @@ import { EdgeAgent } from '../edge/agent';
 import { HaproxySync } from '../edge/haproxy';
 import { Tally } from '../edge/tally';
 import { httpsToHttp, parseUpstream, tlsToTcp } from '../edge/upstream';
-import { RksNode } from '../client';
+import { RksNode } from '../sdk';
 import { createLogger } from '../log';
 import { listenOrExit } from './listening';
 import { EDGE_SETTINGS, SettingSpec, readSecret } from '../settings';

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
-import { RksNode, isServerName } from '../client';
+import { RksNode, isServerName } from '../sdk';
 
 const CERTIFICATE_PATH = /^\/v1\/certificate\/([^/?]+)$/;
 

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import net from 'node:net';
-import type { RksNode } from '../client';
+import type { RksNode } from '../sdk';
 import { isSecretName } from '../names';
 
 const COMMAND_TIMEOUT_MS = 5000;

@@ -2,7 +2,7 @@ import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
 import tls from 'node:tls';
-import type { RksNode } from '../client';
+import type { RksNode } from '../sdk';
 
 /** Headers of one hop, never passed on (RFC 9110 §7.6.1), and HTTP/2's own. */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'http2-settings', 'host']);

@@ -2,7 +2,7 @@ import http from 'node:http';
 import tls from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import request from 'supertest';
-import { RksNode } from '../../src/client';
+import { RksNode } from '../../src/sdk';
 import { ServedRks, adminToken, harness, Harness, serveRks, vaultRead, vaultWrite } from '../support/harness';
 import { TestPebble, startPebble } from '../support/pebble';
 import { createGroup, registerNode, uniq } from '../support/rks';

@@ -1,6 +1,6 @@
 import http from 'node:http';
 import request from 'supertest';
-import { RksNode } from '../../src/client';
+import { RksNode } from '../../src/sdk';
 import { startDns } from '../support/dns';
 import { ServedRks, adminToken, env, serveRks, vaultWrite } from '../support/harness';
 import { createGroup, uniq } from '../support/rks';

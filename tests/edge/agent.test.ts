@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import type { RksNode } from '../../src/client';
+import type { RksNode } from '../../src/sdk';
 import { EdgeAgent } from '../../src/edge/agent';
 import { proxyV2Header } from '../../src/edge/upstream';
 

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import type { RksNode } from '../../src/client';
+import type { RksNode } from '../../src/sdk';
 import { HaproxySync } from '../../src/edge/haproxy';
 
 /**

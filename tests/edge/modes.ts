@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import request from 'supertest';
-import { RksNode } from '../../src/client';
+import { RksNode } from '../../src/sdk';
 import { EdgeAgent } from '../../src/edge/agent';
 import { HaproxySync } from '../../src/edge/haproxy';
 import { handshake, resume, sessionFrom } from '../support/edge';

@@ -1,6 +1,6 @@
 import tls from 'node:tls';
 import type { AddressInfo } from 'node:net';
-import type { RksNode } from '../../src/client';
+import type { RksNode } from '../../src/sdk';
 
 /** An edge: a TLS server whose certificates all come from the node SDK. */
 export async function edge(node: RksNode): Promise<{ port: number; close: () => void }> {

@@ -13,7 +13,7 @@ describe('the rks-node package', () => {
   });
 
   it('its sources import only Node built-ins and each other', () => {
-    const dir = path.join(ROOT, 'src', 'client');
+    const dir = path.join(ROOT, 'src', 'sdk');
     for (const file of fs.readdirSync(dir).filter((f) => f.endsWith('.ts'))) {
       const imports = [...fs.readFileSync(path.join(dir, file), 'utf8').matchAll(/(?:from|import|require\()\s*'([^']+)'/g)].map((m) => m[1]);
       for (const spec of imports) expect([file, spec]).toEqual([file, expect.stringMatching(/^(node:|\.\/)/)]);

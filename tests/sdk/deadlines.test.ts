@@ -1,4 +1,4 @@
-import { Deadlines } from '../../src/client/deadlines';
+import { Deadlines } from '../../src/sdk/deadlines';
 
 /** One timer for every held name's deadline: each fires once its time came, in time order. */
 describe('Deadlines', () => {

@@ -1,6 +1,6 @@
 import tls from 'node:tls';
 import request from 'supertest';
-import { RksNode } from '../../src/client';
+import { RksNode } from '../../src/sdk';
 import { edge, handshake, resume, sessionFrom } from '../support/edge';
 import { ServedRks, adminToken, serveRks } from '../support/harness';
 import { issue } from '../support/pki';

@@ -1,6 +1,6 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { RksNode } from '../../src/client';
+import { RksNode } from '../../src/sdk';
 
 /**
  * What the SDK asks of rks while it learns which names it may serve, against a stand-in for

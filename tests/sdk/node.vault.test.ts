@@ -1,5 +1,5 @@
 import request from 'supertest';
-import { RksNode } from '../../src/client';
+import { RksNode } from '../../src/sdk';
 import { MockCallbackServer, startMockCallbackServer } from '../../mock-callback-server/server';
 import { ServedRks, adminToken, serveRks } from '../support/harness';
 import { Chain, issue } from '../support/pki';

@@ -1,6 +1,6 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { RksNode } from '../../src/client';
+import { RksNode } from '../../src/sdk';
 
 /**
  * The SDK's answers to ACME HTTP-01 on an edge's port 80, against a stand-in for rks's two

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import request from 'supertest';
-import { RksNode } from '../../src/client';
+import { RksNode } from '../../src/sdk';
 import { edge, handshake } from '../support/edge';
 import { Harness, adminToken, harness } from '../support/harness';
 import { issue } from '../support/pki';

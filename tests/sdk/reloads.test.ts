@@ -1,4 +1,4 @@
-import { handOffMs } from '../../src/client/node';
+import { handOffMs } from '../../src/sdk/node';
 
 /** Keys handed on (HAProxy) are fetched again before their TTL ends, and never all at once. */
 describe('handOffMs', () => {
