@@ -10,7 +10,7 @@ import { adminPolicy, groupTokenPolicy, nodePolicy, servicePolicy } from '../vau
 import { RenewalSchedule } from '../managed/schedule';
 import { renewAt } from '../managed/service';
 import { isManagedStub, ManagedSpec, ManagedSpecRecord, ManagedStub, RenewalState } from '../records/secrets';
-import type { AppRoleStore, KvStore, PkiStore, SetupStore, TokenStore, VaultStores } from '../vault/stores';
+import type { AppRoleStore, KvEntry, KvStore, PkiStore, SetupStore, TokenStore, VaultStores } from '../vault/stores';
 
 export interface AdminCredentials {
   login: string;
@@ -106,6 +106,15 @@ export class InitService {
     }
     const creds = await this.credentials();
     const existing = await this.configRecord(token);
+    const ran = await this.refuseOthers(token, existing);
+    return existing ? this.upgrade(token, existing, creds) : this.initialise(token, creds, ran);
+  }
+
+  /**
+   * Refuses a Vault that is not rks's to initialise or upgrade: a classic deployment's, or one a
+   * newer rks laid out. Answers whether rks ran here.
+   */
+  private async refuseOthers(token: string, existing: KvEntry<RksConfigRecord> | null): Promise<boolean> {
     if (existing && isClassicRecord(existing.data)) {
       throw new Conflict(
         "this Vault holds a classic remote-key-server deployment (its rks/data/config): init changes nothing here; take it over with 'rks migrate' (README: Coming from remote-key-server)",
@@ -125,23 +134,29 @@ export class InitService {
       // An older rks's init would write its older policies and layout over the newer ones.
       throw new LayoutNewer(`Vault holds rks layout ${existing.data.layout}, newer than this rks's (${LAYOUT}): run init with the newer rks`);
     }
-    if (existing) {
-      const stale = await this.staleParts(token, existing.data, creds);
-      if (stale.length === 0) throw new Conflict('rks is already initialised', 'already_initialised');
-      if (stale.includes('service identity')) await this.checkAdminPassword();
-      await this.ensureServiceIdentity(token, creds);
-      await this.ensureUserpass(token);
-      await this.setup.putPolicy(ADMIN_POLICY, adminPolicy, token);
-      if ((existing.data.layout ?? 1) < 2) await this.backfillLayout2(token);
-      if ((existing.data.layout ?? 1) < 3) await this.backfillLayout3(token);
-      if ((existing.data.layout ?? 1) < 4) await this.backfillLayout4(token);
-      if ((existing.data.layout ?? 1) < 5) await this.backfillLayout5(token);
-      if ((existing.data.layout ?? 1) < 6) await this.backfillLayout6(token);
-      const record: RksConfigRecord = { ...existing.data, layout: LAYOUT, upgradedAt: new Date().toISOString() };
-      await this.writeConfig(record, token, existing.version);
-      return { upgraded: stale };
-    }
+    return ran;
+  }
 
+  /** Brings an initialised Vault up to this rks's layout, or says it is already there (409). */
+  private async upgrade(token: string, existing: KvEntry<RksConfigRecord>, creds: ServiceCredentials): Promise<InitOutcome> {
+    const stale = await this.staleParts(token, existing.data, creds);
+    if (stale.length === 0) throw new Conflict('rks is already initialised', 'already_initialised');
+    if (stale.includes('service identity')) await this.checkAdminPassword();
+    await this.ensureServiceIdentity(token, creds);
+    await this.ensureUserpass(token);
+    await this.setup.putPolicy(ADMIN_POLICY, adminPolicy, token);
+    if ((existing.data.layout ?? 1) < 2) await this.backfillLayout2(token);
+    if ((existing.data.layout ?? 1) < 3) await this.backfillLayout3(token);
+    if ((existing.data.layout ?? 1) < 4) await this.backfillLayout4(token);
+    if ((existing.data.layout ?? 1) < 5) await this.backfillLayout5(token);
+    if ((existing.data.layout ?? 1) < 6) await this.backfillLayout6(token);
+    const record: RksConfigRecord = { ...existing.data, layout: LAYOUT, upgradedAt: new Date().toISOString() };
+    await this.writeConfig(record, token, existing.version);
+    return { upgraded: stale };
+  }
+
+  /** The first init: rks's mount, login, policies, identity and CA, then its config record. */
+  private async initialise(token: string, creds: ServiceCredentials, ran: boolean): Promise<InitOutcome> {
     // Nothing that predates rks is trusted or adopted: a CA someone else holds the key of, an
     // auth method with their roles, an identity that hands out rks's policies.
     if (!ran) {
@@ -191,6 +206,7 @@ export class InitService {
     await this.writeConfig(record, token, 0);
     return { initialised: true };
   }
+
 
   /** What an initialised Vault lacks compared with this rks's layout; reads only. */
   private async staleParts(token: string, record: RksConfigRecord, creds: ServiceCredentials): Promise<string[]> {
