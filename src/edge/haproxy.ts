@@ -95,7 +95,7 @@ export class HaproxySync {
   /** Every `rks/` certificate out of HAProxy. */
   private clear(): Promise<void> {
     return this.exclusive(async () => {
-      for (const cert of await this.storedCertificates()) await this.removeStored(cert);
+      for (const cert of (await this.storedNames()).keys()) await this.removeStored(cert);
       for (const name of this.loaded.keys()) this.emit('removed', name);
       this.loaded.clear();
     }).catch((err: Error) => this.emit('error', err));
@@ -130,22 +130,20 @@ export class HaproxySync {
     if (this.stopped) return;
     const allowed = await this.node.allowedNow();
     if (allowed === null) throw new Error('rks cannot list the names this node may serve (a classic RKS): HAProxy needs them all up front');
-    const wanted = new Map(allowed.filter(isSecretName).map((n) => [certName(n), n]));
+    // By name, from the list's own strings: at 100,000 names, a second copy of each is megabytes.
+    const wanted = new Set(allowed.filter(isSecretName));
     await this.exclusive(async () => {
-      const stored = new Set(await this.storedCertificates());
-      for (const cert of stored) {
-        if (wanted.has(cert)) continue;
+      const stored = await this.storedNames();
+      for (const [cert, name] of stored) {
+        if (name !== null && wanted.has(name)) continue;
         await this.removeStored(cert);
-        const name = [...this.loaded.keys()].find((n) => certName(n) === cert);
-        if (name !== undefined) {
-          this.loaded.delete(name);
-          this.emit('removed', name);
-        }
+        if (name !== null && this.loaded.delete(name)) this.emit('removed', name);
       }
       // Loaded as far as this agent knows, but not in HAProxy (restarted, or a load that failed half-way).
-      for (const name of [...this.loaded.keys()]) if (!stored.has(certName(name)) || !wanted.has(certName(name))) this.loaded.delete(name);
+      const held = new Set(stored.values());
+      for (const name of this.loaded.keys()) if (!held.has(name) || !wanted.has(name)) this.loaded.delete(name);
     });
-    await this.refreshAll([...wanted.values()].filter((n) => !this.loaded.has(n)));
+    await this.refreshAll(allowed.filter((n) => wanted.has(n) && !this.loaded.has(n)));
   }
 
   /** `refresh` for each name, a few at a time. */
@@ -224,11 +222,18 @@ export class HaproxySync {
     await this.command(`del ssl cert ${cert}`);
   }
 
-  /** The certificates in HAProxy's store that an agent loaded (named `rks/…`; `*rks/…` while in a transaction). */
-  private async storedCertificates(): Promise<string[]> {
+  /**
+   * The certificates in HAProxy's store that an agent loaded (named `rks/…`; `*rks/…` while in a
+   * transaction), each with the secret name it holds (null: none this agent would have made).
+   */
+  private async storedNames(): Promise<Map<string, string | null>> {
     const out = await this.command('show ssl cert');
-    const names = out.split('\n').map((l) => l.trim().replace(/^\*/, '')).filter((l) => l.startsWith('rks/') && /^[A-Za-z0-9_./-]+$/.test(l));
-    return [...new Set(names)];
+    const stored = new Map<string, string | null>();
+    for (const line of out.split('\n')) {
+      const cert = line.trim().replace(/^\*/, '');
+      if (cert.startsWith('rks/') && /^[A-Za-z0-9_./-]+$/.test(cert)) stored.set(cert, nameOf(cert));
+    }
+    return stored;
   }
 
   /**
@@ -278,4 +283,11 @@ export class HaproxySync {
 /** The name of a secret's certificate in HAProxy's store: no `*`, which its commands would take as a pattern. */
 function certName(name: string): string {
   return `rks/${name.replace(/^\*\./, '_wildcard.')}.pem`;
+}
+
+/** The secret name `certName` made `cert` of, or null. */
+function nameOf(cert: string): string | null {
+  const m = /^rks\/(.+)\.pem$/.exec(cert);
+  const name = m ? m[1]!.replace(/^_wildcard\./, '*.') : null;
+  return name !== null && isSecretName(name) && certName(name) === cert ? name : null;
 }
