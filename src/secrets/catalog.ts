@@ -129,6 +129,8 @@ export function factsOf(info: CertificateFacts): CertificateFacts {
  */
 export class Catalog {
   private bumping?: Promise<void>;
+  /** A change landed whose serial could not be written: listings would not see it. */
+  private owed = false;
   private next?: Promise<void>;
 
   constructor(
@@ -147,11 +149,26 @@ export class Catalog {
     // Each write is announced as soon as it landed, beside the check that follows it.
     const announced: Promise<void>[] = [];
     try {
-      return await this.settle(token, fqdn, () => announced.push(this.bump(token).catch(() => this.bump(token))), view);
+      return await this.settle(token, fqdn, () => announced.push(this.announce(token)), view);
     } finally {
-      // Whatever landed is announced, even when what followed failed.
+      // Whatever landed is announced, even when what followed failed; and a change whose
+      // announcement failed before is announced now (its entry, written, no longer changes).
+      if (announced.length === 0 && this.owed) announced.push(this.announce(token));
       await Promise.all(announced);
     }
+  }
+
+  /** The serial written (tried twice); until it is, the next refresh owes it. */
+  private announce(token: string): Promise<void> {
+    return this.bump(token)
+      .catch(() => this.bump(token))
+      .then(
+        () => void (this.owed = false),
+        (err) => {
+          this.owed = true;
+          throw err;
+        },
+      );
   }
 
   /**
