@@ -187,11 +187,19 @@ export class RksNode extends EventEmitter<RksNodeEvents> {
         : new http.Agent({ keepAlive: true, maxSockets: 32 });
   }
 
+  /**
+   * A failure told to whoever listens ('error'). Nobody listening is no reason to end the
+   * program: an edge whose rks restarts keeps serving its keys, listener or not.
+   */
+  private fail(err: Error): void {
+    if (this.listenerCount('error') > 0) this.emit('error', err);
+  }
+
   /** Registers the node; resolves once it holds a node token. */
   async start(): Promise<void> {
     this.stopped = false;
     await this.register();
-    await this.allowedNames().catch((err: Error) => this.emit('error', err));
+    await this.allowedNames().catch((err: Error) => this.fail(err));
     const every = this.opts.revalidateMs ?? 8000;
     if (every > 0) {
       clearInterval(this.revalidateTimer);
@@ -217,13 +225,13 @@ export class RksNode extends EventEmitter<RksNodeEvents> {
     } catch (err) {
       if (this.stopped) return; // stopped meanwhile: nobody listens any more
       if (!(err instanceof HttpError && err.code === 'forbidden')) {
-        this.emit('error', err as Error);
+        this.fail(err as Error);
         return;
       }
       this.tokenDied(token);
       // Refused (rotated group token, deleted group, callback says no): already told by 'revoked'.
       await this.registerOrForget().catch((e: Error) => {
-        if (!(e instanceof HttpError && REFUSED.has(e.code))) this.emit('error', e);
+        if (!(e instanceof HttpError && REFUSED.has(e.code))) this.fail(e);
       });
     } finally {
       this.revalidating = false;
@@ -243,7 +251,7 @@ export class RksNode extends EventEmitter<RksNodeEvents> {
       await this.registerOrForget();
       await this.allowedNames();
     } catch (err) {
-      if (!this.stopped && !(err instanceof HttpError && REFUSED.has(err.code))) this.emit('error', err as Error);
+      if (!this.stopped && !(err instanceof HttpError && REFUSED.has(err.code))) this.fail(err as Error);
     } finally {
       this.revalidating = false;
     }
@@ -592,7 +600,7 @@ export class RksNode extends EventEmitter<RksNodeEvents> {
       this.reloads.delete(name);
       const status = err instanceof HttpError ? err.status : undefined;
       if (err instanceof HttpError && ['forbidden', 'not_found', 'certificate_expired'].includes(err.code)) this.emit('refused', { name, status: err.status });
-      else this.emit('error', err as Error);
+      else this.fail(err as Error);
       this.backoff(name, status);
       return null;
     }
@@ -758,10 +766,10 @@ export class RksNode extends EventEmitter<RksNodeEvents> {
           await this.registerOrForget();
           return;
         } catch (again) {
-          this.emit('error', again as Error);
+          this.fail(again as Error);
         }
       } else {
-        this.emit('error', err as Error);
+        this.fail(err as Error);
       }
       // rks or Vault unreachable: try again soon, well before the token can run out.
       const { min, max } = this.opts.backoffMs ?? { min: 1000, max: 60_000 };
