@@ -67,6 +67,7 @@ export class ExpiryWatch implements ExpiryNotes {
     let listing: Listing;
     try {
       listing = await this.session.run((token) => this.listings.current(token));
+      while (listing.released) listing = await this.session.run((token) => this.listings.current(token));
     } catch (err) {
       const hint = isVaultError(err, 403) ? ' (rks was upgraded: run init again with the root token to let it read the catalog)' : '';
       this.logger.warn({ err: (err as Error).message }, `certificate expiry check failed; will retry${hint}`);

@@ -135,7 +135,8 @@ export class Inventory {
   async secrets(token: string, q: SecretQuery): Promise<{ secrets: SecretSummary[]; next?: string }> {
     const g = q.group === undefined ? undefined : parseName('group name', q.group);
     if (g !== undefined && !(await this.kv.exists(kvPath.groupConfig(g), token))) throw new NotFound(`group '${g}' not found`);
-    const listing = await this.current(token);
+    let listing = await this.current(token);
+    while (listing.released) listing = await this.current(token);
     const now = Date.now();
     const limit = q.expiringWithin === undefined ? undefined : now + q.expiringWithin * 1000;
     // From the cursor on, as far as the page needs: every page of a filter reads each entry once.
@@ -153,7 +154,8 @@ export class Inventory {
 
   /** How an issuer's managed secrets stand: counts by renewal state, and a few of the failing ones (most failures first). */
   async renewals(token: string, issuer: string): Promise<{ counts: Record<RenewalStatus, number>; failures: { name: string; failures: number; lastError: string }[] }> {
-    const listing = await this.current(token);
+    let listing = await this.current(token);
+    while (listing.released) listing = await this.current(token);
     const counts = Object.fromEntries(RENEWAL_STATUSES.map((s) => [s, 0])) as Record<RenewalStatus, number>;
     const failing: { name: string; failures: number; lastError: string }[] = [];
     const now = Date.now();
@@ -239,7 +241,10 @@ export class Inventory {
   async reconcile(token: string): Promise<void> {
     this.reconciledAt = Date.now();
     // Against the listing in memory: the shards are not read a second time.
-    const repaired = await this.catalog.repair(token, unlisted(await this.secretNames(token), await this.listings.current(token)));
+    const names = await this.secretNames(token);
+    let listing = await this.listings.current(token);
+    while (listing.released) listing = await this.listings.current(token);
+    const repaired = await this.catalog.repair(token, unlisted(names, listing));
     // Nothing to repair (the rule): the listing in memory stands.
     if (repaired) this.listings.forget();
   }

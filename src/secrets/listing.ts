@@ -71,11 +71,18 @@ export class Listing {
   }
 
   /**
+   * Let go of for the next listing: whoever got it before must look again. A reader checks this
+   * right after its await (another caller may release it in between), then reads without awaiting.
+   */
+  released = false;
+
+  /**
    * Empties this listing and hands its record chunks on to the next one built: at 200,000
    * secrets the two would hold 13 MB of records side by side until V8 collects the old. Whoever
    * still holds it sees no entries (readers read a listing before they await anything else).
    */
   release(): Buffer[] {
+    this.released = true;
     const chunks = this.chunks;
     this.chunks = [];
     this.order = new Uint32Array(0);
