@@ -1,5 +1,8 @@
 import { CatalogEntry, renewalStatus } from '../../src/secrets/catalog';
-import { Listing, unlisted } from '../../src/secrets/listing';
+import { Inventory } from '../../src/secrets/inventory';
+import { Listing, Listings, unlisted } from '../../src/secrets/listing';
+import { SecretStorage } from '../../src/secrets/storage';
+import { MemoryKv } from '../support/memory-vault';
 
 const facts = (name: string, over: Partial<NonNullable<CatalogEntry['info']>> = {}) => ({
   subject: `CN=${name}`,
@@ -117,5 +120,25 @@ describe('what a reconciliation describes again', () => {
 
   it('leaves out keys of the mount that are no secret names (rks\'s own folders)', () => {
     expect(unlisted(['index/', 'managed/', 'a.example.com'], listed(['a.example.com']))).toEqual([]);
+  });
+});
+
+describe('a listing let go of', () => {
+  it('says so, and a page asked for meanwhile is read from the listing that replaced it, never from the one let go of', async () => {
+    const entry: CatalogEntry = { version: 1, info: facts('a.example.com'), groups: [], groupsVersion: 0 };
+    const old = Listing.builder(1);
+    old.add('a.example.com', entry);
+    const released = old.done();
+    const next = Listing.builder(2, released.release());
+    next.add('a.example.com', entry);
+    const current = next.done();
+    expect(released.released).toBe(true);
+    expect(released.size).toBe(0);
+    // Another caller let the first go between the answer and the page's own look at it.
+    const answers = [released, current];
+    const listings = { current: async () => answers.shift() ?? current } as unknown as Listings;
+    const inventory = new Inventory(new SecretStorage(new MemoryKv()), () => 300, listings);
+    (inventory as unknown as { reconciledAt: number }).reconciledAt = Date.now();
+    expect((await inventory.secrets('root', { limit: 10 })).secrets.map((s) => s.name)).toEqual(['a.example.com']);
   });
 });
