@@ -10,6 +10,8 @@ const SYNC_EVERY_MS = 10_000;
 const RETRY_MS = 10_000;
 /** Certificates loaded into HAProxy at once. */
 const LOAD_CONCURRENCY = 4;
+/** What `until` counts from. */
+const EPOCH = Date.now();
 /** HAProxy's certificate lock was taken: the command is tried again, this many times in all (some 2 s). */
 const LOCK_ATTEMPTS = 8;
 const LOCKED = /currently locked/;
@@ -38,9 +40,12 @@ export interface HaproxyEvents {
  * fails there, without a question to anyone.
  */
 export class HaproxySync {
-  /** Secret name → what HAProxy holds for it: 96 bits of its certificate's hash (one of these per name: kept short). */
-  private readonly loaded = new Map<string, string>();
-  /** When the TTL of the key HAProxy holds for a name ends. */
+  /**
+   * Secret name → what HAProxy holds for it: 48 bits of its certificate's hash. One per name:
+   * a number, where a string of the hash weighed some 100 bytes more (10 MB at 100,000 names).
+   */
+  private readonly loaded = new Map<string, number>();
+  /** When the TTL of the key HAProxy holds for a name ends: seconds after `EPOCH`, small enough to be kept unboxed. */
   private readonly until = new Map<string, number>();
   private syncing: Promise<void> | null = null;
   private queue: Promise<void> = Promise.resolve();
@@ -95,7 +100,9 @@ export class HaproxySync {
   /** Every `rks/` certificate out of HAProxy. */
   private clear(): Promise<void> {
     return this.exclusive(async () => {
-      for (const cert of (await this.storedNames()).keys()) await this.removeStored(cert);
+      const stored: string[] = [];
+      await this.eachStored((cert) => stored.push(cert));
+      for (const cert of stored) await this.removeStored(cert);
       for (const name of this.loaded.keys()) this.emit('removed', name);
       this.loaded.clear();
     }).catch((err: Error) => this.emit('error', err));
@@ -133,15 +140,19 @@ export class HaproxySync {
     // By name, from the list's own strings: at 100,000 names, a second copy of each is megabytes.
     const wanted = new Set(allowed.filter(isSecretName));
     await this.exclusive(async () => {
-      const stored = await this.storedNames();
-      for (const [cert, name] of stored) {
-        if (name !== null && wanted.has(name)) continue;
+      // Each name loaded as far as this agent knows is crossed off when found in HAProxy's store:
+      // what is left HAProxy lost (restarted, or a load that failed half-way).
+      const lost = new Set(this.loaded.keys());
+      const unwanted: [cert: string, name: string | null][] = [];
+      await this.eachStored((cert, name) => {
+        if (name !== null && wanted.has(name)) lost.delete(name);
+        else unwanted.push([cert, name]);
+      });
+      for (const [cert, name] of unwanted) {
         await this.removeStored(cert);
         if (name !== null && this.loaded.delete(name)) this.emit('removed', name);
       }
-      // Loaded as far as this agent knows, but not in HAProxy (restarted, or a load that failed half-way).
-      const held = new Set(stored.values());
-      for (const name of this.loaded.keys()) if (!held.has(name) || !wanted.has(name)) this.loaded.delete(name);
+      for (const name of lost) this.loaded.delete(name);
     });
     await this.refreshAll(allowed.filter((n) => wanted.has(n) && !this.loaded.has(n)));
   }
@@ -163,15 +174,15 @@ export class HaproxySync {
       const secret = await this.node.secret(name);
       if (!secret) {
         // rks unreachable: the key loaded serves on until its TTL ends, and is asked for again meanwhile.
-        const until = this.until.get(name) ?? 0;
+        const until = EPOCH + (this.until.get(name) ?? 0) * 1000;
         if (this.node.allows(name) && Date.now() < until) {
           setTimeout(() => void this.refresh(name), Math.min(RETRY_MS, until - Date.now())).unref();
           return;
         }
         return await this.remove(name);
       }
-      const fingerprint = createHash('sha256').update(secret.certificate).digest('base64').slice(0, 16);
-      this.until.set(name, secret.expiresAt);
+      const fingerprint = createHash('sha256').update(secret.certificate).digest().readUIntBE(0, 6);
+      this.until.set(name, Math.floor((secret.expiresAt - EPOCH) / 1000));
       // HAProxy holds one certificate transaction at a time: loads go one after the other.
       await this.exclusive(async () => {
         if (this.stopped || this.loaded.get(name) === fingerprint) return;
@@ -223,17 +234,17 @@ export class HaproxySync {
   }
 
   /**
-   * The certificates in HAProxy's store that an agent loaded (named `rks/…`; `*rks/…` while in a
-   * transaction), each with the secret name it holds (null: none this agent would have made).
+   * Each certificate in HAProxy's store that an agent loaded (named `rks/…`; `*rks/…` while in a
+   * transaction), with the secret name it holds (null: none this agent would have made). Read
+   * line by line as HAProxy sends it: at 100,000 names the whole answer is megabytes.
    */
-  private async storedNames(): Promise<Map<string, string | null>> {
-    const out = await this.command('show ssl cert');
-    const stored = new Map<string, string | null>();
-    for (const line of out.split('\n')) {
+  private async eachStored(visit: (cert: string, name: string | null) => void): Promise<void> {
+    await this.command('show ssl cert', (line) => {
       const cert = line.trim().replace(/^\*/, '');
-      if (cert.startsWith('rks/') && /^[A-Za-z0-9_./-]+$/.test(cert)) stored.set(cert, nameOf(cert));
-    }
-    return stored;
+      if (!cert.startsWith('rks/')) return false;
+      if (/^[A-Za-z0-9_./-]+$/.test(cert)) visit(cert, nameOf(cert));
+      return true;
+    });
   }
 
   /**
@@ -242,9 +253,9 @@ export class HaproxySync {
    * transaction left open on another certificate (a failed abort, an earlier agent) is aborted:
    * every transaction of this agent runs alone (see exclusive), so none other is in progress.
    */
-  private async command(line: string): Promise<string> {
+  private async command(line: string, take?: (line: string) => boolean): Promise<string> {
     for (let attempt = 1; ; attempt++) {
-      const out = await this.send(line);
+      const out = await this.send(line, take);
       if (attempt < LOCK_ATTEMPTS && LOCKED.test(out)) {
         await new Promise((r) => setTimeout(r, Math.min(10 * 2 ** attempt, 400)));
         continue;
@@ -259,21 +270,31 @@ export class HaproxySync {
     }
   }
 
-  /** One command on a connection of its own, within a deadline: HAProxy's answer. */
-  private send(line: string): Promise<string> {
+  /**
+   * One command on a connection of its own, within a deadline: HAProxy's answer, but for the
+   * lines `take` took as they came.
+   */
+  private send(line: string, take?: (line: string) => boolean): Promise<string> {
     return new Promise((resolve, reject) => {
       const socket = net.connect(this.opts.socket);
       let out = '';
+      let partial = '';
       const timer = setTimeout(() => socket.destroy(new Error(`HAProxy did not answer '${line.split(' ').slice(0, 3).join(' ')}' within ${COMMAND_TIMEOUT_MS} ms`)), COMMAND_TIMEOUT_MS);
       socket.setEncoding('utf8');
       socket.on('connect', () => socket.end(line.endsWith('\n') ? line : `${line}\n`));
-      socket.on('data', (d: string) => (out += d));
+      socket.on('data', (d: string) => {
+        if (!take) return void (out += d);
+        const lines = (partial + d).split('\n');
+        partial = lines.pop()!;
+        for (const l of lines) if (!take(l)) out += `${l}\n`;
+      });
       socket.on('error', (err) => {
         clearTimeout(timer);
         reject(new Error(`HAProxy runtime API ${this.opts.socket}: ${err.message}`));
       });
       socket.on('close', () => {
         clearTimeout(timer);
+        if (partial && !take?.(partial)) out += partial;
         resolve(out);
       });
     });

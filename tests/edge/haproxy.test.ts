@@ -33,6 +33,7 @@ function runtimeApi(socket: string, opts: { lockedFor: number; openTransaction?:
       else if (cmd === 'set ssl cert') open = cert;
       else if (cmd === 'abort ssl cert') open = open === cert ? undefined : open;
       else if (cmd === 'commit ssl cert') open = undefined;
+      else if (cmd === 'del ssl cert') store.delete(cert!);
       c.end(out);
     });
   });
@@ -45,7 +46,7 @@ function node(names: string[]): RksNode & EventEmitter & { fetched: string[] } {
   Object.assign(n, {
     fetched: [] as string[],
     allowedNow: async () => names,
-    allows: (name: string) => names.includes(name),
+    allows: (name: string) => new Set(names).has(name),
     secret: async (name: string) => {
       n.fetched.push(name);
       return { name, certificate: `CERT ${name}\n`, privateKey: 'KEY\n', ttl: 600, expiresAt: Date.now() + 600_000 };
@@ -97,4 +98,26 @@ describe('the HAProxy sync', () => {
       expect(errors).toEqual([expect.stringContaining('currently locked')]);
       expect(sync.names()).toEqual([]);
     }));
+
+  it('reads a store of thousands of names as HAProxy sends it, in pieces: a name HAProxy lost is loaded again, one no list names goes', () => {
+    const names = Array.from({ length: 2500 }, (_, i) => `name-${String(i).padStart(4, '0')}.a-rather-long-customer-domain.example.com`);
+    return syncing({ lockedFor: 0 }, names, async ({ api, rks, sync, errors }) => {
+      expect(api.store.size).toBe(2500);
+      // Some 150 KB of answer: more than one read of the socket.
+      expect([...api.store].join('\n').length).toBeGreaterThan(128 * 1024);
+      api.store.delete(`rks/${names[1234]}.pem`);
+      api.store.add('rks/gone.example.com.pem');
+      api.store.add('/etc/haproxy/own.pem');
+      await sync.sync();
+      expect(errors).toEqual([]);
+      expect(api.store.has(`rks/${names[1234]}.pem`)).toBe(true);
+      expect(api.store.has('rks/gone.example.com.pem')).toBe(false);
+      expect(api.store.has('/etc/haproxy/own.pem')).toBe(true);
+      expect(api.store.size).toBe(2501);
+      expect(sync.names()).toEqual(names);
+      // Only what HAProxy lost was fetched again.
+      expect(rks.fetched.length).toBe(2501);
+      expect(rks.fetched.filter((n) => n === names[1234])).toHaveLength(2);
+    });
+  });
 });
