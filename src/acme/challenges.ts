@@ -1,6 +1,7 @@
 import { BadRequest, Forbidden, NotFound } from '../errors';
 import { PREFIX, kvPath } from '../vault/layout';
 import type { KvStore, Session, TokenStore } from '../vault/stores';
+import type { ChallengeAnswer, PendingChallenges } from '../sdk/wire';
 
 /** An HTTP-01 challenge in progress: what the CA will fetch from the name's edges. */
 export interface PendingChallenge {
@@ -13,7 +14,7 @@ export interface PendingChallenge {
 /** Challenges an edge is given at once: orders in flight, far fewer in practice. */
 const MAX_LISTED = 1000;
 
-type Listed = { token: string; keyAuthorization: string; expiresAt: string };
+type Listed = PendingChallenges['challenges'][number];
 
 /** ACME tokens are base64url (RFC 8555 §8.1 asks for at least 128 bits). */
 const TOKEN = /^[A-Za-z0-9_-]{16,128}$/;
@@ -62,7 +63,7 @@ export class ChallengeBoard {
    * For an edge: the key authorisation of `challengeToken`, with the caller's node token. Not
    * the name it is for: which customer names are being onboarded is no node's business.
    */
-  async answer(nodeToken: string, challengeToken: string): Promise<{ keyAuthorization: string; expiresAt: string }> {
+  async answer(nodeToken: string, challengeToken: string): Promise<ChallengeAnswer> {
     if (!TOKEN.test(challengeToken)) throw new BadRequest('not an ACME challenge token');
     await this.mustBeNode(nodeToken);
     const c = await this.session.run((t) => this.kv.read<PendingChallenge>(kvPath.acmeChallenge(challengeToken), t));

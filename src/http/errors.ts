@@ -4,6 +4,7 @@ import { ErrorCode, RksError, ValidationFailed } from '../errors';
 import { LogThrottle } from '../log';
 import { FQDN_RULE, LOGIN_RULE, NAME_RULE } from '../names';
 import { VaultError } from '../vault/client';
+import type { ErrorAnswer } from '../sdk/wire';
 
 const FIELD_RULES: Record<string, string> = {
   fqdn: `invalid secret name: must be ${FQDN_RULE}`,
@@ -38,7 +39,7 @@ export function errorHandler(logger: Logger) {
     else if (status >= 500) log.error({ err }, 'request failed');
     else log.debug({ status, errors }, 'request refused');
     if (res.headersSent) return;
-    res.status(status).set(headers).json({ errors, code });
+    res.status(status).set(headers).json({ errors, code } satisfies ErrorAnswer);
   };
 }
 

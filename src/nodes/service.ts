@@ -13,12 +13,8 @@ import type { NodeRecord } from '../records/nodes';
 import { forgetNode } from './forget';
 import type { Copies } from '../secrets/copies';
 import type { SecretStorage } from '../secrets/storage';
-import { ListDelta, deltaOf } from '../secrets/changes';
-
-export interface NodeToken {
-  nodeToken: string;
-  ttl: number;
-}
+import { deltaOf } from '../secrets/changes';
+import type { ListDelta, NodeAccess as NodeAccessAnswer, NodeToken } from '../sdk/wire';
 
 
 export interface NodeOptions {
@@ -29,17 +25,7 @@ export interface NodeOptions {
 }
 
 /** What a node may read, for its edge's revalidation. */
-export interface NodeAccess {
-  group: string;
-  nodeId: string;
-  /** Absent when the edge already holds this list (`If-None-Match`), or is told what changed. */
-  secrets?: string[];
-  /** To an edge that asked for them: what changed since the list it holds. */
-  changes?: ListDelta;
-  /** To an edge that asked what changed and is too far behind: the keys it holds may have been replaced. */
-  stale?: true;
-  /** Seconds the node token has left. */
-  ttl: number;
+export interface NodeAccess extends NodeAccessAnswer {
   /** Names this list (the group and its version), for `If-None-Match`. */
   etag: string;
 }

@@ -2,6 +2,7 @@ import { isSecretName } from '../names';
 import { kvPath } from '../vault/layout';
 import { CasMismatch, KvEntry, KvStore } from '../vault/stores';
 import type { ChangeEntry, ChangeOp, GroupSerial } from '../records/groups';
+import type { ListDelta } from '../sdk/wire';
 
 /**
  * Changes a serial remembers: an edge further behind gets the whole list. Its nodes read the
@@ -15,15 +16,6 @@ const LINE = /^(\d{1,15}) ([ark]) (\S{1,253})$/;
 /** Rounds of read, append and check-and-set before the log is started afresh (see record). */
 const ROUNDS = 10;
 
-/** What an edge holding an older list must do to hold the current one. */
-export interface ListDelta {
-  /** Newly listed (or listed again): fetched when asked for; a held key is fetched again. */
-  added: string[];
-  /** No longer listed: dropped. */
-  removed: string[];
-  /** Still listed, with another key: a held key is fetched again and swapped in. */
-  replaced: string[];
-}
 
 /** The well-formed entries of a serial as read (anyone who may write it may write anything). */
 export function changesOf(serial: GroupSerial): ChangeEntry[] {

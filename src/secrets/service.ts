@@ -8,6 +8,7 @@ import type { Readers } from './readers';
 import type { SecretStorage } from './storage';
 import { validateTlsMaterial } from './tls';
 import { isManagedStub, ManagedMaterial, SecretData, SecretRecords, StoredSecret, secretNotFound } from '../records/secrets';
+import type { SecretAnswer } from '../sdk/wire';
 
 
 /** What a push answers: accepted, with what deserves a look. */
@@ -39,9 +40,6 @@ export class ExpiryOf {
   }
 }
 
-export interface Secret {
-  data: { certificate: string; private_key: string; meta: { ttl: number } };
-}
 
 export interface ManagedHooks {
   /** After a push over a managed secret or a rollback: renewed or not, as `head` (what `<fqdn>` holds now) says. */
@@ -91,7 +89,7 @@ export class SecretService {
    * certificate is not handed out (410): a TLS client would refuse it anyway, and the edge
    * learns why.
    */
-  async get(token: string, name: string): Promise<Secret> {
+  async get(token: string, name: string): Promise<SecretAnswer> {
     const fqdn = parseFqdn(name);
     const group = await this.readers.groupOf(token);
     const entry = group === null ? await this.adminRead(token, fqdn) : await this.nodeRead(token, group, fqdn);

@@ -1,4 +1,4 @@
-import { handOffMs } from '../../src/sdk/node';
+import { handOffMs } from '../../src/sdk/keys';
 
 /** Keys handed on (HAProxy) are fetched again before their TTL ends, and never all at once. */
 describe('handOffMs', () => {
