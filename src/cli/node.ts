@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import type { NodeSummary } from '../secrets/inventory';
+import type { NodeToken } from '../sdk/wire';
 import { opt } from './options';
 import { Conn, call, connected, enc } from './connection';
 import { out, table } from './output';
@@ -9,13 +10,13 @@ export function nodeCommand(): Command {
   connected(node.command('register').description('Register a node with a group token; prints the node token'), 'group token')
     .addOption(opt('--node-id <id>', 'the node\'s id', 'RKS_NODE_ID').makeOptionMandatory())
     .action(async (o: Conn & { nodeId: string }) => {
-      const res = (await call(o, 'POST', '/rks/v1/node', { headers: { 'X-LCDN-nodeId': o.nodeId } })) as { nodeToken: string; ttl: number };
+      const res = (await call(o, 'POST', '/rks/v1/node', { headers: { 'X-LCDN-nodeId': o.nodeId } })) as NodeToken;
       if (!o.json) process.stderr.write(`node token valid for ${res.ttl} s; renew it before then\n`);
       out(o, res, res.nodeToken);
     });
   connected(node.command('renew').description('Renew a group or node token; prints its new TTL'), 'the token to renew')
     .action(async (o: Conn) => {
-      const res = (await call(o, 'POST', '/rks/v1/auth/token/renew-self')) as { nodeToken: string; ttl: number };
+      const res = (await call(o, 'POST', '/rks/v1/auth/token/renew-self')) as NodeToken;
       out(o, { ttl: res.ttl }, `${res.ttl}`);
     });
   connected(node.command('list').description('A group\'s nodes: when each registered and when rks last saw it (about an hour\'s accuracy)').argument('<group>'))
