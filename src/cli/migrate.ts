@@ -172,7 +172,7 @@ async function migrate(o: MigrateOptions): Promise<void> {
  * without these modules): a Vault client, rks's stores, and the group and init rules it reuses.
  */
 async function buildMigration(config: Config) {
-  const [{ ClassicMigration, NotApplied }, { vaultStores }, { VaultClient }, { ServiceSession }, { GroupService }, { InitService }, { SecretStorage }] = await Promise.all([
+  const [{ ClassicMigration, NotApplied }, { vaultStores }, { VaultClient }, { ServiceSession }, { GroupService }, { InitService }, { Storage }] = await Promise.all([
     import('../migrate/classic'),
     import('../vault/adapters'),
     import('../vault/client'),
@@ -183,7 +183,7 @@ async function buildMigration(config: Config) {
   ]);
   const vault = new VaultClient({ addr: config.vaultAddrs, caFile: config.vaultCaFile, timeoutMs: config.vaultTimeout * 1000, maxInFlight: config.vaultMaxInFlight });
   const stores = vaultStores(vault);
-  const storage = new SecretStorage(stores.kv);
+  const storage = new Storage(stores.kv);
   const groups = new GroupService(storage, stores.setup, stores.tokens, new ServiceSession(vault, config.admin, createLogger('silent')));
   const migration = new ClassicMigration(storage, stores.setup, stores.tokens, stores.setup, groups, new InitService(stores, config.admin, undefined, storage), config.admin.login.toLowerCase());
   return { migration, NotApplied, vault };

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { Conflict, Locked, NotFound, ServiceUnavailable, alreadyExists } from '../errors';
-import { isName, isSecretName, parseFqdn, parseName } from '../names';
+import { Conflict, Locked, NotFound, ServiceUnavailable } from '../errors';
+import { isSecretName, parseFqdn, parseName } from '../names';
 import { groupTokenName, kvPath, nodePolicyName, nodeRolePrefix } from '../vault/layout';
 import { groupTokenPolicy, nodePolicy } from '../vault/policies';
 import { CasExhausted, KvEntry, KvStore, PolicyStore, RoleSpec, Session, TokenStore } from '../vault/stores';
@@ -10,9 +10,10 @@ import type { Catalog } from '../secrets/catalog';
 import { ChangeLog } from '../secrets/changes';
 import type { Copies, CopySource } from '../secrets/copies';
 import { ExpiryOf } from '../secrets/service';
-import type { SecretStorage } from '../secrets/storage';
+import type { Storage } from '../secrets/storage';
 import { KeyedLock } from '../concurrency';
-import { ChangeOp, GroupRegInfo, GroupSecretList, GroupSerial, GroupTokenAccessor, GroupTokenRecord, RevokedNode, checkRegInfo } from '../records/groups';
+import { ChangeOp, GroupRecords, GroupRegInfo, GroupSecretList, GroupSerial, GroupTokenAccessor, GroupTokenRecord, checkRegInfo, groupNotFound } from '../records/groups';
+import type { NodeRecords } from '../records/nodes';
 import { SecretRecords, secretNotFound } from '../records/secrets';
 
 
@@ -38,14 +39,16 @@ export class GroupService {
 
   private readonly kv: KvStore;
   private readonly records: SecretRecords;
+  private readonly groups: GroupRecords;
+  private readonly nodes: NodeRecords;
 
   constructor(
-    storage: SecretStorage,
+    storage: Storage,
     private readonly policies: PolicyStore,
     private readonly tokens: TokenStore,
     private readonly writer: Session,
   ) {
-    ({ kv: this.kv, records: this.records, copies: this.copies, catalog: this.catalog } = storage);
+    ({ kv: this.kv, records: this.records, copies: this.copies, catalog: this.catalog, groups: this.groups, nodes: this.nodes } = storage);
     this.changes = new ChangeLog(this.kv);
   }
 
@@ -54,7 +57,7 @@ export class GroupService {
     checkRegInfo(info);
     return this.lock.run(g, async () => {
       // Claims the name: a second create, concurrent or not, stops here.
-      await this.kv.writeAt(kvPath.groupConfig(g), info, token, 0, () => alreadyExists(`group '${g}'`));
+      await this.groups.claim(token, g, info);
       try {
         await this.kv.write<GroupSerial>(kvPath.groupSerial(g), { incarnation: randomUUID() }, token);
         await this.putPolicy(nodePolicyName(g), nodePolicy(g));
@@ -69,21 +72,16 @@ export class GroupService {
 
   async get(token: string, name: string): Promise<GroupRegInfo> {
     const g = parseName('group name', name);
-    const entry = await this.kv.read<GroupRegInfo>(kvPath.groupConfig(g), token);
-    if (!entry) throw notFound(g);
-    return entry.data;
+    const entry = await this.groups.config(token, g);
+    if (!entry) throw groupNotFound(g);
+    return entry.data as GroupRegInfo;
   }
 
   async update(token: string, name: string, info: GroupRegInfo): Promise<GroupRegInfo> {
     const g = parseName('group name', name);
     checkRegInfo(info);
     return this.lock.run(g, async () => {
-      await this.casOrLocked(() =>
-        this.kv.update<GroupRegInfo>(kvPath.groupConfig(g), token, (current) => {
-          if (!current) throw notFound(g);
-          return info;
-        }),
-      );
+      await this.casOrLocked(() => this.groups.replaceConfig(token, g, info));
       return info;
     });
   }
@@ -185,7 +183,7 @@ export class GroupService {
     await this.lock.run(`${g}/${fqdn}`, async () => {
       // Everything the association starts from, read at once: each write below checks what it read.
       const [config, serial, stored, copy, index] = await Promise.all([
-        this.kv.exists(kvPath.groupConfig(g), token),
+        this.groups.exists(token, g),
         this.kv.exists(kvPath.groupSerial(g), token),
         this.copies.source(token, fqdn),
         this.copies.exists(token, g, fqdn),
@@ -241,13 +239,13 @@ export class GroupService {
       const [present, indexed, exists, serial] = await Promise.all([
         this.copies.sync(token, g, fqdn, false),
         this.copies.groupsOf(token, fqdn).then((gs) => gs.includes(g)),
-        this.kv.exists(kvPath.groupConfig(g), token),
+        this.groups.exists(token, g),
         this.kv.read<GroupSerial>(kvPath.groupSerial(g), token),
       ]);
       if (!indexed || !exists) {
         await this.copies.destroy(token, g, fqdn);
         // The group's deletion listed its copies before this one was made: its index entry goes too (below).
-        if (!exists) throw notFound(g);
+        if (!exists) throw groupNotFound(g);
         throw new Locked(`secret '${fqdn}' was dissociated from group '${g}' meanwhile; retry`);
       }
       // Read after the copy was made: the serial written over it names a list that holds the copy.
@@ -264,7 +262,7 @@ export class GroupService {
     const fqdn = parseFqdn(secret);
     await this.lock.run(`${g}/${fqdn}`, async () => {
       const [config, serial, copied, index] = await Promise.all([
-        this.kv.exists(kvPath.groupConfig(g), token),
+        this.groups.exists(token, g),
         this.kv.exists(kvPath.groupSerial(g), token),
         this.copies.exists(token, g, fqdn),
         this.copies.indexEntry(token, fqdn),
@@ -296,12 +294,12 @@ export class GroupService {
       await this.mustExist(token, g);
       // Refused first, so the node cannot register again between the two steps (a registration
       // already on its way looks again once its token exists: see NodeService.register).
-      await this.kv.write<RevokedNode>(kvPath.groupRevokedNode(g, n), { revokedAt: new Date().toISOString() }, token);
-      await forgetNode(this.kv, this.tokens, g, n, token);
+      await this.groups.revoke(token, g, n);
+      await forgetNode(this.nodes, this.tokens, g, n, token);
       // A deletion of the group elsewhere may have swept its revocations before this one was
       // written: a record found without its group is removed (one written in the last instant of
       // such a deletion may remain; it keeps that node out of a group made again with the name).
-      if (!(await this.kv.exists(kvPath.groupConfig(g), token))) await this.kv.destroy(kvPath.groupRevokedNode(g, n), token);
+      if (!(await this.groups.exists(token, g))) await this.groups.allowBack(token, g, n);
     });
   }
 
@@ -311,8 +309,8 @@ export class GroupService {
     const n = parseName('node id', nodeId);
     await this.lock.run(g, async () => {
       await this.mustExist(token, g);
-      if (!(await this.kv.exists(kvPath.groupRevokedNode(g, n), token))) throw new NotFound(`node '${n}' of group '${g}' is not revoked`);
-      await this.kv.destroy(kvPath.groupRevokedNode(g, n), token);
+      if (!(await this.groups.isRevoked(token, g, n))) throw new NotFound(`node '${n}' of group '${g}' is not revoked`);
+      await this.groups.allowBack(token, g, n);
     });
   }
 
@@ -334,8 +332,8 @@ export class GroupService {
    */
   private async purge(token: string, g: string): Promise<void> {
     await this.tokens.revokeRoleTokens(groupTokenName(g), token);
-    for (const n of (await this.kv.list(kvPath.groupNodes(g), token)).filter(isName)) await this.kv.destroy(kvPath.groupNode(g, n), token);
-    for (const n of (await this.kv.list(kvPath.groupRevokedNodes(g), token)).filter(isName)) await this.kv.destroy(kvPath.groupRevokedNode(g, n), token);
+    for (const n of await this.nodes.ids(token, g)) await this.nodes.destroy(token, g, n);
+    for (const n of await this.groups.revokedIds(token, g)) await this.groups.allowBack(token, g, n);
     const prefix = nodeRolePrefix(g);
     for (const role of (await this.tokens.listRoles(token)).filter((r) => r.startsWith(prefix))) {
       await this.tokens.revokeRoleTokens(role, token);
@@ -351,7 +349,7 @@ export class GroupService {
     await this.kv.destroy(kvPath.groupTokenAccessor(g), token);
     await this.kv.destroy(kvPath.groupSecrets(g), token);
     await this.kv.destroy(kvPath.groupSerial(g), token);
-    await this.kv.destroy(kvPath.groupConfig(g), token);
+    await this.groups.destroyConfig(token, g);
     // An association by another instance may have copied a secret in since the listing above.
     for (const fqdn of await this.copies.listed(token, g)) {
       await this.copies.destroy(token, g, fqdn);
@@ -405,20 +403,16 @@ export class GroupService {
     }
   }
 
-  private async mustExist(token: string, g: string): Promise<void> {
-    if (!(await this.kv.exists(kvPath.groupConfig(g), token))) throw notFound(g);
+  private mustExist(token: string, g: string): Promise<void> {
+    return this.groups.mustExist(token, g);
   }
-
 }
 
 /** Exists (its config), in the current layout (its serial): an older one is moved by init, never by an association. */
 function mustBeCurrent(g: string, config: boolean, serial: boolean): void {
-  if (!config) throw notFound(g);
+  if (!config) throw groupNotFound(g);
   if (!serial) {
     throw new Conflict(`group '${g}' is still in an older rks's layout: run init again (rks init, or POST /rks/v1/init with the root token) to move it, then retry`, 'layout_outdated');
   }
 }
 
-function notFound(g: string): NotFound {
-  return new NotFound(`group '${g}' not found`);
-}

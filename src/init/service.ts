@@ -2,7 +2,7 @@ import { Conflict, Forbidden, LayoutNewer } from '../errors';
 import { isSecretName } from '../names';
 import { GroupService } from '../groups/service';
 import { Predating, classicSigns, findPredating, nothingPredates, predatingLines } from './predating';
-import { SecretStorage } from '../secrets/storage';
+import { Storage } from '../secrets/storage';
 import { isVaultError } from '../vault/client';
 import { ServiceCredentials, serviceCredentials } from '../vault/identity';
 import { ADMIN_POLICY, KV_MOUNT, LAYOUT, PKI_CLIENT_ROLE, PKI_MOUNT, PKI_SERVER_ROLE, SERVICE_AUTH_PATH, SERVICE_POLICY, LEGACY_MANAGED_POLICY, SERVICE_ROLE, SERVICE_TOKEN_PERIOD, USERPASS_LOCKOUT, USERPASS_PATH, PREFIX, groupTokenName, groupsIn, kvPath, nodePolicyName } from '../vault/layout';
@@ -61,7 +61,7 @@ export class InitService {
     private readonly admin: AdminCredentials,
     private readonly ca?: CaBundle,
     /** The secrets' records, which an upgrade moves (the server's own, when it runs init). */
-    private readonly storage = new SecretStorage(stores.kv),
+    private readonly storage = new Storage(stores.kv),
   ) {
     ({ setup: this.setup, kv: this.kv, pki: this.pki, appRole: this.appRole, tokens: this.tokens } = stores);
   }
@@ -338,7 +338,7 @@ export class InitService {
   private async backfillLayout4(token: string): Promise<void> {
     const groups = new GroupService(this.storage, this.setup, this.tokens, { run: (fn) => fn(token) });
     for (const g of groupsIn(await this.kv.list(kvPath.groups, token))) {
-      const [config, serial, list] = await Promise.all([kvPath.groupConfig(g), kvPath.groupSerial(g), kvPath.groupSecrets(g)].map((p) => this.kv.exists(p, token)));
+      const [config, serial, list] = await Promise.all([this.storage.groups.exists(token, g), ...[kvPath.groupSerial(g), kvPath.groupSecrets(g)].map((p) => this.kv.exists(p, token))]);
       if (config && (!serial || list)) await groups.upgrade(token, g);
     }
   }
@@ -398,15 +398,14 @@ export class InitService {
   }
 
   private async backfillLayout2(token: string): Promise<void> {
-    const now = new Date().toISOString();
     for (const g of groupsIn(await this.kv.list(kvPath.groups, token))) {
       const record = await this.kv.read<{ accessor?: string }>(kvPath.groupToken(g), token);
       if (record?.data.accessor) await this.kv.write(kvPath.groupTokenAccessor(g), { accessor: record.data.accessor }, token);
     }
     for (const role of await this.tokens.listRoles(token)) {
       const m = /^rks_node_([a-z0-9-]+)_([a-z0-9-]+)$/.exec(role);
-      if (!m || (await this.kv.exists(kvPath.groupNode(m[1], m[2]), token))) continue;
-      await this.kv.write(kvPath.groupNode(m[1], m[2]), { registeredAt: now, seenAt: now }, token);
+      if (!m || (await this.storage.nodes.exists(token, m[1], m[2]))) continue;
+      await this.storage.nodes.admit(token, m[1], m[2]);
     }
   }
 

@@ -14,7 +14,7 @@ import { kvPath, managedRoleName } from '../vault/layout';
 import { CasMismatch, CertificateAuthority, KvEntry, KvStore, Session } from '../vault/stores';
 import type { Copies } from '../secrets/copies';
 import type { Catalog, CatalogEntry } from '../secrets/catalog';
-import type { SecretStorage } from '../secrets/storage';
+import type { Storage } from '../secrets/storage';
 import { certificateFacts } from '../secrets/facts';
 import type { ExpiryNotes } from '../secrets/service';
 import { DueMark, RenewalSchedule, wakeAt } from './schedule';
@@ -79,7 +79,7 @@ export class ManagedSecrets {
   private readonly wake: () => void;
 
   constructor(
-    storage: SecretStorage,
+    storage: Storage,
     private readonly pki: CertificateAuthority,
     private readonly session: Session,
     private readonly logger: Logger,

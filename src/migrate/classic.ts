@@ -6,7 +6,7 @@ import type { GroupService } from '../groups/service';
 import { type InitService, isClassicRecord } from '../init/service';
 import { FQDN_RULE, NAME_RULE, isName, isSecretName, quoted } from '../names';
 import { storedFacts } from '../secrets/facts';
-import type { SecretStorage } from '../secrets/storage';
+import type { Storage } from '../secrets/storage';
 import { validateTlsMaterial } from '../secrets/tls';
 import { PREFIX, SERVICE_AUTH_PATH, USERPASS_PATH, groupTokenName, kvPath, patternReaches } from '../vault/layout';
 import type { Identity, KvStore, PolicyStore, TokenStore } from '../vault/stores';
@@ -204,7 +204,7 @@ export class ClassicMigration {
   private readonly kv: KvStore;
 
   constructor(
-    private readonly storage: SecretStorage,
+    private readonly storage: Storage,
     private readonly policies: PolicyReader,
     private readonly tokens: RoleReader,
     private readonly auth: AuthStore,
@@ -256,7 +256,7 @@ export class ClassicMigration {
         losses.push(`group ${quoted(g)}: not taken over (${problem}); its records stay as they are and its edges lose access`);
         continue;
       }
-      if (!(await this.kv.exists(kvPath.groupConfig(g), token))) {
+      if (!(await this.storage.groups.exists(token, g))) {
         notes.push(`rks/data/groups/${g}/ has no config: not a group (for the classic either), left alone`);
         continue;
       }
@@ -466,7 +466,7 @@ export class ClassicMigration {
     }
 
     let callback: ClassicGroup['callback'] = null;
-    const stored = (await this.kv.read<unknown>(kvPath.groupConfig(g), token))?.data;
+    const stored = (await this.storage.groups.config(token, g))?.data;
     const configHash = createHash('sha256').update(JSON.stringify(stored ?? null)).digest('hex');
     const config = classicRegInfo(stored);
     if ('unreadable' in config) {
@@ -534,9 +534,9 @@ export class ClassicMigration {
 
   /** Rewrites a group's config in rks's shape (its list becomes copies when the group is adopted). */
   private async normalise(token: string, g: ClassicGroup): Promise<void> {
-    const configEntry = await this.kv.read<unknown>(kvPath.groupConfig(g.name), token);
+    const configEntry = await this.storage.groups.config(token, g.name);
     const config = classicRegInfo(configEntry?.data);
-    if ('info' in config && !isDeepStrictEqual(configEntry?.data, config.info)) await this.kv.write(kvPath.groupConfig(g.name), config.info, token);
+    if ('info' in config && !isDeepStrictEqual(configEntry?.data, config.info)) await this.storage.groups.writeConfig(token, g.name, config.info);
   }
 
   /** Records under a group's folder that only rks writes (its token accessor, its nodes, revoked nodes). */

@@ -1,10 +1,9 @@
 import type { Logger } from 'pino';
 import type { Counter } from 'prom-client';
-import { isName } from '../names';
 import { groupsIn, kvPath } from '../vault/layout';
 import type { KvStore, Session, TokenStore } from '../vault/stores';
 import { forgetNode } from './forget';
-import type { NodeRecord } from '../records/nodes';
+import type { NodeRecords } from '../records/nodes';
 
 /**
  * Forgets nodes that neither registered nor renewed their token through rks for `idleMs`:
@@ -15,6 +14,7 @@ import type { NodeRecord } from '../records/nodes';
 export class NodePruner {
   constructor(
     private readonly kv: KvStore,
+    private readonly nodes: NodeRecords,
     private readonly tokens: TokenStore,
     private readonly session: Session,
     private readonly idleMs: number,
@@ -29,13 +29,13 @@ export class NodePruner {
       await this.session.run(async (t) => {
         const cutoff = Date.now() - this.idleMs;
         for (const g of groupsIn(await this.kv.list(kvPath.groups, t))) {
-          for (const n of (await this.kv.list(kvPath.groupNodes(g), t)).filter(isName)) {
+          for (const n of await this.nodes.ids(t, g)) {
             try {
-              const record = await this.kv.read<NodeRecord>(kvPath.groupNode(g, n), t);
+              const record = await this.nodes.read(t, g, n);
               // A date from the future is no sign of life: nobody but rks writes these, at the time.
               const seen = Date.parse(record?.data.seenAt ?? '');
               if (!record || (seen > cutoff && seen <= Date.now() + 86_400_000)) continue;
-              await forgetNode(this.kv, this.tokens, g, n, t);
+              await forgetNode(this.nodes, this.tokens, g, n, t);
               this.pruned?.inc();
               count++;
               this.logger.info({ group: g, node: n, seenAt: record.data.seenAt }, 'idle node forgotten');

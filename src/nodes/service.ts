@@ -4,15 +4,15 @@ import type { Counter } from 'prom-client';
 import type { CallbackVerifier } from '../callback/verifier';
 import { BadGateway, Conflict, Forbidden, ServiceUnavailable } from '../errors';
 import { KeyedLock } from '../concurrency';
-import { isName, isSecretName, parseName } from '../names';
+import { isSecretName, parseName } from '../names';
 import { isVaultError } from '../vault/client';
 import { groupTokenName, kvPath, nodePolicyName, nodeRoleName, tokenOrigin } from '../vault/layout';
-import { KvEntry, KvStore, NO_CHANGE, RoleSpec, Session, TokenStore } from '../vault/stores';
-import { GroupSerial, storedRegInfo } from '../records/groups';
-import type { NodeRecord } from '../records/nodes';
+import { KvEntry, KvStore, RoleSpec, Session, TokenStore } from '../vault/stores';
+import { GroupRecords, GroupSerial, storedRegInfo } from '../records/groups';
+import type { NodeRecords } from '../records/nodes';
 import { forgetNode } from './forget';
 import type { Copies } from '../secrets/copies';
-import type { SecretStorage } from '../secrets/storage';
+import type { Storage } from '../secrets/storage';
 import { deltaOf } from '../secrets/changes';
 import type { ListDelta, NodeAccess as NodeAccessAnswer, NodeToken } from '../sdk/wire';
 
@@ -72,9 +72,11 @@ export class NodeService {
 
   private readonly kv: KvStore;
   private readonly copies: Pick<Copies, 'listed'>;
+  private readonly groups: GroupRecords;
+  private readonly nodes: NodeRecords;
 
   constructor(
-    storage: SecretStorage,
+    storage: Storage,
     private readonly tokens: TokenStore,
     private readonly session: Session,
     private readonly verifier: Pick<CallbackVerifier, 'verify'>,
@@ -82,7 +84,7 @@ export class NodeService {
     private readonly limitRefusals?: Counter,
     private readonly logger?: Logger,
   ) {
-    ({ kv: this.kv, copies: this.copies } = storage);
+    ({ kv: this.kv, copies: this.copies, groups: this.groups, nodes: this.nodes } = storage);
   }
 
   async register(groupToken: string, nodeId: string): Promise<NodeToken> {
@@ -92,7 +94,7 @@ export class NodeService {
     if (!origin || origin.nodeId !== undefined || !self.policies.includes(groupTokenName(origin.group))) throw new Forbidden('permission denied: not a group token');
     const g = origin.group;
 
-    const config = await this.session.run((t) => this.kv.read<unknown>(kvPath.groupConfig(g), t));
+    const config = await this.session.run((t) => this.groups.config(t, g));
     if (!config) throw new Forbidden('permission denied: the group no longer exists');
     if (await this.revoked(g, n)) throw refusedRevoked(g, n);
     let info;
@@ -224,7 +226,6 @@ export class NodeService {
 
   private async admit(g: string, n: string, t: string): Promise<void> {
     const role = nodeRoleName(g, n);
-    const now = new Date().toISOString();
     const spec: RoleSpec = {
       allowed_policies: [nodePolicyName(g)],
       orphan: false,
@@ -233,17 +234,17 @@ export class NodeService {
       token_no_default_policy: true,
       token_type: 'service',
     };
-    const known = await this.kv.read<NodeRecord>(kvPath.groupNode(g, n), t);
+    const known = await this.nodes.read(t, g, n);
     if (known) {
       // The role is written again too: a revocation racing this registration may have removed it.
       await this.tokens.writeRole(role, spec, t);
       await this.tokens.revokeRoleTokens(role, t);
-      await this.kv.write<NodeRecord>(kvPath.groupNode(g, n), { registeredAt: known.data.registeredAt, seenAt: now }, t);
+      await this.nodes.admit(t, g, n, known.data.registeredAt);
       return;
     }
     // New nodes of a group are admitted one at a time here, so the count holds in this process.
     await this.admitting.run(g, async () => {
-      const count = (await this.kv.list(kvPath.groupNodes(g), t)).filter(isName).length;
+      const count = (await this.nodes.ids(t, g)).length;
       if (count >= this.options.maxNodesPerGroup) {
         this.limitRefusals?.inc();
         throw new Conflict(
@@ -253,7 +254,7 @@ export class NodeService {
       }
       await this.tokens.writeRole(role, spec, t);
       await this.tokens.revokeRoleTokens(role, t);
-      await this.kv.write<NodeRecord>(kvPath.groupNode(g, n), { registeredAt: now, seenAt: now }, t);
+      await this.nodes.admit(t, g, n);
     });
   }
 
@@ -265,7 +266,7 @@ export class NodeService {
    */
   private async revoked(g: string, n: string): Promise<boolean> {
     try {
-      return Boolean(await this.session.run((t) => this.kv.read<unknown>(kvPath.groupRevokedNode(g, n), t)));
+      return Boolean(await this.session.run((t) => this.groups.revocation(t, g, n)));
     } catch (err) {
       if (!isVaultError(err, 403)) throw err;
       const why = "rks's identity in Vault cannot read revoked nodes: an administrator must run init again (POST /rks/v1/init with the root token)";
@@ -280,7 +281,7 @@ export class NodeService {
   /** Forgets a node whose fresh token is not handed out; a failure is logged, not thrown over the first. */
   private async forgetUnsure(g: string, n: string): Promise<void> {
     await this.session
-      .run((t) => forgetNode(this.kv, this.tokens, g, n, t))
+      .run((t) => forgetNode(this.nodes, this.tokens, g, n, t))
       .catch((err: Error) => this.logger?.error({ group: g, node: n, err: err.message }, 'a token made for a node that was not admitted in the end could not be revoked: revoke the node again'));
   }
 
@@ -300,11 +301,7 @@ export class NodeService {
     if (this.seen.size >= 100_000) this.seen.clear();
     this.seen.set(key, now);
     void this.session
-      .run((t) =>
-        this.kv.update<NodeRecord>(kvPath.groupNode(g, n), t, (current) =>
-          current ? { ...current, seenAt: new Date(now).toISOString() } : NO_CHANGE,
-        ),
-      )
+      .run((t) => this.nodes.seen(t, g, n, new Date(now)))
       .catch((err: Error) => this.logger?.debug({ group: g, node: n, err: err.message }, 'could not refresh a node record'));
   }
 }

@@ -1,4 +1,7 @@
-import { BadRequest } from '../errors';
+import { BadRequest, NotFound, alreadyExists } from '../errors';
+import { isName } from '../names';
+import { kvPath } from '../vault/layout';
+import type { KvEntry, KvStore } from '../vault/stores';
 
 /**
  * The records rks keeps of a group in Vault (`rks/data/groups/<g>/…`), with the rules they are
@@ -88,4 +91,72 @@ export interface GroupTokenAccessor {
 /** A group's list in the layout before 4 (and the classic's, once rewritten in rks's shape). */
 export interface GroupSecretList {
   secrets: string[];
+}
+
+export function groupNotFound(g: string): NotFound {
+  return new NotFound(`group '${g}' not found`);
+}
+
+/**
+ * A group's config, which marks it as existing, and its revoked nodes: read, written and
+ * destroyed here only.
+ */
+export class GroupRecords {
+  constructor(private readonly kv: KvStore) {}
+
+  exists(token: string, g: string): Promise<boolean> {
+    return this.kv.exists(kvPath.groupConfig(g), token);
+  }
+
+  async mustExist(token: string, g: string): Promise<void> {
+    if (!(await this.exists(token, g))) throw groupNotFound(g);
+  }
+
+  /** Its config as stored: not checked yet (see storedRegInfo). */
+  config(token: string, g: string): Promise<KvEntry<unknown> | null> {
+    return this.kv.read<unknown>(kvPath.groupConfig(g), token);
+  }
+
+  /** Claims the name: a second claim, concurrent or not, is refused (409). */
+  claim(token: string, g: string, info: GroupRegInfo): Promise<number> {
+    return this.kv.writeAt(kvPath.groupConfig(g), info, token, 0, () => alreadyExists(`group '${g}'`));
+  }
+
+  /** Its config replaced, if the group exists (404 else). */
+  replaceConfig(token: string, g: string, info: GroupRegInfo): Promise<unknown> {
+    return this.kv.update<GroupRegInfo>(kvPath.groupConfig(g), token, (current) => {
+      if (!current) throw groupNotFound(g);
+      return info;
+    });
+  }
+
+  /** Written whether or not it exists (a group taken over as it was). */
+  writeConfig(token: string, g: string, info: unknown): Promise<number> {
+    return this.kv.write(kvPath.groupConfig(g), info, token);
+  }
+
+  /** The group's last record to go: it no longer exists then. */
+  destroyConfig(token: string, g: string): Promise<void> {
+    return this.kv.destroy(kvPath.groupConfig(g), token);
+  }
+
+  revocation(token: string, g: string, n: string): Promise<KvEntry<RevokedNode> | null> {
+    return this.kv.read<RevokedNode>(kvPath.groupRevokedNode(g, n), token);
+  }
+
+  isRevoked(token: string, g: string, n: string): Promise<boolean> {
+    return this.kv.exists(kvPath.groupRevokedNode(g, n), token);
+  }
+
+  revoke(token: string, g: string, n: string): Promise<number> {
+    return this.kv.write<RevokedNode>(kvPath.groupRevokedNode(g, n), { revokedAt: new Date().toISOString() }, token);
+  }
+
+  allowBack(token: string, g: string, n: string): Promise<void> {
+    return this.kv.destroy(kvPath.groupRevokedNode(g, n), token);
+  }
+
+  async revokedIds(token: string, g: string): Promise<string[]> {
+    return (await this.kv.list(kvPath.groupRevokedNodes(g), token)).filter(isName);
+  }
 }

@@ -1,14 +1,14 @@
 import { NotFound } from '../errors';
 import { mapLimited } from '../concurrency';
-import { isName, isSecretName, parseFqdn, parseName } from '../names';
+import { isSecretName, parseFqdn, parseName } from '../names';
 import { groupsIn, kvPath } from '../vault/layout';
-import type { KvStore } from '../vault/stores';
+import type { KvEntry, KvStore } from '../vault/stores';
 import type { Copies } from './copies';
-import type { SecretStorage } from './storage';
+import type { Storage } from './storage';
 import { Catalog, CatalogEntry, RENEWAL_STATUSES, RenewalStatus, RenewalSummary, factsOf, renewalStatus } from './catalog';
 import { ListedEntry, Listing, Listings, unlisted } from './listing';
-import type { GroupRegInfo } from '../records/groups';
-import type { NodeRecord } from '../records/nodes';
+import type { GroupRecords, GroupRegInfo } from '../records/groups';
+import type { NodeRecords } from '../records/nodes';
 import { CertificateFacts, ManagedSpec, RKS_CA, SecretData } from '../records/secrets';
 
 /** A secret in the inventory; a managed secret waiting for its first certificate has no certificate facts yet. */
@@ -122,19 +122,21 @@ export class Inventory {
   private reconciledAt = 0;
 
   private readonly kv: KvStore;
+  private readonly groupRecords: GroupRecords;
+  private readonly nodeRecords: NodeRecords;
 
   constructor(
-    storage: SecretStorage,
+    storage: Storage,
     private readonly ttlOf: (data: SecretData) => number,
     listings?: Listings,
   ) {
-    ({ kv: this.kv, catalog: this.catalog, copies: this.copies } = storage);
+    ({ kv: this.kv, catalog: this.catalog, copies: this.copies, groups: this.groupRecords, nodes: this.nodeRecords } = storage);
     this.listings = listings ?? new Listings(this.catalog);
   }
 
   async secrets(token: string, q: SecretQuery): Promise<{ secrets: SecretSummary[]; next?: string }> {
     const g = q.group === undefined ? undefined : parseName('group name', q.group);
-    if (g !== undefined && !(await this.kv.exists(kvPath.groupConfig(g), token))) throw new NotFound(`group '${g}' not found`);
+    if (g !== undefined) await this.groupRecords.mustExist(token, g);
     let listing = await this.current(token);
     while (listing.released) listing = await this.current(token);
     const now = Date.now();
@@ -187,13 +189,13 @@ export class Inventory {
     const p = page(names, q);
     const items = await mapLimited(p.names, CONCURRENCY, async (name): Promise<GroupSummary | null> => {
       const [config, secrets, nodes] = await Promise.all([
-        this.kv.read<GroupRegInfo>(kvPath.groupConfig(name), token),
+        this.groupRecords.config(token, name) as Promise<KvEntry<GroupRegInfo> | null>,
         this.copies.names(token, name),
-        this.kv.list(kvPath.groupNodes(name), token),
+        this.nodeRecords.ids(token, name),
       ]);
       // A group half-deleted a moment ago has no config left: not listed.
       if (!config) return null;
-      return { name, callback: Boolean(config.data.callbackURL), secrets: secrets.length, nodes: nodes.filter((n) => !n.endsWith('/')).length };
+      return { name, callback: Boolean(config.data.callbackURL), secrets: secrets.length, nodes: nodes.length };
     });
     return { groups: items.filter((i): i is GroupSummary => i !== null), ...(p.next ? { next: p.next } : {}) };
   }
@@ -204,16 +206,16 @@ export class Inventory {
    */
   async nodes(token: string, group: string, q: Page): Promise<{ nodes: NodeSummary[]; next?: string }> {
     const g = parseName('group name', group);
-    if (!(await this.kv.exists(kvPath.groupConfig(g), token))) throw new NotFound(`group '${g}' not found`);
-    const admitted = (await this.kv.list(kvPath.groupNodes(g), token)).filter(isName);
-    const revoked = new Set((await this.kv.list(kvPath.groupRevokedNodes(g), token)).filter(isName));
+    await this.groupRecords.mustExist(token, g);
+    const admitted = await this.nodeRecords.ids(token, g);
+    const revoked = new Set(await this.groupRecords.revokedIds(token, g));
     const p = page([...new Set([...admitted, ...revoked])].sort(), q);
     const items = await mapLimited(p.names, CONCURRENCY, async (id): Promise<NodeSummary | null> => {
       if (revoked.has(id)) {
-        const r = await this.kv.read<{ revokedAt: string }>(kvPath.groupRevokedNode(g, id), token);
+        const r = await this.groupRecords.revocation(token, g, id);
         if (r) return { nodeId: id, revokedAt: r.data.revokedAt };
       }
-      const r = await this.kv.read<NodeRecord>(kvPath.groupNode(g, id), token);
+      const r = await this.nodeRecords.read(token, g, id);
       return r ? { nodeId: id, registeredAt: r.data.registeredAt, seenAt: r.data.seenAt } : null;
     });
     return { nodes: items.filter((i): i is NodeSummary => i !== null), ...(p.next ? { next: p.next } : {}) };

@@ -5,7 +5,7 @@ import type { Copies } from './copies';
 import type { Catalog } from './catalog';
 import { certificateFacts, expiryWarnings, storedFacts } from './facts';
 import type { Readers } from './readers';
-import type { SecretStorage } from './storage';
+import type { Storage } from './storage';
 import { validateTlsMaterial } from './tls';
 import { isManagedStub, ManagedMaterial, SecretData, SecretRecords, StoredSecret, secretNotFound } from '../records/secrets';
 import type { SecretAnswer } from '../sdk/wire';
@@ -75,7 +75,7 @@ export class SecretService {
   readonly expiryOf = new ExpiryOf();
 
   constructor(
-    storage: SecretStorage,
+    storage: Storage,
     private readonly defaultTtl: number,
     parts: SecretServiceParts,
   ) {

@@ -22,7 +22,7 @@ import { Listings } from '../secrets/listing';
 import { ManagedSecrets } from '../managed/service';
 import { Readers } from '../secrets/readers';
 import { SecretService } from '../secrets/service';
-import { SecretStorage } from '../secrets/storage';
+import { Storage } from '../secrets/storage';
 import { vaultStores } from '../vault/adapters';
 import { VaultClient } from '../vault/client';
 import { LayoutWatch } from '../vault/layout-watch';
@@ -78,7 +78,7 @@ export function buildServices(config: Config, logger: Logger, metrics: Metrics, 
   const challenges = new ChallengeBoard(kv, tokens, session);
   const pacing = new OrderPacing(kv);
   const acmeOrders = new AcmeOrders(acmeIssuers, challenges, config.acmeTimeout * 1000, logger, { orders: metrics.acmeOrders });
-  const storage = new SecretStorage(kv);
+  const storage = new Storage(kv);
   // The catalog's one listing in memory: the inventory pages from it, the expiry metrics read it.
   const listings = new Listings(storage.catalog);
   const expiryWatch = new ExpiryWatch(
@@ -108,7 +108,7 @@ export function buildServices(config: Config, logger: Logger, metrics: Metrics, 
   const pki = new PkiService(pkiEngine, session);
   const certificate = config.tls === 'managed' ? serverCertificate(config, pki, logger) : undefined;
   const renewer = new GroupTokenRenewer(kv, tokens, session, logger);
-  const pruner = new NodePruner(kv, tokens, session, config.nodeIdleExpiry * 1000, logger, metrics.nodesPruned);
+  const pruner = new NodePruner(kv, storage.nodes, tokens, session, config.nodeIdleExpiry * 1000, logger, metrics.nodesPruned);
   return {
     vault,
     metrics,

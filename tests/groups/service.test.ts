@@ -1,5 +1,5 @@
 import { NotFound } from '../../src/errors';
-import { SecretStorage } from '../../src/secrets/storage';
+import { Storage } from '../../src/secrets/storage';
 import { GroupService } from '../../src/groups/service';
 import { shardOf } from '../../src/secrets/catalog';
 import { nodePolicy } from '../../src/vault/policies';
@@ -17,7 +17,7 @@ describe('GroupService (in memory)', () => {
     kv = new MemoryKv();
     tokens = new MemoryTokens();
     policies = new MemoryPolicies();
-    groups = new GroupService(new SecretStorage(kv), policies, tokens, memorySession(tokens));
+    groups = new GroupService(new Storage(kv), policies, tokens, memorySession(tokens));
     admin = tokens.issue(['rks_admin']);
   });
   // Stored as a push stores it: the association rules look at the certificate's expiry only.
@@ -47,7 +47,7 @@ describe('GroupService (in memory)', () => {
     expect(writers).toEqual(['rks_service', 'rks_service']);
 
     const { VaultError } = await import('../../src/vault/client');
-    const stale = new GroupService(new SecretStorage(kv), policies, tokens, { run: () => Promise.reject(new VaultError(403, ['permission denied'], 'sys.put-policy')) });
+    const stale = new GroupService(new Storage(kv), policies, tokens, { run: () => Promise.reject(new VaultError(403, ['permission denied'], 'sys.put-policy')) });
     await expect(stale.create(admin, 'other', NO_CALLBACK)).rejects.toMatchObject({ status: 503, message: expect.stringContaining('run init again') });
     expect(await kv.exists('groups/other/config')).toBe(false);
     // Deleting a group then: 503, and nothing of it gone.
@@ -206,7 +206,7 @@ describe('GroupService (in memory)', () => {
 
   it('a revocation overtaken by the group\'s deletion on another instance leaves no record for a group made again with the name', async () => {
     await groups.create(admin, 'edge', NO_CALLBACK);
-    const other = new GroupService(new SecretStorage(kv), policies, tokens, memorySession(tokens)); // another rks instance: its own locks
+    const other = new GroupService(new Storage(kv), policies, tokens, memorySession(tokens)); // another rks instance: its own locks
     const write = kv.write.bind(kv);
     jest.spyOn(kv, 'write').mockImplementation(async (path: string, data: unknown, token: string, cas?: number) => {
       const version = await write(path, data, token, cas);

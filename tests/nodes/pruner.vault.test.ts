@@ -2,6 +2,7 @@ import request from 'supertest';
 import { createLogger } from '../../src/log';
 import { createMetrics } from '../../src/metrics';
 import { NodePruner } from '../../src/nodes/pruner';
+import { NodeRecords } from '../../src/records/nodes';
 import { Kv } from '../../src/vault/kv';
 import { ServiceSession } from '../../src/vault/session';
 import { Tokens } from '../../src/vault/tokens';
@@ -28,7 +29,7 @@ describe('NodePruner', () => {
     const metrics = createMetrics(undefined, false);
     const logger = createLogger('silent');
     const session = new ServiceSession(h.vault, { login: env.adminLogin, password: env.adminPassword }, logger);
-    const pruner = new NodePruner(new Kv(h.vault), new Tokens(h.vault), session, 86400_000, logger, metrics.nodesPruned);
+    const pruner = new NodePruner(new Kv(h.vault), new NodeRecords(new Kv(h.vault)), new Tokens(h.vault), session, 86400_000, logger, metrics.nodesPruned);
     expect(await pruner.pruneAll()).toBeGreaterThanOrEqual(1);
 
     expect((await vaultRead(`rks/data/groups/${g}/nodes/idle`)).status).toBe(404);

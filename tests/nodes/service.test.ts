@@ -1,5 +1,5 @@
 import { Counter, Registry } from 'prom-client';
-import { SecretStorage } from '../../src/secrets/storage';
+import { Storage } from '../../src/secrets/storage';
 import { BadGateway, Forbidden } from '../../src/errors';
 import { GroupService } from '../../src/groups/service';
 import { NodeService } from '../../src/nodes/service';
@@ -22,7 +22,7 @@ describe('NodeService (in memory)', () => {
       if (verdict === 'fail') throw new BadGateway('callback answered 500');
     },
   };
-  const nodes = (max = 3) => new NodeService(new SecretStorage(kv), tokens, memorySession(tokens), verifier, { tokenPeriod: 600, maxNodesPerGroup: max }, refusals);
+  const nodes = (max = 3) => new NodeService(new Storage(kv), tokens, memorySession(tokens), verifier, { tokenPeriod: 600, maxNodesPerGroup: max }, refusals);
 
   beforeEach(async () => {
     kv = new MemoryKv();
@@ -30,7 +30,7 @@ describe('NodeService (in memory)', () => {
     refusals = new Counter({ name: 'refusals', help: 'x', registers: [new Registry()] });
     verdict = 'admit';
     callbacks.length = 0;
-    groupToken = await new GroupService(new SecretStorage(kv), new MemoryPolicies(), tokens, memorySession(tokens)).create(tokens.issue(['rks_admin']), 'edge', NO_CALLBACK);
+    groupToken = await new GroupService(new Storage(kv), new MemoryPolicies(), tokens, memorySession(tokens)).create(tokens.issue(['rks_admin']), 'edge', NO_CALLBACK);
   });
 
   it('admits a node: a record, a role held to the node policy, a token that is a child of the group token', async () => {
@@ -114,12 +114,12 @@ describe('NodeService (in memory)', () => {
 
     it('a registration whose callback is still running when the node is revoked ends refused, its token revoked and its role gone', async () => {
       const admin = tokens.issue(['rks_admin']);
-      const groups = new GroupService(new SecretStorage(kv), new MemoryPolicies(), tokens, memorySession(tokens));
+      const groups = new GroupService(new Storage(kv), new MemoryPolicies(), tokens, memorySession(tokens));
       await kv.write('groups/edge/config', callbackGroup, admin);
       let release!: () => void;
       const gate = new Promise<void>((r) => (release = r));
       const made = tokensMade();
-      const slow = new NodeService(new SecretStorage(kv), tokens, memorySession(tokens), { verify: () => gate }, { tokenPeriod: 600, maxNodesPerGroup: 10 });
+      const slow = new NodeService(new Storage(kv), tokens, memorySession(tokens), { verify: () => gate }, { tokenPeriod: 600, maxNodesPerGroup: 10 });
       const inFlight = slow.register(groupToken, 'node-1');
       await new Promise((r) => setTimeout(r, 10));
       await groups.revokeNode(admin, 'edge', 'node-1');
@@ -133,7 +133,7 @@ describe('NodeService (in memory)', () => {
 
     it('a revocation landing between the registration\'s check and its token: the token does not survive either', async () => {
       const admin = tokens.issue(['rks_admin']);
-      const groups = new GroupService(new SecretStorage(kv), new MemoryPolicies(), tokens, memorySession(tokens));
+      const groups = new GroupService(new Storage(kv), new MemoryPolicies(), tokens, memorySession(tokens));
       const read = kv.read.bind(kv);
       let fired = false;
       jest.spyOn(kv, 'read').mockImplementation(async (path: string, token?: string, version?: number) => {
@@ -164,7 +164,7 @@ describe('NodeService (in memory)', () => {
 
     it('the role removed between admission and token (a revocation elsewhere): node_revoked, not a 500', async () => {
       const admin = tokens.issue(['rks_admin']);
-      const groups = new GroupService(new SecretStorage(kv), new MemoryPolicies(), tokens, memorySession(tokens));
+      const groups = new GroupService(new Storage(kv), new MemoryPolicies(), tokens, memorySession(tokens));
       const create = tokens.createFromRole.bind(tokens);
       jest.spyOn(tokens, 'createFromRole').mockImplementationOnce(async (...args) => {
         await groups.revokeNode(admin, 'edge', 'node-1');

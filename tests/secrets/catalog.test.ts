@@ -1,5 +1,5 @@
 import { Listings } from '../../src/secrets/listing';
-import { SecretStorage } from '../../src/secrets/storage';
+import { Storage } from '../../src/secrets/storage';
 import { kvPath } from '../../src/vault/layout';
 import { MemoryKv } from '../support/memory-vault';
 import { chainFor } from '../support/pki';
@@ -16,7 +16,7 @@ describe('the catalog', () => {
       }
       return write(path, data, token, cas);
     }) as typeof kv.write;
-    const { records, catalog } = new SecretStorage(kv);
+    const { records, catalog } = new Storage(kv);
     const listings = new Listings(catalog);
     const chain = await chainFor(['www.example.com']);
     await records.create('root', 'www.example.com', { certificate: chain.certificate, private_key: chain.privateKey });

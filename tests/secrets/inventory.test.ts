@@ -1,5 +1,5 @@
 import { GroupService } from '../../src/groups/service';
-import { SecretStorage } from '../../src/secrets/storage';
+import { Storage } from '../../src/secrets/storage';
 import { CATALOG_SHARDS, shardOf } from '../../src/secrets/catalog';
 import { Inventory } from '../../src/secrets/inventory';
 import { SecretService } from '../../src/secrets/service';
@@ -23,9 +23,9 @@ describe('expiry and inventory (in memory)', () => {
   beforeEach(() => {
     kv = new MemoryKv();
     const tokens = new MemoryTokens();
-    secrets = new SecretService(new SecretStorage(kv), 300, MEMORY_SECRET_PARTS);
-    groups = new GroupService(new SecretStorage(kv), new MemoryPolicies(), tokens, memorySession(tokens));
-    inventory = new Inventory(new SecretStorage(kv), (d) => secrets.ttlOf(d));
+    secrets = new SecretService(new Storage(kv), 300, MEMORY_SECRET_PARTS);
+    groups = new GroupService(new Storage(kv), new MemoryPolicies(), tokens, memorySession(tokens));
+    inventory = new Inventory(new Storage(kv), (d) => secrets.ttlOf(d));
     admin = tokens.issue(['rks_admin']);
   });
 
@@ -108,7 +108,7 @@ describe('expiry and inventory (in memory)', () => {
     await push('d.example.com', 60 * DAYS(1));
     expect((await inventory.secrets(admin, { limit: 5, after: first.next })).secrets.map((s) => s.name)).toEqual(['c.example.com', 'd.example.com']);
     // Another instance, its own memory: the same answer.
-    const other = new Inventory(new SecretStorage(kv), (d) => secrets.ttlOf(d));
+    const other = new Inventory(new Storage(kv), (d) => secrets.ttlOf(d));
     expect((await other.secrets(admin, { limit: 5 })).secrets.map((s) => s.name)).toEqual(['a.example.com', 'b.example.com', 'c.example.com', 'd.example.com']);
   });
 
@@ -143,7 +143,7 @@ describe('expiry and inventory (in memory)', () => {
     const bShard = `index/catalog/${shardOf('b.example.com')}`;
     const bStored = (await kv.read<any>(bShard))!.data.secrets;
     await kv.write(bShard, { secrets: { ...bStored, 'b.example.com': { ...bStored['b.example.com'], managed: { issuer: 'rks-ca' }, renewal: { renewAt: 'soon', failures: 'many' } } } }, admin);
-    const inv = new Inventory(new SecretStorage(kv), (d) => secrets.ttlOf(d));
+    const inv = new Inventory(new Storage(kv), (d) => secrets.ttlOf(d));
     // The forged entry is left out of the page; reconciled, it is described again from the secret.
     expect((await inv.secrets(admin, { limit: 10 })).secrets.map((x) => x.name)).not.toContain('b.example.com');
     await inv.reconcile(admin);

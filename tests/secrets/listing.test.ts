@@ -1,7 +1,7 @@
 import { CatalogEntry, renewalStatus } from '../../src/secrets/catalog';
 import { Inventory } from '../../src/secrets/inventory';
 import { Listing, Listings, unlisted } from '../../src/secrets/listing';
-import { SecretStorage } from '../../src/secrets/storage';
+import { Storage } from '../../src/secrets/storage';
 import { MemoryKv } from '../support/memory-vault';
 
 const facts = (name: string, over: Partial<NonNullable<CatalogEntry['info']>> = {}) => ({
@@ -137,7 +137,7 @@ describe('a listing let go of', () => {
     // Another caller let the first go between the answer and the page's own look at it.
     const answers = [released, current];
     const listings = { current: async () => answers.shift() ?? current } as unknown as Listings;
-    const inventory = new Inventory(new SecretStorage(new MemoryKv()), () => 300, listings);
+    const inventory = new Inventory(new Storage(new MemoryKv()), () => 300, listings);
     (inventory as unknown as { reconciledAt: number }).reconciledAt = Date.now();
     expect((await inventory.secrets('root', { limit: 10 })).secrets.map((s) => s.name)).toEqual(['a.example.com']);
   });

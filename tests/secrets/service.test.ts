@@ -1,5 +1,5 @@
 import { GroupService } from '../../src/groups/service';
-import { SecretStorage } from '../../src/secrets/storage';
+import { Storage } from '../../src/secrets/storage';
 import { SecretService } from '../../src/secrets/service';
 import { NO_CALLBACK } from '../support/constants';
 import { MEMORY_SECRET_PARTS, MemoryKv, MemoryPolicies, MemoryTokens, memorySession } from '../support/memory-vault';
@@ -23,8 +23,8 @@ describe('SecretService (in memory)', () => {
   beforeEach(() => {
     kv = new MemoryKv();
     tokens = new MemoryTokens();
-    secrets = new SecretService(new SecretStorage(kv), 300, MEMORY_SECRET_PARTS);
-    groups = new GroupService(new SecretStorage(kv), new MemoryPolicies(), tokens, memorySession(tokens));
+    secrets = new SecretService(new Storage(kv), 300, MEMORY_SECRET_PARTS);
+    groups = new GroupService(new Storage(kv), new MemoryPolicies(), tokens, memorySession(tokens));
     admin = tokens.issue(['rks_admin']);
   });
 
@@ -112,7 +112,7 @@ describe('SecretService (in memory)', () => {
       // The deletion has listed the copies; another instance associates before it ends.
       if (prefix === 'groups/edge/secrets/' && !raced) {
         raced = true;
-        await new GroupService(new SecretStorage(kv), new MemoryPolicies(), tokens, memorySession(tokens)).associate(admin, 'edge', 'www.example.com');
+        await new GroupService(new Storage(kv), new MemoryPolicies(), tokens, memorySession(tokens)).associate(admin, 'edge', 'www.example.com');
       }
       return answer;
     };
