@@ -123,6 +123,11 @@ describe('the import graph of src/', () => {
     for (const name of names) expect(fs.readFileSync(owner, 'utf8')).toContain(`kvPath.${name}(`);
   });
 
+  it("branches on what Vault's answer means outside the Vault layer, not on its HTTP statuses (vault/client.ts names the outcomes)", () => {
+    const reading = files.filter((f) => !/^(vault|http)\//.test(path.relative(SRC, f)) && /isVaultError\(|instanceof VaultError/.test(fs.readFileSync(f, 'utf8')));
+    expect(reading.map((f) => path.relative(SRC, f))).toEqual([]);
+  });
+
   it('catches what it looks for', () => {
     // The checks above, against a graph known to be wrong: a cycle through two files.
     const a = path.join(SRC, 'a.ts');

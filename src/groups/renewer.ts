@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { groupTokenName, groupsIn, kvPath } from '../vault/layout';
 import type { KvStore, Session, TokenStore } from '../vault/stores';
-import { isVaultError } from '../vault/client';
+import { isDenied } from '../vault/client';
 import type { GroupTokenAccessor } from '../records/groups';
 
 /**
@@ -34,7 +34,7 @@ export class GroupTokenRenewer {
             // never another one whose accessor was put there.
             const made = await this.tokens.accessorInfo(record.data.accessor, t).then((i) => i && i.path, (err) => {
               // An identity from before the check (init not run again): renewed unchecked, as it was.
-              if (!isVaultError(err, 403)) throw err;
+              if (!isDenied(err)) throw err;
               this.logger.warn({ group: g }, "rks's identity may not look group tokens up yet: renewed unchecked; run init again");
               return undefined;
             });

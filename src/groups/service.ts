@@ -4,7 +4,7 @@ import { isSecretName, parseFqdn, parseName } from '../names';
 import { groupTokenName, kvPath, nodePolicyName, nodeRolePrefix } from '../vault/layout';
 import { groupTokenPolicy, nodePolicy } from '../vault/policies';
 import { CasExhausted, KvEntry, KvStore, PolicyStore, RoleSpec, Session, TokenStore } from '../vault/stores';
-import { isVaultError } from '../vault/client';
+import { isDenied } from '../vault/client';
 import { forgetNode } from '../nodes/forget';
 import type { Catalog } from '../secrets/catalog';
 import { ChangeLog } from '../secrets/changes';
@@ -389,7 +389,7 @@ export class GroupService {
     try {
       await this.writer.run(write);
     } catch (err) {
-      if (!isVaultError(err, 403)) throw err;
+      if (!isDenied(err)) throw err;
       throw new ServiceUnavailable("rks's identity in Vault may not write group policies and roles yet: an administrator must run init again (rks init, or POST /rks/v1/init with the root token)", 1);
     }
   }

@@ -3,7 +3,7 @@ import { isSecretName } from '../names';
 import { GroupService } from '../groups/service';
 import { Predating, classicSigns, findPredating, nothingPredates, predatingLines } from './predating';
 import { Storage } from '../secrets/storage';
-import { isVaultError } from '../vault/client';
+import { isDenied, isNoMount, isUpgrading } from '../vault/client';
 import { ServiceCredentials, serviceCredentials } from '../vault/identity';
 import { ADMIN_POLICY, KV_MOUNT, LAYOUT, PKI_CLIENT_ROLE, PKI_MOUNT, PKI_SERVER_ROLE, SERVICE_AUTH_PATH, SERVICE_POLICY, LEGACY_MANAGED_POLICY, SERVICE_ROLE, SERVICE_TOKEN_PERIOD, USERPASS_LOCKOUT, USERPASS_PATH, PREFIX, groupTokenName, groupsIn, kvPath, nodePolicyName } from '../vault/layout';
 import { adminPolicy, groupTokenPolicy, nodePolicy, servicePolicy } from '../vault/policies';
@@ -101,7 +101,7 @@ export class InitService {
     try {
       await this.tokens.lookupSelf(token);
     } catch (err) {
-      if (isVaultError(err, 403)) throw new Forbidden('permission denied: init needs the Vault root token');
+      if (isDenied(err)) throw new Forbidden('permission denied: init needs the Vault root token');
       throw err;
     }
     const creds = await this.credentials();
@@ -441,7 +441,7 @@ export class InitService {
     } catch (err) {
       // No mount yet: Vault answers 404 to root ("no handler for route") and 400 while a new
       // KV v2 mount is still upgrading.
-      if (isVaultError(err, 404) || isVaultError(err, 400)) return null;
+      if (isNoMount(err)) return null;
       throw err;
     }
   }
@@ -462,7 +462,7 @@ async function whileUpgrading<T>(fn: () => Promise<T>): Promise<T> {
     try {
       return await fn();
     } catch (err) {
-      const upgrading = isVaultError(err, 400, 'pgrading') || isVaultError(err, 503);
+      const upgrading = isUpgrading(err);
       if (attempt >= 50 || !upgrading) throw err;
       await new Promise((r) => setTimeout(r, 100));
     }

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { Gauge } from 'prom-client';
-import { isVaultError } from '../vault/client';
+import { isDenied } from '../vault/client';
 import type { Session } from '../vault/stores';
 import { budgetOf, type AcmeIssuers } from '../acme/issuers';
 import type { OrderPacing } from '../acme/pacing';
@@ -69,7 +69,7 @@ export class ExpiryWatch implements ExpiryNotes {
       listing = await this.session.run((token) => this.listings.current(token));
       while (listing.released) listing = await this.session.run((token) => this.listings.current(token));
     } catch (err) {
-      const hint = isVaultError(err, 403) ? ' (rks was upgraded: run init again with the root token to let it read the catalog)' : '';
+      const hint = isDenied(err) ? ' (rks was upgraded: run init again with the root token to let it read the catalog)' : '';
       this.logger.warn({ err: (err as Error).message }, `certificate expiry check failed; will retry${hint}`);
       return;
     } finally {

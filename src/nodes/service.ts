@@ -5,7 +5,7 @@ import type { CallbackVerifier } from '../callback/verifier';
 import { BadGateway, Conflict, Forbidden, ServiceUnavailable } from '../errors';
 import { KeyedLock } from '../concurrency';
 import { isSecretName, parseName } from '../names';
-import { isVaultError } from '../vault/client';
+import { isDenied, isRefused } from '../vault/client';
 import { groupTokenName, kvPath, nodePolicyName, nodeRoleName, tokenOrigin } from '../vault/layout';
 import { KvEntry, KvStore, RoleSpec, Session, TokenStore } from '../vault/stores';
 import { GroupRecords, GroupSerial, storedRegInfo } from '../records/groups';
@@ -108,7 +108,7 @@ export class NodeService {
     await this.session.run((t) => this.admit(g, n, t));
     const issued = await this.tokens.createFromRole(nodeRoleName(g, n), groupToken, { groupname: g, nodeid: n }).catch(async (err) => {
       // The role went away since its admission: a revocation (or a pruning) raced this registration.
-      if (!isVaultError(err, 400)) throw err;
+      if (!isRefused(err)) throw err;
       if (await this.revoked(g, n)) throw refusedRevoked(g, n);
       throw new ServiceUnavailable(`node '${n}' was removed while it registered: register again`, 1);
     });
@@ -181,7 +181,7 @@ export class NodeService {
     const tag = (...parts: unknown[]) => `"${listTag(g, ...parts)}"`;
     let denied = false;
     const serial = await this.kv.read<GroupSerial>(kvPath.groupSerial(g), nodeToken).catch((err) => {
-      if (!isVaultError(err, 403)) throw err;
+      if (!isDenied(err)) throw err;
       denied = true; // a node policy from before layout 4, or a token revoked since its lookup
       return null;
     });
@@ -268,7 +268,7 @@ export class NodeService {
     try {
       return Boolean(await this.session.run((t) => this.groups.revocation(t, g, n)));
     } catch (err) {
-      if (!isVaultError(err, 403)) throw err;
+      if (!isDenied(err)) throw err;
       const why = "rks's identity in Vault cannot read revoked nodes: an administrator must run init again (POST /rks/v1/init with the root token)";
       if (!this.warnedRevocations) this.logger?.warn(`${why}; registrations are refused until then`);
       this.warnedRevocations = true;
@@ -313,7 +313,7 @@ export class NodeService {
  */
 function mine<T>(shared: Promise<T>, own: () => Promise<T>): Promise<T> {
   return shared.catch((err) => {
-    if (!(err instanceof Forbidden || isVaultError(err, 403))) throw err;
+    if (!(err instanceof Forbidden || isDenied(err))) throw err;
     return own();
   });
 }

@@ -1,6 +1,6 @@
 import { X509Certificate } from 'node:crypto';
 import { BadRequest, ServiceUnavailable } from '../errors';
-import { isVaultError } from '../vault/client';
+import { isRefused } from '../vault/client';
 import { PKI_CLIENT_ROLE, PKI_SERVER_ROLE } from '../vault/layout';
 import type { CertificateAuthority, Session } from '../vault/stores';
 import { checkCsr, newKeyAndCsr } from './csr';
@@ -50,7 +50,7 @@ export class PkiService {
       return signed.certificate;
     } catch (err) {
       // Vault's PKI refusing what the CSR asks for is the caller's to fix, not a failure of rks.
-      if (isVaultError(err, 400)) throw new BadRequest('the CA refuses to sign this CSR: ask for DNS names and IP addresses only (no URI, e-mail or other names, no wildcard)');
+      if (isRefused(err)) throw new BadRequest('the CA refuses to sign this CSR: ask for DNS names and IP addresses only (no URI, e-mail or other names, no wildcard)');
       throw err;
     }
   }

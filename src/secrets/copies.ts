@@ -1,6 +1,6 @@
 import { Locked, NotFound } from '../errors';
 import { isSecretName } from '../names';
-import { isVaultError } from '../vault/client';
+import { isDenied } from '../vault/client';
 import { kvPath } from '../vault/layout';
 import { CasMismatch, KvEntry, KvStore, NO_CHANGE } from '../vault/stores';
 import { ChangeLog } from './changes';
@@ -145,7 +145,7 @@ export class Copies {
       try {
         return await this.changes.record(token, g, [[fqdn, 'k']]);
       } catch (err) {
-        if (isVaultError(err, 403)) return;
+        if (isDenied(err)) return;
         // Vault failing for a moment is tried again; failing on, the call fails and says so.
         if (attempt === 3) throw err;
       }
@@ -175,19 +175,19 @@ export class Copies {
     try {
       entry = await copy();
     } catch (err) {
-      if (!isVaultError(err, 403)) throw err;
+      if (!isDenied(err)) throw err;
       try {
         entry = (await this.records.read(token, fqdn)) as KvEntry<SecretData> | null;
       } catch (again) {
         // The group moved to copies between the two reads (a policy only ever moves forward).
-        if (!isVaultError(again, 403)) throw again;
+        if (!isDenied(again)) throw again;
         entry = await copy();
       }
     }
     // A managed secret's copy, in the folder beside.
     const managed = () =>
       this.kv.read<SecretData>(kvPath.groupManagedCopy(g, fqdn), token).catch((err) => {
-        if (isVaultError(err, 403)) return null;
+        if (isDenied(err)) return null;
         throw err;
       });
     if (!entry) return managed();
@@ -222,7 +222,7 @@ export class Copies {
       this.kv.list(kvPath.groupCopies(g), token),
       // A node policy from before layout 6 does not grant the managed folder (init rewrites it).
       this.kv.list(kvPath.groupManagedCopies(g), token).catch((err) => {
-        if (isVaultError(err, 403)) return [];
+        if (isDenied(err)) return [];
         throw err;
       }),
     ]);

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { isVaultError } from '../vault/client';
+import { isDenied } from '../vault/client';
 import { nodePolicyName, tokenOrigin } from '../vault/layout';
 import type { TokenStore } from '../vault/stores';
 
@@ -30,7 +30,7 @@ export class Readers {
       },
       (err) => {
         // Not allowed to look itself up (a dead token, or one of some policy of its own): no node's.
-        if (isVaultError(err, 403)) return null;
+        if (isDenied(err)) return null;
         throw err;
       },
     );

@@ -415,3 +415,26 @@ export function isVaultError(err: unknown, status: number, text?: string): err i
     (text === undefined || err.errors.some((e) => e.includes(text)))
   );
 }
+
+// What a refusal means, for the services above, which branch on what happened and not on
+// Vault's HTTP statuses.
+
+/** The token may not do this (403): no policy grants it, or the token is dead. */
+export function isDenied(err: unknown): err is VaultError {
+  return isVaultError(err, 403);
+}
+
+/** Vault refused the request itself (400): a CSR its CA will not sign, a role that no longer exists. */
+export function isRefused(err: unknown): err is VaultError {
+  return isVaultError(err, 400);
+}
+
+/** No KV mount to read yet: 404 to root (no handler for the route), 400 while a new one is still upgrading. */
+export function isNoMount(err: unknown): err is VaultError {
+  return isVaultError(err, 404) || isVaultError(err, 400);
+}
+
+/** A KV mount made a moment ago, still upgrading (or Vault not ready yet): worth trying again shortly. */
+export function isUpgrading(err: unknown): err is VaultError {
+  return isVaultError(err, 400, 'pgrading') || isVaultError(err, 503);
+}
