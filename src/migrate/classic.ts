@@ -217,15 +217,7 @@ export class ClassicMigration {
   }
 
   async plan(token: string, progress: (line: string) => void = () => undefined): Promise<MigrationPlan> {
-    const record = await this.kv.read<Record<string, unknown>>(kvPath.config, token);
-    const config = !record ? 'none' : isClassicRecord(record.data) ? 'classic' : 'rks';
-    const auths = await this.auth.authMethods(token);
-    // Not from anything a classic edge could write (records, mounts, roles): from the secret id
-    // of rks's own identity, derived from the admin password it does not know.
-    const firstRun = !(await this.init.ranHere(token));
-    if (config === 'rks' && firstRun) {
-      throw new Conflict("this Vault holds rks's config record, but no rks identity for this admin login and password: an rks of an older layout ('rks init' brings it up to date), or another password");
-    }
+    const { config, firstRun } = await this.startingPoint(token);
     const policyNames = await this.policies.listPolicies(token);
     const losses: string[] = [];
     const notes: string[] = [];
@@ -247,49 +239,11 @@ export class ClassicMigration {
     const signs = [...policyNames, ...roleNames].map((n) => /^addtoken-(.+)$/i.exec(n)?.[1]?.toLowerCase()).filter((g): g is string => Boolean(g));
     const recordless = [...new Set(signs)].filter((g) => !dirs.some((d) => d.toLowerCase() === g)).sort();
     for (const g of recordless) losses.push(`group ${quoted(g)}: its records are gone (its classic token policy or role remains): not taken over; its tokens and roles are revoked like any classic group's`);
-    const groups: ClassicGroup[] = [];
-    const classicPolicies = new Set<string>();
-    for (const g of dirs) {
-      if (!isName(g)) {
-        const problem = `rks group names are ${NAME_RULE}, in lower case`;
-        groups.push({ name: g, entries: [], callback: null, configHash: '', migrated: false, problem });
-        losses.push(`group ${quoted(g)}: not taken over (${problem}); its records stay as they are and its edges lose access`);
-        continue;
-      }
-      if (!(await this.storage.groups.exists(token, g))) {
-        notes.push(`rks/data/groups/${g}/ has no config: not a group (for the classic either), left alone`);
-        continue;
-      }
-      const shaped = { node: false, groupToken: false };
-      for (const p of [`addtoken-${g}`, g]) {
-        if (!policyNames.includes(p) || VAULT_POLICIES.has(p)) continue;
-        const text = (await this.policies.readPolicy(p, token)) ?? '';
-        if (p === g ? isClassicNodePolicy(text) : isClassicGroupTokenPolicy(text, g)) {
-          classicPolicies.add(p);
-          shaped[p === g ? 'node' : 'groupToken'] = true;
-        } else notes.push(`policy ${quoted(p)} has the classic's name but not its shape: left alone`);
-      }
-      groups.push(await this.planGroup(token, g, firstRun, losses, notes));
-    }
-    if (policyNames.includes('admin')) {
-      if (isClassicAdminPolicy((await this.policies.readPolicy('admin', token)) ?? '')) classicPolicies.add('admin');
-      else notes.push("policy 'admin' is not the classic's: left alone");
-    }
-    for (const g of recordless) {
-      if (policyNames.includes(`addtoken-${g}`)) classicPolicies.add(`addtoken-${g}`);
-      if (policyNames.includes(g) && !VAULT_POLICIES.has(g) && isClassicNodePolicy((await this.policies.readPolicy(g, token)) ?? '')) classicPolicies.add(g);
-    }
-    const planted = firstRun ? policyNames.filter((p) => p.startsWith(PREFIX)) : [];
-    remove.policies.push(...[...classicPolicies].sort(), ...planted);
-    const unknown = policyNames.filter((p) => !VAULT_POLICIES.has(p) && !classicPolicies.has(p) && !p.startsWith(PREFIX) && !dirs.some((g) => [g.toLowerCase(), `addtoken-${g.toLowerCase()}`].includes(p)));
-    if (unknown.length) notes.push(`policies neither the classic's nor rks's, left alone (review them: the classic's admin policy could write any): ${unknown.map(quoted).join(', ')}`);
-    const guarded = policyPaths((await this.policies.readPolicy('default', token)) ?? '').filter((p) => GUARDED.some((g) => patternReaches(p, g)));
-    if (guarded.length) {
-      losses.push(`the default policy, which every token carries, grants ${guarded.map(quoted).join(', ')}: restore it first (the classic's admin policy could write it), or accept that every token keeps that`);
-    }
+    const { groups, classicPolicies } = await this.planGroups(token, dirs, policyNames, firstRun, losses, notes);
+    remove.policies.push(...(await this.policiesToRemove(token, { policyNames, classicPolicies, dirs, recordless, firstRun }, losses, notes)));
 
     const classicNamed = (p: string) => p === 'admin' || classicPolicies.has(p) || p.startsWith('addtoken-') || dirs.some((g) => g.toLowerCase() === p);
-    if (auths[`${USERPASS_PATH}/`]) remove.users.push(...(await this.classicUsers(token, classicNamed, firstRun, notes)));
+    if ((await this.auth.authMethods(token))[`${USERPASS_PATH}/`]) remove.users.push(...(await this.classicUsers(token, classicNamed, firstRun, notes)));
     const rules: SweepRules = {
       firstRun,
       groups: [...new Set([...dirs.map((g) => g.toLowerCase()), ...recordless])],
@@ -308,6 +262,76 @@ export class ClassicMigration {
     // Whole: the plan names what a classic edge could write (a config), so no birthday search may match two plans.
     const digest = createHash('sha256').update(JSON.stringify(named)).digest('hex');
     return { config, firstRun, namespaces, groups, secrets, revoke: { roles, tokens: matching }, remove, otherTokens: others, snapshot, losses, notes, digest };
+  }
+
+  /** Whose config record this Vault holds, and whether rks ever ran here with this admin login. */
+  private async startingPoint(token: string): Promise<{ config: MigrationPlan['config']; firstRun: boolean }> {
+    const record = await this.kv.read<Record<string, unknown>>(kvPath.config, token);
+    const config = !record ? 'none' : isClassicRecord(record.data) ? 'classic' : 'rks';
+    // Not from anything a classic edge could write (records, mounts, roles): from the secret id
+    // of rks's own identity, derived from the admin password it does not know.
+    const firstRun = !(await this.init.ranHere(token));
+    if (config === 'rks' && firstRun) {
+      throw new Conflict("this Vault holds rks's config record, but no rks identity for this admin login and password: an rks of an older layout ('rks init' brings it up to date), or another password");
+    }
+    return { config, firstRun };
+  }
+
+  /** Each group folder: taken over, or why not; and the classic policies found for them. */
+  private async planGroups(token: string, dirs: string[], policyNames: string[], firstRun: boolean, losses: string[], notes: string[]): Promise<{ groups: ClassicGroup[]; classicPolicies: Set<string> }> {
+    const groups: ClassicGroup[] = [];
+    const classicPolicies = new Set<string>();
+    for (const g of dirs) {
+      if (!isName(g)) {
+        const problem = `rks group names are ${NAME_RULE}, in lower case`;
+        groups.push({ name: g, entries: [], callback: null, configHash: '', migrated: false, problem });
+        losses.push(`group ${quoted(g)}: not taken over (${problem}); its records stay as they are and its edges lose access`);
+        continue;
+      }
+      if (!(await this.storage.groups.exists(token, g))) {
+        notes.push(`rks/data/groups/${g}/ has no config: not a group (for the classic either), left alone`);
+        continue;
+      }
+      for (const p of [`addtoken-${g}`, g]) {
+        if (!policyNames.includes(p) || VAULT_POLICIES.has(p)) continue;
+        const text = (await this.policies.readPolicy(p, token)) ?? '';
+        if (p === g ? isClassicNodePolicy(text) : isClassicGroupTokenPolicy(text, g)) classicPolicies.add(p);
+        else notes.push(`policy ${quoted(p)} has the classic's name but not its shape: left alone`);
+      }
+      groups.push(await this.planGroup(token, g, firstRun, losses, notes));
+    }
+    return { groups, classicPolicies };
+  }
+
+  /**
+   * The policies to remove: the classic's (its admin's, its groups', those of groups whose
+   * records are gone; added to `classicPolicies`) and, when rks never ran here, any planted
+   * under rks's prefix. What looks like neither, and a default policy granting what rks
+   * guards, are said.
+   */
+  private async policiesToRemove(
+    token: string,
+    found: { policyNames: string[]; classicPolicies: Set<string>; dirs: string[]; recordless: string[]; firstRun: boolean },
+    losses: string[],
+    notes: string[],
+  ): Promise<string[]> {
+    const { policyNames, classicPolicies, dirs, recordless, firstRun } = found;
+    if (policyNames.includes('admin')) {
+      if (isClassicAdminPolicy((await this.policies.readPolicy('admin', token)) ?? '')) classicPolicies.add('admin');
+      else notes.push("policy 'admin' is not the classic's: left alone");
+    }
+    for (const g of recordless) {
+      if (policyNames.includes(`addtoken-${g}`)) classicPolicies.add(`addtoken-${g}`);
+      if (policyNames.includes(g) && !VAULT_POLICIES.has(g) && isClassicNodePolicy((await this.policies.readPolicy(g, token)) ?? '')) classicPolicies.add(g);
+    }
+    const planted = firstRun ? policyNames.filter((p) => p.startsWith(PREFIX)) : [];
+    const unknown = policyNames.filter((p) => !VAULT_POLICIES.has(p) && !classicPolicies.has(p) && !p.startsWith(PREFIX) && !dirs.some((g) => [g.toLowerCase(), `addtoken-${g.toLowerCase()}`].includes(p)));
+    if (unknown.length) notes.push(`policies neither the classic's nor rks's, left alone (review them: the classic's admin policy could write any): ${unknown.map(quoted).join(', ')}`);
+    const guarded = policyPaths((await this.policies.readPolicy('default', token)) ?? '').filter((p) => GUARDED.some((g) => patternReaches(p, g)));
+    if (guarded.length) {
+      losses.push(`the default policy, which every token carries, grants ${guarded.map(quoted).join(', ')}: restore it first (the classic's admin policy could write it), or accept that every token keeps that`);
+    }
+    return [...[...classicPolicies].sort(), ...planted];
   }
 
   /**
