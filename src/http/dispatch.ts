@@ -35,29 +35,14 @@ function hasBody(req: Request): boolean {
 
 /**
  * The one pipeline every API request takes: the contract finds the operation (405 with
- * Allow for a known path, or on to the next handler for a path it does not have), then the input rules every endpoint shares (one of each credential header, no
- * compressed bodies, JSON bodies where the contract says so), the PSK when required, the
- * operation's own parameters and body, the token its `security` asks for, and its handler.
+ * Allow for a known path, or on to the next handler for a path it does not have), then the
+ * input rules every endpoint shares (one of each credential header, no compressed bodies, JSON
+ * bodies where the contract says so), the PSK when required, the operation's own parameters
+ * and body, the token its `security` asks for, and its handler.
  */
 export function dispatch(contract: Contract, handlers: Handlers, opts: DispatchOptions): RequestHandler {
-  for (const op of contract.operations) {
-    if (!handlers[op.id]) throw new Error(`no handler for the contract's operation ${op.id}`);
-  }
-  const known = new Set(contract.operations.map((op) => op.id));
-  for (const id of Object.keys(handlers)) if (!known.has(id)) throw new Error(`handler ${id} is not in the contract`);
-
-  const parsers = new Map<string, RequestHandler>();
-  const parser = (op: Operation): RequestHandler => {
-    const limit = op.bodyLimit ?? opts.bodyLimit;
-    const key = `${op.body === 'text' ? 'text' : 'json'}:${limit}`;
-    let p = parsers.get(key);
-    if (!p) {
-      // PEM bodies come with any Content-Type, or none (existing clients).
-      p = op.body === 'text' ? express.text({ type: () => true, limit }) : express.json({ limit, inflate: false, strict: true });
-      parsers.set(key, p);
-    }
-    return p;
-  };
+  mustMatch(contract, handlers);
+  const parser = bodyParsers(opts.bodyLimit);
 
   return (req: Request, res: Response, next: NextFunction): void => {
     const found = contract.match(req.method, req.path);
@@ -69,35 +54,14 @@ export function dispatch(contract: Contract, handlers: Handlers, opts: DispatchO
   };
 
   async function run(op: Operation, raw: Record<string, string>, req: Request, res: Response): Promise<void> {
-    for (const [name, shown] of SINGLE_HEADERS) {
-      if ((req.headersDistinct[name]?.length ?? 0) > 1) throw new BadRequest(`${shown} given more than once`);
-    }
-    const encoding = (req.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
-    if (encoding !== 'identity') throw new BadRequest('Content-Encoding is not supported; send the body uncompressed');
-    const body = hasBody(req);
-    if (body && op.body !== 'text' && !req.is('application/json')) throw new UnsupportedMediaType('request body must be application/json');
+    const body = sharedRules(op, req);
     const jwt = bearer(req.get('Authorization'));
-    let pskVerified = false;
-    const verifyPsk = async () => {
-      if (pskVerified) return;
-      if (!opts.psk) throw new Unauthorized('no PSK is configured on this rks; use an X-Vault-Token');
-      // Derivation slots are few (16): a network (IPv4 /24, IPv6 /48) counts as one source.
-      await opts.psk.verify(jwt!, 'request', { source: sourceKey(req.ip ?? req.socket.remoteAddress ?? '', 'site') });
-      pskVerified = true;
-    };
+    const verifyPsk = pskCheck(opts.psk, jwt, req);
     if (opts.requirePsk && !op.pskExempt) {
       if (!jwt) throw new Unauthorized('this rks requires a PSK JWT in Authorization: Bearer');
       await verifyPsk();
     }
-
-    const params: Record<string, string> = {};
-    for (const [name, value] of Object.entries(raw)) {
-      try {
-        params[name] = decodeURIComponent(value);
-      } catch {
-        throw new BadRequest('the path is not validly percent-encoded');
-      }
-    }
+    const params = decoded(raw);
     check(op.check('params', params));
     // Express 5 parses req.query afresh on each read: the checked (and type-coerced) copy replaces it.
     const query = { ...req.query };
@@ -116,6 +80,68 @@ export function dispatch(contract: Contract, handlers: Handlers, opts: DispatchO
     if (opts.validateResponses) checkAnswers(op, res);
     await handlers[op.id](req as unknown as Request<Record<string, string>>, res, token, scheme);
   }
+}
+
+/** Every operation of the contract has its handler, and every handler its operation. */
+function mustMatch(contract: Contract, handlers: Handlers): void {
+  for (const op of contract.operations) {
+    if (!handlers[op.id]) throw new Error(`no handler for the contract's operation ${op.id}`);
+  }
+  const known = new Set(contract.operations.map((op) => op.id));
+  for (const id of Object.keys(handlers)) if (!known.has(id)) throw new Error(`handler ${id} is not in the contract`);
+}
+
+/** An operation's body parser (JSON, or text for PEM), one per kind and size limit. */
+function bodyParsers(defaultLimit: string): (op: Operation) => RequestHandler {
+  const parsers = new Map<string, RequestHandler>();
+  return (op) => {
+    const limit = op.bodyLimit ?? defaultLimit;
+    const key = `${op.body === 'text' ? 'text' : 'json'}:${limit}`;
+    let p = parsers.get(key);
+    if (!p) {
+      // PEM bodies come with any Content-Type, or none (existing clients).
+      p = op.body === 'text' ? express.text({ type: () => true, limit }) : express.json({ limit, inflate: false, strict: true });
+      parsers.set(key, p);
+    }
+    return p;
+  };
+}
+
+/** The input rules every endpoint shares; answers whether the request has a body. */
+function sharedRules(op: Operation, req: Request): boolean {
+  for (const [name, shown] of SINGLE_HEADERS) {
+    if ((req.headersDistinct[name]?.length ?? 0) > 1) throw new BadRequest(`${shown} given more than once`);
+  }
+  const encoding = (req.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
+  if (encoding !== 'identity') throw new BadRequest('Content-Encoding is not supported; send the body uncompressed');
+  const body = hasBody(req);
+  if (body && op.body !== 'text' && !req.is('application/json')) throw new UnsupportedMediaType('request body must be application/json');
+  return body;
+}
+
+/** Verifies the request's PSK JWT, once however often asked. */
+function pskCheck(psk: PskJwt | undefined, jwt: string | undefined, req: Request): () => Promise<void> {
+  let verified = false;
+  return async () => {
+    if (verified) return;
+    if (!psk) throw new Unauthorized('no PSK is configured on this rks; use an X-Vault-Token');
+    // Derivation slots are few (16): a network (IPv4 /24, IPv6 /48) counts as one source.
+    await psk.verify(jwt!, 'request', { source: sourceKey(req.ip ?? req.socket.remoteAddress ?? '', 'site') });
+    verified = true;
+  };
+}
+
+/** The path's parameters, percent-decoded. */
+function decoded(raw: Record<string, string>): Record<string, string> {
+  const params: Record<string, string> = {};
+  for (const [name, value] of Object.entries(raw)) {
+    try {
+      params[name] = decodeURIComponent(value);
+    } catch {
+      throw new BadRequest('the path is not validly percent-encoded');
+    }
+  }
+  return params;
 }
 
 const SHOWN: Record<Scheme, string> = { vaultToken: 'an X-Vault-Token', pskJwt: 'a PSK JWT (Authorization: Bearer)' };

@@ -24,6 +24,7 @@ import { Readers } from '../secrets/readers';
 import { SecretService } from '../secrets/service';
 import { Storage } from '../secrets/storage';
 import { vaultStores } from '../vault/adapters';
+import type { VaultStores } from '../vault/stores';
 import { VaultClient } from '../vault/client';
 import { LayoutWatch } from '../vault/layout-watch';
 import { Readiness } from '../vault/readiness';
@@ -74,33 +75,17 @@ export function buildServices(config: Config, logger: Logger, metrics: Metrics, 
   const { kv, setup: sys, tokens, pki: pkiEngine } = stores;
   const session = new ServiceSession(vault, config.admin, logger, metrics.sessionUp);
   const layout = new LayoutWatch(vault, kv, session, logger);
-  const acmeIssuers = new AcmeIssuers(kv, config.acmeTimeout * 1000);
-  const challenges = new ChallengeBoard(kv, tokens, session);
-  const pacing = new OrderPacing(kv);
-  const acmeOrders = new AcmeOrders(acmeIssuers, challenges, config.acmeTimeout * 1000, logger, { orders: metrics.acmeOrders });
+  const acme = acmeParts(config, stores, session, logger, metrics);
+  const { issuers: acmeIssuers, challenges, pacing } = acme;
   const storage = new Storage(kv);
   // The catalog's one listing in memory: the inventory pages from it, the expiry metrics read it.
   const listings = new Listings(storage.catalog);
-  const expiryWatch = new ExpiryWatch(
-    listings,
-    session,
-    {
-      expiry: metrics.secretExpiry,
-      expiring: metrics.secretsExpiring,
-      lastPass: metrics.expiryPass,
-      managed: metrics.managedSecrets,
-      acmeNextSlot: metrics.acmeNextSlot,
-      acmeQueueThrough: metrics.acmeQueueThrough,
-    },
-    logger,
-    { warnDays: config.expiryWarningDays, seriesLimit: config.expiryMetricLimit },
-    { issuers: acmeIssuers, pacing },
-  );
+  const expiryWatch = expiryWatchOf(config, listings, session, logger, metrics, acme);
   // Made before what it runs (a secret scheduled for now wakes it): its rounds begin once started.
   const renewals = new Periodic(config.managedCheckInterval * 1000, layout.gate(() => managed.renewDue()));
   const managed = new ManagedSecrets(storage, pkiEngine, session, logger, {
     counters: { renewals: metrics.managedRenewals },
-    acme: { issuers: acmeIssuers, orders: acmeOrders, challenges, pacing },
+    acme,
     expiry: expiryWatch,
     wake: () => renewals.runNow(),
   });
@@ -116,15 +101,7 @@ export function buildServices(config: Config, logger: Logger, metrics: Metrics, 
     init: new InitService(stores, config.admin, config.caBundle, storage),
     admin: new AdminService(sys, tokens, { perSource: config.loginRateLimit, perLogin: config.loginFailureLimit }, config.admin),
     groups: new GroupService(storage, sys, tokens, session),
-    nodes: new NodeService(
-      storage,
-      tokens,
-      session,
-      new CallbackVerifier({ timeoutMs: config.callbackTimeout * 1000, caFiles: config.callbackCaFile, insecure: config.callbackInsecure, ...tuning.callback }, logger),
-      { tokenPeriod: config.nodeTokenPeriod, maxNodesPerGroup: config.maxNodesPerGroup },
-      metrics.nodeLimitRefusals,
-      logger,
-    ),
+    nodes: nodeService(config, storage, stores, session, logger, metrics, tuning),
     secrets,
     managed,
     acme: { issuers: acmeIssuers, challenges, pacing },
@@ -146,6 +123,40 @@ export function buildServices(config: Config, logger: Logger, metrics: Metrics, 
       renewals,
     ],
   };
+}
+
+/** The ACME side of managed secrets: the issuers, the challenges edges answer, the order budget's queue, the orders. */
+function acmeParts(config: Config, stores: VaultStores, session: ServiceSession, logger: Logger, metrics: Metrics) {
+  const issuers = new AcmeIssuers(stores.kv, config.acmeTimeout * 1000);
+  const challenges = new ChallengeBoard(stores.kv, stores.tokens, session);
+  const orders = new AcmeOrders(issuers, challenges, config.acmeTimeout * 1000, logger, { orders: metrics.acmeOrders });
+  return { issuers, challenges, pacing: new OrderPacing(stores.kv), orders };
+}
+
+/** Certificates' expiry in metrics and logs, and the managed renewals' and ACME queue's figures, from the catalog's listing. */
+function expiryWatchOf(config: Config, listings: Listings, session: ServiceSession, logger: Logger, metrics: Metrics, acme: ReturnType<typeof acmeParts>): ExpiryWatch {
+  return new ExpiryWatch(
+    listings,
+    session,
+    {
+      expiry: metrics.secretExpiry,
+      expiring: metrics.secretsExpiring,
+      lastPass: metrics.expiryPass,
+      managed: metrics.managedSecrets,
+      acmeNextSlot: metrics.acmeNextSlot,
+      acmeQueueThrough: metrics.acmeQueueThrough,
+    },
+    logger,
+    { warnDays: config.expiryWarningDays, seriesLimit: config.expiryMetricLimit },
+    { issuers: acme.issuers, pacing: acme.pacing },
+  );
+}
+
+/** Registration and revalidation of edge nodes, with the callback check of each that registers. */
+function nodeService(config: Config, storage: Storage, stores: VaultStores, session: ServiceSession, logger: Logger, metrics: Metrics, tuning: Tuning): NodeService {
+  const verifier = new CallbackVerifier({ timeoutMs: config.callbackTimeout * 1000, caFiles: config.callbackCaFile, insecure: config.callbackInsecure, ...tuning.callback }, logger);
+  const limits = { tokenPeriod: config.nodeTokenPeriod, maxNodesPerGroup: config.maxNodesPerGroup };
+  return new NodeService(storage, stores.tokens, session, verifier, limits, metrics.nodeLimitRefusals, logger);
 }
 
 /** rks's server certificate from its CA, for its host name and the other names it is reached by. */
