@@ -251,10 +251,9 @@ export class ManagedSecrets {
 
   private async attempt(token: string, fqdn: string, t: number, claimed: RenewalState): Promise<void> {
     let spec: ManagedSpec | undefined;
-    let next: SecretData;
-    let window: RenewalWindow | undefined;
-    /** The new certificate is in Vault: what fails after it is the copies' business alone. */
-    let stored = false;
+    let next: SecretData | null;
+    /** `stored`: the new certificate is in Vault, and what fails after it is the copies' business alone. */
+    const progress: { stored: boolean; window?: RenewalWindow } = { stored: false };
     // Whatever fails from here is recorded (lastError, the failed counter): a managed secret is
     // either renewing or visibly failing, never silently stuck.
     try {
@@ -274,47 +273,16 @@ export class ManagedSecrets {
         next = current.data;
         await this.copies.fanOut(token, fqdn, 'managed');
       } else {
-        const ttl = asked!.data.ttl;
-        if (spec.issuer !== RKS_CA) await this.slot(token, spec.issuer, t, current?.data.info, claimed);
-        ({ data: next, window } = await this.issue(fqdn, spec, ttl, token, current?.data.certificate));
-        // An order can outlive its claim: another instance took the secret over, or an admin
-        // deleted it meanwhile. Then this certificate is not written.
-        if (!(await this.holds(token, fqdn, claimed.claim!))) {
-          this.logger.info({ fqdn }, 'managed secret: the claim ran out during the order; another attempt or a deletion took over, this certificate is dropped');
-          return;
-        }
-        await this.material.write(token, fqdn, next, current?.version ?? 0);
-        // Deleted as it was written (the spec goes first): its key does not outlive the deletion.
-        if (!(await this.kv.read(kvPath.managedSpec(fqdn), token))) {
-          await this.material.destroy(token, fqdn);
-          return;
-        }
-        stored = true;
-        // The groups' copies first (what nodes read), beside the state that they may lag: should
-        // rks stop now, the next attempt copies and orders nothing.
-        const { pending: _pending, ...held } = claimed;
-        const [, copied] = await Promise.allSettled([
-          this.setState(token, fqdn, { ...held, copiesBehind: true }, claimed.claim),
-          this.copies.fanOut(token, fqdn, 'managed'),
-        ]);
-        this.counters.renewals.inc({ issuer: spec.issuer, result: 'renewed' });
-        this.logger.info({ fqdn, notAfter: next.info!.notAfter }, 'managed secret renewed');
-        this.expiry.note(fqdn, next.info!.notAfter, true);
-        if (copied.status === 'rejected') throw copied.reason;
+        next = await this.renewNow(token, fqdn, t, claimed, { spec, ttl: asked!.data.ttl, current }, progress);
+        if (!next) return;
       }
     } catch (err) {
-      if (err instanceof OrderQueued) {
-        // Waiting its turn is no failure: the state says when, and keeps what it said before.
-        const { inProgress: _i, claim: _c, ...held } = claimed;
-        await this.setState(token, fqdn, { ...held, renewAt: err.at, queued: true }, claimed.claim).catch(() => undefined);
-        const q = this.queuedInPass.get(spec!.issuer) ?? { count: 0, last: 0 };
-        this.queuedInPass.set(spec!.issuer, { count: q.count + 1, last: Math.max(q.last, err.at) });
-        return;
-      }
-      await this.failed(token, fqdn, t, claimed, err, { spec, stored, window });
+      if (err instanceof OrderQueued) return this.queued(token, fqdn, claimed, spec!.issuer, err);
+      await this.failed(token, fqdn, t, claimed, err, { spec, ...progress });
       return;
     }
     // Renewed and copied. The state is tried twice (else the claim runs out and it is renewed early).
+    const { window } = progress;
     const state: RenewalState = {
       renewAt: renewAt(next, spec, window),
       failures: 0,
@@ -324,6 +292,54 @@ export class ManagedSecrets {
     await this.setState(token, fqdn, state, claimed.claim).catch(() => this.setState(token, fqdn, state, claimed.claim)).catch((err) => {
       this.logger.warn({ fqdn, err: (err as Error).message }, 'managed secret renewed, but its next date could not be recorded');
     });
+  }
+
+  /**
+   * A new certificate ordered (within the issuer's budget), stored, and copied to the groups;
+   * null when it is not written after all (the claim ran out, or the secret was deleted).
+   */
+  private async renewNow(
+    token: string,
+    fqdn: string,
+    t: number,
+    claimed: RenewalState,
+    asked: { spec: ManagedSpec; ttl?: number; current: KvEntry<SecretData> | null },
+    progress: { stored: boolean; window?: RenewalWindow },
+  ): Promise<SecretData | null> {
+    const { spec, ttl, current } = asked;
+    if (spec.issuer !== RKS_CA) await this.slot(token, spec.issuer, t, current?.data.info, claimed);
+    const { data: next, window } = await this.issue(fqdn, spec, ttl, token, current?.data.certificate);
+    progress.window = window;
+    // An order can outlive its claim: another instance took the secret over, or an admin
+    // deleted it meanwhile. Then this certificate is not written.
+    if (!(await this.holds(token, fqdn, claimed.claim!))) {
+      this.logger.info({ fqdn }, 'managed secret: the claim ran out during the order; another attempt or a deletion took over, this certificate is dropped');
+      return null;
+    }
+    await this.material.write(token, fqdn, next, current?.version ?? 0);
+    // Deleted as it was written (the spec goes first): its key does not outlive the deletion.
+    if (!(await this.kv.read(kvPath.managedSpec(fqdn), token))) {
+      await this.material.destroy(token, fqdn);
+      return null;
+    }
+    progress.stored = true;
+    // The groups' copies first (what nodes read), beside the state that they may lag: should
+    // rks stop now, the next attempt copies and orders nothing.
+    const { pending: _pending, ...held } = claimed;
+    const [, copied] = await Promise.allSettled([this.setState(token, fqdn, { ...held, copiesBehind: true }, claimed.claim), this.copies.fanOut(token, fqdn, 'managed')]);
+    this.counters.renewals.inc({ issuer: spec.issuer, result: 'renewed' });
+    this.logger.info({ fqdn, notAfter: next.info!.notAfter }, 'managed secret renewed');
+    this.expiry.note(fqdn, next.info!.notAfter, true);
+    if (copied.status === 'rejected') throw copied.reason;
+    return next;
+  }
+
+  /** Waiting its turn in the issuer's queue is no failure: the state says when, and keeps what it said before. */
+  private async queued(token: string, fqdn: string, claimed: RenewalState, issuer: string, err: OrderQueued): Promise<void> {
+    const { inProgress: _i, claim: _c, ...held } = claimed;
+    await this.setState(token, fqdn, { ...held, renewAt: err.at, queued: true }, claimed.claim).catch(() => undefined);
+    const q = this.queuedInPass.get(issuer) ?? { count: 0, last: 0 };
+    this.queuedInPass.set(issuer, { count: q.count + 1, last: Math.max(q.last, err.at) });
   }
 
   /**
