@@ -64,7 +64,6 @@ export class Contract {
     const ajv = new Ajv({ strict: false, allErrors: false });
     const coercing = new Ajv({ strict: false, allErrors: false, coerceTypes: true });
     for (const a of [ajv, coercing]) a.addSchema(spec, 'rks');
-    const resolve = (x: Json): Json => (x?.$ref ? resolve(pointer(spec, x.$ref)) : x);
 
     for (const [path, item] of Object.entries<Json>(spec.paths)) {
       const names = [...path.matchAll(/\{([^}]+)\}/g)].map((m) => m[1]);
@@ -75,56 +74,7 @@ export class Contract {
         allow: '',
       };
       for (const method of METHODS.filter((m) => item[m])) {
-        const o: Json = item[method];
-        const parameters: Json[] = [...(item.parameters ?? []), ...(o.parameters ?? [])].map(resolve);
-        const body = o.requestBody ? resolve(o.requestBody) : undefined;
-        const types = Object.keys(body?.content ?? {});
-        const security: Json[] = o.security ?? spec.security ?? [];
-        const alternatives = security.map((s) => Object.keys(s));
-        for (const name of alternatives.flat()) {
-          if (!(SCHEMES as readonly string[]).includes(name)) throw new Error(`${o.operationId}: security scheme '${name}' is not one rks enforces`);
-        }
-        const compile = (a: Ajv, schema: Json) => a.compile(refs(schema));
-        const inParams = (where: string, extra: Json) => {
-          const ps = parameters.filter((p) => p.in === where);
-          const key = (p: Json) => (where === 'header' ? String(p.name).toLowerCase() : p.name);
-          return {
-            type: 'object',
-            properties: Object.fromEntries(ps.map((p) => [key(p), p.schema])),
-            required: ps.filter((p) => p.required).map(key),
-            ...extra,
-          };
-        };
-        const validators = {
-          params: compile(ajv, inParams('path', {})),
-          query: compile(coercing, inParams('query', { additionalProperties: false })),
-          headers: compile(ajv, inParams('header', {})),
-          // A JSON body against its schema; a text body (PEM) against its first content type's.
-          body: types.length ? compile(ajv, body!.content[types.includes('application/json') ? 'application/json' : types[0]!].schema) : undefined,
-        };
-        const answers = new Map<string, ValidateFunction | undefined>();
-        for (const [status, r] of Object.entries<Json>(o.responses ?? {})) {
-          const schema = resolve(r).content?.['application/json']?.schema;
-          answers.set(status, schema ? compile(ajv, schema) : undefined);
-        }
-        const op: Operation = {
-          id: o.operationId,
-          method: method.toUpperCase(),
-          path,
-          security: alternatives as Scheme[][],
-          pskExempt: o['x-rks-psk-exempt'] === true,
-          body: !body ? 'none' : types.includes('application/json') ? 'json' : 'text',
-          bodyRequired: Boolean(body?.required),
-          bodyLimit: o['x-rks-body-limit'],
-          check(part, value) {
-            const v = part === 'body' ? validators.body : validators[part];
-            return !v || v(value) ? [] : items(part, v.errors ?? []);
-          },
-          checkAnswer(status, value) {
-            const v = answers.has(String(status)) ? answers.get(String(status)) : answers.get('default');
-            return !v || v(value) ? [] : items('answer', v.errors ?? []);
-          },
-        };
+        const op = compileOperation({ spec, ajv, coercing }, path, item, method);
         route.byMethod.set(op.method, op);
         this.operations.push(op);
       }
@@ -184,4 +134,61 @@ function items(part: string, errors: ErrorObject[]): ValidationItem[] {
     const missing = e.keyword === 'required' ? `.${String(e.params.missingProperty)}` : '';
     return { path: `${where}${missing}`, keyword: e.keyword, message: e.message ?? 'is invalid' };
   });
+}
+
+/** One operation of the contract, its validators compiled (`coercing` for the query string). */
+function compileOperation(c: { spec: Json; ajv: Ajv; coercing: Ajv }, path: string, item: Json, method: string): Operation {
+  const { spec, ajv, coercing } = c;
+  const resolve = (x: Json): Json => (x?.$ref ? resolve(pointer(spec, x.$ref)) : x);
+  const o: Json = item[method];
+  const parameters: Json[] = [...(item.parameters ?? []), ...(o.parameters ?? [])].map(resolve);
+  const body = o.requestBody ? resolve(o.requestBody) : undefined;
+  const types = Object.keys(body?.content ?? {});
+  const security: Json[] = o.security ?? spec.security ?? [];
+  const alternatives = security.map((s) => Object.keys(s));
+  for (const name of alternatives.flat()) {
+    if (!(SCHEMES as readonly string[]).includes(name)) throw new Error(`${o.operationId}: security scheme '${name}' is not one rks enforces`);
+  }
+  const compile = (a: Ajv, schema: Json) => a.compile(refs(schema));
+  const inParams = (where: string, extra: Json) => {
+    const ps = parameters.filter((p) => p.in === where);
+    const key = (p: Json) => (where === 'header' ? String(p.name).toLowerCase() : p.name);
+    return {
+      type: 'object',
+      properties: Object.fromEntries(ps.map((p) => [key(p), p.schema])),
+      required: ps.filter((p) => p.required).map(key),
+      ...extra,
+    };
+  };
+  const validators = {
+    params: compile(ajv, inParams('path', {})),
+    query: compile(coercing, inParams('query', { additionalProperties: false })),
+    headers: compile(ajv, inParams('header', {})),
+    // A JSON body against its schema; a text body (PEM) against its first content type's.
+    body: types.length ? compile(ajv, body!.content[types.includes('application/json') ? 'application/json' : types[0]!].schema) : undefined,
+  };
+  const answers = new Map<string, ValidateFunction | undefined>();
+  for (const [status, r] of Object.entries<Json>(o.responses ?? {})) {
+    const schema = resolve(r).content?.['application/json']?.schema;
+    answers.set(status, schema ? compile(ajv, schema) : undefined);
+  }
+  const op: Operation = {
+    id: o.operationId,
+    method: method.toUpperCase(),
+    path,
+    security: alternatives as Scheme[][],
+    pskExempt: o['x-rks-psk-exempt'] === true,
+    body: !body ? 'none' : types.includes('application/json') ? 'json' : 'text',
+    bodyRequired: Boolean(body?.required),
+    bodyLimit: o['x-rks-body-limit'],
+    check(part, value) {
+      const v = part === 'body' ? validators.body : validators[part];
+      return !v || v(value) ? [] : items(part, v.errors ?? []);
+    },
+    checkAnswer(status, value) {
+      const v = answers.has(String(status)) ? answers.get(String(status)) : answers.get('default');
+      return !v || v(value) ? [] : items('answer', v.errors ?? []);
+    },
+  };
+  return op;
 }
