@@ -53,35 +53,10 @@ export function httpsToHttp(upstream: URL, node: RksNode, originFailed: (why: st
       const host = authority.replace(/:\d+$/, '').replace(/\.$/, '').toLowerCase();
       const sni = String((req.socket as tls.TLSSocket).servername ?? '').replace(/\.$/, '').toLowerCase();
       if (!host || host !== sni) return fail(421, 'this connection serves another name\n');
-      const headers: http.OutgoingHttpHeaders = {};
-      const dropped = new Set(String(req.headers.connection ?? '').toLowerCase().split(',').map((h) => h.trim()));
-      for (const [name, value] of Object.entries(req.headers)) {
-        if (name.startsWith(':') || HOP_BY_HOP.has(name) || dropped.has(name) || CLIENT_CLAIMS.test(name) || value === undefined) continue;
-        headers[name] = value;
-      }
-      headers.host = authority;
-      headers['x-forwarded-for'] = req.socket.remoteAddress?.replace(/^::ffff:/, '') ?? '';
-      headers['x-forwarded-proto'] = 'https';
-      headers['x-forwarded-host'] = authority;
-      const forwarded = http.request({ host: upstream.hostname, port, method: req.method, path: req.url, headers, agent, timeout: CONNECT_TIMEOUT_MS }, (answer) => {
-        const status = answer.statusCode ?? 0;
-        // HTTP/2 answers carry no 1xx final status nor any status past 599.
-        if (status < 200 || status > 599) {
-          answer.destroy();
-          originFailed(`an unusable status (${status})`);
-          return fail(502, 'the origin answered with an unusable status\n');
-        }
-        const out: http.OutgoingHttpHeaders = {};
-        for (const [name, value] of Object.entries(answer.headers)) if (!HOP_BY_HOP.has(name) && value !== undefined) out[name] = value;
-        try {
-          res.writeHead(status, out);
-        } catch {
-          answer.destroy();
-          originFailed('unusable headers');
-          return fail(502, 'the origin answered with unusable headers\n');
-        }
-        answer.pipe(res);
-      });
+      const headers = forwardedHeaders(req, authority);
+      const forwarded = http.request({ host: upstream.hostname, port, method: req.method, path: req.url, headers, agent, timeout: CONNECT_TIMEOUT_MS }, (answer) =>
+        relay(answer, res, fail, originFailed),
+      );
       // Past the first byte, a transfer that makes no progress for a while ends.
       forwarded.on('response', () => forwarded.setTimeout(IDLE_TIMEOUT_MS));
       forwarded.on('timeout', () => forwarded.destroy(new Error('the origin did not answer in time')));
@@ -104,6 +79,42 @@ export function httpsToHttp(upstream: URL, node: RksNode, originFailed: (why: st
   server.on('close', () => agent.destroy());
   node.protect(server);
   return server;
+}
+
+/** What the origin is sent of the client's headers: no hop-by-hop one, none a client may not claim, and who asked for what. */
+function forwardedHeaders(req: http2.Http2ServerRequest, authority: string): http.OutgoingHttpHeaders {
+  const headers: http.OutgoingHttpHeaders = {};
+  const dropped = new Set(String(req.headers.connection ?? '').toLowerCase().split(',').map((h) => h.trim()));
+  for (const [name, value] of Object.entries(req.headers)) {
+    if (name.startsWith(':') || HOP_BY_HOP.has(name) || dropped.has(name) || CLIENT_CLAIMS.test(name) || value === undefined) continue;
+    headers[name] = value;
+  }
+  headers.host = authority;
+  headers['x-forwarded-for'] = req.socket.remoteAddress?.replace(/^::ffff:/, '') ?? '';
+  headers['x-forwarded-proto'] = 'https';
+  headers['x-forwarded-host'] = authority;
+  return headers;
+}
+
+/** The origin's answer passed on to the client, or a 502 when HTTP/2 cannot carry it. */
+function relay(answer: http.IncomingMessage, res: http2.Http2ServerResponse, fail: (status: number, text: string) => void, originFailed: (why: string) => void): void {
+  const status = answer.statusCode ?? 0;
+  // HTTP/2 answers carry no 1xx final status nor any status past 599.
+  if (status < 200 || status > 599) {
+    answer.destroy();
+    originFailed(`an unusable status (${status})`);
+    return fail(502, 'the origin answered with an unusable status\n');
+  }
+  const out: http.OutgoingHttpHeaders = {};
+  for (const [name, value] of Object.entries(answer.headers)) if (!HOP_BY_HOP.has(name) && value !== undefined) out[name] = value;
+  try {
+    res.writeHead(status, out);
+  } catch {
+    answer.destroy();
+    originFailed('unusable headers');
+    return fail(502, 'the origin answered with unusable headers\n');
+  }
+  answer.pipe(res);
 }
 
 /**
