@@ -48,8 +48,7 @@ export class GroupService {
     private readonly tokens: TokenStore,
     private readonly writer: Session,
   ) {
-    ({ kv: this.kv, records: this.records, copies: this.copies, catalog: this.catalog, groups: this.groups, nodes: this.nodes } = storage);
-    this.changes = new ChangeLog(this.kv);
+    ({ kv: this.kv, records: this.records, copies: this.copies, catalog: this.catalog, groups: this.groups, nodes: this.nodes, changes: this.changes } = storage);
   }
 
   async create(token: string, name: string, info: GroupRegInfo): Promise<string> {

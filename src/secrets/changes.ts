@@ -29,12 +29,18 @@ export function changesOf(serial: GroupSerial): ChangeEntry[] {
   return out;
 }
 
-/** The entries as a serial keeps them: the newest that fit. */
+/**
+ * The entries as a serial keeps them: the newest that fit, by whole versions (a version kept in
+ * part would read as whole, and an edge would miss the rest). A version too large to fit leaves
+ * the log empty: edges behind it get the whole list.
+ */
 function logOf(entries: ChangeEntry[]): string {
-  const lines = entries.slice(-CHANGES_KEPT).map(([v, name, op]) => `${v} ${op} ${name}`);
-  let bytes = lines.reduce((n, l) => n + l.length + 1, 0);
-  while (bytes > LOG_BYTES && lines.length > 1) bytes -= lines.shift()!.length + 1;
-  return lines.join('\n');
+  const lines = entries.map(([v, name, op]) => `${v} ${op} ${name}`);
+  let start = Math.max(0, lines.length - CHANGES_KEPT);
+  let bytes = lines.slice(start).reduce((n, l) => n + l.length + 1, 0);
+  while (bytes > LOG_BYTES) bytes -= lines[start++]!.length + 1;
+  while (start > 0 && start < entries.length && entries[start]![0] === entries[start - 1]![0]) start++;
+  return lines.slice(start).join('\n');
 }
 
 /**
@@ -70,6 +76,9 @@ export function deltaOf(serial: GroupSerial, from: number, to: number): ListDelt
  * entries, by check-and-set on the version read.
  */
 export class ChangeLog {
+  /** By group and token: the write in flight, and the changes that wait for it to end. */
+  private readonly writes = new Map<string, { running: Promise<void>; next?: { changes: [string, ChangeOp][]; done: Promise<void> } }>();
+
   constructor(private readonly kv: KvStore) {}
 
   /**
@@ -77,8 +86,45 @@ export class ChangeLog {
    * change, when the caller read it). A group without a serial (gone meanwhile, or not moved to
    * copies yet) gets none. After many lost races the log starts afresh, which sends edges
    * behind it the whole list: never a delta that misses a change.
+   *
+   * One write at a time per group (and caller's token) in this process: changes that come while
+   * one is in flight wait for it and go together in the next, read afresh. Without that, every
+   * association of a bulk import raced every other for the serial's check-and-set, and Vault
+   * spent its time on writes that lost.
    */
-  async record(token: string, g: string, changes: [name: string, op: ChangeOp][], seen?: KvEntry<GroupSerial> | null): Promise<void> {
+  record(token: string, g: string, changes: [name: string, op: ChangeOp][], seen?: KvEntry<GroupSerial> | null): Promise<void> {
+    const key = `${g}\n${token}`;
+    const current = this.writes.get(key);
+    if (current?.next) {
+      current.next.changes.push(...changes);
+      return current.next.done;
+    }
+    const after = (write: () => Promise<void>): Promise<void> => {
+      const running = write().finally(() => {
+        const entry = this.writes.get(key);
+        if (entry?.running === running && !entry.next) this.writes.delete(key);
+      });
+      return running;
+    };
+    if (!current) {
+      const running = after(() => this.write(token, g, changes, seen));
+      this.writes.set(key, { running });
+      return running;
+    }
+    const next = { changes: [...changes], done: Promise.resolve() };
+    next.done = current.running
+      .catch(() => undefined)
+      .then(() => {
+        // From here on, new changes wait for this write: read after every one of these was made.
+        const running = after(() => this.write(token, g, next.changes));
+        this.writes.set(key, { running });
+        return running;
+      });
+    current.next = next;
+    return next.done;
+  }
+
+  private async write(token: string, g: string, changes: [name: string, op: ChangeOp][], seen?: KvEntry<GroupSerial> | null): Promise<void> {
     let serial = seen === undefined ? await this.kv.read<GroupSerial>(kvPath.groupSerial(g), token) : seen;
     for (let round = 1; serial; round++) {
       const version = serial.version + 1;

@@ -36,15 +36,12 @@ const copyPath = (g: string, fqdn: string, managed: boolean) => (managed ? kvPat
  * A managed secret's copies are in the group's `managed/` folder, a pushed one's in `secrets/`.
  */
 export class Copies {
-  private readonly changes: ChangeLog;
-
   constructor(
     private readonly kv: KvStore,
     private readonly records: Pick<SecretRecords, 'read'>,
     private readonly material: Pick<ManagedMaterial, 'read'>,
-  ) {
-    this.changes = new ChangeLog(kv);
-  }
+    private readonly changes: ChangeLog,
+  ) {}
 
   /** What the copies of `fqdn` are made of now; null for no such secret. */
   async source(token: string, fqdn: string, view: CopyView = 'admin'): Promise<CopySource | null> {

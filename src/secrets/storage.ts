@@ -3,6 +3,7 @@ import { NodeRecords } from '../records/nodes';
 import { ManagedMaterial, SecretRecords } from '../records/secrets';
 import type { KvStore } from '../vault/stores';
 import { Catalog } from './catalog';
+import { ChangeLog } from './changes';
 import { Copies } from './copies';
 
 /**
@@ -18,13 +19,16 @@ export class Storage {
   readonly material: ManagedMaterial;
   readonly copies: Copies;
   readonly catalog: Catalog;
+  /** The groups' serials: one writer per process, so that changes coming together are written together. */
+  readonly changes: ChangeLog;
 
   constructor(readonly kv: KvStore) {
     this.records = new SecretRecords(kv);
     this.groups = new GroupRecords(kv);
     this.nodes = new NodeRecords(kv);
     this.material = new ManagedMaterial(kv);
-    this.copies = new Copies(kv, this.records, this.material);
+    this.changes = new ChangeLog(kv);
+    this.copies = new Copies(kv, this.records, this.material, this.changes);
     this.catalog = new Catalog(kv, this.records, this.material, this.copies);
   }
 }

@@ -71,4 +71,42 @@ describe("a group's change log", () => {
     if (delta) expect(delta.added.sort()).toEqual(Array.from({ length: 20 }, (_, i) => `n${i}.example.com`).sort());
     else expect(s.version).toBeGreaterThan(1);
   });
+
+  it("writes changes that come together in one version: a bulk import's associations do not race each other for the serial", async () => {
+    const kv = new MemoryKv();
+    await kv.write(kvPath.groupSerial('edge'), { incarnation: 'i' }, 't');
+    let writes = 0;
+    kv.beforeWrite = (p) => void (p === kvPath.groupSerial('edge') && writes++);
+    const log = new ChangeLog(kv);
+    const names = Array.from({ length: 50 }, (_, i) => `n${i}.example.com`);
+    await Promise.all(names.map((n) => log.record('t', 'edge', [[n, 'a']])));
+    const s = (await kv.read<GroupSerial>(kvPath.groupSerial('edge'), 't'))!;
+    expect(deltaOf(s.data, 1, s.version)?.added).toEqual([...names].sort());
+    // The first alone, then the 49 that came while it was written.
+    expect(writes).toBe(2);
+    expect(s.version).toBe(3);
+    // Another caller's changes go in a write of their own (racing this caller's, by check-and-set).
+    await Promise.all([log.record('t', 'edge', [['x.example.com', 'k']]), log.record('u', 'edge', [['y.example.com', 'k']])]);
+    const both = (await kv.read<GroupSerial>(kvPath.groupSerial('edge'), 't'))!;
+    expect(both.version).toBe(5);
+    expect(deltaOf(both.data, 3, 5)?.replaced).toEqual(['x.example.com', 'y.example.com']);
+  });
+
+  it('keeps whole versions only: a version too large for the log is not told as a delta, never in part', async () => {
+    const kv = new MemoryKv();
+    await kv.write(kvPath.groupSerial('edge'), { incarnation: 'i' }, 't');
+    const log = new ChangeLog(kv);
+    // One change written alone, then CHANGES_KEPT + 10 together in the next version.
+    const many = Array.from({ length: CHANGES_KEPT + 10 }, (_, i) => `m${i}.example.com`);
+    await Promise.all([log.record('t', 'edge', [['first.example.com', 'a']]), ...many.map((n) => log.record('t', 'edge', [[n, 'a']]))]);
+    const s = (await kv.read<GroupSerial>(kvPath.groupSerial('edge'), 't'))!;
+    expect(s.version).toBe(3);
+    expect(deltaOf(s.data, 2, 3)).toBeNull();
+    expect(deltaOf(s.data, 1, 3)).toBeNull();
+    // The next version fits again, and is told alone.
+    await log.record('t', 'edge', [['next.example.com', 'a']]);
+    const after = (await kv.read<GroupSerial>(kvPath.groupSerial('edge'), 't'))!;
+    expect(deltaOf(after.data, 3, 4)).toEqual({ added: ['next.example.com'], removed: [], replaced: [] });
+    expect(deltaOf(after.data, 2, 4)).toBeNull();
+  });
 });
