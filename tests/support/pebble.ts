@@ -33,7 +33,11 @@ export function pebbleBinary(): string {
  * DNS responder (127.0.0.1) and fetches the challenge from `httpPort`, where the test's edge
  * listens. Certificates live `validitySeconds`.
  */
-export async function startPebble(opts: { httpPort: number; validitySeconds?: number }): Promise<TestPebble> {
+/**
+ * `alwaysValid`: Pebble skips validation (for tests about something else than HTTP-01, which a
+ * loaded machine can make miss a DNS answer from the stub resolver).
+ */
+export async function startPebble(opts: { httpPort: number; validitySeconds?: number; alwaysValid?: boolean }): Promise<TestPebble> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rks-pebble-'));
   const ca = await issue({ name: 'pebble test TLS CA', ca: true });
   const leaf = await issue({ name: 'localhost', dns: ['localhost'], ips: ['127.0.0.1'], issuer: ca });
@@ -63,7 +67,7 @@ export async function startPebble(opts: { httpPort: number; validitySeconds?: nu
   const child: ChildProcess = spawn(pebbleBinary(), ['-config', path.join(dir, 'pebble.json'), '-dnsserver', dns.addr], {
     // No sleeps before validation, and no nonce rejection: the tests stay fast and deterministic.
     // Every order validates afresh (no reuse of earlier authorisations), so each renewal asks the edge again.
-    env: { ...process.env, PEBBLE_VA_NOSLEEP: '1', PEBBLE_WFE_NONCEREJECT: '0', PEBBLE_AUTHZREUSE: '0' },
+    env: { ...process.env, PEBBLE_VA_NOSLEEP: '1', PEBBLE_WFE_NONCEREJECT: '0', PEBBLE_AUTHZREUSE: '0', ...(opts.alwaysValid ? { PEBBLE_VA_ALWAYS_VALID: '1' } : {}) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const keep = (d: Buffer) => (output = (output + d.toString()).slice(-20_000));
